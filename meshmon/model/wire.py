@@ -1,0 +1,238 @@
+"""Wire contract v1: the MQTT topics and payloads agents and the collector speak.
+
+These pydantic models are the source of truth; `docs/protocol.md` and
+`docs/protocol.schema.json` are generated from them (`python -m meshmon.model.schema`).
+Validation is strict where it protects the collector (types, ranges, sizes, topic and
+payload agreeing on the node) and lenient where devices differ: unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD_BYTES = 65536
+NODE_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAC_RE = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
+LINK_KINDS = ("wifi", "batman", "olsr", "babel", "bmx7", "ethernet", "vpn", "other")
+MESSAGE_KINDS = ("status", "info", "report")
+
+NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_RE)]
+Mac = Annotated[str, StringConstraints(pattern=MAC_RE, to_lower=True)]
+ShortText = Annotated[str, StringConstraints(max_length=128)]
+LinkKind = Literal["wifi", "batman", "olsr", "babel", "bmx7", "ethernet", "vpn", "other"]
+Counter = Annotated[int, Field(ge=0)]
+Dbm = Annotated[float, Field(ge=-150, le=40)]
+Mbps = Annotated[float, Field(ge=0, le=1_000_000)]
+
+
+class WireModel(BaseModel):
+    """Base of every payload model: unknown fields from newer or odd agents are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=False)
+
+
+class Status(WireModel):
+    """Retained online flag; the agent's last will is the same with `online: false`."""
+
+    v: Literal[1]
+    node: NodeId
+    online: bool
+    ts: float | None = Field(default=None, ge=0, description="agent clock, unix seconds")
+
+
+class Location(WireModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    alt_m: float | None = Field(default=None, ge=-500, le=10_000)
+
+
+class Owner(WireModel):
+    """Private: never shown in public output."""
+
+    contact: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class Antenna(WireModel):
+    """A directional (sector) antenna, for coverage drawing."""
+
+    iface: ShortText | None = None
+    azimuth_deg: float = Field(ge=0, lt=360)
+    width_deg: float = Field(gt=0, le=360)
+    range_m: float | None = Field(default=None, gt=0, le=100_000)
+
+
+class Info(WireModel):
+    """Retained node description, sent on start and when it changes."""
+
+    v: Literal[1]
+    node: NodeId
+    ts: float | None = Field(default=None, ge=0)
+    hostname: ShortText | None = None
+    model: ShortText | None = None
+    firmware: ShortText | None = None
+    agent: ShortText | None = None
+    location: Location | None = None
+    macs: list[Mac] = Field(default_factory=list, max_length=128)
+    gateway: bool = False
+    owner: Owner | None = None
+    public: bool = True
+    tags: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=32
+    )
+    antennas: list[Antenna] = Field(default_factory=list, max_length=16)
+    interval_s: float | None = Field(default=None, gt=0, le=86_400)
+
+
+class Sys(WireModel):
+    uptime_s: float | None = Field(default=None, ge=0)
+    load: list[Annotated[float, Field(ge=0, le=10_000)]] | None = Field(default=None, max_length=3)
+    mem_total_kb: Counter | None = None
+    mem_avail_kb: Counter | None = None
+    rootfs_used_pct: float | None = Field(default=None, ge=0, le=100)
+
+
+class Iface(WireModel):
+    name: ShortText
+    up: bool | None = None
+    rx_bytes: Counter | None = None
+    tx_bytes: Counter | None = None
+    rx_packets: Counter | None = None
+    tx_packets: Counter | None = None
+    rx_errors: Counter | None = None
+    tx_errors: Counter | None = None
+
+
+class Radio(WireModel):
+    iface: ShortText
+    freq_mhz: float | None = Field(default=None, gt=0, le=100_000)
+    channel: int | None = Field(default=None, ge=0, le=1000)
+    width_mhz: float | None = Field(default=None, gt=0, le=2000)
+    noise_dbm: Dbm | None = None
+    txpower_dbm: float | None = Field(default=None, ge=-50, le=60)
+    busy_pct: float | None = Field(default=None, ge=0, le=100)
+    clients: Counter | None = None
+
+
+class Link(WireModel):
+    """One neighbour seen on one interface by one mechanism, from this node's side."""
+
+    peer: NodeId | None = None
+    peer_mac: Mac | None = None
+    iface: ShortText
+    kind: LinkKind
+    signal_dbm: Dbm | None = None
+    signal_avg_dbm: Dbm | None = None
+    chains_dbm: list[Dbm] | None = Field(default=None, max_length=8)
+    noise_dbm: Dbm | None = None
+    snr_db: float | None = Field(default=None, ge=-50, le=150)
+    tx_rate_mbps: Mbps | None = None
+    rx_rate_mbps: Mbps | None = None
+    expected_tput_mbps: Mbps | None = None
+    tx_retries: Counter | None = None
+    tx_failed: Counter | None = None
+    inactive_ms: Counter | None = None
+    tq: int | None = Field(default=None, ge=0, le=255)
+    lq: float | None = Field(default=None, ge=0, le=1)
+    nlq: float | None = Field(default=None, ge=0, le=1)
+    etx: float | None = Field(default=None, ge=0, le=1_000_000)
+    cost: float | None = Field(default=None, ge=0, le=1_000_000)
+    rxcost: float | None = Field(default=None, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _needs_a_peer(self) -> Link:
+        if self.peer is None and self.peer_mac is None:
+            raise ValueError("a link needs `peer` or `peer_mac`")
+        return self
+
+
+LINK_METRICS: tuple[str, ...] = (
+    "signal_dbm", "signal_avg_dbm", "noise_dbm", "snr_db", "tx_rate_mbps", "rx_rate_mbps",
+    "expected_tput_mbps", "tx_retries", "tx_failed", "inactive_ms", "tq", "lq", "nlq", "etx",
+    "cost", "rxcost",
+)  # fmt: skip
+"""Scalar link metrics, in a fixed order (storage and line protocol use it)."""
+
+
+class Report(WireModel):
+    """Periodic report of one node: system, interfaces, radios and links."""
+
+    v: Literal[1]
+    node: NodeId
+    ts: float = Field(ge=0, description="agent clock, unix seconds")
+    seq: Counter
+    interval_s: float = Field(gt=0, le=86_400)
+    sys: Sys | None = None
+    ifaces: list[Iface] = Field(default_factory=list, max_length=128)
+    radios: list[Radio] = Field(default_factory=list, max_length=32)
+    clients: Counter | None = None
+    links: list[Link] = Field(default_factory=list, max_length=512)
+
+
+class Command(WireModel):
+    """Collector → agent, on `…/NODE/cmd`; e.g. installer mode `fast`."""
+
+    cmd: Literal["fast"]
+    interval_s: float = Field(default=1, gt=0, le=60)
+    duration_s: float = Field(default=600, gt=0, le=3600)
+
+
+Message = Status | Info | Report
+_MODELS: dict[str, type[Status] | type[Info] | type[Report]] = {
+    "status": Status,
+    "info": Info,
+    "report": Report,
+}
+_NODE_RE = re.compile(NODE_ID_RE)
+
+
+class Rejected(Exception):
+    """A message that does not follow the contract; `reason` is a short metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def topic_for(prefix: str, node: str, kind: str) -> str:
+    """The topic of one node's message of `kind` (status, info, report, cmd)."""
+    return f"{prefix}/v1/node/{node}/{kind}"
+
+
+def parse_topic(prefix: str, topic: str) -> tuple[str, str]:
+    """Split `PREFIX/v1/node/NODE/KIND` into (node, kind); raise Rejected otherwise."""
+    head = f"{prefix}/v1/node/"
+    if not topic.startswith(head):
+        raise Rejected("topic", f"not under {head}: {topic[:200]!r}")
+    rest = topic[len(head) :].split("/")
+    if len(rest) != 2 or rest[1] not in _MODELS or not _NODE_RE.match(rest[0]):
+        raise Rejected("topic", f"unexpected topic {topic[:200]!r}")
+    return rest[0], rest[1]
+
+
+def decode(prefix: str, topic: str, payload: bytes) -> Message:
+    """Turn one MQTT message into a validated model, or raise Rejected with the reason."""
+    node, kind = parse_topic(prefix, topic)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Rejected("oversize", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        data: Any = pydantic_core.from_json(payload)
+    except ValueError as exc:
+        raise Rejected("json", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise Rejected("schema", "payload is not a JSON object")
+    if data.get("v") != PROTOCOL_VERSION:
+        raise Rejected("version", f"unsupported version {str(data.get('v'))[:20]!r}")
+    if data.get("node") != node:
+        raise Rejected("node_mismatch", f"topic node {node!r} != payload node {data.get('node')!r}")
+    try:
+        return _MODELS[kind].model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise Rejected("schema", f"{where}: {first['msg']}") from None

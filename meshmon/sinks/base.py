@@ -1,0 +1,45 @@
+"""The one Protocol every storage backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from meshmon.model.wire import Report
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened (outage, recovery, alert, node online/offline)."""
+
+    ts: float
+    kind: str
+    node: str | None = None
+    summary: str = ""
+    fields: dict[str, float | int | str | bool] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    """A destination for samples. `write_*` never block and never raise: they enqueue."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Open connections and start the background flusher."""
+
+    def write_report(self, report: Report, received_at: float, dsts: Sequence[str | None]) -> None:
+        """Queue one report; `dsts[i]` is the resolved peer node id of `report.links[i]`."""
+
+    def write_event(self, event: Event) -> None:
+        """Queue one event."""
+
+    async def flush(self) -> None:
+        """Write everything queued so far (tests and shutdown use it)."""
+
+    async def close(self) -> None:
+        """Flush what can be flushed and release resources."""
+
+    def stats(self) -> dict[str, float]:
+        """Counters and gauges for /metrics, e.g. queued, written, dropped, write latency."""
+        ...

@@ -1,0 +1,183 @@
+"""Real servers for tests: Mosquitto, InfluxDB 1.x and VictoriaMetrics on free loopback ports.
+
+Each starter returns a handle whose `stop()` ends the process it started (by PID) and
+removes its directory. Used by tests/conftest.py and by bench/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status < 500:
+                    return
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@dataclass
+class Server:
+    """A server process started by a test, stopped by PID."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log(self) -> str:
+        path = self.workdir / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _spawn(name: str, argv: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    logf = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=workdir)
+
+
+def start_mosquitto(port: int | None = None, extra_conf: str = "") -> Server:
+    """Mosquitto on 127.0.0.1 with anonymous access, no persistence (unless extra_conf says)."""
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"user root\nmax_queued_messages 1000000\n{extra_conf}\n"
+    )
+    proc = _spawn("mosquitto", ["mosquitto", "-c", str(conf)], workdir)
+    server = Server("mosquitto", port, proc, workdir)
+    try:
+        wait_for_port(port, proc=proc)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def restart(server: Server) -> Server:
+    """Stop a Mosquitto and start it again on the same port with the same config."""
+    conf = server.workdir / "mosquitto.conf"
+    text = conf.read_text()
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        server.proc.wait(timeout=10)
+    proc = _spawn(server.name, ["mosquitto", "-c", str(conf)], server.workdir)
+    conf.write_text(text)
+    server.proc = proc
+    wait_for_port(server.port, proc=proc)
+    return server
+
+
+def start_influxdb1() -> Server:
+    """InfluxDB 1.6.7 (`influxd`), answering /write and InfluxQL /query."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="influxdb-"))
+    conf = workdir / "influxdb.conf"
+    conf.write_text(
+        f"""reporting-disabled = true
+bind-address = "127.0.0.1:{free_port()}"
+[meta]
+  dir = "{workdir}/meta"
+[data]
+  dir = "{workdir}/data"
+  wal-dir = "{workdir}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = true
+"""
+    )
+    proc = _spawn("influxd", ["influxd", "-config", str(conf)], workdir)
+    server = Server("influxdb", port, proc, workdir)
+    try:
+        wait_for_http(f"{server.url}/ping")
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def start_victoria_metrics() -> Server:
+    """VictoriaMetrics, which accepts influxdb-client's v2 writes."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="victoria-"))
+    argv = [
+        "victoria-metrics",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        f"-storageDataPath={workdir}/data",
+        "-search.latencyOffset=0s",
+    ]
+    proc = _spawn("victoria-metrics", argv, workdir)
+    server = Server("victoria-metrics", port, proc, workdir)
+    try:
+        wait_for_http(f"{server.url}/health")
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def influx_query(server: Server, db: str, q: str) -> dict:  # type: ignore[type-arg]
+    """Run InfluxQL against an InfluxDB 1.x server; return the decoded JSON."""
+    import json
+    import urllib.parse
+
+    url = f"{server.url}/query?" + urllib.parse.urlencode({"db": db, "q": q, "epoch": "s"})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]

@@ -1,0 +1,139 @@
+"""The `meshmon` command: the only place that wires objects together."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from meshmon import __version__
+from meshmon.config import Config, ConfigError, load
+
+log = logging.getLogger("meshmon")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+def _load_or_exit(path: str | None) -> Config:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"meshmon: invalid config {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _run_until_signal(main: asyncio.Task[None]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({main, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if not main.done():
+        main.cancel()
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await main
+
+
+async def _serve(config: Config) -> None:
+    from meshmon.service import Service
+
+    service = Service(config)
+    await service.start()
+    broker = "embedded" if service.broker else "external"
+    print(
+        f"meshmon {__version__}: collecting from MQTT {broker} broker "
+        f"{service.mqtt_address.host}:{service.mqtt_address.port}; "
+        f"open {service.http_url}/",
+        flush=True,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await service.stop()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load_or_exit(args.config)
+    _setup_logging(config.log_level)
+
+    async def main() -> None:
+        await _run_until_signal(asyncio.create_task(_serve(config)))
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from meshmon.demo.runner import run_demo
+
+    config = _load_or_exit(args.config)
+    _setup_logging(config.log_level)
+    if args.config is None:
+        config.storage.path = args.storage
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            run_demo(config, args.port, args.nodes, args.interval, args.duration)
+        )
+        await _run_until_signal(task)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        load(args.file)
+    except ConfigError as exc:
+        for path, message in exc.errors:
+            print(f"{exc.source}: {path}: {message}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meshmon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"meshmon {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the collector")
+    serve.add_argument("-c", "--config", help="TOML config (default: embedded defaults)")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="broker + collector + simulated community network")
+    demo.add_argument("-c", "--config", help="TOML config, e.g. to add an InfluxDB sink")
+    demo.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    demo.add_argument("--nodes", type=int, default=None, help="limit the network to N nodes")
+    demo.add_argument("--interval", type=float, default=10.0, help="report interval, s")
+    demo.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    demo.add_argument("--storage", default="meshmon-demo.sqlite",
+                      help="SQLite file when no config is given")
+    demo.set_defaults(func=cmd_demo)
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `meshmon` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

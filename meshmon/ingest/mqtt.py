@@ -1,0 +1,148 @@
+"""MQTT subscriber: paho-mqtt in its own thread, handing messages to asyncio in batches.
+
+The paho thread only appends `(topic, payload, received_at)` to a deque and wakes the
+event loop when the deque was empty; decoding happens on the loop. The deque is bounded:
+what does not fit is dropped and counted (`meshmon_ingest_dropped_total`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from meshmon.config import MqttConfig
+
+log = logging.getLogger(__name__)
+
+RawMessage = tuple[str, bytes, float]
+"""(topic, payload, received_at) — the only thing that leaves this adapter."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+
+
+def _from_paho_message(msg: paho.MQTTMessage, now: float) -> RawMessage:
+    return (msg.topic, bytes(msg.payload), now)
+
+
+class MqttIngest:
+    """Subscribes to `PREFIX/v1/node/+/{status,info,report}` and hands batches to a callback."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        address: BrokerAddress,
+        on_batch: Callable[[list[RawMessage]], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._address = address
+        self._on_batch = on_batch
+        self._clock = clock
+        self._pending: deque[RawMessage] = deque()
+        self._wake_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.connected = asyncio.Event()
+        self.received = 0
+        self.dropped = 0
+        self.connects = 0
+        client_id = config.client_id or f"meshmon-collector-{uuid.uuid4().hex[:8]}"
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=True,
+            protocol=paho.MQTTv311,
+        )
+        self._client.max_inflight_messages_set(1000)
+        self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if config.username:
+            self._client.username_pw_set(config.username, config.password or None)
+        if config.tls:
+            self._client.tls_set(
+                ca_certs=config.ca_file or None, cert_reqs=ssl.CERT_REQUIRED
+            )
+            self._client.tls_insecure_set(config.tls_insecure)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    @property
+    def topics(self) -> list[str]:
+        prefix = self._config.topic_prefix
+        return [f"{prefix}/v1/node/+/{kind}" for kind in ("status", "info", "report")]
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    async def start(self) -> None:
+        """Connect in the background; paho reconnects by itself when the broker goes away."""
+        self._loop = asyncio.get_running_loop()
+        self._client.connect_async(
+            self._address.host, self._address.port, keepalive=self._config.keepalive_s
+        )
+        self._client.loop_start()
+
+    async def stop(self) -> None:
+        self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Publish from the collector (e.g. the `fast` command to an agent)."""
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    # paho thread ---------------------------------------------------------------------
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("MQTT connect to %s:%s refused: %s", self._address.host,
+                        self._address.port, reason)
+            return
+        self.connects += 1
+        client.subscribe([(t, 1) for t in self.topics])
+        log.info("MQTT connected to %s:%s, subscribed to %s", self._address.host,
+                 self._address.port, ", ".join(self.topics))
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.connected.set)
+
+    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        log.warning("MQTT disconnected (%s); reconnecting", reason)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.connected.clear)
+
+    def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        if len(self._pending) >= self._config.queue_max:
+            self.dropped += 1
+            return
+        self._pending.append(_from_paho_message(msg, self._clock()))
+        self.received += 1
+        if not self._wake_scheduled and self._loop is not None:
+            self._wake_scheduled = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    # event loop ----------------------------------------------------------------------
+    def _drain(self) -> None:
+        self._wake_scheduled = False
+        pending = self._pending
+        batch: list[RawMessage] = []
+        while pending and len(batch) < 2000:
+            batch.append(pending.popleft())
+        if pending and not self._wake_scheduled:
+            # let other tasks (HTTP, sinks) run between large batches
+            self._wake_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+        if batch:
+            self._on_batch(batch)

@@ -1,0 +1,265 @@
+"""The collector: owns the tasks that wire ingest → topology core → sinks and the web app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from meshmon.config import Config
+from meshmon.ingest.broker import EmbeddedBroker
+from meshmon.ingest.mqtt import BrokerAddress, MqttIngest, RawMessage
+from meshmon.metrics import Metrics
+from meshmon.model.state import LinkKey
+from meshmon.model.topology import Topology
+from meshmon.model.wire import Info, Rejected, Report, Status, decode
+from meshmon.sinks import build_sinks
+from meshmon.sinks.base import Event, Sink
+from meshmon.sinks.sqlite import SqliteStore
+from meshmon.web.app import WebContext, create_app
+
+log = logging.getLogger(__name__)
+
+REJECT_LOG_INTERVAL_S = 60.0
+STATE_SAVE_INTERVAL_S = 2.0
+EXPIRE_INTERVAL_S = 1.0
+
+
+class Service:
+    """One collector: embedded or external broker, topology, SQLite (+ InfluxDB), HTTP."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.metrics = Metrics()
+        self.topology = Topology(
+            offline_after_intervals=config.topology.offline_after_intervals,
+            link_timeout_s=config.topology.link_timeout_s,
+        )
+        self.store: SqliteStore | None = None
+        self.sinks: list[Sink] = []
+        self.broker: EmbeddedBroker | None = None
+        self.ingest: MqttIngest | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dirty_nodes: set[str] = set()
+        self._dirty_links: set[LinkKey] = set()
+        self._removed_links: set[LinkKey] = set()
+        self._reject_logged: dict[tuple[str, str], float] = {}
+        self.http_port = 0
+        self._describe_metrics()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Load state, start sinks, broker, MQTT ingest, HTTP; return when all listen."""
+        cfg = self.config
+        self.sinks = build_sinks(cfg)
+        self.store = next((s for s in self.sinks if isinstance(s, SqliteStore)), None)
+        for sink in self.sinks:
+            await sink.start()
+        if self.store is not None:
+            nodes, links = await self.store.load_state()
+            self.topology.restore(nodes, links)
+            log.info("state restored from %s: %d nodes, %d links",
+                     cfg.storage.path, len(nodes), len(links))
+        address = BrokerAddress(cfg.mqtt.host, cfg.mqtt.port)
+        if cfg.mqtt.broker == "embedded":
+            self.broker = EmbeddedBroker(cfg.mqtt.embedded)
+            await self.broker.start()
+            address = BrokerAddress(self.broker.host, self.broker.port)
+        self.mqtt_address = address
+        self.ingest = MqttIngest(cfg.mqtt, address, self._on_batch, clock=self.clock)
+        await self.ingest.start()
+        await self._start_http()
+        self._tasks = [
+            asyncio.create_task(self._periodic(EXPIRE_INTERVAL_S, self._expire), name="expire"),
+            asyncio.create_task(
+                self._periodic(STATE_SAVE_INTERVAL_S, self._save_state), name="save-state"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        """Stop in reverse order, flushing state and sinks."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self.ingest is not None:
+            await self.ingest.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._save_state()
+        for sink in self.sinks:
+            try:
+                await sink.close()
+            except Exception:
+                log.exception("closing sink %s failed", sink.name)
+        if self.broker is not None:
+            await self.broker.stop()
+
+    async def __aenter__(self) -> Service:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    @property
+    def http_url(self) -> str:
+        host = self.config.http.host
+        return f"http://{host}:{self.http_port}"
+
+    async def _start_http(self) -> None:
+        ctx = WebContext(
+            topology=self.topology, config=self.config, metrics=self.metrics,
+            clock=self.clock, store=self.store, send_command=self.send_command,
+        )
+        self._runner = web.AppRunner(create_app(ctx), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http.port
+        log.info("HTTP on %s", self.http_url)
+
+    def send_command(self, node: str, payload: bytes) -> None:
+        """Publish a command to one agent (`…/NODE/cmd`, QoS 1, not retained)."""
+        if self.ingest is not None:
+            prefix = self.config.mqtt.topic_prefix
+            self.ingest.publish(f"{prefix}/v1/node/{node}/cmd", payload)
+
+    # ------------------------------------------------------------------ ingest
+    def _on_batch(self, batch: list[RawMessage]) -> None:
+        prefix = self.config.mqtt.topic_prefix
+        for topic, payload, received_at in batch:
+            try:
+                message = decode(prefix, topic, payload)
+            except Rejected as rej:
+                self._reject(topic, rej, received_at)
+                continue
+            try:
+                self._apply(message, received_at)
+            except Exception:  # a bug must not stop ingest; count it and go on
+                log.exception("applying %s failed", topic)
+                self.metrics.inc("meshmon_rejected_total", reason="internal")
+
+    def _apply(self, message: Status | Info | Report, now: float) -> None:
+        topo = self.topology
+        m = self.metrics
+        if isinstance(message, Report):
+            dsts = topo.apply_report(message, now)
+            m.inc("meshmon_reports_received_total")
+            self._dirty_nodes.add(message.node)
+            for link, dst in zip(message.links, dsts, strict=True):
+                peer = dst if dst is not None else f"mac:{link.peer_mac}"
+                self._dirty_links.add(LinkKey(message.node, peer, link.iface, link.kind))
+            for sink in self.sinks:
+                sink.write_report(message, now, dsts)
+        elif isinstance(message, Status):
+            m.inc("meshmon_status_received_total")
+            if topo.apply_status(message, now):
+                self._emit(Event(now, "online" if message.online else "offline", message.node,
+                                 f"{message.node} is {'online' if message.online else 'offline'}"))
+            self._dirty_nodes.add(message.node)
+        else:
+            m.inc("meshmon_info_received_total")
+            topo.apply_info(message, now)
+            self._dirty_nodes.add(message.node)
+            # links re-keyed by MAC resolution are saved with the node's links
+            self._dirty_links.update(ls.key for ls in topo.node_links(message.node))
+
+    def _reject(self, topic: str, rej: Rejected, now: float) -> None:
+        self.metrics.inc("meshmon_rejected_total", reason=rej.reason)
+        parts = topic.split("/")
+        node = parts[-2] if len(parts) >= 2 else "?"
+        key = (node, rej.reason)
+        if now - self._reject_logged.get(key, 0.0) >= REJECT_LOG_INTERVAL_S:
+            self._reject_logged[key] = now
+            log.warning("dropped message on %s (%s): %s", topic[:200], rej.reason, rej.detail)
+
+    def _emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.write_event(event)
+
+    # ------------------------------------------------------------------ periodic work
+    async def _periodic(self, interval: float, fn: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                fn()
+            except Exception:
+                log.exception("periodic task %s failed", getattr(fn, "__name__", fn))
+
+    def _expire(self) -> None:
+        now = self.clock()
+        expired = self.topology.expire(now)
+        for node in expired.nodes_offline:
+            self._dirty_nodes.add(node)
+            self._emit(Event(now, "offline", node, f"{node} stopped reporting"))
+        self._removed_links.update(expired.links_removed)
+        self._dirty_links.difference_update(expired.links_removed)
+
+    def _save_state(self) -> None:
+        if self.store is None:
+            return
+        topo = self.topology
+        nodes = [topo.nodes[n] for n in self._dirty_nodes if n in topo.nodes]
+        links = [topo.links[k] for k in self._dirty_links if k in topo.links]
+        if nodes or links or self._removed_links:
+            self.store.save_state(nodes, links, list(self._removed_links))
+        self._dirty_nodes.clear()
+        self._dirty_links.clear()
+        self._removed_links.clear()
+
+    # ------------------------------------------------------------------ metrics
+    def _describe_metrics(self) -> None:
+        m = self.metrics
+        m.describe("meshmon_reports_received_total", "counter", "valid reports applied")
+        m.describe("meshmon_status_received_total", "counter", "valid status messages applied")
+        m.describe("meshmon_info_received_total", "counter", "valid info messages applied")
+        m.describe("meshmon_rejected_total", "counter", "messages dropped, by reason")
+        m.describe("meshmon_mqtt_messages_total", "counter", "MQTT messages received")
+        m.describe("meshmon_ingest_queue_depth", "gauge", "messages waiting to be decoded")
+        m.describe("meshmon_ingest_dropped_total", "counter", "messages dropped: ingest queue full")
+        m.describe("meshmon_mqtt_connected", "gauge", "1 while connected to the broker")
+        m.describe("meshmon_nodes", "gauge", "known nodes")
+        m.describe("meshmon_nodes_online", "gauge", "nodes online")
+        m.describe("meshmon_links", "gauge", "directed links")
+        m.describe("meshmon_sink_queue_depth", "gauge", "points waiting in a sink, by sink")
+        m.describe("meshmon_sink_written_total", "counter", "points/rows written, by sink")
+        m.describe("meshmon_sink_dropped_total", "counter", "points/rows dropped, by sink")
+        m.describe("meshmon_sink_errors_total", "counter", "failed writes, by sink")
+        m.describe("meshmon_sink_write_latency_ms", "gauge", "duration of the last write")
+        ing = lambda: self.ingest  # noqa: E731
+        m.gauge_fn("meshmon_mqtt_messages_total", lambda: float(ing().received if ing() else 0))
+        m.gauge_fn("meshmon_ingest_queue_depth", lambda: float(ing().queue_depth if ing() else 0))
+        m.gauge_fn("meshmon_ingest_dropped_total", lambda: float(ing().dropped if ing() else 0))
+        m.gauge_fn("meshmon_mqtt_connected",
+                   lambda: float(bool(ing() and ing().connected.is_set())))  # type: ignore[union-attr]
+        m.gauge_fn("meshmon_nodes", lambda: float(len(self.topology.nodes)))
+        m.gauge_fn("meshmon_nodes_online",
+                   lambda: float(sum(1 for n in self.topology.nodes.values() if n.online)))
+        m.gauge_fn("meshmon_links", lambda: float(len(self.topology.links)))
+        for metric, stat in (
+            ("meshmon_sink_queue_depth", "queued"),
+            ("meshmon_sink_written_total", "written_points"),
+            ("meshmon_sink_dropped_total", "dropped_points"),
+            ("meshmon_sink_errors_total", "write_errors"),
+            ("meshmon_sink_write_latency_ms", "last_write_ms"),
+        ):
+            m.gauge_fn(metric, self._sink_stat(stat))
+
+    def _sink_stat(self, stat: str) -> Callable[[], dict[tuple[tuple[str, str], ...], float]]:
+        def read() -> dict[tuple[tuple[str, str], ...], float]:
+            return {(("sink", s.name),): float(s.stats().get(stat, 0.0)) for s in self.sinks}
+
+        return read

@@ -1,0 +1,86 @@
+"""Wire contract v1: decoding, the rejection reasons, and the generated schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from meshmon.model.schema import contract_schema
+from meshmon.model.wire import MAX_PAYLOAD_BYTES, Info, Rejected, Report, Status, decode
+
+ROOT = Path(__file__).resolve().parents[2]
+P = "meshmon"
+
+
+def report(**over: object) -> dict:  # type: ignore[type-arg]
+    base: dict = {  # type: ignore[type-arg]
+        "v": 1, "node": "n1", "ts": 1_700_000_000.5, "seq": 3, "interval_s": 30,
+        "links": [{"peer_mac": "AA:BB:CC:00:11:22", "iface": "mesh0", "kind": "wifi",
+                   "signal_dbm": -61}],
+    }
+    base.update(over)
+    return base
+
+
+def enc(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def test_valid_messages_decode_to_their_models() -> None:
+    r = decode(P, "meshmon/v1/node/n1/report", enc(report()))
+    assert isinstance(r, Report)
+    assert r.links[0].peer_mac == "aa:bb:cc:00:11:22"  # normalised
+    assert r.links[0].tq is None  # absent stays absent
+    s = decode(P, "meshmon/v1/node/n1/status", enc({"v": 1, "node": "n1", "online": False}))
+    assert isinstance(s, Status) and s.online is False
+    i = decode(P, "meshmon/v1/node/n1/info", enc({"v": 1, "node": "n1", "gateway": True,
+                                                  "macs": ["02:00:00:00:00:01"]}))
+    assert isinstance(i, Info) and i.gateway and i.public
+
+
+def test_unknown_fields_are_ignored_not_fatal() -> None:
+    msg = report(firmware_extra={"x": 1}, links=[{"peer": "n2", "iface": "bat0", "kind": "batman",
+                                                  "tq": 200, "vendor_metric": 5}])
+    r = decode(P, "meshmon/v1/node/n1/report", enc(msg))
+    assert isinstance(r, Report) and r.links[0].tq == 200
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("meshmon/v1/node/n1/report", b"{not json", "json"),
+        ("meshmon/v1/node/n1/report", b"[1,2]", "schema"),
+        ("meshmon/v1/node/n1/report", enc(report(ts="yesterday")), "schema"),
+        ("meshmon/v1/node/n1/report", enc(report(seq=-1)), "schema"),
+        ("meshmon/v1/node/n1/report",
+         enc(report(links=[{"peer": "n2", "iface": "w", "kind": "wifi", "signal_dbm": 90}])),
+         "schema"),
+        ("meshmon/v1/node/n1/report",
+         enc(report(links=[{"peer": "n2", "iface": "w", "kind": "batman", "tq": 333}])), "schema"),
+        ("meshmon/v1/node/n1/report",
+         enc(report(links=[{"iface": "w", "kind": "wifi"}])), "schema"),
+        ("meshmon/v1/node/n1/report",
+         enc(report(links=[{"peer": "n2", "iface": "w", "kind": "carrier-pigeon"}])), "schema"),
+        ("meshmon/v1/node/n1/report", enc(report(node="n2")), "node_mismatch"),
+        ("meshmon/v1/node/n1/report", enc(report(v=2)), "version"),
+        ("meshmon/v1/node/n1/report", enc({k: v for k, v in report().items() if k != "v"}),
+         "version"),
+        ("meshmon/v1/node/n1/report", b" " * (MAX_PAYLOAD_BYTES + 1), "oversize"),
+        ("meshmon/v1/node/bad node/report", enc(report()), "topic"),
+        ("meshmon/v1/node/n1/telemetry", enc(report()), "topic"),
+        ("other/v1/node/n1/report", enc(report()), "topic"),
+    ],
+)
+def test_malformed_messages_are_rejected_with_a_reason(topic: str, payload: bytes,
+                                                       reason: str) -> None:
+    with pytest.raises(Rejected) as info:
+        decode(P, topic, payload)
+    assert info.value.reason == reason
+
+
+def test_committed_json_schema_is_generated_from_the_models() -> None:
+    committed = json.loads((ROOT / "docs" / "protocol.schema.json").read_text())
+    assert committed == contract_schema(), "run: python -m meshmon.model.schema > docs/protocol.schema.json"
+    assert {"Status", "Info", "Report", "Link", "Command"} <= set(committed["$defs"])

@@ -34,6 +34,8 @@ class MqttConfig(Section):
     ca_file: str = ""
     tls_insecure: bool = False
     client_id: str = ""
+    persistent_session: bool = True
+    """keep the subscription at the broker while the collector restarts (QoS 1 messages wait)"""
     topic_prefix: str = Field(default="meshmon", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     queue_max: int = Field(default=100_000, ge=100)
@@ -51,6 +53,9 @@ class StorageConfig(Section):
     sample_retention_h: float = Field(default=48, gt=0)
     flush_interval_s: float = Field(default=1.0, gt=0, le=60)
     queue_max: int = Field(default=200_000, ge=100)
+    max_clock_skew_s: float = Field(default=600, gt=0)
+    """a sample whose agent `ts` is further than this from its arrival is stored at arrival
+    time (SQLite and InfluxDB); such reports are counted as `clock_fallbacks`"""
 
 
 class InfluxConfig(Section):

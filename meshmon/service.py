@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 REJECT_LOG_INTERVAL_S = 60.0
 STATE_SAVE_INTERVAL_S = 2.0
 EXPIRE_INTERVAL_S = 1.0
+ANALYSIS_INTERVAL_S = 30.0
 
 
 class Service:
@@ -80,6 +81,9 @@ class Service:
             asyncio.create_task(self._periodic(EXPIRE_INTERVAL_S, self._expire), name="expire"),
             asyncio.create_task(
                 self._periodic(STATE_SAVE_INTERVAL_S, self._save_state), name="save-state"
+            ),
+            asyncio.create_task(
+                self._periodic(ANALYSIS_INTERVAL_S, self._analyse), name="analyse"
             ),
         ]
 
@@ -208,6 +212,15 @@ class Service:
         self._removed_links.update(expired.links_removed)
         self._dirty_links.difference_update(expired.links_removed)
 
+    def _analyse(self) -> None:
+        analysis = self.topology.analyse()
+        m = self.metrics
+        m.set("meshmon_analysis_duration_ms", analysis.duration_ms)
+        m.set("meshmon_components", float(len(analysis.components)))
+        m.set("meshmon_nodes_reaching_gateway", float(len(analysis.reach_gateway)))
+        m.set("meshmon_articulation_points", float(len(analysis.articulation_points)))
+        m.set("meshmon_bridges", float(len(analysis.bridges)))
+
     def _save_state(self) -> None:
         if self.store is None:
             return
@@ -239,12 +252,18 @@ class Service:
         m.describe("meshmon_sink_dropped_total", "counter", "points/rows dropped, by sink")
         m.describe("meshmon_sink_errors_total", "counter", "failed writes, by sink")
         m.describe("meshmon_sink_write_latency_ms", "gauge", "duration of the last write")
-        ing = lambda: self.ingest  # noqa: E731
-        m.gauge_fn("meshmon_mqtt_messages_total", lambda: float(ing().received if ing() else 0))
-        m.gauge_fn("meshmon_ingest_queue_depth", lambda: float(ing().queue_depth if ing() else 0))
-        m.gauge_fn("meshmon_ingest_dropped_total", lambda: float(ing().dropped if ing() else 0))
+        m.describe("meshmon_analysis_duration_ms", "gauge", "last topology analysis, ms")
+        m.describe("meshmon_components", "gauge", "connected components of online nodes")
+        m.describe("meshmon_nodes_reaching_gateway", "gauge",
+                   "online nodes with a path to a gateway")
+        m.describe("meshmon_articulation_points", "gauge",
+                   "nodes whose failure splits the mesh")
+        m.describe("meshmon_bridges", "gauge", "links whose failure splits the mesh")
+        m.gauge_fn("meshmon_mqtt_messages_total", lambda: self._ingest_stat("received"))
+        m.gauge_fn("meshmon_ingest_queue_depth", lambda: self._ingest_stat("queue_depth"))
+        m.gauge_fn("meshmon_ingest_dropped_total", lambda: self._ingest_stat("dropped"))
         m.gauge_fn("meshmon_mqtt_connected",
-                   lambda: float(bool(ing() and ing().connected.is_set())))  # type: ignore[union-attr]
+                   lambda: float(self.ingest is not None and self.ingest.connected.is_set()))
         m.gauge_fn("meshmon_nodes", lambda: float(len(self.topology.nodes)))
         m.gauge_fn("meshmon_nodes_online",
                    lambda: float(sum(1 for n in self.topology.nodes.values() if n.online)))
@@ -257,6 +276,9 @@ class Service:
             ("meshmon_sink_write_latency_ms", "last_write_ms"),
         ):
             m.gauge_fn(metric, self._sink_stat(stat))
+
+    def _ingest_stat(self, name: str) -> float:
+        return float(getattr(self.ingest, name)) if self.ingest is not None else 0.0
 
     def _sink_stat(self, stat: str) -> Callable[[], dict[tuple[tuple[str, str], ...], float]]:
         def read() -> dict[tuple[tuple[str, str], ...], float]:

@@ -24,7 +24,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -109,20 +111,24 @@ def start_mosquitto(port: int | None = None, extra_conf: str = "") -> Server:
 def restart(server: Server) -> Server:
     """Stop a Mosquitto and start it again on the same port with the same config."""
     conf = server.workdir / "mosquitto.conf"
-    text = conf.read_text()
     if server.proc.poll() is None:
         server.proc.terminate()
-        server.proc.wait(timeout=10)
+        try:
+            server.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout=5)
+    # the config is left alone: rewriting it here raced with the new process reading it
+    # (a truncated file makes Mosquitto fall back to its default port)
     proc = _spawn(server.name, ["mosquitto", "-c", str(conf)], server.workdir)
-    conf.write_text(text)
     server.proc = proc
     wait_for_port(server.port, proc=proc)
     return server
 
 
-def start_influxdb1() -> Server:
-    """InfluxDB 1.6.7 (`influxd`), answering /write and InfluxQL /query."""
-    port = free_port()
+def start_influxdb1(port: int | None = None) -> Server:
+    """InfluxDB 1.6.7 (`influxd`), answering /write and InfluxQL /query (on `port` if given)."""
+    port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="influxdb-"))
     conf = workdir / "influxdb.conf"
     conf.write_text(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,11 +59,11 @@ class MqttIngest:
         self.received = 0
         self.dropped = 0
         self.connects = 0
-        client_id = config.client_id or f"meshmon-collector-{uuid.uuid4().hex[:8]}"
+        client_id = config.client_id or f"meshmon-collector-{socket.gethostname()}"[:64]
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=True,
+            clean_session=not config.persistent_session,
             protocol=paho.MQTTv311,
         )
         self._client.max_inflight_messages_set(1000)

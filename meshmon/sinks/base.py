@@ -43,3 +43,15 @@ class Sink(Protocol):
     def stats(self) -> dict[str, float]:
         """Counters and gauges for /metrics, e.g. queued, written, dropped, write latency."""
         ...
+
+
+MAX_CLOCK_SKEW_S = 600.0
+"""Default bound on |agent ts - received_at| beyond which the collector's clock is used."""
+
+
+def sample_time(agent_ts: float, received_at: float, max_skew_s: float = MAX_CLOCK_SKEW_S) -> float:
+    """The time to store a sample under: the agent's `ts`, unless its clock is off by more
+    than `max_skew_s` (a router without NTP reporting 1970), then `received_at`."""
+    if abs(agent_ts - received_at) > max_skew_s:
+        return received_at
+    return agent_ts

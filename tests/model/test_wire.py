@@ -82,5 +82,7 @@ def test_malformed_messages_are_rejected_with_a_reason(topic: str, payload: byte
 
 def test_committed_json_schema_is_generated_from_the_models() -> None:
     committed = json.loads((ROOT / "docs" / "protocol.schema.json").read_text())
-    assert committed == contract_schema(), "run: python -m meshmon.model.schema > docs/protocol.schema.json"
+    assert committed == contract_schema(), (
+        "run: python -m meshmon.model.schema > docs/protocol.schema.json"
+    )
     assert {"Status", "Info", "Report", "Link", "Command"} <= set(committed["$defs"])

@@ -1,0 +1,142 @@
+"""Builds the `sys`, `ifaces`, `radios`, `clients` and `links` of a report from the collectors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from meshmon_agent.collectors import batman, iw_radio, iw_station, system
+from meshmon_agent.config import CollectSettings
+from meshmon_agent.runner import Runner
+
+log = logging.getLogger(__name__)
+
+MAX_LINKS = 512
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+class Collector:
+    """Reads /proc, sysfs and the tools (through an injectable runner) into report fields."""
+
+    def __init__(self, settings: CollectSettings, runner: Runner, root: str | Path = "/") -> None:
+        self.settings = settings
+        self.run = runner
+        self.root = Path(root)
+        self._skipped: set[str] = set()
+
+    def _skip_once(self, what: str, why: str) -> None:
+        if what not in self._skipped:
+            self._skipped.add(what)
+            log.info("%s skipped: %s", what, why)
+
+    def sys(self) -> dict[str, Any]:
+        """The `sys` object: uptime, load, memory, rootfs usage."""
+        out: dict[str, Any] = {}
+        proc = self.root / "proc"
+        for name, parse in (
+            ("uptime", system.parse_uptime),
+            ("loadavg", system.parse_loadavg),
+            ("meminfo", system.parse_meminfo),
+        ):
+            text = _read(proc / name)
+            if text is not None:
+                out.update(parse(text))
+        with contextlib.suppress(OSError):
+            out.update(system.rootfs_used_pct(os.statvfs(self.root)))
+        return out
+
+    def ifaces(self) -> list[dict[str, Any]]:
+        """Interface counters from /proc/net/dev with up/down from sysfs operstate."""
+        text = _read(self.root / "proc/net/dev")
+        if text is None:
+            return []
+        up: dict[str, bool] = {}
+        net = self.root / "sys/class/net"
+        for entry in system.parse_net_dev(text):
+            state = _read(net / entry["name"] / "operstate")
+            if state is not None and state.strip() != "unknown":
+                up[entry["name"]] = state.strip() == "up"
+        return system.parse_net_dev(text, up)[:128]
+
+    def wifi_interfaces(self) -> list[str]:
+        """Configured Wi-Fi interfaces, else those `iw dev` lists."""
+        if self.settings.wifi_interfaces:
+            return list(self.settings.wifi_interfaces)
+        text = self.run(["iw", "dev"])
+        if text is None:
+            self._skip_once("wifi", "`iw dev` gave nothing (no iw or no wireless)")
+            return []
+        return [d["iface"] for d in iw_radio.parse_dev(text)]
+
+    def wifi(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(radios, links) of every Wi-Fi interface."""
+        radios: list[dict[str, Any]] = []
+        links: list[dict[str, Any]] = []
+        if not self.settings.wifi:
+            return radios, links
+        for iface in self.wifi_interfaces():
+            info_text = self.run(["iw", "dev", iface, "info"])
+            dump = self.run(["iw", "dev", iface, "station", "dump"])
+            stations = iw_station.station_links(dump) if dump else []
+            links.extend(stations)
+            if info_text is None:
+                continue
+            survey = None
+            if self.settings.survey:
+                survey = self.run(["iw", "dev", iface, "survey", "dump"])
+            radio = iw_radio.radio(info_text, survey)
+            radio.setdefault("iface", iface)
+            if iw_radio.parse_info(info_text).get("mode") == "AP":
+                radio["clients"] = len(stations)
+            radios.append(radio)
+        return radios, links
+
+    def batman(self) -> list[dict[str, Any]]:
+        """batman-adv neighbour links: JSON (`nj`/`oj`) when batctl has it, else text `n`."""
+        if not self.settings.batman:
+            return []
+        mesh = ["meshif", self.settings.batman_mesh_if] if self.settings.batman_mesh_if else []
+        nj = self.run(["batctl", *mesh, "nj"])
+        if nj is not None and nj.lstrip().startswith("["):
+            return batman.parse_json(nj, self.run(["batctl", *mesh, "oj"]))
+        text = self.run(["batctl", *mesh, "n"])
+        if text is None:
+            self._skip_once("batman", "batctl gave nothing (no batctl or no batman-adv)")
+            return []
+        return batman.parse_text(text)
+
+    def report_fields(self) -> dict[str, Any]:
+        """Everything of a report except the envelope (v, node, ts, seq, interval_s)."""
+        radios, links = self.wifi()
+        links.extend(self.batman())
+        fields: dict[str, Any] = {"sys": self.sys(), "ifaces": self.ifaces(), "radios": radios[:32]}
+        clients = [r["clients"] for r in radios if "clients" in r]
+        if clients:
+            fields["clients"] = sum(clients)
+        if len(links) > MAX_LINKS:
+            log.warning("%d links, only the first %d are reported", len(links), MAX_LINKS)
+        fields["links"] = links[:MAX_LINKS]
+        return fields
+
+    def macs(self) -> list[str]:
+        """MAC addresses of all interfaces (for `info.macs`), without duplicates or zeros."""
+        found: list[str] = []
+        net = self.root / "sys/class/net"
+        try:
+            names = sorted(p.name for p in net.iterdir())
+        except OSError:
+            return found
+        for name in names:
+            mac = (_read(net / name / "address") or "").strip().lower()
+            if len(mac) == 17 and mac != "00:00:00:00:00:00" and mac not in found:
+                found.append(mac)
+        return found[:128]

@@ -1,0 +1,358 @@
+"""The topology core: nodes, directed links and the undirected mesh graph, kept up to date
+message by message. Pure: no clock, no I/O; every call that needs the time gets `now`.
+
+Choices the rest of the collector relies on:
+
+- `nodes` holds only nodes that have spoken (status, info or report). `graph` holds every
+  spoken node plus every resolved peer that a link points at, even one that never spoke
+  (a router without the agent is still part of the mesh); such a peer leaves the graph
+  with its last link.
+- A link is resolved by `peer` (node id) first, else by `peer_mac` through the MACs nodes
+  announce in `info.macs`. Unresolved links are keyed `LinkKey(src, "mac:<mac>", …)` and
+  re-keyed when a node announces that MAC. Links that resolve to their own source are
+  ignored.
+- Each direction is its own `LinkState` and ages out on its own timer: A→B is removed
+  when A has not reported it for `link_timeout_s`, whatever B reports. The radio link
+  (the graph edge A–B) therefore lives while either end reports it.
+- A node is online after a report or `status online`, offline at once on `status
+  offline` (the last will), and offline when it has sent nothing for
+  `offline_after_intervals` × its report interval (the larger of the last report's and
+  the info's `interval_s`, so the end of installer fast mode is not an outage).
+- `now` is expected not to go backwards. State changes go through the methods: expire()
+  remembers the earliest moment anything can expire and skips its scans until then.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from meshmon.model.analysis import Analysis, weak_points
+from meshmon.model.state import LinkKey, LinkState, NodeState
+from meshmon.model.wire import Info, Report, Status
+
+MAC_PREFIX = "mac:"
+"""LinkKey.peer of a link whose peer MAC no node has announced (node ids cannot hold ':')"""
+
+
+@dataclass(slots=True)
+class Expired:
+    """What one expire() call changed."""
+
+    nodes_offline: list[str] = field(default_factory=list)
+    links_removed: list[LinkKey] = field(default_factory=list)
+    """links that aged out, plus keys that vanished since the last call because an
+    unresolved `mac:` link was re-keyed to its node (so stores can delete the old row)"""
+
+
+class Topology:
+    """Current nodes and links of the mesh and the undirected graph between them."""
+
+    def __init__(self, offline_after_intervals: float = 3.0, link_timeout_s: float = 300.0) -> None:
+        self.offline_after_intervals = offline_after_intervals
+        self.link_timeout_s = link_timeout_s
+        self.nodes: dict[str, NodeState] = {}
+        self.links: dict[LinkKey, LinkState] = {}
+        self.graph: nx.Graph = nx.Graph()
+        """undirected; edge attribute `links` = number of directed resolved links of the pair"""
+        self._mac_owner: dict[str, str] = {}
+        self._node_macs: dict[str, frozenset[str]] = {}
+        self._unresolved: dict[str, set[LinkKey]] = {}
+        """peer MAC → keys of links waiting for a node to announce it"""
+        self._by_node: dict[str, set[LinkKey]] = {}
+        """node → keys of the links where it is src or resolved dst"""
+        self._rekeyed: list[LinkKey] = []
+        """old keys dropped by re-keying, handed out by the next expire()"""
+        # expire() runs every second; it skips its scans until something can have expired
+        self._next_node_check = -math.inf
+        self._next_link_check = -math.inf
+
+    # ------------------------------------------------------------------ messages
+    def apply_status(self, status: Status, now: float) -> bool:
+        """Set the node's online flag from its status (or last will); True if it changed."""
+        node = self._touch(status.node, now)
+        changed = node.online != status.online
+        node.online = status.online
+        if status.online:
+            self._node_deadline(now + self.offline_after_intervals * node.interval_s)
+        return changed
+
+    def apply_info(self, info: Info, now: float) -> None:
+        """Store the node's info, index its MACs and resolve links that waited for them."""
+        node = self._touch(info.node, now)
+        node.info = info
+        macs = frozenset(m.lower() for m in info.macs)
+        for mac in self._node_macs.get(info.node, frozenset()) - macs:
+            if self._mac_owner.get(mac) == info.node:
+                del self._mac_owner[mac]
+        self._node_macs[info.node] = macs
+        for mac in macs:
+            self._mac_owner[mac] = info.node
+            if mac in self._unresolved:
+                self._resolve_mac(mac, info.node)
+
+    def apply_report(self, report: Report, now: float) -> list[str | None]:
+        """Mark the node online and upsert its links; the resolved peer of each link.
+
+        `result[i]` is the node id `report.links[i]` points at, or None when its MAC is
+        not known yet or the link points back at the reporting node (ignored). When one
+        report lists the same link twice, the last one wins.
+        """
+        src = report.node
+        node = self._touch(src, now)
+        node.online = True
+        node.interval_s = report.interval_s
+        node.last_report = report
+        self._node_deadline(now + self.offline_after_intervals * report.interval_s)
+        links = self.links
+        mac_owner = self._mac_owner
+        dsts: list[str | None] = []
+        for link in report.links:
+            dst = link.peer
+            mac = link.peer_mac.lower() if link.peer_mac is not None else None
+            if dst is None and mac is not None:
+                dst = mac_owner.get(mac)
+            if dst is not None:
+                peer = dst
+            elif mac is not None:
+                peer = MAC_PREFIX + mac
+            else:  # only possible for a Link built without validation
+                dsts.append(None)
+                continue
+            if dst == src:
+                dsts.append(None)
+                continue
+            key = LinkKey(src, peer, link.iface, link.kind)
+            state = links.get(key)
+            if state is None:
+                self._add_link(LinkState(key, dst, mac, link, now, now, report.ts))
+            else:
+                state.sample = link
+                state.last_seen = now
+                state.report_ts = report.ts
+                if mac is not None:
+                    state.peer_mac = mac
+            dsts.append(dst)
+        return dsts
+
+    # ------------------------------------------------------------------ time
+    def expire(self, now: float) -> Expired:
+        """Mark silent nodes offline and drop links their source stopped reporting."""
+        expired = Expired()
+        if now > self._next_node_check:
+            factor = self.offline_after_intervals
+            soonest = math.inf
+            for node in self.nodes.values():
+                if not node.online:
+                    continue
+                interval = node.interval_s
+                if node.info is not None and node.info.interval_s is not None:
+                    interval = max(interval, node.info.interval_s)
+                seen = node.last_seen
+                deadline = -math.inf if seen is None else seen + factor * interval
+                if now > deadline:
+                    node.online = False
+                    expired.nodes_offline.append(node.id)
+                elif deadline < soonest:
+                    soonest = deadline
+            self._next_node_check = soonest
+        stale: list[LinkKey] = []
+        if now > self._next_link_check:
+            cutoff = now - self.link_timeout_s
+            oldest = math.inf
+            for key, state in self.links.items():
+                if state.last_seen < cutoff:
+                    stale.append(key)
+                elif state.last_seen < oldest:
+                    oldest = state.last_seen
+            self._next_link_check = oldest + self.link_timeout_s
+            for key in stale:
+                self._remove_link(key)
+        rekeyed = [key for key in dict.fromkeys(self._rekeyed) if key not in self.links]
+        self._rekeyed = []
+        expired.links_removed = rekeyed + stale
+        return expired
+
+    # ------------------------------------------------------------------ queries
+    def node_links(self, node: str) -> list[LinkState]:
+        """Links where `node` is the source or the resolved destination, sorted by key."""
+        return [self.links[key] for key in sorted(self._by_node.get(node, ()))]
+
+    def reverse(self, key: LinkKey) -> LinkState | None:
+        """The other end's view of the same radio link: dst→src of the same kind.
+
+        Interface names differ between routers, so when the peer has several links of that
+        kind back to us the one on the same interface name wins, then the one on a radio of
+        the same frequency, then the most recently seen.
+        """
+        if key.peer.startswith(MAC_PREFIX):
+            return None
+        candidates = [
+            self.links[k]
+            for k in self._by_node.get(key.peer, ())
+            if k.src == key.peer and k.peer == key.src and k.kind == key.kind
+        ]
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        freq = self._freq(key.src, key.iface)
+
+        def rank(state: LinkState) -> tuple[bool, bool, float]:
+            same_freq = freq is not None and self._freq(state.key.src, state.key.iface) == freq
+            return (state.key.iface == key.iface, same_freq, state.last_seen)
+
+        return max(candidates, key=rank)
+
+    def analyse(self) -> Analysis:
+        """Components, gateway reach and weak points of the online network.
+
+        Only online nodes count, plus peers that never spoke (they are in the graph only
+        while a link to them is alive); an edge counts when both ends count.
+        """
+        started = time.perf_counter()  # measures our own duration; not the model's clock
+        nodes = self.nodes
+        offline = [n for n, s in nodes.items() if not s.online]
+        up = set(self.graph).difference(offline) if offline else None  # None: all of it
+        found = weak_points(self.graph.adj, up)
+        gateways = sorted(n for n, s in nodes.items() if s.online and s.is_gateway)
+        gateway_set = set(gateways)
+        reach: set[str] = set()
+        for component in found.components:
+            if not gateway_set.isdisjoint(component):
+                reach.update(n for n in component if n in nodes)
+        return Analysis(
+            components=found.components,
+            gateways=gateways,
+            reach_gateway=reach,
+            articulation_points=found.articulation_points,
+            bridges=found.bridges,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def restore(self, nodes: Iterable[NodeState], links: Iterable[LinkState]) -> None:
+        """Replace the current state with saved nodes and links and rebuild the indexes."""
+        node_list = list(nodes)
+        link_list = list(links)
+        self.nodes.clear()
+        self.links.clear()
+        self.graph.clear()
+        self._mac_owner.clear()
+        self._node_macs.clear()
+        self._unresolved.clear()
+        self._by_node.clear()
+        self._rekeyed = []
+        self._next_node_check = self._next_link_check = -math.inf
+        for node in node_list:
+            self.nodes[node.id] = node
+            self.graph.add_node(node.id)
+        # when two nodes claim one MAC, the one heard from last owns it (as it would live)
+        for node in sorted(self.nodes.values(), key=lambda n: n.last_seen or 0.0):
+            if node.info is not None:
+                macs = frozenset(m.lower() for m in node.info.macs)
+                self._node_macs[node.id] = macs
+                for mac in macs:
+                    self._mac_owner[mac] = node.id
+        for state in link_list:
+            key = LinkKey(*state.key)
+            if key.peer.startswith(MAC_PREFIX):
+                mac = key.peer[len(MAC_PREFIX) :]
+                owner = self._mac_owner.get(mac)
+                if owner is None:
+                    state.key, state.dst = key, None
+                    self._put_link(state)
+                    continue
+                self._rekeyed.append(key)
+                key = LinkKey(key.src, owner, key.iface, key.kind)
+            if key.peer == key.src:
+                continue
+            state.key, state.dst = key, key.peer
+            self._put_link(state)
+
+    # ------------------------------------------------------------------ internals
+    def _touch(self, node_id: str, now: float) -> NodeState:
+        node = self.nodes.get(node_id)
+        if node is None:
+            node = self.nodes[node_id] = NodeState(node_id, first_seen=now)
+            self.graph.add_node(node_id)
+        node.last_seen = now
+        return node
+
+    def _node_deadline(self, deadline: float) -> None:
+        if deadline < self._next_node_check:
+            self._next_node_check = deadline
+
+    def _put_link(self, state: LinkState) -> None:
+        """Add a link; when its key is taken, the more recently seen of the two stays."""
+        old = self.links.get(state.key)
+        if old is not None:
+            if old.last_seen >= state.last_seen:
+                return
+            self._remove_link(state.key)
+        self._add_link(state)
+
+    def _add_link(self, state: LinkState) -> None:
+        key = state.key
+        self.links[key] = state
+        if state.last_seen + self.link_timeout_s < self._next_link_check:
+            self._next_link_check = state.last_seen + self.link_timeout_s
+        self._by_node.setdefault(key.src, set()).add(key)
+        dst = state.dst
+        if dst is None:
+            self._unresolved.setdefault(key.peer[len(MAC_PREFIX) :], set()).add(key)
+            return
+        self._by_node.setdefault(dst, set()).add(key)
+        edge = self.graph.get_edge_data(key.src, dst)
+        if edge is None:
+            self.graph.add_edge(key.src, dst, links=1)
+        else:
+            edge["links"] += 1
+
+    def _remove_link(self, key: LinkKey) -> LinkState:
+        state = self.links.pop(key)
+        self._discard_index(self._by_node, key.src, key)
+        dst = state.dst
+        if dst is None:
+            self._discard_index(self._unresolved, key.peer[len(MAC_PREFIX) :], key)
+            return state
+        self._discard_index(self._by_node, dst, key)
+        edge = self.graph.get_edge_data(key.src, dst)
+        if edge is not None:
+            edge["links"] -= 1
+            if edge["links"] <= 0:
+                self.graph.remove_edge(key.src, dst)
+                for end in (key.src, dst):
+                    if end not in self.nodes and self.graph.degree(end) == 0:
+                        self.graph.remove_node(end)
+        return state
+
+    @staticmethod
+    def _discard_index(index: dict[str, set[LinkKey]], name: str, key: LinkKey) -> None:
+        keys = index.get(name)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del index[name]
+
+    def _resolve_mac(self, mac: str, owner: str) -> None:
+        """Re-key the links that waited for `mac` now that `owner` announced it."""
+        for key in list(self._unresolved.get(mac, ())):
+            state = self._remove_link(key)
+            self._rekeyed.append(key)
+            if key.src == owner:
+                continue  # the node saw its own MAC: a self-link, ignored
+            state.key = LinkKey(key.src, owner, key.iface, key.kind)
+            state.dst = owner
+            self._put_link(state)
+
+    def _freq(self, node: str, iface: str) -> float | None:
+        state = self.nodes.get(node)
+        if state is None or state.last_report is None:
+            return None
+        for radio in state.last_report.radios:
+            if radio.iface == iface:
+                return radio.freq_mhz
+        return None

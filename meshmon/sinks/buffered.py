@@ -1,0 +1,247 @@
+"""Batching, bounded buffering and retry shared by the InfluxDB sinks.
+
+`write_*` turn data into line-protocol strings and append them to a bounded deque (the
+oldest are dropped and counted beyond `buffer_max_points`). A background task sends
+batches of up to `batch_size` lines every `flush_interval_s`, or at once when a batch is
+full. A batch that fails for a reason that may pass (server down, timeout, 5xx, 401/403,
+404, 429) goes back to the front of the buffer and is retried with exponential backoff;
+a batch the server rejects as bad data (other 4xx) is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from meshmon.model.wire import Report
+from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
+from meshmon.sinks.lineprotocol import event_line, report_lines
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_4XX = frozenset({401, 403, 404, 408, 425, 429})
+"""4xx answers worth retrying (auth or database fixed later, throttling); others are bad data."""
+
+_DROPPED_RE = re.compile(r"dropped=(\d+)")
+
+
+class TransientWriteError(Exception):
+    """The batch may succeed later: keep it and retry."""
+
+
+class BadDataError(Exception):
+    """The server rejected the batch's content; `dropped` points of it were not stored
+    (None: all of them)."""
+
+    def __init__(self, message: str, dropped: int | None = None) -> None:
+        super().__init__(message)
+        self.dropped = dropped
+
+
+def classify_http_error(status: int, body: str) -> Exception:
+    """The exception for a non-2xx answer to a write."""
+    if status >= 500 or status in TRANSIENT_4XX:
+        return TransientWriteError(f"HTTP {status}: {body[:300]}")
+    m = _DROPPED_RE.search(body)
+    return BadDataError(f"HTTP {status}: {body[:300]}", int(m.group(1)) if m else None)
+
+
+class BufferedLineSink:
+    """Base of the line-protocol sinks; subclasses implement `_send` (and `_open`/`_close`)."""
+
+    name = "influxdb"
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 5000,
+        flush_interval_s: float = 1.0,
+        buffer_max_points: int = 1_000_000,
+        max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
+        retry_initial_s: float = 1.0,
+        retry_max_s: float = 30.0,
+    ) -> None:
+        self.buffer_max_points = buffer_max_points
+        self.batch_size = max(1, min(batch_size, buffer_max_points // 2 or 1))
+        self.flush_interval_s = flush_interval_s
+        self.max_clock_skew_s = max_clock_skew_s
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self._buffer: deque[str] = deque()
+        self._inflight = 0
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._retry_delay = 0.0
+        self._bad_data_logged = False
+        self._down_logged = False
+        self.written_points = 0
+        self.dropped_points = 0
+        self.rejected_points = 0
+        self.write_errors = 0
+        self.clock_fallbacks = 0
+        self.last_write_ms = 0.0
+
+    # ------------------------------------------------------------------ backend hooks
+    async def _open(self) -> None:
+        """Open the connection (must not fail if the server is down)."""
+
+    async def _close(self) -> None:
+        """Release the connection."""
+
+    async def _send(self, body: str, points: int) -> None:
+        """Write one batch; raise TransientWriteError or BadDataError."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ Sink protocol
+    async def start(self) -> None:
+        """Open the client and start the background flusher."""
+        await self._open()
+        self._task = asyncio.create_task(self._run(), name=f"sink-{self.name}")
+
+    def write_report(self, report: Report, received_at: float, dsts: Sequence[str | None]) -> None:
+        """Queue the lines of one report (never blocks, never raises)."""
+        try:
+            t = sample_time(report.ts, received_at, self.max_clock_skew_s)
+            if t != report.ts:
+                self.clock_fallbacks += 1
+            self._append(report_lines(report, received_at, dsts, t))
+        except Exception:  # a bug must not reach ingest
+            log.exception("%s: cannot encode report of %s", self.name, report.node)
+
+    def write_event(self, event: Event) -> None:
+        """Queue one event point (never blocks, never raises)."""
+        try:
+            self._append([event_line(event)])
+        except Exception:
+            log.exception("%s: cannot encode event %r", self.name, event)
+
+    async def flush(self) -> None:
+        """Try to write everything queued now (one attempt per batch; failures stay queued)."""
+        async with self._lock:
+            while self._buffer:
+                if not await self._send_one():
+                    return
+
+    async def close(self) -> None:
+        """Stop the flusher, make one last attempt, count what could not be written."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        finally:
+            if self._buffer:
+                log.warning("%s: %d points not written at shutdown", self.name, len(self._buffer))
+                self.dropped_points += len(self._buffer)
+                self._buffer.clear()
+            await self._close()
+
+    def stats(self) -> dict[str, float]:
+        """queued, written_points, dropped_points (incl. rejected), write_errors, last_write_ms…"""
+        return {
+            "queued": float(len(self._buffer) + self._inflight),
+            "written_points": float(self.written_points),
+            "dropped_points": float(self.dropped_points),
+            "rejected_points": float(self.rejected_points),
+            "write_errors": float(self.write_errors),
+            "last_write_ms": self.last_write_ms,
+            "clock_fallbacks": float(self.clock_fallbacks),
+        }
+
+    # ------------------------------------------------------------------ internals
+    def _append(self, lines: list[str]) -> None:
+        buf = self._buffer
+        buf.extend(lines)
+        over = len(buf) + self._inflight - self.buffer_max_points
+        if over > 0:
+            over = min(over, len(buf))
+            for _ in range(over):
+                buf.popleft()
+            self.dropped_points += over
+        if len(buf) >= self.batch_size:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            if self._retry_delay:  # backing off: a full buffer must not hasten the retry
+                await asyncio.sleep(self._retry_delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+            self._wake.clear()
+            try:
+                async with self._lock:
+                    while self._buffer:
+                        if not await self._send_one():
+                            break
+                        if len(self._buffer) < self.batch_size:
+                            break  # a partial batch waits for the next tick
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: flusher error", self.name)
+
+    async def _send_one(self) -> bool:
+        """Send the oldest batch; True when it left the buffer (written or rejected)."""
+        buf = self._buffer
+        n = min(self.batch_size, len(buf))
+        batch = [buf.popleft() for _ in range(n)]
+        self._inflight = n
+        t0 = time.perf_counter()
+        try:
+            await self._send("\n".join(batch), n)
+        except BadDataError as exc:
+            dropped = n if exc.dropped is None else min(exc.dropped, n)
+            self.rejected_points += dropped
+            self.dropped_points += dropped
+            self.written_points += n - dropped
+            self.write_errors += 1
+            if not self._bad_data_logged:
+                self._bad_data_logged = True
+                log.error("%s: server rejected a batch of %d points (%d dropped): %s "
+                          "(logged once)", self.name, n, dropped, exc)
+            return True
+        except (TransientWriteError, OSError, TimeoutError) as exc:
+            self._requeue(batch)
+            self.write_errors += 1
+            self._retry_delay = min(
+                self.retry_max_s, max(self.retry_initial_s, self._retry_delay * 2)
+            )
+            if not self._down_logged:
+                self._down_logged = True
+                log.warning("%s: write failed, keeping %d points and retrying: %s",
+                            self.name, len(buf), exc or type(exc).__name__)
+            return False
+        except Exception as exc:  # unknown client error: treat as transient, but log it
+            self._requeue(batch)
+            self.write_errors += 1
+            self._retry_delay = min(
+                self.retry_max_s, max(self.retry_initial_s, self._retry_delay * 2)
+            )
+            log.warning("%s: unexpected write error: %r", self.name, exc)
+            return False
+        finally:
+            self._inflight = 0
+        self.last_write_ms = (time.perf_counter() - t0) * 1000
+        self.written_points += n
+        if self._down_logged:
+            log.info("%s: writes succeed again", self.name)
+            self._down_logged = False
+        self._retry_delay = 0.0
+        return True
+
+    def _requeue(self, batch: list[str]) -> None:
+        buf = self._buffer
+        buf.extendleft(reversed(batch))
+        over = len(buf) - self.buffer_max_points
+        for _ in range(max(0, over)):
+            buf.popleft()
+        self.dropped_points += max(0, over)

@@ -1,0 +1,193 @@
+"""SQLite store: state round trip, samples, pruning, events, clock fallback."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from meshmon.model.state import LinkKey, LinkState, NodeState
+from meshmon.model.wire import Info
+from meshmon.sinks.base import Event
+from meshmon.sinks.sqlite import SqliteStore
+from tests.sinks.reports import DSTS, NOW, report
+
+
+def store_at(tmp_path: Path, **kw) -> SqliteStore:
+    """A store whose clock is the test's NOW (samples at NOW are recent, not pruned)."""
+    kw.setdefault("flush_interval_s", 60)
+    return SqliteStore(tmp_path / "m.sqlite", clock=lambda: NOW + 100, **kw)
+
+
+def link_states(r=None) -> list[LinkState]:
+    r = r or report()
+    peers = ["n2", "n3", "mac:02:00:00:00:00:99"]
+    return [
+        LinkState(
+            LinkKey("n1", peer, link.iface, link.kind),
+            dst,
+            link.peer_mac,
+            link,
+            first_seen=NOW - 100,
+            last_seen=NOW,
+            report_ts=r.ts,
+        )
+        for peer, dst, link in zip(peers, DSTS, r.links, strict=True)
+    ]
+
+
+async def test_state_round_trip_after_restart(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite"
+    info = Info.model_validate(
+        {
+            "v": 1,
+            "node": "n1",
+            "hostname": "roof",
+            "macs": ["02:00:00:00:00:01"],
+            "location": {"lat": 41.4, "lon": 2.1},
+            "owner": {"contact": "a@b"},
+            "gateway": True,
+            "tags": ["x"],
+        }
+    )
+    nodes = [
+        NodeState("n1", info, True, NOW - 1000, NOW, report(), 10.0),
+        NodeState("n2", None, False, None, None, None, 30.0),
+    ]
+    links = link_states()
+    store = SqliteStore(path, flush_interval_s=60)
+    await store.start()
+    store.save_state(nodes, links, [])
+    store.save_state([], [], [LinkKey("n1", "gone", "wlan0", "wifi")])
+    await store.close()
+
+    again = SqliteStore(path)
+    await again.start()
+    loaded_nodes, loaded_links = await again.load_state()
+    await again.close()
+    assert sorted(loaded_nodes, key=lambda n: n.id) == nodes
+    assert sorted(loaded_links, key=lambda ls: ls.key) == sorted(links, key=lambda ls: ls.key)
+
+
+async def test_removed_links_are_deleted_and_later_saves_win(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    await store.start()
+    links = link_states()
+    store.save_state([], links, [])
+    await store.flush()
+    store.save_state([], [], [links[0].key, links[1].key])
+    store.save_state([], [links[1]], [])  # came back before the batch was written
+    _, loaded = await store.load_state()
+    await store.close()
+    assert sorted(ls.key for ls in loaded) == sorted([links[1].key, links[2].key])
+
+
+async def test_samples_are_written_and_read_back(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    await store.start()
+    for i in range(3):
+        store.write_report(report(ts=NOW + 30 * i, seq=i), NOW + 30 * i + 1, DSTS)
+    await store.flush()
+    assert store.stats()["written_points"] == 12 and store.stats()["queued"] == 0
+    hist = await store.link_history("n1", "n2", NOW + 30)
+    assert [h["ts"] for h in hist] == [NOW + 30, NOW + 60]
+    h = hist[0]
+    assert (h["iface"], h["kind"], h["dst"], h["signal_dbm"], h["tx_retries"]) == (
+        "wlan0",
+        "wifi",
+        "n2",
+        -61,
+        12,
+    )
+    assert h["chains_dbm"] == [-63, -65] and h["tq"] is None and h["etx"] is None
+    unresolved = await store.link_history("n1", "mac:02:00:00:00:00:99", 0)
+    assert len(unresolved) == 3 and unresolved[0]["dst"] is None
+    assert unresolved[0]["signal_dbm"] == -80 and unresolved[0]["snr_db"] is None
+    nodes = await store.node_history("n1", 0)
+    assert [n["ts"] for n in nodes] == [NOW, NOW + 30, NOW + 60]
+    assert (nodes[0]["load15"], nodes[0]["mem_avail_kb"], nodes[0]["links"]) == (0.125, 32000, 3)
+    await store.close()
+
+
+async def test_wild_agent_clock_stores_arrival_time(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    await store.start()
+    store.write_report(report(ts=3.0), NOW, DSTS)
+    await store.flush()
+    assert [n["ts"] for n in await store.node_history("n1", 0)] == [NOW]
+    assert store.stats()["clock_fallbacks"] == 1
+    await store.close()
+
+
+async def test_old_samples_are_pruned(tmp_path: Path) -> None:
+    store = SqliteStore(
+        tmp_path / "m.sqlite", sample_retention_h=24, flush_interval_s=60, clock=lambda: NOW
+    )
+    await store.start()
+    for hours_ago in (30, 25, 23, 1):
+        t = NOW - hours_ago * 3600
+        store.write_report(report(ts=t), t, DSTS)
+    assert await store.prune(NOW) == 2 * 4  # 2 reports × (node + 3 links)
+    assert [round((NOW - n["ts"]) / 3600) for n in await store.node_history("n1", 0)] == [23, 1]
+    assert len(await store.link_history("n1", "n2", 0)) == 2
+    assert store.stats()["pruned_rows"] == 8
+    await store.close()
+
+
+async def test_events_are_logged(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    await store.start()
+    store.write_event(Event(NOW, "offline", "n1", "n1 stopped reporting"))
+    store.write_event(
+        Event(NOW + 5, "outage", None, "backbone down", {"affected": 4, "root": "n1"})
+    )
+    evs = await store.events(NOW + 1)  # reads see what is queued once it is flushed
+    assert evs == []
+    await store.flush()
+    evs = await store.events(NOW)
+    assert evs == [
+        {
+            "ts": NOW,
+            "kind": "offline",
+            "node": "n1",
+            "summary": "n1 stopped reporting",
+            "fields": {},
+        },
+        {
+            "ts": NOW + 5,
+            "kind": "outage",
+            "node": None,
+            "summary": "backbone down",
+            "fields": {"affected": 4, "root": "n1"},
+        },
+    ]
+    await store.close()
+
+
+async def test_queue_bound_drops_oldest_samples_and_counts(tmp_path: Path) -> None:
+    store = store_at(tmp_path, queue_max=100)
+    await store.start()
+    for i in range(30):  # 30 × 4 rows = 120 > 100
+        store.write_report(report(ts=NOW + i, seq=i), NOW + i, DSTS)
+    st = store.stats()
+    assert st["queued"] == 100 and st["dropped_points"] == 20
+    await store.flush()
+    await store.close()
+    db = sqlite3.connect(tmp_path / "m.sqlite")
+    (n,) = db.execute("SELECT count(*) FROM link_samples").fetchone()
+    (oldest,) = db.execute("SELECT min(ts) FROM link_samples").fetchone()
+    assert n == 70 and oldest > NOW  # the oldest link rows went first
+    db.close()
+
+
+async def test_background_writer_flushes_on_its_own(tmp_path: Path) -> None:
+    import asyncio
+
+    store = store_at(tmp_path, flush_interval_s=0.05)
+    await store.start()
+    store.write_report(report(), NOW, DSTS)
+    for _ in range(100):
+        if store.stats()["written_points"] == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert store.stats()["written_points"] == 4
+    await store.close()

@@ -276,9 +276,22 @@ class Service:
             ("meshmon_sink_write_latency_ms", "last_write_ms"),
         ):
             m.gauge_fn(metric, self._sink_stat(stat))
+        m.describe("meshmon_stored_lag_ms", "gauge",
+                   "report ts to written, recent reports, by sink and quantile")
+        m.gauge_fn("meshmon_stored_lag_ms", self._stored_lag)
 
     def _ingest_stat(self, name: str) -> float:
         return float(getattr(self.ingest, name)) if self.ingest is not None else 0.0
+
+    def _stored_lag(self) -> dict[tuple[tuple[str, str], ...], float]:
+        out: dict[tuple[tuple[str, str], ...], float] = {}
+        for sink in self.sinks:
+            stats = sink.stats()
+            for q in ("0.5", "0.99"):
+                key = "lag_p50_ms" if q == "0.5" else "lag_p99_ms"
+                if key in stats:
+                    out[(("quantile", q), ("sink", sink.name))] = stats[key]
+        return out
 
     def _sink_stat(self, stat: str) -> Callable[[], dict[tuple[tuple[str, str], ...], float]]:
         def read() -> dict[tuple[tuple[str, str], ...], float]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from meshmon.model.wire import Report
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
+from meshmon.sinks.lag import LagTracker
 from meshmon.sinks.lineprotocol import event_line, report_lines
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class BufferedLineSink:
         self.write_errors = 0
         self.clock_fallbacks = 0
         self.last_write_ms = 0.0
+        self.lag = LagTracker()
 
     # ------------------------------------------------------------------ backend hooks
     async def _open(self) -> None:
@@ -110,14 +112,14 @@ class BufferedLineSink:
             t = sample_time(report.ts, received_at, self.max_clock_skew_s)
             if t != report.ts:
                 self.clock_fallbacks += 1
-            self._append(report_lines(report, received_at, dsts, t))
+            self._append(report_lines(report, received_at, dsts, t), report.ts)
         except Exception:  # a bug must not reach ingest
             log.exception("%s: cannot encode report of %s", self.name, report.node)
 
     def write_event(self, event: Event) -> None:
         """Queue one event point (never blocks, never raises)."""
         try:
-            self._append([event_line(event)])
+            self._append([event_line(event)], None)
         except Exception:
             log.exception("%s: cannot encode event %r", self.name, event)
 
@@ -141,6 +143,7 @@ class BufferedLineSink:
             if self._buffer:
                 log.warning("%s: %d points not written at shutdown", self.name, len(self._buffer))
                 self.dropped_points += len(self._buffer)
+                self.lag.settle(len(self._buffer), stored=False)
                 self._buffer.clear()
             await self._close()
 
@@ -154,18 +157,21 @@ class BufferedLineSink:
             "write_errors": float(self.write_errors),
             "last_write_ms": self.last_write_ms,
             "clock_fallbacks": float(self.clock_fallbacks),
+            **self.lag.quantiles_ms(),
         }
 
     # ------------------------------------------------------------------ internals
-    def _append(self, lines: list[str]) -> None:
+    def _append(self, lines: list[str], report_ts: float | None) -> None:
         buf = self._buffer
         buf.extend(lines)
+        self.lag.mark(len(lines), report_ts)
         over = len(buf) + self._inflight - self.buffer_max_points
         if over > 0:
             over = min(over, len(buf))
             for _ in range(over):
                 buf.popleft()
             self.dropped_points += over
+            self.lag.settle(over, stored=False)
         if len(buf) >= self.batch_size:
             self._wake.set()
 
@@ -204,6 +210,7 @@ class BufferedLineSink:
             self.dropped_points += dropped
             self.written_points += n - dropped
             self.write_errors += 1
+            self.lag.settle(n, stored=False)
             if not self._bad_data_logged:
                 self._bad_data_logged = True
                 log.error("%s: server rejected a batch of %d points (%d dropped): %s "
@@ -232,6 +239,7 @@ class BufferedLineSink:
             self._inflight = 0
         self.last_write_ms = (time.perf_counter() - t0) * 1000
         self.written_points += n
+        self.lag.settle(n, stored=True)
         if self._down_logged:
             log.info("%s: writes succeed again", self.name)
             self._down_logged = False
@@ -245,3 +253,4 @@ class BufferedLineSink:
         for _ in range(max(0, over)):
             buf.popleft()
         self.dropped_points += max(0, over)
+        self.lag.settle(max(0, over), stored=False)

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from meshmon.model.state import LinkKey, LinkState, NodeState
 from meshmon.model.wire import LINK_METRICS, Info, Link, Report
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
+from meshmon.sinks.lag import LagTracker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -142,6 +143,7 @@ class SqliteStore:
         self.pruned_rows = 0
         self.clock_fallbacks = 0
         self.last_write_ms = 0.0
+        self.lag = LagTracker()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -183,6 +185,7 @@ class SqliteStore:
             "last_write_ms": self.last_write_ms,
             "pruned_rows": float(self.pruned_rows),
             "clock_fallbacks": float(self.clock_fallbacks),
+            **self.lag.quantiles_ms(),
         }
 
     # ------------------------------------------------------------------ Sink writes
@@ -361,6 +364,10 @@ class SqliteStore:
             self._inflight = 0
         self.written_rows += n
         self.last_write_ms = (time.perf_counter() - t0) * 1000
+        stored_at = time.time()
+        for row in node_rows:  # one node row per report; row[1] is its sample time
+            self.lag.mark(1, row[1])
+        self.lag.settle(len(node_rows), stored=True, now=stored_at)
 
     # ------------------------------------------------------------------ internals (worker thread)
     def _open(self) -> None:

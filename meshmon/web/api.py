@@ -1,0 +1,56 @@
+"""The public JSON API (`/api/v1/...`): thin handlers over `meshmon.web.public`."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from meshmon.model.wire import NODE_ID_RE
+from meshmon.web import public
+from meshmon.web.app import CTX, json_error, json_response
+
+_NODE_RE = re.compile(NODE_ID_RE)
+
+
+async def nodes(request: web.Request) -> web.Response:
+    """All nodes, public summary."""
+    ctx = request.app[CTX]
+    grid = ctx.config.privacy.coarsen_grid_deg
+    body = ctx.cached("nodes", lambda: ctx.public.nodes_json(ctx.topology, grid))
+    return json_response(body)
+
+
+async def node(request: web.Request) -> web.Response:
+    """One node with its links both ways, latest sys, radios and interfaces."""
+    ctx = request.app[CTX]
+    node_id = request.match_info["node"]
+    if not _NODE_RE.match(node_id):
+        return json_error(404, "invalid node id")
+    detail = public.node_detail(ctx.topology, node_id, ctx.config.privacy.coarsen_grid_deg)
+    if detail is None:
+        return json_error(404, "unknown node")
+    return json_response(detail)
+
+
+async def links(request: web.Request) -> web.Response:
+    """All resolved directed links with their metrics."""
+    ctx = request.app[CTX]
+    body = ctx.cached("links", lambda: ctx.public.links_json(ctx.topology))
+    return json_response(body)
+
+
+async def topology(request: web.Request) -> web.Response:
+    """The topology as a NetJSON NetworkGraph."""
+    ctx = request.app[CTX]
+    grid = ctx.config.privacy.coarsen_grid_deg
+    body = ctx.cached("topology", lambda: ctx.netjson.graph_json(ctx.topology, grid))
+    return json_response(body)
+
+
+def register(app: web.Application) -> None:
+    """Add the /api/v1 routes."""
+    app.router.add_get("/api/v1/nodes", nodes, name="api_nodes")
+    app.router.add_get("/api/v1/nodes/{node}", node, name="api_node")
+    app.router.add_get("/api/v1/links", links, name="api_links")
+    app.router.add_get("/api/v1/topology", topology, name="api_topology")

@@ -1,0 +1,129 @@
+"""The aiohttp application: context, middlewares, and route registration per module.
+
+Each page or API module has a `register(app)` that adds its routes; handlers read the
+shared `WebContext` from `app[CTX]`. The map, installer and admin pages add their own
+modules (and files under `web/static/`) the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from meshmon.config import Config
+from meshmon.metrics import Metrics
+from meshmon.model.topology import Topology
+from meshmon.web.netjson import NetJsonRenderer
+from meshmon.web.public import PublicRenderer, dump
+
+STATIC_DIR = Path(__file__).parent / "static"
+API_PREFIX = "/api/"
+HTTP_REQUESTS = "meshmon_http_requests_total"
+
+
+class HistoryStore(Protocol):
+    """What the web reads from the SQLite store (history for the installer/admin views)."""
+
+    async def node_history(self, node: str, since: float) -> Any: ...
+
+    async def link_history(self, src: str, peer: str, since: float) -> Any: ...
+
+
+@dataclass
+class WebContext:
+    """Everything the handlers need; built by the service, by hand in tests."""
+
+    topology: Topology
+    config: Config
+    metrics: Metrics
+    clock: Callable[[], float] = time.time
+    store: HistoryStore | None = None
+    send_command: Callable[[str, bytes], None] | None = None
+    """publish a command to one agent (installer mode); None when there is no broker"""
+    cache_ttl_s: float = 1.0
+    """how long whole-network responses (nodes, links, topology) are reused; 0 disables.
+    A response that took d seconds to build is reused for at least 10·d, so at tens of
+    thousands of nodes polling maps cannot keep the event loop busy more than ~10 %."""
+    started_at: float = 0.0
+    """set by create_app from `clock`"""
+    public: PublicRenderer = field(default_factory=PublicRenderer, repr=False)
+    netjson: NetJsonRenderer = field(default_factory=NetJsonRenderer, repr=False)
+    _cache: dict[str, tuple[float, float, bytes]] = field(default_factory=dict, repr=False)
+
+    def cached(self, name: str, build: Callable[[], bytes]) -> bytes:
+        """The JSON body `build()` gives, reused for the TTL (measured by `clock`)."""
+        now = self.clock()
+        hit = self._cache.get(name)
+        if hit is not None and 0 <= now - hit[0] < hit[1]:
+            return hit[2]
+        started = time.perf_counter()
+        body = build()
+        if self.cache_ttl_s > 0:
+            took = time.perf_counter() - started
+            self._cache[name] = (now, max(self.cache_ttl_s, 10 * took), body)
+        return body
+
+
+CTX: web.AppKey[WebContext] = web.AppKey("meshmon_ctx", WebContext)
+
+
+def json_response(body: bytes | Any, status: int = 200) -> web.Response:
+    """A JSON response from prebuilt bytes or a value."""
+    data = body if isinstance(body, bytes) else dump(body)
+    return web.Response(body=data, status=status, content_type="application/json")
+
+
+def json_error(status: int, message: str) -> web.Response:
+    """`{"error": …}` with the status; API errors are JSON, never HTML."""
+    return json_response({"error": message, "status": status}, status=status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """JSON errors, `Cache-Control: no-store` and open CORS on /api/, request counting."""
+    is_api = request.path.startswith(API_PREFIX)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if not is_api or exc.status < 400:
+            _count(request, exc.status)
+            raise
+        response = json_error(exc.status, exc.reason)
+        if exc.status == 405:
+            response.headers["Allow"] = exc.headers.get("Allow", "GET")
+    if is_api:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    _count(request, response.status)
+    return response
+
+
+def _count(request: web.Request, status: int) -> None:
+    route = "other"
+    info = request.match_info
+    if info.http_exception is None and info.route.resource is not None:
+        route = info.route.resource.canonical
+    request.app[CTX].metrics.inc(HTTP_REQUESTS, route=route, code=str(status))
+
+
+def create_app(ctx: WebContext) -> web.Application:
+    """The collector's web application over `ctx` (routes from api and ops modules)."""
+    from meshmon.web import api, ops
+
+    ctx.started_at = ctx.clock()
+    ctx.metrics.describe(HTTP_REQUESTS, "counter", "HTTP requests answered, by route and code")
+    app = web.Application(middlewares=[api_middleware])
+    app[CTX] = ctx
+    ops.register(app)
+    api.register(app)
+    if STATIC_DIR.is_dir():
+        app.router.add_static("/static/", STATIC_DIR, name="static")
+    return app

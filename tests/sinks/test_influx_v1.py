@@ -156,7 +156,7 @@ async def test_bad_data_4xx_is_dropped_counted_and_writing_goes_on(
 async def test_unparsable_batch_is_rejected_without_retry(influxdb1: servers.Server) -> None:
     sink = InfluxV1Sink(influxdb1.url, "t_parse", flush_interval_s=60)
     await sink.start()
-    sink._append(["this is not line protocol"])  # what a bug in the encoder would send
+    sink._append(["this is not line protocol"], None)  # what a bug in the encoder would send
     await sink.flush()
     st = sink.stats()
     assert st["queued"] == 0 and st["rejected_points"] == 1 and st["written_points"] == 0
@@ -172,3 +172,19 @@ def test_database_is_created_on_start(influxdb1: servers.Server) -> None:
     asyncio.run(go())
     with urllib.request.urlopen(f"{influxdb1.url}/query?q=SHOW+DATABASES", timeout=5) as r:
         assert b'"t_created"' in r.read()
+
+
+async def test_stored_lag_is_measured_from_the_report_ts(influxdb1: servers.Server) -> None:
+    sink = InfluxV1Sink(influxdb1.url, "t_lag", flush_interval_s=60)
+    await sink.start()
+    try:
+        now = time.time()
+        sink.write_report(report(ts=now - 2.0), now, DSTS)
+        sink.write_event(Event(now, "offline", "n1", "n1 is offline"))
+        await sink.flush()
+        st = sink.stats()
+        assert st["written_points"] > 0
+        assert 2000 <= st["lag_p50_ms"] < 12000
+        assert st["lag_p99_ms"] >= st["lag_p50_ms"]
+    finally:
+        await sink.close()

@@ -89,13 +89,20 @@ def _spawn(name: str, argv: list[str], workdir: Path) -> subprocess.Popen[bytes]
     return subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=workdir)
 
 
-def start_mosquitto(port: int | None = None, extra_conf: str = "") -> Server:
-    """Mosquitto on 127.0.0.1 with anonymous access, no persistence (unless extra_conf says)."""
+def start_mosquitto(
+    port: int | None = None, extra_conf: str = "", persistence: bool = False
+) -> Server:
+    """Mosquitto on 127.0.0.1 with anonymous access; `persistence` keeps sessions and
+    queued messages across a restart (as production brokers do)."""
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
     conf = workdir / "mosquitto.conf"
+    persist = (
+        f"persistence true\npersistence_location {workdir}/\n" if persistence
+        else "persistence false\n"
+    )
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n{persist}"
         f"user root\nmax_queued_messages 1000000\n{extra_conf}\n"
     )
     proc = _spawn("mosquitto", ["mosquitto", "-c", str(conf)], workdir)

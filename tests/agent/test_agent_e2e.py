@@ -17,7 +17,7 @@ import pytest
 from meshmon.model import wire
 from tests import servers
 from tests.agent.mqtt_helpers import Recorder
-from tests.agent.test_report_wire import make_canned_dir
+from tests.agent_process import start_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "e2e-node"
@@ -25,24 +25,7 @@ BASE = f"meshmon/v1/node/{NODE}/"
 
 
 def _start_agent(tmp_path: Path, port: int, interval_s: float) -> subprocess.Popen[bytes]:
-    canned = make_canned_dir(tmp_path / "canned")
-    cfg = tmp_path / "agent.toml"
-    cfg.write_text(
-        f'node = "{NODE}"\ninterval_s = {interval_s}\n'
-        f"[mqtt]\nport = {port}\nreconnect_min_s = 1\nreconnect_max_s = 2\n"
-        f'[collect]\nwifi_interfaces = ["mesh-5000mhz"]\ncanned_dir = "{canned}"\n'
-        f'[info]\nlat = 41.38\nlon = 2.17\ntags = ["e2e"]\n'
-    )
-    env = dict(os.environ)
-    # works with or without the agents/ package in the editable install
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "agents"), str(ROOT)])
-    log = open(tmp_path / "agent.log", "wb")  # noqa: SIM115 - lives as long as the process
-    return subprocess.Popen(
-        [sys.executable, "-m", "meshmon_agent.main", "-c", str(cfg)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+    return start_agent(tmp_path, port, NODE, interval_s)
 
 
 @pytest.fixture

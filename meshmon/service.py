@@ -26,7 +26,8 @@ from meshmon.web.app import WebContext, create_app
 log = logging.getLogger(__name__)
 
 REJECT_LOG_INTERVAL_S = 60.0
-STATE_SAVE_INTERVAL_S = 2.0
+STATE_SAVE_INTERVAL_S = 15.0
+"""current state is saved this often (and at stop); samples are written every second"""
 EXPIRE_INTERVAL_S = 1.0
 ANALYSIS_INTERVAL_S = 30.0
 

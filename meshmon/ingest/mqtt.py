@@ -1,19 +1,22 @@
-"""MQTT subscriber: paho-mqtt in its own thread, handing messages to asyncio in batches.
+"""MQTT subscriber: paho-mqtt driven by the asyncio loop, handing messages over in batches.
 
-The paho thread only appends `(topic, payload, received_at)` to a deque and wakes the
-event loop when the deque was empty; decoding happens on the loop. The deque is bounded:
-what does not fit is dropped and counted (`meshmon_ingest_dropped_total`).
+paho's socket is served by the event loop itself (`paho_loop.LoopDriver`): a thread of
+its own would have to win the GIL back from the busy loop for every message. Incoming
+`(topic, payload, received_at)` go to a bounded deque that is drained in batches; what
+does not fit is dropped and counted (`meshmon_ingest_dropped_total`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +24,12 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from meshmon.config import MqttConfig
+from meshmon.ingest.paho_loop import LoopDriver
 
 log = logging.getLogger(__name__)
+
+RECONNECT_DELAY_S = 1.0
+TICK_S = 0.5
 
 RawMessage = tuple[str, bytes, float]
 """(topic, payload, received_at) — the only thing that leaves this adapter."""
@@ -68,7 +75,9 @@ class MqttIngest:
         )
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._driver: LoopDriver | None = None
+        self._connect_pool: ThreadPoolExecutor | None = None
+        self._tick_task: asyncio.Task[None] | None = None
         if config.username:
             self._client.username_pw_set(config.username, config.password or None)
         if config.tls:
@@ -90,31 +99,59 @@ class MqttIngest:
         return len(self._pending)
 
     async def start(self) -> None:
-        """Connect in the background; paho reconnects by itself when the broker goes away."""
+        """Connect in the background; reconnect by itself when the broker goes away."""
         self._loop = asyncio.get_running_loop()
+        self._connect_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-connect")
+        self._driver = LoopDriver(self._client, self._loop, self._connect_pool, "collector",
+                                  reconnect_delay_s=RECONNECT_DELAY_S)
         self._client.connect_async(
             self._address.host, self._address.port, keepalive=self._config.keepalive_s
         )
-        self._client.loop_start()
+        self._driver.connect()
+        self._tick_task = asyncio.create_task(self._tick(), name="mqtt-tick")
 
     async def stop(self) -> None:
-        self._client.disconnect()
-        await asyncio.to_thread(self._client.loop_stop)
+        """Disconnect cleanly (the broker keeps a persistent session's subscription)."""
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+        if self._driver is not None:
+            self._driver.dead = True
+            self._client.disconnect()
+            self._driver.flush()
+            self._driver.forget_socket()
+        if self._connect_pool is not None:
+            self._connect_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            assert self._driver is not None
+            self._driver.tick()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Publish from the collector (e.g. the `fast` command to an agent)."""
         self._client.publish(topic, payload, qos=qos, retain=retain)
+        if self._driver is not None:
+            self._driver.flush()
 
-    # paho thread ---------------------------------------------------------------------
-    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+    # paho callbacks (in the loop's thread, except on_connect after a threaded connect)
+    def _on_connect(self, client: paho.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.warning("MQTT connect to %s:%s refused: %s", self._address.host,
                         self._address.port, reason)
             return
         self.connects += 1
-        client.subscribe([(t, 1) for t in self.topics])
-        log.info("MQTT connected to %s:%s, subscribed to %s", self._address.host,
-                 self._address.port, ", ".join(self.topics))
+        if flags.session_present:
+            # the broker kept our subscription (and queued QoS 1 reports); subscribing again
+            # would only make it resend every retained status and info
+            log.info("MQTT reconnected to %s:%s, session resumed", self._address.host,
+                     self._address.port)
+        else:
+            client.subscribe([(t, 1) for t in self.topics])
+            log.info("MQTT connected to %s:%s, subscribed to %s", self._address.host,
+                     self._address.port, ", ".join(self.topics))
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.connected.set)
 
@@ -131,7 +168,7 @@ class MqttIngest:
         self.received += 1
         if not self._wake_scheduled and self._loop is not None:
             self._wake_scheduled = True
-            self._loop.call_soon_threadsafe(self._drain)
+            self._loop.call_soon(self._drain)
 
     # event loop ----------------------------------------------------------------------
     def _drain(self) -> None:

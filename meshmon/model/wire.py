@@ -9,9 +9,8 @@ payload agreeing on the node) and lenient where devices differ: unknown fields a
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import pydantic_core
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -228,18 +227,22 @@ def decode(prefix: str, topic: str, payload: bytes) -> Message:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected("oversize", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
-        data: Any = pydantic_core.from_json(payload)
-    except ValueError as exc:
-        raise Rejected("json", str(exc)[:200]) from None
-    if not isinstance(data, dict):
-        raise Rejected("schema", "payload is not a JSON object")
-    if data.get("v") != PROTOCOL_VERSION:
-        raise Rejected("version", f"unsupported version {str(data.get('v'))[:20]!r}")
-    if data.get("node") != node:
-        raise Rejected("node_mismatch", f"topic node {node!r} != payload node {data.get('node')!r}")
-    try:
-        return _MODELS[kind].model_validate(data)
+        # one pass in pydantic-core: parsing and validation together (the hot path)
+        message = _MODELS[kind].model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise Rejected("schema", f"{where}: {first['msg']}") from None
+        raise _rejection(exc) from None
+    if message.node != node:
+        raise Rejected("node_mismatch", f"topic node {node!r} != payload node {message.node!r}")
+    return message
+
+
+def _rejection(exc: ValidationError) -> Rejected:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        return Rejected("json", first["msg"][:200])
+    for err in errors:
+        if err["loc"] == ("v",):
+            return Rejected("version", f"unsupported or missing version: {err['msg']}")
+    where = ".".join(str(p) for p in first["loc"]) or "(payload)"
+    return Rejected("schema", f"{where}: {first['msg']}"[:300])

@@ -1,0 +1,58 @@
+"""`meshmon demo`: embedded broker, collector and a simulated Freifunk network in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from meshmon.config import Config
+from meshmon.demo.network import load_network
+from meshmon.demo.simulator import Simulator
+
+log = logging.getLogger(__name__)
+
+
+def demo_config(config: Config, http_port: int) -> Config:
+    """The config the demo runs with: embedded broker on a free port unless set, HTTP port."""
+    cfg = config.model_copy(deep=True)
+    if cfg.mqtt.broker == "embedded" and "port" not in cfg.mqtt.embedded.model_fields_set:
+        cfg.mqtt.embedded.port = 0  # a free one: 1883 may be taken by a real broker
+    cfg.http.port = http_port
+    return cfg
+
+
+async def run_demo(
+    config: Config,
+    http_port: int,
+    nodes: int | None,
+    interval_s: float,
+    duration_s: float | None,
+) -> None:
+    """Run collector + simulated network until `duration_s` has passed or it is cancelled."""
+    from meshmon.service import Service  # the collector pulls in everything; import late
+
+    cfg = demo_config(config, http_port)
+    # hundreds of simulated agents would log each (re)connect
+    logging.getLogger("meshmon_agent").setLevel(logging.WARNING)
+    network = load_network(nodes)
+    service = Service(cfg)
+    await service.start()
+    try:
+        address = service.mqtt_address
+        external = cfg.mqtt.broker == "external"
+        sim = Simulator(
+            network, address.host, address.port, interval_s=interval_s,
+            prefix=cfg.mqtt.topic_prefix,
+            mqtt_username=cfg.mqtt.username if external else "",
+            mqtt_password=cfg.mqtt.password if external else "",
+        )
+        sim.start()
+        print(f"meshmon demo: {len(network.nodes)} nodes, open {service.http_url}/", flush=True)
+        try:
+            await sim.run(duration_s)
+        finally:
+            sim.stop()
+            # let the broker take the agents' last `online: false` before it goes away
+            await asyncio.sleep(0.3)
+    finally:
+        await service.stop()

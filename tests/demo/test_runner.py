@@ -1,0 +1,52 @@
+"""`run_demo`: embedded broker + collector + a small simulated network, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from meshmon.config import Config
+from meshmon.demo.runner import demo_config, run_demo
+from tests.servers import free_port
+
+
+def test_demo_config_picks_a_free_embedded_port_unless_set() -> None:
+    cfg = demo_config(Config(), 8123)
+    assert cfg.mqtt.embedded.port == 0 and cfg.http.port == 8123
+    user = Config.model_validate({"mqtt": {"embedded": {"port": 2883}}})
+    assert demo_config(user, 1).mqtt.embedded.port == 2883
+    ext = Config.model_validate({"mqtt": {"broker": "external", "port": 1884}})
+    assert demo_config(ext, 1).mqtt.port == 1884
+
+
+async def test_run_demo_fills_the_collector(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    cfg = Config()
+    cfg.storage.path = str(tmp_path / "demo.sqlite")
+    port = free_port()
+    task = asyncio.create_task(run_demo(cfg, port, 20, 1.0, None))
+
+    def nodes() -> list[dict[str, object]]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/nodes", timeout=2) as r:
+            body = json.loads(r.read())
+        return body if isinstance(body, list) else body["nodes"]
+
+    seen: list[dict[str, object]] = []
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            try:
+                seen = await asyncio.to_thread(nodes)
+            except OSError:
+                continue
+            if len(seen) == 20 and all(n.get("online") for n in seen):
+                break
+        assert len(seen) == 20
+        assert f"meshmon demo: 20 nodes, open http://127.0.0.1:{port}/" in capsys.readouterr().out
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

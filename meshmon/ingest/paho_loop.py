@@ -50,6 +50,7 @@ class LoopDriver:
         self._last_attempt = 0.0
         self._connecting = False
         self._write_scheduled = False
+        self._poller = select.poll()
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
@@ -118,6 +119,8 @@ class LoopDriver:
             return
         self.forget_socket()
         self._fd = fd
+        self._poller = select.poll()  # poll, not select: descriptors may be above 1024
+        self._poller.register(fd, select.POLLIN)
         self._aloop.add_reader(fd, self._read)
 
     def _schedule_write(self, sock: socket.socket) -> None:
@@ -158,10 +161,22 @@ class LoopDriver:
         try:
             for _ in range(MAX_PACKETS_PER_READ):
                 self.client.loop_read()
-                if fd is None or self._fd != fd or not select.select([fd], [], [], 0)[0]:
+                if fd is None or self._fd != fd or not self._more_to_read():
                     break
+            else:  # let other work run, then go on (TLS-buffered data wakes no reader)
+                self._aloop.call_soon(self._read)
         except Exception:
             log.exception("%s: MQTT read failed", self.name)
+
+    def _more_to_read(self) -> bool:
+        sock = self.client.socket()
+        if sock is None:
+            return False
+        # TLS: decrypted bytes already buffered in the SSL object wake no reader
+        pending = getattr(sock, "pending", None)
+        if pending is not None and pending() > 0:
+            return True
+        return bool(self._poller.poll(0))
 
     def _write(self) -> None:
         try:

@@ -116,7 +116,7 @@ def _count(request: web.Request, status: int) -> None:
 
 def create_app(ctx: WebContext) -> web.Application:
     """The collector's web application over `ctx` (routes from api and ops modules)."""
-    from meshmon.web import api, ops
+    from meshmon.web import api, index, ops
 
     ctx.started_at = ctx.clock()
     ctx.metrics.describe(HTTP_REQUESTS, "counter", "HTTP requests answered, by route and code")
@@ -124,6 +124,7 @@ def create_app(ctx: WebContext) -> web.Application:
     app[CTX] = ctx
     ops.register(app)
     api.register(app)
+    index.register(app)
     if STATIC_DIR.is_dir():
         app.router.add_static("/static/", STATIC_DIR, name="static")
     return app

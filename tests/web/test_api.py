@@ -268,3 +268,15 @@ async def test_peer_without_agent_is_a_netjson_node_and_a_link_end(served: Serve
     ).items()
     node_ids = [n["id"] for n in (await served.get_json("/api/v1/nodes"))["nodes"]]
     assert "echo" not in node_ids  # only nodes that spoke are listed
+
+
+async def test_start_page_shows_the_summary_and_leaks_nothing(served: Served) -> None:
+    resp = await served.client.get("/")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    text = await resp.text()
+    topo = served.ctx.topology
+    online = sum(1 for n in topo.nodes.values() if n.online)
+    expected = f"{online} of {len(topo.nodes)} nodes online, {topo.graph.number_of_edges()} links"
+    assert expected in text
+    assert 'href="/api/v1/topology"' in text
+    assert_no_leaks(text, SECRETS)

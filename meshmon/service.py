@@ -66,7 +66,7 @@ class Service:
             await sink.start()
         if self.store is not None:
             nodes, links = await self.store.load_state()
-            self.topology.restore(nodes, links)
+            self.topology.restore(nodes, links, now=self.clock())
             log.info("state restored from %s: %d nodes, %d links",
                      cfg.storage.path, len(nodes), len(links))
         address = BrokerAddress(cfg.mqtt.host, cfg.mqtt.port)
@@ -161,7 +161,11 @@ class Service:
         topo = self.topology
         m = self.metrics
         if isinstance(message, Report):
+            known = topo.nodes.get(message.node)
+            was_online = known is not None and known.online
             dsts = topo.apply_report(message, now)
+            if not was_online:
+                self._emit(Event(now, "online", message.node, f"{message.node} is reporting"))
             m.inc("meshmon_reports_received_total")
             self._dirty_nodes.add(message.node)
             for link, dst in zip(message.links, dsts, strict=True):

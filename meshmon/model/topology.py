@@ -69,6 +69,8 @@ class Topology:
         """old keys dropped by re-keying, handed out by the next expire()"""
         # expire() runs every second; it skips its scans until something can have expired
         self._next_node_check = -math.inf
+        self._restored_at = -math.inf
+        """restart time given to restore(): expiry timers count from here at the earliest"""
         self._next_link_check = -math.inf
 
     # ------------------------------------------------------------------ messages
@@ -153,6 +155,8 @@ class Topology:
                 if node.info is not None and node.info.interval_s is not None:
                     interval = max(interval, node.info.interval_s)
                 seen = node.last_seen
+                if seen is not None:
+                    seen = max(seen, self._restored_at)
                 deadline = -math.inf if seen is None else seen + factor * interval
                 if now > deadline:
                     node.online = False
@@ -165,10 +169,11 @@ class Topology:
             cutoff = now - self.link_timeout_s
             oldest = math.inf
             for key, state in self.links.items():
-                if state.last_seen < cutoff:
+                seen = max(state.last_seen, self._restored_at)
+                if seen < cutoff:
                     stale.append(key)
-                elif state.last_seen < oldest:
-                    oldest = state.last_seen
+                elif seen < oldest:
+                    oldest = seen
             self._next_link_check = oldest + self.link_timeout_s
             for key in stale:
                 self._remove_link(key)
@@ -233,8 +238,16 @@ class Topology:
         )
 
     # ------------------------------------------------------------------ persistence
-    def restore(self, nodes: Iterable[NodeState], links: Iterable[LinkState]) -> None:
-        """Replace the current state with saved nodes and links and rebuild the indexes."""
+    def restore(
+        self, nodes: Iterable[NodeState], links: Iterable[LinkState], now: float | None = None
+    ) -> None:
+        """Replace the current state with saved nodes and links and rebuild the indexes.
+
+        With `now` (the restart time), restored nodes and links get their full timeout
+        from `now` before they expire: the collector was away, not the network, and
+        marking every node offline at once after a restart would flood maintainers.
+        """
+        self._restored_at = -math.inf if now is None else now
         node_list = list(nodes)
         link_list = list(links)
         self.nodes.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -332,3 +333,21 @@ def test_expire_notices_a_shorter_interval_after_a_quiet_scan() -> None:
     assert topo.expire(T0 + 6).nodes_offline == ["a"]
     assert topo.expire(T0 + 93).nodes_offline == ["c"]
     assert topo.expire(T0 + 301).links_removed == [key("a", "b")]
+
+
+def test_restore_with_restart_time_gives_nodes_and_links_their_full_timeout() -> None:
+    topo = Topology(offline_after_intervals=3, link_timeout_s=300)
+    topo.apply_report(report("a", link("b"), interval_s=30), T0)
+    restart = T0 + 3600  # the collector was away for an hour
+    again = Topology(offline_after_intervals=3, link_timeout_s=300)
+    saved = (list(topo.nodes.values()), list(topo.links.values()))
+    again.restore(*copy.deepcopy(saved), now=restart)
+    assert again.expire(restart + 1).nodes_offline == []  # no flood of offline events
+    assert key("a", "b") in again.links
+    gone = again.expire(restart + 91)  # a node that stays silent is offline 3 intervals later
+    assert gone.nodes_offline == ["a"]
+    assert again.expire(restart + 301).links_removed == [key("a", "b")]
+    # without the restart time, the old timestamps count (the previous behaviour)
+    old = Topology(offline_after_intervals=3, link_timeout_s=300)
+    old.restore(*copy.deepcopy(saved))
+    assert old.expire(restart + 1).nodes_offline == ["a"]

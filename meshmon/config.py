@@ -21,7 +21,8 @@ class EmbeddedBrokerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=0, le=65535)
     password_file: str = ""
-    """mosquitto_passwd-style file (`user:sha512-crypt hash`); empty allows anonymous clients."""
+    """`user:hash` lines, argon2 (`meshmon passwd FILE USER`) or sha512-crypt; empty allows
+    anonymous clients. Not mosquitto_passwd's format (`$7$`), which amqtt cannot verify."""
 
 
 class MqttConfig(Section):
@@ -40,6 +41,15 @@ class MqttConfig(Section):
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     queue_max: int = Field(default=100_000, ge=100)
     embedded: EmbeddedBrokerConfig = EmbeddedBrokerConfig()
+
+    @model_validator(mode="after")
+    def _collector_login(self) -> MqttConfig:
+        if self.broker == "embedded" and self.embedded.password_file and not self.username:
+            raise ValueError(
+                "the collector logs in to its own embedded broker too: with "
+                "embedded.password_file set, give mqtt.username and mqtt.password "
+                "of a user in that file")
+        return self
 
 
 class HttpConfig(Section):

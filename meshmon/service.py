@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -26,10 +27,11 @@ from meshmon.web.app import WebContext, create_app
 log = logging.getLogger(__name__)
 
 REJECT_LOG_INTERVAL_S = 60.0
-STATE_SAVE_INTERVAL_S = 15.0
-"""current state is saved this often (and at stop); samples are written every second"""
+STATE_SAVE_INTERVAL_S = 2.0
+STATE_SAVE_NODES_PER_TICK = 3000
+"""current state is saved in slices (and all at stop); samples are written every second"""
 EXPIRE_INTERVAL_S = 1.0
-ANALYSIS_INTERVAL_S = 30.0
+ANALYSIS_INTERVAL_S = 60.0
 
 
 class Service:
@@ -49,8 +51,8 @@ class Service:
         self.ingest: MqttIngest | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._dirty_nodes: set[str] = set()
-        self._dirty_links: set[LinkKey] = set()
+        self._dirty_nodes: dict[str, None] = {}
+        """nodes whose state or outgoing links changed since saved (insertion-ordered)"""
         self._removed_links: set[LinkKey] = set()
         self._reject_logged: dict[tuple[str, str], float] = {}
         self.http_port = 0
@@ -101,7 +103,7 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self._save_state()
+        self._save_state(limit=len(self._dirty_nodes))
         for sink in self.sinks:
             try:
                 await sink.close()
@@ -167,10 +169,7 @@ class Service:
             if not was_online:
                 self._emit(Event(now, "online", message.node, f"{message.node} is reporting"))
             m.inc("meshmon_reports_received_total")
-            self._dirty_nodes.add(message.node)
-            for link, dst in zip(message.links, dsts, strict=True):
-                peer = dst if dst is not None else f"mac:{link.peer_mac}"
-                self._dirty_links.add(LinkKey(message.node, peer, link.iface, link.kind))
+            self._dirty_nodes[message.node] = None
             for sink in self.sinks:
                 sink.write_report(message, now, dsts)
         elif isinstance(message, Status):
@@ -178,13 +177,14 @@ class Service:
             if topo.apply_status(message, now):
                 self._emit(Event(now, "online" if message.online else "offline", message.node,
                                  f"{message.node} is {'online' if message.online else 'offline'}"))
-            self._dirty_nodes.add(message.node)
+            self._dirty_nodes[message.node] = None
         else:
             m.inc("meshmon_info_received_total")
             topo.apply_info(message, now)
-            self._dirty_nodes.add(message.node)
-            # links re-keyed by MAC resolution are saved with the node's links
-            self._dirty_links.update(ls.key for ls in topo.node_links(message.node))
+            self._dirty_nodes[message.node] = None
+            # links of other nodes re-keyed by this node's MACs are saved with their source
+            for ls in topo.node_links(message.node):
+                self._dirty_nodes[ls.key.src] = None
 
     def _reject(self, topic: str, rej: Rejected, now: float) -> None:
         self.metrics.inc("meshmon_rejected_total", reason=rej.reason)
@@ -212,10 +212,9 @@ class Service:
         now = self.clock()
         expired = self.topology.expire(now)
         for node in expired.nodes_offline:
-            self._dirty_nodes.add(node)
+            self._dirty_nodes[node] = None
             self._emit(Event(now, "offline", node, f"{node} stopped reporting"))
         self._removed_links.update(expired.links_removed)
-        self._dirty_links.difference_update(expired.links_removed)
 
     def _analyse(self) -> None:
         analysis = self.topology.analyse()
@@ -226,16 +225,22 @@ class Service:
         m.set("meshmon_articulation_points", float(len(analysis.articulation_points)))
         m.set("meshmon_bridges", float(len(analysis.bridges)))
 
-    def _save_state(self) -> None:
+    def _save_state(self, limit: int = STATE_SAVE_NODES_PER_TICK) -> None:
+        """Hand the oldest dirty nodes (and their outgoing links) to the store.
+
+        At most `limit` nodes per call, so a large network is saved in slices and the loop
+        never stalls on it; `stop()` saves everything."""
         if self.store is None:
             return
         topo = self.topology
-        nodes = [topo.nodes[n] for n in self._dirty_nodes if n in topo.nodes]
-        links = [topo.links[k] for k in self._dirty_links if k in topo.links]
+        dirty = self._dirty_nodes
+        chosen = list(itertools.islice(dirty, limit))
+        for node in chosen:
+            del dirty[node]
+        nodes = [topo.nodes[n] for n in chosen if n in topo.nodes]
+        links = [ls for n in chosen for ls in topo.node_links(n) if ls.key.src == n]
         if nodes or links or self._removed_links:
             self.store.save_state(nodes, links, list(self._removed_links))
-        self._dirty_nodes.clear()
-        self._dirty_links.clear()
         self._removed_links.clear()
 
     # ------------------------------------------------------------------ metrics

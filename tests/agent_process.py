@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +18,23 @@ CAPTURED_PEERS = {
 
 
 def start_agent(tmp_path: Path, port: int, node: str, interval_s: float,
-                extra_info: str = "") -> subprocess.Popen[bytes]:
-    """An agent process reporting every `interval_s` to 127.0.0.1:`port` as `node`."""
+                extra_info: str = "", username: str = "", password: str = "",
+                tls_ca_file: str | Path = "") -> subprocess.Popen[bytes]:
+    """An agent process reporting every `interval_s` to 127.0.0.1:`port` as `node`.
+
+    `username`/`password` log in to the broker; `tls_ca_file` turns on TLS, trusting that CA
+    (the broker's certificate must name 127.0.0.1).
+    """
     canned = make_canned_dir(tmp_path / f"canned-{node}")
     cfg = tmp_path / f"agent-{node}.toml"
+    mqtt = f"port = {port}\nreconnect_min_s = 1\nreconnect_max_s = 2\n"
+    if username:
+        mqtt += f"username = {json.dumps(username)}\npassword = {json.dumps(password)}\n"
+    if tls_ca_file:
+        mqtt += f"tls = true\ntls_ca_file = {json.dumps(str(tls_ca_file))}\n"
     cfg.write_text(
         f'node = "{node}"\ninterval_s = {interval_s}\n'
-        f"[mqtt]\nport = {port}\nreconnect_min_s = 1\nreconnect_max_s = 2\n"
+        f"[mqtt]\n{mqtt}"
         f'[collect]\nwifi_interfaces = ["mesh-5000mhz"]\ncanned_dir = "{canned}"\n'
         f'[info]\nlat = 41.38\nlon = 2.17\ntags = ["e2e"]\n{extra_info}'
     )

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import logging
 import socket
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
+from amqtt.utils import gen_client_id
 
-from meshmon.config import EmbeddedBrokerConfig
+from meshmon.config import ConfigError, EmbeddedBrokerConfig
 
 log = logging.getLogger(__name__)
+
+HASH_PREFIXES = ("$argon2", "$6$")
+"""password hashes amqtt's FileAuthPlugin verifies: argon2 (pwdlib) and sha512-crypt"""
+
+# set in the connection's own task once its CONNECT passed the credential check
+_authenticated: ContextVar[bool] = ContextVar("meshmon_broker_authenticated", default=False)
 
 
 def _free_port(host: str) -> int:
@@ -37,6 +48,96 @@ class _Broker(Broker):
         if not any(s.client_id == session.client_id for s, _ in holders):
             return
         await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        """amqtt 0.12's, with the credentials checked *before* any session is touched.
+
+        amqtt checks them only afterwards: a client refused for a wrong password has already
+        deleted the session (and so the subscriptions) of the client whose id it used
+        (clean session), or taken over its connection (persistent session), and the refused
+        session stays registered as connected. Anyone who can reach the port and knows an
+        id (`meshmon-collector-HOST`, `meshmon-agent-NODE`) could silently cut the collector
+        off its reports. Here a refused client gets CONNACK "not authorised" and nothing else.
+        """
+        peer = f"{remote_address}:{remote_port}"
+        try:
+            handler, session = await BrokerProtocolHandler.init_from_connect(
+                reader, writer, self.plugins_manager)
+        except (AMQTTError, MQTTError, NoDataError) as exc:
+            await writer.close()
+            raise AMQTTError(f"no valid CONNECT from {peer}: {exc}") from exc
+        if not await self._check_credentials(session):
+            handler.attach(session, reader, writer)
+            await handler.mqtt_connack_authorize(False)
+            await writer.close()
+            why = ("unknown user or wrong password" if session.username
+                   else "no username (anonymous clients are not allowed)")
+            raise AMQTTError(
+                f"refused MQTT client {session.client_id!r} from {peer} "
+                f"(user {session.username!r}): {why}")
+        _authenticated.set(True)
+
+        if session.clean_session:
+            if session.client_id:
+                await self._delete_session(session.client_id)
+            else:
+                session.client_id = gen_client_id()
+            session.parent = 0
+        elif session.client_id in self._sessions:
+            # a persistent session resumed: keep its subscriptions and queue, take the new
+            # connection's will, keepalive and credentials
+            existing, _ = self._sessions[session.client_id]
+            for attr in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive",
+                         "username", "password"):
+                setattr(existing, attr, getattr(session, attr))
+            session = existing
+            session.parent = 1
+        else:
+            session.parent = 0
+
+        delay = self.config.get("timeout-disconnect-delay", 0)
+        if session.keep_alive > 0 and isinstance(delay, int):
+            session.keep_alive += delay
+        return handler, session
+
+    async def _authenticate(self, session: Session, listener: Any) -> bool:
+        # amqtt calls this after `_initialize_client_session`, in the same task
+        return _authenticated.get() or await self._check_credentials(session)
+
+    async def _check_credentials(self, session: Session) -> bool:
+        try:
+            return bool(await super()._authenticate(session, None))
+        except Exception as exc:  # e.g. a hash pwdlib cannot identify: refuse, do not crash
+            log.warning("checking the credentials of MQTT client %r (user %r) failed: %r",
+                        session.client_id, session.username, exc)
+            return False
+
+
+def check_password_file(path: str) -> int:
+    """Raise ConfigError unless every `user:hash` line of `path` has a hash amqtt verifies;
+    return the number of users."""
+    where = "mqtt.embedded.password_file"
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [(where, f"cannot read {path}: {exc}")]) from None
+    users = 0
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, pwd_hash = line.partition(":")
+        if not sep or not user:
+            raise ConfigError(path, [(where, f"line {number}: expected user:hash")])
+        if not pwd_hash.startswith(HASH_PREFIXES):
+            raise ConfigError(path, [(where, (
+                f"line {number} (user {user!r}): the embedded broker verifies argon2 or "
+                "sha512-crypt hashes only (mosquitto_passwd's $7$ hashes are not understood); "
+                f"create the line with `meshmon passwd {path} {user}`"))])
+        users += 1
+    return users
 
 
 class EmbeddedBroker:
@@ -64,6 +165,11 @@ class EmbeddedBroker:
         }
 
     async def start(self) -> None:
+        """Start listening; raise ConfigError for a password file amqtt cannot use."""
+        if self._password_file:
+            users = check_password_file(self._password_file)
+            log.info("embedded MQTT broker: %d user(s) in %s, anonymous clients refused",
+                     users, self._password_file)
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
         self._broker = _Broker(self._amqtt_config())

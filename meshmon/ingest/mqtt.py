@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_S = 1.0
 TICK_S = 0.5
+DRAIN_BATCH = 250
+"""messages decoded per loop iteration: HTTP stays responsive while a backlog drains"""
+REFUSED_LOG_INTERVAL_S = 60.0
+"""a broker that keeps refusing the collector is logged this often, not on every retry"""
+CREDENTIAL_REASONS = ("Not authorized", "Bad user name or password")
 
 RawMessage = tuple[str, bytes, float]
 """(topic, payload, received_at) — the only thing that leaves this adapter."""
@@ -66,6 +71,11 @@ class MqttIngest:
         self.received = 0
         self.dropped = 0
         self.connects = 0
+        self.refused = 0
+        """CONNACKs that refused the collector (wrong credentials, not authorised, …)"""
+        self._refused_in_row = 0
+        self._refused_logged_at = 0.0
+        self._up = False  # a CONNACK accepted the current connection
         client_id = config.client_id or f"meshmon-collector-{socket.gethostname()}"[:64]
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -139,10 +149,11 @@ class MqttIngest:
     # paho callbacks (in the loop's thread, except on_connect after a threaded connect)
     def _on_connect(self, client: paho.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
-            log.warning("MQTT connect to %s:%s refused: %s", self._address.host,
-                        self._address.port, reason)
+            self._log_refused(reason)
             return
         self.connects += 1
+        self._up = True
+        self._refused_in_row = 0
         if flags.session_present:
             # the broker kept our subscription (and queued QoS 1 reports); subscribing again
             # would only make it resend every retained status and info
@@ -155,8 +166,30 @@ class MqttIngest:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.connected.set)
 
+    def _log_refused(self, reason: Any) -> None:
+        self.refused += 1
+        self._refused_in_row += 1
+        now = time.monotonic()
+        if self._refused_in_row > 1 and now - self._refused_logged_at < REFUSED_LOG_INTERVAL_S:
+            return
+        self._refused_logged_at = now
+        hint = ""
+        if str(reason) in CREDENTIAL_REASONS:
+            user = self._config.username
+            hint = (f" (as user {user!r}: check mqtt.username and mqtt.password)" if user
+                    else " (no mqtt.username set, and the broker refuses anonymous clients)")
+        log.warning("MQTT broker %s:%s refused the connection: %s%s; retrying every %.0f s "
+                    "(%d refusals in a row)", self._address.host, self._address.port, reason,
+                    hint, RECONNECT_DELAY_S, self._refused_in_row)
+
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        log.warning("MQTT disconnected (%s); reconnecting", reason)
+        was_up, self._up = self._up, False
+        if self._driver is not None and self._driver.dead:
+            log.info("MQTT disconnected (%s)", reason)
+        elif was_up:
+            log.warning("MQTT disconnected (%s); reconnecting", reason)
+        else:  # a refused or failed connect, already logged
+            log.debug("MQTT connection closed before it was accepted (%s)", reason)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.connected.clear)
 
@@ -175,7 +208,7 @@ class MqttIngest:
         self._wake_scheduled = False
         pending = self._pending
         batch: list[RawMessage] = []
-        while pending and len(batch) < 2000:
+        while pending and len(batch) < DRAIN_BATCH:
             batch.append(pending.popleft())
         if pending and not self._wake_scheduled:
             # let other tasks (HTTP, sinks) run between large batches

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class LoopDriver:
         self.dead = False  # killed or stopped: never reconnect
         self._last_attempt = 0.0
         self._connecting = False
+        self._last_tls_error = ""
         self._write_scheduled = False
         self._poller = select.poll()
         client.on_socket_open = self._on_socket_open
@@ -85,6 +87,15 @@ class LoopDriver:
         try:
             if not self.dead:
                 self.client.reconnect()
+                self._last_tls_error = ""
+        except ssl.SSLError as exc:
+            # a wrong CA or certificate does not fix itself: say so (once per distinct error),
+            # where a refused TCP connect (broker down) stays at debug
+            message = str(exc)
+            level = logging.WARNING if message != self._last_tls_error else logging.DEBUG
+            self._last_tls_error = message
+            log.log(level, "%s: TLS connection to %s:%s failed: %s", self.name,
+                    self.client.host, self.client.port, message)
         except OSError as exc:
             log.debug("%s: connect failed: %s", self.name, exc)
         finally:

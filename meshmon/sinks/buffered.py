@@ -17,6 +17,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import TypedDict
 
 from meshmon.model.wire import Report
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
@@ -50,6 +51,17 @@ def classify_http_error(status: int, body: str) -> Exception:
         return TransientWriteError(f"HTTP {status}: {body[:300]}")
     m = _DROPPED_RE.search(body)
     return BadDataError(f"HTTP {status}: {body[:300]}", int(m.group(1)) if m else None)
+
+
+class BufferOptions(TypedDict, total=False):
+    """Keyword arguments of BufferedLineSink, passed through by the backends."""
+
+    batch_size: int
+    flush_interval_s: float
+    buffer_max_points: int
+    max_clock_skew_s: float
+    retry_initial_s: float
+    retry_max_s: float
 
 
 class BufferedLineSink:

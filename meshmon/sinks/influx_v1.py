@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Unpack
 
 import aiohttp
 
-from meshmon.sinks.base import MAX_CLOCK_SKEW_S
-from meshmon.sinks.buffered import BufferedLineSink, TransientWriteError, classify_http_error
+from meshmon.sinks.buffered import (
+    BufferedLineSink,
+    BufferOptions,
+    TransientWriteError,
+    classify_http_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +30,9 @@ class InfluxV1Sink(BufferedLineSink):
         username: str = "",
         password: str = "",
         timeout_s: float = 10.0,
-        batch_size: int = 5000,
-        flush_interval_s: float = 1.0,
-        buffer_max_points: int = 1_000_000,
-        max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
-        retry_initial_s: float = 1.0,
-        retry_max_s: float = 30.0,
+        **buffering: Unpack[BufferOptions],
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            flush_interval_s=flush_interval_s,
-            buffer_max_points=buffer_max_points,
-            max_clock_skew_s=max_clock_skew_s,
-            retry_initial_s=retry_initial_s,
-            retry_max_s=retry_max_s,
-        )
+        super().__init__(**buffering)
         self.url = url.rstrip("/")
         self.database = database
         self._auth = aiohttp.BasicAuth(username, password) if username else None

@@ -6,15 +6,19 @@ write API (VictoriaMetrics). The body is prebuilt line protocol; the client only
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import aiohttp
 from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
-from meshmon.sinks.base import MAX_CLOCK_SKEW_S
-from meshmon.sinks.buffered import BufferedLineSink, TransientWriteError, classify_http_error
+from meshmon.sinks.buffered import (
+    BufferedLineSink,
+    BufferOptions,
+    TransientWriteError,
+    classify_http_error,
+)
 
 
 class InfluxV2Sink(BufferedLineSink):
@@ -30,21 +34,9 @@ class InfluxV2Sink(BufferedLineSink):
         org: str = "",
         token: str = "",
         timeout_s: float = 10.0,
-        batch_size: int = 5000,
-        flush_interval_s: float = 1.0,
-        buffer_max_points: int = 1_000_000,
-        max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
-        retry_initial_s: float = 1.0,
-        retry_max_s: float = 30.0,
+        **buffering: Unpack[BufferOptions],
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            flush_interval_s=flush_interval_s,
-            buffer_max_points=buffer_max_points,
-            max_clock_skew_s=max_clock_skew_s,
-            retry_initial_s=retry_initial_s,
-            retry_max_s=retry_max_s,
-        )
+        super().__init__(**buffering)
         self.url = url.rstrip("/")
         self.bucket = bucket
         self.org = org

@@ -9,10 +9,12 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from meshmon import __version__
 from meshmon.config import Config, ConfigError, load
+from meshmon.errors import StartupError
 
 log = logging.getLogger("meshmon")
 
@@ -72,20 +74,28 @@ async def _serve(config: Config) -> None:
         await service.stop()
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    config = _load_or_exit(args.config)
-    _setup_logging(config.log_level)
-    _tune_gc()
+def _run_main(job: Coroutine[Any, Any, None]) -> int:
+    """Run `job` until it ends or SIGINT/SIGTERM; turn start-up failures into messages."""
 
     async def main() -> None:
-        await _run_until_signal(asyncio.create_task(_serve(config)))
+        await _run_until_signal(asyncio.create_task(job))
 
     try:
         asyncio.run(main())
     except ConfigError as exc:  # found only when starting, e.g. an unusable password file
         print(f"meshmon: invalid config {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"meshmon: cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load_or_exit(args.config)
+    _setup_logging(config.log_level)
+    _tune_gc()
+    return _run_main(_serve(config))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -97,14 +107,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.config is None:
         config.storage.path = args.storage
 
-    async def main() -> None:
-        task = asyncio.create_task(
-            run_demo(config, args.port, args.nodes, args.interval, args.duration)
-        )
-        await _run_until_signal(task)
-
-    asyncio.run(main())
-    return 0
+    return _run_main(run_demo(config, args.port, args.nodes, args.interval, args.duration))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

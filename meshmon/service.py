@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from meshmon.config import Config
+from meshmon.errors import StartupError
 from meshmon.ingest.broker import EmbeddedBroker
 from meshmon.ingest.mqtt import BrokerAddress, MqttIngest, RawMessage
 from meshmon.metrics import Metrics
@@ -60,7 +61,16 @@ class Service:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Load state, start sinks, broker, MQTT ingest, HTTP; return when all listen."""
+        """Load state, start sinks, broker, MQTT ingest, HTTP; return when all listen.
+
+        On failure, what was started is stopped again and the error raised."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         self.sinks = build_sinks(cfg)
         self.store = next((s for s in self.sinks if isinstance(s, SqliteStore)), None)
@@ -131,8 +141,15 @@ class Service:
         )
         self._runner = web.AppRunner(create_app(ctx), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
-        await site.start()
+        http = self.config.http
+        site = web.TCPSite(self._runner, http.host, http.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(
+                f"HTTP cannot listen on {http.host}:{http.port} ({exc.strerror}); "
+                "choose another [http] port."
+            ) from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http.port

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
-from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
 from meshmon.config import ConfigError, EmbeddedBrokerConfig
+from meshmon.errors import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,21 @@ class EmbeddedBroker:
                      users, self._password_file)
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._broker = _Broker(self._amqtt_config())
-        await self._broker.start()
+        broker = _Broker(self._amqtt_config())
+        amqtt_log = logging.getLogger("amqtt.broker")
+        level = amqtt_log.level
+        amqtt_log.setLevel(logging.CRITICAL)  # its traceback would bury our message
+        try:
+            await broker.start()
+        except BrokerError as exc:
+            raise StartupError(
+                f"the embedded MQTT broker cannot listen on {self.host}:{self.port} ({exc}). "
+                "If another broker (e.g. Mosquitto) runs there, use it with "
+                '[mqtt] broker = "external", or choose another [mqtt.embedded] port.'
+            ) from None
+        finally:
+            amqtt_log.setLevel(level)
+        self._broker = broker
         log.info("embedded MQTT broker (amqtt) on %s:%s", self.host, self.port)
 
     async def stop(self) -> None:

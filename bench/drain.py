@@ -1,0 +1,103 @@
+"""Collector drain rate in one process, for profiling the hot path (a benchmark, not a test).
+
+    python bench/drain.py [--nodes 2000] [--seconds 4] [--influx] [--default-gc] [--profile]
+
+Starts Mosquitto (and InfluxDB 1.x with --influx), runs the real `Service` in this
+process with a persistent MQTT session, queues a backlog of reports for it while its
+ingest is stopped, then times how fast it drains them (graph + SQLite [+ InfluxDB v1]).
+`--default-gc` keeps Python's default GC thresholds (the CLI tunes them); `--profile`
+prints the cProfile top 30 by own time. Last line: RESULT drain_per_s=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from loadgen import build_mesh, publish_infos, run_publishers  # noqa: E402
+
+from meshmon.cli import _tune_gc  # noqa: E402
+from meshmon.config import Config  # noqa: E402
+from meshmon.ingest.mqtt import BrokerAddress, MqttIngest  # noqa: E402
+from meshmon.service import Service  # noqa: E402
+from tests import servers  # noqa: E402
+
+
+async def drain(args: argparse.Namespace) -> float:
+    mesh = build_mesh(args.nodes)
+    mq = servers.start_mosquitto(extra_conf="max_inflight_messages 1000")
+    influx = servers.start_influxdb1() if args.influx else None
+    service: Service | None = None
+    try:
+        publish_infos(mq.port, mesh, "meshmon")
+        tmp = tempfile.mkdtemp(prefix="bench-drain-")
+        config = Config.model_validate({
+            "log_level": "warning",
+            "mqtt": {"broker": "external", "port": mq.port, "client_id": "bench-drain"},
+            "http": {"port": 0},
+            "storage": {"path": f"{tmp}/drain.sqlite"},
+            "influxdb": {"enabled": influx is not None, "api": "v1",
+                         "url": influx.url if influx else "http://127.0.0.1:1"},
+        })
+        service = Service(config)
+        await service.start()
+        while len(service.topology.nodes) < args.nodes:
+            await asyncio.sleep(0.1)
+        assert service.ingest is not None
+        await service.ingest.stop()  # the broker keeps the session and queues reports
+        sent = await asyncio.to_thread(run_publishers, mq.port, args.nodes, 0, args.seconds)
+        service.ingest = MqttIngest(config.mqtt, BrokerAddress("127.0.0.1", mq.port),
+                                    service._on_batch)
+        profile = cProfile.Profile()
+        t0 = time.perf_counter()
+        if args.profile:
+            profile.enable()
+        await service.ingest.start()
+        received = "meshmon_reports_received_total"
+        while service.metrics.get(received) < sent:
+            await asyncio.sleep(0.05)
+        took = time.perf_counter() - t0
+        profile.disable()
+        print(f"drained {sent} reports in {took:.1f}s: {sent / took:,.0f}/s "
+              f"({args.nodes} nodes, influx={'on' if influx else 'off'}, "
+              f"gc={'default' if args.default_gc else 'tuned'})")
+        if args.profile:
+            pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        return sent / took
+    finally:
+        if service is not None:
+            await service.stop()
+        mq.stop()
+        if influx is not None:
+            influx.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=2000)
+    ap.add_argument("--seconds", type=float, default=4.0, help="publishing time of the backlog")
+    ap.add_argument("--influx", action="store_true", help="add the InfluxDB v1 sink")
+    ap.add_argument("--default-gc", action="store_true", help="do not tune the GC")
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    if not args.default_gc:
+        _tune_gc()
+    else:
+        gc.set_threshold(700, 10, 10)
+    rate = asyncio.run(drain(args))
+    print(f"RESULT drain_per_s={rate:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -98,7 +98,7 @@ async def test_agent_through_mosquitto_to_api_sqlite_and_influxdb_v1(
     db.close()
 
 
-async def test_report_through_v2_api_lands_in_victoria_metrics(
+async def test_agent_and_report_through_v2_api_land_in_victoria_metrics(
     tmp_path: Path, mosquitto: servers.Server, victoria: servers.Server
 ) -> None:
     config = collector_config(
@@ -108,26 +108,36 @@ async def test_report_through_v2_api_lands_in_victoria_metrics(
     )
     service = await started(config)
     pub = Publisher(mosquitto.port)
+    agent = start_agent(tmp_path, mosquitto.port, "vm-agent", interval_s=1)
     try:
         await pub.send("meshmon/v1/node/vm-a/report", report("vm-a", 1, [
             {"peer": "vm-b", "iface": "wlan0", "kind": "wifi", "signal_dbm": -67,
              "expected_tput_mbps": 42.5}]))
 
-        def export() -> list[dict]:  # type: ignore[type-arg]
+        def export(match: str) -> list[dict]:  # type: ignore[type-arg]
             urllib.request.urlopen(victoria.url + "/internal/force_flush", timeout=5).read()
-            q = urllib.parse.urlencode({"match[]": '{__name__=~"link_.*",src="vm-a"}'})
+            q = urllib.parse.urlencode({"match[]": match})
             with urllib.request.urlopen(f"{victoria.url}/api/v1/export?{q}", timeout=5) as r:
                 return [json.loads(line) for line in r.read().decode().splitlines() if line]
 
-        async def landed() -> bool:
-            return any(s["metric"]["__name__"] == "link_signal_dbm" for s in export())
+        links_of_vm_a = '{__name__=~"link_.*",src="vm-a"}'
 
-        await eventually(landed, 15, "link_signal_dbm in VictoriaMetrics")
-        series = {s["metric"]["__name__"]: s for s in export()}
+        async def landed() -> bool:
+            names = {s["metric"]["__name__"] for s in export(links_of_vm_a)}
+            agent_rows = export('{__name__="link_signal_dbm",src="vm-agent"}')
+            return "link_signal_dbm" in names and len(agent_rows) == len(CAPTURED_PEERS)
+
+        await eventually(landed, 20, "report and agent links in VictoriaMetrics")
+        series = {s["metric"]["__name__"]: s for s in export(links_of_vm_a)}
         assert series["link_signal_dbm"]["values"] == [-67]
         assert series["link_signal_dbm"]["metric"]["dst"] == "vm-b"
         assert series["link_expected_tput_mbps"]["values"] == [42.5]
+        # the agent's three stations, unresolved (no node announced their MACs)
+        agent_rows = export('{__name__="link_signal_dbm",src="vm-agent"}')
+        got = {r["metric"]["dst"].removeprefix("mac:"): r["values"][-1] for r in agent_rows}
+        assert got == CAPTURED_PEERS
     finally:
+        stop(agent)
         pub.close()
         await service.stop()
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-from meshmon.model.wire import Info, Link, Report
+from meshmon.model.wire import LINK_METRICS, Info, Link, Report
 
 
 @dataclass(slots=True)
@@ -20,6 +22,7 @@ class NodeState:
     last_seen: float | None = None
     """collector clock of the last status/info/report from this node"""
     last_report: Report | None = None
+    """the latest report without its links (those are in the topology's LinkStates)"""
     interval_s: float = 30.0
     """the node's report interval (from its last report or info)"""
 
@@ -38,6 +41,64 @@ class LinkKey(NamedTuple):
 
 
 @dataclass(slots=True)
+class LinkSample:
+    """The metrics of one link reading: `wire.Link` without its identity, in a fraction of
+    the memory (the collector holds one per directed link).
+
+    Treated as immutable: the topology builds a new one per report and the renderers tell
+    fresh data by identity. Not `frozen=True` because a frozen dataclass sets each field
+    through `object.__setattr__`, which made construction ~9x slower (4.6 vs 0.5 µs) on
+    the ingest hot path.
+    """
+
+    signal_dbm: float | None = None
+    signal_avg_dbm: float | None = None
+    noise_dbm: float | None = None
+    snr_db: float | None = None
+    tx_rate_mbps: float | None = None
+    rx_rate_mbps: float | None = None
+    expected_tput_mbps: float | None = None
+    tx_retries: int | None = None
+    tx_failed: int | None = None
+    inactive_ms: int | None = None
+    tq: int | None = None
+    lq: float | None = None
+    nlq: float | None = None
+    etx: float | None = None
+    cost: float | None = None
+    rxcost: float | None = None
+    chains_dbm: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_link(cls, link: Link) -> LinkSample:
+        """The metrics of a validated wire link."""
+        # positional, in field order (a test checks it); read from the model's __dict__,
+        # where pydantic keeps field values, because getattr costs 3x as much (hot path)
+        sample = cls(*_metric_values(link.__dict__))
+        if sample.chains_dbm is not None:
+            sample.chains_dbm = tuple(sample.chains_dbm)
+        return sample
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LinkSample:
+        """From stored JSON (a dumped `wire.Link` or `to_dict()`); other keys are ignored."""
+        chains = data.get("chains_dbm")
+        values = [data.get(name) for name in LINK_METRICS]
+        values.append(None if chains is None else tuple(chains))
+        return cls(*values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics present (absent stays absent), chains_dbm as a list."""
+        out = {name: value for name in LINK_METRICS if (value := getattr(self, name)) is not None}
+        if self.chains_dbm is not None:
+            out["chains_dbm"] = list(self.chains_dbm)
+        return out
+
+
+_metric_values = itemgetter(*LINK_METRICS, "chains_dbm")
+
+
+@dataclass(slots=True)
 class LinkState:
     """The latest reading of one directed link, from its source node's report."""
 
@@ -45,8 +106,8 @@ class LinkState:
     dst: str | None
     """resolved peer node id, None while the peer MAC is unknown"""
     peer_mac: str | None
-    sample: Link
-    """latest metrics as reported"""
+    sample: LinkSample
+    """latest metrics as reported (a new object per report)"""
     first_seen: float
     last_seen: float
     """collector clock"""

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from meshmon.model.analysis import Analysis, weak_points
-from meshmon.model.state import LinkKey, LinkState, NodeState
+from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import Info, Report, Status
 
 MAC_PREFIX = "mac:"
@@ -108,7 +108,9 @@ class Topology:
         node = self._touch(src, now)
         node.online = True
         node.interval_s = report.interval_s
-        node.last_report = report
+        # kept without its links: they live on as LinkSamples, and the Link models
+        # would otherwise stay pinned until the node's next report
+        node.last_report = report.model_copy(update={"links": []}) if report.links else report
         self._node_deadline(now + self.offline_after_intervals * report.interval_s)
         links = self.links
         mac_owner = self._mac_owner
@@ -129,11 +131,12 @@ class Topology:
                 dsts.append(None)
                 continue
             key = LinkKey(src, peer, link.iface, link.kind)
+            sample = LinkSample.from_link(link)
             state = links.get(key)
             if state is None:
-                self._add_link(LinkState(key, dst, mac, link, now, now, report.ts))
+                self._add_link(LinkState(key, dst, mac, sample, now, now, report.ts))
             else:
-                state.sample = link
+                state.sample = sample
                 state.last_seen = now
                 state.report_ts = report.ts
                 if mac is not None:

@@ -5,14 +5,15 @@ appends row tuples to bounded in-memory queues. Every `flush_interval_s` the que
 go to the worker and are written with `executemany` in one transaction. Samples older
 than `sample_retention_h` are pruned once a minute.
 
-`save_state` snapshots references to the (immutable once built) Info/Report/Link models;
-serialising them to JSON happens in the worker thread.
+`save_state` snapshots references to the (immutable once built) Info/Report models and
+LinkSamples; serialising them to JSON happens in the worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import operator
@@ -24,7 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from meshmon.model.state import LinkKey, LinkState, NodeState
+from pydantic import TypeAdapter
+
+from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import LINK_METRICS, Info, Link, Report
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
@@ -84,11 +87,12 @@ _UPSERT_LINK = (
 )
 _DELETE_LINK = "DELETE FROM links WHERE src = ? AND peer = ? AND iface = ? AND kind = ?"
 
-_link_metrics = operator.attrgetter(*LINK_METRICS)
+_link_metrics = operator.itemgetter(*LINK_METRICS)
+_SAMPLE_JSON = TypeAdapter(LinkSample)
 PRUNE_INTERVAL_S = 60.0
 
 NodeSnapshot = tuple[str, Info | None, bool, float | None, float | None, float, Report | None]
-LinkSnapshot = tuple[LinkKey, str | None, str | None, Link, float, float, float]
+LinkSnapshot = tuple[LinkKey, str | None, str | None, LinkSample, float, float, float]
 
 
 def link_peer(link: Link, dst: str | None) -> str:
@@ -100,7 +104,24 @@ def link_peer(link: Link, dst: str | None) -> str:
     return link.peer or "unknown"
 
 
-def _json_list(values: list[float] | None) -> str | None:
+def _sample_json(key: LinkKey, mac: str | None, sample: LinkSample) -> str:
+    """The stored JSON of a link sample, shaped like the dumped `wire.Link` it replaced
+    (identity, then the metrics present), so older collectors can still read it."""
+    # a full state save writes every link: pydantic-core encodes the metrics and the
+    # strings are quoted once each (json.dumps of a dict costs 3x as much)
+    peer = "" if key.peer.startswith("mac:") else f'"peer":{_quoted(key.peer)},'
+    peer_mac = "" if mac is None else f'"peer_mac":{_quoted(mac)},'
+    head = f'{{{peer}{peer_mac}"iface":{_quoted(key.iface)},"kind":{_quoted(key.kind)}'
+    metrics = _SAMPLE_JSON.dump_json(sample, exclude_none=True).decode()
+    return head + "}" if metrics == "{}" else head + "," + metrics[1:]
+
+
+@functools.lru_cache(maxsize=65536)
+def _quoted(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _json_list(values: Sequence[float] | None) -> str | None:
     # a JSON array of floats, without json.dumps' per-call overhead (hot path)
     return None if values is None else "[" + ",".join(map(repr, values)) + "]"
 
@@ -211,9 +232,12 @@ class SqliteStore:
                 )
             rows = self._link_rows
             for link, dst in zip(report.links, dsts, strict=True):
+                # field values straight from the model's __dict__: getattr on a pydantic
+                # model costs 3x as much, and this runs for every link of every report
+                fields = link.__dict__
                 rows.append((
-                    node, link_peer(link, dst), link.iface, link.kind, dst, ts,
-                    *_link_metrics(link), _json_list(link.chains_dbm),
+                    node, dst or link_peer(link, dst), fields["iface"], fields["kind"], dst, ts,
+                    *_link_metrics(fields), _json_list(fields["chains_dbm"]),
                 ))  # fmt: skip
             self._bound()
         except Exception:
@@ -405,7 +429,7 @@ class SqliteStore:
             for nid, info, online, first, last, interval, rep in state_nodes
         ]  # fmt: skip
         link_state = [
-            (*key, dst, mac, sample.model_dump_json(exclude_none=True), first, last, rts)
+            (*key, dst, mac, _sample_json(key, mac, sample), first, last, rts)
             for key, dst, mac, sample, first, last, rts in state_links
         ]
         conn.execute("BEGIN")
@@ -483,7 +507,7 @@ class SqliteStore:
                 key=LinkKey(src, peer, iface, kind),
                 dst=dst,
                 peer_mac=mac,
-                sample=Link.model_validate_json(sample),
+                sample=LinkSample.from_dict(json.loads(sample)),
                 first_seen=first,
                 last_seen=last,
                 report_ts=rts,

@@ -23,8 +23,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 import meshmon
-from meshmon.model.state import LinkKey, NodeState
-from meshmon.model.wire import Link
+from meshmon.model.state import LinkKey, LinkSample, NodeState
 from meshmon.web.public import Json, TopologyView, dump, public_location, safe_text
 
 PROTOCOL = "meshmon"
@@ -37,7 +36,7 @@ _COST_INPUTS = ("etx", "cost", "tq", "lq", "nlq", "signal_avg_dbm", "signal_dbm"
 _get_inputs = attrgetter(*dict.fromkeys(_SUMMARY_METRICS + _COST_INPUTS))
 
 
-def link_cost(sample: Link) -> tuple[float, str]:
+def link_cost(sample: LinkSample) -> tuple[float, str]:
     """An ETX-like cost of one directed link and a short text naming its source."""
     if sample.etx is not None:
         return float(sample.etx), f"etx {sample.etx:g}"
@@ -56,7 +55,7 @@ def link_cost(sample: Link) -> tuple[float, str]:
 
 
 class _LinkEntry(NamedTuple):
-    sample: Link
+    sample: LinkSample
     inputs: tuple[object, ...]
     """kind and the metrics cost and summary are made of: equal inputs, same entry"""
     cost: float
@@ -216,7 +215,7 @@ def _number(value: float) -> bytes:
     return repr(value).encode() if isinstance(value, float) else b"%d" % value
 
 
-def _summary(kind: str, sample: Link) -> bytes:
+def _summary(kind: str, sample: LinkSample) -> bytes:
     parts = [b'{"kind":%b' % _quoted(kind)]
     for name in _SUMMARY_METRICS:
         value = getattr(sample, name)

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Protocol
 
-from meshmon.model.state import LinkKey, LinkState, NodeState
-from meshmon.model.wire import LINK_METRICS, Info, Link, Report
+from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
+from meshmon.model.wire import LINK_METRICS, Info, Report
 
 Json = dict[str, Any]
 
@@ -73,7 +73,7 @@ def _snap(value: float, grid: float) -> float:
     return round(round(value / grid) * grid, 6)
 
 
-def link_metrics(sample: Link) -> Json:
+def link_metrics(sample: LinkSample) -> Json:
     """The scalar metrics the source reported (absent stays absent), plus chains_dbm."""
     out: Json = {}
     for name in LINK_METRICS:
@@ -303,7 +303,7 @@ class PublicRenderer:
     def __init__(self) -> None:
         self._info: dict[str, tuple[Info | None, float, bytes]] = {}
         self._report: dict[str, tuple[Report | None, bytes]] = {}
-        self._links: dict[LinkKey, tuple[Link, float, str | None, bytes]] = {}
+        self._links: dict[LinkKey, tuple[LinkSample, float, str | None, bytes]] = {}
 
     def nodes_json(self, topology: TopologyView, coarsen_grid_deg: float) -> bytes:
         """`{"nodes": [...]}` as `nodes_list` gives it."""
@@ -344,7 +344,7 @@ class PublicRenderer:
     def links_json(self, topology: TopologyView) -> bytes:
         """`{"links": [...]}` as `links_list` gives it."""
         old = self._links
-        new: dict[LinkKey, tuple[Link, float, str | None, bytes]] = {}
+        new: dict[LinkKey, tuple[LinkSample, float, str | None, bytes]] = {}
         parts: list[bytes] = []
         for key, link in topology.links.items():
             if link.dst is None:

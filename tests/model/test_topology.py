@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from meshmon.model.state import LinkKey
+from meshmon.model.state import LinkKey, LinkSample
 from meshmon.model.topology import Topology
-from meshmon.model.wire import Info, Link, Radio, Report, Status
+from meshmon.model.wire import LINK_METRICS, Info, Link, Radio, Report, Status
 
 T0 = 1_700_000_000.0
 MAC_B = "02:00:00:00:00:0b"
@@ -351,3 +351,27 @@ def test_restore_with_restart_time_gives_nodes_and_links_their_full_timeout() ->
     old = Topology(offline_after_intervals=3, link_timeout_s=300)
     old.restore(*copy.deepcopy(saved))
     assert old.expire(restart + 1).nodes_offline == ["a"]
+
+
+def test_link_sample_keeps_every_metric_and_drops_the_wire_model() -> None:
+    metrics = {name: i + 1 for i, name in enumerate(LINK_METRICS)}
+    metrics.update(lq=0.5, nlq=0.25, tq=200)
+    wire = Link.model_validate({**link("b"), **metrics, "chains_dbm": [-61, -62]})
+    sample = LinkSample.from_link(wire)
+    # positional construction relies on the fields following LINK_METRICS
+    assert tuple(f.name for f in dataclasses.fields(LinkSample)) == (*LINK_METRICS, "chains_dbm")
+    assert all(getattr(sample, name) == getattr(wire, name) for name in LINK_METRICS)
+    assert sample.chains_dbm == (-61.0, -62.0)
+    assert LinkSample.from_dict(sample.to_dict()) == sample
+    assert LinkSample.from_dict(wire.model_dump()) == sample
+    assert LinkSample.from_link(Link.model_validate(link("b"))) == LinkSample()
+
+
+def test_node_keeps_its_last_report_without_the_links() -> None:
+    topo = Topology()
+    rep = report("a", link("b", signal_dbm=-60), clients=3, radios=[{"iface": "wlan0"}])
+    topo.apply_report(rep, T0)
+    kept = topo.nodes["a"].last_report
+    assert kept is not None and kept.links == [] and len(rep.links) == 1
+    assert kept.clients == 3 and kept.radios == rep.radios and kept.ts == rep.ts
+    assert topo.links[key("a", "b")].sample == LinkSample(signal_dbm=-60)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from meshmon.model.state import LinkKey, LinkState, NodeState
-from meshmon.model.wire import Info
+from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
+from meshmon.model.wire import Info, Link
 from meshmon.sinks.base import Event
 from meshmon.sinks.sqlite import SqliteStore
 from tests.sinks.reports import DSTS, NOW, report
@@ -26,7 +26,7 @@ def link_states(r=None) -> list[LinkState]:
             LinkKey("n1", peer, link.iface, link.kind),
             dst,
             link.peer_mac,
-            link,
+            LinkSample.from_link(link),
             first_seen=NOW - 100,
             last_seen=NOW,
             report_ts=r.ts,
@@ -191,3 +191,28 @@ async def test_background_writer_flushes_on_its_own(tmp_path: Path) -> None:
         await asyncio.sleep(0.02)
     assert store.stats()["written_points"] == 4
     await store.close()
+
+
+async def test_link_sample_json_stays_a_wire_link(tmp_path: Path) -> None:
+    """Rows written before LinkSample load, and rows written now still parse as wire.Link."""
+    r = report()
+    states = link_states(r)
+    store = store_at(tmp_path)
+    await store.start()
+    store.save_state([], states, [])
+    await store.flush()
+    db = sqlite3.connect(tmp_path / "m.sqlite")
+    for (sample,) in db.execute("SELECT sample FROM links"):
+        wire = Link.model_validate_json(sample)
+        assert LinkSample.from_link(wire) in [s.sample for s in states]
+    old = {ls.key: link for ls, link in zip(states, r.links, strict=True)}
+    for k, link in old.items():  # as the collector wrote them before
+        db.execute(
+            "UPDATE links SET sample = ? WHERE src = ? AND peer = ? AND iface = ? AND kind = ?",
+            (link.model_dump_json(exclude_none=True), *k),
+        )
+    db.commit()
+    db.close()
+    _, loaded = await store.load_state()
+    await store.close()
+    assert sorted(loaded, key=lambda ls: ls.key) == sorted(states, key=lambda ls: ls.key)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from meshmon.model.state import LinkKey, LinkState
+from meshmon.model.state import LinkKey, LinkSample, LinkState
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Link, Report, Status
 from meshmon.web.netjson import MAX_COST, NetJsonRenderer, link_cost, network_graph
@@ -28,7 +28,7 @@ def info(public: bool, **loc: float) -> Info:
 
 def link(src: str, dst: str | None, **metrics: float) -> LinkState:
     peer = dst or "mac:02:00:00:00:00:01"
-    sample = Link.model_validate(
+    wire = Link.model_validate(
         {
             "peer": dst,
             "peer_mac": None if dst else "02:00:00:00:00:01",
@@ -37,7 +37,8 @@ def link(src: str, dst: str | None, **metrics: float) -> LinkState:
             **metrics,
         }
     )
-    return LinkState(LinkKey(src, peer, "wlan0", "wifi"), dst, sample.peer_mac, sample, 1.0, 2.0)
+    sample = LinkSample.from_link(wire)
+    return LinkState(LinkKey(src, peer, "wlan0", "wifi"), dst, wire.peer_mac, sample, 1.0, 2.0)
 
 
 def test_public_node_location_is_exact() -> None:

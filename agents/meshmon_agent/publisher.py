@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -16,6 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from meshmon_agent.config import MqttSettings
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 2.0
 
 CommandCallback = Callable[[dict[str, Any]], None]
 
@@ -47,6 +50,7 @@ class Publisher:
         self._inflight_mid: int | None = None
         self._early_acks: set[int] = set()
         self._connected = False
+        self._disconnected = threading.Event()
         self._stopped = False
         self._info: bytes | None = None
         self._on_command: CommandCallback | None = None
@@ -150,12 +154,27 @@ class Publisher:
             if self._stopped:
                 return
             self._stopped = True
-            connected = self._connected
-        if connected:
+        # paho may hold an open connection before our on_connect has run: go by the socket
+        linked = self._client.socket() is not None
+        self._disconnected.clear()
+        if linked:
             status = {"v": 1, "node": self.node, "online": False, "ts": round(time.time(), 3)}
-            self._client.publish(self._status_topic, _dumps(status), qos=1, retain=True)
+            sent = self._client.publish(self._status_topic, _dumps(status), qos=1, retain=True)
+            self._await_published(sent)
         self._client.disconnect()
+        if linked:
+            self._await_disconnect()
         self._client.loop_stop()
+
+    def _await_published(self, sent: mqtt.MQTTMessageInfo) -> None:
+        """Wait (briefly) until the broker has the clean `online: false` status."""
+        with contextlib.suppress(ValueError, RuntimeError):
+            sent.wait_for_publish(STOP_WAIT_S)
+
+    def _await_disconnect(self) -> None:
+        """Let the network thread write PUBLISH and DISCONNECT before it is stopped:
+        stopping it first can close the socket unsent, and the broker sends the will."""
+        self._disconnected.wait(STOP_WAIT_S)
 
     def kill(self) -> None:
         """Drop the connection without DISCONNECT, as a crash would (the broker sends the will)."""
@@ -193,6 +212,7 @@ class Publisher:
         with self._lock:
             self._connected = False
             stopped = self._stopped
+        self._disconnected.set()
         if not stopped:
             log.warning("%s: disconnected (%s), reconnecting", self.node, reason)
 

@@ -58,6 +58,12 @@ class LoopPublisher(Publisher):
         self.driver.flush()  # paho closes the socket after writing DISCONNECT
         self.driver.forget_socket()
 
+    def _await_published(self, sent: mqtt.MQTTMessageInfo) -> None:
+        """Nothing to wait for: `stop` writes the packets itself (`driver.flush`)."""
+
+    def _await_disconnect(self) -> None:
+        """Nothing to wait for: `stop` writes the packets itself (`driver.flush`)."""
+
     def kill(self) -> None:
         """Close the connection without DISCONNECT; the broker sends the last will."""
         self.driver.dead = True

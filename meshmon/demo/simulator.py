@@ -16,29 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import importlib.util
 import logging
 import random
-import sys
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-from meshmon.demo.network import DemoLink, DemoNetwork, DemoNode
-
-if importlib.util.find_spec("meshmon_agent") is None:  # pragma: no cover - install-dependent
-    # a source checkout whose editable install predates agents/: use the agent next to us
-    _AGENTS = Path(__file__).resolve().parents[2] / "agents"
-    if (_AGENTS / "meshmon_agent").is_dir():
-        sys.path.append(str(_AGENTS))
 
 from meshmon_agent.config import MqttSettings
 
 from meshmon.demo.loop_publisher import CommandListener, LoopPublisher
+from meshmon.demo.network import DemoLink, DemoNetwork, DemoNode
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,10 @@ class LagTracker:
             if stored and ts is not None:
                 self._lags.append(when - ts)
 
+    def stored(self, report_times: list[float], now: float) -> None:
+        """Reports taken at `report_times` were written at `now` (sinks without a FIFO)."""
+        self._lags.extend(now - ts for ts in report_times)
+
     def quantiles_ms(self) -> dict[str, float]:
         """p50 and p99 of the recent lags in ms (empty before the first stored report)."""
         if not self._lags:

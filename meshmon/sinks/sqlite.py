@@ -389,10 +389,8 @@ class SqliteStore:
             self._inflight = 0
         self.written_rows += n
         self.last_write_ms = (time.perf_counter() - t0) * 1000
-        stored_at = time.time()
-        for row in node_rows:  # one node row per report; row[1] is its sample time
-            self.lag.mark(1, row[1])
-        self.lag.settle(len(node_rows), stored=True, now=stored_at)
+        # one node row per report; row[1] is its sample time
+        self.lag.stored([row[1] for row in node_rows], time.time())
 
     # ------------------------------------------------------------------ internals (worker thread)
     def _open(self) -> None:

@@ -81,6 +81,8 @@ class Service:
             self.topology.restore(nodes, links, now=self.clock())
             log.info("state restored from %s: %d nodes, %d links",
                      cfg.storage.path, len(nodes), len(links))
+        # HTTP binds first: a taken port fails start-up before any MQTT connection exists
+        await self._start_http()
         address = BrokerAddress(cfg.mqtt.host, cfg.mqtt.port)
         if cfg.mqtt.broker == "embedded":
             self.broker = EmbeddedBroker(cfg.mqtt.embedded)
@@ -89,7 +91,6 @@ class Service:
         self.mqtt_address = address
         self.ingest = MqttIngest(cfg.mqtt, address, self._on_batch, clock=self.clock)
         await self.ingest.start()
-        await self._start_http()
         self._tasks = [
             asyncio.create_task(self._periodic(EXPIRE_INTERVAL_S, self._expire), name="expire"),
             asyncio.create_task(

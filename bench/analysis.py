@@ -10,9 +10,11 @@ links as graph edges), then times:
 - apply_report on the built topology (steady state: every link is an update);
 - `Topology.analyse()` (one iterative Tarjan DFS: components, articulation points, bridges);
 - the networkx equivalent: connected components + articulation points + bridges, the
-  bridges both via `nx.bridges` and via biconnected components.
+  bridges both via `nx.bridges` and via biconnected components;
+- `gateway_cuts` (who loses every gateway if one node or one link fails) with 1 % of the
+  nodes as gateways, against its 500 ms limit.
 
-Last line: RESULT analysis_ms=… nodes=… edges=… links=… (analysis_ms is the median).
+Last line: RESULT analysis_ms=… nodes=… edges=… links=… gateway_cuts_ms=… (medians).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import networkx as nx  # noqa: E402
 
+from meshmon.model.analysis import gateway_cuts  # noqa: E402
 from meshmon.model.topology import Topology  # noqa: E402
 from meshmon.model.wire import Info, Report  # noqa: E402
 
@@ -59,25 +62,63 @@ def mesh(nodes: int, edges: int, seed: int) -> nx.Graph:
 def report(node: str, peers: list[tuple[str, str | None]], seq: int) -> Report:
     links: list[dict[str, Any]] = []
     for j, (peer, peer_mac) in enumerate(peers):
-        item: dict[str, Any] = {"iface": "wlan0", "kind": "wifi", "signal_dbm": -50 - j,
-                                "noise_dbm": -95, "tx_rate_mbps": 130.0, "rx_rate_mbps": 117.0,
-                                "expected_tput_mbps": 60.0, "inactive_ms": 10}
+        item: dict[str, Any] = {
+            "iface": "wlan0",
+            "kind": "wifi",
+            "signal_dbm": -50 - j,
+            "noise_dbm": -95,
+            "tx_rate_mbps": 130.0,
+            "rx_rate_mbps": 117.0,
+            "expected_tput_mbps": 60.0,
+            "inactive_ms": 10,
+        }
         if peer_mac is None:
             item["peer"] = peer
         else:
             item["peer_mac"] = peer_mac
         links.append(item)
-    return Report.model_validate({
-        "v": 1, "node": node, "ts": T0 + seq, "seq": seq, "interval_s": 30,
-        "sys": {"uptime_s": 1000, "load": [0.1, 0.2, 0.3], "mem_total_kb": 126000,
-                "mem_avail_kb": 60000, "rootfs_used_pct": 40},
-        "ifaces": [{"name": n, "up": True, "rx_bytes": 1 << 30, "tx_bytes": 1 << 29,
-                    "rx_packets": 10**6, "tx_packets": 10**6, "rx_errors": 0, "tx_errors": 0}
-                   for n in ("wlan0", "br-lan")],
-        "radios": [{"iface": "wlan0", "freq_mhz": 5180, "channel": 36, "width_mhz": 20,
-                    "noise_dbm": -95, "txpower_dbm": 20, "busy_pct": 30, "clients": 2}],
-        "links": links,
-    })
+    return Report.model_validate(
+        {
+            "v": 1,
+            "node": node,
+            "ts": T0 + seq,
+            "seq": seq,
+            "interval_s": 30,
+            "sys": {
+                "uptime_s": 1000,
+                "load": [0.1, 0.2, 0.3],
+                "mem_total_kb": 126000,
+                "mem_avail_kb": 60000,
+                "rootfs_used_pct": 40,
+            },
+            "ifaces": [
+                {
+                    "name": n,
+                    "up": True,
+                    "rx_bytes": 1 << 30,
+                    "tx_bytes": 1 << 29,
+                    "rx_packets": 10**6,
+                    "tx_packets": 10**6,
+                    "rx_errors": 0,
+                    "tx_errors": 0,
+                }
+                for n in ("wlan0", "br-lan")
+            ],
+            "radios": [
+                {
+                    "iface": "wlan0",
+                    "freq_mhz": 5180,
+                    "channel": 36,
+                    "width_mhz": 20,
+                    "noise_dbm": -95,
+                    "txpower_dbm": 20,
+                    "busy_pct": 30,
+                    "clients": 2,
+                }
+            ],
+            "links": links,
+        }
+    )
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -105,8 +146,10 @@ def main() -> None:
     for k, (u, v) in enumerate(g.edges):
         src, dst = (u, v) if k % 2 else (v, u)
         peers[src].append((dst, mac(int(dst[5:])) if k % 4 < 2 else None))
-    print(f"mesh: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges "
-          f"({time.perf_counter() - started:.1f} s)")
+    print(
+        f"mesh: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
 
     started = time.perf_counter()
     reports = [report(n, p, 1) for n, p in peers.items()]
@@ -124,29 +167,37 @@ def main() -> None:
         topo.apply_report(r, T0 + 31)
     again = time.perf_counter() - started
     links = sum(len(r.links) for r in reports)
-    print(f"apply_report: first pass (inserts) {len(reports) / first:,.0f} reports/s, "
-          f"steady (updates) {len(reports) / again:,.0f} reports/s, "
-          f"{links / len(reports):.1f} links/report")
+    print(
+        f"apply_report: first pass (inserts) {len(reports) / first:,.0f} reports/s, "
+        f"steady (updates) {len(reports) / again:,.0f} reports/s, "
+        f"{links / len(reports):.1f} links/report"
+    )
     started = time.perf_counter()
     expired = topo.expire(T0 + 40)
     scan_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     topo.expire(T0 + 41)
-    print(f"expire() over {len(topo.nodes)} nodes / {len(topo.links)} links: full scan "
-          f"{scan_ms:.1f} ms (removed {len(expired.links_removed)}), next call "
-          f"{(time.perf_counter() - started) * 1000:.3f} ms (nothing due yet)")
+    print(
+        f"expire() over {len(topo.nodes)} nodes / {len(topo.links)} links: full scan "
+        f"{scan_ms:.1f} ms (removed {len(expired.links_removed)}), next call "
+        f"{(time.perf_counter() - started) * 1000:.3f} ms (nothing due yet)"
+    )
     del reports
     gc.collect()
-    print(f"RSS: {rss_mb():.0f} MB now, {rss_mb() - rss_start:.0f} MB since start (topology "
-          f"incl. one last_report per node, plus the generator graph), "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB peak")
+    print(
+        f"RSS: {rss_mb():.0f} MB now, {rss_mb() - rss_start:.0f} MB since start (topology "
+        f"incl. one last_report per node, plus the generator graph), "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB peak"
+    )
 
     graph = topo.graph
     assert graph.number_of_edges() == g.number_of_edges() and len(topo.links) == links
     result = topo.analyse()
-    print(f"analyse: {len(result.components)} components (largest {len(result.components[0])}),"
-          f" {len(result.articulation_points)} articulation points, {len(result.bridges)} "
-          f"bridges, {len(result.reach_gateway)} reach a gateway")
+    print(
+        f"analyse: {len(result.components)} components (largest {len(result.components[0])}),"
+        f" {len(result.articulation_points)} articulation points, {len(result.bridges)} "
+        f"bridges, {len(result.reach_gateway)} reach a gateway"
+    )
 
     ours = timed(topo.analyse, args.repeat)
 
@@ -162,26 +213,57 @@ def main() -> None:
 
     via_bcc = timed(nx_biconnected, max(1, args.repeat // 2))
     via_bridges = timed(nx_bridges, 1)
-    bridges = sorted(tuple(sorted(e)) for c in nx.biconnected_component_edges(graph)
-                     if len(c) == 1 for e in c)
+    bridges = sorted(
+        tuple(sorted(e)) for c in nx.biconnected_component_edges(graph) if len(c) == 1 for e in c
+    )
     assert bridges == result.bridges, "networkx and Tarjan disagree on bridges"
     assert sorted(nx.articulation_points(graph)) == result.articulation_points
+
+    gateways = [n for i, n in enumerate(sorted(graph)) if i % 100 == 0]  # 1 % of the nodes
+    cuts = gateway_cuts(graph.adj, gateways)
+    has_gateway = set(gateways)
+    assert cuts.unreachable == sorted(
+        n for c in result.components if has_gateway.isdisjoint(c) for n in c
+    )
+    print(
+        f"gateway_cuts ({len(gateways)} gateways): {len(cuts.node_cuts)} nodes and "
+        f"{len(cuts.link_cuts)} links cut someone off, at most "
+        f"{max(map(len, cuts.node_cuts.values()), default=0)} nodes; "
+        f"{sum(map(len, cuts.node_cuts.values()))} node ids in node_cuts, "
+        f"{len(cuts.unreachable)} nodes reach no gateway"
+    )
+    cut_times = timed(lambda: gateway_cuts(graph.adj, gateways), args.repeat)
 
     # a realistic day: 5 % of the nodes offline, analysis on the online subgraph
     for i, node in enumerate(topo.nodes.values()):
         node.online = i % 20 != 7
     partial = timed(topo.analyse, args.repeat)
+    up = {n for n in graph if n not in topo.nodes or topo.nodes[n].online}
+    cut_partial = timed(lambda: gateway_cuts(graph.adj, gateways, up), args.repeat)
 
     med = statistics.median
-    print(f"Topology.analyse (iterative Tarjan, all online): median {med(ours):.0f} ms, "
-          f"min {min(ours):.0f} ms")
+    print(
+        f"Topology.analyse (iterative Tarjan, all online): median {med(ours):.0f} ms, "
+        f"min {min(ours):.0f} ms"
+    )
     print(f"Topology.analyse (5 % offline, induced subgraph): median {med(partial):.0f} ms")
-    print(f"networkx cc + articulation points + bridges via biconnected components: "
-          f"median {med(via_bcc):.0f} ms")
+    print(
+        f"networkx cc + articulation points + bridges via biconnected components: "
+        f"median {med(via_bcc):.0f} ms"
+    )
     print(f"networkx cc + articulation points + nx.bridges: {via_bridges[0]:.0f} ms")
-    print(f"RESULT analysis_ms={med(ours):.0f} nodes={graph.number_of_nodes()} "
-          f"edges={graph.number_of_edges()} links={len(topo.links)} "
-          f"networkx_ms={med(via_bcc):.0f} rss_mb={rss_mb():.0f}")
+    print(
+        f"gateway_cuts (1 % gateways, all online): median {med(cut_times):.0f} ms, "
+        f"min {min(cut_times):.0f} ms; gateway_cuts_ms={med(cut_times):.0f} limit_ms=500 "
+        f"{'ok' if med(cut_times) <= 500 else 'MISSED'}"
+    )
+    print(f"gateway_cuts (5 % offline, induced subgraph): median {med(cut_partial):.0f} ms")
+    print(
+        f"RESULT analysis_ms={med(ours):.0f} nodes={graph.number_of_nodes()} "
+        f"edges={graph.number_of_edges()} links={len(topo.links)} "
+        f"networkx_ms={med(via_bcc):.0f} rss_mb={rss_mb():.0f} "
+        f"gateway_cuts_ms={med(cut_times):.0f}"
+    )
 
 
 if __name__ == "__main__":

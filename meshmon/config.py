@@ -56,6 +56,9 @@ class HttpConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = ""
+    admin_token: str = ""
+    """token for /admin and the maintainer APIs; empty = generated once and kept in
+    `admin-token` next to the SQLite file"""
 
 
 class StorageConfig(Section):
@@ -93,6 +96,9 @@ class InfluxConfig(Section):
 class TopologyConfig(Section):
     offline_after_intervals: float = Field(default=3, gt=1)
     """a node with no report for this many of its intervals is offline"""
+    offline_after_s: float = Field(default=0, ge=0)
+    """when > 0: a node with no report for this many seconds is offline, whatever its
+    interval (overrides offline_after_intervals)"""
     link_timeout_s: float = Field(default=300, gt=0)
     """a link neither end has reported for this long is removed"""
 
@@ -102,6 +108,114 @@ class PrivacyConfig(Section):
     """non-public nodes are shown snapped to this grid (0 = hide them from the map)"""
 
 
+class HealthConfig(Section):
+    """When a link counts as degraded."""
+
+    signal_dbm: float = Field(default=-80, ge=-120, le=0)
+    """degraded below this signal (dBm)"""
+    snr_db: float = Field(default=15, ge=0, le=100)
+    """degraded below this SNR (dB)"""
+    tq: int = Field(default=100, ge=0, le=255)
+    """degraded below this batman TQ (0–255)"""
+    etx: float = Field(default=4.0, ge=1)
+    """degraded above this ETX"""
+    baseline_drop_db: float = Field(default=10, ge=0)
+    """degraded when the signal is this far below the link's own baseline (0 = off)"""
+    baseline_window_h: float = Field(default=24, gt=0, le=24 * 14)
+    """the baseline is the median of the link's hourly mean signals over this window"""
+    baseline_min_h: float = Field(default=3, ge=1)
+    """hours of history a link needs before its baseline is used"""
+    hysteresis_db: float = Field(default=3, ge=0)
+    """signal/SNR must be this much better than the threshold to count as recovered"""
+    hysteresis_tq: int = Field(default=15, ge=0)
+    hysteresis_etx: float = Field(default=0.5, ge=0)
+    samples_to_change: int = Field(default=3, ge=1, le=100)
+    """consecutive samples on the other side of a threshold before a link changes state"""
+
+
+class AlertsConfig(Section):
+    """Noise control for alerts; see docs/alerts.md."""
+
+    group_wait_s: float = Field(default=0.5, ge=0, le=600)
+    """nodes failing within this time are grouped into one outage before it fires"""
+    hold_down_s: float = Field(default=0, ge=0, le=86_400)
+    """an outage must last this long before it fires (0: a last will fires at once)"""
+    flap_changes: int = Field(default=3, ge=2, le=100)
+    """this many up/down changes of a node or link within flap_window_s make it flapping"""
+    flap_window_s: float = Field(default=600, gt=0)
+    """and it stops flapping after this long without a change"""
+    reminder_interval_s: float = Field(default=43_200, ge=0)
+    """repeat a firing alert this often (0 = never)"""
+    weak_points: bool = True
+    """alert when a new single point of failure appears (after the first analysis)"""
+    retry_max_s: float = Field(default=300, gt=0)
+    """failed deliveries are retried with exponential backoff up to this interval"""
+    give_up_after_h: float = Field(default=72, gt=0)
+    """an undeliverable notification is dropped (counted, logged) after this long"""
+    owner_notifier: str = ""
+    """name of an email notifier for opt-in notices to node owners (info.owner.notify)"""
+    owner_events: list[str] = Field(default_factory=lambda: ["outage", "recovery"])
+
+
+EVENT_NAMES = ("outage", "recovery", "flapping", "silent", "degraded", "weak_point")
+EventName = Literal["outage", "recovery", "flapping", "silent", "degraded", "weak_point"]
+Severity = Literal["info", "warning", "critical"]
+
+
+class NotifierConfig(Section):
+    """One `[[notifiers]]` table: a channel alerts are delivered through."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    type: Literal["webhook", "email", "apprise"]
+    url: str = ""
+    """webhook: the URL to POST to; apprise: one apprise URL (ntfy://, matrix://, tgram://…)"""
+    urls: list[str] = Field(default_factory=list)
+    """apprise: more URLs"""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """webhook: extra HTTP headers (e.g. Authorization)"""
+    timeout_s: float = Field(default=10, gt=0, le=300)
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str = ""
+    password: str = ""
+    sender: str = ""
+    to: list[str] = Field(default_factory=list)
+    max_per_minute: int = Field(default=-1, ge=-1, le=10_000)
+    """rate limit; a burst beyond it goes out as one digest. -1 = by type (webhook 0 =
+    unlimited, email and apprise 6)"""
+
+    @model_validator(mode="after")
+    def _needs(self) -> NotifierConfig:
+        if self.type == "webhook" and not self.url.startswith(("http://", "https://")):
+            raise ValueError("a webhook needs url = \"http(s)://…\"")
+        if self.type == "email" and not (self.smtp_host and self.sender and self.to):
+            raise ValueError("an email notifier needs smtp_host, sender and to")
+        if self.type == "apprise" and not (self.url or self.urls):
+            raise ValueError("an apprise notifier needs url or urls")
+        return self
+
+    @property
+    def rate_per_minute(self) -> int:
+        """The effective rate limit (0 = unlimited)."""
+        if self.max_per_minute >= 0:
+            return self.max_per_minute
+        return 0 if self.type == "webhook" else 6
+
+
+class RouteConfig(Section):
+    """One `[[routes]]` table: which alerts go to which notifiers."""
+
+    notifiers: list[str] = Field(min_length=1)
+    events: list[EventName] = Field(default_factory=list)
+    """empty = every event"""
+    nodes: list[str] = Field(default_factory=list)
+    """glob patterns on the nodes an alert names (cause and affected); empty = any"""
+    tags: list[str] = Field(default_factory=list)
+    """any of these info tags on a node the alert names; empty = any"""
+    min_severity: Severity = "info"
+
+
 class Config(Section):
     mqtt: MqttConfig = MqttConfig()
     http: HttpConfig = HttpConfig()
@@ -109,7 +223,28 @@ class Config(Section):
     influxdb: InfluxConfig = InfluxConfig()
     topology: TopologyConfig = TopologyConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    health: HealthConfig = HealthConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    notifiers: list[NotifierConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> Config:
+        names = [n.name for n in self.notifiers]
+        if len(set(names)) != len(names):
+            raise ValueError("notifier names must be unique")
+        for i, route in enumerate(self.routes):
+            for name in route.notifiers:
+                if name not in names:
+                    raise ValueError(f"routes[{i}] names unknown notifier {name!r}")
+        owner = self.alerts.owner_notifier
+        if owner and not any(n.name == owner and n.type == "email" for n in self.notifiers):
+            raise ValueError(f"alerts.owner_notifier {owner!r} is not an email notifier")
+        for event in self.alerts.owner_events:
+            if event not in EVENT_NAMES:
+                raise ValueError(f"alerts.owner_events: unknown event {event!r}")
+        return self
 
 
 class ConfigError(Exception):

@@ -6,12 +6,16 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
+import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from meshmon.alerts.runtime import Alerting
 from meshmon.config import Config
 from meshmon.errors import StartupError
 from meshmon.ingest.broker import EmbeddedBroker
@@ -31,8 +35,11 @@ REJECT_LOG_INTERVAL_S = 60.0
 STATE_SAVE_INTERVAL_S = 2.0
 STATE_SAVE_NODES_PER_TICK = 3000
 """current state is saved in slices (and all at stop); samples are written every second"""
-EXPIRE_INTERVAL_S = 1.0
+TICK_INTERVAL_S = 0.1
+"""expiry, root cause and due notices: a last will becomes an alert within group_wait_s
+plus about one tick"""
 ANALYSIS_INTERVAL_S = 60.0
+ADMIN_TOKEN_FILE = "admin-token"
 
 
 class Service:
@@ -45,7 +52,10 @@ class Service:
         self.topology = Topology(
             offline_after_intervals=config.topology.offline_after_intervals,
             link_timeout_s=config.topology.link_timeout_s,
+            offline_after_s=config.topology.offline_after_s,
         )
+        self.alerting = Alerting(config, self.topology, self._emit, clock)
+        self.admin_token = config.http.admin_token
         self.store: SqliteStore | None = None
         self.sinks: list[Sink] = []
         self.broker: EmbeddedBroker | None = None
@@ -57,6 +67,7 @@ class Service:
         self._removed_links: set[LinkKey] = set()
         self._reject_logged: dict[tuple[str, str], float] = {}
         self.http_port = 0
+        self._alerting_started = False
         self._describe_metrics()
 
     # ------------------------------------------------------------------ lifecycle
@@ -81,6 +92,9 @@ class Service:
             self.topology.restore(nodes, links, now=self.clock())
             log.info("state restored from %s: %d nodes, %d links",
                      cfg.storage.path, len(nodes), len(links))
+        self.admin_token = self.admin_token or admin_token_for(cfg.storage.path)
+        await self.alerting.start()
+        self._alerting_started = True
         # HTTP binds first: a taken port fails start-up before any MQTT connection exists
         await self._start_http()
         address = BrokerAddress(cfg.mqtt.host, cfg.mqtt.port)
@@ -92,7 +106,7 @@ class Service:
         self.ingest = MqttIngest(cfg.mqtt, address, self._on_batch, clock=self.clock)
         await self.ingest.start()
         self._tasks = [
-            asyncio.create_task(self._periodic(EXPIRE_INTERVAL_S, self._expire), name="expire"),
+            asyncio.create_task(self._periodic(TICK_INTERVAL_S, self._tick), name="tick"),
             asyncio.create_task(
                 self._periodic(STATE_SAVE_INTERVAL_S, self._save_state), name="save-state"
             ),
@@ -114,6 +128,12 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._alerting_started:
+            self._alerting_started = False
+            try:
+                await self.alerting.stop()
+            except Exception:
+                log.exception("stopping alerting failed")
         self._save_state(limit=len(self._dirty_nodes))
         for sink in self.sinks:
             try:
@@ -139,6 +159,7 @@ class Service:
         ctx = WebContext(
             topology=self.topology, config=self.config, metrics=self.metrics,
             clock=self.clock, store=self.store, send_command=self.send_command,
+            alerting=self.alerting, admin_token=lambda: self.admin_token,
         )
         self._runner = web.AppRunner(create_app(ctx), access_log=None)
         await self._runner.setup()
@@ -186,6 +207,7 @@ class Service:
             dsts = topo.apply_report(message, now)
             if not was_online:
                 self._emit(Event(now, "online", message.node, f"{message.node} is reporting"))
+                self.alerting.node_changed(message.node, True, now)
             m.inc("meshmon_reports_received_total")
             self._dirty_nodes[message.node] = None
             for sink in self.sinks:
@@ -195,6 +217,7 @@ class Service:
             if topo.apply_status(message, now):
                 self._emit(Event(now, "online" if message.online else "offline", message.node,
                                  f"{message.node} is {'online' if message.online else 'offline'}"))
+                self.alerting.node_changed(message.node, message.online, now)
             self._dirty_nodes[message.node] = None
         else:
             m.inc("meshmon_info_received_total")
@@ -226,15 +249,19 @@ class Service:
             except Exception:
                 log.exception("periodic task %s failed", getattr(fn, "__name__", fn))
 
-    def _expire(self) -> None:
+    def _tick(self) -> None:
         now = self.clock()
         expired = self.topology.expire(now)
         for node in expired.nodes_offline:
             self._dirty_nodes[node] = None
             self._emit(Event(now, "offline", node, f"{node} stopped reporting"))
+            self.alerting.node_changed(node, False, now)
         self._removed_links.update(expired.links_removed)
+        self.alerting.links_removed(expired.links_removed, now)
+        self.alerting.tick(now)
 
     def _analyse(self) -> None:
+        self.alerting.analysed(self.clock())
         analysis = self.topology.analyse()
         m = self.metrics
         m.set("meshmon_analysis_duration_ms", analysis.duration_ms)
@@ -326,3 +353,26 @@ class Service:
             return {(("sink", s.name),): float(s.stats().get(stat, 0.0)) for s in self.sinks}
 
         return read
+
+
+def admin_token_for(storage_path: str) -> str:
+    """The maintainer token kept next to the database, made on first use (mode 0600)."""
+    path = Path(storage_path).resolve().parent / ADMIN_TOKEN_FILE
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    except OSError as exc:
+        raise StartupError(f"cannot read the admin token {path}: {exc.strerror}") from None
+    if token:
+        return token
+    token = secrets.token_urlsafe(24)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(token + "\n")
+    except OSError as exc:
+        raise StartupError(f"cannot write the admin token {path}: {exc.strerror}; "
+                           "set [http] admin_token") from None
+    log.info("maintainer token written to %s", path)
+    return token

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -113,5 +113,19 @@ class LinkState:
     """collector clock"""
     report_ts: float = 0.0
     """agent clock of the report that carried the sample"""
-    history: list[tuple[float, float | None]] = field(default_factory=list)
-    """reserved for the health engine (baselines); not filled by the topology core"""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRef:
+    """An undirected radio link between two nodes, `a` < `b`."""
+
+    a: str
+    b: str
+    kind: str = "other"
+
+    @classmethod
+    def of(cls, x: str, y: str, kind: str = "other") -> LinkRef:
+        return cls(x, y, kind) if x <= y else cls(y, x, kind)
+
+    def __str__(self) -> str:
+        return f"{self.a}–{self.b}"

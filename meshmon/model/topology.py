@@ -52,9 +52,25 @@ class Expired:
 class Topology:
     """Current nodes and links of the mesh and the undirected graph between them."""
 
-    def __init__(self, offline_after_intervals: float = 3.0, link_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        offline_after_intervals: float = 3.0,
+        link_timeout_s: float = 300.0,
+        offline_after_s: float = 0.0,
+    ) -> None:
         self.offline_after_intervals = offline_after_intervals
         self.link_timeout_s = link_timeout_s
+        self.offline_after_s = offline_after_s
+        """when > 0, the fixed silence after which a node is offline (overrides intervals)"""
+        self.track_changes = False
+        """keep `touched` and `presence_changes` (set by the health engine that takes them)"""
+        self.touched: list[LinkState] = []
+        """links updated by reports since the health engine last took them (take_touched)"""
+        self.presence_changes: list[tuple[LinkKey, bool, float]] = []
+        """(key, now listed?, when) each time a node's report adds or drops a link that its
+        previous report did not have / had; taken by the health engine"""
+        self._reported: dict[str, frozenset[LinkKey]] = {}
+        """node → keys of the links its last report listed"""
         self.nodes: dict[str, NodeState] = {}
         self.links: dict[LinkKey, LinkState] = {}
         self.graph: nx.Graph = nx.Graph()
@@ -80,7 +96,7 @@ class Topology:
         changed = node.online != status.online
         node.online = status.online
         if status.online:
-            self._node_deadline(now + self.offline_after_intervals * node.interval_s)
+            self._node_deadline(now + self.offline_after(node))
         return changed
 
     def apply_info(self, info: Info, now: float) -> None:
@@ -111,9 +127,12 @@ class Topology:
         # kept without its links: they live on as LinkSamples, and the Link models
         # would otherwise stay pinned until the node's next report
         node.last_report = report.model_copy(update={"links": []}) if report.links else report
-        self._node_deadline(now + self.offline_after_intervals * report.interval_s)
+        self._node_deadline(now + self.offline_after(node))
         links = self.links
         mac_owner = self._mac_owner
+        touched = self.touched
+        track = self.track_changes
+        keys: list[LinkKey] = []
         dsts: list[str | None] = []
         for link in report.links:
             dst = link.peer
@@ -131,36 +150,73 @@ class Topology:
                 dsts.append(None)
                 continue
             key = LinkKey(src, peer, link.iface, link.kind)
+            keys.append(key)
             sample = LinkSample.from_link(link)
             state = links.get(key)
             if state is None:
-                self._add_link(LinkState(key, dst, mac, sample, now, now, report.ts))
+                state = LinkState(key, dst, mac, sample, now, now, report.ts)
+                self._add_link(state)
             else:
                 state.sample = sample
                 state.last_seen = now
                 state.report_ts = report.ts
                 if mac is not None:
                     state.peer_mac = mac
+            if track:
+                touched.append(state)
             dsts.append(dst)
+        if track:
+            self._note_presence(src, keys, now)
         return dsts
+
+    def _note_presence(self, src: str, keys: list[LinkKey], now: float) -> None:
+        listed = frozenset(keys)
+        before = self._reported.get(src)
+        self._reported[src] = listed
+        if before is None or before == listed:
+            return
+        changes = self.presence_changes
+        changes.extend((key, False, now) for key in before - listed)
+        changes.extend((key, True, now) for key in listed - before)
+
+    def offline_after(self, node: NodeState) -> float:
+        """How long `node` may be silent before it counts as offline."""
+        if self.offline_after_s > 0:
+            return self.offline_after_s
+        interval = node.interval_s
+        if node.info is not None and node.info.interval_s is not None:
+            interval = max(interval, node.info.interval_s)
+        return self.offline_after_intervals * interval
+
+    def links_to(self, node: str) -> list[LinkState]:
+        """Links other nodes report towards `node` (its neighbours' view of it)."""
+        links = self.links
+        return [links[k] for k in self._by_node.get(node, ()) if k.src != node]
+
+    def take_touched(self) -> list[LinkState]:
+        """The links updated since the last call (each may appear more than once)."""
+        touched, self.touched = self.touched, []
+        return touched
+
+    def take_presence_changes(self) -> list[tuple[LinkKey, bool, float]]:
+        """Link additions/removals in reports since the last call."""
+        changes, self.presence_changes = self.presence_changes, []
+        return changes
 
     # ------------------------------------------------------------------ time
     def expire(self, now: float) -> Expired:
         """Mark silent nodes offline and drop links their source stopped reporting."""
         expired = Expired()
         if now > self._next_node_check:
-            factor = self.offline_after_intervals
             soonest = math.inf
+            offline_after = self.offline_after
             for node in self.nodes.values():
                 if not node.online:
                     continue
-                interval = node.interval_s
-                if node.info is not None and node.info.interval_s is not None:
-                    interval = max(interval, node.info.interval_s)
                 seen = node.last_seen
                 if seen is not None:
                     seen = max(seen, self._restored_at)
-                deadline = -math.inf if seen is None else seen + factor * interval
+                deadline = -math.inf if seen is None else seen + offline_after(node)
                 if now > deadline:
                     node.online = False
                     expired.nodes_offline.append(node.id)
@@ -260,6 +316,9 @@ class Topology:
         self._node_macs.clear()
         self._unresolved.clear()
         self._by_node.clear()
+        self._reported.clear()
+        self.touched = []
+        self.presence_changes = []
         self._rekeyed = []
         self._next_node_check = self._next_link_check = -math.inf
         for node in node_list:

@@ -61,6 +61,9 @@ class Owner(WireModel):
     """Private: never shown in public output."""
 
     contact: Annotated[str, StringConstraints(max_length=256)] | None = None
+    notify: bool = False
+    """the owner opts in to notices about this node (sent to `contact` if it is an email
+    address and the collector has `alerts.owner_notifier`)"""
 
 
 class Antenna(WireModel):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -20,6 +20,9 @@ from meshmon.metrics import Metrics
 from meshmon.model.topology import Topology
 from meshmon.web.netjson import NetJsonRenderer
 from meshmon.web.public import PublicRenderer, dump
+
+if TYPE_CHECKING:
+    from meshmon.alerts.runtime import Alerting
 
 STATIC_DIR = Path(__file__).parent / "static"
 API_PREFIX = "/api/"
@@ -45,6 +48,10 @@ class WebContext:
     store: HistoryStore | None = None
     send_command: Callable[[str, bytes], None] | None = None
     """publish a command to one agent (installer mode); None when there is no broker"""
+    alerting: Alerting | None = None
+    """outages, weak points, alert log and silences; None in tests of the plain API"""
+    admin_token: Callable[[], str] = lambda: ""
+    """the maintainer token (empty: maintainer pages and APIs refuse everyone)"""
     cache_ttl_s: float = 1.0
     """how long whole-network responses (nodes, links, topology) are reused; 0 disables.
     A response that took d seconds to build is reused for at least 10·d, so at tens of
@@ -116,7 +123,7 @@ def _count(request: web.Request, status: int) -> None:
 
 def create_app(ctx: WebContext) -> web.Application:
     """The collector's web application over `ctx` (routes from api and ops modules)."""
-    from meshmon.web import api, index, ops
+    from meshmon.web import alerts_api, api, index, ops
 
     ctx.started_at = ctx.clock()
     ctx.metrics.describe(HTTP_REQUESTS, "counter", "HTTP requests answered, by route and code")
@@ -124,6 +131,7 @@ def create_app(ctx: WebContext) -> web.Application:
     app[CTX] = ctx
     ops.register(app)
     api.register(app)
+    alerts_api.register(app)
     index.register(app)
     if STATIC_DIR.is_dir():
         app.router.add_static("/static/", STATIC_DIR, name="static")

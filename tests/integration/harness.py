@@ -17,7 +17,7 @@ from meshmon.config import Config
 from meshmon.service import Service
 
 
-def collector_config(tmp: Path, mqtt_port: int | None, **sections: dict[str, Any]) -> Config:
+def collector_config(tmp: Path, mqtt_port: int | None, **sections: Any) -> Config:
     """A config for a test collector: external broker on `mqtt_port` (None → embedded)."""
     data: dict[str, Any] = {
         "mqtt": (
@@ -30,7 +30,10 @@ def collector_config(tmp: Path, mqtt_port: int | None, **sections: dict[str, Any
         "storage": {"path": str(tmp / "meshmon.sqlite"), "flush_interval_s": 0.2},
     }
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
+        if isinstance(values, dict):
+            data.setdefault(name, {}).update(values)
+        else:  # [[notifiers]], [[routes]]
+            data[name] = values
     return Config.model_validate(data)
 
 

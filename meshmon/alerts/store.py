@@ -1,0 +1,358 @@
+"""What the alert engine keeps across restarts: its open incidents, the alert log, silences
+and the delivery queue.
+
+It shares the collector's SQLite file but has its own connection in its own worker thread
+(a single-thread executor), like `meshmon.sinks.sqlite.SqliteStore`. Writes here are rare
+and small, so each is its own transaction (`BEGIN IMMEDIATE`, so a write waits on the
+collector's batch through `busy_timeout` instead of failing half-way). JSON is encoded on
+the event loop (the caller's dicts may change later) and decoded in the worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from meshmon.alerts.model import Alert, Silence
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETENTION_S = 30 * 86400.0
+MAX_ERROR_CHARS = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS engine_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1), saved_at REAL NOT NULL, state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_log (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, alert_id TEXT NOT NULL, status TEXT NOT NULL,
+    kind TEXT NOT NULL, severity TEXT NOT NULL, summary TEXT NOT NULL, notifiers TEXT NOT NULL,
+    silenced INTEGER NOT NULL, payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_log_ts ON alert_log (ts);
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY, node TEXT NOT NULL, tag TEXT NOT NULL, starts_at REAL NOT NULL,
+    ends_at REAL NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL,
+    created_at REAL NOT NULL, ended_early INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY, notifier TEXT NOT NULL, payload TEXT NOT NULL, recipient TEXT,
+    created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,
+    last_error TEXT, delivered_at REAL, dropped_at REAL, drop_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (id)
+    WHERE delivered_at IS NULL AND dropped_at IS NULL;
+"""
+
+_SILENCE_COLUMNS = "id, node, tag, starts_at, ends_at, reason, created_by, created_at, ended_early"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """One queued notification not yet delivered nor dropped."""
+
+    id: int
+    notifier: str
+    payload: dict[str, Any]
+    """`Alert.to_payload()` of the alert to send"""
+    recipient: str | None
+    attempts: int
+    next_at: float
+    """no attempt before this (unix seconds)"""
+    created_at: float
+
+
+class AlertStore:
+    """The alert engine's tables in the shared SQLite database."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        retention_s: float = RETENTION_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = str(path)
+        self.retention_s = retention_s
+        self.clock = clock
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Open the database, create the tables, prune finished rows past the retention."""
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-store")
+        try:
+            await self._call(self._open)
+            pruned = await self._call(self._prune, self.clock() - self.retention_s)
+        except BaseException:
+            await self.close()
+            raise
+        if pruned:
+            log.info(
+                "alert store: pruned %d rows older than %.0f days", pruned, self.retention_s / 86400
+            )
+
+    async def close(self) -> None:
+        """Close the database (idempotent)."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_conn)
+        finally:
+            executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ engine state
+    async def save_engine_state(self, state: dict[str, Any]) -> None:
+        """Replace the saved engine state (one JSON document) with `state`."""
+        text = json.dumps(state)
+        await self._write(
+            "INSERT OR REPLACE INTO engine_state (id, saved_at, state) VALUES (1, ?, ?)",
+            (self.clock(), text),
+        )
+
+    async def load_engine_state(self) -> dict[str, Any] | None:
+        """The state saved last, or None when none was ever saved."""
+        rows = await self._read("SELECT state FROM engine_state WHERE id = 1", ())
+        if not rows:
+            return None
+        state: dict[str, Any] = json.loads(rows[0][0])
+        return state
+
+    # ------------------------------------------------------------------ alert log
+    async def log_alert(self, alert: Alert, notifiers: list[str], silenced: bool) -> None:
+        """Append one alert the engine made, with the notifiers it went to (if not silenced)."""
+        row = (
+            alert.sent_at, alert.id, alert.status, alert.kind, alert.severity, alert.summary,
+            json.dumps(list(notifiers)), int(silenced), json.dumps(alert.to_payload()),
+        )  # fmt: skip
+        await self._write(
+            "INSERT INTO alert_log (ts, alert_id, status, kind, severity, summary, notifiers, "
+            "silenced, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
+
+    async def alerts(self, since: float = 0, limit: int = 500) -> list[dict[str, Any]]:
+        """Logged alerts with ts ≥ since, oldest first (at most `limit`, the newest of them)."""
+        return await self._call(self._alerts, since, limit)
+
+    # ------------------------------------------------------------------ silences
+    async def add_silence(self, s: Silence) -> Silence:
+        """Save a new silence; returns a copy with its `id`."""
+        row = (
+            s.node, s.tag, s.starts_at, s.ends_at, s.reason, s.created_by, s.created_at,
+            int(s.ended_early),
+        )  # fmt: skip
+        silence_id = await self._call(self._insert_silence, row)
+        return dataclasses.replace(s, id=silence_id)
+
+    async def end_silence(self, silence_id: int, now: float) -> bool:
+        """End a silence early at `now`; False if it is unknown or already over."""
+        changed = await self._write(
+            "UPDATE silences SET ended_early = 1, ends_at = ? "
+            "WHERE id = ? AND ended_early = 0 AND ends_at > ?",
+            (now, silence_id, now),
+        )
+        return changed > 0
+
+    async def silences(self, now: float, include_expired: bool = False) -> list[Silence]:
+        """Active and future silences (all of them with `include_expired`), by start time."""
+        where = "" if include_expired else "WHERE ended_early = 0 AND ends_at > ?"
+        params: tuple[Any, ...] = () if include_expired else (now,)
+        rows = await self._read(
+            f"SELECT {_SILENCE_COLUMNS} FROM silences {where} ORDER BY starts_at, id", params
+        )
+        return [
+            Silence(
+                id=sid, node=node, tag=tag, starts_at=starts, ends_at=ends, reason=reason,
+                created_by=by, created_at=created, ended_early=bool(early),
+            )
+            for sid, node, tag, starts, ends, reason, by, created, early in rows
+        ]  # fmt: skip
+
+    # ------------------------------------------------------------------ delivery queue
+    async def enqueue_delivery(
+        self, notifier: str, payload: dict[str, Any], recipient: str | None, created_at: float
+    ) -> int:
+        """Queue one notification (due at once); returns its delivery id."""
+        text = json.dumps(payload)
+        return await self._call(self._insert_delivery, (notifier, text, recipient, created_at))
+
+    async def mark_delivered(self, ids: list[int], at: float) -> None:
+        """These deliveries went out at `at` (one transaction)."""
+        if ids:
+            await self._call(self._mark_delivered, list(ids), at)
+
+    async def mark_failed(
+        self, delivery_id: int, attempts: int, next_at: float, error: str
+    ) -> None:
+        """An attempt failed: `attempts` made so far, the next one not before `next_at`."""
+        await self._write(
+            "UPDATE deliveries SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
+            (attempts, next_at, error[:MAX_ERROR_CHARS], delivery_id),
+        )
+
+    async def drop_delivery(self, delivery_id: int, reason: str) -> None:
+        """Give up on a delivery; the row stays (with the reason) for the log."""
+        await self._write(
+            "UPDATE deliveries SET dropped_at = ?, drop_reason = ? WHERE id = ?",
+            (self.clock(), reason[:MAX_ERROR_CHARS], delivery_id),
+        )
+
+    async def pending_deliveries(self) -> list[PendingDelivery]:
+        """Deliveries neither delivered nor dropped, oldest (lowest id) first."""
+        return await self._call(self._pending)
+
+    async def deliveries(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The newest `limit` delivery rows of any state, oldest first (for the log)."""
+        rows = await self._call(self._deliveries, limit)
+        return rows
+
+    # ------------------------------------------------------------------ internals (loop)
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("AlertStore is not started")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        return await self._call(self._execute_write, sql, params)
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self._call(self._execute_read, sql, params)
+
+    # ------------------------------------------------------------------ internals (worker thread)
+    def _open(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _close_conn(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def _execute_write(self, sql: str, params: tuple[Any, ...]) -> int:
+        return self._transaction(lambda conn: conn.execute(sql, params).rowcount)
+
+    def _execute_read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        assert self._conn is not None
+        return self._conn.execute(sql, params).fetchall()
+
+    def _insert_silence(self, row: tuple[Any, ...]) -> int:
+        def insert(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO silences (node, tag, starts_at, ends_at, reason, created_by, "
+                "created_at, ended_early) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        return self._transaction(insert)
+
+    def _insert_delivery(self, row: tuple[Any, ...]) -> int:
+        def insert(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO deliveries (notifier, payload, recipient, created_at, next_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (*row, row[3]),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        return self._transaction(insert)
+
+    def _mark_delivered(self, ids: list[int], at: float) -> None:
+        self._transaction(
+            lambda conn: conn.executemany(
+                "UPDATE deliveries SET delivered_at = ? WHERE id = ?", [(at, i) for i in ids]
+            )
+        )
+
+    def _alerts(self, since: float, limit: int) -> list[dict[str, Any]]:
+        rows = self._execute_read(
+            "SELECT ts, alert_id, status, kind, severity, summary, notifiers, silenced, payload "
+            "FROM (SELECT * FROM alert_log WHERE ts >= ? ORDER BY ts DESC, id DESC LIMIT ?) "
+            "ORDER BY ts, id",
+            (since, limit),
+        )
+        return [
+            {
+                "ts": ts, "id": alert_id, "status": status, "kind": kind, "severity": severity,
+                "summary": summary, "notifiers": json.loads(notifiers),
+                "silenced": bool(silenced), "payload": json.loads(payload),
+            }
+            for ts, alert_id, status, kind, severity, summary, notifiers, silenced, payload in rows
+        ]  # fmt: skip
+
+    def _pending(self) -> list[PendingDelivery]:
+        rows = self._execute_read(
+            "SELECT id, notifier, payload, recipient, attempts, next_at, created_at "
+            "FROM deliveries WHERE delivered_at IS NULL AND dropped_at IS NULL ORDER BY id",
+            (),
+        )
+        return [
+            PendingDelivery(did, notifier, json.loads(payload), recipient, attempts, nxt, created)
+            for did, notifier, payload, recipient, attempts, nxt, created in rows
+        ]
+
+    def _deliveries(self, limit: int) -> list[dict[str, Any]]:
+        rows = self._execute_read(
+            "SELECT id, notifier, payload, recipient, created_at, attempts, next_at, last_error, "
+            "delivered_at, dropped_at, drop_reason FROM "
+            "(SELECT * FROM deliveries ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (limit,),
+        )
+        names = (
+            "id", "notifier", "payload", "recipient", "created_at", "attempts", "next_at",
+            "last_error", "delivered_at", "dropped_at", "drop_reason",
+        )  # fmt: skip
+        out = [dict(zip(names, row, strict=True)) for row in rows]
+        for r in out:
+            r["alert_id"] = json.loads(r.pop("payload")).get("id")
+        return out
+
+    def _prune(self, before: float) -> int:
+        def prune(conn: sqlite3.Connection) -> int:
+            n = conn.execute(
+                "DELETE FROM deliveries WHERE created_at < ? "
+                "AND (delivered_at IS NOT NULL OR dropped_at IS NOT NULL)",
+                (before,),
+            ).rowcount
+            n += conn.execute("DELETE FROM alert_log WHERE ts < ?", (before,)).rowcount
+            n += conn.execute("DELETE FROM silences WHERE ends_at < ?", (before,)).rowcount
+            return n
+
+        return self._transaction(prune)

@@ -1,0 +1,137 @@
+"""Outages and weak points (public), the alert log and silences (maintainer token).
+
+Maintainer endpoints take the token as `Authorization: Bearer TOKEN` (or `?token=` for a
+browser link); a missing or wrong token is a 401 with a JSON error.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+from typing import Any
+
+from aiohttp import web
+
+from meshmon.alerts.model import Silence
+from meshmon.alerts.runtime import Alerting
+from meshmon.web.app import CTX, json_error, json_response
+
+MAX_SILENCE_S = 90 * 86_400.0
+
+
+def authorized(request: web.Request) -> bool:
+    """Whether the request carries the maintainer token."""
+    expected = request.app[CTX].admin_token()
+    if not expected:
+        return False
+    header = request.headers.get("Authorization", "")
+    given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    given = given or request.query.get("token", "")
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _alerting(request: web.Request) -> Alerting:
+    alerting = request.app[CTX].alerting
+    if alerting is None:
+        raise web.HTTPServiceUnavailable(reason="alerting is not running")
+    return alerting
+
+
+def _deny() -> web.Response:
+    response = json_error(401, "maintainer token required (Authorization: Bearer TOKEN)")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="meshmon"'
+    return response
+
+
+async def outages(request: web.Request) -> web.Response:
+    """Open outages: cause, affected node ids, since when (public)."""
+    return json_response({"outages": _alerting(request).outages()})
+
+
+async def weak_points(request: web.Request) -> web.Response:
+    """Single points of failure with the nodes each would cut off, and fading links."""
+    return json_response(_alerting(request).weak_points())
+
+
+async def alerts(request: web.Request) -> web.Response:
+    """The alert log (maintainers): `?since=UNIX&limit=N`, plus what is firing now."""
+    if not authorized(request):
+        return _deny()
+    alerting = _alerting(request)
+    try:
+        since = float(request.query.get("since", "0"))
+        limit = min(5000, max(1, int(request.query.get("limit", "500"))))
+    except ValueError:
+        return json_error(400, "since must be a number, limit an integer")
+    log = await alerting.alert_log(since, limit)
+    return json_response({"open": alerting.incidents(), "log": log})
+
+
+async def silences(request: web.Request) -> web.Response:
+    """Active and future silences; `?all=1` includes ended ones."""
+    if not authorized(request):
+        return _deny()
+    found = await _alerting(request).silences(include_expired=request.query.get("all") == "1")
+    return json_response({"silences": [s.to_dict() for s in found]})
+
+
+async def add_silence(request: web.Request) -> web.Response:
+    """Create a silence: `{"node": "glob", "tag": "", "duration_s": 7200, "reason": "…",
+    "created_by": "…", "starts_at": unix (default now)}`."""
+    if not authorized(request):
+        return _deny()
+    try:
+        body = await request.json()
+    except ValueError:
+        return json_error(400, "body must be JSON")
+    problem, silence = parse_silence(body, request.app[CTX].clock())
+    if silence is None:
+        return json_error(400, problem)
+    saved = await _alerting(request).add_silence(silence)
+    return json_response(saved.to_dict(), status=201)
+
+
+async def end_silence(request: web.Request) -> web.Response:
+    """End a silence now."""
+    if not authorized(request):
+        return _deny()
+    try:
+        silence_id = int(request.match_info["id"])
+    except ValueError:
+        return json_error(404, "unknown silence")
+    if not await _alerting(request).end_silence(silence_id):
+        return json_error(404, "unknown or already ended silence")
+    return json_response({"ended": silence_id})
+
+
+def parse_silence(body: Any, now: float) -> tuple[str, Silence | None]:
+    """A Silence from a request body, or the reason it is not one."""
+    if not isinstance(body, dict):
+        return "body must be a JSON object", None
+    node, tag = body.get("node", ""), body.get("tag", "")
+    reason, by = body.get("reason", ""), body.get("created_by", "")
+    if not all(isinstance(v, str) for v in (node, tag, reason, by)):
+        return "node, tag, reason and created_by must be strings", None
+    if not node and not tag:
+        return "give node (a glob, * for all) or tag", None
+    duration = body.get("duration_s")
+    starts = body.get("starts_at", now)
+    if not isinstance(duration, int | float) or not math.isfinite(duration) or not (
+        0 < duration <= MAX_SILENCE_S
+    ):
+        return f"duration_s must be a number of seconds in (0, {MAX_SILENCE_S:.0f}]", None
+    if not isinstance(starts, int | float) or not math.isfinite(starts):
+        return "starts_at must be unix seconds", None
+    silence = Silence(node=node[:200], tag=tag[:64], starts_at=float(starts),
+                      ends_at=float(starts) + float(duration), reason=reason[:500],
+                      created_by=by[:100], created_at=now)
+    return "", silence
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/api/v1/outages", outages)
+    app.router.add_get("/api/v1/weak-points", weak_points)
+    app.router.add_get("/api/v1/alerts", alerts)
+    app.router.add_get("/api/v1/silences", silences)
+    app.router.add_post("/api/v1/silences", add_silence)
+    app.router.add_delete("/api/v1/silences/{id}", end_silence)

@@ -1,0 +1,374 @@
+"""The health core driven by plain calls: states, root cause, grouping, flapping, silent
+agents, degraded links, weak points and restarts. Time is a number we advance."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from meshmon.model.analysis import gateway_cuts
+from meshmon.model.health import Change, Health, HealthSettings
+from meshmon.model.state import LinkRef
+from meshmon.model.topology import Topology
+from meshmon.model.wire import Info, Report, Status
+
+T0 = 1_700_000_000.0
+INTERVAL = 10.0
+
+
+class Mesh:
+    """A topology + health pair wired the way the service wires them."""
+
+    def __init__(self, edges: list[tuple[str, str]], gateways: set[str],
+                 settings: HealthSettings | None = None, snapshot: Any = None) -> None:
+        self.topo = Topology(offline_after_intervals=3, link_timeout_s=300)
+        self.health = Health(self.topo, settings or HealthSettings())
+        self.now = T0
+        self.adj: dict[str, set[str]] = {}
+        for a, b in edges:
+            self.adj.setdefault(a, set()).add(b)
+            self.adj.setdefault(b, set()).add(a)
+        self.alive = set(self.adj)
+        self.link_metrics: dict[tuple[str, str], dict[str, Any]] = {}
+        self.changes: list[Change] = []
+        for node in sorted(self.adj):
+            self.topo.apply_info(Info.model_validate(
+                {"v": 1, "node": node, "gateway": node in gateways}), self.now)
+        self.round()
+        self.health.restore(snapshot, self.now)
+        self.step(0)
+        self.changes.clear()
+
+    def send_report(self, node: str) -> None:
+        links = [{"peer": p, "iface": "wlan0", "kind": "wifi", "inactive_ms": 100,
+                  **self.link_metrics.get((node, p), {"signal_dbm": -60})}
+                 for p in sorted(self.adj[node])
+                 if p in self.alive or (node, p) in self.link_metrics]
+        was = self.topo.nodes.get(node)
+        was_online = was is not None and was.online
+        self.topo.apply_report(Report.model_validate(
+            {"v": 1, "node": node, "ts": self.now, "seq": 1, "interval_s": INTERVAL,
+             "links": links}), self.now)
+        if not was_online:
+            self.health.node_changed(node, True, self.now)
+
+    def round(self) -> None:
+        for node in sorted(self.alive):
+            self.send_report(node)
+
+    def lwt(self, node: str) -> None:
+        self.alive.discard(node)
+        if self.topo.apply_status(Status(v=1, node=node, online=False), self.now):
+            self.health.node_changed(node, False, self.now)
+
+    def step(self, dt: float) -> list[Change]:
+        """Advance the clock by dt in 0.1 s ticks, as the service does."""
+        out: list[Change] = []
+        end = self.now + dt
+        while True:
+            expired = self.topo.expire(self.now)
+            for node in expired.nodes_offline:
+                self.health.node_changed(node, False, self.now)
+            self.health.links_removed(expired.links_removed, self.now)
+            out += self.health.observe_links(self.topo.take_touched(), self.now)
+            out += self.health.presence_changed(self.topo.take_presence_changes())
+            if self.health.due(self.now):
+                out += self.health.evaluate(self.now)
+            if self.now >= end:
+                break
+            self.now = min(end, self.now + 0.1)
+        self.changes += out
+        return out
+
+    def run(self, seconds: float) -> list[Change]:
+        """Advance with a report round from every live node each INTERVAL."""
+        out: list[Change] = []
+        left = seconds
+        while left > 0:
+            dt = min(INTERVAL, left)
+            self.round()
+            out += self.step(dt)
+            left -= dt
+        return out
+
+
+def opened(changes: list[Change], kind: str = "outage") -> list[Change]:
+    return [c for c in changes if c.what == "opened" and c.incident.kind == kind]
+
+
+def resolved(changes: list[Change], kind: str = "outage") -> list[Change]:
+    return [c for c in changes if c.what == "resolved" and c.incident.kind == kind]
+
+
+def backbone() -> list[tuple[str, str]]:
+    """gw — r1 — b — (l0 … l9): b is the only path for 10 leaves (l0–l9 form a chain
+    plus a star so it is not a pure tree)."""
+    edges = [("gw", "r1"), ("gw", "r2"), ("r1", "r2"), ("r1", "b")]
+    edges += [("b", f"l{i}") for i in range(10)]
+    edges += [(f"l{i}", f"l{i + 1}") for i in range(9)]
+    return edges
+
+
+LEAVES = [f"l{i}" for i in range(10)]
+
+
+# ---------------------------------------------------------------- outages and root cause
+def test_leaf_last_will_opens_one_outage_after_the_group_wait() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "leaf")], {"gw"})
+    mesh.lwt("leaf")
+    assert not opened(mesh.step(0.3))
+    changes = opened(mesh.step(0.3))
+    assert len(changes) == 1
+    inc = changes[0].incident
+    assert inc.cause_nodes == ["leaf"] and inc.affected == []
+    assert inc.started_at == T0 and inc.severity == "warning"
+    assert mesh.health.node_condition("leaf") == "offline"
+
+
+def test_backbone_failure_is_one_outage_naming_it_with_its_ten_leaves() -> None:
+    rng = random.Random(7)
+    for _ in range(5):  # the last wills arrive in any order within the group wait
+        mesh = Mesh(backbone(), {"gw"})
+        order = ["b", *LEAVES]
+        rng.shuffle(order)
+        for node in order:
+            mesh.lwt(node)
+            mesh.step(0.02)
+        changes = mesh.step(1.0)
+        assert len(opened(changes)) == 1, [c.incident.cause_nodes for c in opened(changes)]
+        inc = opened(changes)[0].incident
+        assert inc.cause_nodes == ["b"]
+        assert inc.affected == sorted(LEAVES)
+        assert inc.severity == "critical"
+        assert {mesh.health.node_condition(n) for n in LEAVES} == {"unreachable"}
+        assert mesh.health.node_condition("b") == "offline"
+        # the leaves time out later too: nothing new
+        assert not opened(mesh.run(120))
+
+
+def test_backbone_found_by_timeout_lists_leaves_that_still_report() -> None:
+    mesh = Mesh(backbone(), {"gw"})
+    mesh.alive.discard("b")  # hung agent: no last will, and its radio is gone
+    for leaf in LEAVES:  # leaves still reach the broker (another uplink) but lose b
+        mesh.adj[leaf].discard("b")
+    changes = mesh.run(45)
+    out = opened(changes)
+    assert len(out) == 1
+    assert out[0].incident.cause_nodes == ["b"]
+    assert out[0].incident.affected == sorted(LEAVES)
+
+
+def test_backbone_return_resolves_once_and_leaves_get_time_to_come_back() -> None:
+    mesh = Mesh(backbone(), {"gw"})
+    for node in ["b", *LEAVES]:
+        mesh.lwt(node)
+    mesh.step(1)
+    mesh.run(600)  # links age out meanwhile: ghost edges keep the structure
+    assert len(mesh.health.outages()) == 1
+    assert mesh.health.outages()[0].affected == sorted(LEAVES)
+    mesh.alive.add("b")
+    mesh.send_report("b")
+    changes = mesh.step(0.5)
+    assert len(resolved(changes)) == 1
+    inc = resolved(changes)[0].incident
+    assert inc.ended_at is not None and inc.ended_at - inc.started_at > 600
+    # leaves reconnect a few seconds later: no outage of their own
+    mesh.step(5)
+    mesh.alive.update(LEAVES)
+    mesh.round()
+    assert not opened(mesh.run(60))
+    assert mesh.health.outages() == []
+
+
+def test_leaf_that_stays_down_after_the_backbone_returns_gets_its_own_outage() -> None:
+    mesh = Mesh(backbone(), {"gw"})
+    for node in ["b", *LEAVES]:
+        mesh.lwt(node)
+    mesh.step(1)
+    mesh.alive.add("b")
+    mesh.alive.update(LEAVES[1:])
+    mesh.round()
+    assert len(resolved(mesh.step(0.5))) == 1
+    changes = mesh.run(60)  # grace is l0's offline timeout (30 s)
+    out = opened(changes)
+    assert [c.incident.cause_nodes for c in out] == [["l0"]]
+
+
+def test_link_down_between_live_nodes_is_the_cause() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "b"), ("b", "c")], {"gw"})
+    mesh.adj["a"].discard("b")
+    mesh.adj["b"].discard("a")
+    changes = mesh.run(330)  # link_timeout_s = 300
+    out = opened(changes)
+    assert len(out) == 1
+    assert out[0].incident.cause_links == [LinkRef("a", "b", "wifi")]
+    assert out[0].incident.affected == ["b", "c"]
+    mesh.adj["a"].add("b")
+    mesh.adj["b"].add("a")
+    assert len(resolved(mesh.run(20))) == 1
+
+
+def test_redundant_link_down_is_not_an_outage() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "b"), ("gw", "b")], {"gw"})
+    mesh.adj["a"].discard("b")
+    mesh.adj["b"].discard("a")
+    assert not opened(mesh.run(330))
+    assert mesh.health.down_links() == []
+
+
+def test_without_gateways_each_failed_node_is_its_own_cause() -> None:
+    mesh = Mesh([("a", "b"), ("b", "c")], set())
+    mesh.lwt("c")
+    out = opened(mesh.step(1))
+    assert [c.incident.cause_nodes for c in out] == [["c"]]
+
+
+def test_gateway_failure_is_critical_even_without_affected_nodes() -> None:
+    mesh = Mesh([("gw", "a"), ("gw2", "a")], {"gw", "gw2"})
+    mesh.lwt("gw")
+    out = opened(mesh.step(1))
+    assert out[0].incident.cause_nodes == ["gw"] and out[0].incident.severity == "critical"
+
+
+# ---------------------------------------------------------------- silent agents
+def test_silent_agent_with_neighbours_hearing_it_is_not_an_outage() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "s")], {"gw"})
+    mesh.alive.discard("s")
+    mesh.link_metrics[("a", "s")] = {"signal_dbm": -60}  # a still hears s (inactive 100 ms)
+    changes = mesh.run(60)
+    assert not opened(changes)
+    silent = opened(changes, "silent")
+    assert len(silent) == 1 and silent[0].incident.cause_nodes == ["s"]
+    assert mesh.health.node_condition("s") == "silent"
+    # the agent comes back: the silent incident resolves
+    mesh.alive.add("s")
+    mesh.round()
+    assert len(resolved(mesh.step(0.5), "silent")) == 1
+
+
+def test_silent_node_whose_radio_dies_too_becomes_an_outage() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "s")], {"gw"})
+    mesh.alive.discard("s")
+    mesh.link_metrics[("a", "s")] = {"signal_dbm": -60}
+    mesh.run(60)
+    del mesh.link_metrics[("a", "s")]
+    changes = mesh.run(60)
+    assert len(resolved(changes, "silent")) == 1
+    assert [c.incident.cause_nodes for c in opened(changes)] == [["s"]]
+
+
+def test_silent_agent_without_neighbours_is_an_outage_by_timeout() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "s")], {"gw"})
+    mesh.alive.discard("s")
+    changes = mesh.run(45)
+    out = opened(changes)
+    assert [c.incident.cause_nodes for c in out] == [["s"]]
+    # offline_after = 3 × 10 s after its last report at T0 (+ group wait)
+    assert not opened(changes, "silent")
+
+
+# ---------------------------------------------------------------- flapping
+def test_flapping_node_gives_one_flapping_incident_and_no_more_outages() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "f")], {"gw"})
+    changes: list[Change] = []
+    for _ in range(6):
+        mesh.lwt("f")
+        changes += mesh.step(0.2)  # back before the group wait ends
+        mesh.alive.add("f")
+        mesh.send_report("f")
+        changes += mesh.step(2)
+    assert len(opened(changes, "flapping")) == 1
+    assert not opened(changes)
+    assert mesh.health.node_condition("f") == "flapping"
+    # quiet for the flap window: it ends
+    assert len(resolved(mesh.run(700), "flapping")) == 1
+
+
+def test_flapping_link_gives_one_flapping_incident() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "b"), ("gw", "b")], {"gw"})
+    changes: list[Change] = []
+    for i in range(6):
+        if i % 2 == 0:
+            mesh.adj["a"].discard("b")
+        else:
+            mesh.adj["a"].add("b")
+        changes += mesh.run(10)
+    flaps = opened(changes, "flapping")
+    assert len(flaps) == 1
+    assert flaps[0].incident.cause_links == [LinkRef("a", "b", "wifi")]
+
+
+# ---------------------------------------------------------------- degraded links
+def test_degraded_link_needs_three_samples_and_recovers_with_hysteresis() -> None:
+    mesh = Mesh([("gw", "a")], {"gw"})
+    mesh.link_metrics[("gw", "a")] = {"signal_dbm": -85}
+    changes = mesh.run(20)  # two bad samples
+    assert not opened(changes, "degraded")
+    changes = mesh.run(10)
+    assert len(opened(changes, "degraded")) == 1
+    assert "signal -85 dBm" in opened(changes, "degraded")[0].incident.details["gw->a"]
+    # -78 dBm is above -80 but inside the 3 dB hysteresis: still degraded
+    mesh.link_metrics[("gw", "a")] = {"signal_dbm": -78}
+    assert not resolved(mesh.run(60), "degraded")
+    mesh.link_metrics[("gw", "a")] = {"signal_dbm": -70}
+    assert len(resolved(mesh.run(40), "degraded")) == 1
+
+
+def test_signal_far_below_its_own_baseline_is_degraded() -> None:
+    mesh = Mesh([("gw", "a")], {"gw"}, HealthSettings(baseline_min_h=3))
+    mesh.link_metrics[("gw", "a")] = {"signal_dbm": -50}
+    mesh.run(4 * 3600)  # four hours at -50 dBm: baseline -50
+    mesh.link_metrics[("gw", "a")] = {"signal_dbm": -65}  # fine absolutely, 15 dB down
+    changes = mesh.run(40)
+    out = opened(changes, "degraded")
+    assert len(out) == 1
+    assert any("below its baseline" in r for r in out[0].incident.details["gw->a"])
+    fading = mesh.health.fading_links()
+    assert fading and fading[0]["baseline_dbm"] == -50.0
+
+
+# ---------------------------------------------------------------- weak points
+def test_weak_points_alert_only_after_the_baseline() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "b"), ("gw", "c"), ("c", "b")], {"gw"})
+
+    def cuts() -> Any:
+        return gateway_cuts(mesh.topo.graph.adj, ["gw"])
+
+    assert mesh.health.weak_point_changes(cuts(), mesh.now) == []  # ring: nothing, baseline
+    mesh.topo.graph.remove_edge("c", "b")
+    out = mesh.health.weak_point_changes(cuts(), mesh.now)
+    named = {tuple(c.incident.cause_nodes) or str(c.incident.cause_links[0]) for c in out}
+    assert ("a",) in named
+    assert all(c.what == "opened" for c in out)
+    mesh.topo.graph.add_edge("c", "b", links=1)
+    assert {c.what for c in mesh.health.weak_point_changes(cuts(), mesh.now)} == {"resolved"}
+
+
+# ---------------------------------------------------------------- restarts
+def test_snapshot_keeps_the_outage_and_its_id_across_a_restart() -> None:
+    mesh = Mesh(backbone(), {"gw"})
+    for node in ["b", *LEAVES]:
+        mesh.lwt(node)
+    first = opened(mesh.step(1))[0].incident
+    snap = mesh.health.snapshot()
+    # a new Health on the same topology, as after a collector restart
+    health = Health(mesh.topo, HealthSettings())
+    health.restore(snap, mesh.now)
+    mesh.health = health
+    assert not opened(mesh.step(2))
+    assert [i.id for i in health.outages()] == [first.id]
+    mesh.alive.add("b")
+    mesh.send_report("b")
+    out = resolved(mesh.step(1))
+    assert [c.incident.id for c in out] == [first.id]
+
+
+def test_nodes_offline_before_the_first_start_are_not_news() -> None:
+    topo = Topology()
+    topo.apply_info(Info.model_validate({"v": 1, "node": "gw", "gateway": True}), T0)
+    topo.apply_status(Status(v=1, node="gw", online=True), T0)
+    topo.apply_status(Status(v=1, node="dead", online=False), T0)
+    health = Health(topo)
+    health.restore(None, T0)
+    assert health.evaluate(T0 + 5) == []
+    assert health.node_condition("dead") == "offline"

@@ -191,7 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("file", help="password file ([mqtt.embedded] password_file)")
     passwd.add_argument("user", help="MQTT user name (for an agent: its node id)")
     passwd.set_defaults(func=cmd_passwd)
+
+    from meshmon.admin_cli import add_commands
+
+    add_commands(sub)
+    for name in ("silence", "silences", "weak-points", "outages"):
+        sub.choices[name].set_defaults(func=cmd_client)
     return parser
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    """Run a maintainer command against the running collector."""
+    from meshmon.admin_cli import ClientError
+
+    config = _load_or_exit(args.config)
+    try:
+        return int(args.client(args, config))
+    except ClientError as exc:
+        print(f"meshmon {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,15 +6,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
-import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from meshmon.admin_token import admin_token_for
 from meshmon.alerts.runtime import Alerting
 from meshmon.config import Config
 from meshmon.errors import StartupError
@@ -39,7 +37,6 @@ TICK_INTERVAL_S = 0.1
 """expiry, root cause and due notices: a last will becomes an alert within group_wait_s
 plus about one tick"""
 ANALYSIS_INTERVAL_S = 60.0
-ADMIN_TOKEN_FILE = "admin-token"
 
 
 class Service:
@@ -353,26 +350,3 @@ class Service:
             return {(("sink", s.name),): float(s.stats().get(stat, 0.0)) for s in self.sinks}
 
         return read
-
-
-def admin_token_for(storage_path: str) -> str:
-    """The maintainer token kept next to the database, made on first use (mode 0600)."""
-    path = Path(storage_path).resolve().parent / ADMIN_TOKEN_FILE
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        token = ""
-    except OSError as exc:
-        raise StartupError(f"cannot read the admin token {path}: {exc.strerror}") from None
-    if token:
-        return token
-    token = secrets.token_urlsafe(24)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(token + "\n")
-    except OSError as exc:
-        raise StartupError(f"cannot write the admin token {path}: {exc.strerror}; "
-                           "set [http] admin_token") from None
-    log.info("maintainer token written to %s", path)
-    return token

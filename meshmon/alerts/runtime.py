@@ -28,6 +28,8 @@ from meshmon.sinks.base import Event
 log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_S = 1.0
+CUT_LIST_MAX = 200
+"""node ids listed per weak point in the API (the count is always exact)"""
 MIN_EVALUATE_GAP_S = 0.05
 """root cause runs at most this often, or 5× its last duration apart on a large mesh"""
 
@@ -162,10 +164,12 @@ class Alerting:
         cuts = self.cuts if self.cuts is not None else self.analysed(now)
         nodes = sorted(cuts.node_cuts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
         links = sorted(cuts.link_cuts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        # a long chain makes the lists quadratic in size: each is capped, counts are exact
         return {
             "computed_at": self.cuts_at,
-            "nodes": [{"node": n, "cut_off": cut, "cut_off_count": len(cut)} for n, cut in nodes],
-            "links": [{"a": a, "b": b, "cut_off": cut, "cut_off_count": len(cut)}
+            "nodes": [{"node": n, "cut_off": cut[:CUT_LIST_MAX], "cut_off_count": len(cut)}
+                      for n, cut in nodes],
+            "links": [{"a": a, "b": b, "cut_off": cut[:CUT_LIST_MAX], "cut_off_count": len(cut)}
                       for (a, b), cut in links],
             "without_gateway": cuts.unreachable,
             "fading_links": self.health.fading_links(),

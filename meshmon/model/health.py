@@ -144,6 +144,7 @@ class LinkTracker:
         "recent",
         "since",
         "streak",
+        "was_good",
     )
 
     def __init__(self) -> None:
@@ -158,6 +159,9 @@ class LinkTracker:
         self.since = 0.0
         self.recent: float | None = None
         """moving average of the last few signal samples"""
+        self.was_good = False
+        """seen within every threshold once: only such a link can *become* degraded (a link
+        that was poor from its first sample is poor, not news)"""
 
     def baseline(self, settings: HealthSettings) -> float | None:
         """Median of the hourly mean signals, once there are baseline_min_h of them."""
@@ -231,7 +235,7 @@ class Health:
         """weak point key (`node:X` / `link:a|b`) → its open incident"""
         self._weak_baseline_taken = False
         self._node_changes: dict[str, deque[float]] = {}
-        self._link_changes: dict[tuple[str, str, str], deque[float]] = {}
+        self._link_changes: dict[LinkKey, deque[float]] = {}
         self._flap_suspects: set[str] = set()
         """nodes that reached flap_changes since the last evaluation"""
         self._flapping: dict[str, Incident] = {}
@@ -301,6 +305,8 @@ class Health:
             if not tracker.degraded:
                 reasons = _bad_reasons(sample, base, cfg, 0.0)
                 tracker.streak = tracker.streak + 1 if reasons else 0
+                if not reasons:
+                    tracker.was_good = True
                 if tracker.streak >= cfg.samples_to_change:
                     tracker.degraded, tracker.streak = True, 0
                     tracker.reasons, tracker.since = reasons, now
@@ -318,12 +324,15 @@ class Health:
     def presence_changed(self, changes: Iterable[tuple[LinkKey, bool, float]]) -> list[Change]:
         """Links that reports added or dropped (Topology.take_presence_changes)."""
         out: list[Change] = []
-        for key, _present, now in changes:
+        for key, present, now in changes:
             if key.peer.startswith(MAC_PREFIX):
                 continue
-            # counted per direction: one radio link dropping out is seen by both ends
+            # counted per directed link (one radio link dropping out is seen by both ends);
+            # a link's first appearance is not a change
+            if present and not self._link_changes.get(key):
+                continue
             pair = self._pair(key)
-            history = self._count_change(self._link_changes, (key.src, key.peer, key.kind), now)
+            history = self._count_change(self._link_changes, key, now)
             flap_key = f"link:{pair[0]}|{pair[1]}|{pair[2]}"
             if (
                 len(history) >= self.settings.flap_changes
@@ -465,10 +474,9 @@ class Health:
         if kind == "node":
             return self._node_changes.get(rest)
         a, b, k = rest.split("|")
-        one, other = self._link_changes.get((a, b, k)), self._link_changes.get((b, a, k))
-        if one and other:
-            return one if one[-1] >= other[-1] else other
-        return one or other
+        found = [h for key, h in self._link_changes.items()
+                 if h and key.kind == k and {key.src, key.peer} == {a, b}]
+        return max(found, key=lambda h: h[-1]) if found else None
 
     def _flap_check_at(self) -> float:
         soonest = math.inf
@@ -819,7 +827,7 @@ class Health:
         a, b, kind = pair
         directions = [
             (k, t) for k in self._pair_keys(a, b, kind)
-            if (t := self.link_trackers.get(k)) is not None and t.degraded
+            if (t := self.link_trackers.get(k)) is not None and t.degraded and t.was_good
         ]  # fmt: skip
         open_inc = next(
             (i for i in self.incidents.values() if i.kind == "degraded"

@@ -372,3 +372,16 @@ def test_nodes_offline_before_the_first_start_are_not_news() -> None:
     health.restore(None, T0)
     assert health.evaluate(T0 + 5) == []
     assert health.node_condition("dead") == "offline"
+
+
+def test_link_poor_from_its_first_sample_is_not_news() -> None:
+    mesh = Mesh([("gw", "a"), ("a", "b")], {"gw"})
+    mesh.adj["a"].add("c")
+    mesh.adj["c"] = {"a"}
+    mesh.alive.add("c")
+    mesh.link_metrics[("a", "c")] = {"signal_dbm": -90}
+    mesh.link_metrics[("c", "a")] = {"signal_dbm": -90}
+    changes = mesh.run(60)
+    assert not opened(changes, "degraded")
+    assert mesh.health.link_condition(next(
+        k for k in mesh.topo.links if (k.src, k.peer) == ("a", "c"))) == "degraded"

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import statistics
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from meshmon.model.state import LinkKey, LinkRef, LinkSample, LinkState
+from meshmon.model.linkhealth import LinkThresholds, LinkTracker
+from meshmon.model.rootcause import find_root_causes
+from meshmon.model.state import LinkKey, LinkRef, LinkState
 from meshmon.model.topology import MAC_PREFIX, Topology
 
 if TYPE_CHECKING:
@@ -50,25 +51,12 @@ GHOST_RETENTION_S = 7 * 86_400.0
 RECOVERY_GRACE_MAX_S = 600.0
 FLAP_TABLE_PRUNE = 10_000
 SILENT_RECHECK_S = 1.0
-RECENT_WEIGHT = 0.3
-"""weight of a new sample in a link's moving average (about the last 5 samples)"""
 
 
 @dataclass
-class HealthSettings:
-    """Thresholds and noise control (from the [health] and [alerts] config sections)."""
+class HealthSettings(LinkThresholds):
+    """Link thresholds plus noise control (the [health] and [alerts] config sections)."""
 
-    signal_dbm: float = -80.0
-    snr_db: float = 15.0
-    tq: int = 100
-    etx: float = 4.0
-    baseline_drop_db: float = 10.0
-    baseline_window_h: float = 24.0
-    baseline_min_h: float = 3.0
-    hysteresis_db: float = 3.0
-    hysteresis_tq: int = 15
-    hysteresis_etx: float = 0.5
-    samples_to_change: int = 3
     group_wait_s: float = 0.5
     flap_changes: int = 3
     flap_window_s: float = 600.0
@@ -129,80 +117,6 @@ class Ghost:
     since: float
     down: bool
     """True: both ends were alive when it vanished (the link itself failed)"""
-
-
-class LinkTracker:
-    """Degraded/up state machine with hysteresis and the signal baseline of one link."""
-
-    __slots__ = (
-        "degraded",
-        "hour",
-        "hour_n",
-        "hour_sum",
-        "hourly",
-        "reasons",
-        "recent",
-        "since",
-        "streak",
-        "was_good",
-    )
-
-    def __init__(self) -> None:
-        self.degraded = False
-        self.streak = 0
-        """consecutive samples on the other side of the thresholds"""
-        self.hour = -1
-        self.hour_sum = 0.0
-        self.hour_n = 0
-        self.hourly: deque[float] = deque()
-        self.reasons: list[str] = []
-        self.since = 0.0
-        self.recent: float | None = None
-        """moving average of the last few signal samples"""
-        self.was_good = False
-        """seen within every threshold once: only such a link can *become* degraded (a link
-        that was poor from its first sample is poor, not news)"""
-
-    def baseline(self, settings: HealthSettings) -> float | None:
-        """Median of the hourly mean signals, once there are baseline_min_h of them."""
-        if len(self.hourly) < settings.baseline_min_h:
-            return None
-        return statistics.median(self.hourly)
-
-    def add_signal(self, signal: float, now: float, settings: HealthSettings) -> None:
-        hour = int(now // 3600)
-        if hour != self.hour:
-            if self.hour_n:
-                self.hourly.append(self.hour_sum / self.hour_n)
-                while len(self.hourly) > settings.baseline_window_h:
-                    self.hourly.popleft()
-            self.hour, self.hour_sum, self.hour_n = hour, 0.0, 0
-        self.hour_sum += signal
-        self.hour_n += 1
-        self.recent = signal if self.recent is None else self.recent + RECENT_WEIGHT * (
-            signal - self.recent)
-
-
-def _bad_reasons(s: LinkSample, base: float | None, cfg: HealthSettings, slack: float) -> list[str]:
-    """Thresholds `s` crosses; with slack=1 the thresholds are moved by the hysteresis
-    (used to decide whether a degraded link has recovered)."""
-    reasons = []
-    signal = s.signal_avg_dbm if s.signal_avg_dbm is not None else s.signal_dbm
-    if signal is not None:
-        if signal < cfg.signal_dbm + slack * cfg.hysteresis_db:
-            reasons.append(f"signal {signal:.0f} dBm")
-        if (
-            base is not None and cfg.baseline_drop_db > 0
-            and signal < base - cfg.baseline_drop_db + slack * cfg.hysteresis_db
-        ):  # fmt: skip
-            reasons.append(f"signal {base - signal:.0f} dB below its baseline {base:.0f} dBm")
-    if s.snr_db is not None and s.snr_db < cfg.snr_db + slack * cfg.hysteresis_db:
-        reasons.append(f"SNR {s.snr_db:.0f} dB")
-    if s.tq is not None and s.tq < cfg.tq + slack * cfg.hysteresis_tq:
-        reasons.append(f"TQ {s.tq}")
-    if s.etx is not None and s.etx > cfg.etx - slack * cfg.hysteresis_etx:
-        reasons.append(f"ETX {s.etx:.1f}")
-    return reasons
 
 
 def incident_id(kind: str, cause: Iterable[str], started_at: float) -> str:
@@ -293,32 +207,11 @@ class Health:
             seen.add(id(state))
             if ghosts and self._pair(state.key)[:2] in ghosts:
                 self._dirty = True  # a vanished link is back: outages may resolve
-            sample = state.sample
             tracker = trackers.get(state.key)
             if tracker is None:
                 tracker = trackers[state.key] = LinkTracker()
-            base = tracker.baseline(cfg)
-            signal = sample.signal_avg_dbm if sample.signal_avg_dbm is not None else (
-                sample.signal_dbm)
-            if signal is not None:
-                tracker.add_signal(signal, now, cfg)
-            if not tracker.degraded:
-                reasons = _bad_reasons(sample, base, cfg, 0.0)
-                tracker.streak = tracker.streak + 1 if reasons else 0
-                if not reasons:
-                    tracker.was_good = True
-                if tracker.streak >= cfg.samples_to_change:
-                    tracker.degraded, tracker.streak = True, 0
-                    tracker.reasons, tracker.since = reasons, now
-                    changed.add(self._pair(state.key))
-            else:
-                reasons = _bad_reasons(sample, base, cfg, 1.0)
-                if reasons:
-                    tracker.reasons = reasons
-                tracker.streak = 0 if reasons else tracker.streak + 1
-                if tracker.streak >= cfg.samples_to_change:
-                    tracker.degraded, tracker.streak = False, 0
-                    changed.add(self._pair(state.key))
+            if tracker.observe(state.sample, now, cfg):
+                changed.add(self._pair(state.key))
         return [c for pair in sorted(changed) if (c := self._degraded_change(pair, now))]
 
     def presence_changed(self, changes: Iterable[tuple[LinkKey, bool, float]]) -> list[Change]:
@@ -490,7 +383,7 @@ class Health:
 
     def _update_outages(self, now: float) -> list[Change]:
         out: list[Change] = []
-        candidates = self._root_causes()
+        candidates = self._root_causes(now)
         open_outages = [i for i in self.incidents.values() if i.kind == "outage"]
         # 1. outages whose cause is all back are resolved; their affected get a grace
         for inc in open_outages:
@@ -572,94 +465,39 @@ class Health:
         gateway = any((s := nodes.get(n)) is not None and s.is_gateway for n in inc.cause_nodes)
         return "critical" if inc.affected or gateway or inc.cause_links else "warning"
 
-    def _root_causes(self) -> list[tuple[list[str], list[LinkRef], list[str], float]]:
+    def _root_causes(self, now: float) -> list[tuple[list[str], list[LinkRef], list[str], float]]:
         """(cause nodes, cause links, affected, started) for each cut-off part of the mesh."""
-        topo = self.topology
-        graph = topo.graph
-        adj = graph.adj
+        graph = self.topology.graph
         failed = self.failed
         ghosts = self.ghosts
-        for pair in [p for p in ghosts if graph.has_edge(*p)]:
-            del ghosts[pair]  # the link is back: the topology knows it again
+        for pair in [p for p, g in ghosts.items()
+                     if graph.has_edge(*p) or g.since < now - GHOST_RETENTION_S]:
+            del ghosts[pair]  # back in the topology, or too old to matter
         if not failed and not any(g.down for g in ghosts.values()):
             ghosts.clear()
             self.unreachable = set()
             return []
-        extra: dict[str, list[str]] = {}
-        down: set[tuple[str, str]] = set()
-        for (a, b), ghost in ghosts.items():
-            if ghost.down:
-                down.add((a, b))
-            extra.setdefault(a, []).append(b)
-            extra.setdefault(b, []).append(a)
-
-        def neighbours(v: str) -> Iterable[str]:
-            more = extra.get(v)
-            here = adj.get(v, ())
-            if more is None:
-                return here
-            return [*here, *more]
-
-        def open_edge(v: str, w: str) -> bool:
-            return not down or ((v, w) if v < w else (w, v)) not in down
-
-        nodes = topo.nodes
-        gateways = [n for n, s in nodes.items() if s.is_gateway]
-        all_nodes = set(adj).union(extra)
-        reach: set[str] = set()
-        if gateways:
-            frontier = [g for g in gateways if g not in failed and g in all_nodes]
-            reach.update(frontier)
-            while frontier:
-                v = frontier.pop()
-                for w in neighbours(v):
-                    if w not in reach and w not in failed and open_edge(v, w):
-                        reach.add(w)
-                        frontier.append(w)
-        else:
-            reach = {n for n in all_nodes if n not in failed}
-        seen: set[str] = set()
+        nodes = self.topology.nodes
+        found = find_root_causes(
+            graph.adj, failed, [n for n, s in nodes.items() if s.is_gateway],
+            extra_edges=list(ghosts), down=[p for p, g in ghosts.items() if g.down],
+        )  # fmt: skip
         out = []
         unreachable: set[str] = set()
-        for start in all_nodes:
-            if start in reach or start in seen:
-                continue
-            seen.add(start)
-            component = [start]
-            stack = [start]
-            while stack:
-                v = stack.pop()
-                for w in neighbours(v):
-                    if w not in reach and w not in seen and open_edge(v, w):
-                        seen.add(w)
-                        component.append(w)
-                        stack.append(w)
-            members = set(component)
-            causes = sorted(
-                v for v in component
-                if v in failed and (
-                    ((state := nodes.get(v)) is not None and state.is_gateway)
-                    or any(w in reach and open_edge(v, w) for w in neighbours(v))
-                )
-            )  # fmt: skip
-            links = sorted(
-                (LinkRef(a, b, ghosts[(a, b)].kind) for (a, b) in down
-                 if (a in members and b in reach) or (b in members and a in reach)),
-                key=lambda ln: (ln.a, ln.b),
-            )  # fmt: skip
-            if not causes and not links:
-                causes = sorted(v for v in component if v in failed)
-            causes = [c for c in causes if f"node:{c}" not in self._flapping]
+        for part in found.parts:
+            causes = [c for c in part.causes if f"node:{c}" not in self._flapping]
+            links = [LinkRef(a, b, ghosts[(a, b)].kind) for a, b in part.links]
             links = [ln for ln in links if f"link:{ln.a}|{ln.b}|{ln.kind}" not in self._flapping]
-            unreachable.update(v for v in component if v in failed and v not in causes)
+            unreachable.update(v for v in part.members if v in failed and v not in causes)
             if not causes and not links:
                 continue
             cause_set = set(causes)
-            affected = sorted(v for v in component if v not in cause_set)
+            affected = [v for v in part.members if v not in cause_set]
             starts = [failed[c] for c in causes] + [ghosts[(ln.a, ln.b)].since for ln in links]
             out.append((causes, links, affected, min(starts)))
         self.unreachable = unreachable
         # ghost edges between reachable live nodes say nothing any more
+        reach = found.reach
         for pair in [p for p in ghosts if p[0] in reach and p[1] in reach]:
             del ghosts[pair]
         return out

@@ -1,0 +1,51 @@
+"""find_root_causes on small hand-made meshes."""
+
+from __future__ import annotations
+
+from meshmon.model.rootcause import find_root_causes
+
+
+def adjacency(*edges: tuple[str, str]) -> dict[str, set[str]]:
+    adj: dict[str, set[str]] = {}
+    for a, b in edges:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    return adj
+
+
+def test_failed_border_node_is_the_cause_of_everything_behind_it() -> None:
+    adj = adjacency(("gw", "a"), ("a", "b"), ("b", "c"), ("b", "d"), ("c", "d"))
+    found = find_root_causes(adj, failed={"b", "c"}, gateways=["gw"])
+    assert [(p.causes, p.links, p.members) for p in found.parts] == [
+        (["b"], [], ["b", "c", "d"])]
+    assert found.reach == {"gw", "a"}
+
+
+def test_two_gateways_keep_a_ring_reachable() -> None:
+    adj = adjacency(("gw1", "a"), ("a", "b"), ("b", "gw2"))
+    assert find_root_causes(adj, failed={"a"}, gateways=["gw1", "gw2"]).parts[0].members == ["a"]
+
+
+def test_down_edge_known_only_as_extra_edge_is_the_cause() -> None:
+    adj = adjacency(("gw", "a"), ("b", "c"))
+    found = find_root_causes(adj, failed=set(), gateways=["gw"],
+                             extra_edges=[("a", "b")], down=[("a", "b")])
+    assert [(p.causes, p.links, p.members) for p in found.parts] == [
+        ([], [("a", "b")], ["b", "c"])]
+
+
+def test_failed_gateway_is_a_cause_even_at_the_edge_of_nothing() -> None:
+    adj = adjacency(("gw", "a"))
+    found = find_root_causes(adj, failed={"gw"}, gateways=["gw"])
+    assert [(p.causes, p.members) for p in found.parts] == [(["gw"], ["a", "gw"])]
+
+
+def test_without_gateways_failed_nodes_next_to_live_ones_are_causes() -> None:
+    adj = adjacency(("a", "b"), ("b", "c"), ("c", "d"))
+    found = find_root_causes(adj, failed={"c", "d"}, gateways=[])
+    assert [(p.causes, p.members) for p in found.parts] == [(["c"], ["c", "d"])]
+
+
+def test_island_without_failures_is_not_a_part() -> None:
+    adj = adjacency(("gw", "a"), ("x", "y"))
+    assert find_root_causes(adj, failed=set(), gateways=["gw"]).parts == []

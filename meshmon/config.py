@@ -191,8 +191,17 @@ class NotifierConfig(Section):
             raise ValueError("a webhook needs url = \"http(s)://…\"")
         if self.type == "email" and not (self.smtp_host and self.sender and self.to):
             raise ValueError("an email notifier needs smtp_host, sender and to")
-        if self.type == "apprise" and not (self.url or self.urls):
-            raise ValueError("an apprise notifier needs url or urls")
+        if self.type == "apprise":
+            if not (self.url or self.urls):
+                raise ValueError("an apprise notifier needs url or urls")
+            import apprise  # only configs with an apprise notifier pay for the import
+
+            if self.url and not apprise.Apprise().add(self.url):
+                raise ValueError("apprise cannot use url (unknown scheme or missing parts)")
+            for i, url in enumerate(self.urls):
+                if not apprise.Apprise().add(url):
+                    raise ValueError(f"apprise cannot use urls[{i}] (unknown scheme or "
+                                     "missing parts)")
         return self
 
     @property

@@ -68,3 +68,18 @@ def test_check_config_command_exits_nonzero_naming_paths(tmp_path: Path) -> None
         capture_output=True, text=True, timeout=60,
     )
     assert ok.returncode == 0, ok.stderr
+
+
+def test_notifier_and_route_errors_are_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse('[[notifiers]]\nname = "w"\ntype = "webhook"\n'
+              '[[notifiers]]\nname = "a"\ntype = "apprise"\nurl = "bogus://nothing"\n')
+    assert {path for path, _ in info.value.errors} == {"notifiers.0", "notifiers.1"}
+    with pytest.raises(ConfigError, match="unknown notifier 'nope'"):
+        parse('[[notifiers]]\nname = "w"\ntype = "webhook"\nurl = "http://127.0.0.1:9/x"\n'
+              '[[routes]]\nnotifiers = ["nope"]\n')
+    with pytest.raises(ConfigError, match="events"):
+        parse('[[notifiers]]\nname = "w"\ntype = "webhook"\nurl = "http://127.0.0.1:9/x"\n'
+              '[[routes]]\nnotifiers = ["w"]\nevents = ["explosion"]\n')
+    ok = parse('[[notifiers]]\nname = "n"\ntype = "apprise"\nurl = "ntfy://127.0.0.1/topic"\n')
+    assert ok.notifiers[0].rate_per_minute == 6

@@ -61,8 +61,8 @@ class LinkTracker:
         self.recent: float | None = None
         """moving average of the last few signal samples"""
         self.was_good = False
-        """seen within every threshold once: only such a link can *become* degraded (a link
-        that was poor from its first sample is poor, not news)"""
+        """seen clearly within every threshold once: only such a link can *become* degraded
+        (a link that was poor from its first sample is poor, not news)"""
 
     def baseline(self, settings: LinkThresholds) -> float | None:
         """Median of the hourly mean signals, once there are baseline_min_h of them."""
@@ -93,8 +93,10 @@ class LinkTracker:
         if not self.degraded:
             reasons = bad_reasons(sample, base, cfg, 0.0)
             self.streak = self.streak + 1 if reasons else 0
-            if not reasons:
-                self.was_good = True
+            if not reasons and not self.was_good:
+                # clearly good: within every threshold by the hysteresis margin, so a link
+                # hovering at a threshold is not reported as degrading
+                self.was_good = not bad_reasons(sample, base, cfg, 1.0)
             if self.streak >= cfg.samples_to_change:
                 self.degraded, self.streak = True, 0
                 self.reasons, self.since = reasons, now

@@ -385,3 +385,12 @@ def test_link_poor_from_its_first_sample_is_not_news() -> None:
     assert not opened(changes, "degraded")
     assert mesh.health.link_condition(next(
         k for k in mesh.topo.links if (k.src, k.peer) == ("a", "c"))) == "degraded"
+
+
+def test_link_hovering_at_the_threshold_is_not_news() -> None:
+    mesh = Mesh([("gw", "a")], {"gw"})
+    mesh.link_metrics[("gw", "a")] = {"signal_dbm": -79}
+    mesh.health.link_trackers.clear()  # forget the first, good, samples of the set-up
+    mesh.run(30)
+    mesh.link_metrics[("gw", "a")] = {"signal_dbm": -82}
+    assert not opened(mesh.run(60), "degraded")

@@ -119,6 +119,11 @@ class Ghost:
     """True: both ends were alive when it vanished (the link itself failed)"""
 
 
+def _elements(nodes: Iterable[str], links: Iterable[LinkRef]) -> set[str]:
+    """Node ids and link names of a cause, in one namespace (node ids cannot hold '–')."""
+    return {*nodes, *(str(ln) for ln in links)}
+
+
 def incident_id(kind: str, cause: Iterable[str], started_at: float) -> str:
     """A stable short id from what the incident is about and when it started."""
     text = f"{kind}|{'|'.join(sorted(cause))}|{started_at:.3f}"
@@ -404,20 +409,17 @@ class Health:
                 out.append(Change("cancelled", inc))
         open_outages = [i for i in self.incidents.values() if i.kind == "outage"]
         # 2. candidates: attach to outages that already name their cause, else open new
+        by_element: dict[str, Incident] = {}
+        for inc in open_outages:
+            for element in _elements(inc.cause_nodes, inc.cause_links):
+                by_element[element] = inc
         still_causes: set[str] = set()
-        for cause_nodes, cause_links, affected, started in candidates:
-            elements = set(cause_nodes) | {str(ln) for ln in cause_links}
+        for cause_nodes, cause_links, affected in candidates:
+            elements = _elements(cause_nodes, cause_links)
             still_causes |= elements
-            covering = [
-                i for i in open_outages
-                if elements & (set(i.cause_nodes) | {str(ln) for ln in i.cause_links})
-            ]  # fmt: skip
-            claimed = set().union(
-                *(set(i.cause_nodes) | {str(ln) for ln in i.cause_links} for i in covering)
-            )
-            new_nodes = sorted(n for n in cause_nodes if n not in claimed)
-            new_links = sorted((ln for ln in cause_links if str(ln) not in claimed),
-                               key=lambda ln: (ln.a, ln.b, ln.kind))
+            covering = list({id(i): i for e in elements if (i := by_element.get(e))}.values())
+            new_nodes = [n for n in cause_nodes if n not in by_element]
+            new_links = [ln for ln in cause_links if str(ln) not in by_element]
             pending = [i for i in covering if not i.confirmed]
             if (new_nodes or new_links) and pending:
                 # failures seen within one group wait are one outage
@@ -427,12 +429,17 @@ class Health:
                                             key=lambda ln: (ln.a, ln.b, ln.kind))
                 target.affected = affected
                 target.severity = self._outage_severity(target)
+                for element in _elements(new_nodes, new_links):
+                    by_element[element] = target
             elif new_nodes or new_links:
+                # its start is when *its* elements failed, not older outages it completes
+                started = min([self.failed[n] for n in new_nodes]
+                              + [self.ghosts[(ln.a, ln.b)].since for ln in new_links])
                 confirm_at = started + self.settings.group_wait_s
                 for n in new_nodes:
                     confirm_at = max(confirm_at, self._grace.get(n, -math.inf))
                 inc = Incident(
-                    incident_id("outage", new_nodes + [str(ln) for ln in new_links], started),
+                    incident_id("outage", [*new_nodes, *(str(ln) for ln in new_links)], started),
                     "outage", "warning", started, cause_nodes=new_nodes, cause_links=new_links,
                     affected=affected, confirm_at=confirm_at,
                     details={"with": [i.id for i in covering]} if covering else {},
@@ -440,6 +447,8 @@ class Health:
                 inc.severity = self._outage_severity(inc)
                 self.incidents[inc.id] = inc
                 open_outages.append(inc)
+                for element in _elements(new_nodes, new_links):
+                    by_element[element] = inc
             elif covering:
                 owner = max(covering, key=lambda i: i.started_at)
                 if owner.affected != affected:
@@ -451,8 +460,7 @@ class Health:
         for inc in open_outages:
             if inc.confirmed:
                 continue
-            elements = set(inc.cause_nodes) | {str(ln) for ln in inc.cause_links}
-            if not elements & still_causes:
+            if not _elements(inc.cause_nodes, inc.cause_links) & still_causes:
                 del self.incidents[inc.id]
                 out.append(Change("cancelled", inc))
             elif now >= inc.confirm_at:
@@ -465,8 +473,8 @@ class Health:
         gateway = any((s := nodes.get(n)) is not None and s.is_gateway for n in inc.cause_nodes)
         return "critical" if inc.affected or gateway or inc.cause_links else "warning"
 
-    def _root_causes(self, now: float) -> list[tuple[list[str], list[LinkRef], list[str], float]]:
-        """(cause nodes, cause links, affected, started) for each cut-off part of the mesh."""
+    def _root_causes(self, now: float) -> list[tuple[list[str], list[LinkRef], list[str]]]:
+        """(cause nodes, cause links, affected) for each cut-off part of the mesh."""
         graph = self.topology.graph
         failed = self.failed
         ghosts = self.ghosts
@@ -493,8 +501,7 @@ class Health:
                 continue
             cause_set = set(causes)
             affected = [v for v in part.members if v not in cause_set]
-            starts = [failed[c] for c in causes] + [ghosts[(ln.a, ln.b)].since for ln in links]
-            out.append((causes, links, affected, min(starts)))
+            out.append((causes, links, affected))
         self.unreachable = unreachable
         # ghost edges between reachable live nodes say nothing any more
         reach = found.reach

@@ -49,13 +49,17 @@ class ScriptedNode:
         }), 1)
 
     def drop(self) -> None:
-        """Power cut: the connection dies without DISCONNECT (the broker sends the will)."""
-        self.client.loop_stop()
+        """Power cut: the connection dies without DISCONNECT (the broker sends the will).
+
+        Not loop_stop() first: it joins paho's network thread, which sits in a 1 s select,
+        and would block the caller's event loop (the collector's too) that long. Telling
+        the thread to end (what loop_stop sets: no reconnect) and killing the socket ends
+        it by itself."""
+        self.client._thread_terminate = True
         sock = self.client.socket()
         if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
 
     def close(self) -> None:
         """Clean stop (no will)."""

@@ -394,3 +394,16 @@ def test_link_hovering_at_the_threshold_is_not_news() -> None:
     mesh.run(30)
     mesh.link_metrics[("gw", "a")] = {"signal_dbm": -82}
     assert not opened(mesh.run(60), "degraded")
+
+
+def test_failure_next_to_an_older_outage_has_its_own_start_and_group_wait() -> None:
+    mesh = Mesh([("gw", "l1"), ("gw", "l2"), ("l1", "l2")], {"gw"})
+    mesh.lwt("l1")
+    assert len(opened(mesh.step(1))) == 1
+    mesh.run(13)
+    mesh.lwt("l2")
+    failed_at = mesh.now
+    assert not opened(mesh.step(0.3))
+    out = opened(mesh.step(0.3))
+    assert [c.incident.cause_nodes for c in out] == [["l2"]]
+    assert out[0].incident.started_at == failed_at

@@ -108,6 +108,47 @@ class PrivacyConfig(Section):
     """non-public nodes are shown snapped to this grid (0 = hide them from the map)"""
 
 
+class MapConfig(Section):
+    """The public map (`/`)."""
+
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    """slippy-map tiles; empty = no background (the map still works offline)"""
+    attribution: str = "&copy; OpenStreetMap contributors"
+    max_zoom: int = Field(default=19, ge=1, le=22)
+    refresh_s: float = Field(default=5, ge=1, le=600)
+    """how often an open map fetches fresh data"""
+    coverage_radius_m: float = Field(default=150, gt=0, le=50_000)
+    """radius drawn around an online node without sector antennas"""
+
+
+class PlannedLink(Section):
+    """A link budget: the signal the planners expect on src → dst."""
+
+    src: str
+    dst: str
+    signal_dbm: float = Field(ge=-120, le=0)
+
+
+class InstallerConfig(Section):
+    """The installer view (`/install/NODE`)."""
+
+    good_signal_dbm: float = Field(default=-65, ge=-120, le=0)
+    """at or above: good"""
+    marginal_signal_dbm: float = Field(default=-75, ge=-120, le=0)
+    """at or above (and below good): marginal; below: poor"""
+    fast_interval_s: float = Field(default=1, ge=0.5, le=60)
+    """report interval asked of the agent while the page is open (`fast` command)"""
+    fast_duration_s: float = Field(default=120, ge=10, le=3600)
+    """how long each `fast` lasts; the page renews it while it stays open"""
+    planned: list[PlannedLink] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InstallerConfig:
+        if self.marginal_signal_dbm > self.good_signal_dbm:
+            raise ValueError("marginal_signal_dbm must not be above good_signal_dbm")
+        return self
+
+
 class HealthConfig(Section):
     """When a link counts as degraded."""
 
@@ -232,6 +273,8 @@ class Config(Section):
     influxdb: InfluxConfig = InfluxConfig()
     topology: TopologyConfig = TopologyConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    map: MapConfig = MapConfig()
+    installer: InstallerConfig = InstallerConfig()
     health: HealthConfig = HealthConfig()
     alerts: AlertsConfig = AlertsConfig()
     notifiers: list[NotifierConfig] = Field(default_factory=list)

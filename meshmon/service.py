@@ -26,6 +26,7 @@ from meshmon.sinks import build_sinks
 from meshmon.sinks.base import Event, Sink
 from meshmon.sinks.sqlite import SqliteStore
 from meshmon.web.app import WebContext, create_app
+from meshmon.web.live import LiveHub
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Service:
             offline_after_s=config.topology.offline_after_s,
         )
         self.alerting = Alerting(config, self.topology, self._emit, clock)
+        self.live = LiveHub()
         self.admin_token = config.http.admin_token
         self.store: SqliteStore | None = None
         self.sinks: list[Sink] = []
@@ -156,7 +158,7 @@ class Service:
         ctx = WebContext(
             topology=self.topology, config=self.config, metrics=self.metrics,
             clock=self.clock, store=self.store, send_command=self.send_command,
-            alerting=self.alerting, admin_token=lambda: self.admin_token,
+            alerting=self.alerting, admin_token=lambda: self.admin_token, live=self.live,
         )
         self._runner = web.AppRunner(create_app(ctx), access_log=None)
         await self._runner.setup()
@@ -207,6 +209,11 @@ class Service:
                 self.alerting.node_changed(message.node, True, now)
             m.inc("meshmon_reports_received_total")
             self._dirty_nodes[message.node] = None
+            if self.live:  # an installer view is open somewhere
+                self.live.changed(message.node)
+                for dst in dsts:
+                    if dst is not None:
+                        self.live.changed(dst)
             for sink in self.sinks:
                 sink.write_report(message, now, dsts)
         elif isinstance(message, Status):
@@ -215,6 +222,8 @@ class Service:
                 self._emit(Event(now, "online" if message.online else "offline", message.node,
                                  f"{message.node} is {'online' if message.online else 'offline'}"))
                 self.alerting.node_changed(message.node, message.online, now)
+                if self.live:
+                    self.live.changed(message.node)
             self._dirty_nodes[message.node] = None
         else:
             m.inc("meshmon_info_received_total")

@@ -17,7 +17,7 @@ async def nodes(request: web.Request) -> web.Response:
     """All nodes, public summary."""
     ctx = request.app[CTX]
     grid = ctx.config.privacy.coarsen_grid_deg
-    body = ctx.cached("nodes", lambda: ctx.public.nodes_json(ctx.topology, grid))
+    body = ctx.cached("nodes", lambda: ctx.public.nodes_json(ctx.topology, grid, ctx.state_of))
     return json_response(body)
 
 
@@ -27,7 +27,8 @@ async def node(request: web.Request) -> web.Response:
     node_id = request.match_info["node"]
     if not _NODE_RE.match(node_id):
         return json_error(404, "invalid node id")
-    detail = public.node_detail(ctx.topology, node_id, ctx.config.privacy.coarsen_grid_deg)
+    detail = public.node_detail(ctx.topology, node_id, ctx.config.privacy.coarsen_grid_deg,
+                                ctx.state_of)
     if detail is None:
         return json_error(404, "unknown node")
     return json_response(detail)

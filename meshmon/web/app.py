@@ -18,6 +18,7 @@ from aiohttp import web
 from meshmon.config import Config
 from meshmon.metrics import Metrics
 from meshmon.model.topology import Topology
+from meshmon.web.live import LiveHub
 from meshmon.web.netjson import NetJsonRenderer
 from meshmon.web.public import PublicRenderer, dump
 
@@ -52,6 +53,8 @@ class WebContext:
     """outages, weak points, alert log and silences; None in tests of the plain API"""
     admin_token: Callable[[], str] = lambda: ""
     """the maintainer token (empty: maintainer pages and APIs refuse everyone)"""
+    live: LiveHub = field(default_factory=LiveHub)
+    """wakes live views (installer) when a node's links change"""
     cache_ttl_s: float = 1.0
     """how long whole-network responses (nodes, links, topology) are reused; 0 disables.
     A response that took d seconds to build is reused for at least 10·d, so at tens of
@@ -61,6 +64,11 @@ class WebContext:
     public: PublicRenderer = field(default_factory=PublicRenderer, repr=False)
     netjson: NetJsonRenderer = field(default_factory=NetJsonRenderer, repr=False)
     _cache: dict[str, tuple[float, float, bytes]] = field(default_factory=dict, repr=False)
+
+    @property
+    def state_of(self) -> Callable[[str], str] | None:
+        """node id → online/offline/silent/unreachable/flapping (None without alerting)."""
+        return self.alerting.health.node_condition if self.alerting is not None else None
 
     def cached(self, name: str, build: Callable[[], bytes]) -> bytes:
         """The JSON body `build()` gives, reused for the TTL (measured by `clock`)."""
@@ -123,7 +131,7 @@ def _count(request: web.Request, status: int) -> None:
 
 def create_app(ctx: WebContext) -> web.Application:
     """The collector's web application over `ctx` (routes from api and ops modules)."""
-    from meshmon.web import alerts_api, api, index, ops
+    from meshmon.web import admin, alerts_api, api, index, installer, mapdata, ops
 
     ctx.started_at = ctx.clock()
     ctx.metrics.describe(HTTP_REQUESTS, "counter", "HTTP requests answered, by route and code")
@@ -132,6 +140,9 @@ def create_app(ctx: WebContext) -> web.Application:
     ops.register(app)
     api.register(app)
     alerts_api.register(app)
+    mapdata.register(app)
+    installer.register(app)
+    admin.register(app)
     index.register(app)
     if STATIC_DIR.is_dir():
         app.router.add_static("/static/", STATIC_DIR, name="static")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -124,11 +124,21 @@ def report_fields(report: Report | None) -> Json:
     }
 
 
-def node_summary(node: NodeState, counts: tuple[int, int], coarsen_grid_deg: float) -> Json:
+StateOf = Callable[[str], str]
+"""node id → its condition: online, offline, silent, unreachable, flapping"""
+
+
+def plain_state(node: NodeState) -> str:
+    return "online" if node.online else "offline"
+
+
+def node_summary(node: NodeState, counts: tuple[int, int], coarsen_grid_deg: float,
+                 state_of: StateOf | None = None) -> Json:
     """The public summary of one node, as listed by /api/v1/nodes."""
     return {
         **info_fields(node.id, node.info, coarsen_grid_deg),
         "online": node.online,
+        "state": state_of(node.id) if state_of is not None else plain_state(node),
         "last_seen": node.last_seen,
         **report_fields(node.last_report),
         "link_count": counts[0],
@@ -136,13 +146,15 @@ def node_summary(node: NodeState, counts: tuple[int, int], coarsen_grid_deg: flo
     }
 
 
-def nodes_list(topology: TopologyView, coarsen_grid_deg: float) -> list[Json]:
+def nodes_list(topology: TopologyView, coarsen_grid_deg: float,
+               state_of: StateOf | None = None) -> list[Json]:
     """Every node's public summary, sorted by id."""
     counts = link_counts(topology.links.values())
     none = (0, 0)
     nodes = topology.nodes
     return [
-        node_summary(nodes[nid], counts.get(nid, none), coarsen_grid_deg) for nid in sorted(nodes)
+        node_summary(nodes[nid], counts.get(nid, none), coarsen_grid_deg, state_of)
+        for nid in sorted(nodes)
     ]
 
 
@@ -256,7 +268,8 @@ def _ifaces(report: Report | None) -> list[Json]:
     ]
 
 
-def node_detail(topology: TopologyView, node_id: str, coarsen_grid_deg: float) -> Json | None:
+def node_detail(topology: TopologyView, node_id: str, coarsen_grid_deg: float,
+                state_of: StateOf | None = None) -> Json | None:
     """The public view of one node with its links both ways; None if unknown."""
     node = topology.nodes.get(node_id)
     if node is None:
@@ -264,7 +277,7 @@ def node_detail(topology: TopologyView, node_id: str, coarsen_grid_deg: float) -
     links, unresolved = node_links_detail(topology, node_id)
     neighbours = {e["peer"] for e in links}
     link_count = sum((e["out"] is not None) + (e["in"] is not None) for e in links)
-    out = node_summary(node, (link_count, len(neighbours)), coarsen_grid_deg)
+    out = node_summary(node, (link_count, len(neighbours)), coarsen_grid_deg, state_of)
     report = node.last_report
     out.update(
         {
@@ -305,7 +318,8 @@ class PublicRenderer:
         self._report: dict[str, tuple[Report | None, bytes]] = {}
         self._links: dict[LinkKey, tuple[LinkSample, float, str | None, bytes]] = {}
 
-    def nodes_json(self, topology: TopologyView, coarsen_grid_deg: float) -> bytes:
+    def nodes_json(self, topology: TopologyView, coarsen_grid_deg: float,
+                   state_of: StateOf | None = None) -> bytes:
         """`{"nodes": [...]}` as `nodes_list` gives it."""
         counts = link_counts(topology.links.values())
         none = (0, 0)
@@ -327,11 +341,13 @@ class PublicRenderer:
             new_report[nid] = rh
             c = counts.get(nid, none)
             last_seen = node.last_seen
+            state = state_of(nid) if state_of is not None else plain_state(node)
             parts.append(
-                b'{%b,"online":%b,"last_seen":%b,%b,"link_count":%d,"neighbours":%d}'
+                b'{%b,"online":%b,"state":"%b","last_seen":%b,%b,"link_count":%d,"neighbours":%d}'
                 % (
                     ih[2],
                     b"true" if node.online else b"false",
+                    state.encode(),
                     b"null" if last_seen is None else repr(float(last_seen)).encode(),
                     rh[1],
                     c[0],

@@ -20,7 +20,7 @@ PUBLIC_PATHS = (
     "/api/v1/topology",
 )
 NODE_FIELDS = {
-    "id", "hostname", "model", "firmware", "online", "last_seen", "uptime_s", "load",
+    "id", "hostname", "model", "firmware", "online", "state", "last_seen", "uptime_s", "load",
     "clients", "gateway", "location", "tags", "link_count", "neighbours",
 }  # fmt: skip
 
@@ -54,6 +54,7 @@ async def test_nodes_lists_every_node_with_allowed_fields_only(served: Served) -
     assert alpha["model"] == "Ubiquiti NanoStation M5"
     assert alpha["firmware"] == "OpenWrt 23.05.2"
     assert alpha["online"] is True
+    assert alpha["state"] == "online"
     assert alpha["last_seen"] == NOW
     assert alpha["uptime_s"] == 3600
     assert alpha["load"] == [0.5, 0.4, 0.3]

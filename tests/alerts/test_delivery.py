@@ -16,7 +16,7 @@ from meshmon.alerts.delivery import Dispatcher
 from meshmon.alerts.model import Alert
 from meshmon.alerts.notifiers.base import DeliveryError, Notifier
 from meshmon.alerts.store import AlertStore
-from tests.servers import free_port
+from tests.integration.scripted_mesh import WebhookReceiver
 
 NOW = 1_700_000_000.0
 FAST: dict[str, Any] = {"retry_base_s": 0.02, "retry_max_s": 0.1}
@@ -35,31 +35,14 @@ def alert(name: str) -> Alert:
     )
 
 
-class Receiver:
-    """A webhook receiver on a fixed loopback port; tests stop and start it."""
+class Receiver(WebhookReceiver):
+    """The integration tests' webhook receiver, recording what HttpNotifier posts."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.calls: list[list[str]] = []
         """alert ids of each POST, in arrival order"""
         self.recipients: list[str | None] = []
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -337,9 +337,29 @@ class Service:
             ("meshmon_sink_write_latency_ms", "last_write_ms"),
         ):
             m.gauge_fn(metric, self._sink_stat(stat))
+        m.describe("meshmon_alerts_total", "counter", "alert notices made, by outcome")
+        m.gauge_fn("meshmon_alerts_total", lambda: {
+            (("outcome", "sent"),): float(self.alerting.engine.sent),
+            (("outcome", "silenced"),): float(self.alerting.engine.suppressed),
+        })
+        m.describe("meshmon_incidents_open", "gauge", "open incidents (outages, flapping, …)")
+        m.gauge_fn("meshmon_incidents_open",
+                   lambda: float(len(self.alerting.health.incidents)))
+        m.describe("meshmon_root_cause_ms", "gauge", "last root-cause evaluation, ms")
+        m.gauge_fn("meshmon_root_cause_ms", lambda: self.alerting.health.last_duration_ms)
+        m.describe("meshmon_alert_deliveries", "gauge",
+                   "notifications per notifier: delivered, pending, failed_attempts, dropped")
+        m.gauge_fn("meshmon_alert_deliveries", self._delivery_stats)
         m.describe("meshmon_stored_lag_ms", "gauge",
                    "report ts to written, recent reports, by sink and quantile")
         m.gauge_fn("meshmon_stored_lag_ms", self._stored_lag)
+
+    def _delivery_stats(self) -> dict[tuple[tuple[str, str], ...], float]:
+        return {
+            (("notifier", name), ("state", state)): value
+            for name, stats in self.alerting.dispatcher.stats().items()
+            for state, value in stats.items()
+        }
 
     def _ingest_stat(self, name: str) -> float:
         return float(getattr(self.ingest, name)) if self.ingest is not None else 0.0

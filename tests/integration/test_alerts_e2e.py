@@ -16,7 +16,14 @@ from aiosmtpd.controller import Controller
 from meshmon.service import Service
 from tests import servers
 from tests.agent_process import start_agent, stop
-from tests.integration.harness import collector_config, eventually, get_json, started
+from tests.integration.harness import (
+    collector_config,
+    eventually,
+    get_json,
+    get_text,
+    metric,
+    started,
+)
 from tests.integration.scripted_mesh import ScriptedMesh, WebhookReceiver
 from tests.servers import free_port
 
@@ -131,6 +138,10 @@ async def test_backbone_failure_is_one_alert_naming_it_with_its_ten_leaves(
             ("firing", "outage"), ("resolved", "outage")]
         done = hook.received[1]
         assert done["id"] == alert["id"] and done["duration_s"] >= 2.5
+        text = await get_text(f"{service.http_url}/metrics")
+        assert metric(text, "meshmon_alerts_total", outcome="sent") == 2
+        assert metric(text, "meshmon_alert_deliveries", notifier="hook", state="delivered") == 2
+        assert metric(text, "meshmon_incidents_open") == 0
         # every alert is an `event` point in InfluxDB too
         await service.sinks[-1].flush()
         query = "SELECT status, cause, affected FROM event WHERE kind = 'outage'"

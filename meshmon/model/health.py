@@ -517,6 +517,8 @@ class Health:
         for node, cut in cuts.node_cuts.items():
             current[f"node:{node}"] = ([node], [], cut)
         for (a, b), cut in cuts.link_cuts.items():
+            if cut in (cuts.node_cuts.get(a), cuts.node_cuts.get(b)):
+                continue  # the same weakness as the node at its end: one alert is enough
             current[f"link:{a}|{b}"] = ([], [LinkRef(a, b, self._edge_kind(a, b))], cut)
         out: list[Change] = []
         if not self._weak_baseline_taken:

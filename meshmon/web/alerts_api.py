@@ -14,20 +14,24 @@ from aiohttp import web
 
 from meshmon.alerts.model import Silence
 from meshmon.alerts.runtime import Alerting
+from meshmon.web.admin import session_authorized
 from meshmon.web.app import CTX, json_error, json_response
 
 MAX_SILENCE_S = 90 * 86_400.0
 
 
 def authorized(request: web.Request) -> bool:
-    """Whether the request carries the maintainer token."""
+    """Whether the request carries the maintainer token, or else a maintainer session
+    cookie from signing in at /admin (a token that is given must be right)."""
     expected = request.app[CTX].admin_token()
     if not expected:
         return False
     header = request.headers.get("Authorization", "")
     given = header[7:].strip() if header.lower().startswith("bearer ") else ""
     given = given or request.query.get("token", "")
-    return hmac.compare_digest(given.encode(), expected.encode())
+    if given:
+        return hmac.compare_digest(given.encode(), expected.encode())
+    return session_authorized(request)
 
 
 def _alerting(request: web.Request) -> Alerting:

@@ -1,0 +1,584 @@
+"""The installer view: pure event building, the SSE stream over a real socket, and the page
+in Debian's Chromium against a collector, a real Mosquitto and a real agent process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from meshmon.config import Config, InstallerConfig, PlannedLink
+from meshmon.metrics import Metrics
+from meshmon.model.topology import Topology
+from meshmon.model.wire import Report, Status
+from meshmon.web import installer
+from meshmon.web.app import WebContext, create_app
+from meshmon.web.installer import (
+    LIVE_STREAMS,
+    fast_command,
+    live_event,
+    planned_signal,
+    sse_event,
+    verdict,
+)
+from tests import servers
+from tests.agent_process import CAPTURED_PEERS, start_agent, stop
+from tests.browser import DESKTOP, PHONE, chromium, console_errors, screenshot
+from tests.integration.harness import Publisher, collector_config, eventually, started
+from tests.web.conftest import MACS, NOW, SECRETS, build_topology
+
+FAST = b'{"cmd":"fast","interval_s":1,"duration_s":10}'
+
+
+# ---------------------------------------------------------------------- pure logic
+def test_verdict_follows_the_thresholds() -> None:
+    assert verdict(-50, -65, -75) == "good"
+    assert verdict(-65, -65, -75) == "good"
+    assert verdict(-65.1, -65, -75) == "marginal"
+    assert verdict(-75, -65, -75) == "marginal"
+    assert verdict(-75.5, -65, -75) == "poor"
+    assert verdict(None, -65, -75) == "unknown"
+    assert verdict(float("nan"), -65, -75) == "unknown"
+
+
+def test_planned_signal_by_direction_and_reverse_fallback() -> None:
+    planned = [
+        PlannedLink(src="a", dst="b", signal_dbm=-60),
+        PlannedLink(src="b", dst="a", signal_dbm=-62),
+        PlannedLink(src="c", dst="a", signal_dbm=-70),
+    ]
+    assert planned_signal(planned, "a", "b") == -60
+    assert planned_signal(planned, "b", "a") == -62
+    assert planned_signal(planned, "a", "c") == -70  # only c → a budgeted: symmetric
+    assert planned_signal(planned, "a", "d") is None
+    assert planned_signal([], "a", "b") is None
+
+
+def test_fast_command_is_the_wire_contract() -> None:
+    cfg = InstallerConfig(fast_interval_s=1, fast_duration_s=600)
+    assert json.loads(fast_command(cfg)) == {"cmd": "fast", "interval_s": 1, "duration_s": 600}
+    assert json.loads(fast_command(InstallerConfig(fast_interval_s=0.5)))["interval_s"] == 0.5
+
+
+def test_sse_event_is_one_data_line() -> None:
+    raw = sse_event({"text": "two\nlines"})
+    assert raw.startswith(b"data: ") and raw.endswith(b"\n\n")
+    assert raw.count(b"\n") == 2
+    assert json.loads(raw[6:]) == {"text": "two\nlines"}
+
+
+def test_live_event_pairs_views_with_verdict_planned_and_no_secrets() -> None:
+    topo = build_topology()
+    cfg = InstallerConfig(planned=[PlannedLink(src="alpha", dst="bravo", signal_dbm=-58)])
+    event = live_event(topo, "alpha", cfg, NOW + 4, fast_requested=True)
+    assert event["node"] == "alpha" and event["known"] and event["reported"]
+    assert event["state"] == "online" and event["online"] is True
+    assert event["age_s"] == 4.0 and event["interval_s"] == 30
+    assert event["fast"] == {"requested": True, "interval_s": 1, "duration_s": 120}
+    assert event["thresholds"] == {"good_signal_dbm": -65, "marginal_signal_dbm": -75}
+    links = {(e["peer"], e["kind"]): e for e in event["links"]}
+    assert set(links) == {("bravo", "wifi"), ("charlie", "ethernet")}
+    bravo = links["bravo", "wifi"]
+    assert bravo["iface"] == "wlan0"
+    assert bravo["out"]["signal_dbm"] == -61 and bravo["out"]["chains_dbm"] == [-63, -64]
+    assert bravo["out"]["snr_db"] == 34 and bravo["out"]["tx_rate_mbps"] == 130
+    assert bravo["out"]["expected_tput_mbps"] == 60 and bravo["out"]["age_s"] == 4.0
+    # the radio's noise floor fills in the noise the link itself does not give
+    assert bravo["out"]["noise_dbm"] == -95 and bravo["out"]["derived"] == ["noise_dbm"]
+    assert bravo["in"]["signal_dbm"] == -64 and bravo["in"]["iface"] == "wlan1"
+    assert bravo["signal_dbm"] == -61 and bravo["signal_from"] == "out"
+    assert bravo["verdict"] == "good"
+    assert bravo["planned_signal_dbm"] == -58 and bravo["planned_diff_db"] == -3
+    charlie = links["charlie", "ethernet"]
+    assert charlie["out"] is None and charlie["in"] is not None
+    assert charlie["verdict"] == "unknown" and charlie["signal_dbm"] is None
+    # the peer known only by its MAC is counted, never shown
+    assert event["unresolved_links"] == 1
+    text = json.dumps(event)
+    for secret in SECRETS:
+        assert secret not in text
+
+
+def test_live_event_uses_the_peer_view_when_this_node_has_no_reading() -> None:
+    topo = build_topology()
+    cfg = InstallerConfig(good_signal_dbm=-60, marginal_signal_dbm=-70,
+                          planned=[PlannedLink(src="alpha", dst="bravo", signal_dbm=-60)])
+    event = live_event(topo, "bravo", cfg, NOW)
+    alpha = next(e for e in event["links"] if e["peer"] == "alpha")
+    assert alpha["out"]["signal_dbm"] == -64 and alpha["in"]["signal_dbm"] == -61
+    assert alpha["verdict"] == "marginal"  # bravo's own reading: -64
+    assert alpha["planned_signal_dbm"] == -60 and alpha["planned_diff_db"] == -4
+    # charlie's link from bravo is batman: TQ, no signal
+    charlie = next(e for e in event["links"] if e["peer"] == "charlie")
+    assert charlie["out"]["tq"] == 200 and charlie["verdict"] == "unknown"
+    # delta never reported: only its info is known
+    delta = live_event(topo, "delta", cfg, NOW)
+    assert delta["known"] and not delta["reported"] and delta["interval_s"] is None
+    assert delta["links"] == [] and delta["hostname"] is None  # an IP is no hostname
+
+
+def test_live_event_of_an_unknown_node() -> None:
+    event = live_event(build_topology(), "nobody", InstallerConfig(), NOW)
+    assert event["known"] is False and event["reported"] is False
+    assert event["state"] == "unknown" and event["online"] is False
+    assert event["last_seen"] is None and event["age_s"] is None
+    assert event["links"] == [] and event["unresolved_links"] == 0
+
+
+def test_live_event_state_comes_from_state_of() -> None:
+    event = live_event(build_topology(), "alpha", InstallerConfig(), NOW,
+                       state_of=lambda n: "unreachable")
+    assert event["state"] == "unreachable"
+
+
+# ---------------------------------------------------------------------- the stream
+class Stream:
+    """Reads one SSE response: events as dicts, comments counted."""
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self.resp = resp
+        self.comments = 0
+        self.retry: int | None = None
+
+    async def next(self, timeout: float = 2.0) -> dict[str, Any]:
+        data = await asyncio.wait_for(self._message(), timeout)
+        return json.loads(data)
+
+    async def _message(self) -> str:
+        data: list[str] = []
+        while True:
+            raw = await self.resp.content.readline()
+            if not raw:
+                raise EOFError("stream ended")
+            line = raw.decode().rstrip("\n")
+            if not line:
+                if data:
+                    return "\n".join(data)
+                continue
+            if line.startswith(":"):
+                self.comments += 1
+            elif line.startswith("data: "):
+                data.append(line[6:])
+            elif line.startswith("retry: "):
+                self.retry = int(line[7:])
+
+
+class Sent:
+    """The MQTT edge: what the app asked to publish, and when."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, bytes, float]] = []
+
+    def __call__(self, node: str, payload: bytes) -> None:
+        self.commands.append((node, payload, time.monotonic()))
+
+    def to(self, node: str) -> list[bytes]:
+        return [p for n, p, _ in self.commands if n == node]
+
+
+@pytest.fixture
+def sent() -> Sent:
+    return Sent()
+
+
+@pytest.fixture
+def live_ctx(sent: Sent) -> WebContext:
+    config = Config.model_validate({"installer": {"fast_duration_s": 10}})
+    return WebContext(topology=build_topology(), config=config, metrics=Metrics(),
+                      clock=time.time, send_command=sent)
+
+
+@pytest.fixture
+async def client(live_ctx: WebContext) -> AsyncIterator[TestClient[Any, Any]]:
+    c: TestClient[Any, Any] = TestClient(TestServer(create_app(live_ctx), host="127.0.0.1"))
+    await c.start_server()
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+async def open_stream(client: TestClient[Any, Any], node: str) -> Stream:
+    resp = await client.get(f"/api/v1/live/{node}")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/event-stream")
+    assert resp.headers["Cache-Control"] == "no-store"
+    return Stream(resp)
+
+
+def report(node: str, signal: float, interval_s: float = 30) -> Report:
+    return Report.model_validate({
+        "v": 1, "node": node, "ts": time.time(), "seq": 1, "interval_s": interval_s,
+        "links": [{"peer_mac": MACS["bravo"][0], "iface": "wlan0", "kind": "wifi",
+                   "signal_dbm": signal}],
+    })  # fmt: skip
+
+
+async def test_first_event_at_once_then_one_per_change(
+    client: TestClient[Any, Any], live_ctx: WebContext
+) -> None:
+    started_at = time.monotonic()
+    stream = await open_stream(client, "alpha")
+    first = await stream.next()
+    assert time.monotonic() - started_at < 1.0
+    assert stream.retry == installer.RETRY_MS
+    assert first["node"] == "alpha" and first["links"][0]["out"]["signal_dbm"] == -61
+    assert live_ctx.live.watchers("alpha") >= 1
+
+    live_ctx.topology.apply_report(report("alpha", -70), time.time())
+    live_ctx.live.changed("alpha")
+    changed = await stream.next(1.0)
+    bravo = next(e for e in changed["links"] if e["peer"] == "bravo")
+    assert bravo["out"]["signal_dbm"] == -70 and bravo["verdict"] == "marginal"
+
+    # a burst of changes is coalesced: at most one event per MIN_EVENT_GAP_S
+    for signal in range(-60, -50):
+        live_ctx.topology.apply_report(report("alpha", signal), time.time())
+        live_ctx.live.changed("alpha")
+        await asyncio.sleep(0.01)
+    events = [await stream.next(1.0)]
+    with pytest.raises(TimeoutError):
+        while True:
+            events.append(await stream.next(0.5))
+    assert 1 <= len(events) <= 2
+    last = next(e for e in events[-1]["links"] if e["peer"] == "bravo")
+    assert last["out"]["signal_dbm"] == -51  # the latest state, nothing queued behind it
+    stream.resp.close()
+
+
+async def test_offline_without_a_wake_up_still_reaches_the_page(
+    client: TestClient[Any, Any], live_ctx: WebContext
+) -> None:
+    stream = await open_stream(client, "alpha")
+    assert (await stream.next())["online"] is True
+    # expiry and status changes need not wake LiveHub: the stream notices by itself
+    live_ctx.topology.apply_status(Status(v=1, node="alpha", online=False), time.time())
+    event = await stream.next(installer.POLL_S + 1.5)
+    assert event["online"] is False and event["state"] == "offline"
+    stream.resp.close()
+
+
+async def test_heartbeat_comments_keep_an_idle_stream_open(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(installer, "HEARTBEAT_S", 0.3)
+    stream = await open_stream(client, "alpha")
+    await stream.next()
+    with pytest.raises(TimeoutError):
+        await stream.next(1.6)
+    assert stream.comments >= 2
+    stream.resp.close()
+
+
+async def test_fast_sent_once_per_node_renewed_and_stopped_after_the_last_viewer(
+    client: TestClient[Any, Any], live_ctx: WebContext, sent: Sent
+) -> None:
+    streams = client.app[LIVE_STREAMS]
+    first = await open_stream(client, "alpha")
+    await first.next()
+    second = await open_stream(client, "alpha")
+    await second.next()
+    other = await open_stream(client, "bravo")
+    await other.next()
+    await asyncio.sleep(0.2)
+    assert sent.to("alpha") == [FAST]  # one renewal loop per node, not per viewer
+    assert sent.to("bravo") == [FAST]
+    assert streams.renewing("alpha") and streams.open == 3
+    # renewed every fast_duration_s / 2 = 5 s while a viewer stays
+    first.resp.close()
+    await eventually(lambda: _true(len(sent.to("alpha")) == 2), 6.5, "renewal")
+    times = [t for n, _, t in sent.commands if n == "alpha"]
+    assert 4.5 <= times[1] - times[0] <= 6.0
+    assert streams.renewing("alpha")
+    second.resp.close()
+    other.resp.close()
+    await eventually(lambda: _true(not streams.renewing("alpha")), 3, "renewal stopped")
+    await eventually(lambda: _true(streams.open == 0 and not streams.renewing("bravo")), 3,
+                     "all streams closed")
+    assert live_ctx.live.watchers("alpha") == 0 and not live_ctx.live
+    count = len(sent.commands)
+    await asyncio.sleep(5.5)
+    assert len(sent.commands) == count  # no renewal without a viewer
+
+
+async def test_renewal_stops_when_the_last_viewer_leaves_as_the_node_reports(
+    client: TestClient[Any, Any], live_ctx: WebContext, sent: Sent
+) -> None:
+    # the wake-up and the cancellation in the same loop turn (a report arriving as the
+    # page closes): asyncio.wait_for on Python 3.11 swallowed this cancellation
+    streams = client.app[LIVE_STREAMS]
+    for _ in range(3):
+        streams.acquire("alpha")
+        await asyncio.sleep(0.05)
+        live_ctx.live.changed("alpha")
+        streams.release("alpha")
+        await asyncio.sleep(0.05)
+        assert not streams.renewing("alpha") and live_ctx.live.watchers("alpha") == 0
+    assert sent.to("alpha") == [FAST] * 3
+
+
+async def test_fast_again_when_the_node_still_reports_slowly(
+    client: TestClient[Any, Any], live_ctx: WebContext, sent: Sent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the agent restarted (or connected after the page opened) and lost fast mode
+    monkeypatch.setattr(installer, "CATCH_UP_AFTER_S", 0.3)
+    stream = await open_stream(client, "alpha")
+    await stream.next()
+    await eventually(lambda: _true(len(sent.to("alpha")) == 1), 2, "first fast")
+    await asyncio.sleep(0.4)
+    live_ctx.topology.apply_report(report("alpha", -60, interval_s=1), time.time())
+    live_ctx.live.changed("alpha")
+    await asyncio.sleep(0.3)
+    assert len(sent.to("alpha")) == 1  # reporting fast: nothing to catch up
+    live_ctx.topology.apply_report(report("alpha", -60, interval_s=30), time.time())
+    live_ctx.live.changed("alpha")
+    await eventually(lambda: _true(len(sent.to("alpha")) == 2), 2, "catch-up fast")
+    stream.resp.close()
+
+
+async def test_without_a_broker_the_stream_still_works(topology: Topology) -> None:
+    ctx = WebContext(topology=topology, config=Config(), metrics=Metrics(), clock=lambda: NOW)
+    c: TestClient[Any, Any] = TestClient(TestServer(create_app(ctx), host="127.0.0.1"))
+    await c.start_server()
+    try:
+        stream = await open_stream(c, "alpha")
+        event = await stream.next()
+        assert event["fast"]["requested"] is False and event["links"]
+        stream.resp.close()
+    finally:
+        await c.close()
+
+
+async def test_invalid_node_ids_are_refused(client: TestClient[Any, Any]) -> None:
+    resp = await client.get("/api/v1/live/-bad")
+    assert resp.status == 404 and resp.content_type == "application/json"
+    resp = await client.get("/install/-bad")
+    assert resp.status == 404 and resp.content_type == "text/html"
+    resp = await client.get("/install/" + "x" * 65)
+    assert resp.status == 404
+
+
+async def test_page_names_the_node_and_its_assets(client: TestClient[Any, Any]) -> None:
+    resp = await client.get("/install/roof-7.a_b")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    text = await resp.text()
+    assert 'data-node="roof-7.a_b"' in text
+    assert "/static/installer.js?v=" in text and "/static/installer.css?v=" in text
+    assert "good ≥ -65 dBm" in text
+    for asset in ("/static/installer.js", "/static/installer.css"):
+        assert (await client.get(asset)).status == 200
+
+
+async def test_streams_end_at_once_on_shutdown(live_ctx: WebContext, sent: Sent) -> None:
+    runner = web.AppRunner(create_app(live_ctx))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    async with aiohttp.ClientSession() as session:
+        resp = await session.get(f"http://127.0.0.1:{port}/api/v1/live/alpha")
+        stream = Stream(resp)
+        await stream.next()
+        streams = runner.app[LIVE_STREAMS]
+        assert streams.renewing("alpha")
+        started_at = time.monotonic()
+        await runner.cleanup()
+        assert time.monotonic() - started_at < 3.0  # not aiohttp's 60 s handler wait
+        with pytest.raises(EOFError):
+            await stream.next(2.0)
+        assert streams.open == 0 and not streams.renewing("alpha")
+        resp.close()
+
+
+async def test_page_reconnects_after_the_collector_restarts(live_ctx: WebContext) -> None:
+    port = servers.free_port()
+
+    async def serve() -> web.AppRunner:
+        runner = web.AppRunner(create_app(live_ctx))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    runner = await serve()
+    try:
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=PHONE)  # type: ignore[arg-type]
+            await page.goto(f"http://127.0.0.1:{port}/install/alpha")
+            await page.wait_for_function("window.meshmonInstaller.updates >= 1", timeout=5000)
+            assert await page.locator("#connection").inner_text() == "Live: connected"
+            await runner.cleanup()
+            await page.wait_for_function(
+                "document.getElementById('connection').textContent.startsWith('Connection lost')",
+                timeout=5000)
+            before = await page.evaluate("window.meshmonInstaller.updates")
+            runner = await serve()
+            await page.wait_for_function(
+                f"window.meshmonInstaller.updates > {before}", timeout=15000)
+            assert await page.locator("#connection").inner_text() == "Live: connected"
+            assert await page.evaluate("window.meshmonInstaller.verdicts") == {
+                "bravo": "good", "charlie": "unknown"}
+            await page.close()
+    finally:
+        await runner.cleanup()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+# ---------------------------------------------------------------------- in the browser
+AGENT = "roof-install"
+PEERS = dict(zip(("peer-a", "peer-b", "peer-c"), CAPTURED_PEERS, strict=True))
+"""scripted neighbours that own the MACs the agent's captured station dump sees"""
+
+
+def info(node: str, **extra: Any) -> dict[str, Any]:
+    return {"v": 1, "node": node, "hostname": node, **extra}
+
+
+def peer_report(node: str, links: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"v": 1, "node": node, "ts": time.time(), "seq": 1, "interval_s": 30,
+            "links": links}
+
+
+async def test_installer_page_live_with_a_real_agent(
+    tmp_path: Path, mosquitto: servers.Server
+) -> None:
+    config = collector_config(
+        tmp_path, mosquitto.port,
+        installer={"planned": [{"src": AGENT, "dst": "peer-a", "signal_dbm": -30},
+                               {"src": AGENT, "dst": "peer-c", "signal_dbm": -25}]},
+    )
+    service = await started(config)
+    pub = Publisher(mosquitto.port)
+    agent = None
+    try:
+        for node, mac in PEERS.items():
+            await pub.send(f"meshmon/v1/node/{node}/info", info(node, macs=[mac]), retain=True)
+        # neighbours seen only from their side: a marginal and a poor link for the picture
+        await pub.send("meshmon/v1/node/peer-d/report", peer_report("peer-d", [
+            {"peer": AGENT, "iface": "wlan0", "kind": "wifi", "signal_dbm": -71}]))
+        await pub.send("meshmon/v1/node/peer-e/report", peer_report("peer-e", [
+            {"peer": AGENT, "iface": "wlan0", "kind": "wifi", "signal_dbm": -83}]))
+        agent = start_agent(tmp_path, mosquitto.port, AGENT, interval_s=10)
+        topo = service.topology
+
+        async def resolved() -> bool:
+            dsts = {ls.dst for ls in topo.node_links(AGENT) if ls.key.src == AGENT}
+            return set(PEERS) <= dsts
+
+        await eventually(resolved, 20, "the agent's stations resolved to the scripted peers")
+        assert topo.nodes[AGENT].interval_s == 10
+
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=PHONE)  # type: ignore[arg-type]
+            errors = console_errors(page)
+            await page.goto(f"{service.http_url}/install/{AGENT}")
+            await page.wait_for_function("window.meshmonInstaller.updates >= 1", timeout=5000)
+            began = await page.evaluate("window.meshmonInstaller.updates")
+            started_at = time.monotonic()
+            await page.wait_for_function(
+                f"window.meshmonInstaller.updates >= {began + 3}", timeout=5000)
+            assert time.monotonic() - started_at < 5.0
+            # the updates come from fast mode: the agent got `fast` and reports every second
+            assert topo.nodes[AGENT].interval_s == 1
+            log = (tmp_path / f"agent-{AGENT}.log").read_text()
+            assert "fast mode: every 1.0 s for 120 s" in log
+            assert service.live.watchers(AGENT) >= 1
+
+            verdicts = await page.evaluate("window.meshmonInstaller.verdicts")
+            assert verdicts == {"peer-a": "good", "peer-b": "good", "peer-c": "good",
+                                "peer-d": "marginal", "peer-e": "poor"}
+            words = await page.locator(".verdict").all_inner_texts()
+            assert sorted(w.lower() for w in words) == [
+                "good", "good", "good", "marginal", "poor"]
+            card_a = page.locator('.link[data-peer="peer-a"]')
+            assert await card_a.locator(".figure").inner_text() == str(PEERS_SIGNAL["peer-a"])
+            assert "planned -30 dBm · +9.0 dB" in await card_a.locator(".planned").inner_text()
+            card_c = page.locator('.link[data-peer="peer-c"]')
+            assert "-4.0 dB" in await card_c.locator(".planned").inner_text()
+            status = await page.locator("#status").inner_text()
+            assert f"{AGENT} is online" in status and "every 1.0 s" in status
+            assert "Last heard" in await page.locator("#heard").inner_text()
+            # the batman neighbours of the capture have MACs nobody announced: counted only
+            assert "4 more neighbour links" in await page.locator("#unresolved").inner_text()
+
+            # the other end reports the reverse link: its view appears beside ours
+            assert "no report" in await card_a.locator("tbody tr").first.inner_text()
+            await pub.send("meshmon/v1/node/peer-a/report", peer_report("peer-a", [
+                {"peer": AGENT, "iface": "mesh0", "kind": "wifi", "signal_dbm": -27,
+                 "tx_rate_mbps": 780, "expected_tput_mbps": 410}]))
+            await page.wait_for_function(
+                "window.meshmonInstaller.last.links.some("
+                "l => l.peer === 'peer-a' && l.in && l.in.signal_dbm === -27)", timeout=5000)
+            await page.wait_for_function(
+                "document.querySelector('.link[data-peer=\"peer-a\"] td.in')"
+                ".textContent === '-27 dBm'", timeout=3000)
+            assert "peer-a hears" in await card_a.locator("thead").inner_text()
+
+            # min and peak hold, and the sparkline has been drawn
+            hold = await card_a.locator(".hold").inner_text()
+            assert f"min {PEERS_SIGNAL['peer-a']}" in hold and "peak" in hold
+            drawn = await page.evaluate(
+                "(() => { const c = document.querySelector('.link[data-peer=\"peer-a\"] canvas');"
+                " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                " for (let i = 0; i < d.length; i += 4) {"
+                "   if (d[i] < 40 && d[i+1] < 40 && d[i+2] < 40 && d[i+3] > 200) return true; }"
+                " return false; })()")
+            assert drawn
+
+            # the tone: off by default, follows the button
+            tone = page.locator("#tone")
+            assert await tone.get_attribute("aria-pressed") == "false"
+            await tone.click()
+            assert await tone.get_attribute("aria-pressed") == "true"
+            await tone.click()
+            assert await tone.get_attribute("aria-pressed") == "false"
+
+            text = await page.content()
+            for mac in CAPTURED_PEERS:
+                assert mac not in text.lower()
+            await page.wait_for_timeout(1500)  # a few more points on the sparkline
+            await screenshot(page, "installer-phone")
+
+            desktop = await browser.new_page(viewport=DESKTOP)  # type: ignore[arg-type]
+            errors_desktop = console_errors(desktop)
+            await desktop.goto(f"{service.http_url}/install/{AGENT}")
+            await desktop.wait_for_function("window.meshmonInstaller.updates >= 3",
+                                            timeout=6000)
+            await screenshot(desktop, "installer-desktop")
+
+            # a node nobody has heard of: a plain message, no links, no error
+            unknown = await browser.new_page(viewport=PHONE)  # type: ignore[arg-type]
+            errors_unknown = console_errors(unknown)
+            await unknown.goto(f"{service.http_url}/install/never-heard-1")
+            await unknown.wait_for_function("window.meshmonInstaller.updates >= 1",
+                                            timeout=5000)
+            status = await unknown.locator("#status").inner_text()
+            assert status.startswith("Not heard from never-heard-1 yet")
+            assert "Last heard: never" in await unknown.locator("#heard").inner_text()
+            assert await unknown.locator(".link").count() == 0
+            await screenshot(unknown, "installer-unknown")
+
+            for p in (page, desktop, unknown):
+                await p.close()
+            assert errors == [] and errors_desktop == [] and errors_unknown == []
+        await eventually(lambda: _true(service.live.watchers(AGENT) == 0), 5,
+                         "streams closed with the pages")
+    finally:
+        if agent is not None:
+            stop(agent)
+        pub.close()
+        await service.stop()
+
+
+PEERS_SIGNAL = {node: CAPTURED_PEERS[mac] for node, mac in PEERS.items()}

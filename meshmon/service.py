@@ -262,6 +262,8 @@ class Service:
             self._dirty_nodes[node] = None
             self._emit(Event(now, "offline", node, f"{node} stopped reporting"))
             self.alerting.node_changed(node, False, now)
+            if self.live:
+                self.live.changed(node)
         self._removed_links.update(expired.links_removed)
         self.alerting.links_removed(expired.links_removed, now)
         self.alerting.tick(now)

@@ -192,8 +192,11 @@ class BufferedLineSink:
             if self._retry_delay:  # backing off: a full buffer must not hasten the retry
                 await asyncio.sleep(self._retry_delay)
             else:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # arrives as the event is set, and close() would then wait forever
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+                    async with asyncio.timeout(self.flush_interval_s):
+                        await self._wake.wait()
             self._wake.clear()
             try:
                 async with self._lock:

@@ -1,52 +1,144 @@
-"""`/`: a plain start page with the network's summary and the API's addresses.
+"""`/`: the public coverage map (Leaflet, drawn by `static/map.js` from `/api/v1/map`).
 
-The public map replaces it (issue: public coverage map); until then a person who opens
-the URL the collector prints sees that it works and where the data is.
+The HTML carries what the script needs before its first fetch — tiles, refresh interval,
+coverage radius, quality thresholds — as JSON in a `<script type="application/json">`,
+and it already shows the summary line and the legend, so the page says something useful
+without JavaScript (and to the tools that only read HTML).
 """
 
 from __future__ import annotations
 
 import html
+import json
+from typing import Any
 
 from aiohttp import web
 
 from meshmon import __version__
+from meshmon.config import Config
 from meshmon.web.app import CTX
+from meshmon.web.mapdata import Thresholds, quality_thresholds
 from meshmon.web.public import count_online
 
-_ENDPOINTS = (
-    ("/api/v1/nodes", "every node: state, model, uptime, clients, location"),
-    ("/api/v1/links", "every link with its latest metrics, both directions"),
-    ("/api/v1/topology", "the network as a NetJSON NetworkGraph"),
-    ("/healthz", "liveness"),
-    ("/metrics", "Prometheus metrics of the collector"),
+STATES = (
+    ("online", "online"),
+    ("offline", "offline"),
+    ("silent", "up, agent silent"),
+    ("unreachable", "cut off from the gateways"),
+    ("flapping", "going up and down"),
+)
+_DATA_LINKS = (
+    ("/api/v1/map", "map"),
+    ("/api/v1/nodes", "nodes"),
+    ("/api/v1/links", "links"),
+    ("/api/v1/topology", "NetJSON"),
+    ("/api/v1/outages", "outages"),
 )
 
 
 def summary_line(online: int, total: int, links: int) -> str:
-    """`N of M nodes online, K links` (the wording the map will use too)."""
+    """`N of M nodes online, K links` (map.js writes the same words on every refresh)."""
     return f"{online} of {total} nodes online, {links} links"
 
 
+def page_config(config: Config, outages: bool = True) -> dict[str, Any]:
+    """What map.js reads before its first fetch (`outages`: /api/v1/outages answers)."""
+    m = config.map
+    return {
+        "outages": outages,
+        "tile_url": m.tile_url,
+        "attribution": m.attribution,
+        "max_zoom": m.max_zoom,
+        "refresh_s": m.refresh_s,
+        "coverage_radius_m": m.coverage_radius_m,
+        "thresholds": quality_thresholds(config).as_json(),
+    }
+
+
+def script_json(value: Any) -> str:
+    """JSON that is safe inside `<script>`: no `<`, `>` or `&` can end or comment it."""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _fmt(value: float) -> str:
+    # −65 rather than -65.0; a true minus sign reads better in the legend
+    text = f"{value:g}"
+    return text.replace("-", "\N{MINUS SIGN}")
+
+
+def legend_html(t: Thresholds) -> str:
+    """The legend: node states, gateway ring, link quality with its thresholds."""
+    states = "".join(
+        f'<li><span class="dot state-{name}"></span>{html.escape(label)}</li>'
+        for name, label in STATES
+    )
+    sig, tq, etx = (
+        (t.good_signal_dbm, t.fair_signal_dbm), (t.good_tq, t.fair_tq), (t.good_etx, t.fair_etx)
+    )
+    rows = (
+        ("good", "good", f"signal ≥ {_fmt(sig[0])} dBm, TQ ≥ {tq[0]}, ETX ≤ {_fmt(etx[0])}"),
+        ("fair", "fair", f"≥ {_fmt(sig[1])} dBm, TQ ≥ {tq[1]}, ETX ≤ {_fmt(etx[1])}"),
+        ("poor", "poor", "below fair"),
+        ("unknown", "no data", ""),
+    )
+    quality = "".join(
+        f'<li><span class="line q-{name}"></span><b>{label}</b> {html.escape(text)}</li>'
+        for name, label, text in rows
+    )
+    data = " · ".join(f'<a href="{path}">{label}</a>' for path, label in _DATA_LINKS)
+    return f"""<details id="legend" class="legend" open>
+<summary>Legend</summary>
+<ul class="legend-list">{states}
+<li><span class="dot ring"></span>gateway (uplink to the internet)</li></ul>
+<p class="legend-head">Links (best direction; wider = more throughput)</p>
+<ul class="legend-list">{quality}
+<li><span class="line dashed"></span>VPN tunnel</li></ul>
+<p class="legend-note" id="unlocated"></p>
+<p class="legend-data">Open data: {data}</p>
+</details>"""
+
+
 async def index(request: web.Request) -> web.Response:
+    """The map page, with the current summary already in it."""
     ctx = request.app[CTX]
     topo = ctx.topology
-    pairs = topo.graph.number_of_edges()
-    line = summary_line(count_online(topo.nodes), len(topo.nodes), pairs)
-    rows = "\n".join(
-        f'<li><a href="{path}"><code>{path}</code></a> — {html.escape(text)}</li>'
-        for path, text in _ENDPOINTS
-    )
+    line = summary_line(count_online(topo.nodes), len(topo.nodes), topo.graph.number_of_edges())
+    config = script_json(page_config(ctx.config, outages=ctx.alerting is not None))
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>meshmon</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}
-.summary{{font-size:1.5em;font-weight:600}}</style></head>
-<body><h1>meshmon</h1>
-<p class="summary" id="summary">{html.escape(line)}</p>
-<ul>{rows}</ul>
-<p><small>meshmon {__version__}</small></p>
+<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
+<title>Mesh network map</title>
+<meta name="description" content="Live map of the mesh network: nodes, links, coverage.">
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">
+<link rel="stylesheet" href="/static/map.css?v={html.escape(__version__)}">
+</head>
+<body>
+<header class="top">
+  <div class="title"><h1>Mesh network map</h1>
+  <p id="summary" class="summary" aria-live="polite">{html.escape(line)}</p></div>
+  <form class="search" role="search" autocomplete="off">
+    <label class="sr-only" for="search">Find a node by name</label>
+    <input id="search" type="search" placeholder="Find a node…" enterkeyhint="search"
+      aria-controls="search-results" aria-autocomplete="list">
+    <ul id="search-results" class="search-results" role="listbox" hidden></ul>
+  </form>
+</header>
+<div id="outages" class="outages" role="status" hidden></div>
+<main class="stage">
+  <div id="map" class="map" aria-label="Map of the mesh network"></div>
+  <aside id="details" class="details" hidden aria-label="Node details">
+    <button type="button" class="close" aria-label="Close details">×</button>
+    <div class="details-body"></div>
+  </aside>
+  {legend_html(quality_thresholds(ctx.config))}
+  <noscript><p class="noscript">The map needs JavaScript; the data is open:
+  <a href="/api/v1/nodes">nodes</a>, <a href="/api/v1/topology">NetJSON</a>.</p></noscript>
+</main>
+<script type="application/json" id="map-config">{config}</script>
+<script src="/static/vendor/leaflet/leaflet.js"></script>
+<script src="/static/map.js?v={html.escape(__version__)}"></script>
 </body></html>"""
     return web.Response(text=body, content_type="text/html")
 

@@ -1,9 +1,320 @@
-"""(being written)"""
+"""`GET /api/v1/map`: one compact public document for the coverage map at `/`.
+
+The map polls it every `[map] refresh_s`, so it carries only what is drawn and what the
+summary line needs; a node's details come from `/api/v1/nodes/NODE` when it is clicked.
+Optional keys are left out when they have no value (false, unknown, empty) so that a
+network of thousands of nodes stays a small download:
+
+```
+{"generated_at": 1700000000.0,
+ "summary": {"online": 3, "total": 4, "links": 3},
+ "unlocated": 2,
+ "nodes": [{"id": "alpha", "name": "alpha-roof", "lat": 52.520008, "lon": 13.404954,
+            "state": "online",
+            "approximate": true, "gateway": true, "clients": 7, "model": "…",
+            "antennas": [{"azimuth_deg": 90.0, "width_deg": 60.0, "range_m": 800.0}]}],
+ "links": [{"a": "alpha", "b": "bravo", "kind": "wifi", "quality": "good",
+            "signal_dbm": -61, "tq": 200, "etx": 1.2, "tput_mbps": 60.5}]}
+```
+
+- `summary` counts what `/api/v1/nodes` lists: `total` nodes that have spoken, `online`
+  of them, and `links` = undirected node pairs with a link (the topology graph's edges,
+  peers without an agent included). `unlocated` of the `total` have no public position
+  (none announced, or private with `[privacy] coarsen_grid_deg = 0`) and are not in
+  `nodes`.
+- `nodes`: position from `public.public_location` (a private node snapped to the grid,
+  `approximate: true`, and without antennas: a sector drawn from a blurred point would
+  pretend to know where the roof is); `name` is the hostname when it is safe to show,
+  else the id; `state` is online/offline/silent/unreachable/flapping.
+- `links`: one per node pair where both ends are in `nodes`, over all directed links of
+  the pair (both directions, every interface and mechanism). Each metric is the best
+  either end reports (`signal_dbm` the strongest, falling back to `signal_avg_dbm`; `tq`
+  the highest; `etx` the lowest; `tput_mbps` the highest `expected_tput_mbps`; rounded
+  to 0.1 dBm, 0.01 ETX, 0.1 Mbit/s), `kind` the pair's most direct mechanism (wifi
+  first, in the order of `wire.LINK_KINDS`).
+- Key order within an object is not part of the contract. The response is gzipped for
+  clients that accept it.
+
+`quality` is decided by the first metric the pair has, in this order (the thresholds are
+`quality_thresholds()`, shown in the map's legend):
+
+| metric | good | fair | poor |
+|---|---|---|---|
+| signal (dBm) | ≥ `[installer] good_signal_dbm` (−65) | ≥ `marginal_signal_dbm` (−75) | below |
+| batman TQ (0–255) | ≥ 200 | ≥ 120 | below |
+| ETX (1 = perfect) | ≤ 1.5 | ≤ 3 | above |
+
+and is `unknown` when it has none of them (e.g. plain ethernet). The signal thresholds
+are the installer view's, so the map and the person on the roof give the same verdict;
+with the default `[health]` thresholds (signal −80 dBm, TQ 100, ETX 4) a link the
+maintainers are alerted about as degraded is always drawn poor.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from aiohttp import web
+
+from meshmon.config import Config
+from meshmon.model.state import LinkSample, LinkState
+from meshmon.model.topology import Topology
+from meshmon.model.wire import LINK_KINDS, Info
+from meshmon.web.app import CTX, json_response
+from meshmon.web.public import (
+    Json,
+    StateOf,
+    count_online,
+    dump,
+    plain_state,
+    public_location,
+    safe_text,
+)
+
+GOOD_TQ = 200
+FAIR_TQ = 120
+GOOD_ETX = 1.5
+FAIR_ETX = 3.0
+QUALITIES = ("good", "fair", "poor", "unknown")
+_KIND_RANK = {kind: i for i, kind in enumerate(LINK_KINDS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Where good ends and fair begins, and fair and poor, per metric."""
+
+    good_signal_dbm: float
+    fair_signal_dbm: float
+    good_tq: int = GOOD_TQ
+    fair_tq: int = FAIR_TQ
+    good_etx: float = GOOD_ETX
+    fair_etx: float = FAIR_ETX
+
+    def as_json(self) -> Json:
+        return {
+            "signal_dbm": [self.good_signal_dbm, self.fair_signal_dbm],
+            "tq": [self.good_tq, self.fair_tq],
+            "etx": [self.good_etx, self.fair_etx],
+        }
+
+
+def quality_thresholds(config: Config) -> Thresholds:
+    """The link quality thresholds of this collector (signal ones from `[installer]`)."""
+    inst = config.installer
+    return Thresholds(inst.good_signal_dbm, inst.marginal_signal_dbm)
+
+
+def quality(t: Thresholds, signal_dbm: float | None, tq: float | None,
+            etx: float | None) -> str:
+    """good / fair / poor from the first metric present (signal, TQ, ETX), else unknown."""
+    if signal_dbm is not None:
+        return _grade(signal_dbm >= t.good_signal_dbm, signal_dbm >= t.fair_signal_dbm)
+    if tq is not None:
+        return _grade(tq >= t.good_tq, tq >= t.fair_tq)
+    if etx is not None:
+        return _grade(etx <= t.good_etx, etx <= t.fair_etx)
+    return "unknown"
+
+
+def _grade(good: bool, fair: bool) -> str:
+    return "good" if good else "fair" if fair else "poor"
+
+
+def _best(values: list[float], pick: Callable[..., float]) -> float | None:
+    return pick(values) if values else None
+
+
+def pair_entry(a: str, b: str, links: list[LinkState], t: Thresholds) -> Json:
+    """The map's link between nodes `a` < `b` from every directed link between them."""
+    kind = min((link.key.kind for link in links), key=lambda k: _KIND_RANK.get(k, 99))
+    samples = [link.sample for link in links]
+    signal = _best([v for s in samples if (v := _signal(s)) is not None], max)
+    tq = _best([s.tq for s in samples if s.tq is not None], max)
+    etx = _best([s.etx for s in samples if s.etx is not None], min)
+    tput = _best([s.expected_tput_mbps for s in samples if s.expected_tput_mbps is not None],
+                 max)
+    out: Json = {"a": a, "b": b, "kind": kind, "quality": quality(t, signal, tq, etx)}
+    # rounded: a drawing needs no more, and thousands of links stay small on the wire
+    for key, value, digits in (("signal_dbm", signal, 1), ("tq", tq, 0), ("etx", etx, 2),
+                               ("tput_mbps", tput, 1)):
+        if value is not None:
+            out[key] = _round(value, digits)
+    return out
+
+
+def _signal(s: LinkSample) -> float | None:
+    return s.signal_dbm if s.signal_dbm is not None else s.signal_avg_dbm
+
+
+def _round(value: float, digits: int) -> float | int:
+    rounded = round(value, digits)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
+def node_fixed(node_id: str, info: Info | None, grid: float) -> Json | None:
+    """What the map shows of a node from its info; None when it has no public position."""
+    where = public_location(info, grid)
+    if where is None or info is None:
+        return None
+    approximate = bool(where.get("approximate"))
+    out: Json = {
+        "id": node_id,
+        "name": safe_text(info.hostname) or node_id,
+        "lat": round(where["lat"], 6),
+        "lon": round(where["lon"], 6),
+    }
+    if approximate:
+        out["approximate"] = True
+    if info.gateway:
+        out["gateway"] = True
+    model = safe_text(info.model)
+    if model:
+        out["model"] = model
+    if info.antennas and not approximate:
+        out["antennas"] = [_antenna(a.azimuth_deg, a.width_deg, a.range_m)
+                           for a in info.antennas]
+    return out
+
+
+def _antenna(azimuth: float, width: float, range_m: float | None) -> Json:
+    out: Json = {"azimuth_deg": azimuth, "width_deg": width}
+    if range_m is not None:
+        out["range_m"] = range_m
+    return out
+
+
+class MapRenderer:
+    """`/api/v1/map` as JSON bytes, re-encoding only the nodes and pairs that changed.
+
+    Same idea as `public.PublicRenderer`: the topology replaces (never mutates) infos and
+    link samples, so an identity check tells what is unchanged. A node's fragment is its
+    info part (kept while the info object is the same) plus state and clients, spliced in
+    on every call; a pair's fragment is kept while its links' kinds and samples are the
+    same (or equal). Entries of nodes and pairs that are gone drop out on the next call.
+    """
+
+    def __init__(self) -> None:
+        self._fixed: dict[str, tuple[Info | None, float, bytes | None]] = {}
+        self._pairs: dict[tuple[str, str], tuple[list[tuple[str, LinkSample]], bytes]] = {}
+        self._thresholds: Thresholds | None = None
+        self._gzip: tuple[bytes, bytes] | None = None
+
+    def map_json(self, topology: Topology, config: Config, state_of: StateOf | None,
+                 now: float) -> bytes:
+        """The whole document (shape in the module docstring)."""
+        grid = config.privacy.coarsen_grid_deg
+        nodes = topology.nodes
+        cache = self._fixed
+        parts: list[bytes] = []
+        drawn: set[str] = set()
+        for nid in sorted(nodes):
+            node = nodes[nid]
+            info = node.info
+            hit = cache.get(nid)
+            if hit is None or hit[0] is not info or hit[1] != grid:
+                fixed = node_fixed(nid, info, grid)
+                hit = cache[nid] = (info, grid, None if fixed is None else dump(fixed)[1:-1])
+            if hit[2] is None:
+                continue
+            drawn.add(nid)
+            state = state_of(nid) if state_of is not None else plain_state(node)
+            report = node.last_report
+            clients = report.clients if report is not None else None
+            parts.append(b'{%b,"state":"%b"%b}' % (
+                hit[2], state.encode(), b"" if clients is None else b',"clients":%d' % clients))
+        if len(cache) != len(nodes):
+            for nid in cache.keys() - nodes.keys():
+                del cache[nid]
+        head = dump({
+            "generated_at": now,
+            "summary": {
+                "online": count_online(nodes),
+                "total": len(nodes),
+                "links": topology.graph.number_of_edges(),
+            },
+            "unlocated": len(nodes) - len(parts),
+        })
+        links = self._links_json(topology, drawn, quality_thresholds(config))
+        return b'%b,"nodes":[%b],"links":[%b]}' % (head[:-1], b",".join(parts), links)
+
+    def _links_json(self, topology: Topology, drawn: set[str], t: Thresholds) -> bytes:
+        groups: dict[tuple[str, str], list[LinkState]] = {}
+        for link in topology.links.values():
+            src, dst = link.key.src, link.dst
+            if dst is None or src not in drawn or dst not in drawn:
+                continue
+            ends = (src, dst) if src < dst else (dst, src)
+            group = groups.get(ends)
+            if group is None:
+                groups[ends] = [link]
+            else:
+                group.append(link)
+        if t != self._thresholds:  # every pair is graded anew
+            self._pairs, self._thresholds = {}, t
+        cache = self._pairs
+        parts: list[bytes] = []
+        for ends in sorted(groups):
+            group = groups[ends]
+            inputs = [(link.key.kind, link.sample) for link in group]
+            hit = cache.get(ends)
+            # equality tries identity first, so unchanged samples cost a pointer compare;
+            # a new report with the same numbers compares equal and keeps the bytes too
+            if hit is None or hit[0] != inputs:
+                hit = cache[ends] = (inputs, dump(pair_entry(ends[0], ends[1], group, t)))
+            parts.append(hit[1])
+        if len(cache) != len(groups):  # the cache holds every current pair, plus gone ones
+            for ends in cache.keys() - groups.keys():
+                del cache[ends]
+        return b",".join(parts)
+
+    async def gzipped(self, body: bytes) -> bytes:
+        """`body` gzip-compressed, kept while the same body is served (the cache's TTL).
+
+        Compressed in a thread (zlib lets go of the GIL): half a megabyte takes ~10 ms,
+        which the event loop should spend on ingest."""
+        kept = self._gzip
+        if kept is not None and kept[0] is body:
+            return kept[1]
+        zipped = await asyncio.to_thread(gzip.compress, body, 6)
+        self._gzip = (body, zipped)
+        return zipped
+
+
+def map_document(topology: Topology, config: Config, state_of: StateOf | None,
+                 now: float) -> Json:
+    """The document as a dict (uncached; for tests and one-off exports)."""
+    doc: Json = json.loads(MapRenderer().map_json(topology, config, state_of, now))
+    return doc
+
+
+RENDERER: web.AppKey[MapRenderer] = web.AppKey("meshmon_map_renderer", MapRenderer)
+
+
+async def map_data(request: web.Request) -> web.Response:
+    """Everything the public map draws, in one response (cached like /api/v1/nodes).
+
+    Gzipped when the client takes it: a few thousand nodes are about a megabyte of
+    JSON, polled every few seconds by phones on mobile data; it compresses ~8:1 and the
+    compressed body is kept as long as the cached one."""
+    ctx = request.app[CTX]
+    renderer = request.app[RENDERER]
+    body = ctx.cached(
+        "map", lambda: renderer.map_json(ctx.topology, ctx.config, ctx.state_of, ctx.clock())
+    )
+    if len(body) < 1024 or "gzip" not in request.headers.get("Accept-Encoding", ""):
+        response = json_response(body)
+    else:
+        response = json_response(await renderer.gzipped(body))
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
 
 
 def register(app: web.Application) -> None:
-    """Add this module's routes."""
+    """Add `/api/v1/map`."""
+    app[RENDERER] = MapRenderer()
+    app.router.add_get("/api/v1/map", map_data, name="api_map")

@@ -67,6 +67,8 @@ class Service:
         self._reject_logged: dict[tuple[str, str], float] = {}
         self.http_port = 0
         self._alerting_started = False
+        self._last_tick = 0.0
+        self._expire_as_of = 0.0
         self._describe_metrics()
 
     # ------------------------------------------------------------------ lifecycle
@@ -257,7 +259,14 @@ class Service:
 
     def _tick(self) -> None:
         now = self.clock()
-        expired = self.topology.expire(now)
+        # judge silence as of the oldest message we have not looked at yet: when the
+        # collector falls behind (a backlog, a stalled loop), reports waiting in our queue
+        # or socket must not make their nodes look offline
+        late = max(0.0, now - self._last_tick - TICK_INTERVAL_S) if self._last_tick else 0.0
+        self._last_tick = now
+        backlog = self.ingest.backlog_s(now) if self.ingest is not None else 0.0
+        self._expire_as_of = max(self._expire_as_of, now - max(late, backlog))
+        expired = self.topology.expire(self._expire_as_of)
         for node in expired.nodes_offline:
             self._dirty_nodes[node] = None
             self._emit(Event(now, "offline", node, f"{node} stopped reporting"))

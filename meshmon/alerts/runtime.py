@@ -19,6 +19,7 @@ from meshmon.alerts.model import Alert, Silence
 from meshmon.alerts.notifiers import build_notifiers
 from meshmon.alerts.store import AlertStore
 from meshmon.config import Config
+from meshmon.model.addresses import safe_text
 from meshmon.model.analysis import GatewayCuts, gateway_cuts
 from meshmon.model.health import Change, Health, HealthSettings, Incident
 from meshmon.model.state import LinkKey
@@ -172,7 +173,8 @@ class Alerting:
             "links": [{"a": a, "b": b, "cut_off": cut[:CUT_LIST_MAX], "cut_off_count": len(cut)}
                       for (a, b), cut in links],
             "without_gateway": cuts.unreachable,
-            "fading_links": self.health.fading_links(),
+            "fading_links": [{**f, "iface": safe_text(f["iface"])}
+                             for f in self.health.fading_links()],
         }
 
     async def alert_log(self, since: float, limit: int) -> list[dict[str, Any]]:
@@ -200,7 +202,7 @@ class Alerting:
     def _incident_view(self, inc: Incident) -> dict[str, Any]:
         alert = self.engine.alert(inc, "firing", self.clock())
         view = alert.to_payload()
-        for private in ("tags", "sent_at", "reminder", "status"):
+        for private in ("tags", "sent_at", "reminder", "status", "url"):
             view.pop(private, None)
         return view
 

@@ -108,6 +108,11 @@ class MqttIngest:
     def queue_depth(self) -> int:
         return len(self._pending)
 
+    def backlog_s(self, now: float) -> float:
+        """How long the oldest message waiting to be decoded has waited (0 when none)."""
+        pending = self._pending
+        return max(0.0, now - pending[0][2]) if pending else 0.0
+
     async def start(self) -> None:
         """Connect in the background; reconnect by itself when the broker goes away."""
         self._loop = asyncio.get_running_loop()

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from meshmon.model.addresses import looks_like_address, mac_from_id
+
 PROTOCOL_VERSION = 1
 MAX_PAYLOAD_BYTES = 65536
 NODE_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -156,6 +158,12 @@ class Link(WireModel):
     def _needs_a_peer(self) -> Link:
         if self.peer is None and self.peer_mac is None:
             raise ValueError("a link needs `peer` or `peer_mac`")
+        if self.peer is not None and looks_like_address(self.peer):
+            # a MAC- or IP-derived neighbour id would be public: a MAC id resolves like
+            # peer_mac; an IP id is dropped (the link stays in the report, unresolved)
+            if self.peer_mac is None:
+                self.peer_mac = mac_from_id(self.peer)
+            self.peer = None
         return self
 
 
@@ -180,6 +188,13 @@ class Report(WireModel):
     radios: list[Radio] = Field(default_factory=list, max_length=32)
     clients: Counter | None = None
     links: list[Link] = Field(default_factory=list, max_length=512)
+
+    @model_validator(mode="after")
+    def _drop_anonymous_links(self) -> Report:
+        # a link whose only peer id was an IP address has nothing public left to name it
+        if any(link.peer is None and link.peer_mac is None for link in self.links):
+            self.links = [ln for ln in self.links if ln.peer is not None or ln.peer_mac]
+        return self
 
 
 class Command(WireModel):
@@ -221,6 +236,9 @@ def parse_topic(prefix: str, topic: str) -> tuple[str, str]:
     rest = topic[len(head) :].split("/")
     if len(rest) != 2 or rest[1] not in _MODELS or not _NODE_RE.match(rest[0]):
         raise Rejected("topic", f"unexpected topic {topic[:200]!r}")
+    if looks_like_address(rest[0]):
+        raise Rejected("node_id", f"node id {rest[0]!r} holds a MAC or IP address, and node "
+                       "ids are public: give the agent another `node` id")
     return rest[0], rest[1]
 
 

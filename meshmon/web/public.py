@@ -11,24 +11,15 @@ e-mail, because agents are outside our control.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
 from typing import Any, Protocol
 
+from meshmon.model.addresses import UNSAFE_TEXT_RE, safe_text
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import LINK_METRICS, Info, Report
 
 Json = dict[str, Any]
-
-_MAC = r"(?<![0-9a-f])[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}(?![0-9a-f])"
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\d.])"
-_IPV6 = r"(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{0,4}|(?:[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4})?"
-_EMAIL = r"[^@\s]+@[^@\s]+\.[a-z]{2,}"
-UNSAFE_TEXT_RE = re.compile("|".join((_MAC, _IPV4, _IPV6, _EMAIL)), re.IGNORECASE)
-"""What free text from agents must not contain to be shown in public."""
-
+__all__ = ["UNSAFE_TEXT_RE", "safe_text"]  # kept here for the web modules and tests
 
 class TopologyView(Protocol):
     """The part of `meshmon.model.topology.Topology` the web reads."""
@@ -39,14 +30,6 @@ class TopologyView(Protocol):
     def node_links(self, node: str) -> list[LinkState]: ...
 
     def reverse(self, key: LinkKey) -> LinkState | None: ...
-
-
-@lru_cache(maxsize=65536)
-def safe_text(value: str | None) -> str | None:
-    """The text if it shows no MAC, IP or e-mail address, else None."""
-    if value is None or UNSAFE_TEXT_RE.search(value):
-        return None
-    return value
 
 
 def public_location(info: Info | None, coarsen_grid_deg: float) -> Json | None:

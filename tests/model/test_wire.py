@@ -86,3 +86,20 @@ def test_committed_json_schema_is_generated_from_the_models() -> None:
         "run: python -m meshmon.model.schema > docs/protocol.schema.json"
     )
     assert {"Status", "Info", "Report", "Link", "Command"} <= set(committed["$defs"])
+
+
+def test_node_ids_that_hold_an_address_are_rejected_and_peer_ids_made_safe() -> None:
+    for node in ("f81a67a5e9c1", "10.0.0.1", "node-192.168.1.20", "02-aa-bb-cc-dd-ee"):
+        with pytest.raises(Rejected) as info:
+            decode("meshmon", f"meshmon/v1/node/{node}/status",
+                   json.dumps({"v": 1, "node": node, "online": True}).encode())
+        assert info.value.reason == "node_id"
+    report = decode("meshmon", "meshmon/v1/node/roof-1/report", json.dumps({
+        "v": 1, "node": "roof-1", "ts": 1, "seq": 1, "interval_s": 30, "links": [
+            {"peer": "f81a67a5e9c1", "iface": "wlan0", "kind": "wifi"},
+            {"peer": "10.0.0.7", "iface": "wlan0", "kind": "olsr"},
+            {"peer": "hill-2", "iface": "wlan0", "kind": "wifi"},
+        ]}).encode())
+    assert isinstance(report, Report)
+    assert [(ln.peer, ln.peer_mac) for ln in report.links] == [
+        (None, "f8:1a:67:a5:e9:c1"), ("hill-2", None)]

@@ -1,0 +1,1 @@
+"""Grafana dashboards as code; `queries` runs their InfluxQL without Grafana."""

@@ -133,8 +133,9 @@ def restart(server: Server) -> Server:
     return server
 
 
-def start_influxdb1(port: int | None = None) -> Server:
-    """InfluxDB 1.6.7 (`influxd`), answering /write and InfluxQL /query (on `port` if given)."""
+def start_influxdb1(port: int | None = None, auth: bool = False) -> Server:
+    """InfluxDB 1.6.7 (`influxd`), answering /write and InfluxQL /query (on `port` if given);
+    `auth` turns on authentication (create the first admin user with a /query)."""
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="influxdb-"))
     conf = workdir / "influxdb.conf"
@@ -150,6 +151,7 @@ bind-address = "127.0.0.1:{free_port()}"
 [http]
   bind-address = "127.0.0.1:{port}"
   log-enabled = false
+  auth-enabled = {"true" if auth else "false"}
 [monitor]
   store-enabled = false
 [continuous_queries]

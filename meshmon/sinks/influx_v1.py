@@ -58,6 +58,13 @@ class InfluxV1Sink(BufferedLineSink):
         q = 'CREATE DATABASE "{}"'.format(self.database.replace("\\", "\\\\").replace('"', '\\"'))
         async with self._session.post(f"{self.url}/query", data={"q": q}) as resp:
             body = await resp.text()
+            if resp.status == 403:
+                # a write-only user may not create databases: assume an admin made it and
+                # write (a missing database then shows as a 404 on /write)
+                log.info("%s: not allowed to CREATE DATABASE %r; writing to it as it is",
+                         self.name, self.database)
+                self._db_ready = True
+                return
             if resp.status != 200:
                 raise classify_http_error(resp.status, body)
             if '"error"' in body:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.parse
 import urllib.request
 
 from meshmon.sinks.base import Event
@@ -188,3 +190,33 @@ async def test_stored_lag_is_measured_from_the_report_ts(influxdb1: servers.Serv
         assert st["lag_p99_ms"] >= st["lag_p50_ms"]
     finally:
         await sink.close()
+
+
+async def test_write_only_user_writes_to_a_database_an_admin_made() -> None:
+    server = servers.start_influxdb1(auth=True)
+    try:
+        def admin(q: str) -> None:
+            data = urllib.parse.urlencode({"q": q}).encode()
+            url = f"{server.url}/query?u=root&p=rootpw"
+            with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10):
+                pass
+
+        admin("CREATE USER root WITH PASSWORD 'rootpw' WITH ALL PRIVILEGES")
+        admin('CREATE DATABASE "wo"')
+        admin("CREATE USER writer WITH PASSWORD 'w'")
+        admin('GRANT WRITE ON "wo" TO writer')
+        sink = InfluxV1Sink(server.url, "wo", username="writer", password="w",
+                            flush_interval_s=60)
+        await sink.start()  # CREATE DATABASE is refused (403): not an error
+        sink.write_report(report(), NOW + 1, DSTS)
+        await sink.flush()
+        stats = sink.stats()
+        await sink.close()
+        assert stats["written_points"] == 6 and stats["write_errors"] == 0
+        data = urllib.parse.urlencode({"q": "SELECT count(seq) FROM node", "db": "wo"}).encode()
+        req = urllib.request.Request(f"{server.url}/query?u=root&p=rootpw", data=data)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            result = json.loads(resp.read())["results"][0]
+        assert result["series"][0]["values"][0][1] == 1
+    finally:
+        server.stop()

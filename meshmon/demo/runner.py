@@ -47,7 +47,10 @@ async def run_demo(
             mqtt_password=cfg.mqtt.password if external else "",
         )
         sim.start()
-        print(f"meshmon demo: {len(network.nodes)} nodes, open {service.http_url}/", flush=True)
+        url = service.http_url
+        print(f"meshmon demo: {len(network.nodes)} nodes, open {url}/ (the map)\n"
+              f"  installer view: {url}/install/NODE (e.g. {url}/install/{network.nodes[0].id})\n"
+              f"  maintainers: {url}/admin, token: {service.admin_token}", flush=True)
         try:
             await sim.run(duration_s)
         finally:

@@ -45,6 +45,7 @@ from aiohttp import web
 from meshmon.config import InstallerConfig, PlannedLink
 from meshmon.model.wire import NODE_ID_RE, Report
 from meshmon.web.app import CTX, STATIC_DIR, WebContext, json_error
+from meshmon.web.mapdata import Thresholds, quality
 from meshmon.web.public import TopologyView, dump, node_links_detail, plain_state, safe_text
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,22 @@ def verdict(signal_dbm: float | None, good_dbm: float, marginal_dbm: float) -> s
     if signal_dbm >= marginal_dbm:
         return "marginal"
     return "poor"
+
+
+DEFAULT_THRESHOLDS = Thresholds(good_signal_dbm=-65, fair_signal_dbm=-75)
+"""only its TQ and ETX lines are used here (signal verdicts use [installer])"""
+
+
+def routing_verdict(out: Json | None, back: Json | None) -> str:
+    """Without a radio reading (batman-adv over VPN or cable, OLSR): the verdict from TQ,
+    else ETX, with the map's thresholds, so both pages agree."""
+    for view in (out, back):
+        if view is None:
+            continue
+        grade = quality(DEFAULT_THRESHOLDS, None, view.get("tq"), view.get("etx"))
+        if grade != "unknown":
+            return "marginal" if grade == "fair" else grade
+    return "unknown"
 
 
 def planned_signal(planned: Sequence[PlannedLink], src: str, dst: str) -> float | None:
@@ -163,7 +180,8 @@ def link_entry(entry: Json, node: str, cfg: InstallerConfig,
         "in": back,
         "signal_dbm": signal,
         "signal_from": source if signal is not None else None,
-        "verdict": verdict(signal, cfg.good_signal_dbm, cfg.marginal_signal_dbm),
+        "verdict": verdict(signal, cfg.good_signal_dbm, cfg.marginal_signal_dbm)
+        if signal is not None else routing_verdict(out, back),
         "planned_signal_dbm": planned,
         "planned_diff_db": (
             round(signal - planned, 1) if planned is not None and signal is not None else None

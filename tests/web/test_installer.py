@@ -118,7 +118,7 @@ def test_live_event_uses_the_peer_view_when_this_node_has_no_reading() -> None:
     assert alpha["planned_signal_dbm"] == -60 and alpha["planned_diff_db"] == -4
     # charlie's link from bravo is batman: TQ, no signal
     charlie = next(e for e in event["links"] if e["peer"] == "charlie")
-    assert charlie["out"]["tq"] == 200 and charlie["verdict"] == "unknown"
+    assert charlie["out"]["tq"] == 200 and charlie["verdict"] == "good"  # no signal: TQ 200 decides
     # delta never reported: only its info is known
     delta = live_event(topo, "delta", cfg, NOW)
     assert delta["known"] and not delta["reported"] and delta["interval_s"] is None

@@ -364,8 +364,12 @@
       el("div", { class: "view", text: `peer's view: ${metricText(entry.in)}` }));
   }
 
-  function renderHead(id) {
-    const n = nodes.get(id) || { id, name: id, state: "offline" };
+  // `detail` (from /api/v1/nodes/ID) speaks for nodes the map does not draw (no location)
+  function renderHead(id, detail) {
+    const n = nodes.get(id) || {
+      id, name: detail?.hostname || id, state: detail?.state || "unknown",
+      gateway: detail?.gateway,
+    };
     const badges = el("p", { class: "badges" },
       el("span", { class: `pill state-${n.state}`, text: n.state }),
       n.gateway ? el("span", { class: "pill gw", text: "gateway" }) : null,
@@ -432,7 +436,7 @@
     try {
       const d = await getJSON(`/api/v1/nodes/${encodeURIComponent(id)}`);
       if (selected !== id) return; // another node was opened meanwhile
-      panelBody.replaceChildren(...renderHead(id).filter(Boolean), ...renderDetail(d));
+      panelBody.replaceChildren(...renderHead(id, d).filter(Boolean), ...renderDetail(d));
     } catch (err) {
       if (selected === id) {
         panelBody.replaceChildren(...renderHead(id).filter(Boolean),

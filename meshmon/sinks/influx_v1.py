@@ -35,13 +35,15 @@ class InfluxV1Sink(BufferedLineSink):
         super().__init__(**buffering)
         self.url = url.rstrip("/")
         self.database = database
-        self._auth = aiohttp.BasicAuth(username, password) if username else None
+        self._headers = (
+            {"Authorization": aiohttp.BasicAuth(username, password).encode()} if username else {}
+        )
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._db_ready = False
 
     async def _open(self) -> None:
-        self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+        self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         try:
             await self._ensure_database()
         except (TransientWriteError, aiohttp.ClientError, OSError, TimeoutError) as exc:

@@ -36,7 +36,7 @@ class InfluxV1Sink(BufferedLineSink):
         self.url = url.rstrip("/")
         self.database = database
         self._headers = (
-            {"Authorization": aiohttp.BasicAuth(username, password).encode()} if username else {}
+            {"Authorization": aiohttp.encode_basic_auth(username, password)} if username else {}
         )
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None

@@ -135,10 +135,8 @@ class Alerting:
 
     def analysed(self, now: float) -> GatewayCuts:
         """Recompute who loses every gateway if one node or link fails (weak points)."""
-        topo = self.topology
-        up = [n for n in topo.graph if n not in topo.nodes or topo.nodes[n].online]
-        gateways = [n for n, s in topo.nodes.items() if s.online and s.is_gateway]
-        self.cuts = gateway_cuts(topo.graph.adj, gateways, up)
+        adj, gateways = self.health.known_mesh()
+        self.cuts = gateway_cuts(adj, gateways)
         self.cuts_at = now
         if self.config.alerts.weak_points:
             self._apply(self.health.weak_point_changes(self.cuts, now), now)

@@ -153,6 +153,8 @@ class Health:
         self.weak_points: dict[str, Incident] = {}
         """weak point key (`node:X` / `link:a|b`) → its open incident"""
         self._weak_baseline_taken = False
+        self._weak_seen_nodes: set[str] = set()
+        """nodes in the graph at the previous weak-point analysis"""
         self._node_changes: dict[str, deque[float]] = {}
         self._link_changes: dict[LinkKey, deque[float]] = {}
         self._flap_suspects: set[str] = set()
@@ -510,9 +512,27 @@ class Health:
         return out
 
     # ------------------------------------------------------------------ weak points
+    def known_mesh(self) -> tuple[dict[str, list[str]] | Any, list[str]]:
+        """The mesh as it is wired, failed parts included (adjacency, gateways): the live
+        graph plus ghost edges, without down links. Weak points are computed on this, so
+        an outage does not make weak points come and go."""
+        graph = self.topology.graph
+        gateways = [n for n, s in self.topology.nodes.items() if s.is_gateway]
+        ghosts = [p for p, g in self.ghosts.items() if not g.down and not graph.has_edge(*p)]
+        if not ghosts:
+            return graph.adj, gateways
+        adj: dict[str, list[str]] = {n: list(nbrs) for n, nbrs in graph.adj.items()}
+        for a, b in ghosts:
+            adj.setdefault(a, []).append(b)
+            adj.setdefault(b, []).append(a)
+        return adj, gateways
+
     def weak_point_changes(self, cuts: GatewayCuts, now: float) -> list[Change]:
-        """Open/resolve `weak_point` incidents from a gateway-cut analysis. The first
-        analysis only takes the baseline: what exists at start-up is not news."""
+        """Open/resolve `weak_point` incidents from a gateway-cut analysis.
+
+        News is a weakness that arose among nodes that were already there: the first
+        analysis only takes the baseline, and a weak point that involves a node new since
+        the previous analysis (a network being built, a new leaf) is recorded silently."""
         current: dict[str, tuple[list[str], list[LinkRef], list[str]]] = {}
         for node, cut in cuts.node_cuts.items():
             current[f"node:{node}"] = ([node], [], cut)
@@ -521,6 +541,7 @@ class Health:
                 continue  # the same weakness as the node at its end: one alert is enough
             current[f"link:{a}|{b}"] = ([], [LinkRef(a, b, self._edge_kind(a, b))], cut)
         out: list[Change] = []
+        before, self._weak_seen_nodes = self._weak_seen_nodes, set(self.topology.graph)
         if not self._weak_baseline_taken:
             self._weak_baseline_taken = True
             for key, (nodes, links, cut) in current.items():
@@ -538,8 +559,11 @@ class Health:
                 known.affected = cut
                 continue
             inc = self._weak_incident(key, nodes, links, cut, now)
-            self.weak_points[key] = self.incidents[inc.id] = inc
-            out.append(Change("opened", inc))
+            self.weak_points[key] = inc
+            named = [*nodes, *(n for ln in links for n in (ln.a, ln.b)), *cut]
+            if all(n in before for n in named):
+                self.incidents[inc.id] = inc
+                out.append(Change("opened", inc))
         return out
 
     def _weak_incident(

@@ -58,6 +58,8 @@ class InfoSettings:
     public: bool = True
     tags: list[str] = field(default_factory=list)
     owner_contact: str = ""
+    owner_notify: bool = False
+    """the owner opts in to notices about this node (email contact, docs/alerts.md)"""
     model: str = ""
     firmware: str = ""
 
@@ -73,6 +75,14 @@ class AgentConfig:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     collect: CollectSettings = field(default_factory=CollectSettings)
     info: InfoSettings = field(default_factory=InfoSettings)
+
+
+ADDRESS_IN_ID_RE = re.compile(
+    r"(?<![0-9a-f])[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}(?![0-9a-f])"
+    r"|(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])",
+    re.IGNORECASE,
+)
+"""a MAC or IPv4 address inside a node id (the collector's own check is the same idea)"""
 
 
 def sanitise_node_id(name: str) -> str:
@@ -122,6 +132,9 @@ def from_dict(data: dict[str, Any], origin: str = "config") -> AgentConfig:
         cfg.node = sanitise_node_id(socket.gethostname())
     if not NODE_ID_RE.match(cfg.node):
         raise ConfigError(f"{origin}: node: {cfg.node!r} is not [A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}")
+    if ADDRESS_IN_ID_RE.search(cfg.node):
+        raise ConfigError(f"{origin}: node: {cfg.node!r} holds a MAC or IP address; node ids "
+                          "are public, so the collector refuses it: set node = \"a-name\"")
     if not 0 < cfg.interval_s <= 86400:
         raise ConfigError(f"{origin}: interval_s: must be in (0, 86400]")
     if not 1 <= cfg.mqtt.port <= 65535:

@@ -74,4 +74,6 @@ def build_info(cfg: AgentConfig, macs: list[str], facts: dict[str, str]) -> dict
         info["location"] = location
     if cfg.info.owner_contact:
         info["owner"] = {"contact": cfg.info.owner_contact}
+        if cfg.info.owner_notify:
+            info["owner"]["notify"] = True
     return info

@@ -47,7 +47,8 @@ def test_report_and_info_from_captures_validate(tmp_path: Path) -> None:
         {
             "node": "lr-test-1",
             "collect": {"wifi_interfaces": ["mesh-5000mhz"], "canned_dir": str(tmp_path)},
-            "info": {"lat": 41.38, "lon": 2.17, "tags": ["roof"], "owner_contact": "x@example"},
+            "info": {"lat": 41.38, "lon": 2.17, "tags": ["roof"], "owner_contact": "x@example",
+                     "owner_notify": True},
         }
     )
     make_canned_dir(tmp_path)
@@ -73,6 +74,7 @@ def test_report_and_info_from_captures_validate(tmp_path: Path) -> None:
     assert isinstance(decoded, wire.Info)
     assert decoded.location is not None and decoded.location.lat == 41.38
     assert decoded.owner is not None and decoded.owner.contact == "x@example"
+    assert decoded.owner.notify is True
 
 
 def test_example_config_loads() -> None:

@@ -98,7 +98,7 @@ class NetJsonRenderer:
                 inputs = (key.kind, _get_inputs(sample))
                 if entry is None or entry.inputs != inputs:
                     cost, text = link_cost(sample)
-                    entry = _LinkEntry(sample, inputs, cost, text, _summary(key.kind, sample))
+                    entry = _LinkEntry(sample, inputs, cost, text, _summary(key.kind, inputs[1]))
                 else:  # a new report with the same numbers: keep the encoded entry
                     entry = entry._replace(sample=sample)
             new_links[key] = entry
@@ -191,14 +191,18 @@ def node_object(node: NodeState, coarsen_grid_deg: float) -> Json:
 def _link_object(pair: tuple[str, str], fwd: _LinkEntry | None, rev: _LinkEntry | None) -> bytes:
     """One encoded NetJSON link. Hand-made: this runs for every changed link and the
     parts are plain (node ids and kinds need no escaping, metrics are numbers)."""
-    chosen = min((e for e in (fwd, rev) if e is not None), key=lambda e: e.cost)
+    if fwd is None or (rev is not None and rev.cost < fwd.cost):
+        chosen = rev
+    else:
+        chosen = fwd
+    assert chosen is not None
     return (
         b'{"source":%b,"target":%b,"cost":%b,"cost_text":%b,"properties":{"source_view":%b,"target_view":%b}}'
         % (
-            dump(pair[0]),
-            dump(pair[1]),
+            _quoted(pair[0]),
+            _quoted(pair[1]),
             _number(round(chosen.cost, 3)),
-            dump(chosen.cost_text),
+            _quoted(chosen.cost_text),
             fwd.summary if fwd is not None else b"null",
             rev.summary if rev is not None else b"null",
         )
@@ -215,10 +219,14 @@ def _number(value: float) -> bytes:
     return repr(value).encode() if isinstance(value, float) else b"%d" % value
 
 
-def _summary(kind: str, sample: LinkSample) -> bytes:
-    parts = [b'{"kind":%b' % _quoted(kind)]
-    for name in _SUMMARY_METRICS:
-        value = getattr(sample, name)
+_SUMMARY_KEYS = tuple(f',"{name}":' for name in _SUMMARY_METRICS)
+
+
+def _summary(kind: str, values: tuple[object, ...]) -> bytes:
+    """The encoded view of one direction from the inputs tuple (summary metrics first).
+    Built as one str: repr() of an int or a finite float is what JSON wants."""
+    text = '{"kind":' + _quoted(kind).decode()
+    for key, value in zip(_SUMMARY_KEYS, values, strict=False):
         if value is not None:
-            parts.append(b'"%b":%b' % (name.encode(), _number(value)))
-    return b",".join(parts) + b"}"
+            text += key + repr(value)
+    return (text + "}").encode()

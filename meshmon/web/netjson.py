@@ -191,10 +191,7 @@ def node_object(node: NodeState, coarsen_grid_deg: float) -> Json:
 def _link_object(pair: tuple[str, str], fwd: _LinkEntry | None, rev: _LinkEntry | None) -> bytes:
     """One encoded NetJSON link. Hand-made: this runs for every changed link and the
     parts are plain (node ids and kinds need no escaping, metrics are numbers)."""
-    if fwd is None or (rev is not None and rev.cost < fwd.cost):
-        chosen = rev
-    else:
-        chosen = fwd
+    chosen = rev if fwd is None or (rev is not None and rev.cost < fwd.cost) else fwd
     assert chosen is not None
     return (
         b'{"source":%b,"target":%b,"cost":%b,"cost_text":%b,"properties":{"source_view":%b,"target_view":%b}}'

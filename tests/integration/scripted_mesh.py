@@ -21,6 +21,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.servers import free_port
 
+LEAVES = [f"l{i}" for i in range(10)]
+
+
+def backbone_edges() -> list[tuple[str, str]]:
+    """gw — r1 — b — 10 leaves (a star plus a chain): b is the leaves' only way out."""
+    edges = [("gw", "r1"), ("r1", "b")]
+    edges += [("b", leaf) for leaf in LEAVES]
+    edges += [(LEAVES[i], LEAVES[i + 1]) for i in range(9)]
+    return edges
+
 
 class ScriptedNode:
     """One node's MQTT connection: retained status + info, a last will, reports."""

@@ -24,18 +24,8 @@ from tests.integration.harness import (
     metric,
     started,
 )
-from tests.integration.scripted_mesh import ScriptedMesh, WebhookReceiver
+from tests.integration.scripted_mesh import LEAVES, ScriptedMesh, WebhookReceiver, backbone_edges
 from tests.servers import free_port
-
-LEAVES = [f"l{i}" for i in range(10)]
-
-
-def backbone_edges() -> list[tuple[str, str]]:
-    """gw — r1 — b — 10 leaves (a star plus a chain): b is their only way out."""
-    edges = [("gw", "r1"), ("r1", "b")]
-    edges += [("b", leaf) for leaf in LEAVES]
-    edges += [(LEAVES[i], LEAVES[i + 1]) for i in range(9)]
-    return edges
 
 
 def config_for(tmp: Path, port: int, hook: WebhookReceiver, **extra: Any) -> Any:

@@ -27,7 +27,7 @@ from meshmon.web.app import WebContext, create_app
 from tests import servers
 from tests.browser import DESKTOP, PHONE, chromium, console_errors, screenshot
 from tests.integration.harness import collector_config, eventually, started
-from tests.integration.scripted_mesh import ScriptedMesh, WebhookReceiver
+from tests.integration.scripted_mesh import LEAVES, ScriptedMesh, WebhookReceiver, backbone_edges
 from tests.web.conftest import NOW, build_topology
 
 TOKEN = "maint-3f9a-token-for-tests-only"
@@ -246,17 +246,6 @@ async def test_without_a_token_nobody_signs_in(admin_ctx: WebContext) -> None:
 
 
 # ---------------------------------------------------------------------- the page, for real
-LEAVES = [f"l{i}" for i in range(10)]
-
-
-def backbone_edges() -> list[tuple[str, str]]:
-    """gw — r1 — b — 10 leaves (chained): b is the leaves' only way to the gateway."""
-    edges = [("gw", "r1"), ("r1", "b")]
-    edges += [("b", leaf) for leaf in LEAVES]
-    edges += [(LEAVES[i], LEAVES[i + 1]) for i in range(9)]
-    return edges
-
-
 async def page_text(page: Page, selector: str) -> str:
     locator = page.locator(selector)
     return " ".join(await locator.all_inner_texts()) if await locator.count() else ""

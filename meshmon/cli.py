@@ -210,6 +210,11 @@ def cmd_client(args: argparse.Namespace) -> int:
     except ClientError as exc:
         print(f"meshmon {args.command}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `meshmon weak-points | head`: the reader had enough
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

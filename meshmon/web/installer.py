@@ -75,29 +75,29 @@ _NODE_RE = re.compile(NODE_ID_RE)
 def verdict(signal_dbm: float | None, good_dbm: float, marginal_dbm: float) -> str:
     """good at or above `good_dbm`, marginal at or above `marginal_dbm`, else poor;
     unknown without a reading."""
-    if signal_dbm is None or math.isnan(signal_dbm):
+    if signal_dbm is not None and math.isnan(signal_dbm):
         return "unknown"
-    if signal_dbm >= good_dbm:
-        return "good"
-    if signal_dbm >= marginal_dbm:
-        return "marginal"
-    return "poor"
+    return _word(quality(Thresholds(good_dbm, marginal_dbm), signal_dbm, None, None))
 
 
-DEFAULT_THRESHOLDS = Thresholds(good_signal_dbm=-65, fair_signal_dbm=-75)
-"""only its TQ and ETX lines are used here (signal verdicts use [installer])"""
-
-
-def routing_verdict(out: Json | None, back: Json | None) -> str:
-    """Without a radio reading (batman-adv over VPN or cable, OLSR): the verdict from TQ,
-    else ETX, with the map's thresholds, so both pages agree."""
+def link_verdict(signal_dbm: float | None, out: Json | None, back: Json | None,
+                 cfg: InstallerConfig) -> str:
+    """The verdict from the signal; without a radio reading (batman-adv over VPN or
+    cable, OLSR) from TQ, else ETX, of either view — the map's grading, so both agree."""
+    if signal_dbm is not None:
+        return verdict(signal_dbm, cfg.good_signal_dbm, cfg.marginal_signal_dbm)
+    t = Thresholds(cfg.good_signal_dbm, cfg.marginal_signal_dbm)
     for view in (out, back):
-        if view is None:
-            continue
-        grade = quality(DEFAULT_THRESHOLDS, None, view.get("tq"), view.get("etx"))
-        if grade != "unknown":
-            return "marginal" if grade == "fair" else grade
+        if view is not None:
+            grade = quality(t, None, view.get("tq"), view.get("etx"))
+            if grade != "unknown":
+                return _word(grade)
     return "unknown"
+
+
+def _word(grade: str) -> str:
+    """The map's `fair` is the installer's `marginal`."""
+    return "marginal" if grade == "fair" else grade
 
 
 def planned_signal(planned: Sequence[PlannedLink], src: str, dst: str) -> float | None:
@@ -180,8 +180,7 @@ def link_entry(entry: Json, node: str, cfg: InstallerConfig,
         "in": back,
         "signal_dbm": signal,
         "signal_from": source if signal is not None else None,
-        "verdict": verdict(signal, cfg.good_signal_dbm, cfg.marginal_signal_dbm)
-        if signal is not None else routing_verdict(out, back),
+        "verdict": link_verdict(signal, out, back, cfg),
         "planned_signal_dbm": planned,
         "planned_diff_db": (
             round(signal - planned, 1) if planned is not None and signal is not None else None

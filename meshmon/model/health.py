@@ -160,6 +160,8 @@ class Health:
         self._flap_suspects: set[str] = set()
         """nodes that reached flap_changes since the last evaluation"""
         self._flapping: dict[str, Incident] = {}
+        self._flap_last: dict[str, float] = {}
+        """flap key → its latest up/down change: it stops flapping flap_window_s later"""
         """flap key (`node:X` / `link:a|b|kind`) → open flapping incident"""
         self._evidence_floor: dict[str, float] = {}
         """node → last time neighbours heard it before they stopped (silent → offline)"""
@@ -175,10 +177,13 @@ class Health:
         self._dirty = True
         # coming online counts as a change only after we had it down (not when first seen)
         was_down = node in self.failed or node in self.silent or node in self.known_down
-        if (not online or was_down) and len(
-            self._count_change(self._node_changes, node, now)
-        ) >= self.settings.flap_changes:
-            self._flap_suspects.add(node)
+        if not online or was_down:
+            if len(self._count_change(self._node_changes, node, now)) >= (
+                self.settings.flap_changes
+            ):
+                self._flap_suspects.add(node)
+            if f"node:{node}" in self._flapping:
+                self._flap_last[f"node:{node}"] = now
         if online:
             # a silent node stays in `silent` until evaluate() closes its incident
             self.failed.pop(node, None)
@@ -234,9 +239,10 @@ class Health:
             pair = self._pair(key)
             history = self._count_change(self._link_changes, key, now)
             flap_key = f"link:{pair[0]}|{pair[1]}|{pair[2]}"
-            if (
+            if flap_key in self._flapping:
+                self._flap_last[flap_key] = now
+            elif (
                 len(history) >= self.settings.flap_changes
-                and flap_key not in self._flapping
                 and self._alive(pair[0]) and self._alive(pair[1])
                 and f"node:{pair[0]}" not in self._flapping
                 and f"node:{pair[1]}" not in self._flapping
@@ -248,6 +254,7 @@ class Health:
                     details={"changes": len(history), "window_s": self.settings.flap_window_s},
                 )
                 self._flapping[flap_key] = self.incidents[inc.id] = inc
+                self._flap_last[flap_key] = now
                 out.append(Change("opened", inc))
         return out
 
@@ -355,38 +362,22 @@ class Health:
                     details={"changes": len(history), "window_s": cfg.flap_window_s},
                 )
                 self._flapping[key] = self.incidents[inc.id] = inc
+                self._flap_last[key] = history[-1]
                 out.append(Change("opened", inc))
         for key, inc in list(self._flapping.items()):
-            changes = self._history_of(key)
-            if changes is not None:
-                while changes and changes[0] < now - cfg.flap_window_s:
-                    changes.popleft()
-            if not changes:
+            if now - self._flap_last.get(key, now) >= cfg.flap_window_s:
                 if key.startswith("node:"):
                     self._node_changes.pop(key[5:], None)
                 del self._flapping[key]
+                self._flap_last.pop(key, None)
                 self._dirty = True
                 out += self._close(lambda i, target=inc.id: i.id == target, now)
         return out
 
-    def _history_of(self, flap_key: str) -> deque[float] | None:
-        kind, _, rest = flap_key.partition(":")
-        if kind == "node":
-            return self._node_changes.get(rest)
-        a, b, k = rest.split("|")
-        found = [h for key, h in self._link_changes.items()
-                 if h and key.kind == k and {key.src, key.peer} == {a, b}]
-        return max(found, key=lambda h: h[-1]) if found else None
-
     def _flap_check_at(self) -> float:
-        soonest = math.inf
-        for key in self._flapping:
-            history = self._history_of(key)
-            if history:
-                soonest = min(soonest, history[-1] + self.settings.flap_window_s)
-            else:
-                return -math.inf
-        return soonest
+        last = self._flap_last
+        return min(last.get(key, -math.inf) for key in self._flapping) + (
+            self.settings.flap_window_s)
 
     def _update_outages(self, now: float) -> list[Change]:
         out: list[Change] = []
@@ -630,6 +621,7 @@ class Health:
             "weak_baseline_taken": self._weak_baseline_taken,
             "node_changes": {n: list(h) for n, h in self._node_changes.items() if h},
             "flapping": {k: i.id for k, i in self._flapping.items()},
+            "flap_last": self._flap_last,
             "grace": self._grace,
         }
 
@@ -657,6 +649,8 @@ class Health:
         }
         self._flapping = {k: self.incidents[i] for k, i in snap.get("flapping", {}).items()
                           if i in self.incidents}
+        saved_last = snap.get("flap_last", {})
+        self._flap_last = {k: float(saved_last.get(k, now)) for k in self._flapping}
         self._grace = {n: float(t) for n, t in snap.get("grace", {}).items()}
         # nodes whose saved state disagrees with the snapshot (saved in slices) follow
         # the topology, which is what the service will keep applying from now on

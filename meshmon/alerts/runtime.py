@@ -191,11 +191,6 @@ class Alerting:
         await self._reload_silences()
         return ended
 
-    def stats(self) -> dict[str, Any]:
-        return {"sent": self.engine.sent, "suppressed": self.engine.suppressed,
-                "open": len(self.health.incidents), "delivery": self.dispatcher.stats(),
-                "evaluate_ms": self.health.last_duration_ms}
-
     # ------------------------------------------------------------------ internals
     def _incident_view(self, inc: Incident) -> dict[str, Any]:
         alert = self.engine.alert(inc, "firing", self.clock())

@@ -160,7 +160,7 @@ class Link(WireModel):
             raise ValueError("a link needs `peer` or `peer_mac`")
         if self.peer is not None and looks_like_address(self.peer):
             # a MAC- or IP-derived neighbour id would be public: a MAC id resolves like
-            # peer_mac; an IP id is dropped (the link stays in the report, unresolved)
+            # peer_mac; an IP id is dropped (and with it the link, unless it has a MAC)
             if self.peer_mac is None:
                 self.peer_mac = mac_from_id(self.peer)
             self.peer = None

@@ -14,12 +14,11 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from meshmon.model.addresses import UNSAFE_TEXT_RE, safe_text
+from meshmon.model.addresses import safe_text
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import LINK_METRICS, Info, Report
 
 Json = dict[str, Any]
-__all__ = ["UNSAFE_TEXT_RE", "safe_text"]  # kept here for the web modules and tests
 
 class TopologyView(Protocol):
     """The part of `meshmon.model.topology.Topology` the web reads."""

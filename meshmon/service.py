@@ -60,6 +60,7 @@ class Service:
         self.broker: EmbeddedBroker | None = None
         self.ingest: MqttIngest | None = None
         self._runner: web.AppRunner | None = None
+        self._web: WebContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty_nodes: dict[str, None] = {}
         """nodes whose state or outgoing links changed since saved (insertion-ordered)"""
@@ -162,6 +163,7 @@ class Service:
             clock=self.clock, store=self.store, send_command=self.send_command,
             alerting=self.alerting, admin_token=lambda: self.admin_token, live=self.live,
         )
+        self._web = ctx
         self._runner = web.AppRunner(create_app(ctx), access_log=None)
         await self._runner.setup()
         http = self.config.http
@@ -198,6 +200,8 @@ class Service:
             except Exception:  # a bug must not stop ingest; count it and go on
                 log.exception("applying %s failed", topic)
                 self.metrics.inc("meshmon_rejected_total", reason="internal")
+        if self._web is not None:  # the JSON documents re-encode what changed, off requests
+            self._web.documents.catch_up()
 
     def _apply(self, message: Status | Info | Report, now: float) -> None:
         topo = self.topology
@@ -276,6 +280,8 @@ class Service:
         self._removed_links.update(expired.links_removed)
         self.alerting.links_removed(expired.links_removed, now)
         self.alerting.tick(now)
+        if self._web is not None:  # and drop what nobody asked for lately
+            self._web.documents.catch_up()
 
     def _analyse(self) -> None:
         self.alerting.analysed(self.clock())

@@ -20,6 +20,9 @@ Choices the rest of the collector relies on:
   the info's `interval_s`, so the end of installer fast mode is not an outage).
 - `now` is expected not to go backwards. State changes go through the methods: expire()
   remembers the earliest moment anything can expire and skips its scans until then.
+- Every change is also noted in `changes` (which links and nodes), for consumers that keep
+  something derived up to date without scanning everything (the web's JSON documents);
+  one consumer takes them with `take_changes()`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import networkx as nx
 
@@ -37,6 +41,22 @@ from meshmon.model.wire import Info, Report, Status
 
 MAC_PREFIX = "mac:"
 """LinkKey.peer of a link whose peer MAC no node has announced (node ids cannot hold ':')"""
+_by_key = attrgetter("key")
+
+
+@dataclass(slots=True)
+class Changes:
+    """What changed since the consumer last took them (`Topology.take_changes`)."""
+
+    links: set[LinkKey] = field(default_factory=set)
+    """links whose sample was replaced, that were added or removed, and both keys of a
+    re-keyed one"""
+    nodes: set[str] = field(default_factory=set)
+    """nodes whose info or report was replaced (online flags and last_seen are not
+    noted: they are cheap to read for every node)"""
+    reset: bool = False
+    """everything may have changed (restored state, or nobody took the changes for so
+    long that listing them would cost more than starting over)"""
 
 
 @dataclass(slots=True)
@@ -71,6 +91,10 @@ class Topology:
         previous report did not have / had; taken by the health engine"""
         self._reported: dict[str, frozenset[LinkKey]] = {}
         """node → keys of the links its last report listed"""
+        self.changes = Changes()
+        """noted by every change, handed out (and started anew) by take_changes()"""
+        self.links_version = 0
+        """bumped whenever a link is added or removed (the set of links changed)"""
         self.nodes: dict[str, NodeState] = {}
         self.links: dict[LinkKey, LinkState] = {}
         self.graph: nx.Graph = nx.Graph()
@@ -103,6 +127,7 @@ class Topology:
         """Store the node's info, index its MACs and resolve links that waited for them."""
         node = self._touch(info.node, now)
         node.info = info
+        self.changes.nodes.add(info.node)
         macs = frozenset(m.lower() for m in info.macs)
         for mac in self._node_macs.get(info.node, frozenset()) - macs:
             if self._mac_owner.get(mac) == info.node:
@@ -132,6 +157,9 @@ class Topology:
         mac_owner = self._mac_owner
         touched = self.touched
         track = self.track_changes
+        changes = self.changes
+        changes.nodes.add(src)
+        changed_links = changes.links
         keys: list[LinkKey] = []
         dsts: list[str | None] = []
         for link in report.links:
@@ -162,11 +190,14 @@ class Topology:
                 state.report_ts = report.ts
                 if mac is not None:
                     state.peer_mac = mac
+            changed_links.add(key)
             if track:
                 touched.append(state)
             dsts.append(dst)
         if track:
             self._note_presence(src, keys, now)
+        if len(changed_links) > 2 * len(links) + 1000:  # nobody is taking them
+            self.changes = Changes(reset=True)
         return dsts
 
     def _note_presence(self, src: str, keys: list[LinkKey], now: float) -> None:
@@ -197,6 +228,11 @@ class Topology:
         """The links updated since the last call (each may appear more than once)."""
         touched, self.touched = self.touched, []
         return touched
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call."""
+        changes, self.changes = self.changes, Changes()
+        return changes
 
     def take_presence_changes(self) -> list[tuple[LinkKey, bool, float]]:
         """Link additions/removals in reports since the last call."""
@@ -245,6 +281,20 @@ class Topology:
     def node_links(self, node: str) -> list[LinkState]:
         """Links where `node` is the source or the resolved destination, sorted by key."""
         return [self.links[key] for key in sorted(self._by_node.get(node, ()))]
+
+    def pair_links(self, a: str, b: str) -> list[LinkState]:
+        """The resolved links between nodes `a` and `b`, both directions, sorted by key."""
+        by_node = self._by_node
+        keys_a, keys_b = by_node.get(a, ()), by_node.get(b, ())
+        if len(keys_b) < len(keys_a):
+            a, b, keys_a = b, a, keys_b
+        links = self.links
+        found = [
+            links[k] for k in keys_a
+            if (k.peer == b if k.src == a else k.src == b) and links[k].dst is not None
+        ]
+        found.sort(key=_by_key)
+        return found
 
     def reverse(self, key: LinkKey) -> LinkState | None:
         """The other end's view of the same radio link: dst→src of the same kind.
@@ -319,6 +369,8 @@ class Topology:
         self._reported.clear()
         self.touched = []
         self.presence_changes = []
+        self.changes = Changes(reset=True)
+        self.links_version += 1
         self._rekeyed = []
         self._next_node_check = self._next_link_check = -math.inf
         for node in node_list:
@@ -372,6 +424,8 @@ class Topology:
     def _add_link(self, state: LinkState) -> None:
         key = state.key
         self.links[key] = state
+        self.links_version += 1
+        self.changes.links.add(key)
         if state.last_seen + self.link_timeout_s < self._next_link_check:
             self._next_link_check = state.last_seen + self.link_timeout_s
         self._by_node.setdefault(key.src, set()).add(key)
@@ -388,6 +442,8 @@ class Topology:
 
     def _remove_link(self, key: LinkKey) -> LinkState:
         state = self.links.pop(key)
+        self.links_version += 1
+        self.changes.links.add(key)
         self._discard_index(self._by_node, key.src, key)
         dst = state.dst
         if dst is None:

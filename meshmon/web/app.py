@@ -18,9 +18,9 @@ from aiohttp import web
 from meshmon.config import Config
 from meshmon.metrics import Metrics
 from meshmon.model.topology import Topology
+from meshmon.web.documents import Documents
 from meshmon.web.live import LiveHub
-from meshmon.web.netjson import NetJsonRenderer
-from meshmon.web.public import PublicRenderer, dump
+from meshmon.web.public import dump
 
 if TYPE_CHECKING:
     from meshmon.alerts.runtime import Alerting
@@ -56,14 +56,17 @@ class WebContext:
     live: LiveHub = field(default_factory=LiveHub)
     """wakes live views (installer) when a node's links change"""
     cache_ttl_s: float = 1.0
-    """how long whole-network responses (nodes, links, topology) are reused; 0 disables.
-    A response that took d seconds to build is reused for at least 10·d, so at tens of
-    thousands of nodes polling maps cannot keep the event loop busy more than ~10 %."""
+    """how long whole-network responses (nodes, links, topology, map) are reused; 0
+    disables. A response that took d seconds to build is reused for at least 10·d, so
+    polling maps cannot keep the event loop busy more than ~10 %."""
     started_at: float = 0.0
     """set by create_app from `clock`"""
-    public: PublicRenderer = field(default_factory=PublicRenderer, repr=False)
-    netjson: NetJsonRenderer = field(default_factory=NetJsonRenderer, repr=False)
+    documents: Documents = field(init=False, repr=False)
+    """the whole-network JSON documents, kept up to date (the service calls catch_up)"""
     _cache: dict[str, tuple[float, float, bytes]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.documents = Documents(self.topology)
 
     @property
     def state_of(self) -> Callable[[str], str] | None:
@@ -131,7 +134,7 @@ def _count(request: web.Request, status: int) -> None:
 
 def create_app(ctx: WebContext) -> web.Application:
     """The collector's web application over `ctx` (routes from api and ops modules)."""
-    from meshmon.web import admin, alerts_api, api, index, installer, mapdata, ops
+    from meshmon.web import admin, alerts_api, api, index, installer, ops
 
     ctx.started_at = ctx.clock()
     ctx.metrics.describe(HTTP_REQUESTS, "counter", "HTTP requests answered, by route and code")
@@ -140,7 +143,6 @@ def create_app(ctx: WebContext) -> web.Application:
     ops.register(app)
     api.register(app)
     alerts_api.register(app)
-    mapdata.register(app)
     installer.register(app)
     admin.register(app)
     index.register(app)

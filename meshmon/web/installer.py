@@ -43,10 +43,11 @@ from typing import Any
 from aiohttp import web
 
 from meshmon.config import InstallerConfig, PlannedLink
+from meshmon.model.topology import Topology
 from meshmon.model.wire import NODE_ID_RE, Report
 from meshmon.web.app import CTX, STATIC_DIR, WebContext, json_error
 from meshmon.web.mapdata import Thresholds, quality
-from meshmon.web.public import TopologyView, dump, node_links_detail, plain_state, safe_text
+from meshmon.web.public import dump, node_links_detail, plain_state, safe_text
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def link_entry(entry: Json, node: str, cfg: InstallerConfig,
     }
 
 
-def live_event(topology: TopologyView, node: str, cfg: InstallerConfig, now: float,
+def live_event(topology: Topology, node: str, cfg: InstallerConfig, now: float,
                state_of: Callable[[str], str] | None = None,
                fast_requested: bool = False) -> Json:
     """The whole live state of `node` as one stream event (shape in the module docstring)."""

@@ -1,4 +1,4 @@
-"""`GET /api/v1/map`: one compact public document for the coverage map at `/`.
+"""The document of `GET /api/v1/map`: one compact public JSON for the coverage map at `/`.
 
 The map polls it every `[map] refresh_s`, so it carries only what is drawn and what the
 summary line needs; a node's details come from `/api/v1/nodes/NODE` when it is clicked.
@@ -55,16 +55,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from meshmon.config import Config
-from meshmon.model.state import LinkSample, LinkState
-from meshmon.model.topology import Topology
+from meshmon.model.state import LinkKey, LinkSample, LinkState
+from meshmon.model.topology import MAC_PREFIX, Topology
 from meshmon.model.wire import LINK_KINDS, Info
-from meshmon.web.app import CTX, json_response
+from meshmon.web.incremental import Incremental, Pair, pair_of
 from meshmon.web.public import (
     Json,
     StateOf,
@@ -187,89 +185,121 @@ def _antenna(azimuth: float, width: float, range_m: float | None) -> Json:
     return out
 
 
-class MapRenderer:
+class MapRenderer(Incremental):
     """`/api/v1/map` as JSON bytes, re-encoding only the nodes and pairs that changed.
 
-    Same idea as `public.PublicRenderer`: the topology replaces (never mutates) infos and
-    link samples, so an identity check tells what is unchanged. A node's fragment is its
-    info part (kept while the info object is the same) plus state and clients, spliced in
-    on every call; a pair's fragment is kept while its links' kinds and samples are the
-    same (or equal). Entries of nodes and pairs that are gone drop out on the next call.
+    A node's fragment is its info part (kept while the node holds the same info object)
+    plus state and clients, spliced in on every call; a pair's fragment is kept while its
+    links' kinds and samples are the same (or equal), and re-rendered when a link of the
+    pair changes or an end starts or stops being drawn (gets or loses a public position).
     """
 
     def __init__(self) -> None:
-        self._fixed: dict[str, tuple[Info | None, float, bytes | None]] = {}
-        self._pairs: dict[tuple[str, str], tuple[list[tuple[str, LinkSample]], bytes]] = {}
+        super().__init__()
+        self._grid = 0.0
         self._thresholds: Thresholds | None = None
+        self._fixed: dict[str, tuple[Info | None, bytes | None]] = {}
+        """node → (its info, its encoded fixed part; None when it is not drawn)"""
+        self._pairs: dict[Pair, tuple[list[tuple[str, LinkSample]], bytes]] = {}
+        self._order: list[Pair] | None = None
+        self._edges = (-1, 0)
         self._gzip: tuple[bytes, bytes] | None = None
+
+    def forget(self) -> None:
+        self._fixed, self._pairs, self._order, self._edges = {}, {}, None, (-1, 0)
+
+    def apply(self, topology: Topology, links: Collection[LinkKey], nodes: Collection[str]
+              ) -> None:
+        dirty: set[Pair] = set()
+        for nid in nodes:
+            if self._refresh_node(topology, nid):
+                dirty.update(_pairs_of(topology, nid))
+        for key in links:
+            if not key.peer.startswith(MAC_PREFIX):
+                dirty.add(pair_of(key.src, key.peer))
+        for pair in dirty:
+            self._render_pair(topology, pair)
+
+    def _refresh_node(self, topology: Topology, nid: str) -> bool:
+        """Re-encode the node's fixed part if its info changed; True if it started or
+        stopped being drawn."""
+        node = topology.nodes.get(nid)
+        hit = self._fixed.get(nid)
+        if node is not None and hit is not None and hit[0] is node.info:
+            return False
+        was_drawn = hit is not None and hit[1] is not None
+        if node is None:
+            self._fixed.pop(nid, None)
+            return was_drawn
+        fixed = node_fixed(nid, node.info, self._grid)
+        part = None if fixed is None else dump(fixed)[1:-1]
+        self._fixed[nid] = (node.info, part)
+        return was_drawn != (part is not None)
+
+    def _render_pair(self, topology: Topology, pair: Pair) -> None:
+        a, b = pair
+        ends = self._fixed.get(a), self._fixed.get(b)
+        drawn = all(end is not None and end[1] is not None for end in ends)
+        group = topology.pair_links(a, b) if drawn else []
+        if not group:
+            if self._pairs.pop(pair, None) is not None:
+                self._order = None
+            return
+        inputs = [(link.key.kind, link.sample) for link in group]
+        hit = self._pairs.get(pair)
+        if hit is None:
+            self._order = None
+        # equality tries identity first, so unchanged samples cost a pointer compare; a
+        # new report with the same numbers compares equal and keeps the bytes too
+        elif hit[0] == inputs:
+            return
+        assert self._thresholds is not None
+        self._pairs[pair] = (inputs, dump(pair_entry(a, b, group, self._thresholds)))
 
     def map_json(self, topology: Topology, config: Config, state_of: StateOf | None,
                  now: float) -> bytes:
         """The whole document (shape in the module docstring)."""
-        grid = config.privacy.coarsen_grid_deg
-        nodes = topology.nodes
-        cache = self._fixed
+        grid, thresholds = config.privacy.coarsen_grid_deg, quality_thresholds(config)
+        if grid != self._grid or thresholds != self._thresholds:  # every node and pair anew
+            self.clear()
+            self._grid, self._thresholds = grid, thresholds
+        self.ready(topology)
+        nodes, fixed = topology.nodes, self._fixed
+        if len(fixed) > len(nodes):  # nodes that are gone
+            for nid in fixed.keys() - nodes.keys():
+                self._redraw(topology, nid)
         parts: list[bytes] = []
-        drawn: set[str] = set()
         for nid in sorted(nodes):
             node = nodes[nid]
-            info = node.info
-            hit = cache.get(nid)
-            if hit is None or hit[0] is not info or hit[1] != grid:
-                fixed = node_fixed(nid, info, grid)
-                hit = cache[nid] = (info, grid, None if fixed is None else dump(fixed)[1:-1])
-            if hit[2] is None:
+            hit = fixed.get(nid)
+            if hit is None or hit[0] is not node.info:  # changed without a change note
+                self._redraw(topology, nid)
+                hit = fixed[nid]
+            if hit[1] is None:
                 continue
-            drawn.add(nid)
             state = state_of(nid) if state_of is not None else plain_state(node)
             report = node.last_report
             clients = report.clients if report is not None else None
             parts.append(b'{%b,"state":"%b"%b}' % (
-                hit[2], state.encode(), b"" if clients is None else b',"clients":%d' % clients))
-        if len(cache) != len(nodes):
-            for nid in cache.keys() - nodes.keys():
-                del cache[nid]
+                hit[1], state.encode(), b"" if clients is None else b',"clients":%d' % clients))
+        if self._edges[0] != topology.links_version:
+            self._edges = (topology.links_version, topology.graph.number_of_edges())
         head = dump({
             "generated_at": now,
-            "summary": {
-                "online": count_online(nodes),
-                "total": len(nodes),
-                "links": topology.graph.number_of_edges(),
-            },
+            "summary": {"online": count_online(nodes), "total": len(nodes),
+                        "links": self._edges[1]},
             "unlocated": len(nodes) - len(parts),
         })
-        links = self._links_json(topology, drawn, quality_thresholds(config))
+        if self._order is None:
+            self._order = sorted(self._pairs)
+        pairs = self._pairs
+        links = b",".join([pairs[pair][1] for pair in self._order])
         return b'%b,"nodes":[%b],"links":[%b]}' % (head[:-1], b",".join(parts), links)
 
-    def _links_json(self, topology: Topology, drawn: set[str], t: Thresholds) -> bytes:
-        groups: dict[tuple[str, str], list[LinkState]] = {}
-        for link in topology.links.values():
-            src, dst = link.key.src, link.dst
-            if dst is None or src not in drawn or dst not in drawn:
-                continue
-            ends = (src, dst) if src < dst else (dst, src)
-            group = groups.get(ends)
-            if group is None:
-                groups[ends] = [link]
-            else:
-                group.append(link)
-        if t != self._thresholds:  # every pair is graded anew
-            self._pairs, self._thresholds = {}, t
-        cache = self._pairs
-        parts: list[bytes] = []
-        for ends in sorted(groups):
-            group = groups[ends]
-            inputs = [(link.key.kind, link.sample) for link in group]
-            hit = cache.get(ends)
-            # equality tries identity first, so unchanged samples cost a pointer compare;
-            # a new report with the same numbers compares equal and keeps the bytes too
-            if hit is None or hit[0] != inputs:
-                hit = cache[ends] = (inputs, dump(pair_entry(ends[0], ends[1], group, t)))
-            parts.append(hit[1])
-        if len(cache) != len(groups):  # the cache holds every current pair, plus gone ones
-            for ends in cache.keys() - groups.keys():
-                del cache[ends]
-        return b",".join(parts)
+    def _redraw(self, topology: Topology, nid: str) -> None:
+        if self._refresh_node(topology, nid):
+            for pair in _pairs_of(topology, nid):
+                self._render_pair(topology, pair)
 
     async def gzipped(self, body: bytes) -> bytes:
         """`body` gzip-compressed, kept while the same body is served (the cache's TTL).
@@ -284,37 +314,15 @@ class MapRenderer:
         return zipped
 
 
+def _pairs_of(topology: Topology, nid: str) -> list[Pair]:
+    """The node pairs of `nid` and its graph neighbours."""
+    if nid not in topology.graph:
+        return []
+    return [pair_of(nid, peer) for peer in topology.graph.adj[nid]]
+
+
 def map_document(topology: Topology, config: Config, state_of: StateOf | None,
                  now: float) -> Json:
     """The document as a dict (uncached; for tests and one-off exports)."""
     doc: Json = json.loads(MapRenderer().map_json(topology, config, state_of, now))
     return doc
-
-
-RENDERER: web.AppKey[MapRenderer] = web.AppKey("meshmon_map_renderer", MapRenderer)
-
-
-async def map_data(request: web.Request) -> web.Response:
-    """Everything the public map draws, in one response (cached like /api/v1/nodes).
-
-    Gzipped when the client takes it: a few thousand nodes are about a megabyte of
-    JSON, polled every few seconds by phones on mobile data; it compresses ~8:1 and the
-    compressed body is kept as long as the cached one."""
-    ctx = request.app[CTX]
-    renderer = request.app[RENDERER]
-    body = ctx.cached(
-        "map", lambda: renderer.map_json(ctx.topology, ctx.config, ctx.state_of, ctx.clock())
-    )
-    if len(body) < 1024 or "gzip" not in request.headers.get("Accept-Encoding", ""):
-        response = json_response(body)
-    else:
-        response = json_response(await renderer.gzipped(body))
-        response.headers["Content-Encoding"] = "gzip"
-    response.headers["Vary"] = "Accept-Encoding"
-    return response
-
-
-def register(app: web.Application) -> None:
-    """Add `/api/v1/map`."""
-    app[RENDERER] = MapRenderer()
-    app.router.add_get("/api/v1/map", map_data, name="api_map")

@@ -18,13 +18,16 @@ at -90 dBm; 1 for a link with none of these (ethernet, vpn).
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from functools import lru_cache
 from operator import attrgetter
 from typing import NamedTuple
 
 import meshmon
 from meshmon.model.state import LinkKey, LinkSample, NodeState
-from meshmon.web.public import Json, TopologyView, dump, public_location, safe_text
+from meshmon.model.topology import Topology
+from meshmon.web.incremental import Incremental, Pair, pair_of
+from meshmon.web.public import Json, dump, public_location, safe_text
 
 PROTOCOL = "meshmon"
 METRIC = "ETX"
@@ -33,6 +36,8 @@ MAX_COST = 1000.0
 _SUMMARY_METRICS = ("signal_dbm", "snr_db", "expected_tput_mbps", "tq", "etx", "cost")
 """what each direction shows in `properties.source_view` / `target_view`"""
 _COST_INPUTS = ("etx", "cost", "tq", "lq", "nlq", "signal_avg_dbm", "signal_dbm")
+_NO_AGENT = object()
+"""stands for the info of a peer that never spoke"""
 _get_inputs = attrgetter(*dict.fromkeys(_SUMMARY_METRICS + _COST_INPUTS))
 
 
@@ -64,88 +69,106 @@ class _LinkEntry(NamedTuple):
     """the encoded `source_view`/`target_view` object"""
 
 
-class NetJsonRenderer:
-    """The NetworkGraph as JSON bytes, re-encoding only nodes and links that changed.
+class NetJsonRenderer(Incremental):
+    """The NetworkGraph as JSON bytes, re-encoding only the links that changed.
 
-    Same idea as `public.PublicRenderer`: fragments are kept with the objects they came
-    from and reused while those are the same objects (the topology replaces, not mutates).
+    Kept per directed link: its cost and encoded view (a new report with the same numbers
+    keeps them); per node pair: the encoded NetJSON link, rebuilt when the best view of
+    either direction changes. Node objects are checked on every call (info object, online
+    flag): cheap, and online changes without a message.
     """
 
     def __init__(self, label: str = "meshmon") -> None:
+        super().__init__()
         self.label = label
-        self._nodes: dict[str, tuple[object, bool, float, bytes]] = {}
+        self._grid = 0.0
+        self._nodes: dict[str, tuple[object, bool, bytes]] = {}
         self._links: dict[LinkKey, _LinkEntry] = {}
-        self._pairs: dict[tuple[str, str], tuple[bytes | None, bytes | None, bytes]] = {}
+        self._pairs: dict[Pair, tuple[bytes | None, bytes | None, bytes]] = {}
+        self._order: list[Pair] | None = None
 
-    def graph_json(self, topology: TopologyView, coarsen_grid_deg: float) -> bytes:
-        """The whole topology as a NetJSON NetworkGraph (resolved links only)."""
-        nodes = topology.nodes
-        unspoken: set[str] = set()
-        # per unordered pair (a < b): the best (lowest cost) directed link each way
-        old_links = self._links
-        new_links: dict[LinkKey, _LinkEntry] = {}
-        best: dict[tuple[str, str], list[_LinkEntry | None]] = {}
-        for key, link in topology.links.items():
-            dst = link.dst
-            src = key.src
-            if dst is None or dst == src:
+    def forget(self) -> None:
+        self._nodes, self._links, self._pairs, self._order = {}, {}, {}, None
+
+    def apply(self, topology: Topology, links: Collection[LinkKey], nodes: Collection[str]
+              ) -> None:
+        entries, current = self._links, topology.links
+        dirty: set[Pair] = set()
+        for key in links:
+            link = current.get(key)
+            old = entries.get(key)
+            if link is None or link.dst is None:
+                if old is not None:
+                    del entries[key]
+                    dirty.add(pair_of(key.src, key.peer))
                 continue
-            if dst not in nodes:
-                unspoken.add(dst)
             sample = link.sample
-            entry = old_links.get(key)
-            if entry is None or entry.sample is not sample:
-                inputs = (key.kind, _get_inputs(sample))
-                if entry is None or entry.inputs != inputs:
-                    cost, text = link_cost(sample)
-                    entry = _LinkEntry(sample, inputs, cost, text, _summary(key.kind, inputs[1]))
-                else:  # a new report with the same numbers: keep the encoded entry
-                    entry = entry._replace(sample=sample)
-            new_links[key] = entry
-            pair, side = ((src, dst), 0) if src < dst else ((dst, src), 1)
-            views = best.get(pair)
-            if views is None:
-                views = best[pair] = [None, None]
-            current = views[side]
-            if current is None or entry.cost < current.cost:
-                views[side] = entry
-        self._links = new_links
-
-        old_pairs = self._pairs
-        new_pairs: dict[tuple[str, str], tuple[bytes | None, bytes | None, bytes]] = {}
-        link_parts: list[bytes] = []
-        for pair, (fwd, rev) in best.items():
-            phit = old_pairs.get(pair)
-            # an entry's summary bytes are new exactly when the entry was rebuilt
-            fwd_id = fwd.summary if fwd is not None else None
-            rev_id = rev.summary if rev is not None else None
-            if phit is None or phit[0] is not fwd_id or phit[1] is not rev_id:
-                phit = (fwd_id, rev_id, _link_object(pair, fwd, rev))
-            new_pairs[pair] = phit
-            link_parts.append(phit[2])
-        self._pairs = new_pairs
-
-        old_nodes = self._nodes
-        new_nodes: dict[str, tuple[object, bool, float, bytes]] = {}
-        node_parts: list[bytes] = []
-        for nid in sorted(nodes.keys() | unspoken):
-            node = nodes.get(nid)
-            if node is None:  # a peer without the agent: known only from links to it
-                node_parts.append(dump({"id": nid, "label": nid, "properties": {"agent": False}}))
+            if old is not None and old.sample is sample:
                 continue
-            hit = old_nodes.get(nid)
-            if (
-                hit is None
-                or hit[0] is not node.info
-                or hit[1] != node.online
-                or hit[2] != coarsen_grid_deg
-            ):
-                frag = dump(node_object(node, coarsen_grid_deg))
-                hit = (node.info, node.online, coarsen_grid_deg, frag)
-            new_nodes[nid] = hit
-            node_parts.append(hit[3])
-        self._nodes = new_nodes
+            inputs = (key.kind, _get_inputs(sample))
+            if old is not None and old.inputs == inputs:
+                # a new report with the same numbers: keep the encoded entry
+                entries[key] = old._replace(sample=sample)
+                continue
+            cost, text = link_cost(sample)
+            entries[key] = _LinkEntry(sample, inputs, cost, text, _summary(key.kind, inputs[1]))
+            dirty.add(pair_of(key.src, key.peer))
+        for pair in dirty:
+            self._render_pair(topology, pair)
 
+    def _render_pair(self, topology: Topology, pair: Pair) -> None:
+        """One NetJSON link from the best (lowest cost) directed link each way."""
+        entries = self._links
+        views: list[_LinkEntry | None] = [None, None]
+        for link in topology.pair_links(*pair):
+            entry = entries.get(link.key)
+            if entry is None:
+                continue
+            side = 0 if link.key.src == pair[0] else 1
+            best = views[side]
+            if best is None or entry.cost < best.cost:
+                views[side] = entry
+        fwd, rev = views
+        if fwd is None and rev is None:
+            if self._pairs.pop(pair, None) is not None:
+                self._order = None
+            return
+        # an entry's summary bytes are new exactly when the entry was rebuilt
+        fwd_id = fwd.summary if fwd is not None else None
+        rev_id = rev.summary if rev is not None else None
+        old = self._pairs.get(pair)
+        if old is None:
+            self._order = None
+        elif old[0] is fwd_id and old[1] is rev_id:
+            return
+        self._pairs[pair] = (fwd_id, rev_id, _link_object(pair, fwd, rev))
+
+    def graph_json(self, topology: Topology, coarsen_grid_deg: float) -> bytes:
+        """The whole topology as a NetJSON NetworkGraph (resolved links only)."""
+        if coarsen_grid_deg != self._grid:
+            self.clear()
+            self._grid = coarsen_grid_deg
+        self.ready(topology)
+        nodes, cache = topology.nodes, self._nodes
+        node_parts: list[bytes] = []
+        # the graph holds every node that spoke and every peer a resolved link points at
+        for nid in sorted(topology.graph):
+            node = nodes.get(nid)
+            info, online = (node.info, node.online) if node is not None else (_NO_AGENT, False)
+            hit = cache.get(nid)
+            if hit is None or hit[0] is not info or hit[1] != online:
+                if node is None:  # a peer without the agent: known only from links to it
+                    frag = dump({"id": nid, "label": nid, "properties": {"agent": False}})
+                else:
+                    frag = dump(node_object(node, coarsen_grid_deg))
+                hit = cache[nid] = (info, online, frag)
+            node_parts.append(hit[2])
+        if len(cache) > len(node_parts):
+            for nid in cache.keys() - set(topology.graph):
+                del cache[nid]
+        if self._order is None:
+            self._order = sorted(self._pairs)
+        pairs = self._pairs
         head = {
             "type": "NetworkGraph",
             "protocol": PROTOCOL,
@@ -158,12 +181,12 @@ class NetJsonRenderer:
             + b',"nodes":['
             + b",".join(node_parts)
             + b'],"links":['
-            + b",".join(link_parts)
+            + b",".join([pairs[pair][2] for pair in self._order])
             + b"]}"
         )
 
 
-def network_graph(topology: TopologyView, coarsen_grid_deg: float, label: str = "meshmon") -> Json:
+def network_graph(topology: Topology, coarsen_grid_deg: float, label: str = "meshmon") -> Json:
     """The NetworkGraph as a dict (uncached; for tests and one-off exports)."""
     graph: Json = json.loads(NetJsonRenderer(label).graph_json(topology, coarsen_grid_deg))
     return graph
@@ -188,7 +211,7 @@ def node_object(node: NodeState, coarsen_grid_deg: float) -> Json:
     return {"id": node.id, "label": hostname or node.id, "properties": props}
 
 
-def _link_object(pair: tuple[str, str], fwd: _LinkEntry | None, rev: _LinkEntry | None) -> bytes:
+def _link_object(pair: Pair, fwd: _LinkEntry | None, rev: _LinkEntry | None) -> bytes:
     """One encoded NetJSON link. Hand-made: this runs for every changed link and the
     parts are plain (node ids and kinds need no escaping, metrics are numbers)."""
     chosen = rev if fwd is None or (rev is not None and rev.cost < fwd.cost) else fwd

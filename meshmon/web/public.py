@@ -11,24 +11,18 @@ e-mail, because agents are outside our control.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+import networkx as nx
 
 from meshmon.model.addresses import safe_text
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
+from meshmon.model.topology import Topology
 from meshmon.model.wire import LINK_METRICS, Info, Report
+from meshmon.web.incremental import Incremental
 
 Json = dict[str, Any]
-
-class TopologyView(Protocol):
-    """The part of `meshmon.model.topology.Topology` the web reads."""
-
-    nodes: dict[str, NodeState]
-    links: dict[LinkKey, LinkState]
-
-    def node_links(self, node: str) -> list[LinkState]: ...
-
-    def reverse(self, key: LinkKey) -> LinkState | None: ...
 
 
 def public_location(info: Info | None, coarsen_grid_deg: float) -> Json | None:
@@ -67,20 +61,14 @@ def link_metrics(sample: LinkSample) -> Json:
     return out
 
 
-def link_counts(links: Iterable[LinkState]) -> dict[str, tuple[int, int]]:
-    """Per node: (resolved directed links it is an end of, distinct resolved neighbours)."""
-    count: dict[str, int] = {}
-    neighbours: dict[str, set[str]] = {}
-    for link in links:
-        dst = link.dst
-        if dst is None:
-            continue
-        src = link.key.src
-        count[src] = count.get(src, 0) + 1
-        count[dst] = count.get(dst, 0) + 1
-        neighbours.setdefault(src, set()).add(dst)
-        neighbours.setdefault(dst, set()).add(src)
-    return {node: (n, len(neighbours[node])) for node, n in count.items()}
+def link_counts(graph: nx.Graph) -> dict[str, tuple[int, int]]:
+    """Per node with links: (resolved directed links it is an end of, distinct resolved
+    neighbours), from the topology graph (its edges count their directed links)."""
+    return {
+        node: (sum(edge["links"] for edge in neighbours.values()), len(neighbours))
+        for node, neighbours in graph.adj.items()
+        if neighbours
+    }
 
 
 def info_fields(node_id: str, info: Info | None, coarsen_grid_deg: float) -> Json:
@@ -128,10 +116,10 @@ def node_summary(node: NodeState, counts: tuple[int, int], coarsen_grid_deg: flo
     }
 
 
-def nodes_list(topology: TopologyView, coarsen_grid_deg: float,
+def nodes_list(topology: Topology, coarsen_grid_deg: float,
                state_of: StateOf | None = None) -> list[Json]:
     """Every node's public summary, sorted by id."""
-    counts = link_counts(topology.links.values())
+    counts = link_counts(topology.graph)
     none = (0, 0)
     nodes = topology.nodes
     return [
@@ -152,9 +140,11 @@ def public_link(link: LinkState) -> Json:
     }
 
 
-def links_list(topology: TopologyView) -> list[Json]:
-    """Every resolved directed link; unresolved ones (peer known only by MAC) are left out."""
-    return [public_link(link) for link in topology.links.values() if link.dst is not None]
+def links_list(topology: Topology) -> list[Json]:
+    """Every resolved directed link, by key; unresolved ones (peer known only by MAC) are
+    left out."""
+    links = topology.links
+    return [public_link(links[key]) for key in sorted(links) if links[key].dst is not None]
 
 
 def _view(link: LinkState) -> Json:
@@ -165,7 +155,7 @@ def _view(link: LinkState) -> Json:
     }
 
 
-def node_links_detail(topology: TopologyView, node_id: str) -> tuple[list[Json], int]:
+def node_links_detail(topology: Topology, node_id: str) -> tuple[list[Json], int]:
     """The node's links paired by direction, and how many of its links are unresolved.
 
     Each entry is one neighbour on one mechanism: `out` is this node's view of the link
@@ -250,7 +240,7 @@ def _ifaces(report: Report | None) -> list[Json]:
     ]
 
 
-def node_detail(topology: TopologyView, node_id: str, coarsen_grid_deg: float,
+def node_detail(topology: Topology, node_id: str, coarsen_grid_deg: float,
                 state_of: StateOf | None = None) -> Json | None:
     """The public view of one node with its links both ways; None if unknown."""
     node = topology.nodes.get(node_id)
@@ -285,80 +275,115 @@ def count_online(nodes: Mapping[str, NodeState]) -> int:
     return sum(1 for n in nodes.values() if n.online)
 
 
-class PublicRenderer:
-    """`nodes_list` and `links_list` as JSON bytes, re-encoding only what changed.
+class NodesRenderer(Incremental):
+    """`nodes_list` as JSON bytes (`{"nodes": [...]}`), re-encoding only what changed.
 
-    Encoded fragments are kept with the objects they came from; the topology replaces a
-    model (info, report, link sample) when new data arrives, so an identity check tells
-    what is unchanged. A node's fragment is spliced from its info part, its report part
-    and the few live fields (online, last_seen, counts) that change with every message.
-    Entries of nodes and links that are gone drop out on the next call.
+    A node's fragment is spliced from its info part and its report part, kept while the
+    node holds the same info / report object (the topology replaces, never mutates them),
+    and the live fields (online, state, last_seen, link counts) read on every call: those
+    are cheap, and change without a message (expiry, health).
     """
 
     def __init__(self) -> None:
-        self._info: dict[str, tuple[Info | None, float, bytes]] = {}
+        super().__init__()
+        self._grid = 0.0
+        self._info: dict[str, tuple[Info | None, bytes]] = {}
         self._report: dict[str, tuple[Report | None, bytes]] = {}
-        self._links: dict[LinkKey, tuple[LinkSample, float, str | None, bytes]] = {}
+        self._counts: tuple[int, dict[str, tuple[int, int]]] = (-1, {})
 
-    def nodes_json(self, topology: TopologyView, coarsen_grid_deg: float,
+    def forget(self) -> None:
+        self._info, self._report, self._counts = {}, {}, (-1, {})
+
+    def apply(self, topology: Topology, links: Collection[LinkKey], nodes: Collection[str]
+              ) -> None:
+        for nid in nodes:
+            node = topology.nodes.get(nid)
+            if node is None:
+                self._info.pop(nid, None)
+                self._report.pop(nid, None)
+                continue
+            self._info_part(node)
+            self._report_part(node)
+
+    def _info_part(self, node: NodeState) -> bytes:
+        hit = self._info.get(node.id)
+        if hit is None or hit[0] is not node.info:
+            part = dump(info_fields(node.id, node.info, self._grid))[1:-1]
+            hit = self._info[node.id] = (node.info, part)
+        return hit[1]
+
+    def _report_part(self, node: NodeState) -> bytes:
+        hit = self._report.get(node.id)
+        if hit is None or hit[0] is not node.last_report:
+            hit = self._report[node.id] = (node.last_report,
+                                           dump(report_fields(node.last_report))[1:-1])
+        return hit[1]
+
+    def nodes_json(self, topology: Topology, coarsen_grid_deg: float,
                    state_of: StateOf | None = None) -> bytes:
         """`{"nodes": [...]}` as `nodes_list` gives it."""
-        counts = link_counts(topology.links.values())
+        if coarsen_grid_deg != self._grid:
+            self.clear()
+            self._grid = coarsen_grid_deg
+        self.ready(topology)
+        if self._counts[0] != topology.links_version:
+            self._counts = (topology.links_version, link_counts(topology.graph))
+        counts = self._counts[1]
         none = (0, 0)
-        old_info, old_report = self._info, self._report
-        new_info: dict[str, tuple[Info | None, float, bytes]] = {}
-        new_report: dict[str, tuple[Report | None, bytes]] = {}
         nodes = topology.nodes
+        info_part, report_part = self._info_part, self._report_part
         parts: list[bytes] = []
         for nid in sorted(nodes):
             node = nodes[nid]
-            info, report = node.info, node.last_report
-            ih = old_info.get(nid)
-            if ih is None or ih[0] is not info or ih[1] != coarsen_grid_deg:
-                ih = (info, coarsen_grid_deg, dump(info_fields(nid, info, coarsen_grid_deg))[1:-1])
-            new_info[nid] = ih
-            rh = old_report.get(nid)
-            if rh is None or rh[0] is not report:
-                rh = (report, dump(report_fields(report))[1:-1])
-            new_report[nid] = rh
             c = counts.get(nid, none)
             last_seen = node.last_seen
             state = state_of(nid) if state_of is not None else plain_state(node)
             parts.append(
                 b'{%b,"online":%b,"state":"%b","last_seen":%b,%b,"link_count":%d,"neighbours":%d}'
                 % (
-                    ih[2],
+                    info_part(node),
                     b"true" if node.online else b"false",
                     state.encode(),
                     b"null" if last_seen is None else repr(float(last_seen)).encode(),
-                    rh[1],
+                    report_part(node),
                     c[0],
                     c[1],
                 )
             )
-        self._info, self._report = new_info, new_report
         return b'{"nodes":[' + b",".join(parts) + b"]}"
 
-    def links_json(self, topology: TopologyView) -> bytes:
-        """`{"links": [...]}` as `links_list` gives it."""
-        old = self._links
-        new: dict[LinkKey, tuple[LinkSample, float, str | None, bytes]] = {}
-        parts: list[bytes] = []
-        for key, link in topology.links.items():
-            if link.dst is None:
+
+class LinksRenderer(Incremental):
+    """`links_list` as JSON bytes (`{"links": [...]}`), re-encoding only changed links."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: dict[LinkKey, bytes] = {}
+        self._order: list[LinkKey] | None = None
+
+    def forget(self) -> None:
+        self._parts, self._order = {}, None
+
+    def apply(self, topology: Topology, links: Collection[LinkKey], nodes: Collection[str]
+              ) -> None:
+        parts, current = self._parts, topology.links
+        for key in links:
+            link = current.get(key)
+            if link is None or link.dst is None:
+                if parts.pop(key, None) is not None:
+                    self._order = None
                 continue
-            hit = old.get(key)
-            if (
-                hit is None
-                or hit[0] is not link.sample
-                or hit[1] != link.last_seen
-                or hit[2] != link.dst
-            ):
-                hit = (link.sample, link.last_seen, link.dst, dump(public_link(link)))
-            new[key] = hit
-            parts.append(hit[3])
-        self._links = new
-        return b'{"links":[' + b",".join(parts) + b"]}"
+            if key not in parts:
+                self._order = None
+            parts[key] = dump(public_link(link))
+
+    def links_json(self, topology: Topology) -> bytes:
+        """`{"links": [...]}` as `links_list` gives it."""
+        self.ready(topology)
+        if self._order is None:
+            self._order = sorted(self._parts)
+        parts = self._parts
+        return b'{"links":[' + b",".join([parts[key] for key in self._order]) + b"]}"
 
 
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

@@ -10,6 +10,7 @@ import pytest
 from meshmon.config import Config
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Report, Status
+from meshmon.web.documents import Documents
 from meshmon.web.mapdata import (
     MapRenderer,
     Thresholds,
@@ -258,9 +259,9 @@ async def test_large_map_is_gzipped_for_clients_that_take_it(served: Served) -> 
 
 def test_renderer_reuses_fragments_and_matches_a_fresh_render(topology: Topology) -> None:
     grown(topology, 30)
-    renderer = MapRenderer()
+    docs = Documents(topology)
     config = Config()
-    first = renderer.map_json(topology, config, None, NOW)
+    first = docs.map_json(config, None, NOW)
     assert first == MapRenderer().map_json(topology, config, None, NOW)
     # changes of every kind: a new link sample, a state, an info, a vanished node
     topology.apply_report(report("g005", [{"peer": "g006", "iface": "wlan0", "kind": "wifi",
@@ -269,7 +270,7 @@ def test_renderer_reuses_fragments_and_matches_a_fresh_render(topology: Topology
     add_node(topology, "g020", 52.0, 13.0, hostname="moved")
     del topology.nodes["g029"]
     states = {"g011": "silent"}
-    second = renderer.map_json(topology, config, lambda n: states.get(n, "online"), NOW + 1)
+    second = docs.map_json(config, lambda n: states.get(n, "online"), NOW + 1)
     assert second == MapRenderer().map_json(topology, config,
                                             lambda n: states.get(n, "online"), NOW + 1)
     doc = json.loads(second)
@@ -281,7 +282,7 @@ def test_renderer_reuses_fragments_and_matches_a_fresh_render(topology: Topology
     # new thresholds re-grade every pair, even unchanged ones
     strict = Config.model_validate({"installer": {"good_signal_dbm": -50,
                                                   "marginal_signal_dbm": -55}})
-    third = json.loads(renderer.map_json(topology, strict, None, NOW + 1))
+    third = json.loads(docs.map_json(strict, None, NOW + 1))
     assert {lk["quality"] for lk in third["links"] if lk["a"].startswith("g")} == {"poor"}
 
 
@@ -290,14 +291,14 @@ def test_renderer_notices_a_new_mechanism_with_equal_numbers(topology: Topology)
     add_node(topology, "h2", 52.2, 13.2)
     topology.apply_report(report("h1", [{"peer": "h2", "iface": "eth0", "kind": "ethernet"}]),
                           NOW)
-    renderer = MapRenderer()
-    first = json.loads(renderer.map_json(topology, Config(), None, NOW))
+    docs = Documents(topology)
+    first = json.loads(docs.map_json(Config(), None, NOW))
     assert pairs(first)[("h1", "h2")]["kind"] == "ethernet"
     # the cable goes, a tunnel comes: no metrics either way, so the samples compare equal
     later = NOW + 400
     topology.apply_report(report("h1", [{"peer": "h2", "iface": "tun0", "kind": "vpn"}]), later)
     topology.expire(later)
     assert [k.kind for k in topology.links if k.src == "h1"] == ["vpn"]
-    second = json.loads(renderer.map_json(topology, Config(), None, later))
+    second = json.loads(docs.map_json(Config(), None, later))
     assert pairs(second)[("h1", "h2")] == {"a": "h1", "b": "h2", "kind": "vpn",
                                            "quality": "unknown"}

@@ -9,9 +9,9 @@ import pytest
 from meshmon.model.state import LinkKey, LinkSample, LinkState
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Link, Report, Status
-from meshmon.web.netjson import MAX_COST, NetJsonRenderer, link_cost, network_graph
+from meshmon.web.documents import Documents
+from meshmon.web.netjson import MAX_COST, link_cost, network_graph
 from meshmon.web.public import (
-    PublicRenderer,
     link_counts,
     link_metrics,
     links_list,
@@ -91,8 +91,15 @@ def test_link_metrics_keeps_absent_metrics_absent() -> None:
 
 
 def test_link_counts_ignore_unresolved_links() -> None:
-    counts = link_counts([link("a", "b"), link("b", "a"), link("a", "c"), link("a", None)])
-    assert counts == {"a": (3, 2), "b": (2, 1), "c": (1, 1)}
+    topo = Topology()
+    for src, peers in {"a": ["b", "c", None], "b": ["a"]}.items():
+        topo.apply_report(Report.model_validate({
+            "v": 1, "node": src, "ts": NOW, "seq": 1, "interval_s": 30,
+            "links": [{"peer": p, "peer_mac": None if p else "02:00:00:00:00:01",
+                       "iface": "wlan0", "kind": "wifi"} for p in peers],
+        }), NOW)  # fmt: skip
+    assert len(topo.links) == 4
+    assert link_counts(topo.graph) == {"a": (3, 2), "b": (2, 1), "c": (1, 1)}
 
 
 @pytest.mark.parametrize(
@@ -116,17 +123,15 @@ def test_link_cost_prefers_routing_metrics_then_signal(
 
 
 def test_renderers_match_the_plain_conversions_and_follow_changes(topology: Topology) -> None:
-    public_r, netjson_r = PublicRenderer(), NetJsonRenderer()
+    docs = Documents(topology)
 
     def check() -> None:
-        assert json.loads(public_r.nodes_json(topology, 0.01)) == {
-            "nodes": nodes_list(topology, 0.01)
-        }
-        assert json.loads(public_r.links_json(topology)) == {"links": links_list(topology)}
-        assert json.loads(netjson_r.graph_json(topology, 0.01)) == network_graph(topology, 0.01)
+        assert json.loads(docs.nodes_json(0.01, None)) == {"nodes": nodes_list(topology, 0.01)}
+        assert json.loads(docs.links_json()) == {"links": links_list(topology)}
+        assert json.loads(docs.graph_json(0.01)) == network_graph(topology, 0.01)
 
     check()
-    before = json.loads(public_r.links_json(topology))["links"]
+    before = json.loads(docs.links_json())["links"]
     topology.apply_report(
         Report.model_validate({
             "v": 1, "node": "bravo", "ts": NOW + 30, "seq": 10, "interval_s": 30,
@@ -136,14 +141,14 @@ def test_renderers_match_the_plain_conversions_and_follow_changes(topology: Topo
     )  # fmt: skip
     topology.apply_status(Status(v=1, node="charlie", online=False), NOW + 31)
     check()
-    after = json.loads(public_r.links_json(topology))["links"]
+    after = json.loads(docs.links_json())["links"]
     ba = next(lk for lk in after if (lk["src"], lk["dst"]) == ("bravo", "alpha"))
     assert ba["metrics"] == {"signal_dbm": -70} and ba["last_seen"] == NOW + 30
     assert after != before
-    graph = json.loads(netjson_r.graph_json(topology, 0.01))
+    graph = json.loads(docs.graph_json(0.01))
     charlie = next(n for n in graph["nodes"] if n["id"] == "charlie")
     assert charlie["properties"]["online"] is False
     topology.expire(NOW + 10_000)  # every link ages out
     check()
-    assert json.loads(public_r.links_json(topology)) == {"links": []}
-    assert json.loads(netjson_r.graph_json(topology, 0.01))["links"] == []
+    assert json.loads(docs.links_json()) == {"links": []}
+    assert json.loads(docs.graph_json(0.01))["links"] == []

@@ -1,0 +1,73 @@
+"""The whole-network JSON documents of the collector, and when they follow changes.
+
+`/api/v1/nodes`, `/links`, `/topology` and `/map` each describe every node and link; their
+renderers (`meshmon.web.incremental.Incremental`) keep encoded fragments up to date from
+the topology's change notes. The collector calls `catch_up()` every tick, so the encoding
+work is spread over time instead of landing on a request; each request also catches up
+first, so it never serves anything older than the topology. A document nobody asked for
+in `idle_s` drops its fragments and stops following changes (a collector nobody looks at
+pays nothing); the next request builds it from scratch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from meshmon.config import Config
+from meshmon.model.topology import Topology
+from meshmon.web.incremental import Incremental
+from meshmon.web.mapdata import MapRenderer
+from meshmon.web.netjson import NetJsonRenderer
+from meshmon.web.public import LinksRenderer, NodesRenderer, StateOf
+
+IDLE_S = 300.0
+"""a document not requested for this long stops being kept up to date"""
+
+
+class Documents:
+    """The four whole-network documents of one topology, and when they follow changes."""
+
+    def __init__(self, topology: Topology, idle_s: float = IDLE_S,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.topology = topology
+        self.idle_s = idle_s
+        self.monotonic = monotonic
+        self.nodes = NodesRenderer()
+        self.links = LinksRenderer()
+        self.netjson = NetJsonRenderer()
+        self.map = MapRenderer()
+        self._all: tuple[Incremental, ...] = (self.nodes, self.links, self.netjson, self.map)
+
+    def catch_up(self) -> None:
+        """Hand the topology's changes to every document that is kept up to date."""
+        changes = self.topology.take_changes()
+        oldest_use = self.monotonic() - self.idle_s
+        for renderer in self._all:
+            if renderer.built and renderer.used_at < oldest_use:
+                renderer.clear()
+            renderer.update(self.topology, changes)
+
+    def nodes_json(self, grid: float, state_of: StateOf | None) -> bytes:
+        """`/api/v1/nodes`."""
+        self._use(self.nodes)
+        return self.nodes.nodes_json(self.topology, grid, state_of)
+
+    def links_json(self) -> bytes:
+        """`/api/v1/links`."""
+        self._use(self.links)
+        return self.links.links_json(self.topology)
+
+    def graph_json(self, grid: float) -> bytes:
+        """`/api/v1/topology`."""
+        self._use(self.netjson)
+        return self.netjson.graph_json(self.topology, grid)
+
+    def map_json(self, config: Config, state_of: StateOf | None, now: float) -> bytes:
+        """`/api/v1/map`."""
+        self._use(self.map)
+        return self.map.map_json(self.topology, config, state_of, now)
+
+    def _use(self, renderer: Incremental) -> None:
+        self.catch_up()
+        renderer.used_at = self.monotonic()

@@ -62,7 +62,7 @@ async def main(seconds: float, out: Path, nodes: int | None) -> None:
                 await page.goto(f"{url}/")
                 await page.wait_for_selector("body[data-ready='1']", timeout=30_000)
                 if name == "map-desktop":  # close enough to see the links of a busy node
-                    await page.evaluate("id => window.meshmonMap.open(id)", busiest.id)
+                    await page.evaluate("id => window.meshmonMap.open(id, true)", busiest.id)
                 await page.wait_for_timeout(1500)
                 await page.screenshot(path=str(out / f"{name}.png"), timeout=60_000)
                 await page.close()

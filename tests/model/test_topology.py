@@ -375,3 +375,52 @@ def test_node_keeps_its_last_report_without_the_links() -> None:
     assert kept is not None and kept.links == [] and len(rep.links) == 1
     assert kept.clients == 3 and kept.radios == rep.radios and kept.ts == rep.ts
     assert topo.links[key("a", "b")].sample == LinkSample(signal_dbm=-60)
+
+
+# ---------------------------------------------------------------- change notes
+def test_changes_name_every_link_and_node_that_changed_and_start_anew_when_taken() -> None:
+    topo = Topology(link_timeout_s=60)
+    topo.apply_report(report("a", link(peer="b"), link(mac=MAC_C)), T0)
+    first = topo.take_changes()
+    unresolved = key("a", "mac:" + MAC_C)
+    assert first.links == {key("a", "b"), unresolved} and first.nodes == {"a"}
+    assert not first.reset
+    assert topo.take_changes().links == set()
+    version = topo.links_version
+    topo.apply_info(info("c", MAC_C), T0 + 1)  # re-keys a→mac:c to a→c
+    changes = topo.take_changes()
+    assert changes.links == {unresolved, key("a", "c")} and changes.nodes == {"c"}
+    assert topo.links_version > version
+    topo.apply_status(status("b", True), T0 + 2)  # online flags are not noted
+    assert topo.take_changes().nodes == set()
+    version = topo.links_version
+    topo.apply_report(report("a", link(peer="b"), link(mac=MAC_C)), T0 + 3)
+    assert topo.take_changes().links == {key("a", "b"), key("a", "c")}
+    assert topo.links_version == version  # new samples, the same links
+    topo.apply_report(report("b", link(peer="a")), T0 + 70)
+    topo.expire(T0 + 70)  # a's links age out
+    assert topo.take_changes().links == {key("a", "b"), key("a", "c"), key("b", "a")}
+    topo.restore(list(topo.nodes.values()), list(topo.links.values()))
+    assert topo.take_changes().reset
+
+
+def test_changes_nobody_takes_collapse_into_a_reset() -> None:
+    topo = Topology(link_timeout_s=1)
+    for i in range(1200):  # links come and go: removed keys would pile up
+        topo.apply_report(report("a", link(peer=f"p{i}")), T0 + 2 * i)
+        topo.expire(T0 + 2 * i + 1.5)
+    changes = topo.take_changes()
+    assert changes.reset and len(changes.links) < 1200
+
+
+def test_pair_links_lists_both_directions_of_every_mechanism() -> None:
+    topo = Topology()
+    topo.apply_report(report("a", link(peer="b"), link(peer="b", iface="bat0", kind="batman"),
+                             link(peer="c")), T0)
+    topo.apply_report(report("b", link(peer="a", iface="wlan1")), T0)
+    topo.apply_report(report("c", link(mac=MAC_B)), T0)  # unresolved: not between b and c
+    got = [s.key for s in topo.pair_links("b", "a")]
+    assert got == sorted([key("a", "b"), key("a", "b", "bat0", "batman"),
+                          key("b", "a", "wlan1")])
+    assert topo.pair_links("a", "b") == topo.pair_links("b", "a")
+    assert topo.pair_links("b", "c") == [] and topo.pair_links("x", "y") == []

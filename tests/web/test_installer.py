@@ -436,7 +436,7 @@ async def _true(value: bool) -> bool:
 
 
 # ---------------------------------------------------------------------- in the browser
-AGENT = "roof-install"
+AGENT = "roof-Buergermarkt-1"  # long and unbreakable at its end, like real Freifunk names
 PEERS = dict(zip(("peer-a", "peer-b", "peer-c"), CAPTURED_PEERS, strict=True))
 """scripted neighbours that own the MACs the agent's captured station dump sees"""
 
@@ -448,6 +448,9 @@ def info(node: str, **extra: Any) -> dict[str, Any]:
 def peer_report(node: str, links: list[dict[str, Any]]) -> dict[str, Any]:
     return {"v": 1, "node": node, "ts": time.time(), "seq": 1, "interval_s": 30,
             "links": links}
+
+
+LONG_PEER = "ff-FF-Hagen-Cux-AC-Mesh-Ersatzoffloader-2"
 
 
 async def test_installer_page_live_with_a_real_agent(
@@ -467,7 +470,9 @@ async def test_installer_page_live_with_a_real_agent(
         # neighbours seen only from their side: a marginal and a poor link for the picture
         await pub.send("meshmon/v1/node/peer-d/report", peer_report("peer-d", [
             {"peer": AGENT, "iface": "wlan0", "kind": "wifi", "signal_dbm": -71}]))
-        await pub.send("meshmon/v1/node/peer-e/report", peer_report("peer-e", [
+        # a name as long as Freifunk Bremen's (ff-FF-Hagen-Cux-AC-Mesh-Buergermarkt):
+        # the phone layout must wrap it, not scroll sideways
+        await pub.send(f"meshmon/v1/node/{LONG_PEER}/report", peer_report(LONG_PEER, [
             {"peer": AGENT, "iface": "wlan0", "kind": "wifi", "signal_dbm": -83}]))
         agent = start_agent(tmp_path, mosquitto.port, AGENT, interval_s=10)
         topo = service.topology
@@ -497,7 +502,7 @@ async def test_installer_page_live_with_a_real_agent(
 
             verdicts = await page.evaluate("window.meshmonInstaller.verdicts")
             assert verdicts == {"peer-a": "good", "peer-b": "good", "peer-c": "good",
-                                "peer-d": "marginal", "peer-e": "poor"}
+                                "peer-d": "marginal", LONG_PEER: "poor"}
             words = await page.locator(".verdict").all_inner_texts()
             assert sorted(w.lower() for w in words) == [
                 "good", "good", "good", "marginal", "poor"]
@@ -508,6 +513,9 @@ async def test_installer_page_live_with_a_real_agent(
             assert "-4.0 dB" in await card_c.locator(".planned").inner_text()
             status = await page.locator("#status").inner_text()
             assert f"{AGENT} is online" in status and "every 1.0 s" in status
+            overflow = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow == 0, f"the phone page is {overflow} px wider than the screen"
             assert "Last heard" in await page.locator("#heard").inner_text()
             # the batman neighbours of the capture have MACs nobody announced: counted only
             assert "4 more neighbour links" in await page.locator("#unresolved").inner_text()

@@ -11,6 +11,7 @@ pays nothing); the next request builds it from scratch.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -20,6 +21,8 @@ from meshmon.web.incremental import Incremental
 from meshmon.web.mapdata import MapRenderer
 from meshmon.web.netjson import NetJsonRenderer
 from meshmon.web.public import LinksRenderer, NodesRenderer, StateOf
+
+log = logging.getLogger(__name__)
 
 IDLE_S = 300.0
 """a document not requested for this long stops being kept up to date"""
@@ -46,7 +49,12 @@ class Documents:
         for renderer in self._all:
             if renderer.built and renderer.used_at < oldest_use:
                 renderer.clear()
-            renderer.update(self.topology, changes)
+            try:
+                renderer.update(self.topology, changes)
+            except Exception:  # a bug must not stop ingest nor leave a stale document
+                log.exception("%s could not follow the changes; rebuilt on its next request",
+                              type(renderer).__name__)
+                renderer.clear()
 
     def nodes_json(self, grid: float, state_of: StateOf | None) -> bytes:
         """`/api/v1/nodes`."""

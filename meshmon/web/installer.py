@@ -17,7 +17,8 @@ Each event (`data:` line, compact JSON):
      "last_seen", "age_s" (seconds since last heard), "interval_s" (of its last report),
      "fast": {"requested", "interval_s", "duration_s"},
      "thresholds": {"good_signal_dbm", "marginal_signal_dbm"},
-     "links": [{"peer", "kind", "iface",
+     "links": [{"peer", "kind", "iface",   (radio links first — what is being aimed —
+                                             then the others; each group by peer)
                 "out": this node's view {iface, signal_dbm, signal_avg_dbm, chains_dbm,
                        noise_dbm, snr_db, tx_rate_mbps, rx_rate_mbps, expected_tput_mbps,
                        tq, etx, inactive_ms, … (present ones only), last_seen, age_s,
@@ -202,6 +203,7 @@ def live_event(topology: Topology, node: str, cfg: InstallerConfig, now: float,
 
     entries, unresolved = node_links_detail(topology, node)
     links = [link_entry(e, node, cfg, report_of, now) for e in entries]
+    links.sort(key=lambda link: link["kind"] != "wifi")  # stable: by peer within each
     if state is None:
         condition = "unknown"
     else:

@@ -216,3 +216,28 @@ def test_a_document_nobody_asks_for_stops_following_changes() -> None:
         walk.step()
     assert docs.graph_json(GRID) == NetJsonRenderer().graph_json(walk.topo, GRID)
     assert docs.netjson.built
+
+
+def test_a_renderer_that_fails_to_follow_is_rebuilt_not_stale(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    walk = Walk(5)
+    for _ in range(100):
+        walk.step()
+    docs = Documents(walk.topo)
+    docs.map_json(CONFIG, None, walk.now)
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(docs.map, "apply", broken)
+    walk.topo.apply_report(Report.model_validate({
+        "v": 1, "node": "n01", "ts": walk.now, "seq": 10_000, "interval_s": 30,
+        "links": [{"peer": "n02", "iface": "wlan0", "kind": "wifi", "signal_dbm": -77}]}),
+        walk.now)  # fmt: skip
+    docs.catch_up()  # what the collector calls after each ingest batch: must not raise
+    assert not docs.map.built
+    assert "MapRenderer could not follow the changes" in caplog.text
+    monkeypatch.undo()
+    assert docs.map_json(CONFIG, None, walk.now) == MapRenderer().map_json(
+        walk.topo, CONFIG, None, walk.now)

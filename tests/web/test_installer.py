@@ -107,6 +107,19 @@ def test_live_event_pairs_views_with_verdict_planned_and_no_secrets() -> None:
         assert secret not in text
 
 
+def test_live_event_lists_radio_links_first_then_by_peer() -> None:
+    topo = Topology()
+    topo.apply_report(Report.model_validate({
+        "v": 1, "node": "roof", "ts": NOW, "seq": 1, "interval_s": 30,
+        "links": [{"peer": "a-peer", "iface": "bat0", "kind": "batman", "tq": 200},
+                  {"peer": "c-peer", "iface": "wlan0", "kind": "wifi", "signal_dbm": -70},
+                  {"peer": "a-peer", "iface": "wlan0", "kind": "wifi", "signal_dbm": -60},
+                  {"peer": "b-peer", "iface": "eth0", "kind": "ethernet"}]}), NOW)  # fmt: skip
+    event = live_event(topo, "roof", InstallerConfig(), NOW)
+    assert [(e["peer"], e["kind"]) for e in event["links"]] == [
+        ("a-peer", "wifi"), ("c-peer", "wifi"), ("a-peer", "batman"), ("b-peer", "ethernet")]
+
+
 def test_live_event_uses_the_peer_view_when_this_node_has_no_reading() -> None:
     topo = build_topology()
     cfg = InstallerConfig(good_signal_dbm=-60, marginal_signal_dbm=-70,

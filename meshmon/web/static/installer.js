@@ -343,7 +343,7 @@
         cards.delete(key);
       }
     }
-    // keep the DOM in the event's order (sorted by peer)
+    // keep the DOM in the event's order (radio links first, each group by peer)
     ev.links.forEach((link) => els.links.append(cards.get(linkKey(link)).card));
     state.verdicts = verdicts;
     if (ev.unresolved_links > 0) {

@@ -289,11 +289,9 @@ class Topology:
         if len(keys_b) < len(keys_a):
             a, b, keys_a = b, a, keys_b
         links = self.links
-        found = [
-            links[k] for k in keys_a
-            if (k.peer == b if k.src == a else k.src == b) and links[k].dst is not None
-        ]
-        found.sort(key=_by_key)
+        found = [links[k] for k in keys_a if (k.peer == b if k.src == a else k.src == b)]
+        if len(found) > 1:
+            found.sort(key=_by_key)
         return found
 
     def reverse(self, key: LinkKey) -> LinkState | None:

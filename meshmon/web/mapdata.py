@@ -55,7 +55,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from meshmon.config import Config
@@ -122,30 +122,37 @@ def _grade(good: bool, fair: bool) -> str:
     return "good" if good else "fair" if fair else "poor"
 
 
-def _best(values: list[float], pick: Callable[..., float]) -> float | None:
-    return pick(values) if values else None
-
-
 def pair_entry(a: str, b: str, links: list[LinkState], t: Thresholds) -> Json:
     """The map's link between nodes `a` < `b` from every directed link between them."""
-    kind = min((link.key.kind for link in links), key=lambda k: _KIND_RANK.get(k, 99))
-    samples = [link.sample for link in links]
-    signal = _best([v for s in samples if (v := _signal(s)) is not None], max)
-    tq = _best([s.tq for s in samples if s.tq is not None], max)
-    etx = _best([s.etx for s in samples if s.etx is not None], min)
-    tput = _best([s.expected_tput_mbps for s in samples if s.expected_tput_mbps is not None],
-                 max)
+    kind, rank = "", 99
+    signal = tq = etx = tput = None
+    for link in links:  # one pass: this runs for every changed pair
+        k = link.key.kind
+        r = _KIND_RANK.get(k, 99)
+        if not kind or r < rank:
+            kind, rank = k, r
+        s = link.sample
+        v = s.signal_dbm if s.signal_dbm is not None else s.signal_avg_dbm
+        if v is not None and (signal is None or v > signal):
+            signal = v
+        if s.tq is not None and (tq is None or s.tq > tq):
+            tq = s.tq
+        if s.etx is not None and (etx is None or s.etx < etx):
+            etx = s.etx
+        v = s.expected_tput_mbps
+        if v is not None and (tput is None or v > tput):
+            tput = v
     out: Json = {"a": a, "b": b, "kind": kind, "quality": quality(t, signal, tq, etx)}
     # rounded: a drawing needs no more, and thousands of links stay small on the wire
-    for key, value, digits in (("signal_dbm", signal, 1), ("tq", tq, 0), ("etx", etx, 2),
-                               ("tput_mbps", tput, 1)):
-        if value is not None:
-            out[key] = _round(value, digits)
+    if signal is not None:
+        out["signal_dbm"] = _round(signal, 1)
+    if tq is not None:
+        out["tq"] = _round(tq, 0)
+    if etx is not None:
+        out["etx"] = _round(etx, 2)
+    if tput is not None:
+        out["tput_mbps"] = _round(tput, 1)
     return out
-
-
-def _signal(s: LinkSample) -> float | None:
-    return s.signal_dbm if s.signal_dbm is not None else s.signal_avg_dbm
 
 
 def _round(value: float, digits: int) -> float | int:

@@ -256,6 +256,9 @@ async def test_map_draws_the_network_and_follows_it_live(running: Running) -> No
             timeout=10_000)
         await page.wait_for_function(  # the open panel follows too
             "document.querySelector('#details .pill')?.textContent === 'offline'")
+        await page.wait_for_function(  # and says its links are what was last heard
+            "document.querySelector('#details h3')?.textContent.endsWith('as last heard')",
+            timeout=5_000)
 
         async def summary_matches() -> bool:
             return await page.text_content("#summary") == await expected_summary(run)

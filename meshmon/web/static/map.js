@@ -340,9 +340,18 @@
       best(num((m) => m.etx), Math.min));
   }
 
+  // a view not refreshed for two minutes (its node went quiet; it ages out later) says so
+  const STALE_S = 120;
+
   function metricText(view) {
     if (!view) return "not reported";
-    const m = view.metrics, parts = [];
+    const age = view.last_seen == null ? 0 : Date.now() / 1000 - view.last_seen;
+    const text = metricParts(view.metrics);
+    return age > STALE_S ? `${text} (${duration(age)} ago)` : text;
+  }
+
+  function metricParts(m) {
+    const parts = [];
     if (signalOf(m) != null) parts.push(`${minus(+signalOf(m).toFixed(1))} dBm`);
     if (m.tq != null) parts.push(`TQ ${m.tq}`);
     if (m.etx != null) parts.push(`ETX ${+m.etx.toFixed(2)}`);
@@ -386,7 +395,9 @@
     const dl = el("dl", {});
     for (const [k, v] of facts) dl.append(el("dt", { text: k }), el("dd", { text: String(v) }));
     const links = el("ul", { class: "links" }, ...d.links.map(linkItem));
-    return [dl, el("h3", { text: `Links (${d.links.length})` }),
+    const title = d.online === false ? `Links (${d.links.length}), as last heard`
+      : `Links (${d.links.length})`;
+    return [dl, el("h3", { text: title }),
       d.links.length ? links : el("p", { class: "muted", text: "No links reported." })];
   }
 

@@ -12,6 +12,7 @@ from meshmon.model.wire import Info, Link, Report, Status
 from meshmon.web.documents import Documents
 from meshmon.web.netjson import MAX_COST, link_cost, network_graph
 from meshmon.web.public import (
+    dump,
     link_counts,
     link_metrics,
     links_list,
@@ -152,3 +153,20 @@ def test_renderers_match_the_plain_conversions_and_follow_changes(topology: Topo
     check()
     assert json.loads(docs.links_json()) == {"links": []}
     assert json.loads(docs.graph_json(0.01))["links"] == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": "ff-node-1", "signal_dbm": -61.5, "tq": 200, "ok": True, "none": None},
+        [1, 2.5, 1e16, 1e-7, -0.0, 'é ü " \\ \n \x01 \u2028', {"nested": [{}, []]}],
+        "plain", 3, 0.1 + 0.2, None, False, {"ü": "→ ☂"},
+    ],
+)
+def test_dump_is_compact_json_dumps(value: object) -> None:
+    assert dump(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_dump_refuses_what_json_refuses() -> None:
+    with pytest.raises(TypeError):
+        dump({"when": object()})

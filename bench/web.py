@@ -529,26 +529,25 @@ async def api(bench: Bench, rounds: int) -> dict[str, dict[str, Any]]:
             first[path] = (time.perf_counter() - t0) * 1000
         bench.build_ms.clear()
         bench.catch_up_ms.clear()
-        collections = FullCollections().__enter__()
-        for r in range(rounds):
-            payloads, seq = upcoming
-            # the agents build the next round while this one is applied, and are idle
-            # again before anything is timed
-            following = (asyncio.ensure_future(bench.agents.ask("payloads"))
-                         if r < rounds - 1 else None)
-            round_s.append(await bench.inject(payloads, seq))
-            if following is not None:
-                upcoming = await following
-            for path in paths:
-                t0 = time.perf_counter()
-                async with session.get(base + path, headers=headers) as resp:
-                    wire = await resp.read()
-                times[path].append((time.perf_counter() - t0) * 1000)
-                status[path] = resp.status
-                encoding = resp.headers.get("Content-Encoding", "")
-                bodies[path] = (gzip.decompress(wire) if encoding == "gzip" else wire, wire,
-                                encoding)
-        collections.__exit__()
+        with FullCollections() as collections:  # unhooked even if a round fails
+            for r in range(rounds):
+                payloads, seq = upcoming
+                # the agents build the next round while this one is applied, and are idle
+                # again before anything is timed
+                following = (asyncio.ensure_future(bench.agents.ask("payloads"))
+                             if r < rounds - 1 else None)
+                round_s.append(await bench.inject(payloads, seq))
+                if following is not None:
+                    upcoming = await following
+                for path in paths:
+                    t0 = time.perf_counter()
+                    async with session.get(base + path, headers=headers) as resp:
+                        wire = await resp.read()
+                    times[path].append((time.perf_counter() - t0) * 1000)
+                    status[path] = resp.status
+                    encoding = resp.headers.get("Content-Encoding", "")
+                    bodies[path] = (gzip.decompress(wire) if encoding == "gzip" else wire, wire,
+                                    encoding)
         after_round = {name: list(ms) for name, ms in bench.build_ms.items()}
         catch_up_ms = list(bench.catch_up_ms)
         unchanged = {}

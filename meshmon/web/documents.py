@@ -2,9 +2,10 @@
 
 `/api/v1/nodes`, `/links`, `/topology` and `/map` each describe every node and link; their
 renderers (`meshmon.web.incremental.Incremental`) keep encoded fragments up to date from
-the topology's change notes. The collector calls `catch_up()` every tick, so the encoding
-work is spread over time instead of landing on a request; each request also catches up
-first, so it never serves anything older than the topology. A document nobody asked for
+the topology's change notes. The collector calls `catch_up()` after each ingest batch
+and each tick, so the encoding work is spread over time instead of landing on a request;
+each request also catches up first, so it never serves anything older than the
+topology. A document nobody asked for
 in `idle_s` drops its fragments and stops following changes (a collector nobody looks at
 pays nothing); the next request builds it from scratch.
 """

@@ -4,9 +4,9 @@
 them anew per request costs ~10 µs per link: at 2,000 nodes, ~0.1–0.2 s after each report
 round, with the event loop blocked. Instead each renderer keeps an encoded fragment per
 link, pair or node and re-encodes only what `Topology.changes` names; the collector hands
-the changes over every tick (`Documents.catch_up`), so a request finds the fragments
-current and only splices the few per-node live fields (state, online, last seen) and
-joins.
+the changes over after each ingest batch (`Documents.catch_up`), so a request finds the
+fragments current and only splices the few per-node live fields (state, online, last
+seen) and joins.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Source kinds of meshmon-bridge, one module (or package) per kind."""

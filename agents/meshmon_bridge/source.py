@@ -17,6 +17,7 @@ Rules every source keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -60,3 +61,13 @@ class Source(Protocol):
     async def close(self) -> None:
         """Release sockets and tasks; called once when the bridge stops."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeContext:
+    """What a source kind's factory may need from the bridge around it."""
+
+    bridge_id: str
+    """`[bridge] id`"""
+    base_dir: Path = field(default_factory=Path.cwd)
+    """the config file's folder: resolve relative file paths of source tables against it"""

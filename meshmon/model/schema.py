@@ -10,15 +10,16 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from meshmon.model.wire import Command, Info, Report, Status
+from meshmon.model.wire import BridgeStatus, Command, Info, Report, Status
 
 
 def contract_schema() -> dict[str, Any]:
     """One JSON Schema document with a definition per message kind."""
     _, schema = models_json_schema(
-        [(m, "validation") for m in (Status, Info, Report, Command)],
+        [(m, "validation") for m in (Status, Info, Report, Command, BridgeStatus)],
         title="meshmon wire contract v1",
-        description="Payloads on meshmon/v1/node/NODE/{status,info,report,cmd}",
+        description="Payloads on meshmon/v1/node/NODE/{status,info,report,cmd} and "
+        "meshmon/v1/bridge/BRIDGE/status",
     )
     return schema
 

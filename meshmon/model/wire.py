@@ -28,6 +28,7 @@ NODE_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAC_RE = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
 LINK_KINDS = ("wifi", "batman", "olsr", "babel", "bmx7", "ethernet", "vpn", "other")
 MESSAGE_KINDS = ("status", "info", "report")
+SOURCE_KIND_RE = r"^[a-z][a-z0-9_-]{0,31}$"
 
 NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_RE)]
 Mac = Annotated[str, StringConstraints(pattern=MAC_RE, to_lower=True)]
@@ -77,6 +78,14 @@ class Antenna(WireModel):
     range_m: float | None = Field(default=None, gt=0, le=100_000)
 
 
+class NodeSource(WireModel):
+    """Who speaks for a node that runs no agent: a `meshmon-bridge` and its source kind."""
+
+    kind: Annotated[str, StringConstraints(pattern=SOURCE_KIND_RE)] = Field(
+        description="snmp, respondd, meshviewer, hopglass, openwifimap, routing, …")
+    via: NodeId = Field(description="the bridge id (`[bridge] id`)")
+
+
 class Info(WireModel):
     """Retained node description, sent on start and when it changes."""
 
@@ -97,6 +106,8 @@ class Info(WireModel):
     )
     antennas: list[Antenna] = Field(default_factory=list, max_length=16)
     interval_s: float | None = Field(default=None, gt=0, le=86_400)
+    source: NodeSource | None = None
+    """set by a bridge for the nodes it publishes; absent for a node's own agent"""
 
 
 class Sys(WireModel):
@@ -195,6 +206,16 @@ class Report(WireModel):
         if any(link.peer is None and link.peer_mac is None for link in self.links):
             self.links = [ln for ln in self.links if ln.peer is not None or ln.peer_mac]
         return self
+
+
+class BridgeStatus(WireModel):
+    """Retained on `PREFIX/v1/bridge/ID/status`; the bridge's last will is the same with
+    `online: false` (and no `ts`)."""
+
+    v: Literal[1]
+    bridge: NodeId
+    online: bool
+    ts: float | None = Field(default=None, ge=0, description="bridge clock, unix seconds")
 
 
 class Command(WireModel):

@@ -63,7 +63,7 @@ class Alerting:
         self.clock = clock
         self.emit_event = emit_event
         self.health = Health(topology, health_settings(config))
-        self.store = AlertStore(config.storage.path)
+        self.store = AlertStore(config.storage.path, clock=clock)
         self.notifiers = build_notifiers(config.notifiers)
         self.dispatcher = Dispatcher(
             self.store, self.notifiers, {n.name: n.rate_per_minute for n in config.notifiers},

@@ -1,58 +1,32 @@
 """What the alert engine keeps across restarts: its open incidents, the alert log, silences
 and the delivery queue.
 
-It shares the collector's SQLite file but has its own connection in its own worker thread
-(a single-thread executor), like `meshmon.sinks.sqlite.SqliteStore`. Writes here are rare
-and small, so each is its own transaction (`BEGIN IMMEDIATE`, so a write waits on the
-collector's batch through `busy_timeout` instead of failing half-way). JSON is encoded on
-the event loop (the caller's dicts may change later) and decoded in the worker thread.
+It shares the collector's SQLite file (tables: `meshmon.storage.migrations`) but has its own
+connection in its own worker thread (`meshmon.storage.database.SqliteWorker`). Writes here
+are rare and small, so each is its own transaction. JSON is encoded on the event loop (the
+caller's dicts may change later) and decoded in the worker thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from meshmon.alerts.model import Alert, Silence
+from meshmon.storage.database import SqliteWorker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETENTION_S = 30 * 86400.0
 MAX_ERROR_CHARS = 500
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS engine_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1), saved_at REAL NOT NULL, state TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alert_log (
-    id INTEGER PRIMARY KEY, ts REAL NOT NULL, alert_id TEXT NOT NULL, status TEXT NOT NULL,
-    kind TEXT NOT NULL, severity TEXT NOT NULL, summary TEXT NOT NULL, notifiers TEXT NOT NULL,
-    silenced INTEGER NOT NULL, payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alert_log_ts ON alert_log (ts);
-CREATE TABLE IF NOT EXISTS silences (
-    id INTEGER PRIMARY KEY, node TEXT NOT NULL, tag TEXT NOT NULL, starts_at REAL NOT NULL,
-    ends_at REAL NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL,
-    created_at REAL NOT NULL, ended_early INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY, notifier TEXT NOT NULL, payload TEXT NOT NULL, recipient TEXT,
-    created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,
-    last_error TEXT, delivered_at REAL, dropped_at REAL, drop_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (id)
-    WHERE delivered_at IS NULL AND dropped_at IS NULL;
-"""
 
 _SILENCE_COLUMNS = "id, node, tag, starts_at, ends_at, reason, created_by, created_at, ended_early"
 
@@ -85,17 +59,15 @@ class AlertStore:
         self.path = str(path)
         self.retention_s = retention_s
         self.clock = clock
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._db = SqliteWorker(path, "alert-store")
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Open the database, create the tables, prune finished rows past the retention."""
-        if self._executor is not None:
+        """Open (and migrate) the database, prune finished rows past the retention."""
+        if self._db.started:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-store")
+        await self._db.start()
         try:
-            await self._call(self._open)
             pruned = await self._call(self._prune, self.clock() - self.retention_s)
         except BaseException:
             await self.close()
@@ -107,13 +79,7 @@ class AlertStore:
 
     async def close(self) -> None:
         """Close the database (idempotent)."""
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._close_conn)
-        finally:
-            executor.shutdown(wait=True)
+        await self._db.close()
 
     # ------------------------------------------------------------------ engine state
     async def save_engine_state(self, state: dict[str, Any]) -> None:
@@ -223,9 +189,7 @@ class AlertStore:
 
     # ------------------------------------------------------------------ internals (loop)
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            raise RuntimeError("AlertStore is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._db.run(fn, *args)
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         return await self._call(self._execute_write, sql, params)
@@ -234,41 +198,14 @@ class AlertStore:
         return await self._call(self._execute_read, sql, params)
 
     # ------------------------------------------------------------------ internals (worker thread)
-    def _open(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        try:
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    def _close_conn(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
     def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._conn
-        assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return result
+        return self._db.transaction(body)
 
     def _execute_write(self, sql: str, params: tuple[Any, ...]) -> int:
         return self._transaction(lambda conn: conn.execute(sql, params).rowcount)
 
     def _execute_read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        assert self._conn is not None
-        return self._conn.execute(sql, params).fetchall()
+        return self._db.conn.execute(sql, params).fetchall()
 
     def _insert_silence(self, row: tuple[Any, ...]) -> int:
         def insert(conn: sqlite3.Connection) -> int:

@@ -31,6 +31,7 @@ from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import LINK_METRICS, Info, Link, Report
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
+from meshmon.storage.database import open_database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,33 +41,8 @@ NODE_SAMPLE_COLUMNS = (
     "rootfs_used_pct", "clients", "links",
 )  # fmt: skip
 LINK_KEY_COLUMNS = ("src", "peer", "iface", "kind")
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS nodes (
-    id TEXT PRIMARY KEY, info TEXT, online INTEGER NOT NULL, first_seen REAL, last_seen REAL,
-    interval_s REAL NOT NULL, last_report TEXT
-);
-CREATE TABLE IF NOT EXISTS links (
-    src TEXT NOT NULL, peer TEXT NOT NULL, iface TEXT NOT NULL, kind TEXT NOT NULL,
-    dst TEXT, peer_mac TEXT, sample TEXT NOT NULL, first_seen REAL NOT NULL,
-    last_seen REAL NOT NULL, report_ts REAL NOT NULL,
-    PRIMARY KEY (src, peer, iface, kind)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS node_samples (
-    node TEXT NOT NULL, ts REAL NOT NULL, {", ".join(f"{c} REAL" for c in NODE_SAMPLE_COLUMNS)}
-);
-CREATE INDEX IF NOT EXISTS node_samples_node_ts ON node_samples (node, ts);
-CREATE TABLE IF NOT EXISTS link_samples (
-    src TEXT NOT NULL, peer TEXT NOT NULL, iface TEXT NOT NULL, kind TEXT NOT NULL, dst TEXT,
-    ts REAL NOT NULL, {", ".join(f"{c} REAL" for c in LINK_METRICS)}, chains_dbm TEXT
-);
-CREATE INDEX IF NOT EXISTS link_samples_src_peer_ts ON link_samples (src, peer, ts);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL, node TEXT,
-    summary TEXT NOT NULL, fields TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-"""
+# the tables are made and changed by meshmon.storage.migrations: a new column there, here
+# only once the migration adds it
 
 _INSERT_NODE_SAMPLE = (
     f"INSERT INTO node_samples (node, ts, {', '.join(NODE_SAMPLE_COLUMNS)}) "
@@ -169,9 +145,14 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Open the database (creating tables) and start the batch writer."""
+        """Open the database (migrating its schema) and start the batch writer."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        await self._call(self._open)
+        try:
+            await self._call(self._open)
+        except BaseException:  # e.g. a file from a newer meshmon: nothing to flush or close
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            raise
         self._task = asyncio.create_task(self._run(), name="sink-sqlite")
 
     async def flush(self) -> None:
@@ -394,12 +375,7 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ internals (worker thread)
     def _open(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
-        self._conn = conn
+        self._conn = open_database(self.path)
 
     def _close_conn(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,104 @@
+"""A database written by meshmon c21697b (before schema versions) opened by a real collector
+of this version: state, history, the open incident, alert log, silences and the pending
+notifications are all there, and the notifications go out to a real webhook receiver.
+
+The file's times are from when it was made, so the collector runs on a clock set to just
+after that (`made_at` in the manifest): a real clock, shifted."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from meshmon.service import Service
+from meshmon.storage.migrations import SCHEMA_VERSION
+from tests.integration.harness import collector_config, eventually
+from tests.integration.scripted_mesh import WebhookReceiver
+from tests.storage.schema import old_db_copy, old_db_manifest, user_version
+
+SINCE_MADE_S = 5.0
+"""the collector starts this long after the file was made (its nodes count as online for
+three 60 s intervals after their last report: long enough for the test)"""
+
+
+def shifted_clock(made_at: float) -> Any:
+    shift = time.time() - (made_at + SINCE_MADE_S)
+    return lambda: time.time() - shift
+
+
+async def test_a_c21697b_database_opens_with_everything_in_it(tmp_path: Path) -> None:
+    path = old_db_copy(tmp_path)
+    old = old_db_manifest()
+    hook = WebhookReceiver()
+    await hook.start()
+    config = collector_config(
+        tmp_path, None, http={"admin_token": old["token"]},
+        # the file's samples are older than the default 48 h retention, which the store
+        # measures on the real clock
+        storage={"path": str(path), "sample_retention_h": 24 * 365 * 100},
+        notifiers=[{"name": "hook", "type": "webhook", "url": hook.url, "timeout_s": 2}],
+    )  # fmt: skip
+    service = Service(config, clock=shifted_clock(old["made_at"]))
+    await service.start()
+    auth = {"Authorization": f"Bearer {old['token']}"}
+    try:
+        assert user_version(path) == SCHEMA_VERSION
+        store = service.store
+        assert store is not None
+
+        async with aiohttp.ClientSession(service.http_url, headers=auth) as http:
+            async def get(url: str) -> Any:
+                async with http.get(url) as r:
+                    assert r.status == 200, (url, r.status, await r.text())
+                    return await r.json()
+
+            # current state, as the old collector answered it
+            nodes = await get("/api/v1/nodes")
+            assert [(n["id"], n["online"], n["hostname"], n["location"]) for n in nodes["nodes"]] \
+                == [(n["id"], n["online"], n["hostname"], n["location"])
+                    for n in old["nodes"]["nodes"]]
+            assert await get("/api/v1/links") == old["links"]
+            # the open outage (from the saved engine state), the log, the silences
+            assert await get("/api/v1/outages") == old["outages"]
+            assert len(old["outages"]["outages"]) == 1
+            alerts = await get("/api/v1/alerts")
+            assert alerts["log"][: len(old["alerts"])] == old["alerts"]
+            assert {a["id"] for a in alerts["open"]} >= {
+                o["id"] for o in old["outages"]["outages"]}
+            silences = (await get("/api/v1/silences?all=1"))["silences"]
+            assert silences == old["silences"]["silences"]
+            active = (await get("/api/v1/silences"))["silences"]
+            assert [s["node"] for s in active] == ["hill-*"]
+
+        # history, through the store's own readers
+        for node, samples in old["node_history"].items():
+            assert await store.node_history(node, 0) == samples, node
+        for pair, samples in old["link_history"].items():
+            src, peer = pair.split(">")
+            assert await store.link_history(src, peer, 0) == samples, pair
+        assert sum(len(s) for s in old["link_history"].values()) == 50
+        assert (await store.events(0))[: len(old["events"])] == old["events"]
+
+        # the notifications the old collector could not deliver go out now, in order
+        pending = old["pending_deliveries"]
+        assert len(pending) == 4
+
+        async def all_delivered() -> bool:
+            return len(hook.received) >= len(pending)
+
+        await eventually(all_delivered, 15, "pending notifications delivered")
+        assert [(a["id"], a["status"]) for a in hook.received[: len(pending)]] == [
+            (p["alert_id"], p["status"]) for p in pending]
+        await eventually(_none_pending(service), 5, "deliveries marked delivered")
+    finally:
+        await service.stop()
+        await hook.stop()
+
+
+def _none_pending(service: Service) -> Any:
+    async def check() -> bool:
+        return await service.alerting.store.pending_deliveries() == []
+    return check

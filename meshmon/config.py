@@ -59,6 +59,9 @@ class HttpConfig(Section):
     admin_token: str = ""
     """token for /admin and the maintainer APIs; empty = generated once and kept in
     `admin-token` next to the SQLite file"""
+    session_lifetime_h: float = Field(default=168, gt=0, le=24 * 366)
+    """how long a sign-in to /admin lasts (hours); signing out, or a new admin_token, ends
+    sessions sooner"""
 
 
 class StorageConfig(Section):

@@ -25,6 +25,7 @@ from meshmon.model.wire import Info, Rejected, Report, Status, decode
 from meshmon.sinks import build_sinks
 from meshmon.sinks.base import Event, Sink
 from meshmon.sinks.sqlite import SqliteStore
+from meshmon.storage.sessions import SessionStore
 from meshmon.web.app import WebContext, create_app
 from meshmon.web.live import LiveHub
 
@@ -55,6 +56,9 @@ class Service:
         self.alerting = Alerting(config, self.topology, self._emit, clock)
         self.live = LiveHub()
         self.admin_token = config.http.admin_token
+        self.sessions = SessionStore(config.storage.path,
+                                     lifetime_s=config.http.session_lifetime_h * 3600.0,
+                                     clock=clock)
         self.store: SqliteStore | None = None
         self.sinks: list[Sink] = []
         self.broker: EmbeddedBroker | None = None
@@ -97,6 +101,7 @@ class Service:
         self.admin_token = self.admin_token or admin_token_for(cfg.storage.path)
         await self.alerting.start()
         self._alerting_started = True
+        await self.sessions.start()
         # HTTP binds first: a taken port fails start-up before any MQTT connection exists
         await self._start_http()
         address = BrokerAddress(cfg.mqtt.host, cfg.mqtt.port)
@@ -130,6 +135,7 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.sessions.close()  # (a no-op when it never started)
         if self._alerting_started:
             self._alerting_started = False
             try:
@@ -162,6 +168,7 @@ class Service:
             topology=self.topology, config=self.config, metrics=self.metrics,
             clock=self.clock, store=self.store, send_command=self.send_command,
             alerting=self.alerting, admin_token=lambda: self.admin_token, live=self.live,
+            sessions=self.sessions,
         )
         self._web = ctx
         self._runner = web.AppRunner(create_app(ctx), access_log=None)

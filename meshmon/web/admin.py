@@ -1,16 +1,11 @@
 """`/admin`: the maintainer view (outages, weak points, incidents, alert log, silences).
 
 Signing in trades the maintainer token for a session cookie, so the page's scripts call
-the maintainer APIs without ever holding the token. The cookie is not the token:
+the maintainer APIs without ever holding the token. The cookie is a random value; the
+session itself is kept on the server (`meshmon.storage.sessions`): it lasts `[http]
+session_lifetime_h`, signing out ends it on the server (the old cookie is refused, also
+after a restart), and a changed token ends every session.
 
-    meshmon_admin = v1.ISSUED.NONCE.MAC
-    MAC = base64url(HMAC-SHA256(KEY, "v1.ISSUED.NONCE"))
-    KEY = HMAC-SHA256(key=token, msg="meshmon admin session v1")
-
-ISSUED is unix seconds, NONCE 12 random bytes. A session is valid for
-`SESSION_LIFETIME_S` after ISSUED while the token stays the same: changing the token
-ends every session. Signing out ends that session (its nonce is remembered until it would
-have expired; a restart forgets that, so a copied cookie would work again until expiry).
 The cookie is HttpOnly, SameSite=Strict, Path=/, and Secure when the request came over
 https; a request that changes something on the strength of the cookie must also come
 from this origin (Origin header), as pages on another port of the same host are
@@ -19,11 +14,9 @@ from this origin (Origin header), as pages on another port of the same host are
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import html
-import secrets
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -31,16 +24,7 @@ from aiohttp import web
 from meshmon.web.app import CTX
 
 SESSION_COOKIE = "meshmon_admin"
-SESSION_LIFETIME_S = 7 * 86_400
-"""how long a sign-in lasts (a maintainer's phone should not ask every morning)"""
-SESSION_VERSION = "v1"
-CLOCK_SKEW_S = 60
-"""a session issued this far in the future still counts (clock steps)"""
-MAX_COOKIE_LEN = 200
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-REVOKED: web.AppKey[dict[str, float]] = web.AppKey("meshmon_admin_revoked", dict)
-"""nonce → when that session would have expired, for sessions ended by signing out"""
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -54,56 +38,14 @@ PAGE_HEADERS = {
 }
 
 
-# ---------------------------------------------------------------------- session values
-def _session_key(token: str) -> bytes:
-    return hmac.new(token.encode(), b"meshmon admin session v1", hashlib.sha256).digest()
-
-
-def _mac(token: str, body: str) -> str:
-    digest = hmac.new(_session_key(token), body.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def new_session(token: str, now: float) -> str:
-    """A fresh session cookie value for `token`, issued at `now`."""
-    body = f"{SESSION_VERSION}.{int(now)}.{secrets.token_urlsafe(12)}"
-    return f"{body}.{_mac(token, body)}"
-
-
-def session_nonce(value: str, token: str, now: float) -> str | None:
-    """The nonce of a genuine, unexpired session value; None for anything else."""
-    if not token or not value or len(value) > MAX_COOKIE_LEN:
-        return None
-    parts = value.split(".")
-    if len(parts) != 4 or parts[0] != SESSION_VERSION:
-        return None
-    _, issued_text, nonce, mac = parts
-    if not hmac.compare_digest(_mac(token, ".".join(parts[:3])).encode(), mac.encode()):
-        return None
-    if not issued_text.isdigit() or len(issued_text) > 12:
-        return None
-    issued = int(issued_text)
-    if not issued - CLOCK_SKEW_S <= now < issued + SESSION_LIFETIME_S:
-        return None
-    return nonce
-
-
-def session_valid(value: str, token: str, now: float) -> bool:
-    """Whether `value` is a genuine session for `token` that has not expired."""
-    return session_nonce(value, token, now) is not None
-
-
+# ---------------------------------------------------------------------- sessions
 def _request_session(request: web.Request) -> str | None:
-    """The nonce of the request's live session (not expired, not signed out)."""
+    """The request's session cookie if it is a live session (not expired, not signed out)."""
     ctx = request.app[CTX]
-    now = ctx.clock()
-    nonce = session_nonce(request.cookies.get(SESSION_COOKIE, ""), ctx.admin_token(), now)
-    if nonce is None:
+    value = request.cookies.get(SESSION_COOKIE, "")
+    if ctx.sessions is None or not ctx.sessions.valid(ctx.admin_token(), value):
         return None
-    revoked = request.app.get(REVOKED)
-    if revoked and nonce in revoked:
-        return None
-    return nonce
+    return value
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -132,25 +74,30 @@ def _is_https(request: web.Request) -> bool:
     return request.secure or forwarded == "https"
 
 
-def _set_session(request: web.Request, response: web.StreamResponse) -> None:
+async def _set_session(request: web.Request, response: web.StreamResponse) -> None:
     ctx = request.app[CTX]
+    assert ctx.sessions is not None
+    value = await ctx.sessions.create(ctx.admin_token())
     response.set_cookie(
-        SESSION_COOKIE, new_session(ctx.admin_token(), ctx.clock()),
-        max_age=SESSION_LIFETIME_S, path="/", httponly=True, samesite="Strict",
-        secure=True if _is_https(request) else None,
+        SESSION_COOKIE, value, max_age=int(ctx.sessions.lifetime_s), path="/", httponly=True,
+        samesite="Strict", secure=True if _is_https(request) else None,
     )  # fmt: skip
 
 
-def _bearer(request: web.Request) -> str:
+def bearer(request: web.Request) -> str:
+    """The token of an `Authorization: Bearer TOKEN` header ('' without one)."""
     header = request.headers.get("Authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
 
 
-def _token_matches(request: web.Request, given: str) -> bool:
+def token_matches(request: web.Request, given: str) -> bool:
+    """Whether `given` is the maintainer token (never when there is none)."""
     expected = request.app[CTX].admin_token()
-    # digests of equal length: the comparison does not even tell the token's length
+    # digests of equal length: the comparison does not even tell the token's length;
+    # surrogateescape: header bytes that are not UTF-8 are a wrong token, not an error
     return bool(expected) and hmac.compare_digest(
-        hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+        hashlib.sha256(given.encode("utf-8", "surrogateescape")).digest(),
+        hashlib.sha256(expected.encode("utf-8", "surrogateescape")).digest(),
     )
 
 
@@ -259,13 +206,16 @@ def _to_admin() -> web.Response:
     return response
 
 
-def _sign_in(request: web.Request, given: str) -> web.Response:
-    if not request.app[CTX].admin_token():
+async def _sign_in(request: web.Request, given: str) -> web.Response:
+    ctx = request.app[CTX]
+    if not ctx.admin_token():
         return sign_in_page("Signing in is off: the collector has no maintainer token.")
-    if not _token_matches(request, given.strip()):
+    if ctx.sessions is None:
+        return sign_in_page("Signing in is off: the collector keeps no sessions.")
+    if not token_matches(request, given.strip()):
         return sign_in_page("That token is not right.")
     response = _to_admin()
-    _set_session(request, response)
+    await _set_session(request, response)
     return response
 
 
@@ -275,22 +225,22 @@ async def admin_page(request: web.Request) -> web.Response:
     `?token=` signs in and redirects (so the token leaves the address bar); a Bearer
     header is enough for the page itself and also starts a session."""
     if "token" in request.query:
-        return _sign_in(request, request.query["token"])
+        return await _sign_in(request, request.query["token"])
     if _request_session(request) is not None:
         return _admin_page()
-    bearer = _bearer(request)
-    if bearer and _token_matches(request, bearer):
+    given = bearer(request)
+    if given and token_matches(request, given) and request.app[CTX].sessions is not None:
         response = _admin_page()
-        _set_session(request, response)
+        await _set_session(request, response)
         return response
-    return sign_in_page("That token is not right." if bearer else "")
+    return sign_in_page("That token is not right." if given else "")
 
 
 async def login(request: web.Request) -> web.Response:
     """`POST /admin/login` with the form field `token`."""
     form = await request.post()
     given = form.get("token")
-    return _sign_in(request, given if isinstance(given, str) else "")
+    return await _sign_in(request, given if isinstance(given, str) else "")
 
 
 async def login_get(_request: web.Request) -> web.Response:
@@ -298,16 +248,11 @@ async def login_get(_request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    """End this session (the cookie is cleared and its nonce refused until it expires)."""
+    """End this session on the server and clear the cookie."""
     ctx = request.app[CTX]
-    now = ctx.clock()
-    nonce = _request_session(request)
-    revoked = request.app.get(REVOKED)
-    if nonce is not None and revoked is not None:
-        for old, until in list(revoked.items()):
-            if until <= now:
-                del revoked[old]
-        revoked[nonce] = now + SESSION_LIFETIME_S + CLOCK_SKEW_S
+    value = _request_session(request)
+    if value is not None and ctx.sessions is not None:
+        await ctx.sessions.end(ctx.admin_token(), value)
     response = _to_admin()
     response.del_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict",
                         secure=True if _is_https(request) else None)
@@ -316,7 +261,6 @@ async def logout(request: web.Request) -> web.Response:
 
 def register(app: web.Application) -> None:
     """Add `/admin`, `/admin/login` and `/admin/logout`."""
-    app[REVOKED] = {}
     app.router.add_get("/admin", admin_page, name="admin")
     app.router.add_post("/admin/login", login)
     app.router.add_get("/admin/login", login_get)

@@ -6,7 +6,6 @@ browser link); a missing or wrong token is a 401 with a JSON error.
 
 from __future__ import annotations
 
-import hmac
 import math
 from typing import Any
 
@@ -14,7 +13,7 @@ from aiohttp import web
 
 from meshmon.alerts.model import Silence
 from meshmon.alerts.runtime import Alerting
-from meshmon.web.admin import session_authorized
+from meshmon.web.admin import bearer, session_authorized, token_matches
 from meshmon.web.app import CTX, json_error, json_response
 
 MAX_SILENCE_S = 90 * 86_400.0
@@ -23,14 +22,11 @@ MAX_SILENCE_S = 90 * 86_400.0
 def authorized(request: web.Request) -> bool:
     """Whether the request carries the maintainer token, or else a maintainer session
     cookie from signing in at /admin (a token that is given must be right)."""
-    expected = request.app[CTX].admin_token()
-    if not expected:
+    if not request.app[CTX].admin_token():
         return False
-    header = request.headers.get("Authorization", "")
-    given = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    given = given or request.query.get("token", "")
+    given = bearer(request) or request.query.get("token", "")
     if given:
-        return hmac.compare_digest(given.encode(), expected.encode())
+        return token_matches(request, given)
     return session_authorized(request)
 
 

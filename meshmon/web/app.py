@@ -18,6 +18,7 @@ from aiohttp import web
 from meshmon.config import Config
 from meshmon.metrics import Metrics
 from meshmon.model.topology import Topology
+from meshmon.storage.sessions import SessionStore
 from meshmon.web.documents import Documents
 from meshmon.web.live import LiveHub
 from meshmon.web.public import dump
@@ -53,6 +54,8 @@ class WebContext:
     """outages, weak points, alert log and silences; None in tests of the plain API"""
     admin_token: Callable[[], str] = lambda: ""
     """the maintainer token (empty: maintainer pages and APIs refuse everyone)"""
+    sessions: SessionStore | None = None
+    """maintainer sessions of /admin (None: signing in is off; a Bearer token still works)"""
     live: LiveHub = field(default_factory=LiveHub)
     """wakes live views (installer) when a node's links change"""
     cache_ttl_s: float = 1.0

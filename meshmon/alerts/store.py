@@ -27,6 +27,8 @@ T = TypeVar("T")
 
 RETENTION_S = 30 * 86400.0
 MAX_ERROR_CHARS = 500
+MAX_ROW_ID = 2**63 - 1
+"""SQLite's largest INTEGER (row ids are positive)"""
 
 _SILENCE_COLUMNS = "id, node, tag, starts_at, ends_at, reason, created_by, created_at, ended_early"
 
@@ -127,6 +129,8 @@ class AlertStore:
 
     async def end_silence(self, silence_id: int, now: float) -> bool:
         """End a silence early at `now`; False if it is unknown or already over."""
+        if not 0 < silence_id <= MAX_ROW_ID:
+            return False  # no such row, and SQLite could not even take the number
         changed = await self._write(
             "UPDATE silences SET ended_early = 1, ends_at = ? "
             "WHERE id = ? AND ended_early = 0 AND ends_at > ?",

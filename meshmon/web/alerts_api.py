@@ -13,10 +13,13 @@ from aiohttp import web
 
 from meshmon.alerts.model import Silence
 from meshmon.alerts.runtime import Alerting
+from meshmon.alerts.store import MAX_ROW_ID
 from meshmon.web.admin import bearer, session_authorized, token_matches
 from meshmon.web.app import CTX, json_error, json_response
 
 MAX_SILENCE_S = 90 * 86_400.0
+MAX_UNIX_S = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: the last second an ISO date can show"""
 
 
 def authorized(request: web.Request) -> bool:
@@ -63,6 +66,8 @@ async def alerts(request: web.Request) -> web.Response:
         limit = min(5000, max(1, int(request.query.get("limit", "500"))))
     except ValueError:
         return json_error(400, "since must be a number, limit an integer")
+    if not math.isfinite(since):
+        return json_error(400, "since must be a finite number (unix seconds)")
     log = await alerting.alert_log(since, limit)
     return json_response({"open": alerting.incidents(), "log": log})
 
@@ -95,13 +100,32 @@ async def end_silence(request: web.Request) -> web.Response:
     """End a silence now."""
     if not authorized(request):
         return _deny()
-    try:
-        silence_id = int(request.match_info["id"])
-    except ValueError:
+    silence_id = row_id(request.match_info["id"])
+    if silence_id is None:
         return json_error(404, "unknown silence")
     if not await _alerting(request).end_silence(silence_id):
         return json_error(404, "unknown or already ended silence")
     return json_response({"ended": silence_id})
+
+
+def row_id(text: str) -> int | None:
+    """A row id from a path segment: plain ASCII digits, 1 … 2⁶³-1; None for anything else
+    (`int()` alone takes ` 7`, `+7`, `7_0`, `٧` and numbers SQLite cannot hold)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ROW_ID else None
+
+
+def _seconds(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (bools, huge integers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def parse_silence(body: Any, now: float) -> tuple[str, Silence | None]:
@@ -114,16 +138,14 @@ def parse_silence(body: Any, now: float) -> tuple[str, Silence | None]:
         return "node, tag, reason and created_by must be strings", None
     if not node and not tag:
         return "give node (a glob, * for all) or tag", None
-    duration = body.get("duration_s")
-    starts = body.get("starts_at", now)
-    if not isinstance(duration, int | float) or not math.isfinite(duration) or not (
-        0 < duration <= MAX_SILENCE_S
-    ):
+    duration = _seconds(body.get("duration_s"))
+    starts = _seconds(body.get("starts_at", now))
+    if duration is None or not 0 < duration <= MAX_SILENCE_S:
         return f"duration_s must be a number of seconds in (0, {MAX_SILENCE_S:.0f}]", None
-    if not isinstance(starts, int | float) or not math.isfinite(starts):
-        return "starts_at must be unix seconds", None
-    silence = Silence(node=node[:200], tag=tag[:64], starts_at=float(starts),
-                      ends_at=float(starts) + float(duration), reason=reason[:500],
+    if starts is None or not 0 <= starts <= MAX_UNIX_S - duration:
+        return "starts_at must be unix seconds (before the year 10000)", None
+    silence = Silence(node=node[:200], tag=tag[:64], starts_at=starts,
+                      ends_at=starts + duration, reason=reason[:500],
                       created_by=by[:100], created_at=now)
     return "", silence
 

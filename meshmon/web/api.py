@@ -26,7 +26,7 @@ async def node(request: web.Request) -> web.Response:
     """One node with its links both ways, latest sys, radios and interfaces."""
     ctx = request.app[CTX]
     node_id = request.match_info["node"]
-    if not _NODE_RE.match(node_id):
+    if not _NODE_RE.fullmatch(node_id):
         return json_error(404, "invalid node id")
     detail = public.node_detail(ctx.topology, node_id, ctx.config.privacy.coarsen_grid_deg,
                                 ctx.state_of)

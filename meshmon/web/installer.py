@@ -367,7 +367,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     app = request.app
     ctx, streams = app[CTX], app[LIVE_STREAMS]
     node = request.match_info["node"]
-    if not _NODE_RE.match(node):
+    if not _NODE_RE.fullmatch(node):
         return json_error(404, "invalid node id")
     if streams.closing.is_set():
         return json_error(503, "shutting down")
@@ -490,7 +490,7 @@ _PAGE = """<!doctype html>
 async def page(request: web.Request) -> web.Response:
     """`/install/NODE`: the page; its script opens the live stream."""
     node = request.match_info["node"]
-    if not _NODE_RE.match(node):
+    if not _NODE_RE.fullmatch(node):
         return web.Response(
             status=404, content_type="text/html",
             text="<!doctype html><title>Not found</title><p>That is not a node id.</p>",

@@ -114,8 +114,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         load(args.file)
     except ConfigError as exc:
-        for path, message in exc.errors:
-            print(f"{exc.source}: {path}: {message}", file=sys.stderr)
+        for problem in exc.errors:
+            where = f"{exc.source}:{problem.line}" if problem.line else exc.source
+            print(f"{where}: {problem.path}: {problem.message}", file=sys.stderr)
         return 1
     print(f"{args.file}: OK")
     return 0

@@ -1,20 +1,39 @@
 """The collector's TOML configuration, checked once at start-up.
 
-Every section is a pydantic model with `extra="forbid"`, so a typo is an error that names
-its TOML path. `config.example.toml` shows every key with its default.
+Every section is a strict pydantic model with `extra="forbid"`: a typo or a value of the
+wrong type (`port = "1883"`, `coverage_radius_m = true`) is an error that names its TOML
+path and line, and an unknown key gets the closest known one as a suggestion. Integers are
+accepted where a number with a fraction is expected. `config.example.toml` shows every key
+with its default.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 import tomllib
+from collections.abc import Sequence
+from datetime import date, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from meshmon.toml_lines import TomlPath, key_lines, line_of
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: TOML has types, so "1883" is a mistake to point at, not a number to guess
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class KeyProblem(ValueError):
+    """Raised by a validator about one key below its model, so the error names that key."""
+
+    def __init__(self, loc: TomlPath, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class EmbeddedBrokerConfig(Section):
@@ -45,7 +64,8 @@ class MqttConfig(Section):
     @model_validator(mode="after")
     def _collector_login(self) -> MqttConfig:
         if self.broker == "embedded" and self.embedded.password_file and not self.username:
-            raise ValueError(
+            raise KeyProblem(
+                ("username",),
                 "the collector logs in to its own embedded broker too: with "
                 "embedded.password_file set, give mqtt.username and mqtt.password "
                 "of a user in that file")
@@ -92,7 +112,7 @@ class InfluxConfig(Section):
     @model_validator(mode="after")
     def _api_needs(self) -> InfluxConfig:
         if self.enabled and not self.url.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
+            raise KeyProblem(("url",), "url must start with http:// or https://")
         return self
 
 
@@ -148,7 +168,8 @@ class InstallerConfig(Section):
     @model_validator(mode="after")
     def _ordered(self) -> InstallerConfig:
         if self.marginal_signal_dbm > self.good_signal_dbm:
-            raise ValueError("marginal_signal_dbm must not be above good_signal_dbm")
+            raise KeyProblem(("marginal_signal_dbm",),
+                             "marginal_signal_dbm must not be above good_signal_dbm")
         return self
 
 
@@ -232,20 +253,21 @@ class NotifierConfig(Section):
     @model_validator(mode="after")
     def _needs(self) -> NotifierConfig:
         if self.type == "webhook" and not self.url.startswith(("http://", "https://")):
-            raise ValueError("a webhook needs url = \"http(s)://…\"")
+            raise KeyProblem(("url",), "a webhook needs url = \"http(s)://…\"")
         if self.type == "email" and not (self.smtp_host and self.sender and self.to):
             raise ValueError("an email notifier needs smtp_host, sender and to")
         if self.type == "apprise":
             if not (self.url or self.urls):
-                raise ValueError("an apprise notifier needs url or urls")
+                raise KeyProblem(("url",), "an apprise notifier needs url or urls")
             import apprise  # only configs with an apprise notifier pay for the import
 
             if self.url and not apprise.Apprise().add(self.url):
-                raise ValueError("apprise cannot use url (unknown scheme or missing parts)")
+                raise KeyProblem(("url",),
+                                 "apprise cannot use url (unknown scheme or missing parts)")
             for i, url in enumerate(self.urls):
                 if not apprise.Apprise().add(url):
-                    raise ValueError(f"apprise cannot use urls[{i}] (unknown scheme or "
-                                     "missing parts)")
+                    raise KeyProblem(("urls", i), f"apprise cannot use urls[{i}] (unknown "
+                                     "scheme or missing parts)")
         return self
 
     @property
@@ -287,43 +309,163 @@ class Config(Section):
     @model_validator(mode="after")
     def _names_resolve(self) -> Config:
         names = [n.name for n in self.notifiers]
-        if len(set(names)) != len(names):
-            raise ValueError("notifier names must be unique")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise KeyProblem(("notifiers", i, "name"),
+                                 f"notifier names must be unique: {name!r} is used twice")
         for i, route in enumerate(self.routes):
-            for name in route.notifiers:
+            for j, name in enumerate(route.notifiers):
                 if name not in names:
-                    raise ValueError(f"routes[{i}] names unknown notifier {name!r}")
+                    raise KeyProblem(("routes", i, "notifiers", j),
+                                     f"routes[{i}] names unknown notifier {name!r}"
+                                     f"{_suggestion(name, names)}")
         owner = self.alerts.owner_notifier
         if owner and not any(n.name == owner and n.type == "email" for n in self.notifiers):
-            raise ValueError(f"alerts.owner_notifier {owner!r} is not an email notifier")
-        for event in self.alerts.owner_events:
+            raise KeyProblem(("alerts", "owner_notifier"),
+                             f"alerts.owner_notifier {owner!r} is not an email notifier")
+        for i, event in enumerate(self.alerts.owner_events):
             if event not in EVENT_NAMES:
-                raise ValueError(f"alerts.owner_events: unknown event {event!r}")
+                raise KeyProblem(("alerts", "owner_events", i),
+                                 f"unknown event {event!r}{_suggestion(event, EVENT_NAMES)}")
         return self
 
 
-class ConfigError(Exception):
-    """A config that cannot be used; `errors` lists `(toml_path, message)` pairs."""
+class ConfigProblem(NamedTuple):
+    """One error: its TOML path, what is wrong, and the line of the file (when known)."""
 
-    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+    path: str
+    message: str
+    line: int | None = None
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; `errors` lists its ConfigProblems."""
+
+    def __init__(self, source: str,
+                 errors: Sequence[ConfigProblem | tuple[str, str]]) -> None:
         self.source = source
-        self.errors = errors
-        lines = "\n".join(f"  {path}: {msg}" for path, msg in errors)
+        self.errors = [ConfigProblem(*error) for error in errors]
+        lines = "\n".join(f"  {problem_text(e)}" for e in self.errors)
         super().__init__(f"{source}: {len(errors)} error(s)\n{lines}")
 
 
+def problem_text(problem: ConfigProblem) -> str:
+    """`line 3: mqtt.port: expected an integer, got a string`."""
+    where = f"line {problem.line}: " if problem.line else ""
+    return f"{where}{problem.path}: {problem.message}"
+
+
+SYNTAX_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)")
+EXPECTED = {
+    "int_type": "expected an integer",
+    "float_type": "expected a number",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string (in quotes)",
+    "list_type": "expected an array [...]",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+}
+
+
+def _toml_type(value: Any) -> str:
+    """How TOML calls the type of a parsed value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    for kind, name in ((int, "an integer"), (float, "a number"),
+                       (str, "a string"), (list, "an array"), (dict, "a table"),
+                       (date, "a date"), (time, "a time")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _type_message(error: ErrorDetails) -> str:
+    given = error["input"]
+    message = f"{EXPECTED[error['type']]}, got {_toml_type(given)}"
+    if isinstance(given, str) and error["type"] in ("int_type", "float_type"):
+        try:
+            float(given)
+        except ValueError:
+            pass
+        else:
+            message += f" (write {given.strip()} without quotes)"
+    return message
+
+
+def _suggestion(key: str, known: Sequence[str]) -> str:
+    """`; did you mean 'host'?` for the closest known name ('' when none is close)."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The section model a field holds (directly or as list items), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _section_at(loc: TomlPath) -> type[BaseModel] | None:
+    """The model that validates the table at `loc` (list indices are stepped over)."""
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if model else None
+        model = _model_in(field.annotation) if field else None
+    return model
+
+
+def _unknown_key_message(loc: TomlPath) -> str:
+    section = _section_at(loc[:-1])
+    known = list(section.model_fields) if section else []
+    key = str(loc[-1])
+    hint = _suggestion(key, known)
+    if not hint and known:
+        where = ".".join(str(p) for p in loc[:-1]) or "the top level"
+        hint = f"; {where} has: {', '.join(known)}"
+    return f"unknown key {key!r}{hint}"
+
+
+def _problem(error: ErrorDetails, lines: dict[TomlPath, int]) -> ConfigProblem:
+    """One pydantic error as a ConfigProblem named by TOML path and line."""
+    loc: TomlPath = tuple(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyProblem):
+        loc += cause.loc
+        message = str(cause)
+    elif error["type"] == "extra_forbidden":
+        message = _unknown_key_message(loc)
+    elif error["type"] in EXPECTED:
+        message = _type_message(error)
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+    path = ".".join(str(p) for p in loc) or "(root)"
+    return ConfigProblem(path, message, line_of(lines, loc))
+
+
 def parse(text: str, source: str = "<config>") -> Config:
-    """Validate TOML text; raise ConfigError naming the TOML path of every problem."""
+    """Validate TOML text; raise ConfigError naming the TOML path and line of each problem."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [("(syntax)", str(exc))]) from None
+        at = SYNTAX_LINE_RE.search(str(exc))
+        line = int(at.group(1)) if at else None
+        raise ConfigError(source, [ConfigProblem("(syntax)", str(exc), line)]) from None
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            (".".join(str(p) for p in err["loc"]) or "(root)", err["msg"]) for err in exc.errors()
-        ]
+        try:
+            lines = key_lines(text)
+        except (IndexError, ValueError):  # a scanner slip must not hide the errors themselves
+            lines = {}
+        errors = sorted((_problem(error, lines) for error in exc.errors()),
+                        key=lambda p: (p.line or 0, p.path))
         raise ConfigError(source, errors) from None
 
 
@@ -336,4 +478,6 @@ def load(path: str | Path | None) -> Config:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(p), [("(file)", exc.strerror or str(exc))]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), [("(file)", f"not UTF-8 text: {exc.reason}")]) from None
     return parse(text, str(p))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import socket
 import tomllib
@@ -114,7 +115,9 @@ def _fill(obj: Any, data: dict[str, Any], path: str, origin: str) -> None:
     for key, value in data.items():
         where = f"{origin}: {path}{key}"
         if key not in known:
-            raise ConfigError(f"{where}: unknown key")
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{where}: unknown key{hint}")
         current = getattr(obj, key)
         if hasattr(current, "__dataclass_fields__"):
             if not isinstance(value, dict):

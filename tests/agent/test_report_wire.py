@@ -91,7 +91,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
 
     bad = tmp_path / "agent.toml"
     for text, where in (
-        ('[mqtt]\nhots = "x"\n', "mqtt.hots: unknown key"),
+        ('[mqtt]\nhots = "x"\n', "mqtt.hots: unknown key; did you mean 'host'"),
         ('[mqtt]\nport = "1883"\n', "mqtt.port: expected int"),
         ('node = "bad node"\n', "node:"),
         ("[info]\nlat = 1.0\n", "lat and lon"),

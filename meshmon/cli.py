@@ -18,6 +18,24 @@ from meshmon.errors import StartupError
 
 log = logging.getLogger("meshmon")
 
+USAGE = """\
+meshmon monitors a community mesh network: routers report link quality over MQTT, the
+collector keeps the topology, finds outages and their cause, alerts maintainers and serves
+the public map, the installer view and the maintainer page.
+
+Run a collector with `meshmon serve -c meshmon.toml`, or try everything on one machine
+with `meshmon demo`. The other commands check a config, or ask a running collector."""
+
+EPILOG = """\
+config:
+  A TOML file given with -c; every key, with its default and a comment, is in
+  config.example.toml. Without -c, `serve` and `demo` use the built-in defaults (embedded
+  broker, meshmon.sqlite here, HTTP on 127.0.0.1:8080), and the client commands (outages,
+  weak-points, silence, silences) read ./meshmon.toml or /etc/meshmon/meshmon.toml when one
+  exists, for the collector's URL ([http] host, port, public_url) and token.
+
+`meshmon COMMAND --help` shows a command's options."""
+
 
 def _tune_gc() -> None:
     """Collect less often: the collector keeps hundreds of thousands of long-lived objects
@@ -165,16 +183,23 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meshmon", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="meshmon", description=USAGE, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"meshmon {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, title="commands",
+                                metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the collector")
-    serve.add_argument("-c", "--config", help="TOML config (default: embedded defaults)")
+    serve = sub.add_parser(
+        "serve", help="run the collector: MQTT in; alerts, map, API and /admin out")
+    serve.add_argument("-c", "--config", metavar="FILE",
+                       help="TOML config (default: the built-in defaults)")
     serve.set_defaults(func=cmd_serve)
 
-    demo = sub.add_parser("demo", help="broker + collector + simulated community network")
-    demo.add_argument("-c", "--config", help="TOML config, e.g. to add an InfluxDB sink")
+    demo = sub.add_parser(
+        "demo", help="try it: broker, collector and a simulated community network")
+    demo.add_argument("-c", "--config", metavar="FILE",
+                      help="TOML config, e.g. to add an InfluxDB sink or notifiers")
     demo.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     demo.add_argument("--nodes", type=int, default=None, help="limit the network to N nodes")
     demo.add_argument("--interval", type=float, default=10.0, help="report interval, s")
@@ -183,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="SQLite file when no config is given")
     demo.set_defaults(func=cmd_demo)
 
-    check = sub.add_parser("check-config", help="validate a config file")
+    check = sub.add_parser(
+        "check-config", help="validate a config file: each error with its line and key")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
 
@@ -203,13 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_client(args: argparse.Namespace) -> int:
     """Run a maintainer command against the running collector."""
-    from meshmon.admin_cli import ClientError
+    from meshmon.admin_cli import ClientError, default_config
 
-    config = _load_or_exit(args.config)
+    path = args.config or default_config()
+    config = _load_or_exit(path)
     try:
         return int(args.client(args, config))
     except ClientError as exc:
-        print(f"meshmon {args.command}: {exc}", file=sys.stderr)
+        hint = ""
+        if exc.status == 0 and not args.url:  # no answer: say where the address came from
+            source = f"[http] of {path}" if path else "the built-in defaults"
+            hint = f" (address from {source}; give -c FILE or --url)"
+        print(f"meshmon {args.command}: {exc}{hint}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `meshmon weak-points | head`: the reader had enough
         import os

@@ -196,3 +196,25 @@ def influx_query(server: Server, db: str, q: str) -> dict:  # type: ignore[type-
     url = f"{server.url}/query?" + urllib.parse.urlencode({"db": db, "q": q, "epoch": "s"})
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def start_nginx(http_block: str) -> Server:
+    """nginx (Debian's) with `http_block` inside `http {}`, as root with everything it writes
+    in its own directory; `extra["conf"]` is the nginx.conf it runs. The block names its own
+    listen ports: `port` is 0."""
+    workdir = Path(tempfile.mkdtemp(prefix="nginx-"))
+    temp = "\n".join(f"  {kind}_temp_path {workdir}/{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        f"user root;\nworker_processes 1;\npid {workdir}/nginx.pid;\n"
+        f"error_log {workdir}/server.log info;\nevents {{ worker_connections 64; }}\n"
+        f"http {{\n  access_log off;\n{temp}\n{http_block}\n}}\n"
+    )
+    argv = ["nginx", "-e", str(workdir / "server.log"), "-p", str(workdir), "-c", str(conf)]
+    check = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30)
+    if check.returncode != 0:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise RuntimeError(f"nginx -t refused the config:\n{check.stderr}")
+    proc = _spawn("nginx", [*argv, "-g", "daemon off;"], workdir)
+    return Server("nginx", 0, proc, workdir, {"conf": str(conf)})

@@ -7,9 +7,10 @@ session_lifetime_h`, signing out ends it on the server (the old cookie is refuse
 after a restart), and a changed token ends every session.
 
 The cookie is HttpOnly, SameSite=Strict, Path=/, and Secure when the request came over
-https; a request that changes something on the strength of the cookie must also come
-from this origin (Origin header), as pages on another port of the same host are
-"same-site" for the browser.
+https (directly, `X-Forwarded-Proto: https` from a reverse proxy, or addressed to the host
+of an https `[http] public_url`); a request that changes something on the strength of the
+cookie must also come from this origin (Origin header), as pages on another port of the
+same host are "same-site" for the browser.
 """
 
 from __future__ import annotations
@@ -69,9 +70,14 @@ def session_authorized(request: web.Request) -> bool:
 
 
 def _is_https(request: web.Request) -> bool:
-    # a proxy's word is enough here: it can only make the cookie stricter
+    """Whether the browser reached us over TLS: directly, per the proxy's
+    X-Forwarded-Proto, or by the host name of an https `[http] public_url`."""
+    # a proxy's or the Host header's word is enough here: it can only make the cookie stricter
     forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    return request.secure or forwarded == "https"
+    if request.secure or forwarded == "https":
+        return True
+    public = urlsplit(request.app[CTX].config.http.public_url)
+    return public.scheme == "https" and request.host.lower() == public.netloc.lower()
 
 
 async def _set_session(request: web.Request, response: web.StreamResponse) -> None:

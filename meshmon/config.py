@@ -9,31 +9,24 @@ with its default.
 
 from __future__ import annotations
 
-import difflib
-import re
 import tomllib
-from collections.abc import Sequence
-from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import ErrorDetails
 
-from meshmon.toml_lines import TomlPath, key_lines, line_of
+from meshmon.config_errors import (
+    ConfigError,
+    KeyProblem,
+    located_problems,
+    suggestion,
+    syntax_problem,
+)
 
 
 class Section(BaseModel):
     # strict: TOML has types, so "1883" is a mistake to point at, not a number to guess
     model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class KeyProblem(ValueError):
-    """Raised by a validator about one key below its model, so the error names that key."""
-
-    def __init__(self, loc: TomlPath, message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
 
 
 class EmbeddedBrokerConfig(Section):
@@ -318,7 +311,7 @@ class Config(Section):
                 if name not in names:
                     raise KeyProblem(("routes", i, "notifiers", j),
                                      f"routes[{i}] names unknown notifier {name!r}"
-                                     f"{_suggestion(name, names)}")
+                                     f"{suggestion(name, names)}")
         owner = self.alerts.owner_notifier
         if owner and not any(n.name == owner and n.type == "email" for n in self.notifiers):
             raise KeyProblem(("alerts", "owner_notifier"),
@@ -326,127 +319,8 @@ class Config(Section):
         for i, event in enumerate(self.alerts.owner_events):
             if event not in EVENT_NAMES:
                 raise KeyProblem(("alerts", "owner_events", i),
-                                 f"unknown event {event!r}{_suggestion(event, EVENT_NAMES)}")
+                                 f"unknown event {event!r}{suggestion(event, EVENT_NAMES)}")
         return self
-
-
-class ConfigProblem(NamedTuple):
-    """One error: its TOML path, what is wrong, and the line of the file (when known)."""
-
-    path: str
-    message: str
-    line: int | None = None
-
-
-class ConfigError(Exception):
-    """A config that cannot be used; `errors` lists its ConfigProblems."""
-
-    def __init__(self, source: str,
-                 errors: Sequence[ConfigProblem | tuple[str, str]]) -> None:
-        self.source = source
-        self.errors = [ConfigProblem(*error) for error in errors]
-        lines = "\n".join(f"  {problem_text(e)}" for e in self.errors)
-        super().__init__(f"{source}: {len(errors)} error(s)\n{lines}")
-
-
-def problem_text(problem: ConfigProblem) -> str:
-    """`line 3: mqtt.port: expected an integer, got a string`."""
-    where = f"line {problem.line}: " if problem.line else ""
-    return f"{where}{problem.path}: {problem.message}"
-
-
-SYNTAX_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)")
-EXPECTED = {
-    "int_type": "expected an integer",
-    "float_type": "expected a number",
-    "bool_type": "expected true or false",
-    "string_type": "expected a string (in quotes)",
-    "list_type": "expected an array [...]",
-    "dict_type": "expected a table",
-    "model_type": "expected a table",
-    "model_attributes_type": "expected a table",
-}
-
-
-def _toml_type(value: Any) -> str:
-    """How TOML calls the type of a parsed value."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    for kind, name in ((int, "an integer"), (float, "a number"),
-                       (str, "a string"), (list, "an array"), (dict, "a table"),
-                       (date, "a date"), (time, "a time")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
-
-
-def _type_message(error: ErrorDetails) -> str:
-    given = error["input"]
-    message = f"{EXPECTED[error['type']]}, got {_toml_type(given)}"
-    if isinstance(given, str) and error["type"] in ("int_type", "float_type"):
-        try:
-            float(given)
-        except ValueError:
-            pass
-        else:
-            message += f" (write {given.strip()} without quotes)"
-    return message
-
-
-def _suggestion(key: str, known: Sequence[str]) -> str:
-    """`; did you mean 'host'?` for the closest known name ('' when none is close)."""
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The section model a field holds (directly or as list items), if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _section_at(loc: TomlPath) -> type[BaseModel] | None:
-    """The model that validates the table at `loc` (list indices are stepped over)."""
-    model: type[BaseModel] | None = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if model else None
-        model = _model_in(field.annotation) if field else None
-    return model
-
-
-def _unknown_key_message(loc: TomlPath) -> str:
-    section = _section_at(loc[:-1])
-    known = list(section.model_fields) if section else []
-    key = str(loc[-1])
-    hint = _suggestion(key, known)
-    if not hint and known:
-        where = ".".join(str(p) for p in loc[:-1]) or "the top level"
-        hint = f"; {where} has: {', '.join(known)}"
-    return f"unknown key {key!r}{hint}"
-
-
-def _problem(error: ErrorDetails, lines: dict[TomlPath, int]) -> ConfigProblem:
-    """One pydantic error as a ConfigProblem named by TOML path and line."""
-    loc: TomlPath = tuple(error["loc"])
-    cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, KeyProblem):
-        loc += cause.loc
-        message = str(cause)
-    elif error["type"] == "extra_forbidden":
-        message = _unknown_key_message(loc)
-    elif error["type"] in EXPECTED:
-        message = _type_message(error)
-    else:
-        message = error["msg"].removeprefix("Value error, ")
-    path = ".".join(str(p) for p in loc) or "(root)"
-    return ConfigProblem(path, message, line_of(lines, loc))
 
 
 def parse(text: str, source: str = "<config>") -> Config:
@@ -454,19 +328,11 @@ def parse(text: str, source: str = "<config>") -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        at = SYNTAX_LINE_RE.search(str(exc))
-        line = int(at.group(1)) if at else None
-        raise ConfigError(source, [ConfigProblem("(syntax)", str(exc), line)]) from None
+        raise ConfigError(source, [syntax_problem(exc)]) from None
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        try:
-            lines = key_lines(text)
-        except (IndexError, ValueError):  # a scanner slip must not hide the errors themselves
-            lines = {}
-        errors = sorted((_problem(error, lines) for error in exc.errors()),
-                        key=lambda p: (p.line or 0, p.path))
-        raise ConfigError(source, errors) from None
+        raise ConfigError(source, located_problems(exc, Config, text)) from None
 
 
 def load(path: str | Path | None) -> Config:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from meshmon.config import Config, ConfigError, ConfigProblem, load, parse
+from meshmon.config import Config, ConfigError, load, parse
+from meshmon.config_errors import ConfigProblem
 from meshmon.toml_lines import key_lines
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
 """docs/operations.md, done for real: its nginx block in front of a running collector, and
-its SQLite backup taken while the collector writes."""
+the SQLite backup it points to (docs/deploy.md) taken while the collector writes."""
 
 from __future__ import annotations
 

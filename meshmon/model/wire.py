@@ -164,6 +164,10 @@ class Link(WireModel):
     etx: float | None = Field(default=None, ge=0, le=1_000_000)
     cost: float | None = Field(default=None, ge=0, le=1_000_000)
     rxcost: float | None = Field(default=None, ge=0, le=1_000_000)
+    txcost: float | None = Field(
+        default=None, ge=0, le=1_000_000,
+        description="Babel: the cost the neighbour reports for hearing this node (IHU)",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _needs_a_peer(self) -> Link:

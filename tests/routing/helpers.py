@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshmon_bridge.source import NodeUpdate
-from meshmon_bridge.sources.routing import RoutingConfig, RoutingSource
+from meshmon_bridge.source import BridgeContext, NodeUpdate
+from meshmon_bridge.sources.routing import RoutingConfig, RoutingSource, create_routing_sources
 
 from meshmon.model import wire
 from meshmon.model.addresses import looks_like_address
@@ -60,11 +60,15 @@ def publish(updates: list[NodeUpdate], ts: float = 1_700_000_000.0) -> Published
 
 
 def source(kind: str, file: Path | str | None = None, **options: Any) -> RoutingSource:
-    """A routing source of `kind` reading `file` (relative to tests/data/routing)."""
+    """A `[[routing]]` source of `kind` reading `file` (relative to tests/data/routing),
+    built by the kind's factory as the bridge builds it."""
     if file is not None:
-        options["file"] = DATA / file
+        options["file"] = file
     options.setdefault("id_key", KEY)
-    return RoutingSource(RoutingConfig(kind=kind, **options))  # type: ignore[arg-type]
+    table = RoutingConfig.model_validate({"kind": kind, **options})
+    (built,) = create_routing_sources([table], BridgeContext("test-bridge", DATA))
+    assert isinstance(built, RoutingSource)
+    return built
 
 
 async def poll(kind: str, file: str, **options: Any) -> Published:

@@ -4,6 +4,7 @@ pairs (a — b — c), read through their local monitoring sockets."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from meshmon_bridge.source import SourceError
 from meshmon_bridge.sources.routing import RoutingSource
 from meshmon_bridge.sources.routing.babel import table_of_dump, view_of
 
+from meshmon.model import wire
+from tests import servers
+from tests.bridge.helpers import PREFIX, decode, start_bridge, subscribed_recorder, write_config
 from tests.netns import Lab, start_babeld
 from tests.routing.helpers import Published, publish, source
 
@@ -162,6 +166,60 @@ async def test_babeld_gone_and_back(mesh: Mesh) -> None:
         assert peers(back, "hill-c") == {"hill-b"} and back.online["hill-c"] is True
     finally:
         await src.close()
+
+
+def test_bridge_process_over_mosquitto(
+    mesh: Mesh, mosquitto: servers.Server, tmp_path: Path
+) -> None:
+    """`meshmon-bridge -c FILE` reading the three daemons publishes the mesh on a real
+    broker, and a link taken down leaves the reports of both its ends."""
+    names = ", ".join(f'"{a}" = "{n}"' for a, n in NAMES.items())
+    body = "".join(
+        f'[[routing]]\nkind = "babel"\nurl = "unix:{mesh.sockets[node]}"\ninterval_s = 0.3\n'
+        f"remote_nodes = false\nid_key = \"k\"\nnames = {{ {names} }}\n\n"
+        for node in ADDRESSES
+    )
+    config = write_config(tmp_path / "bridge.toml", "rt-babel", mosquitto.port, body=body)
+    rec = subscribed_recorder(mosquitto.port, f"{PREFIX}/v1/node/#",
+                              f"{PREFIX}/v1/node/probe/status")  # fmt: skip
+    bridge = start_bridge(config, tmp_path / "bridge.log")
+
+    def latest_links(since: float) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for m in rec.where("/report"):
+            if m.at >= since:
+                report = decode(m)
+                assert isinstance(report, wire.Report)
+                out[report.node] = {ln.peer or "" for ln in report.links}
+        return out
+
+    def wait_links(expected: dict[str, set[str]], since: float) -> None:
+        deadline = time.monotonic() + CONVERGE_S
+        while latest_links(since) != expected:
+            assert bridge.poll() is None, (tmp_path / "bridge.log").read_text()
+            assert time.monotonic() < deadline, (latest_links(since), expected)
+            time.sleep(0.1)
+
+    try:
+        wait_links({"hill-a": {"hill-b"}, "hill-b": {"hill-a", "hill-c"},
+                    "hill-c": {"hill-b"}}, 0)  # fmt: skip
+        infos = [i for i in map(decode, rec.where("/info")) if isinstance(i, wire.Info)]
+        assert {i.hostname for i in infos} == {"rt-a", "rt-b", "rt-c"}
+        assert all(i.source is not None and i.source.via == "rt-babel" for i in infos)
+        mesh.lab.set_link("b", mesh.veths[("b", "c")], up=False)
+        wait_links({"hill-a": {"hill-b"}, "hill-b": {"hill-a"}, "hill-c": set()}, time.time())
+        statuses = [decode(m) for m in rec.where("/status")]
+        assert all(s.online for s in statuses)  # type: ignore[union-attr]
+    finally:
+        mesh.lab.set_link("b", mesh.veths[("b", "c")], up=True)
+        bridge.send_signal(signal.SIGTERM)
+        try:
+            assert bridge.wait(10) == 0
+        finally:
+            if bridge.poll() is None:
+                bridge.kill()
+                bridge.wait(5)
+            rec.close()
 
 
 def test_saved_dump() -> None:

@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from meshmon_bridge.source import SourceError
 from meshmon_bridge.sources.routing.naming import (
     NameBook,
     NamingError,
@@ -65,6 +66,7 @@ def test_daemon_names_become_node_ids_without_addresses() -> None:
     assert as_node_id("Hill 5 / roof") == "Hill-5-roof"
     assert as_node_id("router.3nnx") == "router.3nnx"
     assert as_node_id("10.0.0.1") is None
+    assert as_node_id("fe80::1") is None  # not `fe80--1`
     assert as_node_id("node-a0:f3:c1:96:94:06") is None
     assert as_node_id("  --  ") is None
     assert len(as_node_id("x" * 200) or "") == 64
@@ -112,6 +114,34 @@ async def test_names_file_names_olsr_nodes(tmp_path: Path) -> None:
     hosts.write_text("10.150.0.2 hill-5\n10.150.0.3 tower\n10.150.0.4 barn\n")
     out = await poll("olsr1", "netdiff/olsr-2-links.txt", names_file=hosts)
     assert set(out.reports) == {"hill-5", "tower", "barn"}
+
+
+async def test_names_file_read_again_when_it_changes(tmp_path: Path) -> None:
+    # olsrd's nameservice rewrites its hosts file as nodes come and go
+    hosts = tmp_path / "hosts_olsr"
+    hosts.write_text("10.150.0.2 hill-5\n")
+    src = source("olsr1", "netdiff/olsr-2-links.txt", names_file=hosts)
+    first = publish(await src.poll())
+    hosts.write_text("10.150.0.2 hill-5\n10.150.0.4 barn\n")
+    second = publish(await src.poll())
+    assert "hill-5" in first.reports and "barn" not in first.reports
+    assert {"hill-5", "barn"} <= set(second.reports)
+    hosts.unlink()
+    with pytest.raises(SourceError, match=r"names_file .*hosts_olsr"):
+        await src.poll()
+
+
+async def test_default_key_kept_in_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    ids = []
+    for _ in range(2):  # two bridge runs
+        out = publish(await source("olsr1", "netdiff/olsr-2-links.json", id_key=None).poll())
+        ids.append(set(out.reports))
+    key_file = tmp_path / "state" / "test-bridge.routing-id.key"
+    assert key_file.exists() and ids[0] == ids[1]
+    assert ids[0] != set((await poll("olsr1", "netdiff/olsr-2-links.json")).reports)
 
 
 async def test_daemon_label_that_is_an_address_is_not_used(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from meshmon_bridge.source import BridgeContext, Source
+from meshmon_bridge.sources.routing import RoutingConfig, create_routing_sources
 
 TableModel = TypeVar("TableModel", bound=BaseModel)
 
@@ -29,5 +30,6 @@ class SourceKind(Generic[TableModel]):
 
 KINDS: dict[str, SourceKind[Any]] = {
     # "kind": SourceKind(ItsTableModel, its_factory),
+    "routing": SourceKind(RoutingConfig, create_routing_sources),
 }
 """table name → config model + factory; the only place a kind is registered"""

@@ -3,6 +3,6 @@ registries (CNML, WireGuard, OpenVPN) know about the mesh, published as nodes an
 See docs/routing.md."""
 
 from meshmon_bridge.sources.routing.config import RoutingConfig
-from meshmon_bridge.sources.routing.source import RoutingSource
+from meshmon_bridge.sources.routing.source import RoutingSource, create_routing_sources
 
-__all__ = ["RoutingConfig", "RoutingSource"]
+__all__ = ["RoutingConfig", "RoutingSource", "create_routing_sources"]

@@ -61,7 +61,7 @@ class RoutingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_input(self) -> RoutingConfig:
-        given = [k for k in ("url", "file", "command") if getattr(self, k) not in (None, "")]
+        given = [k for k in ("url", "file", "command") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of url, file, command (got {given or 'none'})")
         if self.url is not None:
@@ -78,6 +78,12 @@ class RoutingConfig(BaseModel):
         if self.link_kind is not None and self.kind != "netjson":
             raise ValueError("link_kind: only for kind = \"netjson\"")
         return self
+
+    @field_validator("url", "file", "command", "node", "names_file", "id_key", "id_key_file",
+                     mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("node")
     @classmethod

@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -46,6 +47,7 @@ _IPV6 = r"(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{0,4}|(?:[0-9a-f]{1,4})?::(?:[0-9a-f]{1
 ADDRESS_RE = re.compile("|".join((_MAC, _IPV4, _IPV6)), re.IGNORECASE)
 _NOT_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _HEX_ID_RE = re.compile(r"^[0-9A-Fa-f:.-]+$")
+_PLAIN_IPV4_RE = re.compile(rf"^{_OCTET}(?:\.{_OCTET}){{3}}$")
 HASH_CHARS = 10
 
 
@@ -58,11 +60,14 @@ def looks_like_address(text: str) -> bool:
     return ADDRESS_RE.search(text) is not None
 
 
+@lru_cache(maxsize=1 << 16)
 def address_key(text: str) -> str:
     """How an address or daemon id is looked up: trimmed; an IP address in its canonical
     form, a host prefix (`/32`, `/128`) as the bare address; MACs and other hex ids in
     lower case; anything else (a WireGuard key, a name) as it is."""
     key = text.strip()
+    if _PLAIN_IPV4_RE.match(key):  # the common case, without ipaddress' cost
+        return key
     try:
         iface = ipaddress.ip_interface(key)
     except ValueError:
@@ -76,6 +81,8 @@ def as_node_id(name: str | None) -> str | None:
     """A daemon's name made into a node id (`Hill 5/roof` → `Hill-5-roof`), or None when
     nothing is left or it holds an address."""
     if not name:
+        return None
+    if looks_like_address(name):  # also before `fe80::1` becomes `fe80--1`
         return None
     candidate = _NOT_ID_CHARS.sub("-", name.strip()).strip("-_.")[:64].rstrip("-_.")
     if not candidate or not NODE_ID_RE.match(candidate) or looks_like_address(candidate):
@@ -129,12 +136,12 @@ def load_or_create_key(path: Path) -> bytes:
     return key.encode()
 
 
-def default_key_file() -> Path:
-    """Where the bridge keeps its id key unless configured: systemd's $STATE_DIRECTORY,
-    else ~/.local/state/meshmon-bridge."""
+def default_key_file(bridge_id: str) -> Path:
+    """Where a bridge keeps its id key unless configured: `BRIDGE_ID.routing-id.key` in
+    systemd's $STATE_DIRECTORY, else in ~/.local/state/meshmon-bridge."""
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     base = Path(state) if state else Path.home() / ".local" / "state" / "meshmon-bridge"
-    return base / "routing-id.key"
+    return base / f"{bridge_id}.routing-id.key"
 
 
 class NameBook:
@@ -143,11 +150,16 @@ class NameBook:
     def __init__(self, key: bytes, prefix: str, names: dict[str, str]) -> None:
         self._key = key
         self._prefix = prefix
-        self._names = {address_key(k): v for k, v in names.items()}
+        self._names: dict[str, str] = {}
+        self.set_names(names)
         self._given: dict[str, str] = {}
         """daemon id → node id given (sticky)"""
         self._owner: dict[str, str] = {}
         """node id → the daemon id it was given to"""
+
+    def set_names(self, names: dict[str, str]) -> None:
+        """Use these configured names (daemon id or address → node id) from now on."""
+        self._names = {address_key(k): v for k, v in names.items()}
 
     def hashed(self, daemon_id: str) -> str:
         """`PREFIX-` and the keyed hash of a daemon id (rule 3)."""
@@ -181,6 +193,8 @@ class NameBook:
 
     def configured(self, daemon_id: str, aliases: Iterable[str] = ()) -> str | None:
         """The name the config gives this node (rule 1), if any."""
+        if not self._names:
+            return None
         for key in (daemon_id, *aliases):
             name = self._names.get(address_key(key))
             if name is not None:

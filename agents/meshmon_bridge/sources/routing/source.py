@@ -6,9 +6,10 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from meshmon_bridge.source import NodeUpdate, SourceError
+from meshmon_bridge.source import BridgeContext, NodeUpdate, Source, SourceError
 from meshmon_bridge.sources.routing import babel, fetch, netdiff_views
 from meshmon_bridge.sources.routing.config import RoutingConfig
 from meshmon_bridge.sources.routing.naming import (
@@ -28,17 +29,16 @@ class RoutingSource:
 
     kind = "routing"
 
-    def __init__(self, config: RoutingConfig) -> None:
+    def __init__(self, config: RoutingConfig, key_file: Path) -> None:
+        """`config` with its paths resolved; `key_file`: the bridge's id key, unless the
+        table has `id_key` or `id_key_file`."""
         self.config = config
         self.name = f"routing {config.kind} {config.location}"
         self.interval_s = config.interval_s
-        try:
-            book = NameBook(_key(config), config.id_prefix, _names(config))
-        except NamingError as exc:
-            raise SourceError(str(exc)) from None
-        self._publisher = ViewPublisher(
-            book, config.interval_s, config.remote_nodes, config.exclude, config.node
-        )
+        self._key_file = config.id_key_file or key_file
+        self._book: NameBook | None = None
+        self._names_stamp: tuple[int, int] | None = None
+        self._publisher: ViewPublisher | None = None
         self._monitor = (
             babel.BabelMonitor(config.url, config.timeout_s)
             if config.kind == "babel" and config.url
@@ -47,7 +47,39 @@ class RoutingSource:
 
     async def poll(self) -> list[NodeUpdate]:
         """Read the daemon once and return its view as NodeUpdates."""
-        return self._publisher.updates(await self.view())
+        publisher = self._prepare()
+        return publisher.updates(await self.view())
+
+    def _prepare(self) -> ViewPublisher:
+        # the key and the names are read at the first poll (a problem with them fails
+        # this source, logged, not the bridge); the names file again when it changes
+        # (olsrd's nameservice rewrites hosts_olsr as nodes come and go)
+        config = self.config
+        try:
+            if self._book is None:
+                key = config.id_key.encode() if config.id_key else load_or_create_key(
+                    self._key_file)
+                self._book = NameBook(key, config.id_prefix, self._names())
+                self._publisher = ViewPublisher(self._book, config.interval_s,
+                                                config.remote_nodes, config.exclude, config.node)
+            elif config.names_file is not None and self._names_changed():
+                self._book.set_names(self._names())
+        except NamingError as exc:
+            raise SourceError(str(exc)) from None
+        assert self._publisher is not None
+        return self._publisher
+
+    def _names_changed(self) -> bool:
+        assert self.config.names_file is not None
+        stamp = _stamp(self.config.names_file)
+        return stamp is None or stamp != self._names_stamp
+
+    def _names(self) -> dict[str, str]:
+        names: dict[str, str] = {}
+        if self.config.names_file is not None:
+            self._names_stamp = _stamp(self.config.names_file)
+            names = read_hosts_file(self.config.names_file)
+        return {**names, **self.config.names}
 
     async def view(self) -> RoutingView:
         """The daemon's view of the mesh now."""
@@ -111,12 +143,26 @@ class RoutingSource:
             return netdiff_views.cnml_view(Path(f.name))
 
 
-def _key(config: RoutingConfig) -> bytes:
-    if config.id_key is not None:
-        return config.id_key.encode()
-    return load_or_create_key(config.id_key_file or default_key_file())
+def create_routing_sources(
+    tables: Sequence[RoutingConfig], context: BridgeContext
+) -> list[Source]:
+    """The `[[routing]]` sources of one bridge: paths relative to the config's folder; one
+    id key per bridge (kept in its state folder) unless a table names its own."""
+    key_file = default_key_file(context.bridge_id)
+    sources: list[Source] = []
+    for table in tables:
+        paths = {name: context.base_dir / value for name in PATH_KEYS
+                 if (value := getattr(table, name)) is not None}  # fmt: skip
+        sources.append(RoutingSource(table.model_copy(update=paths), key_file))
+    return sources
 
 
-def _names(config: RoutingConfig) -> dict[str, str]:
-    names = read_hosts_file(config.names_file) if config.names_file is not None else {}
-    return {**names, **config.names}
+PATH_KEYS = ("file", "names_file", "id_key_file")
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size)

@@ -165,7 +165,9 @@ class ViewPublisher:
         return ids
 
     def _speaks_for(self, view: RoutingView, node: ViewNode, node_id: str) -> bool:
-        if {address_key(k) for k in (node_id, node.key, *node.aliases)} & self._exclude:
+        if self._exclude and self._exclude & {
+            address_key(k) for k in (node_id, node.key, *node.aliases)
+        }:
             return False
         return view.local is None or node.key == view.local or self._remote_nodes
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshmon_bridge.messages import MessageBuilder
 from meshmon_bridge.source import BridgeContext, NodeUpdate
 from meshmon_bridge.sources.routing import RoutingConfig, RoutingSource, create_routing_sources
 
@@ -14,6 +16,7 @@ from meshmon.model.addresses import looks_like_address
 
 DATA = Path(__file__).parents[1] / "data" / "routing"
 KEY = "test-bridge-secret"
+PREFIX = "meshmon"
 
 
 @dataclass
@@ -33,29 +36,27 @@ class Published:
         return {frozenset((node, link.peer or "")) for node, link in self.links()}
 
 
-def publish(updates: list[NodeUpdate], ts: float = 1_700_000_000.0) -> Published:
-    """Validate every update as the bridge would publish it; node ids hold no address."""
+def publish(updates: list[NodeUpdate], interval_s: float = 30.0) -> Published:
+    """What the bridge would publish for one poll's updates (its own message builder),
+    each message decoded by the collector's decoder; node ids hold no address."""
+    builder = MessageBuilder("test-bridge", PREFIX)
     out = Published()
-    for seq, update in enumerate(updates):
+    for update in updates:
         assert not looks_like_address(update.node), update.node
-        node = update.node
-        when = update.ts if update.ts is not None else ts
-        if update.info is not None:
-            out.info[node] = wire.Info.model_validate({"v": 1, "node": node, **update.info})
-        if update.online is not None:
-            status = wire.Status.model_validate(
-                {"v": 1, "node": node, "online": update.online, "ts": when}
-            )
-            out.online[node] = status.online
-        if update.report is not None:
-            payload: dict[str, Any] = {"v": 1, "node": node, "ts": when, "seq": seq,
-                                       **update.report}  # fmt: skip
-            report = wire.Report.model_validate(payload)
-            # nothing was dropped by validation (an IP-address peer would be)
-            assert len(report.links) == len(update.report["links"])
-            for link in report.links:
-                assert link.peer is not None and not looks_like_address(link.peer)
-            out.reports[node] = report
+        sent = builder.build("routing", update, interval_s, 1_700_000_000.0)
+        assert sent  # every update says at least online or offline
+        for message in sent:
+            decoded = wire.decode(PREFIX, message.topic, json.dumps(message.payload).encode())
+            if isinstance(decoded, wire.Info):
+                out.info[decoded.node] = decoded
+            elif isinstance(decoded, wire.Status):
+                out.online[decoded.node] = decoded.online
+            else:
+                # nothing was dropped by validation (an IP-address peer would be)
+                assert len(decoded.links) == len(message.payload["links"])
+                for link in decoded.links:
+                    assert link.peer is not None and not looks_like_address(link.peer)
+                out.reports[decoded.node] = decoded
     return out
 
 

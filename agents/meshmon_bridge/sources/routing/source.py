@@ -60,8 +60,8 @@ class RoutingSource:
                 key = config.id_key.encode() if config.id_key else load_or_create_key(
                     self._key_file)
                 self._book = NameBook(key, config.id_prefix, self._names())
-                self._publisher = ViewPublisher(self._book, config.interval_s,
-                                                config.remote_nodes, config.exclude, config.node)
+                self._publisher = ViewPublisher(self._book, config.remote_nodes,
+                                                config.exclude, config.node)
             elif config.names_file is not None and self._names_changed():
                 self._book.set_names(self._names())
         except NamingError as exc:

@@ -103,13 +103,11 @@ class ViewPublisher:
     def __init__(
         self,
         book: NameBook,
-        interval_s: float,
         remote_nodes: bool = True,
         exclude: Iterable[str] = (),
         local_node: str | None = None,
     ) -> None:
         self._book = book
-        self._interval_s = interval_s
         self._remote_nodes = remote_nodes
         self._local_node = local_node
         self._exclude = {address_key(e) for e in exclude}
@@ -139,7 +137,7 @@ class ViewPublisher:
                 log.warning("%s states %d links; publishing the first %d",
                             node_id, len(links), MAX_LINKS)
                 links = links[:MAX_LINKS]
-            report: dict[str, Any] = {"interval_s": self._interval_s, "links": links}
+            report: dict[str, Any] = {"links": links}
             if node.clients is not None:
                 report["clients"] = node.clients
             updates.append(NodeUpdate(node_id, info=self._info(node), online=True,
@@ -172,7 +170,7 @@ class ViewPublisher:
         return view.local is None or node.key == view.local or self._remote_nodes
 
     def _info(self, node: ViewNode) -> dict[str, Any]:
-        info: dict[str, Any] = {"interval_s": self._interval_s, **node.info}
+        info: dict[str, Any] = dict(node.info)
         if node.hostname and not looks_like_address(node.hostname):
             info["hostname"] = node.hostname[:128]
         macs = macs_among([node.key, *node.aliases])

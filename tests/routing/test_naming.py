@@ -173,6 +173,7 @@ async def test_exclude_leaves_nodes_that_speak_for_themselves() -> None:
         ({"file": "a", "names": {"10.0.0.1": "10.0.0.1"}}, "holds an address"),
         ({"file": "a", "names": {"10.0.0.1": "bad name"}}, "is not a node id"),
         ({"file": "a", "nope": 1}, "Extra inputs are not permitted"),
+        ({"file": "a", "node": "hill-5"}, "use `names` to name them"),
     ],
 )
 def test_config_errors(options: dict[str, object], error: str) -> None:
@@ -185,3 +186,13 @@ def test_openvpn_needs_a_node_and_babel_a_socket_url() -> None:
         source("openvpn", "netdiff/openvpn-2-links.txt")
     with pytest.raises(ValidationError, match="unix: or tcp:"):
         source("babel", url="http://localhost/")
+
+
+async def test_two_daemon_ids_named_as_one_node_are_one_report() -> None:
+    # the config says 10.150.0.2 and 10.150.0.4 are the same router (two OLSR main IPs)
+    out = await poll("olsr1", "netdiff/olsr-2-links.json",
+                     names={"10.150.0.2": "hill-5", "10.150.0.4": "hill-5"})  # fmt: skip
+    assert len(out.reports) == 2
+    tower = BOOK.hashed("10.150.0.3")
+    assert [ln.peer for ln in out.reports["hill-5"].links] == [tower]
+    assert [ln.peer for ln in out.reports[tower].links] == ["hill-5"]

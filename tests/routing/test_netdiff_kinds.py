@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from meshmon_bridge.source import SourceError
 from meshmon_bridge.sources.routing.naming import NameBook
 
 from tests.routing.helpers import DATA, KEY, poll, publish, source
@@ -176,3 +177,35 @@ async def test_wireguard_live_dump_without_recent_handshakes(tmp_path: Path) -> 
     dump = DATA / "netdiff" / "wg-dump.txt"
     out = publish(await source("wireguard", command=f"cat {dump}", node="vpn-hub").poll())
     assert out.reports["vpn-hub"].links == [] and set(out.reports) == {"vpn-hub"}
+
+
+async def test_netjson_network_collection(tmp_path: Path) -> None:
+    # OLSRv2's netjsoninfo prints a NetworkCollection of NetworkGraphs
+    graphs = [json.loads((DATA / f).read_text())
+              for f in ("ninux/netjson.json", "netdiff/netjson-2-links.json")]  # fmt: skip
+    path = tmp_path / "collection.json"
+    path.write_text(json.dumps({"type": "NetworkCollection", "collection": [
+        graphs[0], {"type": "NetworkCollection", "collection": [graphs[1]]},
+        {"type": "NetworkRoutes", "routes": []}]}))  # fmt: skip
+    out = publish(await source("netjson", file=path).poll())
+    assert len(out.reports) == 147 + 3 and len(out.links()) == 191 + 2
+    path.write_text(json.dumps({"type": "NetworkCollection", "collection": []}))
+    with pytest.raises(SourceError, match="no NetJSON NetworkGraph in it"):
+        await source("netjson", file=path).poll()
+
+
+async def test_more_links_than_a_report_holds(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                              ) -> None:
+    # a report holds at most 512 links (the contract): the rest is logged, not sent
+    real = (DATA / "netdiff" / "openvpn-2-links.txt").read_text().splitlines()
+    head, clients = real[:3], []
+    routes = ["ROUTING TABLE", "Virtual Address,Common Name,Real Address,Last Ref"]
+    for i in range(600):
+        clients.append(f"client{i},87.18.{i // 250}.{i % 250}:49502,1,1,Thu Jun 18 04:23:03 2015")
+        routes.append(f"192.168.{i // 250}.{i % 250},client{i},87.18.{i // 250}.{i % 250}:49502,"
+                      "Thu Jun 18 08:12:09 2015")
+    path = tmp_path / "status.log"
+    path.write_text("\n".join(head + clients + routes + real[-3:]) + "\n")
+    out = publish(await source("openvpn", file=path, node="vpn-hub").poll())
+    assert len(out.reports) == 601 and len(out.reports["vpn-hub"].links) == 512
+    assert "vpn-hub states 600 links; publishing the first 512" in caplog.text

@@ -70,6 +70,9 @@ class RoutingConfig(BaseModel):
             if scheme not in allowed:
                 raise ValueError(f"url: a {self.kind} url starts with "
                                  f"{' or '.join(s + ':' for s in allowed)}")
+        if self.node is not None and self.kind not in LOCAL_KINDS:
+            raise ValueError(f"node: a {self.kind} view names every node itself; "
+                             "use `names` to name them")
         if self.kind == "openvpn" and self.node is None:
             raise ValueError("node: an OpenVPN status log does not name its server; "
                              "give its node id")

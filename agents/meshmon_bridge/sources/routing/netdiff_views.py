@@ -18,8 +18,9 @@ wire contract:
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,29 @@ def kind_of_protocol(protocol: str | None) -> str:
 
 
 def netjson_view(text: str, kind: str | None = None) -> RoutingView:
-    """A NetJSON NetworkGraph; `kind` overrides the link kind its protocol suggests."""
-    parser = NetJsonParser(text, directed=True)
+    """A NetJSON NetworkGraph, or a NetworkCollection of them (OLSRv2's netjsoninfo prints
+    one graph per routing domain and address family); `kind` overrides the link kind the
+    graph's protocol suggests."""
+    document = json.loads(text)
+    graphs = list(_network_graphs(document))
+    if not graphs:
+        raise ValueError("no NetJSON NetworkGraph in it")
+    view = RoutingView(nodes={}, links=[])
+    for graph in graphs:
+        _merge(view, _one_netjson_graph(graph, kind))
+    return view
+
+
+def _network_graphs(document: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(document, dict) and document.get("type") == "NetworkCollection":
+        for item in document.get("collection") or ():
+            yield from _network_graphs(item)
+    elif isinstance(document, dict) and document.get("type") == "NetworkGraph":
+        yield document
+
+
+def _one_netjson_graph(document: dict[str, Any], kind: str | None) -> RoutingView:
+    parser = NetJsonParser(document, directed=True)
     link_kind = kind or kind_of_protocol(parser.protocol)
     etx = str(parser.metric or "").lower() == "etx"
 
@@ -112,6 +134,16 @@ def netjson_view(text: str, kind: str | None = None) -> RoutingView:
         hostname = attrs.get("hostname")
         node.hostname = hostname if isinstance(hostname, str) else node.name
     return view
+
+
+def _merge(into: RoutingView, view: RoutingView) -> None:
+    for key, node in view.nodes.items():
+        known = into.nodes.setdefault(key, node)
+        if known is not node:
+            known.aliases += [a for a in node.aliases if a not in known.aliases]
+            known.name = known.name or node.name
+            known.hostname = known.hostname or node.hostname
+    into.links += view.links
 
 
 def batman_view(text: str) -> RoutingView:

@@ -127,25 +127,29 @@ class ViewPublisher:
                 links_by_src.setdefault(link.src, []).append(
                     {"peer": dst, "iface": link.iface, "kind": link.kind, **link.metrics}
                 )
-        updates: list[NodeUpdate] = []
-        present: set[str] = set()
+        by_id: dict[str, NodeUpdate] = {}
         for node in spoken:
             node_id = ids[node.key]
-            present.add(node_id)
             links = links_by_src.get(node.key, [])
-            if len(links) > MAX_LINKS:
-                log.warning("%s states %d links; publishing the first %d",
-                            node_id, len(links), MAX_LINKS)
-                links = links[:MAX_LINKS]
+            update = by_id.get(node_id)
+            if update is not None:  # two daemon ids the config names as one node
+                assert update.report is not None
+                update.report["links"] += links
+                continue
             report: dict[str, Any] = {"links": links}
             if node.clients is not None:
                 report["clients"] = node.clients
-            updates.append(NodeUpdate(node_id, info=self._info(node), online=True,
-                                      report=report, ts=view.ts))
-        for gone in sorted(self._seen - present):
-            updates.append(NodeUpdate(gone, online=False, ts=view.ts))
-        self._seen |= present
-        return updates
+            by_id[node_id] = NodeUpdate(node_id, info=self._info(node), online=True,
+                                        report=report, ts=view.ts)
+        for node_id, update in by_id.items():
+            assert update.report is not None
+            if len(update.report["links"]) > MAX_LINKS:
+                log.warning("%s states %d links; publishing the first %d",
+                            node_id, len(update.report["links"]), MAX_LINKS)
+                del update.report["links"][MAX_LINKS:]
+        gone = [NodeUpdate(n, online=False, ts=view.ts) for n in sorted(self._seen - by_id.keys())]
+        self._seen |= by_id.keys()
+        return [*by_id.values(), *gone]
 
     def _name_all(self, view: RoutingView) -> dict[str, str]:
         # configured names first, so a daemon's name that happens to equal one of them

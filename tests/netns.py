@@ -49,8 +49,8 @@ class Lab:
         ns = self.ns(name)
         _ip("netns", "add", ns)
         self.namespaces.append(ns)
-        self.run(name, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
-                 "net.ipv6.conf.default.accept_dad=0")  # fmt: skip
+        for conf in ("all", "default"):  # /proc/sys/net is the namespace's own
+            self.run(name, "sh", "-c", f"echo 0 > /proc/sys/net/ipv6/conf/{conf}/accept_dad")
         _ip("-n", ns, "link", "set", "lo", "up")
         return ns
 

@@ -1,0 +1,150 @@
+"""hopglass-server's `nodes.json` + `graph.json` (and ffmap-backend's older ones) → `Snapshot`.
+
+nodes.json (version 2: `nodes` is a list; version 1: an object keyed by node id): each
+node has `nodeinfo` (respondd's: `node_id` (a MAC, private), `hostname`, `hardware.model`,
+`software.firmware`, `location`, `network.mac` and `network.mesh.*.interfaces.*` MACs),
+`flags.online` / `flags.gateway`, `statistics` (`uptime` in seconds, `loadavg`,
+`rootfs_usage` 0–1, `clients` as a number or `{total}`, `gateway`), `lastseen`, `firstseen`.
+
+graph.json: `batadv.nodes[i] = {id: interface MAC, node_id}` and `batadv.links` with
+`source`/`target` indexes, `tq` as hopglass-server writes it (255 / batman-adv TQ, so 1 is
+perfect) and `type` (`wireless`, `tunnel`, `fastd`, `l2tp`, `other`) or `vpn: true`.
+hopglass-server emits one entry per direction: the target is the node that measured the TQ
+of its neighbour, the source. An entry with `bidirect: true` (ffmap-backend) stands for
+both directions with the same TQ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshmon_bridge.source import SourceError
+from meshmon_bridge.sources.freifunk.snapshot import (
+    TQ_MAX,
+    LinkEnd,
+    MapLink,
+    MapNode,
+    Snapshot,
+    as_dict,
+    location,
+    merge_directions,
+    normal_mac,
+    number,
+    parse_time,
+    snapshot_time,
+    text,
+)
+
+VPN_TYPES = frozenset({"tunnel", "fastd", "l2tp", "vpn", "wireguard"})
+
+
+def parse(nodes_doc: Any, graph_doc: Any, where: str, now: float) -> Snapshot:
+    """nodes.json and graph.json as one `Snapshot`; SourceError if they are not those."""
+    raw_nodes = nodes_doc.get("nodes") if isinstance(nodes_doc, dict) else None
+    if isinstance(raw_nodes, dict):  # version 1: keyed by node id
+        raw_nodes = list(raw_nodes.values())
+    if not isinstance(raw_nodes, list):
+        raise SourceError(f"{where}: not a hopglass nodes.json (no `nodes`)")
+    batadv = graph_doc.get("batadv") if isinstance(graph_doc, dict) else None
+    if not isinstance(batadv, dict) or not isinstance(batadv.get("links"), list) \
+            or not isinstance(batadv.get("nodes"), list):
+        raise SourceError(f"{where}: not a hopglass graph.json (no `batadv` nodes and links)")
+    nodes = {n.key: n for n in (_node(raw) for raw in raw_nodes) if n is not None}
+    time = snapshot_time(parse_time(nodes_doc.get("timestamp")), nodes.values()) or now
+    mac_owner = {mac: n.key for n in nodes.values() for mac in n.macs}
+    ends = [_graph_node(raw, nodes, mac_owner) for raw in batadv["nodes"]]
+    links = []
+    for raw in batadv["links"]:
+        links += _links(raw, ends)
+    return Snapshot(nodes=list(nodes.values()), links=merge_directions(links), time=time)
+
+
+def _node(raw: Any) -> MapNode | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("nodeinfo"), dict):
+        return None
+    info = raw["nodeinfo"]
+    key = text(info.get("node_id"))
+    if key is None:
+        return None
+    flags = as_dict(raw.get("flags"))
+    stats = as_dict(raw.get("statistics"))
+    loc = as_dict(info.get("location"))
+    hardware = as_dict(info.get("hardware"))
+    software = as_dict(info.get("software"))
+    firmware = as_dict(software.get("firmware"))
+    clients = stats.get("clients")
+    if isinstance(clients, dict):
+        clients = clients.get("total")
+    rootfs = number(stats.get("rootfs_usage"))
+    online = flags.get("online")
+    return MapNode(
+        key=key,
+        hostname=text(info.get("hostname")),
+        model=text(hardware.get("model")),
+        firmware=text(firmware.get("release")) or text(firmware.get("base")),
+        location=location(loc.get("latitude"), loc.get("longitude")),
+        online=online if isinstance(online, bool) else None,
+        last_seen=parse_time(raw.get("lastseen")),
+        first_seen=parse_time(raw.get("firstseen")),
+        gateway=flags.get("gateway") is True or info.get("vpn") is True,
+        uptime_s=number(stats.get("uptime")),
+        load=number(stats.get("loadavg")),
+        rootfs_used_pct=rootfs * 100 if rootfs is not None else None,
+        clients=int(c) if (c := number(clients)) is not None else None,
+        macs=_macs(info),
+    )
+
+
+def _macs(nodeinfo: dict[str, Any]) -> list[str]:
+    network = as_dict(nodeinfo.get("network"))
+    found = [network.get("mac")]
+    mesh = as_dict(network.get("mesh"))
+    for bat in mesh.values():
+        for macs in as_dict(as_dict(bat).get("interfaces")).values():
+            if isinstance(macs, list):
+                found += macs
+    return [m for m in dict.fromkeys(normal_mac(v) for v in found) if m is not None]
+
+
+def _graph_node(raw: Any, nodes: dict[str, MapNode], mac_owner: dict[str, str]) -> str | None:
+    """The node key a graph node stands for, its MAC when no node has it, or None."""
+    if not isinstance(raw, dict):
+        return None
+    node_id = raw.get("node_id")
+    if isinstance(node_id, str) and node_id in nodes:
+        return node_id
+    mac = normal_mac(raw.get("id"))
+    if mac is None:
+        return None
+    return mac_owner.get(mac, mac)
+
+
+def _links(raw: Any, ends: list[str | None]) -> list[MapLink]:
+    if not isinstance(raw, dict):
+        return []
+    source, target = _end(raw.get("source"), ends), _end(raw.get("target"), ends)
+    if source is None or target is None or source == target:
+        return []
+    kind = raw.get("type") if isinstance(raw.get("type"), str) else ""
+    vpn = raw.get("vpn") is True or kind in VPN_TYPES
+    medium = "vpn" if vpn else "wifi" if kind in ("wireless", "wifi") else "other"
+    view = LinkEnd(tq=_tq(raw.get("tq")))
+    # the target measured the TQ of its neighbour, the source: it is the target's view
+    link = MapLink(source=target, target=source, kind="vpn" if vpn else "batman",
+                   medium=medium, source_view=view, target_view=None)
+    if raw.get("bidirect") is True:
+        link.target_view = LinkEnd(tq=view.tq)
+    return [link]
+
+
+def _end(index: Any, ends: list[str | None]) -> str | None:
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(ends):
+        return None
+    return ends[index]
+
+
+def _tq(value: Any) -> int | None:
+    inverse = number(value)
+    if inverse is None or inverse <= 0:
+        return None
+    return max(0, min(TQ_MAX, round(TQ_MAX / max(inverse, 1.0))))

@@ -1,0 +1,105 @@
+"""`[[meshviewer]]`, `[[hopglass]]` and `[[openwifimap]]`: a community's published map
+data, polled from a URL or a file on an interval (docs/freifunk.md, "Map import")."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from meshmon_bridge.source import NodeUpdate
+from meshmon_bridge.sources.freifunk import hopglass, meshviewer, openwifimap
+from meshmon_bridge.sources.freifunk.fetch import read_json, resolve
+from meshmon_bridge.sources.freifunk.ids_config import FreifunkTable
+from meshmon_bridge.sources.freifunk.snapshot import Snapshot, SnapshotOptions, node_updates
+
+
+class MapTable(FreifunkTable):
+    """Keys shared by the map file kinds."""
+
+    timeout_s: float = Field(default=30, gt=0, le=600)
+    """how long a download may take"""
+    offline_after_s: float = Field(default=900, gt=0)
+    """a node the file does not call online or offline is offline when last seen longer
+    ago than this before the file's own time"""
+
+
+class MeshviewerTable(MapTable):
+    """`[[meshviewer]]`: yanic's meshviewer.json."""
+
+    url: str = Field(min_length=1)
+
+
+class HopglassTable(MapTable):
+    """`[[hopglass]]`: hopglass-server's nodes.json and graph.json."""
+
+    nodes_url: str = Field(min_length=1)
+    graph_url: str = Field(min_length=1)
+
+
+class OpenWifiMapTable(MapTable):
+    """`[[openwifimap]]`: OpenWiFiMap node documents (CouchDB rows)."""
+
+    url: str = Field(min_length=1)
+    offline_after_s: float = Field(default=86_400, gt=0)
+    """OpenWiFiMap nodes must update at least once a day (its API's rule)"""
+
+
+class MapFileSource:
+    """One map file source: fetch, parse (in a thread: files are megabytes), convert."""
+
+    kind = "meshviewer"
+
+    def __init__(self, table: MapTable, base_dir: Path, locations: list[str]) -> None:
+        self.table = table
+        self.interval_s = table.interval_s
+        self.locations = [resolve(loc, base_dir) for loc in locations]
+        self.name = f"{self.kind} {' + '.join(self.locations)}"
+        self.ids = table.public_ids(base_dir)
+        self.options = SnapshotOptions(interval_s=table.interval_s,
+                                       offline_after_s=table.offline_after_s,
+                                       public=table.public, tags=tuple(table.tags))
+
+    async def poll(self) -> list[NodeUpdate]:
+        """Fetch the file(s) once; an update per node in them."""
+        docs = [await read_json(loc, self.table.timeout_s) for loc in self.locations]
+        return await asyncio.to_thread(self._updates, docs)
+
+    def _updates(self, docs: list[Any]) -> list[NodeUpdate]:
+        return node_updates(self.parse(docs, time.time()), self.ids, self.options)
+
+    def parse(self, docs: list[Any], now: float) -> Snapshot:
+        """The fetched documents as a snapshot."""
+        return meshviewer.parse(docs[0], self.locations[0], now)
+
+    async def close(self) -> None:
+        """Nothing to release: every poll opens and closes its own connection."""
+
+
+class MeshviewerSource(MapFileSource):
+    """`[[meshviewer]]`."""
+
+    kind = "meshviewer"
+
+
+class HopglassSource(MapFileSource):
+    """`[[hopglass]]`."""
+
+    kind = "hopglass"
+
+    def parse(self, docs: list[Any], now: float) -> Snapshot:
+        """nodes.json + graph.json as a snapshot."""
+        return hopglass.parse(docs[0], docs[1], " + ".join(self.locations), now)
+
+
+class OpenWifiMapSource(MapFileSource):
+    """`[[openwifimap]]`."""
+
+    kind = "openwifimap"
+
+    def parse(self, docs: list[Any], now: float) -> Snapshot:
+        """OpenWiFiMap rows as a snapshot."""
+        return openwifimap.parse(docs[0], self.locations[0], now)

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from meshmon_bridge.source import BridgeContext, Source
+from meshmon_bridge.sources.freifunk import mapfiles, respondd
 from meshmon_bridge.sources.routing import RoutingConfig, create_routing_sources
 
 TableModel = TypeVar("TableModel", bound=BaseModel)
@@ -31,5 +32,9 @@ class SourceKind(Generic[TableModel]):
 KINDS: dict[str, SourceKind[Any]] = {
     # "kind": SourceKind(ItsTableModel, its_factory),
     "routing": SourceKind(RoutingConfig, create_routing_sources),
+    "respondd": SourceKind(respondd.ResponddTable, respondd.create_respondd),
+    "meshviewer": SourceKind(mapfiles.MeshviewerTable, mapfiles.create_meshviewer),
+    "hopglass": SourceKind(mapfiles.HopglassTable, mapfiles.create_hopglass),
+    "openwifimap": SourceKind(mapfiles.OpenWifiMapTable, mapfiles.create_openwifimap),
 }
 """table name → config model + factory; the only place a kind is registered"""

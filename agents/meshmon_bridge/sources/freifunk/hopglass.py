@@ -27,6 +27,7 @@ from meshmon_bridge.sources.freifunk.snapshot import (
     Snapshot,
     as_dict,
     location,
+    mark_uplinks,
     merge_directions,
     normal_mac,
     number,
@@ -56,7 +57,9 @@ def parse(nodes_doc: Any, graph_doc: Any, where: str, now: float) -> Snapshot:
     links = []
     for raw in batadv["links"]:
         links += _links(raw, ends)
-    return Snapshot(nodes=list(nodes.values()), links=merge_directions(links), time=time)
+    links = merge_directions(links)
+    mark_uplinks(nodes, links)
+    return Snapshot(nodes=list(nodes.values()), links=links, time=time)
 
 
 def _node(raw: Any) -> MapNode | None:

@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
+from meshmon_bridge.config import Section
 from meshmon_bridge.sources.freifunk.node_ids import PublicIds
 
 ID_PREFIX_RE = r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,15})?$"
 
 
-class FreifunkTable(BaseModel):
+class FreifunkTable(Section):
     """Keys shared by `[[respondd]]`, `[[meshviewer]]`, `[[hopglass]]`, `[[openwifimap]]`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     interval_s: float = Field(default=60, gt=0, le=86_400)
     id_prefix: str = Field(default="", pattern=ID_PREFIX_RE)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from meshmon_bridge.source import NodeUpdate
+from meshmon_bridge.source import BridgeContext, NodeUpdate, Source
 from meshmon_bridge.sources.freifunk import hopglass, meshviewer, openwifimap
 from meshmon_bridge.sources.freifunk.fetch import read_json, resolve
 from meshmon_bridge.sources.freifunk.ids_config import FreifunkTable
@@ -103,3 +104,19 @@ class OpenWifiMapSource(MapFileSource):
     def parse(self, docs: list[Any], now: float) -> Snapshot:
         """OpenWiFiMap rows as a snapshot."""
         return openwifimap.parse(docs[0], self.locations[0], now)
+
+
+def create_meshviewer(tables: Sequence[MeshviewerTable], ctx: BridgeContext) -> list[Source]:
+    """A source per `[[meshviewer]]` table."""
+    return [MeshviewerSource(t, ctx.base_dir, [t.url]) for t in tables]
+
+
+def create_hopglass(tables: Sequence[HopglassTable], ctx: BridgeContext) -> list[Source]:
+    """A source per `[[hopglass]]` table."""
+    return [HopglassSource(t, ctx.base_dir, [t.nodes_url, t.graph_url]) for t in tables]
+
+
+def create_openwifimap(tables: Sequence[OpenWifiMapTable], ctx: BridgeContext
+                       ) -> list[Source]:
+    """A source per `[[openwifimap]]` table."""
+    return [OpenWifiMapSource(t, ctx.base_dir, [t.url]) for t in tables]

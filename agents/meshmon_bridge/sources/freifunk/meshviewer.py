@@ -26,6 +26,7 @@ from meshmon_bridge.sources.freifunk.snapshot import (
     Snapshot,
     as_dict,
     location,
+    mark_uplinks,
     normal_mac,
     number,
     parse_time,
@@ -131,10 +132,4 @@ def _mark_gateways(raw_nodes: list[Any], by_key: dict[str, MapNode], links: list
             owner = ref if ref in by_key else mac_owner.get(normal_mac(ref) or "")
             if owner is not None and owner != raw.get("node_id"):
                 by_key[owner].gateway = True
-    servers = {key for key, n in by_key.items() if n.gateway}
-    for link in links:
-        if link.medium != "vpn":
-            continue
-        for end, other in ((link.source, link.target), (link.target, link.source)):
-            if other in servers and end in by_key:
-                by_key[end].gateway = True
+    mark_uplinks(by_key, links)

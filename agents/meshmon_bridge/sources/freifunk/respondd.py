@@ -15,13 +15,15 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from meshmon_bridge.source import NodeUpdate, SourceError
+from meshmon_bridge.ratelog import RateLimitedLog
+from meshmon_bridge.source import BridgeContext, NodeUpdate, Source, SourceError
 from meshmon_bridge.sources.freifunk import respondd_data as data
 from meshmon_bridge.sources.freifunk.ids_config import FreifunkTable
 from meshmon_bridge.sources.freifunk.node_ids import Candidate
@@ -34,7 +36,6 @@ MAX_PENDING = 65_536
 """answers kept between two polls at most (more are counted and dropped)"""
 MULTICAST_HOPS = 8
 """enough for `ff05::2:1001` to cross a site's routers; link scope stays on the link"""
-BAD_LOG_EVERY_S = 60.0
 
 
 class ResponddTable(FreifunkTable):
@@ -117,7 +118,7 @@ class ResponddSource:
         self._answered: set[str] = set()
         """nodes that answered in the current round"""
         self._arrived = asyncio.Event()
-        self._bad_logged_at = -BAD_LOG_EVERY_S
+        self._rate_log = RateLimitedLog(log, every_s=60.0)
 
     async def poll(self) -> list[NodeUpdate]:
         """One round of requests; an update per node heard or gone silent."""
@@ -142,11 +143,8 @@ class ResponddSource:
             answer = data.decode(payload)
         except data.BadAnswer as exc:
             self.bad_answers += 1
-            now = time.monotonic()
-            if now - self._bad_logged_at >= BAD_LOG_EVERY_S:
-                self._bad_logged_at = now
-                log.warning("%s: dropped an answer from %s: %s (%d so far)", self.name,
-                            addr[0], exc, self.bad_answers)
+            self._rate_log.log(logging.WARNING, "bad", "%s: dropped an answer from %s: %s "
+                               "(%d so far)", self.name, addr[0], exc, self.bad_answers)
             return
         if answer.node_id not in self._inbox and len(self._inbox) >= MAX_PENDING:
             self.dropped_answers += 1
@@ -286,3 +284,8 @@ def resolve(address: str, default_port: int) -> tuple[Any, ...]:
     infos = socket.getaddrinfo(host, port, socket.AF_INET6, socket.SOCK_DGRAM, 0,
                                socket.AI_V4MAPPED)
     return infos[0][4]
+
+
+def create_respondd(tables: Sequence[ResponddTable], ctx: BridgeContext) -> list[Source]:
+    """A source (one UDP socket) per `[[respondd]]` table."""
+    return [ResponddSource(t, ctx.base_dir) for t in tables]

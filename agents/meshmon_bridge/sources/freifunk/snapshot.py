@@ -222,6 +222,18 @@ def node_updates(snap: Snapshot, ids: PublicIds, options: SnapshotOptions) -> li
     return updates
 
 
+def mark_uplinks(nodes: dict[str, MapNode], links: Iterable[MapLink]) -> None:
+    """Gluon's uplink nodes (a `vpn` link to a gateway) are gateways too: in the wire
+    contract `gateway` means "has an uplink"."""
+    servers = {key for key, n in nodes.items() if n.gateway}
+    for link in links:
+        if link.medium != "vpn":
+            continue
+        for end, other in ((link.source, link.target), (link.target, link.source)):
+            if other in servers and end in nodes:
+                nodes[end].gateway = True
+
+
 def merge_directions(links: Iterable[MapLink]) -> list[MapLink]:
     """One-sided links (a's view of b, b's view of a) of the same kind and medium joined
     into one two-sided link, so both directions get the same interface label."""

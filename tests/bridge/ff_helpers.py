@@ -1,0 +1,62 @@
+"""Shared by the Freifunk source tests: the real snapshots and captures in tests/data, and
+what the bridge would publish for some updates, checked against the collector's models."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from meshmon_bridge.messages import MessageBuilder
+from meshmon_bridge.source import NodeUpdate
+
+from meshmon.model import wire
+from meshmon.model.addresses import looks_like_address
+from tests.bridge.helpers import PREFIX, decode
+
+DATA = Path(__file__).parents[1] / "data" / "freifunk"
+COMMUNITIES = ("altdorf", "bielefeld", "bremen", "cologne-bonn-area", "leipzig", "ulm")
+"""the six meshviewer snapshots of 2020 (tests/data/README.md)"""
+
+
+def snapshot_file(community: str) -> Path:
+    """The gzipped meshviewer.json of one community."""
+    return DATA / f"freifunk-{community}-meshviewer.json.gz"
+
+
+def load_snapshot(community: str) -> dict[str, Any]:
+    """One community's meshviewer.json, decoded."""
+    return json.loads(gzip.decompress(snapshot_file(community).read_bytes()))
+
+
+def published(kind: str, updates: list[NodeUpdate], interval_s: float = 60,
+              bridge: str = "ff-test") -> list[wire.Message]:
+    """The messages the bridge makes of `updates`, each validated as the collector does."""
+    builder = MessageBuilder(bridge, PREFIX)
+    out: list[wire.Message] = []
+    for update in updates:
+        for message in builder.build(kind, update, interval_s, time.time()):
+            decoded = decode({"topic": message.topic, "payload": message.payload})
+            assert not isinstance(decoded, wire.BridgeStatus)
+            out.append(decoded)
+    assert builder.dropped.total() == 0, builder.dropped
+    return out
+
+
+def by_node(messages: list[wire.Message]) -> dict[str, dict[str, Any]]:
+    """node id → {"info": Info, "status": Status, "report": Report} as published."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in messages:
+        name = {wire.Info: "info", wire.Status: "status", wire.Report: "report"}[type(m)]
+        out.setdefault(m.node, {})[name] = m
+    return out
+
+
+def assert_public_ids(node_ids: list[str]) -> None:
+    """Unique, valid node ids without any MAC or IP address in them."""
+    assert len(set(node_ids)) == len(node_ids), "node ids are not unique"
+    for node_id in node_ids:
+        assert not looks_like_address(node_id), node_id
+        assert len(node_id) <= 64 and node_id[0].isalnum(), node_id

@@ -35,6 +35,11 @@ DEFAULT_GROUP = "ff02::2:1001"
 MAX_PENDING = 65_536
 """answers kept between two polls at most (more are counted and dropped)"""
 MULTICAST_HOPS = 8
+RECEIVE_BUFFER = 8 << 20
+"""hundreds of nodes answer a multicast request at once: the default socket buffer
+(~200 kB) holds about a hundred answers, the rest would be dropped by the kernel"""
+UNICAST_BURST = 32
+"""unicast requests sent before letting answers in (yanic waits 10 ms after each)"""
 """enough for `ff05::2:1001` to cross a site's routers; link scope stays on the link"""
 
 
@@ -124,7 +129,7 @@ class ResponddSource:
         """One round of requests; an update per node heard or gone silent."""
         transport = await self._open()
         round_start = time.time()
-        sent = self._ask_all(transport, await self._static_targets())
+        sent = await self._ask_all(transport, await self._static_targets())
         if not sent:
             raise SourceError(f"{self.name}: no request could be sent (interfaces missing?)")
         await self._collect(self.table.timeout_s, set())
@@ -132,8 +137,7 @@ class ResponddSource:
             missing = self._missing(round_start)
             if not missing:
                 break
-            for node_id in missing:
-                self._send(transport, self.known[node_id].address)
+            await self._ask(transport, [self.known[node_id].address for node_id in missing])
             await self._collect(self.table.timeout_s, set(missing))
         return self._updates(round_start, time.time())
 
@@ -165,6 +169,7 @@ class ResponddSource:
         try:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, MULTICAST_HOPS)
+            _grow_receive_buffer(sock)
             sock.bind(("::", 0))
             sock.setblocking(False)
         except OSError as exc:
@@ -184,8 +189,8 @@ class ResponddSource:
                 log.warning("%s: cannot resolve %r: %s", self.name, address, exc)
         return targets
 
-    def _ask_all(self, transport: asyncio.DatagramTransport, targets: list[tuple[Any, ...]]
-                 ) -> int:
+    async def _ask_all(self, transport: asyncio.DatagramTransport,
+                       targets: list[tuple[Any, ...]]) -> int:
         sent = 0
         sock = transport.get_extra_info("socket")
         for iface in self.table.interfaces:
@@ -197,7 +202,16 @@ class ResponddSource:
                 continue
             for group in self.table.multicast_groups:
                 sent += self._send(transport, (group, self.table.port, 0, index))
-        for target in targets:
+        sent += await self._ask(transport, targets)
+        return sent
+
+    async def _ask(self, transport: asyncio.DatagramTransport,
+                   targets: list[tuple[Any, ...]]) -> int:
+        """Unicast requests, in bursts with a pause for the answers to be read."""
+        sent = 0
+        for i, target in enumerate(targets):
+            if i and i % UNICAST_BURST == 0:
+                await asyncio.sleep(0.002)
             sent += self._send(transport, target)
         return sent
 
@@ -268,6 +282,19 @@ class ResponddSource:
             mediums = data.mesh_interfaces(answer.nodeinfo)
             report["links"] = data.links(answer, mediums, self.directory, ids.get)
         return NodeUpdate(node=node, info=info, online=True, report=report, ts=k.heard_at)
+
+
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    # SO_RCVBUFFORCE passes net.core.rmem_max when allowed (root, CAP_NET_ADMIN)
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    for option in (force, socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, RECEIVE_BUFFER)
+            return
+        except OSError:
+            continue
 
 
 def resolve(address: str, default_port: int) -> tuple[Any, ...]:

@@ -1,0 +1,173 @@
+"""respondd over real UDP on loopback: Gluon's captured answers, a whole community's nodes
+made from its snapshot (asked by unicast), retries, silence, and hostile datagrams."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from meshmon_bridge.sources.freifunk import respondd_data
+from meshmon_bridge.sources.freifunk.respondd import ResponddSource, ResponddTable
+
+from meshmon.model import wire
+from tests.bridge.ff_helpers import DATA, assert_public_ids, by_node, load_snapshot, published
+from tests.bridge.respondd_responder import Responder, deflate, gluon_answers
+
+CAPTURES = DATA / "respondd"
+
+
+def source(addresses: list[str], **keys: Any) -> ResponddSource:
+    table = ResponddTable(addresses=addresses, timeout_s=0.4, **keys)
+    return ResponddSource(table, Path.cwd())
+
+
+def v6(address: tuple[Any, ...]) -> str:
+    host, port = address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def test_captured_answers_decode_as_yanic_reads_them() -> None:
+    flated = respondd_data.decode((CAPTURES / "nodeinfo.flated").read_bytes())
+    assert flated.node_id == "f81a67a5e9c1" and flated.statistics is None
+    info = respondd_data.info_fields(flated.nodeinfo or {}, None)
+    assert info["hostname"] == "Trillian" and info["model"] == "TP-Link TL-WDR4900 v1"
+    nodeinfo = json.loads((CAPTURES / "nodeinfo.json").read_text())
+    statistics = json.loads((CAPTURES / "statistics.json").read_text())
+    # a plain (uncompressed) `nodeinfo` answer is the nodeinfo object itself
+    assert respondd_data.decode(json.dumps(nodeinfo).encode()).nodeinfo == nodeinfo
+    info = respondd_data.info_fields(nodeinfo, statistics)
+    assert info["firmware"] == "2016.1.2+bremen1"  # yanic: gluon-v2016.1.2
+    assert info["gateway"] is True  # its mesh VPN has an established peer (vpn06)
+    assert info["location"] == {"lat": 53.079362250000006, "lon": 8.88002693}
+    assert "f8:1a:67:a6:01:ea" in info["macs"] and "fa:1e:67:a6:01:ea" in info["macs"]
+    assert "owner" not in info and "freifunk@example.com" not in json.dumps(info)
+    report = respondd_data.report_fields(statistics)
+    assert report["clients"] == 35
+    assert report["ifaces"] == [{"name": "bat0", "rx_bytes": 57861871176,
+                                 "rx_packets": 66182267, "tx_bytes": 3669258403,
+                                 "tx_packets": 26751682}]
+    assert report["sys"] == {"uptime_s": 138355.13, "load": [0.48], "mem_total_kb": 126200,
+                             "mem_avail_kb": 86452 + 2308 + 8596,
+                             "rootfs_used_pct": 4.18}
+
+
+@pytest.fixture
+def leipzig() -> Iterator[tuple[dict[str, Any], Responder, dict[str, dict[str, Any]]]]:
+    """Every online node of Freifunk Leipzig's snapshot but its busiest one (which stays
+    silent), each on its own loopback address (127.0.1.N), plus the two captured Gluon
+    answers on ::1."""
+    snap = load_snapshot("leipzig")
+    answers = gluon_answers(snap)
+    busiest = max(answers, key=lambda k: sum(
+        len(e["neighbours"]) for e in answers[k]["neighbours"]["batadv"].values()))
+    del answers[busiest]
+    pairs: list[tuple[tuple[Any, ...], bytes]] = [
+        ((f"127.0.{1 + i // 250}.{1 + i % 250}", 0), deflate(answer))
+        for i, answer in enumerate(answers.values())]
+    captured = {
+        "nodeinfo": json.loads((CAPTURES / "nodeinfo.json").read_text()),
+        "statistics": json.loads((CAPTURES / "statistics.json").read_text())}
+    pairs += [(("::1", 0), deflate(captured)),
+              (("::1", 0), (CAPTURES / "nodeinfo.flated").read_bytes())]
+    responder = Responder(pairs).start()
+    yield snap, responder, answers
+    responder.stop()
+
+
+async def test_a_community_answers_by_unicast(leipzig: Any) -> None:
+    snap, responder, answers = leipzig
+    src = source([v6(a) for a in responder.addresses], id_prefix="ffl-")
+    try:
+        updates = await src.poll()
+    finally:
+        await src.close()
+    nodes = by_node(published("respondd", updates))
+    assert len(nodes) == len(answers) + 2 == 209
+    assert_public_ids(list(nodes))
+    assert all(n.startswith("ffl-") for n in nodes)
+    ids = {key: src.ids.get(key) for key in [*answers, "f81a67a601ea", "f81a67a5e9c1"]}
+    raw = {n["node_id"]: n for n in snap["nodes"]}
+    mac_owner = {mac: key for key, a in answers.items()
+                 for macs in a["nodeinfo"]["network"]["mesh"]["bat0"]["interfaces"].values()
+                 for mac in macs}
+    expected: Counter[tuple[str, str | None, str | None, int]] = Counter()
+    for key, answer in answers.items():
+        got = nodes[ids[key]]
+        info: wire.Info = got["info"]
+        assert got["status"].online is True
+        assert info.hostname == raw[key]["hostname"] and info.owner is None
+        assert info.gateway is raw[key]["is_gateway"]
+        assert got["report"].clients == raw[key]["clients"]
+        for entry in answer["neighbours"]["batadv"].values():
+            for mac, metrics in entry["neighbours"].items():
+                owner = mac_owner.get(mac)  # a node that never answered: left as a MAC
+                expected[(ids[key], ids[owner] if owner else None, None if owner else mac,
+                          metrics["tq"])] += 1
+    got_links: Counter[tuple[str, str | None, str | None, int]] = Counter()
+    for node_id, msgs in nodes.items():
+        for link in msgs["report"].links if "report" in msgs else []:
+            assert link.kind == "batman" and link.inactive_ms == 520
+            got_links[(node_id, link.peer, link.peer_mac, link.tq)] += 1
+    assert got_links == expected
+    assert sum(1 for k in expected if k[1] is None) >= 10  # links to the silent node
+    captured = nodes[ids["f81a67a601ea"]]
+    assert captured["report"].clients == 35 and captured["info"].gateway is True
+    assert "report" not in nodes[ids["f81a67a5e9c1"]]  # nodeinfo only
+    assert nodes[ids["f81a67a5e9c1"]]["info"].hostname == "Trillian"
+    text = json.dumps([m.model_dump(mode="json") for n in nodes.values() for m in n.values()])
+    assert "@example" not in text  # owner contacts dropped
+
+
+async def test_nodes_that_miss_a_request_are_asked_again_then_go_offline() -> None:
+    snap = load_snapshot("ulm")
+    answers = list(gluon_answers(snap).items())[:3]
+    responder = Responder([(("127.0.2.1", 0), deflate(a)) for _, a in answers]).start()
+    src = source([v6(a) for a in responder.addresses], unicast_retries=2, offline_after_s=0.3)
+    try:
+        first = await src.poll()
+        assert {u.online for u in first} == {True} and len(first) == 3
+        assert len(responder.taken()) == 3
+        responder.drop_next[0] = 2  # its next two requests go unanswered
+        started = time.monotonic()
+        second = await src.poll()
+        assert [u.online for u in second] == [True, True, True]  # the 2nd retry answered
+        assert [r.index for r in responder.taken()].count(0) == 3
+        assert time.monotonic() - started < 3 * 0.4 + 0.5
+        responder.silent = {1}
+        third = {u.node: u for u in await src.poll()}
+        gone = src.ids.get(answers[1][0])
+        assert third[gone].online is False and third[gone].info is None
+        assert sum(u.online is True for u in third.values()) == 2
+    finally:
+        await src.close()
+        responder.stop()
+
+
+async def test_hostile_datagrams_are_counted_and_dropped() -> None:
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb_bytes = bomb.compress(b"{" + b" " * (8 << 20)) + bomb.flush()
+    good = gluon_answers(load_snapshot("ulm"))
+    key, answer = next(iter(good.items()))
+    responder = Responder([
+        (("127.0.3.1", 0), b"\x00garbage\xff"),
+        (("127.0.3.2", 0), bomb_bytes),
+        (("127.0.3.3", 0), deflate([1, 2, 3])),  # type: ignore[arg-type]
+        (("127.0.3.4", 0), deflate({"nodeinfo": {"hostname": "no node id"}})),
+        (("127.0.3.5", 0), deflate({"nodeinfo": {"node_id": "a"}, "statistics": {
+            "node_id": "b"}})),
+        (("127.0.3.6", 0), deflate(answer)),
+    ]).start()
+    src = source([v6(a) for a in responder.addresses])
+    try:
+        updates = await src.poll()
+    finally:
+        await src.close()
+        responder.stop()
+    assert [u.node for u in updates] == [src.ids.get(key)]
+    assert src.bad_answers == 5

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from meshmon import __version__
@@ -125,7 +126,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.config is None:
         config.storage.path = args.storage
 
-    return _run_main(run_demo(config, args.port, args.nodes, args.interval, args.duration))
+    snapshot = Path(args.snapshot) if args.snapshot else None
+    if snapshot is not None:
+        from meshmon.demo.snapshot import SnapshotError, read_snapshot
+
+        try:  # a wrong file is a usage error, before anything starts
+            read_snapshot(snapshot)
+        except SnapshotError as exc:
+            print(f"meshmon demo: {exc}", file=sys.stderr)
+            return 2
+    return _run_main(run_demo(config, args.port, args.nodes, args.interval, args.duration,
+                              snapshot))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -204,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nodes", type=int, default=None, help="limit the network to N nodes")
     demo.add_argument("--interval", type=float, default=10.0, help="report interval, s")
     demo.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    demo.add_argument("--snapshot", metavar="FILE",
+                      help="play a community's meshviewer.json or hopglass nodes.json "
+                           "(with graph.json beside it) instead of the built-in Bremen one")
     demo.add_argument("--storage", default="meshmon-demo.sqlite",
                       help="SQLite file when no config is given")
     demo.set_defaults(func=cmd_demo)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from meshmon.config import Config
-from meshmon.demo.network import load_network
+from meshmon.demo.network import DemoNetwork, load_network
 from meshmon.demo.simulator import Simulator
 
 log = logging.getLogger(__name__)
@@ -21,20 +22,32 @@ def demo_config(config: Config, http_port: int) -> Config:
     return cfg
 
 
+def demo_network(nodes: int | None, snapshot: Path | None) -> DemoNetwork:
+    """The network to simulate (at most `nodes`, a connected part)."""
+    if snapshot is None:
+        return load_network(nodes)
+    from meshmon.demo.snapshot import network_from_snapshot  # pulls in the bridge parsers
+
+    network = network_from_snapshot(snapshot)
+    return network if nodes is None else network.subset(nodes)
+
+
 async def run_demo(
     config: Config,
     http_port: int,
     nodes: int | None,
     interval_s: float,
     duration_s: float | None,
+    snapshot: Path | None = None,
 ) -> None:
-    """Run collector + simulated network until `duration_s` has passed or it is cancelled."""
+    """Run collector + simulated network until `duration_s` has passed or it is cancelled;
+    the network is the shipped Bremen one, or a community's map file (`snapshot`)."""
     from meshmon.service import Service  # the collector pulls in everything; import late
 
     cfg = demo_config(config, http_port)
     # hundreds of simulated agents would log each (re)connect
     logging.getLogger("meshmon_agent").setLevel(logging.WARNING)
-    network = load_network(nodes)
+    network = demo_network(nodes, snapshot)
     service = Service(cfg)
     await service.start()
     try:

@@ -137,7 +137,7 @@ def _count(request: web.Request, status: int) -> None:
 
 def create_app(ctx: WebContext) -> web.Application:
     """The collector's web application over `ctx` (routes from api and ops modules)."""
-    from meshmon.web import admin, alerts_api, api, index, installer, ops
+    from meshmon.web import admin, alerts_api, api, exports, index, installer, ops
 
     ctx.started_at = ctx.clock()
     ctx.metrics.describe(HTTP_REQUESTS, "counter", "HTTP requests answered, by route and code")
@@ -149,6 +149,7 @@ def create_app(ctx: WebContext) -> web.Application:
     installer.register(app)
     admin.register(app)
     index.register(app)
+    exports.register(app)
     if STATIC_DIR.is_dir():
         app.router.add_static("/static/", STATIC_DIR, name="static")
     return app

@@ -35,16 +35,25 @@ def resolve(location: str, base_dir: Path) -> str:
 
 async def read_json(location: str, timeout_s: float) -> Any:
     """The decoded JSON at `location` (see `resolve`)."""
-    raw = await asyncio.to_thread(_read, location, timeout_s)
+    return decode_json(await asyncio.to_thread(_read, location, timeout_s), location)
+
+
+def load_json_file(path: Path) -> Any:
+    """The decoded JSON of a local file (gzipped or not); SourceError if it is not JSON."""
+    return decode_json(_read(str(path), 0), str(path))
+
+
+def decode_json(raw: bytes, where: str) -> Any:
+    """JSON from bytes that may be gzipped; SourceError naming `where` otherwise."""
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise SourceError(f"{location}: broken gzip data: {exc}") from None
+            raise SourceError(f"{where}: broken gzip data: {exc}") from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{location}: not JSON: {str(exc)[:200]}") from None
+        raise SourceError(f"{where}: not JSON: {str(exc)[:200]}") from None
 
 
 def _read(location: str, timeout_s: float) -> bytes:

@@ -89,7 +89,7 @@ def _node(raw: Any) -> MapNode | None:
         online=online if isinstance(online, bool) else None,
         last_seen=parse_time(raw.get("lastseen")),
         first_seen=parse_time(raw.get("firstseen")),
-        gateway=flags.get("gateway") is True or info.get("vpn") is True,
+        server=flags.get("gateway") is True or info.get("vpn") is True,
         uptime_s=number(stats.get("uptime")),
         load=number(stats.get("loadavg")),
         rootfs_used_pct=rootfs * 100 if rootfs is not None else None,

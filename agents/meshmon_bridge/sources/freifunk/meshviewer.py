@@ -81,7 +81,7 @@ def _node(raw: Any) -> tuple[MapNode, float | None] | None:
         online=online if isinstance(online, bool) else None,
         last_seen=parse_time(raw.get("lastseen")),
         first_seen=parse_time(raw.get("firstseen")),
-        gateway=raw.get("is_gateway") is True,
+        server=raw.get("is_gateway") is True,
         load=number(raw.get("loadavg")),
         rootfs_used_pct=rootfs * 100 if rootfs is not None else None,
         clients=int(clients) if clients is not None else None,
@@ -131,5 +131,5 @@ def _mark_gateways(raw_nodes: list[Any], by_key: dict[str, MapNode], links: list
                 continue
             owner = ref if ref in by_key else mac_owner.get(normal_mac(ref) or "")
             if owner is not None and owner != raw.get("node_id"):
-                by_key[owner].gateway = True
+                by_key[owner].server = True
     mark_uplinks(by_key, links)

@@ -49,6 +49,11 @@ _TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö":
                            "ß": "ss"})
 
 
+def without_addresses(text: str) -> str:
+    """`text` with MAC-, IPv4- and IPv6-looking runs cut out (spaces tidied)."""
+    return " ".join(_ADDRESS_IN_TEXT.sub(" ", text).split())
+
+
 def slug(hostname: str) -> tuple[str, bool]:
     """(the hostname as an id part, whether an address was removed from it)."""
     scrubbed, removed = _ADDRESS_IN_TEXT.subn(" ", hostname)

@@ -46,7 +46,10 @@ class MapNode:
     """as the snapshot says; None: judge from `last_seen`"""
     last_seen: float | None = None
     first_seen: float | None = None
-    gateway: bool = False
+    server: bool = False
+    """a gateway server: the map says so, or another node selected it as its gateway"""
+    uplink: bool = False
+    """has a VPN link to a gateway server (Gluon's uplink node)"""
     stale_after_s: float | None = None
     """offline when last seen longer ago than this (the node's own update interval × 3);
     None: the source's `offline_after_s`"""
@@ -56,6 +59,11 @@ class MapNode:
     clients: int | None = None
     macs: list[str] = field(default_factory=list)
     """the node's interface MACs (only for resolving peers: never published as ids)"""
+
+    @property
+    def gateway(self) -> bool:
+        """`info.gateway`: in the wire contract it means "has an uplink"."""
+        return self.server or self.uplink
 
 
 @dataclass(slots=True)
@@ -223,15 +231,14 @@ def node_updates(snap: Snapshot, ids: PublicIds, options: SnapshotOptions) -> li
 
 
 def mark_uplinks(nodes: dict[str, MapNode], links: Iterable[MapLink]) -> None:
-    """Gluon's uplink nodes (a `vpn` link to a gateway) are gateways too: in the wire
-    contract `gateway` means "has an uplink"."""
-    servers = {key for key, n in nodes.items() if n.gateway}
+    """Mark Gluon's uplink nodes: those with a `vpn` link to a gateway server."""
+    servers = {key for key, n in nodes.items() if n.server}
     for link in links:
         if link.medium != "vpn":
             continue
         for end, other in ((link.source, link.target), (link.target, link.source)):
             if other in servers and end in nodes:
-                nodes[end].gateway = True
+                nodes[end].uplink = True
 
 
 def merge_directions(links: Iterable[MapLink]) -> list[MapLink]:

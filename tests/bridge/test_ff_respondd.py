@@ -47,7 +47,7 @@ def test_captured_answers_decode_as_yanic_reads_them() -> None:
     assert info["location"] == {"lat": 53.079362250000006, "lon": 8.88002693}
     assert "f8:1a:67:a6:01:ea" in info["macs"] and "fa:1e:67:a6:01:ea" in info["macs"]
     assert "owner" not in info and "freifunk@example.com" not in json.dumps(info)
-    report = respondd_data.report_fields(statistics)
+    report = respondd_data.report_fields(statistics, nodeinfo)
     assert report["clients"] == 35
     assert report["ifaces"] == [{"name": "bat0", "rx_bytes": 57861871176,
                                  "rx_packets": 66182267, "tx_bytes": 3669258403,
@@ -171,3 +171,59 @@ async def test_hostile_datagrams_are_counted_and_dropped() -> None:
         responder.stop()
     assert [u.node for u in updates] == [src.ids.get(key)]
     assert src.bad_answers == 5
+
+
+def test_wifi_and_babel_neighbours_as_gluon_reports_them() -> None:
+    """Gluon's `wifi` neighbours (signal, noise, inactive) and its babel mesh (link-local
+    neighbours with costs; mesh interfaces listed by link-local address)."""
+    alpha = respondd_data.Answer("02aa00000001", nodeinfo={
+        "node_id": "02aa00000001", "hostname": "alpha",
+        "network": {"mac": "02:aa:00:00:00:01",
+                    "mesh": {"bat0": {"interfaces": {"wireless": ["02:aa:00:00:00:02"],
+                                                     "tunnel": ["02:aa:00:00:00:03"]}}}}},
+        neighbours={"node_id": "02aa00000001", "wifi": {"02:aa:00:00:00:02": {"neighbours": {
+            "02:bb:00:00:00:01": {"signal": -61, "noise": -95, "inactive": 40}}}},
+            "batadv": {"02:aa:00:00:00:02": {"neighbours": {
+                "02:bb:00:00:00:01": {"tq": 201, "lastseen": 1.25, "best": True}}},
+                "02:aa:00:00:00:03": {"neighbours": {
+                    "02:dd:00:00:00:01": {"tq": 255, "lastseen": 0.1}}}}})
+    bravo = respondd_data.Answer("02bb00000001", nodeinfo={
+        "node_id": "02bb00000001", "hostname": "bravo", "software": {"babeld": {}},
+        "network": {"mac": "02:bb:00:00:00:01",
+                    "mesh": {"babel": {"interfaces": {"wireless": ["fe80::bb:1"]}}}}},
+        neighbours={"node_id": "02bb00000001", "babel": {"mesh0": {
+            "ll-addr": "fe80::bb:1", "protocol": "babel", "neighbours": {
+                "fe80::cc:1": {"rxcost": 96, "txcost": 96, "cost": 96, "reachability": 65535},
+                "fe80::ee:ff:fe00:7": {"rxcost": 256, "cost": 512},  # EUI-64: 02:ee:00:00:00:07
+                "fe80::1234": {"rxcost": 96, "cost": 96}}}}})  # nobody's: dropped
+    charlie = respondd_data.Answer("02cc00000001", nodeinfo={
+        "node_id": "02cc00000001", "hostname": "charlie", "software": {"babeld": {}},
+        "network": {"mac": "02:cc:00:00:00:01",
+                    "mesh": {"babel": {"interfaces": {"other": ["fe80::cc:1"]}}}}})
+    directory = respondd_data.Directory()
+    for answer in (alpha, bravo, charlie):
+        directory.learn(answer)
+    ids = {"02aa00000001": "alpha", "02bb00000001": "bravo", "02cc00000001": "charlie"}
+
+    def links_of(answer: respondd_data.Answer) -> list[dict[str, Any]]:
+        nodeinfo = answer.nodeinfo or {}
+        return respondd_data.links(answer, respondd_data.mesh_interfaces(nodeinfo),
+                                   directory, ids.get)
+
+    assert links_of(alpha) == [
+        {"peer": "bravo", "iface": "wifi", "kind": "batman", "tq": 201, "inactive_ms": 1250},
+        {"peer_mac": "02:dd:00:00:00:01", "iface": "vpn", "kind": "vpn", "tq": 255,
+         "inactive_ms": 100},
+        {"peer": "bravo", "iface": "wifi", "kind": "wifi", "signal_dbm": -61, "noise_dbm": -95,
+         "inactive_ms": 40},
+    ]
+    assert links_of(bravo) == [
+        {"peer": "charlie", "iface": "mesh0", "kind": "babel", "cost": 96, "rxcost": 96},
+        {"peer_mac": "02:ee:00:00:00:07", "iface": "mesh0", "kind": "babel", "cost": 512,
+         "rxcost": 256},
+    ]
+    report = respondd_data.report_fields({"traffic": {"rx": {"bytes": 5}}}, bravo.nodeinfo or {})
+    assert report["ifaces"] == [{"name": "br-client", "rx_bytes": 5}]
+    for answer in (alpha, bravo):
+        wire.Report.model_validate({"v": 1, "node": ids[answer.node_id], "ts": 1, "seq": 0,
+                                    "interval_s": 60, "links": links_of(answer)})

@@ -278,7 +278,8 @@ class ResponddSource:
             info["tags"] = list(self.table.tags)
         report: dict[str, Any] | None = None
         if answer.statistics is not None or answer.neighbours is not None:
-            report = {"interval_s": self.table.interval_s, **data.report_fields(answer.statistics)}
+            report = {"interval_s": self.table.interval_s,
+                      **data.report_fields(answer.statistics, answer.nodeinfo)}
             mediums = data.mesh_interfaces(answer.nodeinfo)
             report["links"] = data.links(answer, mediums, self.directory, ids.get)
         return NodeUpdate(node=node, info=info, online=True, report=report, ts=k.heard_at)

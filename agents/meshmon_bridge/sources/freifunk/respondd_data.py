@@ -11,7 +11,7 @@ gets uncompressed JSON). What is read (docs/freifunk.md, "respondd"):
   a node whose mesh VPN has an established peer (Gluon's uplink node).
 - statistics → report: `uptime`, `loadavg`, `memory` (kB; available, or free + buffers +
   cached as Gluon's status page counts), `rootfs_usage`, `clients.total`, `traffic`
-  (the bat0 counters).
+  (Gluon's bat0 counters; br-client on its babel mesh).
 - neighbours → links: `batadv` (TQ and `lastseen` → `inactive_ms`; the interface type —
   wireless, tunnel, other — from nodeinfo's mesh interface lists), `wifi` (`signal`,
   `noise`, `inactive`) and `babel` (`cost`, `rxcost`; link-local peers are resolved
@@ -23,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,16 +79,23 @@ def decode(payload: bytes) -> Answer:
     return Answer(node_id=node_id.lower(), **parts)
 
 
+def _mesh_entries(nodeinfo: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(interface kind, entry) of `network.mesh.*.interfaces.*`: MACs under batman-adv,
+    link-local IPv6 addresses under Gluon's babel mesh."""
+    out = []
+    for mesh in as_dict(as_dict(nodeinfo.get("network")).get("mesh")).values():
+        for kind, entries in as_dict(as_dict(mesh).get("interfaces")).items():
+            out += [(kind, entry) for entry in (entries if isinstance(entries, list) else ())]
+    return out
+
+
 def mesh_interfaces(nodeinfo: Mapping[str, Any]) -> dict[str, str]:
     """Every mesh interface MAC of a node → its medium (wifi, vpn, other)."""
     out: dict[str, str] = {}
-    network = as_dict(nodeinfo.get("network"))
-    for bat in as_dict(network.get("mesh")).values():
-        for kind, macs in as_dict(as_dict(bat).get("interfaces")).items():
-            for value in macs if isinstance(macs, list) else ():
-                mac = normal_mac(value)
-                if mac is not None:
-                    out[mac] = MESH_MEDIUM.get(kind, "other")
+    for kind, entry in _mesh_entries(nodeinfo):
+        mac = normal_mac(entry)
+        if mac is not None:
+            out[mac] = MESH_MEDIUM.get(kind, "other")
     return out
 
 
@@ -99,14 +106,13 @@ def node_macs(nodeinfo: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(found))[:128]
 
 
-def babel_addresses(neighbours: Mapping[str, Any]) -> list[str]:
-    """The node's own babel link-local addresses (`babel.IFACE.ll-addr`)."""
-    out = []
-    for iface in as_dict(neighbours.get("babel")).values():
-        addr = _ipv6(as_dict(iface).get("ll-addr"))
-        if addr is not None:
-            out.append(addr)
-    return out
+def babel_addresses(answer: Answer) -> list[str]:
+    """The node's own babel link-local addresses: its babel mesh interfaces in nodeinfo
+    and `neighbours.babel.IFACE.ll-addr`."""
+    found = [entry for _, entry in _mesh_entries(answer.nodeinfo or {})]
+    found += [as_dict(iface).get("ll-addr")
+              for iface in as_dict(as_dict(answer.neighbours).get("babel")).values()]
+    return [addr for addr in (_ipv6(x) for x in found) if addr is not None]
 
 
 def info_fields(nodeinfo: Mapping[str, Any], statistics: Mapping[str, Any] | None
@@ -146,8 +152,9 @@ def _established(tree: Any) -> bool:
     return any(_established(v) for v in tree.values())
 
 
-def report_fields(statistics: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`sys`, `clients` and `ifaces` (bat0 traffic) from statistics."""
+def report_fields(statistics: Mapping[str, Any] | None, nodeinfo: Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    """`sys`, `clients` and `ifaces` (the traffic counters) from statistics."""
     if statistics is None:
         return {}
     out: dict[str, Any] = {}
@@ -171,14 +178,16 @@ def report_fields(statistics: Mapping[str, Any] | None) -> dict[str, Any]:
     if total is not None:
         out["clients"] = total
     traffic = as_dict(statistics.get("traffic"))
-    bat0: dict[str, Any] = {"name": "bat0"}
+    # Gluon counts bat0 (batman-adv) or br-client (its babel mesh)
+    babel = "babeld" in as_dict(nodeinfo.get("software"))
+    iface: dict[str, Any] = {"name": "br-client" if babel else "bat0"}
     for direction in ("rx", "tx"):
         for what in ("bytes", "packets"):
             value = _count(as_dict(traffic.get(direction)).get(what))
             if value is not None:
-                bat0[f"{direction}_{what}"] = value
-    if len(bat0) > 1:
-        out["ifaces"] = [bat0]
+                iface[f"{direction}_{what}"] = value
+    if len(iface) > 1:
+        out["ifaces"] = [iface]
     return out
 
 
@@ -210,9 +219,8 @@ class Directory:
         if answer.nodeinfo is not None:
             for mac in node_macs(answer.nodeinfo):
                 self.macs[mac] = answer.node_id
-        if answer.neighbours is not None:
-            for addr in babel_addresses(answer.neighbours):
-                self.babel[addr] = answer.node_id
+        for addr in babel_addresses(answer):
+            self.babel[addr] = answer.node_id
 
 
 def links(answer: Answer, mediums: Mapping[str, str], directory: Directory,
@@ -237,37 +245,44 @@ def links(answer: Answer, mediums: Mapping[str, str], directory: Directory,
             labels[mac] = medium if counters[medium] == 1 else f"{medium}{counters[medium]}"
         return labels[mac], medium
 
-    for own_mac, entry in sorted(as_dict(answer.neighbours.get("batadv")).items()):
+    neighbours = answer.neighbours
+    for own_mac, peer_mac, metrics in _entries(neighbours.get("batadv")):
         iface, medium = label(own_mac, "other")
-        for peer_mac, metrics in as_dict(as_dict(entry).get("neighbours")).items():
-            link = _peer(peer_mac, directory, public_id, answer.node_id)
-            if link is None:
-                continue
-            link.update(iface=iface, kind="vpn" if medium == "vpn" else "batman")
-            tq = _count(as_dict(metrics).get("tq"))
-            if tq is not None:
-                link["tq"] = min(tq, TQ_MAX)
-            seen = number(as_dict(metrics).get("lastseen"))
-            if seen is not None and seen >= 0:
-                link["inactive_ms"] = round(seen * 1000)
+        link = _peer(peer_mac, directory, public_id, answer.node_id)
+        if link is not None:
+            link.update(iface=iface, kind="vpn" if medium == "vpn" else "batman",
+                        **_batman_metrics(metrics))
             out.append(link)
-    for own_mac, entry in sorted(as_dict(answer.neighbours.get("wifi")).items()):
-        iface, _ = label(own_mac, "wifi")
-        for peer_mac, metrics in as_dict(as_dict(entry).get("neighbours")).items():
-            link = _peer(peer_mac, directory, public_id, answer.node_id)
-            if link is None:
-                continue
-            link.update(iface=iface, kind="wifi", **_wifi_metrics(as_dict(metrics)))
+    for own_mac, peer_mac, metrics in _entries(neighbours.get("wifi")):
+        link = _peer(peer_mac, directory, public_id, answer.node_id)
+        if link is not None:
+            link.update(iface=label(own_mac, "wifi")[0], kind="wifi", **_wifi_metrics(metrics))
             out.append(link)
-    for ifname, entry in sorted(as_dict(answer.neighbours.get("babel")).items()):
-        iface = text(ifname, 32) or "babel"
-        for addr, metrics in as_dict(as_dict(entry).get("neighbours")).items():
-            link = _babel_peer(addr, directory, public_id, answer.node_id)
-            if link is None:
-                continue
-            link.update(iface=iface, kind="babel", **_babel_metrics(as_dict(metrics)))
+    for ifname, addr, metrics in _entries(neighbours.get("babel")):
+        link = _babel_peer(addr, directory, public_id, answer.node_id)
+        if link is not None:
+            link.update(iface=text(ifname, 32) or "babel", kind="babel",
+                        **_babel_metrics(metrics))
             out.append(link)
     return out[:512]
+
+
+def _entries(section: Any) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(own interface, neighbour, its metrics) of one neighbours section."""
+    for own, entry in sorted(as_dict(section).items()):
+        for neighbour, metrics in as_dict(as_dict(entry).get("neighbours")).items():
+            yield own, neighbour, as_dict(metrics)
+
+
+def _batman_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    tq = _count(metrics.get("tq"))
+    if tq is not None:
+        out["tq"] = min(tq, TQ_MAX)
+    seen = number(metrics.get("lastseen"))
+    if seen is not None and seen >= 0:
+        out["inactive_ms"] = round(seen * 1000)
+    return out
 
 
 def _peer(peer_mac: Any, directory: Directory, public_id: Any, own: str

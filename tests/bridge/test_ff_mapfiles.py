@@ -250,3 +250,34 @@ url = "{DATA / 'openwifimap/rows.json'}"
         assert not ADDRESS_RE.search(line["topic"]), line["topic"]
     assert all(n.startswith("ffl-") for n, line in zip(node_ids, infos, strict=True)
                if line["payload"]["source"]["kind"] == "meshviewer")
+
+
+def test_olsr_style_files_keyed_by_ip_address_publish_no_address(tmp_path: Path) -> None:
+    """Map files of OLSR networks name nodes by IP: the keys stay private."""
+    doc = {"timestamp": "2020-03-03T14:00:00Z", "nodes": [
+        {"node_id": "10.31.5.1", "hostname": "kiezspinne-core", "is_online": True,
+         "lastseen": "2020-03-03T14:00:00Z", "location": {"latitude": 52.5, "longitude": 13.4}},
+        {"node_id": "10.31.5.2", "hostname": "10.31.5.2", "is_online": True,
+         "lastseen": "2020-03-03T14:00:00Z"}],
+        "links": [{"source": "10.31.5.1", "target": "10.31.5.2", "type": "other",
+                   "source_tq": 0.5, "target_tq": 1}]}
+    path = tmp_path / "meshviewer.json"
+    path.write_text(json.dumps(doc))
+    nodes = by_node(published("meshviewer", asyncio.run(meshviewer_source(path).poll())))
+    assert_public_ids(list(nodes))
+    unnamed = next(n for n in nodes if n != "kiezspinne-core")
+    assert unnamed.startswith("node-")  # its hostname was only its address
+    assert [(lk.peer, lk.tq) for lk in nodes["kiezspinne-core"]["report"].links] == [
+        (unnamed, 128)]
+
+    graph = json.loads((DATA / "hopglass/graph.json").read_text())
+    stranger = next(n for n in graph["batadv"]["nodes"] if "node_id" not in n)
+    stranger["id"] = "10.31.5.9"  # a neighbour known only by its IP address
+    (tmp_path / "graph.json").write_text(json.dumps(graph))
+    (tmp_path / "nodes.json").write_text((DATA / "hopglass/nodes.json").read_text())
+    table = HopglassTable(nodes_url="nodes.json", graph_url="graph.json")
+    source = HopglassSource(table, tmp_path, [table.nodes_url, table.graph_url])
+    messages = published("hopglass", asyncio.run(source.poll()))
+    peers = {lk.peer for m in messages if isinstance(m, wire.Report) for lk in m.links}
+    assert source.ids.get("10.31.5.9") in peers
+    assert not any(ADDRESS_RE.search(p or "") for p in peers)

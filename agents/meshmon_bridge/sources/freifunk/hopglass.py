@@ -16,6 +16,7 @@ both directions with the same TQ.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from meshmon_bridge.source import SourceError
@@ -54,9 +55,18 @@ def parse(nodes_doc: Any, graph_doc: Any, where: str, now: float) -> Snapshot:
     time = snapshot_time(parse_time(nodes_doc.get("timestamp")), nodes.values()) or now
     mac_owner = {mac: n.key for n in nodes.values() for mac in n.macs}
     ends = [_graph_node(raw, nodes, mac_owner) for raw in batadv["nodes"]]
+
+    def end(ref: Any) -> str | None:
+        # an index into the graph's nodes (hopglass), or a node id / MAC (some exports)
+        if isinstance(ref, str):
+            return _graph_node({"node_id": ref, "id": ref}, nodes, mac_owner)
+        if isinstance(ref, bool) or not isinstance(ref, int) or not 0 <= ref < len(ends):
+            return None
+        return ends[ref]
+
     links = []
     for raw in batadv["links"]:
-        links += _links(raw, ends)
+        links += _links(raw, end)
     links = merge_directions(links)
     mark_uplinks(nodes, links)
     return Snapshot(nodes=list(nodes.values()), links=links, time=time)
@@ -110,22 +120,24 @@ def _macs(nodeinfo: dict[str, Any]) -> list[str]:
 
 
 def _graph_node(raw: Any, nodes: dict[str, MapNode], mac_owner: dict[str, str]) -> str | None:
-    """The node key a graph node stands for, its MAC when no node has it, or None."""
+    """The node key a graph node stands for: its node, the node owning its MAC, else its
+    own id (a MAC stays a MAC for the collector; another id, such as an OLSR network's
+    IP address, is never published: the neighbour gets an id by the hostname rule)."""
     if not isinstance(raw, dict):
         return None
-    node_id = raw.get("node_id")
-    if isinstance(node_id, str) and node_id in nodes:
+    node_id, raw_id = text(raw.get("node_id")), text(raw.get("id"))
+    if node_id is not None and node_id in nodes:
         return node_id
-    mac = normal_mac(raw.get("id"))
-    if mac is None:
-        return None
-    return mac_owner.get(mac, mac)
+    mac = normal_mac(raw_id)
+    if mac is not None:
+        return mac_owner.get(mac, mac)
+    return node_id or raw_id
 
 
-def _links(raw: Any, ends: list[str | None]) -> list[MapLink]:
+def _links(raw: Any, end: Callable[[Any], str | None]) -> list[MapLink]:
     if not isinstance(raw, dict):
         return []
-    source, target = _end(raw.get("source"), ends), _end(raw.get("target"), ends)
+    source, target = end(raw.get("source")), end(raw.get("target"))
     if source is None or target is None or source == target:
         return []
     kind = raw.get("type") if isinstance(raw.get("type"), str) else ""
@@ -138,12 +150,6 @@ def _links(raw: Any, ends: list[str | None]) -> list[MapLink]:
     if raw.get("bidirect") is True:
         link.target_view = LinkEnd(tq=view.tq)
     return [link]
-
-
-def _end(index: Any, ends: list[str | None]) -> str | None:
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(ends):
-        return None
-    return ends[index]
 
 
 def _tq(value: Any) -> int | None:

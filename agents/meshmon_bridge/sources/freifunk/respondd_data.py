@@ -27,7 +27,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshmon_bridge.sources.freifunk.snapshot import as_dict, location, normal_mac, number, text
+from meshmon_bridge.sources.freifunk.snapshot import (
+    as_dict,
+    capped_links,
+    location,
+    normal_mac,
+    number,
+    text,
+)
 
 REQUEST = b"GET nodeinfo statistics neighbours"
 MAX_ANSWER_BYTES = 1 << 20
@@ -264,7 +271,7 @@ def links(answer: Answer, mediums: Mapping[str, str], directory: Directory,
             link.update(iface=text(ifname, 32) or "babel", kind="babel",
                         **_babel_metrics(metrics))
             out.append(link)
-    return out[:512]
+    return capped_links(as_dict(answer.nodeinfo).get("hostname") or answer.node_id, out)
 
 
 def _entries(section: Any) -> Iterator[tuple[str, str, dict[str, Any]]]:

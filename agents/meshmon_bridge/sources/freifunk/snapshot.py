@@ -15,6 +15,7 @@ them into `NodeUpdate`s:
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -22,10 +23,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from meshmon_bridge.ratelog import RateLimitedLog
 from meshmon_bridge.source import NodeUpdate
 from meshmon_bridge.sources.freifunk.node_ids import Candidate, PublicIds
 
+log = logging.getLogger(__name__)
+_rate_log = RateLimitedLog(log)
 TQ_MAX = 255
+MAX_LINKS = 512
+"""links one report may carry (wire contract); a VPN server with more neighbours reports
+the first 512 and the rest are known from their own side"""
 EARLIEST_BOOT = 946_684_800.0
 """2000-01-01: an older boot time is a placeholder (`1970-01-01T00:00:00`), not a boot"""
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -272,6 +279,14 @@ def interface_labels(links: Iterable[MapLink]) -> list[str]:
     return out
 
 
+def capped_links(name: str, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most `MAX_LINKS` links; more are logged (rate-limited) and left out."""
+    if len(links) > MAX_LINKS:
+        _rate_log.log(logging.WARNING, name, "%s has %d links, a report carries %d: the "
+                      "rest are known only from their other end", name, len(links), MAX_LINKS)
+    return links[:MAX_LINKS]
+
+
 def _is_online(node: MapNode, now: float, offline_after_s: float) -> bool:
     if node.online is not None:
         return node.online
@@ -312,7 +327,8 @@ def _report(node: MapNode, links: list[dict[str, Any]], options: SnapshotOptions
         sys["load"] = [node.load]
     if node.rootfs_used_pct is not None and 0 <= node.rootfs_used_pct <= 100:
         sys["rootfs_used_pct"] = round(node.rootfs_used_pct, 2)
-    report: dict[str, Any] = {"interval_s": options.interval_s, "links": links[:512]}
+    report: dict[str, Any] = {"interval_s": options.interval_s,
+                              "links": capped_links(node.hostname or node.key, links)}
     if sys:
         report["sys"] = sys
     if node.clients is not None and node.clients >= 0:

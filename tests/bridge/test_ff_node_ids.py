@@ -21,6 +21,9 @@ def test_slug_removes_addresses_and_transliterates() -> None:
     assert slug("fe80::fa1a:67ff:fea6:1ea") == ("", True)
     assert slug("239.224") == ("239.224", False)  # Leipzig's name: not an address
     assert slug("   ") == ("", False)
+    assert slug("ca fe ba be de ad") == ("", True)  # slugging would make it a MAC
+    got = PublicIds(prefix="ab-").assign([Candidate("aa0000000001", "cd ef 01 23 45")])
+    assert got["aa0000000001"].startswith("ab-node-")  # prefix and name would meet as a MAC
 
 
 def test_unnamed_and_default_named_nodes_get_distinct_tagged_ids() -> None:

@@ -109,7 +109,7 @@ DROPPED = "echo"
 FIXED_ROUTES = (
     "/", "/api/v1/nodes", "/api/v1/nodes/{node}", "/api/v1/links", "/api/v1/topology",
     "/api/v1/outages", "/api/v1/weak-points", "/api/v1/map", "/install/{node}",
-    "/api/v1/live/{node}",
+    "/api/v1/live/{node}", "/data/meshviewer.json", "/data/nodelist.json",
 )  # fmt: skip
 """public routes that must exist (and answer 200 for a known node)"""
 SSE_READ_S = 2.0

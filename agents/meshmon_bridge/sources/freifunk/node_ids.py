@@ -56,11 +56,16 @@ def without_addresses(text: str) -> str:
 
 def slug(hostname: str) -> tuple[str, bool]:
     """(the hostname as an id part, whether an address was removed from it)."""
-    scrubbed, removed = _ADDRESS_IN_TEXT.subn(" ", hostname)
-    text = unicodedata.normalize("NFKD", scrubbed.translate(_TRANSLIT))
-    text = text.encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"-{2,}", "-", _NOT_SLUG.sub("-", text)).strip("-._")
-    return text[:SLUG_MAX].rstrip("-._"), removed > 0
+    text, removed = hostname, 0
+    while True:  # slugging can make an address (`ca fe ba be de ad` → `ca-fe-ba-be-de-ad`)
+        text, found = _ADDRESS_IN_TEXT.subn(" ", text)
+        removed += found
+        text = unicodedata.normalize("NFKD", text.translate(_TRANSLIT))
+        text = text.encode("ascii", "ignore").decode().lower()
+        text = re.sub(r"-{2,}", "-", _NOT_SLUG.sub("-", text)).strip("-._")
+        text = text[:SLUG_MAX].rstrip("-._")
+        if not _ADDRESS_IN_TEXT.search(text):
+            return text, removed > 0
 
 
 def is_public_id(text: str) -> bool:
@@ -124,6 +129,8 @@ class PublicIds:
             base, tagged = name or "node", removed or not name
         base = self.prefix + base
         stem = base[:_STEM_MAX].rstrip("-._")  # room for a tag and a counter within 64
+        if not is_public_id(f"{stem}-a"):  # e.g. a prefix and a slug that meet as an address
+            stem = self.prefix + "node" if is_public_id(self.prefix + "node-a") else "node"
         choices = [] if tagged else [base]
         choices += [f"{stem}-{self._tag(cand.key, n)}" for n in (4, 6, 8)]
         for choice in choices:

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from meshmon_bridge.source import SourceError
+from meshmon_bridge.sources.freifunk import meshviewer
 from meshmon_bridge.sources.freifunk.mapfiles import (
     HopglassSource,
     HopglassTable,
@@ -20,7 +23,8 @@ from meshmon_bridge.sources.freifunk.mapfiles import (
     OpenWifiMapSource,
     OpenWifiMapTable,
 )
-from meshmon_bridge.sources.freifunk.snapshot import parse_time
+from meshmon_bridge.sources.freifunk.node_ids import PublicIds
+from meshmon_bridge.sources.freifunk.snapshot import SnapshotOptions, node_updates, parse_time
 
 from meshmon.model import wire
 from meshmon.model.addresses import ADDRESS_RE
@@ -281,3 +285,29 @@ def test_olsr_style_files_keyed_by_ip_address_publish_no_address(tmp_path: Path)
     peers = {lk.peer for m in messages if isinstance(m, wire.Report) for lk in m.links}
     assert source.ids.get("10.31.5.9") in peers
     assert not any(ADDRESS_RE.search(p or "") for p in peers)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                  max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_odd_values_anywhere_in_a_map_file_never_break_the_import(data: st.DataObject) -> None:
+    snap = load_snapshot("ulm")
+    nodes = snap["nodes"][:12]
+    keys = {n["node_id"] for n in nodes}
+    links = [lk for lk in snap["links"] if lk["source"] in keys and lk["target"] in keys]
+    doc = {"timestamp": snap["meta"]["timestamp"], "nodes": nodes, "links": links}
+    for _ in range(data.draw(st.integers(1, 6))):
+        part = data.draw(st.sampled_from(nodes + links))
+        field = data.draw(st.sampled_from(sorted(part)))
+        part[field] = data.draw(JSON_VALUES)
+    parsed = meshviewer.parse(doc, "fuzz", 1.6e9)
+    updates = node_updates(parsed, PublicIds(), SnapshotOptions(interval_s=60,
+                                                                offline_after_s=900))
+    messages = published("meshviewer", updates)  # every one valid for the collector
+    assert_public_ids(list(by_node(messages)))

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from meshmon_bridge.sources.freifunk import respondd_data
 from meshmon_bridge.sources.freifunk.respondd import ResponddSource, ResponddTable
 
@@ -227,3 +229,48 @@ def test_wifi_and_babel_neighbours_as_gluon_reports_them() -> None:
     for answer in (alpha, bravo):
         wire.Report.model_validate({"v": 1, "node": ids[answer.node_id], "ts": 1, "seq": 0,
                                     "interval_s": 60, "links": links_of(answer)})
+
+
+ODD = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                  max_size=3),
+    max_leaves=6)
+
+
+def _paths(doc: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for key, value in doc.items():
+        out.append((*prefix, key))
+        if isinstance(value, dict):
+            out += _paths(value, (*prefix, key))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_odd_values_anywhere_in_an_answer_never_break_it(data: st.DataObject) -> None:
+    answer = {"nodeinfo": json.loads((CAPTURES / "nodeinfo.json").read_text()),
+              "statistics": json.loads((CAPTURES / "statistics.json").read_text()),
+              "neighbours": {"node_id": "f81a67a601ea", "batadv": {"fa:1e:67:a6:01:ea": {
+                  "neighbours": {"02:bb:00:00:00:01": {"tq": 200, "lastseen": 1.0}}}}}}
+    for _ in range(data.draw(st.integers(1, 5))):
+        path = data.draw(st.sampled_from(_paths(answer)))
+        if path[-1] == "node_id":
+            continue
+        parent = answer
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = data.draw(ODD)
+    try:
+        decoded = respondd_data.decode(deflate(answer))
+    except respondd_data.BadAnswer:
+        return
+    nodeinfo = decoded.nodeinfo if isinstance(decoded.nodeinfo, dict) else {}
+    info = respondd_data.info_fields(nodeinfo, decoded.statistics)
+    report = respondd_data.report_fields(decoded.statistics, nodeinfo)
+    report["links"] = respondd_data.links(decoded, respondd_data.mesh_interfaces(nodeinfo),
+                                          respondd_data.Directory(), lambda _: None)
+    wire.Info.model_validate({"v": 1, "node": "n", **info})
+    wire.Report.model_validate({"v": 1, "node": "n", "ts": 1, "seq": 0, "interval_s": 60,
+                                **report})

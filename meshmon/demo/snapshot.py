@@ -2,8 +2,8 @@
 
 FILE is a yanic `meshviewer.json`, or a hopglass `nodes.json` with its `graph.json` next
 to it (or a folder holding either; gzipped files work too). It is read with the bridge's
-own parsers (`meshmon_bridge.sources.freifunk`), so nodes get the same public ids the
-bridge would give them (docs/freifunk.md: never a MAC), hostnames lose the MAC and IP
+own parsers (`meshmon_bridge.sources.freifunk`), so nodes get public ids by the bridge's
+rule (docs/freifunk.md: never a MAC; tags unkeyed), hostnames lose the MAC and IP
 addresses in them (a hostname that was only an address becomes the node id), and only the
 largest connected part is kept, so the simulated mesh is connected.
 """

@@ -10,15 +10,23 @@ from pathlib import Path
 from typing import Any
 
 from meshmon_bridge.messages import MessageBuilder
-from meshmon_bridge.source import NodeUpdate
+from meshmon_bridge.source import BridgeContext, NodeUpdate
 
 from meshmon.model import wire
 from meshmon.model.addresses import looks_like_address
 from tests.bridge.helpers import PREFIX, decode
 
 DATA = Path(__file__).parents[1] / "data" / "freifunk"
+ID_KEY = "ff-test-key"
+"""tests give their tables this id key: the default, a key file in the bridge's state
+folder, would be made in the home folder"""
 COMMUNITIES = ("altdorf", "bielefeld", "bremen", "cologne-bonn-area", "leipzig", "ulm")
 """the six meshviewer snapshots of 2020 (tests/data/README.md)"""
+
+
+def context(base_dir: Path) -> BridgeContext:
+    """What the bridge hands a source factory: its id and the config file's folder."""
+    return BridgeContext("ff-test", base_dir)
 
 
 def snapshot_file(community: str) -> Path:

@@ -31,8 +31,10 @@ from meshmon.model.addresses import ADDRESS_RE
 from tests.bridge.ff_helpers import (
     COMMUNITIES,
     DATA,
+    ID_KEY,
     assert_public_ids,
     by_node,
+    context,
     load_snapshot,
     published,
     snapshot_file,
@@ -43,8 +45,8 @@ MEDIUM = {"wifi": "wifi", "vpn": "vpn"}
 
 
 def meshviewer_source(path: Path, **keys: Any) -> MeshviewerSource:
-    table = MeshviewerTable(url=str(path), **keys)
-    return MeshviewerSource(table, path.parent, [table.url])
+    table = MeshviewerTable(url=str(path), id_key=ID_KEY, **keys)
+    return MeshviewerSource(table, context(path.parent), [table.url])
 
 
 def tq(fraction: float) -> int:
@@ -134,8 +136,8 @@ def test_uptime_is_the_time_since_boot_as_of_the_snapshot() -> None:
 
 def hopglass_source() -> HopglassSource:
     folder = DATA / "hopglass"
-    table = HopglassTable(nodes_url="nodes.json", graph_url="graph.json")
-    return HopglassSource(table, folder, [table.nodes_url, table.graph_url])
+    table = HopglassTable(nodes_url="nodes.json", graph_url="graph.json", id_key=ID_KEY)
+    return HopglassSource(table, context(folder), [table.nodes_url, table.graph_url])
 
 
 def test_hopglass_sample_imports_every_node_and_directed_link() -> None:
@@ -176,8 +178,8 @@ def test_hopglass_sample_imports_every_node_and_directed_link() -> None:
 
 
 def openwifimap_source() -> OpenWifiMapSource:
-    table = OpenWifiMapTable(url="rows.json")
-    return OpenWifiMapSource(table, DATA / "openwifimap", [table.url])
+    table = OpenWifiMapTable(url="rows.json", id_key=ID_KEY)
+    return OpenWifiMapSource(table, context(DATA / "openwifimap"), [table.url])
 
 
 def test_openwifimap_sample_imports_olsr_links_without_their_addresses() -> None:
@@ -236,12 +238,15 @@ def test_once_print_imports_all_three_kinds(tmp_path: Path) -> None:
     config = write_config(tmp_path / "bridge.toml", "ff-print", 1883, body=f"""
 [[meshviewer]]
 url = "{snapshot_file('leipzig')}"
-id_prefix = "ffl-"
+node_prefix = "ffl-"
+id_key = "{ID_KEY}"
 [[hopglass]]
 nodes_url = "file://{DATA / 'hopglass/nodes.json'}"
 graph_url = "{DATA / 'hopglass/graph.json'}"
+id_key = "{ID_KEY}"
 [[openwifimap]]
 url = "{DATA / 'openwifimap/rows.json'}"
+id_key = "{ID_KEY}"
 """)
     code, lines, err = run_print(config)
     assert code == 0, err
@@ -279,8 +284,8 @@ def test_olsr_style_files_keyed_by_ip_address_publish_no_address(tmp_path: Path)
     stranger["id"] = "10.31.5.9"  # a neighbour known only by its IP address
     (tmp_path / "graph.json").write_text(json.dumps(graph))
     (tmp_path / "nodes.json").write_text((DATA / "hopglass/nodes.json").read_text())
-    table = HopglassTable(nodes_url="nodes.json", graph_url="graph.json")
-    source = HopglassSource(table, tmp_path, [table.nodes_url, table.graph_url])
+    table = HopglassTable(nodes_url="nodes.json", graph_url="graph.json", id_key=ID_KEY)
+    source = HopglassSource(table, context(tmp_path), [table.nodes_url, table.graph_url])
     messages = published("hopglass", asyncio.run(source.poll()))
     peers = {lk.peer for m in messages if isinstance(m, wire.Report) for lk in m.links}
     assert source.ids.get("10.31.5.9") in peers

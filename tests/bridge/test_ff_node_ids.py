@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from meshmon_bridge.source import SourceError
+from meshmon_bridge.sources.freifunk.mapfiles import MeshviewerSource, MeshviewerTable
 from meshmon_bridge.sources.freifunk.node_ids import Candidate, PublicIds, is_public_id, slug
 
-from tests.bridge.ff_helpers import assert_public_ids, load_snapshot
+from tests.bridge.ff_helpers import assert_public_ids, context, load_snapshot, snapshot_file
 
 
 def test_slug_removes_addresses_and_transliterates() -> None:
@@ -66,12 +70,12 @@ def test_an_id_stays_with_its_node_across_renames_and_with_a_state_file_restarts
     assert fresh == {"aa0000000009": "kirche"}
 
 
-def test_ids_that_are_already_public_are_kept_and_prefix_and_secret_apply() -> None:
+def test_ids_that_are_already_public_are_kept_and_prefix_and_key_apply() -> None:
     got = PublicIds(prefix="ffulm-").assign([Candidate("vpn11", "vpn11"),
                                              Candidate("688de40e1ec6", "map11")])
     assert got == {"vpn11": "ffulm-vpn11", "688de40e1ec6": "ffulm-map11"}
-    tags = {PublicIds(secret=s).assign([Candidate("f81a67a601ea", "")])["f81a67a601ea"]
-            for s in ("", "one", "two")}
+    tags = {PublicIds(key=k).assign([Candidate("f81a67a601ea", "")])["f81a67a601ea"]
+            for k in (b"", b"one", b"two")}
     assert len(tags) == 3
 
 
@@ -90,3 +94,22 @@ def test_any_hostname_gives_a_public_id(nodes: list[tuple[str, str | None]]) -> 
     got = PublicIds().assign(Candidate(k, h) for k, h in nodes)
     assert_public_ids(list(got.values()))
     assert all(is_public_id(v) for v in got.values())
+
+
+def test_without_a_key_the_bridge_keeps_one_and_a_missing_one_fails_the_poll(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    path = snapshot_file("ulm")
+
+    def poll(**keys: str) -> dict[str, str]:
+        source = MeshviewerSource(MeshviewerTable(url=str(path), **keys),
+                                  context(path.parent), [str(path)])
+        return {u.node: u.info["hostname"] for u in asyncio.run(source.poll()) if u.info}
+
+    first = poll()
+    key_file = tmp_path / "state" / "ff-test.routing-id.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600  # made once, the bridge's own
+    assert poll() == first  # the same key on every start: the same tags
+    assert poll(id_key="other") != first  # tags (of Ulm's MAC-named nodes) follow the key
+    with pytest.raises(SourceError, match=r"cannot (read|create) it"):
+        poll(id_key_file=str(tmp_path / "state" / "ff-test.routing-id.key" / "nope"))

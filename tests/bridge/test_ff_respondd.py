@@ -18,15 +18,23 @@ from meshmon_bridge.sources.freifunk import respondd_data
 from meshmon_bridge.sources.freifunk.respondd import ResponddSource, ResponddTable
 
 from meshmon.model import wire
-from tests.bridge.ff_helpers import DATA, assert_public_ids, by_node, load_snapshot, published
+from tests.bridge.ff_helpers import (
+    DATA,
+    ID_KEY,
+    assert_public_ids,
+    by_node,
+    context,
+    load_snapshot,
+    published,
+)
 from tests.bridge.respondd_responder import Responder, deflate, gluon_answers
 
 CAPTURES = DATA / "respondd"
 
 
 def source(addresses: list[str], **keys: Any) -> ResponddSource:
-    table = ResponddTable(addresses=addresses, timeout_s=0.4, **keys)
-    return ResponddSource(table, Path.cwd())
+    table = ResponddTable(addresses=addresses, timeout_s=0.4, id_key=ID_KEY, **keys)
+    return ResponddSource(table, context(Path.cwd()))
 
 
 def v6(address: tuple[Any, ...]) -> str:
@@ -84,7 +92,7 @@ def leipzig() -> Iterator[tuple[dict[str, Any], Responder, dict[str, dict[str, A
 
 async def test_a_community_answers_by_unicast(leipzig: Any) -> None:
     snap, responder, answers = leipzig
-    src = source([v6(a) for a in responder.addresses], id_prefix="ffl-")
+    src = source([v6(a) for a in responder.addresses], node_prefix="ffl-")
     try:
         updates = await src.poll()
     finally:

@@ -102,6 +102,7 @@ interfaces = ["{link.dev_a}"]
 multicast_groups = ["ff02::2:1001", "ff05::2:1001"]
 timeout_s = 1
 unicast_retries = 0
+id_key = "ff-test-key"
 """)
             lines = bridge_in(link.ns_a, config)
             messages = [decode(line) for line in lines]

@@ -72,6 +72,7 @@ async def test_backbone_node_offline_in_the_map_is_one_outage_naming_it(
 [[meshviewer]]
 url = "{map_file}"
 interval_s = {INTERVAL_S}
+id_key = "ff-test-key"
 """)
     bridge = start_bridge(config, tmp_path / "bridge.log")
     try:

@@ -16,7 +16,7 @@ from meshmon.model import wire
 from meshmon.model.topology import Topology
 from meshmon.web.exports import meshviewer_document, nodelist_document
 from meshmon.web.public import dump
-from tests.bridge.ff_helpers import published, snapshot_file
+from tests.bridge.ff_helpers import ID_KEY, context, published, snapshot_file
 from tests.web.conftest import NOW, SECRETS, Served
 from tests.web.privacy import leaks
 
@@ -110,7 +110,8 @@ def link_tqs(topology: Topology) -> dict[tuple[str, str, str], list[int | None]]
 
 
 def imported(path: Path) -> tuple[MeshviewerSource, list[wire.Message]]:
-    source = MeshviewerSource(MeshviewerTable(url=str(path)), path.parent, [str(path)])
+    table = MeshviewerTable(url=str(path), id_key=ID_KEY)
+    source = MeshviewerSource(table, context(path.parent), [str(path)])
     return source, published("meshviewer", asyncio.run(source.poll()))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -14,7 +13,8 @@ from pydantic import Field
 from meshmon_bridge.source import BridgeContext, NodeUpdate, Source
 from meshmon_bridge.sources.freifunk import hopglass, meshviewer, openwifimap
 from meshmon_bridge.sources.freifunk.fetch import read_json, resolve
-from meshmon_bridge.sources.freifunk.ids_config import FreifunkTable
+from meshmon_bridge.sources.freifunk.ids_config import FreifunkTable, LazyIds
+from meshmon_bridge.sources.freifunk.node_ids import PublicIds
 from meshmon_bridge.sources.freifunk.snapshot import Snapshot, SnapshotOptions, node_updates
 
 
@@ -54,23 +54,29 @@ class MapFileSource:
 
     kind = "meshviewer"
 
-    def __init__(self, table: MapTable, base_dir: Path, locations: list[str]) -> None:
+    def __init__(self, table: MapTable, context: BridgeContext, locations: list[str]) -> None:
         self.table = table
         self.interval_s = table.interval_s
-        self.locations = [resolve(loc, base_dir) for loc in locations]
+        self.locations = [resolve(loc, context.base_dir) for loc in locations]
         self.name = f"{self.kind} {' + '.join(self.locations)}"
-        self.ids = table.public_ids(base_dir)
+        self._ids = LazyIds(table, context)
         self.options = SnapshotOptions(interval_s=table.interval_s,
                                        offline_after_s=table.offline_after_s,
                                        public=table.public, tags=tuple(table.tags))
 
+    @property
+    def ids(self) -> PublicIds:
+        """The public ids this source gives (made at first use)."""
+        return self._ids.get()
+
     async def poll(self) -> list[NodeUpdate]:
         """Fetch the file(s) once; an update per node in them."""
+        ids = self.ids
         docs = [await read_json(loc, self.table.timeout_s) for loc in self.locations]
-        return await asyncio.to_thread(self._updates, docs)
+        return await asyncio.to_thread(self._updates, docs, ids)
 
-    def _updates(self, docs: list[Any]) -> list[NodeUpdate]:
-        return node_updates(self.parse(docs, time.time()), self.ids, self.options)
+    def _updates(self, docs: list[Any], ids: PublicIds) -> list[NodeUpdate]:
+        return node_updates(self.parse(docs, time.time()), ids, self.options)
 
     def parse(self, docs: list[Any], now: float) -> Snapshot:
         """The fetched documents as a snapshot."""
@@ -108,15 +114,15 @@ class OpenWifiMapSource(MapFileSource):
 
 def create_meshviewer(tables: Sequence[MeshviewerTable], ctx: BridgeContext) -> list[Source]:
     """A source per `[[meshviewer]]` table."""
-    return [MeshviewerSource(t, ctx.base_dir, [t.url]) for t in tables]
+    return [MeshviewerSource(t, ctx, [t.url]) for t in tables]
 
 
 def create_hopglass(tables: Sequence[HopglassTable], ctx: BridgeContext) -> list[Source]:
     """A source per `[[hopglass]]` table."""
-    return [HopglassSource(t, ctx.base_dir, [t.nodes_url, t.graph_url]) for t in tables]
+    return [HopglassSource(t, ctx, [t.nodes_url, t.graph_url]) for t in tables]
 
 
 def create_openwifimap(tables: Sequence[OpenWifiMapTable], ctx: BridgeContext
                        ) -> list[Source]:
     """A source per `[[openwifimap]]` table."""
-    return [OpenWifiMapSource(t, ctx.base_dir, [t.url]) for t in tables]
+    return [OpenWifiMapSource(t, ctx, [t.url]) for t in tables]

@@ -8,8 +8,8 @@ them may become a node id. The rule (docs/freifunk.md, "Node ids"):
 2. Otherwise the id is the hostname, slugged: MAC-, IPv4- and IPv6-looking runs removed,
    umlauts transliterated, lower case, `[a-z0-9_.-]`, at most 48 characters.
 3. A hostname that held an address (Gluon's default `ffhb-f81a67a601ea`) or that is empty
-   gets a tag: `-` and 4 characters of a keyed hash of the key (`id_secret`), so unnamed
-   nodes of one community do not collide and the id still tells nothing about the MAC.
+   gets a tag: `-` and 4 characters of a keyed hash of the key (the bridge's id key), so
+   unnamed nodes of one community do not collide and the id tells nothing of the MAC.
 4. When the id is taken by another key, the newcomer gets the tag (longer tags, then a
    counter, if even that is taken). Newcomers of one round are placed in a stable order
    (first seen, then tag), so a fresh bridge gives the same ids for the same input.
@@ -87,10 +87,10 @@ class Candidate:
 class PublicIds:
     """Gives and remembers public ids; one per source."""
 
-    def __init__(self, prefix: str = "", secret: str = "", state_file: Path | None = None
+    def __init__(self, prefix: str = "", key: bytes = b"", state_file: Path | None = None
                  ) -> None:
         self.prefix = prefix
-        self._secret = hashlib.sha256(secret.encode()).digest() if secret else b""
+        self._key = hashlib.sha256(key).digest() if key else b""
         self.state_file = state_file
         self._ids: dict[str, str] = {}
         self._taken: dict[str, str] = {}
@@ -150,7 +150,7 @@ class PublicIds:
         return node_id
 
     def _tag(self, key: str, length: int) -> str:
-        digest = hashlib.blake2b(key.lower().encode(), key=self._secret, digest_size=10).digest()
+        digest = hashlib.blake2b(key.lower().encode(), key=self._key, digest_size=10).digest()
         return base64.b32encode(digest).decode().lower()[:length]
 
     def _load(self, path: Path) -> None:

@@ -17,7 +17,6 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -25,8 +24,8 @@ from pydantic import Field, field_validator, model_validator
 from meshmon_bridge.ratelog import RateLimitedLog
 from meshmon_bridge.source import BridgeContext, NodeUpdate, Source, SourceError
 from meshmon_bridge.sources.freifunk import respondd_data as data
-from meshmon_bridge.sources.freifunk.ids_config import FreifunkTable
-from meshmon_bridge.sources.freifunk.node_ids import Candidate
+from meshmon_bridge.sources.freifunk.ids_config import FreifunkTable, LazyIds
+from meshmon_bridge.sources.freifunk.node_ids import Candidate, PublicIds
 from meshmon_bridge.sources.freifunk.snapshot import as_dict, text
 
 log = logging.getLogger(__name__)
@@ -108,12 +107,12 @@ class ResponddSource:
 
     kind = "respondd"
 
-    def __init__(self, table: ResponddTable, base_dir: Path) -> None:
+    def __init__(self, table: ResponddTable, context: BridgeContext) -> None:
         self.table = table
         self.interval_s = table.interval_s
         where = ", ".join(table.interfaces + table.addresses)
         self.name = f"respondd {where}"
-        self.ids = table.public_ids(base_dir)
+        self._ids = LazyIds(table, context)
         self.known: dict[str, Known] = {}
         self.directory = data.Directory()
         self.bad_answers = 0
@@ -125,8 +124,14 @@ class ResponddSource:
         self._arrived = asyncio.Event()
         self._rate_log = RateLimitedLog(log, every_s=60.0)
 
+    @property
+    def ids(self) -> PublicIds:
+        """The public ids this source gives (made at first use)."""
+        return self._ids.get()
+
     async def poll(self) -> list[NodeUpdate]:
         """One round of requests; an update per node heard or gone silent."""
+        self._ids.get()  # a key that cannot be had fails the poll before anything is sent
         transport = await self._open()
         round_start = time.time()
         sent = await self._ask_all(transport, await self._static_targets())
@@ -316,4 +321,4 @@ def resolve(address: str, default_port: int) -> tuple[Any, ...]:
 
 def create_respondd(tables: Sequence[ResponddTable], ctx: BridgeContext) -> list[Source]:
     """A source (one UDP socket) per `[[respondd]]` table."""
-    return [ResponddSource(t, ctx.base_dir) for t in tables]
+    return [ResponddSource(t, ctx) for t in tables]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
 from meshmon_bridge.messages import MessageBuilder
 from meshmon_bridge.source import BridgeContext, NodeUpdate
 
@@ -68,3 +69,11 @@ def assert_public_ids(node_ids: list[str]) -> None:
     for node_id in node_ids:
         assert not looks_like_address(node_id), node_id
         assert len(node_id) <= 64 and node_id[0].isalnum(), node_id
+
+
+ODD_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                  max_size=3),
+    max_leaves=6)
+"""any JSON value, for property tests that put odd values where others are expected"""

@@ -12,7 +12,9 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,24 +26,80 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP `port` (IPv4 or IPv6), from /proc/net."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            listening = len(fields) > 9 and fields[3] == "0A"
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def owns_port(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on TCP `port`.
+
+    A free port can be taken by someone else between `free_port()` and the server's bind
+    (another test, another suite on the machine): the server then exits, but a probe of the
+    port would be answered by the other one. Only our own listener counts as ready."""
+    inodes = listening_inodes(port)
+    if not inodes:
+        return False
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        for fd in fd_dir.iterdir():
+            try:
+                target = fd.readlink().name
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return True
+    except OSError:
+        return False
+    return False
+
+
 def wait_for_port(
     port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None
 ) -> None:
+    """Wait until something (with `proc`: that process itself) listens on `port`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        if proc is not None:
+            if owns_port(proc.pid, port):
                 return
-        except OSError:
-            time.sleep(0.05)
+        else:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def wait_for_http(url: str, timeout: float = 30.0) -> None:
+def wait_for_http(
+    url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Wait until `url` answers (below 500); with `proc`, only once that process listens on
+    the URL's port (so another server that took the port does not count)."""
     deadline = time.monotonic() + timeout
+    port = urllib.parse.urlsplit(url).port
     while time.monotonic() < deadline:
+        if proc is not None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+            if port is not None and not owns_port(proc.pid, port):
+                time.sleep(0.05)
+                continue
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status < 500:
@@ -84,6 +142,20 @@ class Server:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
+PORT_ATTEMPTS = 3
+"""a server whose free port was taken before it could bind is started again on another"""
+
+
+def _retry_on_taken_port(start: Callable[[], Server], fixed_port: bool) -> Server:
+    for attempt in range(1 if fixed_port else PORT_ATTEMPTS):
+        try:
+            return start()
+        except RuntimeError:  # it exited before listening: most likely the port was taken
+            if fixed_port or attempt == PORT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _spawn(name: str, argv: list[str], workdir: Path) -> subprocess.Popen[bytes]:
     logf = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=workdir)
@@ -94,7 +166,11 @@ def start_mosquitto(
 ) -> Server:
     """Mosquitto on 127.0.0.1 with anonymous access; `persistence` keeps sessions and
     queued messages across a restart (as production brokers do)."""
-    port = port or free_port()
+    return _retry_on_taken_port(
+        lambda: _start_mosquitto(port or free_port(), extra_conf, persistence), port is not None)
+
+
+def _start_mosquitto(port: int, extra_conf: str, persistence: bool) -> Server:
     workdir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
     conf = workdir / "mosquitto.conf"
     persist = (
@@ -136,7 +212,11 @@ def restart(server: Server) -> Server:
 def start_influxdb1(port: int | None = None, auth: bool = False) -> Server:
     """InfluxDB 1.6.7 (`influxd`), answering /write and InfluxQL /query (on `port` if given);
     `auth` turns on authentication (create the first admin user with a /query)."""
-    port = port or free_port()
+    return _retry_on_taken_port(lambda: _start_influxdb1(port or free_port(), auth),
+                                port is not None)
+
+
+def _start_influxdb1(port: int, auth: bool) -> Server:
     workdir = Path(tempfile.mkdtemp(prefix="influxdb-"))
     conf = workdir / "influxdb.conf"
     conf.write_text(
@@ -161,7 +241,7 @@ bind-address = "127.0.0.1:{free_port()}"
     proc = _spawn("influxd", ["influxd", "-config", str(conf)], workdir)
     server = Server("influxdb", port, proc, workdir)
     try:
-        wait_for_http(f"{server.url}/ping")
+        wait_for_http(f"{server.url}/ping", proc=proc)
     except Exception:
         server.stop()
         raise
@@ -170,7 +250,10 @@ bind-address = "127.0.0.1:{free_port()}"
 
 def start_victoria_metrics() -> Server:
     """VictoriaMetrics, which accepts influxdb-client's v2 writes."""
-    port = free_port()
+    return _retry_on_taken_port(lambda: _start_victoria_metrics(free_port()), False)
+
+
+def _start_victoria_metrics(port: int) -> Server:
     workdir = Path(tempfile.mkdtemp(prefix="victoria-"))
     argv = [
         "victoria-metrics",
@@ -181,7 +264,7 @@ def start_victoria_metrics() -> Server:
     proc = _spawn("victoria-metrics", argv, workdir)
     server = Server("victoria-metrics", port, proc, workdir)
     try:
-        wait_for_http(f"{server.url}/health")
+        wait_for_http(f"{server.url}/health", proc=proc)
     except Exception:
         server.stop()
         raise
@@ -191,7 +274,6 @@ def start_victoria_metrics() -> Server:
 def influx_query(server: Server, db: str, q: str) -> dict:  # type: ignore[type-arg]
     """Run InfluxQL against an InfluxDB 1.x server; return the decoded JSON."""
     import json
-    import urllib.parse
 
     url = f"{server.url}/query?" + urllib.parse.urlencode({"db": db, "q": q, "epoch": "s"})
     with urllib.request.urlopen(url, timeout=10) as r:

@@ -198,8 +198,9 @@ async def test_write_only_user_writes_to_a_database_an_admin_made() -> None:
         def admin(q: str) -> None:
             data = urllib.parse.urlencode({"q": q}).encode()
             url = f"{server.url}/query?u=root&p=rootpw"
-            with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10):
-                pass
+            with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as r:
+                body = r.read().decode()
+            assert '"error"' not in body, (q, body)
 
         admin("CREATE USER root WITH PASSWORD 'rootpw' WITH ALL PRIVILEGES")
         admin('CREATE DATABASE "wo"')

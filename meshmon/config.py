@@ -199,7 +199,8 @@ class AlertsConfig(Section):
     hold_down_s: float = Field(default=0, ge=0, le=86_400)
     """an outage must last this long before it fires (0: a last will fires at once)"""
     flap_changes: int = Field(default=3, ge=2, le=100)
-    """this many up/down changes of a node or link within flap_window_s make it flapping"""
+    """this many failures of a node's or link's own within flap_window_s make it flapping
+    (being cut off behind another failure does not count)"""
     flap_window_s: float = Field(default=600, gt=0)
     """and it stops flapping after this long without a change"""
     reminder_interval_s: float = Field(default=43_200, ge=0)

@@ -265,7 +265,7 @@ def summarize(alert: Alert) -> str:
     if alert.kind == "flapping":
         changes = alert.details.get("changes", "several")
         window = human_duration(float(alert.details.get("window_s", 0)))
-        return f"{prefix}{what} is flapping: {changes} up/down changes within {window}"
+        return f"{prefix}{what} is flapping: failed {changes} times within {window}"
     if alert.kind == "silent":
         return (f"{prefix}{what}: agent silent since {since}, but neighbours still hear the "
                 "router (agent or its MQTT path is down, not the node)")

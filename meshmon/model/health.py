@@ -20,6 +20,13 @@ fail together (a backbone node and the leaves whose MQTT path ran through it) gi
 outage: a pending outage whose cause stops being a cause (it turned out to be behind
 another failure) is cancelled. After an outage resolves, the nodes it had cut off get
 their own offline timeout to come back before they count as failures of their own.
+
+Flapping counts only a node's or link's *own* failures, so nobody is blamed for being cut
+off: a node's failure counts once its pending outage names it as the cause (when the
+outage opens, or when the node is back before the group wait ended); a node that was
+behind another failure never counts. A link's failure counts when a report drops it
+while both ends are up and settled, and is taken back if an end turns out to have failed
+around then (its neighbours stopped hearing it before its timeout or last will came).
 """
 
 from __future__ import annotations
@@ -156,17 +163,22 @@ class Health:
         self._weak_seen_nodes: set[str] = set()
         """nodes in the graph at the previous weak-point analysis"""
         self._node_changes: dict[str, deque[float]] = {}
+        """node → times of its own failures within flap_window_s"""
         self._link_changes: dict[LinkKey, deque[float]] = {}
-        self._flap_suspects: set[str] = set()
-        """nodes that reached flap_changes since the last evaluation"""
+        """directed link → times reports dropped it while both ends were up"""
+        self._last_transition: dict[str, float] = {}
+        """node → when it last went down or came back (links around it are settling)"""
         self._flapping: dict[str, Incident] = {}
+        """flap key (`node:X` / `link:a|b|kind`) → open flapping incident"""
         self._flap_last: dict[str, float] = {}
         """flap key → its latest up/down change: it stops flapping flap_window_s later"""
-        """flap key (`node:X` / `link:a|b|kind`) → open flapping incident"""
         self._evidence_floor: dict[str, float] = {}
         """node → last time neighbours heard it before they stopped (silent → offline)"""
         self._grace: dict[str, float] = {}
         """node → until when it may come back after the outage that cut it off resolved"""
+        self._back_in_grace: set[str] = set()
+        """nodes that came back in their grace since the last root cause run: that was
+        the end of being cut off, not of a failure of their own"""
         self._dirty = True
         self._last_silent_check = -math.inf
         self.last_duration_ms = 0.0
@@ -175,20 +187,21 @@ class Health:
     def node_changed(self, node: str, online: bool, now: float) -> None:
         """A node came online (report/status) or went offline (last will/timeout)."""
         self._dirty = True
-        # coming online counts as a change only after we had it down (not when first seen)
+        # coming online is a transition only after we had it down (not when first seen);
+        # whether a failure was its own is known only once root cause has run
         was_down = node in self.failed or node in self.silent or node in self.known_down
         if not online or was_down:
-            if len(self._count_change(self._node_changes, node, now)) >= (
-                self.settings.flap_changes
-            ):
-                self._flap_suspects.add(node)
+            self._last_transition[node] = now
             if f"node:{node}" in self._flapping:
                 self._flap_last[f"node:{node}"] = now
+        if not online:
+            self._forget_link_failures_around(node, now)
         if online:
             # a silent node stays in `silent` until evaluate() closes its incident
             self.failed.pop(node, None)
             self.known_down.discard(node)
-            self._grace.pop(node, None)
+            if self._grace.pop(node, None) is not None:
+                self._back_in_grace.add(node)
             self._evidence_floor.pop(node, None)
         elif node not in self.known_down:
             self.failed.setdefault(node, now)
@@ -232,21 +245,20 @@ class Health:
         for key, present, now in changes:
             if key.peer.startswith(MAC_PREFIX):
                 continue
-            # counted per directed link (one radio link dropping out is seen by both ends);
-            # a link's first appearance is not a change
-            if present and not self._link_changes.get(key):
-                continue
             pair = self._pair(key)
-            history = self._count_change(self._link_changes, key, now)
             flap_key = f"link:{pair[0]}|{pair[1]}|{pair[2]}"
             if flap_key in self._flapping:
-                self._flap_last[flap_key] = now
-            elif (
-                len(history) >= self.settings.flap_changes
-                and self._alive(pair[0]) and self._alive(pair[1])
-                and f"node:{pair[0]}" not in self._flapping
-                and f"node:{pair[1]}" not in self._flapping
-            ):  # fmt: skip
+                self._flap_last[flap_key] = now  # any change keeps it flapping
+            # a failure is a link dropping out of a report while both ends are up and
+            # settled (counted per directed link: one radio link is seen by both ends)
+            if present or flap_key in self._flapping or not (
+                self._settled(key.src, now) and self._settled(key.peer, now)
+            ):
+                continue
+            history = self._count_change(self._link_changes, key, now)
+            if len(history) >= self.settings.flap_changes and not (
+                f"node:{pair[0]}" in self._flapping or f"node:{pair[1]}" in self._flapping
+            ):
                 ref = LinkRef(pair[0], pair[1], pair[2])
                 inc = Incident(
                     incident_id("flapping", [str(ref), ref.kind], now), "flapping", "warning",
@@ -324,6 +336,7 @@ class Health:
                 self.silent.pop(node)
                 self.failed[node] = max(heard, state.last_seen or heard)
                 self._evidence_floor[node] = heard  # only newer hearing makes it silent again
+                self._forget_link_failures_around(node, now)
                 self._dirty = True
                 out += self._close(lambda i, n=node: i.kind == "silent" and i.cause_nodes == [n],
                                    now)
@@ -348,22 +361,32 @@ class Health:
                 best = heard
         return best
 
+    def _own_failures(self, nodes: Iterable[str], at: float, now: float) -> list[Change]:
+        """Count a failure of each node's own (it was a cause); open `flapping` for those
+        that failed flap_changes times within flap_window_s."""
+        out: list[Change] = []
+        cfg = self.settings
+        for node in nodes:
+            key = f"node:{node}"
+            if key in self._flapping:
+                continue
+            history = self._count_change(self._node_changes, node, at)
+            if len(history) < cfg.flap_changes:
+                continue
+            inc = Incident(
+                incident_id("flapping", [node], now), "flapping", "warning", history[0],
+                cause_nodes=[node], confirmed=True,
+                details={"changes": len(history), "window_s": cfg.flap_window_s},
+            )
+            self._flapping[key] = self.incidents[inc.id] = inc
+            self._flap_last[key] = max(at, self._last_transition.get(node, at))
+            self._dirty = True  # its outages give way to the flapping incident
+            out.append(Change("opened", inc))
+        return out
+
     def _update_node_flapping(self, now: float) -> list[Change]:
         out: list[Change] = []
         cfg = self.settings
-        suspects, self._flap_suspects = self._flap_suspects, set()
-        for node in sorted(suspects):
-            key = f"node:{node}"
-            history = self._node_changes[node]
-            if len(history) >= cfg.flap_changes and key not in self._flapping:
-                inc = Incident(
-                    incident_id("flapping", [node], now), "flapping", "warning", history[0],
-                    cause_nodes=[node], confirmed=True,
-                    details={"changes": len(history), "window_s": cfg.flap_window_s},
-                )
-                self._flapping[key] = self.incidents[inc.id] = inc
-                self._flap_last[key] = history[-1]
-                out.append(Change("opened", inc))
         for key, inc in list(self._flapping.items()):
             if now - self._flap_last.get(key, now) >= cfg.flap_window_s:
                 if key.startswith("node:"):
@@ -381,6 +404,7 @@ class Health:
 
     def _update_outages(self, now: float) -> list[Change]:
         out: list[Change] = []
+        was_unreachable = self.unreachable
         candidates = self._root_causes(now)
         open_outages = [i for i in self.incidents.values() if i.kind == "outage"]
         # 1. outages whose cause is all back are resolved; their affected get a grace
@@ -392,14 +416,16 @@ class Health:
             del self.incidents[inc.id]
             inc.ended_at = now
             if inc.confirmed:
-                for n in inc.affected:
-                    state = self.topology.nodes.get(n)
-                    if n in self.failed and state is not None:
-                        grace = min(self.topology.offline_after(state), RECOVERY_GRACE_MAX_S)
-                        self._grace[n] = now + grace
+                self._give_grace(inc.affected, now)
                 out.append(Change("resolved", inc))
-            else:
+            else:  # back within the group wait (not a grace): a failure of its own
                 out.append(Change("cancelled", inc))
+                own = [n for n in inc.cause_nodes if n not in self._back_in_grace]
+                out += self._own_failures(own, inc.started_at, now)
+        self._back_in_grace.clear()
+        # nodes cut off by what was no outage (a flapping node) get their grace too
+        self._give_grace([n for nodes, _, _ in candidates for n in nodes
+                          if n in was_unreachable and n not in self._grace], now)
         open_outages = [i for i in self.incidents.values() if i.kind == "outage"]
         # 2. candidates: attach to outages that already name their cause, else open new
         by_element: dict[str, Incident] = {}
@@ -457,9 +483,26 @@ class Health:
                 del self.incidents[inc.id]
                 out.append(Change("cancelled", inc))
             elif now >= inc.confirm_at:
-                inc.confirmed = True
-                out.append(Change("opened", inc))
+                # its causes failed on their own: a cause that is now flapping gets the
+                # flapping alert instead of this outage
+                out += self._own_failures(inc.cause_nodes, inc.started_at, now)
+                inc.cause_nodes = [n for n in inc.cause_nodes
+                                   if f"node:{n}" not in self._flapping]
+                if inc.cause_nodes or inc.cause_links:
+                    inc.confirmed = True
+                    out.append(Change("opened", inc))
+                else:
+                    del self.incidents[inc.id]
+                    out.append(Change("cancelled", inc))
         return out
+
+    def _give_grace(self, nodes: Iterable[str], now: float) -> None:
+        """Nodes no longer cut off get their own offline timeout to come back."""
+        for n in nodes:
+            state = self.topology.nodes.get(n)
+            if n in self.failed and state is not None:
+                grace = min(self.topology.offline_after(state), RECOVERY_GRACE_MAX_S)
+                self._grace[n] = now + grace
 
     def _outage_severity(self, inc: Incident) -> str:
         nodes = self.topology.nodes
@@ -668,6 +711,28 @@ class Health:
     def _is_down(self, link: LinkRef) -> bool:
         ghost = self.ghosts.get((link.a, link.b))
         return ghost is not None and ghost.down
+
+    def _settle_s(self, node: str) -> float:
+        """How long around a node's own transition the links to it are not news: a failure
+        goes unnoticed up to its offline timeout, a node coming back re-associates."""
+        state = self.topology.nodes.get(node)
+        wait = self.topology.offline_after(state) if state is not None else 0.0
+        return wait + EVIDENCE_MARGIN_S
+
+    def _settled(self, node: str, at: float) -> bool:
+        """Up (agent too) at `at`, and neither went down nor came back shortly before."""
+        return self._alive(node) and node not in self.silent and (
+            self._last_transition.get(node, -math.inf) < at - self._settle_s(node))
+
+    def _forget_link_failures_around(self, node: str, now: float) -> None:
+        """`node` failed: links that dropped out of reports shortly before did so because
+        of it (neighbours stop hearing a router before its timeout or last will)."""
+        since = now - self._settle_s(node)
+        table = self._link_changes
+        for link in self.topology.node_links(node):
+            history = table.get(link.key)
+            while history and history[-1] >= since:
+                history.pop()
 
     def _count_change(self, table: dict[Any, deque[float]], key: Any, now: float) -> deque[float]:
         history = table.get(key)

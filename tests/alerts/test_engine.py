@@ -173,7 +173,7 @@ def test_summaries_of_every_kind_are_one_human_line() -> None:
                         **base)),
     ]
     assert lines[0].startswith("s: agent silent since 2023-11-14 22:13:20 UTC")
-    assert lines[1] == "f is flapping: 4 up/down changes within 10m"
+    assert lines[1] == "f is flapping: failed 4 times within 10m"
     assert lines[2].endswith("degraded since 2023-11-14 22:13:20 UTC: signal -84 dBm")
     assert "would lose every gateway: x, y" in lines[3]
     assert all("\n" not in line for line in lines)

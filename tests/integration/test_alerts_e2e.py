@@ -144,6 +144,70 @@ async def test_backbone_failure_is_one_alert_naming_it_with_its_ten_leaves(
         await hook.stop()
 
 
+async def test_backbone_failing_again_blames_only_the_backbone(
+    tmp_path: Path, mosquitto: servers.Server
+) -> None:
+    """b and two of its leaves are real agent processes (their neighbours list them by
+    id); b loses power three times within a minute and its leaves lose their MQTT path
+    with it (their wills arrive in any order).
+    Each of the first two failures is one outage naming b with its ten leaves; the third
+    is one flapping alert, for b. The leaves, only ever cut off, never flap."""
+    hook = WebhookReceiver()
+    await hook.start()
+    agents = ["b", "l3", "l6"]
+    procs = {n: start_agent(tmp_path, mosquitto.port, n, 1.0) for n in agents}
+    mesh = ScriptedMesh(mosquitto.port, backbone_edges(), {"gw"}, external=frozenset(agents))
+    service = await started(config_for(tmp_path, mosquitto.port, hook))
+    rng = random.Random(11)
+    try:
+        await mesh.start()
+        await settle(mesh, service, 13)
+        for cycle in range(3):
+            order = ["b", *LEAVES]
+            rng.shuffle(order)
+            for node in order:
+                if node in procs:  # power cut: no DISCONNECT, the broker sends the will
+                    procs[node].send_signal(signal.SIGKILL)
+                    mesh.radio_up.discard(node)
+                else:
+                    mesh.drop(node)
+            kind, n = ("outage", cycle + 1) if cycle < 2 else ("flapping", 1)
+            await eventually(lambda k=kind, n=n: _count(hook, k, "firing", n), 8,
+                             f"firing alert of failure {cycle + 1}")
+            await quiet(1)  # the leaves' wills and timeouts come in meanwhile
+            for node in ["b", *LEAVES]:
+                if node in procs:
+                    procs[node] = start_agent(tmp_path, mosquitto.port, node, 1.0)
+                else:
+                    await mesh.revive(node)
+            for node in procs:  # neighbours hear it once it is up (before: only `silent`)
+                await eventually(lambda n=node: _reported(service, n), 10, f"{node} back")
+                mesh.radio_up.add(node)
+            await settle(mesh, service, 13)
+            if cycle < 2:
+                await eventually(lambda c=cycle: _count(hook, "outage", "resolved", c + 1), 8,
+                                 f"recovery {cycle + 1}")
+        await quiet(1.5)
+        assert [(a["kind"], a["status"]) for a in hook.received] == [
+            ("outage", "firing"), ("outage", "resolved"),
+            ("outage", "firing"), ("outage", "resolved"), ("flapping", "firing")], [
+                (a["status"], a["summary"]) for a in hook.received]
+        for alert in hook.of("outage", "firing"):
+            assert alert["cause"] == {"nodes": ["b"], "links": []}
+            assert alert["affected"] == sorted(LEAVES)
+        assert hook.of("flapping")[0]["cause"] == {"nodes": ["b"], "links": []}
+        nodes = (await get_json(f"{service.http_url}/api/v1/nodes"))["body"]
+        states = {n["id"]: n.get("state") for n in nodes["nodes"]}
+        assert states["b"] == "flapping"
+        assert {states[leaf] for leaf in LEAVES} == {"online"}
+    finally:
+        for proc in procs.values():
+            stop(proc)
+        await mesh.stop()
+        await service.stop()
+        await hook.stop()
+
+
 async def test_hung_agent_is_an_outage_by_timeout_but_a_heard_one_is_only_silent(
     tmp_path: Path, mosquitto: servers.Server
 ) -> None:

@@ -284,6 +284,57 @@ def test_flapping_node_gives_one_flapping_incident_and_no_more_outages() -> None
     assert len(resolved(mesh.run(700), "flapping")) == 1
 
 
+def test_backbone_failing_again_blames_only_the_backbone() -> None:
+    """Each failure of b is one outage naming b; its leaves (last wills, or timeouts when
+    they just lose their MQTT path) never flap; the third failure is one flapping alert,
+    for b, instead of a third outage."""
+    mesh = Mesh(backbone(), {"gw"})
+    rng = random.Random(5)
+    changes: list[Change] = []
+    for cycle in range(3):
+        if cycle == 1:  # the leaves lose their path and time out after b's last will
+            mesh.lwt("b")
+            mesh.alive.difference_update(LEAVES)
+        else:
+            order = ["b", *LEAVES]
+            rng.shuffle(order)  # leaves' wills may come before b's
+            for node in order:
+                mesh.lwt(node)
+        step = mesh.run(60)
+        changes += step
+        if cycle < 2:
+            [out] = opened(step)
+            assert out.incident.cause_nodes == ["b"]
+            assert out.incident.affected == sorted(LEAVES)
+        assert {mesh.health.node_condition(n) for n in LEAVES} == {"unreachable"}
+        mesh.alive.add("b")
+        mesh.send_report("b")
+        changes += mesh.step(2)  # the leaves reconnect a little later
+        mesh.alive.update(LEAVES)
+        changes += mesh.run(30)
+        assert mesh.health.outages() == []
+    assert len(opened(changes)) == 2
+    assert [c.incident.cause_nodes for c in opened(changes, "flapping")] == [["b"]]
+    assert [c.incident for c in opened(changes, "flapping")] == [
+        i for i in mesh.health.incidents.values() if i.kind == "flapping"]
+    assert {mesh.health.node_condition(n) for n in LEAVES} == {"online"}
+
+
+def test_node_dying_quietly_is_not_blamed_on_its_links() -> None:
+    """x dies without a last will: a stops listing it before x times out. That drop was
+    x's failure, not the link's: three such failures flap x, never the link a–x."""
+    mesh = Mesh([("gw", "a"), ("a", "x")], {"gw"})
+    changes: list[Change] = []
+    for _ in range(3):
+        mesh.alive.discard("x")
+        changes += mesh.run(50)
+        mesh.alive.add("x")
+        changes += mesh.run(30)
+    flaps = opened(changes, "flapping")
+    assert [(c.incident.cause_nodes, c.incident.cause_links) for c in flaps] == [(["x"], [])]
+    assert [c.incident.cause_nodes for c in opened(changes)] == [["x"], ["x"]]
+
+
 def test_flapping_link_gives_one_flapping_incident() -> None:
     mesh = Mesh([("gw", "a"), ("a", "b"), ("gw", "b")], {"gw"})
     changes: list[Change] = []

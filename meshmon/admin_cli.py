@@ -15,6 +15,7 @@ from typing import Any
 from meshmon.admin_token import read_admin_token, token_path
 from meshmon.alerts.messages import human_duration
 from meshmon.config import Config
+from meshmon.model.plaintext import one_line
 
 DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -103,7 +104,9 @@ def request(url: str, token: str = "", method: str = "GET", body: Any = None) ->
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Rows under headers, columns padded to their widest cell."""
+    """Rows under headers, columns padded to their widest cell; cells come from the
+    network, so control characters (an ANSI escape in a hostname) never reach the terminal."""
+    rows = [[one_line(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
@@ -194,7 +197,7 @@ def cmd_silence(args: argparse.Namespace, config: Config) -> int:
         raise ClientError(
             f"the collector knows no node {args.node!r}{hint}; give a glob such as "
             f"'{args.node}*' or --tag, or --force to silence it anyway") from None
-    print(f"silence {saved['id']}: alerts naming {saved['node'] or '*'} held until "
+    print(f"silence {saved['id']}: alerts naming {one_line(saved['node']) or '*'} held until "
           f"{saved['ends_at_iso']} ({human_duration(seconds)})")
     return 0
 

@@ -249,12 +249,14 @@ def cmd_client(args: argparse.Namespace) -> int:
     config = _load_or_exit(path)
     try:
         return int(args.client(args, config))
-    except ClientError as exc:
+    except ClientError as exc:  # may quote the collector: one line, no control characters
+        from meshmon.model.plaintext import one_line
+
         hint = ""
         if exc.status == 0 and not args.url:  # no answer: say where the address came from
             source = f"[http] of {path}" if path else "the built-in defaults"
             hint = f" (address from {source}; give -c FILE or --url)"
-        print(f"meshmon {args.command}: {exc}{hint}", file=sys.stderr)
+        print(f"meshmon {args.command}: {one_line(str(exc))}{hint}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `meshmon weak-points | head`: the reader had enough
         import os

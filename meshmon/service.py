@@ -19,6 +19,7 @@ from meshmon.errors import StartupError
 from meshmon.ingest.broker import EmbeddedBroker
 from meshmon.ingest.mqtt import BrokerAddress, MqttIngest, RawMessage
 from meshmon.metrics import Metrics
+from meshmon.model.plaintext import one_line
 from meshmon.model.state import LinkKey
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Rejected, Report, Status, decode
@@ -253,7 +254,9 @@ class Service:
         key = (node, rej.reason)
         if now - self._reject_logged.get(key, 0.0) >= REJECT_LOG_INTERVAL_S:
             self._reject_logged[key] = now
-            log.warning("dropped message on %s (%s): %s", topic[:200], rej.reason, rej.detail)
+            # the topic and the reason may quote the payload: no line breaks or escapes
+            log.warning("dropped message on %s (%s): %s", one_line(topic[:200]), rej.reason,
+                        one_line(rej.detail))
 
     def _emit(self, event: Event) -> None:
         for sink in self.sinks:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from meshmon.admin_cli import format_weak_points, parse_duration
+from meshmon.admin_cli import format_silences, format_weak_points, parse_duration
 from tests.integration.harness import collector_config, eventually, started
 from tests.integration.scripted_mesh import ScriptedMesh
 
@@ -41,6 +41,17 @@ def test_weak_point_table_orders_by_nodes_cut_off() -> None:
     })
     rows = [line.split()[1] for line in text.splitlines()[2:]]
     assert rows == ["big", "p", "small"]
+
+
+def test_tables_never_pass_control_characters_to_the_terminal() -> None:
+    evil = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\nforged row\u202eevil"
+    text = format_silences({"silences": [{
+        "id": 1, "node": evil, "tag": "", "starts_at_iso": "a", "ends_at_iso": "b",
+        "reason": "roof\r\nwork",
+    }]})
+    assert all(c.isprintable() for c in text.replace("\n", ""))
+    assert len(text.splitlines()) == 2  # the header and one row: no forged line
+    assert "]0;pwned [2J [31mred forged row evil" in text and "roof work" in text
 
 
 async def _meshmon(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshmon.alerts.model import Alert
+from meshmon.model.plaintext import one_line as _one_line
 
 PREFIX = "[meshmon]"
 MAX_AFFECTED_LISTED = 20
@@ -180,13 +181,6 @@ def _count(n: int, noun: str) -> str:
 
 def _two_units(big: int, big_unit: str, small: int, small_unit: str) -> str:
     return f"{big}{big_unit} {small}{small_unit}" if small else f"{big}{big_unit}"
-
-
-def _one_line(text: str) -> str:
-    # isprintable() also catches format characters such as U+202E (right-to-left
-    # override), which could make one node id look like another
-    cleaned = "".join(c if c.isprintable() else " " for c in text)
-    return " ".join(cleaned.split())
 
 
 def _clip(text: str, limit: int = MAX_TITLE_CHARS) -> str:

@@ -27,16 +27,8 @@ from meshmon.web.app import CTX
 SESSION_COOKIE = "meshmon_admin"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+PAGE_HEADERS = {"Cache-Control": "no-store"}
+"""besides the CSP and the other headers every HTML page gets (meshmon/web/security.py)"""
 
 
 # ---------------------------------------------------------------------- sessions

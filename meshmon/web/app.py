@@ -137,12 +137,13 @@ def _count(request: web.Request, status: int) -> None:
 
 def create_app(ctx: WebContext) -> web.Application:
     """The collector's web application over `ctx` (routes from api and ops modules)."""
-    from meshmon.web import admin, alerts_api, api, exports, index, installer, ops
+    from meshmon.web import admin, alerts_api, api, exports, index, installer, ops, security
 
     ctx.started_at = ctx.clock()
     ctx.metrics.describe(HTTP_REQUESTS, "counter", "HTTP requests answered, by route and code")
     app = web.Application(middlewares=[api_middleware])
     app[CTX] = ctx
+    security.register(app, ctx.config)
     ops.register(app)
     api.register(app)
     alerts_api.register(app)

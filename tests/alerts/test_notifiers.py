@@ -448,3 +448,42 @@ def test_build_notifiers_by_name() -> None:
     assert isinstance(built["mail"], EmailNotifier)
     assert isinstance(built["chat"], AppriseNotifier)
     assert all(n.name == name for name, n in built.items())
+
+
+# --- hostile text -------------------------------------------------------------------------
+
+HOSTILE = '<img src=x onerror="alert(1)"> [x](javascript:alert(2)) \x1b[31mred\nX-Injected: 1'
+HOSTILE_ONE_LINE = '<img src=x onerror="alert(1)"> [x](javascript:alert(2)) [31mred X-Injected: 1'
+
+
+async def test_hostile_text_stays_text_in_every_message(
+    receiver: Receiver, plain_smtp: Smtp
+) -> None:
+    """Were free text from the network ever in an alert (today only node ids are, and
+    those cannot hold markup), it is data in the webhook JSON, one plain line in email,
+    and escaped by apprise for a target that renders HTML."""
+    one = alert(summary=HOSTILE, tags=["<script>alert(3)</script>"],
+                details={"note": "<b>bold</b>"})
+    hook = WebhookNotifier(webhook_config(receiver.url()))
+    await hook.send([one])
+    await hook.close()
+    _, headers, payload = receiver.posts.pop()
+    assert headers["Content-Type"] == "application/json"
+    assert (payload["summary"], payload["tags"]) == (HOSTILE, ["<script>alert(3)</script>"])
+
+    mail = EmailNotifier(email_config(plain_smtp.port))
+    await mail.send([one])
+    message = plain_smtp.inbox.message()
+    assert message.get_content_type() == "text/plain" and not message.is_multipart()
+    assert message["X-Injected"] is None and "\x1b" not in message.as_string()
+    assert message.get_content().splitlines()[0] == HOSTILE_ONE_LINE
+
+    chat = AppriseNotifier(apprise_config(
+        f"mailto://127.0.0.1:{plain_smtp.port}?from=meshmon@mesh.example.org"
+        "&to=noc@mesh.example.org&mode=insecure&format=html",
+    ))
+    await chat.send([one])
+    html = plain_smtp.inbox.message().get_body(("html",))
+    assert html is not None
+    html_text = html.get_content()
+    assert "&lt;img" in html_text and "<img" not in html_text and "<b>bold" not in html_text

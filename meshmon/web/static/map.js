@@ -201,13 +201,19 @@
       if (ll.lat !== n.lat || ll.lng !== n.lon) m.layer.setLatLng([n.lat, n.lon]);
       const key = nodeKey(n);
       if (key !== m.key) { m.layer.setStyle(nodeStyle(n)); m.key = key; }
-      if (m.name !== n.name) { m.layer.setTooltipContent(n.name); m.name = n.name; }
+      if (m.name !== n.name) { m.layer.setTooltipContent(tooltipOf(n)); m.name = n.name; }
     }
+  }
+
+  // Leaflet puts string content into tooltips as HTML: names come from the network, so
+  // a tooltip gets an element holding the name as text
+  function tooltipOf(n) {
+    return el("span", { text: n.name });
   }
 
   function newMarker(n) {
     const layer = L.circleMarker([n.lat, n.lon], nodeStyle(n));
-    layer.bindTooltip(n.name, { direction: "top", offset: [0, -6] });
+    layer.bindTooltip(tooltipOf(n), { direction: "top", offset: [0, -6] });
     layer.on("click", () => open(n.id));
     nodeLayer.addLayer(layer);
     return { layer, key: nodeKey(n), name: n.name };

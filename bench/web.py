@@ -67,7 +67,7 @@ from meshmon.demo.simulator import Simulator  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from meshmon.web.app import CTX, WebContext  # noqa: E402
 from tests import servers  # noqa: E402
-from tests.browser import DESKTOP, chromium, console_errors  # noqa: E402
+from tests.browser import DESKTOP, chromium, console_errors, wait_for_js  # noqa: E402
 from tests.integration.harness import collector_config, started  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "freifunk-6-communities.json.gz"
@@ -441,7 +441,7 @@ async def render(bench: Bench, loads: int) -> dict[str, Any]:
             await page.add_init_script(INIT_JS)
             t0 = time.perf_counter()
             await page.goto(url)
-            await page.wait_for_function(READY_JS, timeout=60_000, polling=10)
+            await wait_for_js(page, READY_JS, timeout=60_000, poll_ms=10)
             wall = (time.perf_counter() - t0) * 1000
             state = await page.evaluate(STATE_JS)
             state["wall_ms"] = wall

@@ -5,7 +5,9 @@ Screenshots go to `test-artifacts/` (or $MESHMON_ARTIFACTS): CI keeps them, peop
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,3 +51,17 @@ def console_errors(page: Page) -> list[str]:
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     return errors
+
+
+async def wait_for_js(page: Page, expression: str, timeout: float = 30_000,
+                     poll_ms: float = 50) -> None:
+    """Wait until the JavaScript `expression` is truthy in `page` (times in ms).
+
+    Playwright's `wait_for_function` compiles its predicate with eval inside the page,
+    which the pages' Content-Security-Policy refuses (no 'unsafe-eval', rightly); here
+    each check is one `page.evaluate`, which the policy does not govern."""
+    deadline = time.monotonic() + timeout / 1000
+    while not await page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression!r} still false after {timeout / 1000:g} s")
+        await asyncio.sleep(poll_ms / 1000)

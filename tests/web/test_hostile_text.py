@@ -20,7 +20,7 @@ from playwright.async_api import BrowserContext, Locator, Page
 
 from meshmon.service import Service
 from tests import servers
-from tests.browser import DESKTOP, chromium, console_errors
+from tests.browser import DESKTOP, chromium, console_errors, wait_for_js
 from tests.integration.harness import collector_config, eventually, get_json, started
 from tests.integration.scripted_mesh import WebhookReceiver
 from tests.web.conftest import Served
@@ -187,7 +187,7 @@ async def open_page(context: BrowserContext, url: str, ready: str) -> tuple[Page
     page = await context.new_page()
     errors = console_errors(page)
     await page.goto(url)
-    await page.wait_for_function(ready, timeout=15_000)
+    await wait_for_js(page, ready, timeout=15_000)
     return page, errors
 
 
@@ -218,8 +218,8 @@ async def test_hostile_text_is_shown_as_text_on_every_page(hostile: Hostile) -> 
         peers = await page.locator("#details .links .peer").all_text_contents()
         assert sorted(peers) == sorted(["gateway", name2])
         await page.evaluate("meshmonMap.open('evil-2')")
-        await page.wait_for_function(
-            "document.querySelector('#details h2').textContent === " + json.dumps(name2))
+        await wait_for_js(
+            page, "document.querySelector('#details h2').textContent === " + json.dumps(name2))
         await page.wait_for_selector("#details dd")
         assert EVIL["evil-2"]["model"] in await page.locator("#details dd").all_text_contents()
 

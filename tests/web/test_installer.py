@@ -31,7 +31,14 @@ from meshmon.web.installer import (
 )
 from tests import servers
 from tests.agent_process import CAPTURED_PEERS, start_agent, stop
-from tests.browser import DESKTOP, PHONE, chromium, console_errors, screenshot
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    chromium,
+    console_errors,
+    screenshot,
+    wait_for_js,
+)
 from tests.integration.harness import Publisher, collector_config, eventually, started
 from tests.web.conftest import MACS, NOW, SECRETS, build_topology
 
@@ -426,16 +433,17 @@ async def test_page_reconnects_after_the_collector_restarts(live_ctx: WebContext
         async with chromium() as browser:
             page = await browser.new_page(viewport=PHONE)  # type: ignore[arg-type]
             await page.goto(f"http://127.0.0.1:{port}/install/alpha")
-            await page.wait_for_function("window.meshmonInstaller.updates >= 1", timeout=5000)
+            await wait_for_js(page, "window.meshmonInstaller.updates >= 1", timeout=5000)
             assert await page.locator("#connection").inner_text() == "Live: connected"
             await runner.cleanup()
-            await page.wait_for_function(
+            await wait_for_js(
+                page,
                 "document.getElementById('connection').textContent.startsWith('Connection lost')",
                 timeout=5000)
             before = await page.evaluate("window.meshmonInstaller.updates")
             runner = await serve()
-            await page.wait_for_function(
-                f"window.meshmonInstaller.updates > {before}", timeout=15000)
+            await wait_for_js(
+                page, f"window.meshmonInstaller.updates > {before}", timeout=15000)
             assert await page.locator("#connection").inner_text() == "Live: connected"
             assert await page.evaluate("window.meshmonInstaller.verdicts") == {
                 "bravo": "good", "charlie": "unknown"}
@@ -501,11 +509,11 @@ async def test_installer_page_live_with_a_real_agent(
             page = await browser.new_page(viewport=PHONE)  # type: ignore[arg-type]
             errors = console_errors(page)
             await page.goto(f"{service.http_url}/install/{AGENT}")
-            await page.wait_for_function("window.meshmonInstaller.updates >= 1", timeout=5000)
+            await wait_for_js(page, "window.meshmonInstaller.updates >= 1", timeout=5000)
             began = await page.evaluate("window.meshmonInstaller.updates")
             started_at = time.monotonic()
-            await page.wait_for_function(
-                f"window.meshmonInstaller.updates >= {began + 3}", timeout=5000)
+            await wait_for_js(
+                page, f"window.meshmonInstaller.updates >= {began + 3}", timeout=5000)
             assert time.monotonic() - started_at < 5.0
             # the updates come from fast mode: the agent got `fast` and reports every second
             assert topo.nodes[AGENT].interval_s == 1
@@ -538,11 +546,11 @@ async def test_installer_page_live_with_a_real_agent(
             await pub.send("meshmon/v1/node/peer-a/report", peer_report("peer-a", [
                 {"peer": AGENT, "iface": "mesh0", "kind": "wifi", "signal_dbm": -27,
                  "tx_rate_mbps": 780, "expected_tput_mbps": 410}]))
-            await page.wait_for_function(
-                "window.meshmonInstaller.last.links.some("
+            await wait_for_js(
+                page, "window.meshmonInstaller.last.links.some("
                 "l => l.peer === 'peer-a' && l.in && l.in.signal_dbm === -27)", timeout=5000)
-            await page.wait_for_function(
-                "document.querySelector('.link[data-peer=\"peer-a\"] td.in')"
+            await wait_for_js(
+                page, "document.querySelector('.link[data-peer=\"peer-a\"] td.in')"
                 ".textContent === '-27 dBm'", timeout=3000)
             assert "peer-a hears" in await card_a.locator("thead").inner_text()
 
@@ -574,7 +582,7 @@ async def test_installer_page_live_with_a_real_agent(
             desktop = await browser.new_page(viewport=DESKTOP)  # type: ignore[arg-type]
             errors_desktop = console_errors(desktop)
             await desktop.goto(f"{service.http_url}/install/{AGENT}")
-            await desktop.wait_for_function("window.meshmonInstaller.updates >= 3",
+            await wait_for_js(desktop, "window.meshmonInstaller.updates >= 3",
                                             timeout=6000)
             await screenshot(desktop, "installer-desktop")
 
@@ -582,7 +590,7 @@ async def test_installer_page_live_with_a_real_agent(
             unknown = await browser.new_page(viewport=PHONE)  # type: ignore[arg-type]
             errors_unknown = console_errors(unknown)
             await unknown.goto(f"{service.http_url}/install/never-heard-1")
-            await unknown.wait_for_function("window.meshmonInstaller.updates >= 1",
+            await wait_for_js(unknown, "window.meshmonInstaller.updates >= 1",
                                             timeout=5000)
             status = await unknown.locator("#status").inner_text()
             assert status.startswith("Not heard from never-heard-1 yet")

@@ -18,7 +18,14 @@ from playwright.async_api import Page, Request
 
 from meshmon.service import Service
 from tests import servers
-from tests.browser import DESKTOP, PHONE, chromium, console_errors, screenshot
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    chromium,
+    console_errors,
+    screenshot,
+    wait_for_js,
+)
 from tests.integration.harness import collector_config, eventually, get_json, started
 from tests.integration.scripted_mesh import ScriptedMesh, ScriptedNode
 from tests.web.conftest import SECRETS, Served
@@ -204,7 +211,7 @@ async def expected_summary(run: Running) -> str:
 
 async def open_map(page: Page, url: str) -> None:
     await page.goto(url + "/")
-    await page.wait_for_function("document.body.dataset.ready === '1'", timeout=15_000)
+    await wait_for_js(page, "document.body.dataset.ready === '1'", timeout=15_000)
 
 
 async def test_map_draws_the_network_and_follows_it_live(running: Running) -> None:
@@ -246,17 +253,17 @@ async def test_map_draws_the_network_and_follows_it_live(running: Running) -> No
         assert await page.evaluate(f"meshmonMap.stateOf('{LEAF}')") == "online"
         cut_at = time.monotonic()
         run.mesh.drop(LEAF)
-        await page.wait_for_function(f"meshmonMap.stateOf('{LEAF}') === 'offline'",
+        await wait_for_js(page, f"meshmonMap.stateOf('{LEAF}') === 'offline'",
                                      timeout=5_000)
         took = time.monotonic() - cut_at
         assert await page.evaluate("window.__sameDocument === true")
         assert await page.evaluate("meshmonMap.updates") >= 1
-        await page.wait_for_function(
-            f"document.querySelector('#outages .cause')?.textContent === '{LEAF}-roof'",
+        await wait_for_js(
+            page, f"document.querySelector('#outages .cause')?.textContent === '{LEAF}-roof'",
             timeout=10_000)
-        await page.wait_for_function(  # the open panel follows too
+        await wait_for_js(page,   # the open panel follows too
             "document.querySelector('#details .pill')?.textContent === 'offline'")
-        await page.wait_for_function(  # and says its links are what was last heard
+        await wait_for_js(page,   # and says its links are what was last heard
             "document.querySelector('#details h3')?.textContent.endsWith('as last heard')",
             timeout=5_000)
 
@@ -270,8 +277,8 @@ async def test_map_draws_the_network_and_follows_it_live(running: Running) -> No
         # the search box flies to a node and opens it
         await page.fill("#search", "kiez-33")
         await page.press("#search", "Enter")
-        await page.wait_for_function(
-            "document.querySelector('#details h2').textContent === 'kiez-33-roof'")
+        await wait_for_js(
+            page, "document.querySelector('#details h2').textContent === 'kiez-33-roof'")
         assert errors == [], errors
         assert outside == [], outside
     assert took < 5
@@ -305,8 +312,8 @@ async def test_map_on_a_phone_keeps_controls_reachable(running: Running) -> None
         assert sheet["width"] == width and abs(sheet["y"] + sheet["height"] - height) < 2
         assert sheet["height"] <= height * 0.6
         # the map moves the tapped dot above the sheet
-        await page.wait_for_function(
-            "meshmonMap.pointOf('kiez-21').y < document.getElementById('details')"
+        await wait_for_js(
+            page, "meshmonMap.pointOf('kiez-21').y < document.getElementById('details')"
             ".getBoundingClientRect().top - 10")
         close = await page.locator("#details .close").bounding_box()
         assert close is not None and close["width"] >= 40 and close["height"] >= 40

@@ -34,7 +34,7 @@ from meshmon.metrics import Metrics
 from meshmon.model.topology import Topology
 from meshmon.service import Service
 from meshmon.web.app import STATIC_DIR, WebContext, create_app
-from tests.browser import DESKTOP, PHONE, chromium
+from tests.browser import DESKTOP, PHONE, chromium, wait_for_js
 from tests.integration.harness import collector_config, eventually, started
 from tests.integration.scripted_mesh import ScriptedMesh, ScriptedNode
 from tests.servers import Server
@@ -376,7 +376,7 @@ async def test_no_public_response_leaks(collector: tuple[Service, PrivacyMesh]) 
             page.on("response", keep)
             await page.goto(scan.base + path)
             if path == "/":
-                await page.wait_for_function("document.body.dataset.ready === '1'",
+                await wait_for_js(page, "document.body.dataset.ready === '1'",
                                              timeout=15_000)
                 drawn = await page.evaluate("id => window.meshmonMap.latLngOf(id)", PRIVATE)
                 assert (drawn["lat"], drawn["lng"]) == (COARSE["lat"], COARSE["lon"])

@@ -151,48 +151,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_passwd(args: argparse.Namespace) -> int:
-    """Add or replace USER in the embedded broker's password file (an argon2 `user:hash` line).
-
-    The password is read from stdin when it is not a terminal (first line), else prompted.
-    """
-    import getpass
-    import os
-    from pathlib import Path
-
-    from pwdlib import PasswordHash
-    from pwdlib.hashers.argon2 import Argon2Hasher
-
-    user = args.user
-    if not user or ":" in user or user != user.strip() or "\n" in user:
-        print("meshmon passwd: the user name must not be empty or contain ':' or spaces",
-              file=sys.stderr)
-        return 2
-    if sys.stdin.isatty():
-        password = getpass.getpass(f"password for {user}: ")
-        if password != getpass.getpass("again: "):
-            print("meshmon passwd: the passwords differ", file=sys.stderr)
-            return 1
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        print("meshmon passwd: empty password", file=sys.stderr)
-        return 1
-    path = Path(args.file)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-        kept = [line for line in lines if line.split(":", 1)[0] != user]
-        kept.append(f"{user}:{PasswordHash((Argon2Hasher(),)).hash(password)}")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write("\n".join(kept) + "\n")
-    except OSError as exc:
-        print(f"meshmon passwd: {path}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    print(f"{path}: {'updated' if len(kept) == len(lines) else 'added'} {user}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meshmon", description=USAGE, epilog=EPILOG,
@@ -227,13 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
 
-    passwd = sub.add_parser(
-        "passwd", help="add a user to the embedded broker's password file (argon2)")
-    passwd.add_argument("file", help="password file ([mqtt.embedded] password_file)")
-    passwd.add_argument("user", help="MQTT user name (for an agent: its node id)")
-    passwd.set_defaults(func=cmd_passwd)
-
+    from meshmon import passwd_cli
     from meshmon.admin_cli import add_commands
+
+    passwd_cli.add_command(sub)
 
     add_commands(sub)
     for name in ("silence", "silences", "weak-points", "outages"):

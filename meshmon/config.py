@@ -9,6 +9,7 @@ with its default.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -33,8 +34,30 @@ class EmbeddedBrokerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=0, le=65535)
     password_file: str = ""
-    """`user:hash` lines, argon2 (`meshmon passwd FILE USER`) or sha512-crypt; empty allows
-    anonymous clients. Not mosquitto_passwd's format (`$7$`), which amqtt cannot verify."""
+    """`user:hash[:role[:nodes]]` lines (`meshmon passwd`; docs/security.md): each user is
+    held to its role's topics. Empty: no logins (anonymous clients only). Not
+    mosquitto_passwd's format (`$7$`), which the embedded broker cannot verify."""
+    allow_anonymous: bool | Literal["auto"] = "auto"
+    """clients without a user name: "auto" = allowed only on a loopback `host` without a
+    password file; true = allowed anywhere (they may publish as any node); false = never"""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listener on `host` is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "" (every interface), "0.0.0.0"-like names, other host names
+
+
+def anonymous_allowed(mqtt: MqttConfig) -> bool:
+    """Whether the embedded broker lets clients in without a user name."""
+    embedded = mqtt.embedded
+    if embedded.allow_anonymous != "auto":
+        return embedded.allow_anonymous is True
+    return not embedded.password_file and is_loopback(embedded.host)
 
 
 class MqttConfig(Section):
@@ -56,12 +79,24 @@ class MqttConfig(Section):
 
     @model_validator(mode="after")
     def _collector_login(self) -> MqttConfig:
-        if self.broker == "embedded" and self.embedded.password_file and not self.username:
+        embedded = self.embedded
+        if self.broker != "embedded":
+            return self
+        if embedded.password_file and not self.username:
             raise KeyProblem(
                 ("username",),
                 "the collector logs in to its own embedded broker too: with "
                 "embedded.password_file set, give mqtt.username and mqtt.password "
                 "of a user in that file")
+        if not embedded.password_file and not anonymous_allowed(self):
+            key = "allow_anonymous" if embedded.allow_anonymous is False else "host"
+            where = ("allow_anonymous = false" if key == "allow_anonymous"
+                     else f"embedded.host = {embedded.host!r} is not a loopback address")
+            raise KeyProblem(("embedded", key),
+                f"nobody could log in to the embedded broker: {where} and there is no "
+                "embedded.password_file. Give one (`meshmon passwd FILE USER`, "
+                "docs/security.md), or set embedded.allow_anonymous = true to let anyone "
+                "who reaches the port publish as any node")
         return self
 
 

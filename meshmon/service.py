@@ -107,7 +107,7 @@ class Service:
         await self._start_http()
         address = BrokerAddress(cfg.mqtt.host, cfg.mqtt.port)
         if cfg.mqtt.broker == "embedded":
-            self.broker = EmbeddedBroker(cfg.mqtt.embedded)
+            self.broker = EmbeddedBroker(cfg.mqtt)
             await self.broker.start()
             address = BrokerAddress(self.broker.host, self.broker.port)
         self.mqtt_address = address
@@ -364,6 +364,11 @@ class Service:
             ("meshmon_sink_write_latency_ms", "last_write_ms"),
         ):
             m.gauge_fn(metric, self._sink_stat(stat))
+        m.describe("meshmon_broker_denied_total", "counter",
+                   "embedded broker: publishes/subscriptions its ACL refused, by action")
+        m.gauge_fn("meshmon_broker_denied_total", lambda: {
+            (("action", action),): float(self.broker.denied.get(action, 0))
+            for action in ("publish", "subscribe", "receive")} if self.broker is not None else {})
         m.describe("meshmon_alerts_total", "counter", "alert notices made, by outcome")
         m.gauge_fn("meshmon_alerts_total", lambda: {
             (("outcome", "sent"),): float(self.alerting.engine.sent),

@@ -12,6 +12,8 @@ import asyncio
 import io
 import json
 import logging
+import re
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,21 +30,30 @@ from meshmon.config import ConfigError
 from meshmon.service import Service
 from tests import servers
 from tests.agent_process import start_agent, stop
-from tests.integration.harness import collector_config, eventually, get_json, started
+from tests.integration.harness import (
+    collector_config,
+    eventually,
+    get_json,
+    get_text,
+    metric,
+    started,
+)
 
 NODE = "sec-node"  # an agent's MQTT user name is its node id (the ACL's %u)
-PASSWORDS = {"collector": "collector-pw", NODE: "node-pw", "other-node": "other-pw"}
+ATTACKER = "other-node"
+BRIDGE = "snmp-west"  # the docs' example bridge, allowed to publish for ap-3
+PASSWORDS = {"collector": "collector-pw", NODE: "node-pw", ATTACKER: "other-pw",
+             BRIDGE: "bridge-pw"}
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-ACL = """\
-user collector
-topic read meshmon/v1/node/+/status
-topic read meshmon/v1/node/+/info
-topic read meshmon/v1/node/+/report
-topic write meshmon/v1/node/+/cmd
 
-pattern write meshmon/v1/node/%u/#
-pattern read meshmon/v1/node/%u/cmd
-"""
+def docs_acl() -> str:
+    """The Mosquitto ACL of docs/security.md (its two blocks: nodes + collector, a bridge):
+    what is tested is what people copy."""
+    section = (DOCS / "security.md").read_text().split("ACL (`/etc/mosquitto/acl`)", 1)[1]
+    blocks = re.findall(r"```\n(.*?)```", section.split("## Embedded broker", 1)[0], re.S)
+    assert len(blocks) == 2 and "pattern write" in blocks[0] and BRIDGE in blocks[1]
+    return blocks[0] + "\n" + blocks[1]
 
 
 def _openssl(*args: str | Path) -> None:
@@ -89,25 +100,31 @@ def secure_mosquitto(pki: dict[str, Path]) -> Iterator[servers.Server]:
     passwd.touch(mode=0o600)
     for user, password in PASSWORDS.items():
         subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
-    acl.write_text(ACL)
+    acl.write_text(docs_acl())
     # no `listener` line: the TLS settings apply to start_mosquitto's own listener, so
     # nothing on this broker speaks plain MQTT; the later allow_anonymous wins
     server = servers.start_mosquitto(extra_conf=(
         f"cafile {pki['ca']}\ncertfile {pki['cert']}\nkeyfile {pki['key']}\n"
         f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
+        "use_username_as_clientid true\n"
         "log_type all\n"))  # denied PUBLISHes are logged at debug
     yield server
     server.stop()
 
 
 def connect(port: int, user: str | None, password: str | None, client_id: str,
-            ca: Path | None = None) -> tuple[paho.Client, str]:
+            ca: Path | None = None, will: str | None = None,
+            client: paho.Client | None = None) -> tuple[paho.Client, str]:
     """The broker's CONNACK reason for one attempt, and the client: its network thread
-    runs if the broker accepted it (no thread otherwise, so nothing retries)."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=paho.MQTTv311)
+    runs if the broker accepted it (no thread otherwise, so nothing retries). `will`: a
+    last will topic (retained, an offline status)."""
+    client = client or paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                   protocol=paho.MQTTv311)
     if user is not None:
         client.username_pw_set(user, password)
+    if will is not None:
+        node = will.split("/")[-2]
+        client.will_set(will, json.dumps({"v": 1, "node": node, "online": False}), 1, True)
     if ca is not None:
         client.tls_set(ca_certs=str(ca))
     answered: list[str] = []
@@ -123,9 +140,10 @@ def connect(port: int, user: str | None, password: str | None, client_id: str,
 
 
 async def connack(port: int, user: str | None, password: str | None, client_id: str,
-                  ca: Path | None = None) -> str:
+                  ca: Path | None = None, will: str | None = None) -> str:
     """The CONNACK reason for one connection attempt (the client is closed again)."""
-    client, reason = await asyncio.to_thread(connect, port, user, password, client_id, ca)
+    client, reason = await asyncio.to_thread(connect, port, user, password, client_id, ca,
+                                             will)
     client.disconnect()
     client.loop_stop()
     return reason
@@ -186,7 +204,7 @@ async def test_agent_report_reaches_api_through_tls_mosquitto_with_passwords(
         assert agent.poll() is None
         # the broker saw both log in over TLS with their own user names
         log = secure_mosquitto.log()
-        assert f"as meshmon-agent-{NODE} (p2, c1, k30, u'{NODE}')" in log
+        assert f"as {NODE} (p2, c1, k30, u'{NODE}')" in log  # use_username_as_clientid
         assert "u'collector')" in log
     finally:
         stop(agent)
@@ -199,32 +217,164 @@ def errors_in_agent_log(tmp_path: Path) -> list[str]:
     return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
 
 
-async def test_acl_lets_a_node_publish_only_under_its_own_id(
+class Probe:
+    """A logged-in paho client that records what it receives and its SUBACK codes."""
+
+    def __init__(self, port: int, user: str, ca: Path | None = None,
+                 client_id: str = "") -> None:
+        self.user = user
+        self.client = paho.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"probe-{user}", protocol=paho.MQTTv311)
+        self.received: list[tuple[str, bytes]] = []
+        self.granted: dict[int, bool] = {}
+        self.client.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
+        self.client.on_subscribe = lambda _c, _u, mid, codes, _p: self.granted.update(
+            {mid: not codes[0].is_failure})
+        self.port, self.ca = port, ca
+
+    async def connect(self, will: str | None = None) -> str:
+        _, reason = await asyncio.to_thread(
+            connect, self.port, self.user, PASSWORDS[self.user], "", self.ca, will, self.client)
+        return reason
+
+    async def subscribe(self, topic: str) -> bool:
+        """Whether the broker granted the subscription."""
+        _, mid = self.client.subscribe(topic, 1)
+
+        async def answered() -> bool:
+            return mid in self.granted
+
+        await eventually(answered, 5, f"SUBACK for {topic}")
+        return self.granted[mid]
+
+    async def send(self, topic: str, payload: dict[str, object], retain: bool = False) -> None:
+        info = self.client.publish(topic, json.dumps(payload), qos=1, retain=retain)
+        await asyncio.to_thread(info.wait_for_publish, 5)
+
+    def cut(self) -> None:
+        """The connection dies without DISCONNECT: the broker publishes the will."""
+        self.client._thread_terminate = True
+        sock = self.client.socket()
+        if isinstance(sock, socket.socket):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def info(node: str, hostname: str) -> dict[str, object]:
+    return {"v": 1, "node": node, "hostname": hostname}
+
+
+async def spoofing_changes_nothing(service: Service, port: int, ca: Path | None,
+                                   refuses_at_once: bool) -> None:
+    """ATTACKER tries to be NODE on every topic: nothing reaches the collector or NODE.
+    `refuses_at_once`: the broker refuses a CONNECT whose will is forbidden and answers a
+    forbidden SUBSCRIBE with 0x80 (meshmon's amqtt does); Mosquitto 2.0.11 accepts both,
+    then never sends that will and delivers nothing — which is checked either way."""
+    base, mine = f"meshmon/v1/node/{NODE}", f"meshmon/v1/node/{ATTACKER}"
+    victim, attacker = Probe(port, NODE, ca), Probe(port, ATTACKER, ca)
+    try:
+        assert await victim.connect(will=f"{base}/status") == "Success"
+        assert await victim.subscribe(f"{base}/cmd")
+        await victim.send(f"{base}/info", info(NODE, "the-real-one"), retain=True)
+        await victim.send(f"{base}/report", report(NODE))
+
+        async def victim_known() -> bool:
+            got = await node_json(service, NODE)
+            return got["status"] == 200 and got["body"]["hostname"] == "the-real-one"
+
+        await eventually(victim_known, 10, "the victim's own info in the API")
+        # the victim's client id with the attacker's login: refused, or (Mosquitto with
+        # use_username_as_clientid) the attacker's own id; the victim stays connected
+        hijack = Probe(port, ATTACKER, ca, client_id=f"probe-{NODE}")
+        reason = await hijack.connect()
+        assert reason == ("Not authorized" if refuses_at_once else "Success")
+        if reason == "Success":
+            hijack.close()
+        # a last will for someone else: refused at CONNECT, or never sent
+        will_spoofer = Probe(port, ATTACKER, ca)
+        reason = await will_spoofer.connect(will=f"{base}/status")
+        assert reason == ("Not authorized" if refuses_at_once else "Success")
+        if reason == "Success":
+            will_spoofer.cut()
+            await asyncio.sleep(0.5)
+            will_spoofer.client.loop_stop()
+        assert await attacker.connect(will=f"{mine}/status") == "Success"
+        for topic in (f"{base}/cmd", f"{base}/#", "meshmon/v1/node/+/report"):
+            assert await attacker.subscribe(topic) is not refuses_at_once, topic
+        await attacker.send(f"{base}/report", {**report(NODE, 999), "sys": {"uptime_s": 4242}})
+        await attacker.send(f"{base}/info", info(NODE, "spoofed"), retain=True)
+        await attacker.send(f"{base}/status", {"v": 1, "node": NODE, "online": False},
+                            retain=True)
+        await attacker.send(f"{base}/cmd", {"cmd": "fast", "interval_s": 1, "duration_s": 60})
+        await attacker.send(f"{mine}/report", report(ATTACKER))
+
+        async def attacker_report_arrived() -> bool:
+            return (await node_json(service, ATTACKER))["status"] == 200
+
+        # one client, one broker, one subscriber: the spoofed messages would have come first
+        await eventually(attacker_report_arrived, 10, "the attacker's own report")
+        body = (await node_json(service, NODE))["body"]
+        assert (body["hostname"], body["online"]) == ("the-real-one", True)
+        assert body["sys"]["uptime_s"] == 100
+        # the collector's own command reaches the victim, and only the victim
+        service.send_command(NODE, b'{"cmd":"fast","interval_s":1,"duration_s":5}')
+
+        async def command_arrived() -> bool:
+            return bool(victim.received)
+
+        await eventually(command_arrived, 5, "the collector's command at the victim")
+        await asyncio.sleep(0.3)
+        assert victim.received == [(f"{base}/cmd", b'{"cmd":"fast","interval_s":1,"duration_s":5}')]
+        assert attacker.received == []
+        # the attacker's connection dies: its own will is published, not the victim's
+        attacker.cut()
+
+        async def attacker_offline() -> bool:
+            return (await node_json(service, ATTACKER))["body"]["online"] is False
+
+        await eventually(attacker_offline, 10, "the attacker's own will")
+        assert (await node_json(service, NODE))["body"]["online"] is True
+    finally:
+        victim.close()
+        attacker.client.loop_stop()
+
+
+async def bridge_publishes_only_its_nodes(service: Service, port: int,
+                                          ca: Path | None) -> None:
+    """The docs' bridge may publish ap-3 and its own status, not NODE or another bridge."""
+    bridge = Probe(port, BRIDGE, ca)
+    try:
+        assert await bridge.connect(will=f"meshmon/v1/bridge/{BRIDGE}/status") == "Success"
+        await bridge.send(f"meshmon/v1/node/{NODE}/info", info(NODE, "bridged-over"))
+        await bridge.send("meshmon/v1/node/ap-3/report", report("ap-3"))
+
+        async def ap3_arrived() -> bool:
+            return (await node_json(service, "ap-3"))["status"] == 200
+
+        await eventually(ap3_arrived, 10, "the bridge's own node")
+        assert (await node_json(service, NODE))["body"]["hostname"] != "bridged-over"
+    finally:
+        bridge.close()
+
+
+async def test_mosquitto_acl_of_the_docs_refuses_every_spoofing_attempt(
     tmp_path: Path, pki: dict[str, Path], secure_mosquitto: servers.Server
 ) -> None:
     service = tls_collector(tmp_path, secure_mosquitto.port, pki["ca"], PASSWORDS["collector"])
     await service.start()
-    client, reason = await asyncio.to_thread(
-        connect, secure_mosquitto.port, "other-node", PASSWORDS["other-node"], "acl-probe",
-        pki["ca"])
     try:
-        assert reason == "Success"
         assert service.ingest is not None
         await asyncio.wait_for(service.ingest.connected.wait(), 10)
-        # MQTT 3.1.1 has no way to refuse a PUBLISH: Mosquitto acknowledges and drops it
-        await publish(client, f"meshmon/v1/node/{NODE}-spoofed/report", report(f"{NODE}-spoofed"))
-        await publish(client, "meshmon/v1/node/other-node/report", report("other-node"))
-
-        async def own_report_arrived() -> bool:
-            return (await node_json(service, "other-node"))["status"] == 200
-
-        await eventually(own_report_arrived, 10, "other-node's own report in the API")
-        # one client, one broker, one subscriber: the spoofed report would have come first
-        assert (await node_json(service, f"{NODE}-spoofed"))["status"] == 404
-        assert "Denied PUBLISH from acl-probe" in secure_mosquitto.log()
+        await spoofing_changes_nothing(service, secure_mosquitto.port, pki["ca"],
+                                       refuses_at_once=False)
+        await bridge_publishes_only_its_nodes(service, secure_mosquitto.port, pki["ca"])
+        log = secure_mosquitto.log()
+        assert f"Denied PUBLISH from {ATTACKER}" in log
+        assert f"Denied PUBLISH from {BRIDGE}" in log
     finally:
-        client.disconnect()
-        client.loop_stop()
         await service.stop()
 
 
@@ -379,3 +529,82 @@ async def test_embedded_broker_refuses_to_start_with_a_mosquitto_password_file(
 def test_embedded_broker_with_password_file_needs_the_collector_login(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match=r"mqtt\.username and mqtt\.password"):
         collector_config(tmp_path, None, mqtt={"embedded": {"password_file": "/x"}})
+
+
+def meshmon_cli(args: list[str], stdin: str, monkeypatch: pytest.MonkeyPatch,
+                capsys: pytest.CaptureFixture[str]) -> str:
+    """`meshmon ARGS` with `stdin`; its standard output."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    return capsys.readouterr().out
+
+
+async def test_embedded_broker_holds_each_user_to_its_own_topics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    passwd = str(tmp_path / "passwd")
+    for user, extra in (("collector", ["--role", "collector"]), (NODE, []), (ATTACKER, []),
+                        (BRIDGE, ["--role", "bridge", "--nodes", "ap-*,gw-?"])):
+        meshmon_cli(["passwd", passwd, user, *extra], PASSWORDS[user] + "\n", monkeypatch,
+                    capsys)
+    # many routers at once: generated passwords, printed for whoever installs them
+    printed = meshmon_cli(["passwd", passwd, "--generate", "agent-1", "--from", "-"],
+                          "# the new roofs\nagent-2\n", monkeypatch, capsys)
+    generated = dict(line.split(" ", 1) for line in printed.splitlines())
+    assert sorted(generated) == ["agent-1", "agent-2"]
+    assert all(len(pw) >= 20 for pw in generated.values())
+    config = collector_config(tmp_path, None, mqtt={
+        "username": "collector", "password": PASSWORDS["collector"], "client_id": "collector",
+        "embedded": {"port": 0, "password_file": passwd}})
+    service = await started(config)
+    agent = None
+    try:
+        assert service.broker is not None
+        port = service.broker.port
+        await spoofing_changes_nothing(service, port, None, refuses_at_once=True)
+        await bridge_publishes_only_its_nodes(service, port, None)
+        assert await connack(port, BRIDGE, PASSWORDS[BRIDGE], "b2", None,
+                             will="meshmon/v1/bridge/other-bridge/status") == "Not authorized"
+        bridge = Probe(port, BRIDGE)
+        assert await bridge.connect() == "Success"
+        assert await bridge.subscribe("meshmon/v1/node/ap-3/cmd")
+        assert not await bridge.subscribe("meshmon/v1/node/+/cmd")
+        bridge.close()
+        # a real agent, provisioned with its generated password, works end to end
+        agent = start_agent(tmp_path, port, "agent-1", 2.0, username="agent-1",
+                            password=generated["agent-1"])
+
+        async def reporting() -> bool:
+            state = service.topology.nodes.get("agent-1")
+            return state is not None and state.last_report is not None
+
+        await eventually(reporting, 15, "the agent's report")
+        service.send_command("agent-1", b'{"cmd":"fast","interval_s":0.5,"duration_s":30}')
+
+        async def fast() -> bool:
+            return service.topology.nodes["agent-1"].interval_s == 0.5
+
+        await eventually(fast, 10, "the agent in fast mode (its own cmd reached it)")
+        metrics = await get_text(f"{service.http_url}/metrics")
+        assert metric(metrics, "meshmon_broker_denied_total", action="publish") >= 6
+        assert metric(metrics, "meshmon_broker_denied_total", action="subscribe") == 4
+    finally:
+        if agent is not None:
+            stop(agent)
+        await service.stop()
+    denied = warnings_from(caplog, "meshmon.ingest.broker", "may not publish to")
+    # said once a minute per user: the will, then four spoofed messages, are one line
+    assert denied == [
+        f"MQTT user '{ATTACKER}' (node) may not publish to meshmon/v1/node/{NODE}/status: "
+        "refused (said once a minute)",
+        f"MQTT user '{BRIDGE}' (bridge) may not publish to meshmon/v1/node/{NODE}/info: "
+        "refused (said once a minute)"]
+    started_line = [r.getMessage() for r in caplog.records if "embedded MQTT broker" in
+                    r.getMessage()]
+    assert started_line[0].endswith(
+        "6 user(s) from " + passwd + " (1 collector, 4 nodes, 1 bridge), each held to its "
+        "own topics (per-node ACL); anonymous clients refused")
+    assert not errors(caplog)

@@ -362,4 +362,7 @@ def test_deploy_recipe_collector_config_and_unit() -> None:
     (unit,) = re.findall(r"```ini\n(.*?)```", text, re.S)
     assert "ExecStart=/opt/meshmon/bin/meshmon serve -c /etc/meshmon/meshmon.toml" in unit
     assert "User=meshmon" in unit and "StateDirectory=meshmon" in unit
-    assert "pattern write meshmon/v1/node/%u/#" in (ROOT / "docs" / "security.md").read_text()
+    security = (ROOT / "docs" / "security.md").read_text()  # the ACL a node cannot escape
+    assert "pattern write meshmon/v1/node/%u/report" in security
+    assert "pattern write meshmon/v1/node/%u/#" not in security
+    assert "use_username_as_clientid true" in text

@@ -129,7 +129,34 @@ class Iface(WireModel):
     tx_errors: Counter | None = None
 
 
-class Radio(WireModel):
+Pct = Annotated[float, Field(ge=0, le=100)]
+Rssi = Annotated[float, Field(ge=-150, le=150)]
+Metres = Annotated[float, Field(ge=0, le=1_000_000)]
+
+
+class RadioMetrics(WireModel):
+    """Optional readings that radios (SNMP devices) report per interface or per peer; the
+    vendor MIB each comes from is in docs/snmp.md. None of them is stored as a link metric
+    column yet (LINK_METRICS)."""
+
+    ccq_pct: Pct | None = None
+    tx_ccq_pct: Pct | None = None
+    rx_ccq_pct: Pct | None = None
+    quality_pct: Pct | None = Field(default=None, description="airMAX / 60 GHz link quality")
+    capacity_pct: Pct | None = Field(default=None, description="airMAX capacity")
+    rssi: Rssi | None = Field(default=None, description="the vendor's RSSI as reported")
+    chains_rssi: list[Rssi] | None = Field(default=None, max_length=8)
+    tx_capacity_mbps: Mbps | None = None
+    rx_capacity_mbps: Mbps | None = None
+    distance_m: Metres | None = None
+    remote_signal_dbm: Dbm | None = None
+    remote_chains_dbm: list[Dbm] | None = Field(default=None, max_length=8)
+    remote_rssi: Rssi | None = None
+    remote_snr_db: float | None = Field(default=None, ge=-50, le=150)
+    mcs: int | None = Field(default=None, ge=0, le=64)
+
+
+class Radio(RadioMetrics):
     iface: ShortText
     freq_mhz: float | None = Field(default=None, gt=0, le=100_000)
     channel: int | None = Field(default=None, ge=0, le=1000)
@@ -138,9 +165,34 @@ class Radio(WireModel):
     txpower_dbm: float | None = Field(default=None, ge=-50, le=60)
     busy_pct: float | None = Field(default=None, ge=0, le=100)
     clients: Counter | None = None
+    ssid: ShortText | None = None
+    rx_freq_mhz: float | None = Field(default=None, gt=0, le=100_000)
+    signal_dbm: Dbm | None = None
+    chains_dbm: list[Dbm] | None = Field(default=None, max_length=8)
+    chains_snr_db: list[Annotated[float, Field(ge=-150, le=150)]] | None = Field(
+        default=None, max_length=8)
+    snr_db: float | None = Field(default=None, ge=-50, le=150)
+    snr_min_db: float | None = Field(default=None, ge=-50, le=150)
+    snr_max_db: float | None = Field(default=None, ge=-50, le=150)
+    tx_rate_mbps: Mbps | None = None
+    rx_rate_mbps: Mbps | None = None
+    tx_rate_min_mbps: Mbps | None = None
+    tx_rate_max_mbps: Mbps | None = None
+    rx_rate_min_mbps: Mbps | None = None
+    rx_rate_max_mbps: Mbps | None = None
+    streams_tx_mbps: list[Mbps] | None = Field(default=None, max_length=16)
+    streams_rx_mbps: list[Mbps] | None = Field(default=None, max_length=16)
+    rx_util_pct: Pct | None = None
+    tx_util_pct: Pct | None = None
+    other_bss_pct: Pct | None = None
+    tx_error_pct: Pct | None = None
+    rx_error_pct: Pct | None = None
+    rsrp_dbm: Dbm | None = None
+    rsrq_db: float | None = Field(default=None, ge=-50, le=50)
+    sinr_db: float | None = Field(default=None, ge=-50, le=100)
 
 
-class Link(WireModel):
+class Link(RadioMetrics):
     """One neighbour seen on one interface by one mechanism, from this node's side."""
 
     peer: NodeId | None = None
@@ -168,6 +220,10 @@ class Link(WireModel):
         default=None, ge=0, le=1_000_000,
         description="Babel: the cost the neighbour reports for hearing this node (IHU)",
     )  # fmt: skip
+    ideal_chains_dbm: list[Dbm] | None = Field(default=None, max_length=8)
+    chain_levels_pct: list[Pct] | None = Field(default=None, max_length=8)
+    freq_mhz: float | None = Field(default=None, gt=0, le=100_000)
+    width_mhz: float | None = Field(default=None, gt=0, le=2000)
 
     @model_validator(mode="after")
     def _needs_a_peer(self) -> Link:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from meshmon_bridge.source import BridgeContext, Source
 from meshmon_bridge.sources.freifunk import mapfiles, respondd
 from meshmon_bridge.sources.routing import RoutingConfig, create_routing_sources
+from meshmon_bridge.sources.snmp import SnmpTable, create_snmp_sources
 
 TableModel = TypeVar("TableModel", bound=BaseModel)
 
@@ -30,7 +31,7 @@ class SourceKind(Generic[TableModel]):
 
 
 KINDS: dict[str, SourceKind[Any]] = {
-    # "kind": SourceKind(ItsTableModel, its_factory),
+    "snmp": SourceKind(SnmpTable, create_snmp_sources),
     "routing": SourceKind(RoutingConfig, create_routing_sources),
     "respondd": SourceKind(respondd.ResponddTable, respondd.create_respondd),
     "meshviewer": SourceKind(mapfiles.MeshviewerTable, mapfiles.create_meshviewer),

@@ -1,0 +1,185 @@
+"""The edge to pysnmp: GET, GETNEXT and multi-column GETBULK walks with numeric OIDs.
+
+Every value leaves as a plain Python value (`int`, `bytes`, or an `Oid` tuple for OBJECT
+IDENTIFIERs); no pysnmp type goes further. One `SnmpEngine` (one UDP socket) is shared by
+every device of a bridge; each device has its own auth data and transport target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyasn1.type import univ
+from pysnmp.hlapi.v3arch import asyncio as hlapi
+from pysnmp.proto import errind, rfc1902, rfc1905
+
+from meshmon_bridge.sources.snmp.config import SnmpTable
+
+Oid = tuple[int, ...]
+Value = int | bytes | Oid
+"""INTEGER/Counter/Gauge/TimeTicks → int; OCTET STRING/IpAddress → bytes; OID → Oid"""
+
+RESPONSE_BUDGET = 48
+"""varbinds asked for per GETBULK; small enough for one Ethernet frame on most devices"""
+
+_AUTH = {
+    "md5": hlapi.usmHMACMD5AuthProtocol,
+    "sha": hlapi.usmHMACSHAAuthProtocol,
+    "sha224": hlapi.usmHMAC128SHA224AuthProtocol,
+    "sha256": hlapi.usmHMAC192SHA256AuthProtocol,
+    "sha384": hlapi.usmHMAC256SHA384AuthProtocol,
+    "sha512": hlapi.usmHMAC384SHA512AuthProtocol,
+}
+_PRIV = {
+    "des": hlapi.usmDESPrivProtocol,
+    "3des": hlapi.usm3DESEDEPrivProtocol,
+    "aes": hlapi.usmAesCfb128Protocol,
+    "aes128": hlapi.usmAesCfb128Protocol,
+    "aes192": hlapi.usmAesCfb192Protocol,
+    "aes256": hlapi.usmAesCfb256Protocol,
+}
+_ABSENT = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView, rfc1902.Null)
+
+
+class SnmpError(Exception):
+    """A request failed as a whole (timeout, authentication, error status)."""
+
+
+class SnmpTimeout(SnmpError):
+    """The device did not answer within timeout × (retries + 1)."""
+
+
+def oid(text: str) -> Oid:
+    """`"1.3.6.1.2.1.1.3.0"` (a leading dot is fine) as a tuple of ints."""
+    return tuple(int(part) for part in text.strip(".").split("."))
+
+
+def _value(raw: Any) -> Value | None:
+    """Convert one pysnmp value; None for "no such object/instance", end of MIB, Null."""
+    if isinstance(raw, _ABSENT):
+        return None
+    # pyasn1's base types: every SMI type (Counter32, Gauge32, IpAddress, …) derives from them
+    if isinstance(raw, univ.ObjectIdentifier):
+        return tuple(raw)
+    if isinstance(raw, rfc1902.Bits):
+        return None  # nothing a profile reads
+    if isinstance(raw, univ.OctetString):
+        return bytes(raw)
+    if isinstance(raw, univ.Integer):
+        return int(raw)
+    return None
+
+
+@dataclass
+class SnmpClient:
+    """Requests to one device."""
+
+    engine: hlapi.SnmpEngine
+    auth: hlapi.CommunityData | hlapi.UsmUserData
+    target: hlapi.UdpTransportTarget
+    context: hlapi.ContextData
+    max_repetitions: int = 24
+    requests: int = 0
+
+    @classmethod
+    async def open(cls, engine: hlapi.SnmpEngine, table: SnmpTable) -> SnmpClient:
+        """A client for one `[[snmp]]` table (resolves the host name once)."""
+        target = await hlapi.UdpTransportTarget.create(
+            (table.host, table.port), timeout=table.timeout_s, retries=table.retries)
+        context = hlapi.ContextData(contextName=table.v3.context if table.v3 else "")
+        return cls(engine, auth_data(table), target, context, table.max_repetitions)
+
+    def _check(self, error_indication: Any, error_status: Any, error_index: Any,
+               what: str) -> None:
+        if error_indication:
+            if isinstance(error_indication, errind.RequestTimedOut):
+                raise SnmpTimeout(f"no answer to {what}")
+            raise SnmpError(f"{what}: {error_indication}")
+        if error_status and int(error_status):
+            raise SnmpError(f"{what}: {error_status.prettyPrint()} at varbind {error_index}")
+
+    async def get(self, oids: list[Oid]) -> dict[Oid, Value]:
+        """GET in requests of at most RESPONSE_BUDGET varbinds; absent OIDs are left out."""
+        out: dict[Oid, Value] = {}
+        for start in range(0, len(oids), RESPONSE_BUDGET):
+            chunk = oids[start:start + RESPONSE_BUDGET]
+            self.requests += 1
+            err, status, index, varbinds = await hlapi.get_cmd(
+                self.engine, self.auth, self.target, self.context,
+                *(hlapi.ObjectType(hlapi.ObjectIdentity(o)) for o in chunk), lookupMib=False)
+            self._check(err, status, index, "GET")
+            for name, raw in varbinds:
+                value = _value(raw)
+                if value is not None:
+                    out[tuple(name)] = value
+        return out
+
+    async def first_under(self, roots: list[Oid]) -> set[Oid]:
+        """The roots under which the device has at least one object (one GETNEXT)."""
+        found: set[Oid] = set()
+        for start in range(0, len(roots), RESPONSE_BUDGET):
+            chunk = roots[start:start + RESPONSE_BUDGET]
+            self.requests += 1
+            err, status, index, varbinds = await hlapi.next_cmd(
+                self.engine, self.auth, self.target, self.context,
+                *(hlapi.ObjectType(hlapi.ObjectIdentity(o)) for o in chunk), lookupMib=False)
+            self._check(err, status, index, "GETNEXT")
+            for root, (name, raw) in zip(chunk, varbinds, strict=False):
+                if _value(raw) is not None and tuple(name)[:len(root)] == root:
+                    found.add(root)
+        return found
+
+    async def walk(self, roots: list[Oid]) -> dict[Oid, Value]:
+        """Every object under each root, walking all roots side by side with GETBULK.
+
+        Each request carries one varbind per unfinished root; the repetitions are shared
+        out so a response stays within RESPONSE_BUDGET varbinds. A root ends at the first
+        OID outside it, at end of MIB, or when the agent stops increasing (a broken agent
+        must not loop us forever).
+        """
+        out: dict[Oid, Value] = {}
+        cursors = {root: root for root in dict.fromkeys(roots)}
+        while cursors:
+            active = list(cursors)
+            reps = max(1, min(self.max_repetitions, RESPONSE_BUDGET // len(active)))
+            self.requests += 1
+            err, status, index, varbinds = await hlapi.bulk_cmd(
+                self.engine, self.auth, self.target, self.context, 0, reps,
+                *(hlapi.ObjectType(hlapi.ObjectIdentity(cursors[r])) for r in active),
+                lookupMib=False)
+            self._check(err, status, index, "GETBULK")
+            done: set[Oid] = set()
+            advanced: set[Oid] = set()
+            for position, (name, raw) in enumerate(varbinds):
+                root = active[position % len(active)]
+                if root in done:
+                    continue
+                name_t = tuple(name)
+                value = _value(raw)
+                if (isinstance(raw, rfc1905.EndOfMibView) or name_t[:len(root)] != root
+                        or name_t <= cursors[root]):
+                    done.add(root)
+                    continue
+                cursors[root] = name_t
+                advanced.add(root)
+                if value is not None:
+                    out[name_t] = value
+            for root in active:
+                if root in done or root not in advanced:
+                    del cursors[root]
+        return out
+
+
+def auth_data(table: SnmpTable) -> hlapi.CommunityData | hlapi.UsmUserData:
+    """v2c community or v3 user data for a table."""
+    v3 = table.v3
+    if v3 is None:
+        return hlapi.CommunityData(table.community or "public", mpModel=1)
+    return hlapi.UsmUserData(
+        v3.user,
+        authKey=v3.auth_key or None,
+        privKey=v3.priv_key or None,
+        authProtocol=_AUTH[v3.auth_protocol] if v3.auth_protocol else hlapi.usmNoAuthProtocol,
+        privProtocol=_PRIV[v3.priv_protocol] if v3.priv_protocol else hlapi.usmNoPrivProtocol,
+    )

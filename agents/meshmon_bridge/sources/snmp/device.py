@@ -1,0 +1,222 @@
+"""One SNMP device as a bridge source: discovery, polling, missed polls → offline.
+
+Discovery (first poll, and again after a reboot): read the system group, pick the profiles
+whose sysObjectID/sysDescr fits, confirm those with anchors by one GETNEXT, and read the
+subtrees that rarely change (interface names and MACs, product names). Every poll: one GET
+for every profile's scalars, one side-by-side GETBULK walk of every profile's subtrees.
+A poll that gets no answer counts as missed; after `offline_after` missed polls in a row
+the device is published `online: false`, and `online: true` again when it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
+from meshmon_bridge.source import NodeUpdate, SourceError
+from meshmon_bridge.sources.snmp.client import Oid, SnmpClient, SnmpError, SnmpTimeout
+from meshmon_bridge.sources.snmp.config import SnmpTable
+from meshmon_bridge.sources.snmp.counters import CounterWidener
+from meshmon_bridge.sources.snmp.profiles import PROFILES
+from meshmon_bridge.sources.snmp.profiles.base import DeviceView, Identity, Profile, Snapshot
+from meshmon_bridge.sources.snmp.profiles.mib2 import (
+    HR_SYSTEM_UPTIME,
+    SYS_DESCR,
+    SYS_OBJECT_ID,
+    SYS_UPTIME,
+)
+
+log = logging.getLogger(__name__)
+
+STATIC_EVERY = 20
+"""polls between re-reads of the rarely changing subtrees (names, MACs)"""
+
+
+@dataclass
+class SharedEngine:
+    """What every SNMP device of one bridge shares: the engine and the concurrency bound."""
+
+    max_concurrent: int
+    engine: SnmpEngine = field(default_factory=SnmpEngine)
+    users: int = 0
+    _slots: asyncio.Semaphore | None = None
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """Polls allowed at once (made on first use, inside the running loop)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrent)
+        return self._slots
+
+    def release(self) -> None:
+        """One device is done with the engine; the last one closes its socket."""
+        self.users -= 1
+        if self.users == 0:
+            self.engine.close_dispatcher()
+
+
+class SnmpDevice:
+    """A `Source` for one `[[snmp]]` table."""
+
+    kind = "snmp"
+
+    def __init__(self, table: SnmpTable, shared: SharedEngine) -> None:
+        self.table = table
+        self.name = f"snmp {table.host}:{table.port} ({table.node})"
+        self.interval_s = table.interval_s
+        self._shared = shared
+        shared.users += 1
+        self._client: SnmpClient | None = None
+        self._profiles: list[Profile] | None = None
+        self._identity: Identity | None = None
+        self._static: dict[Oid, Any] = {}
+        self._polls_since_static = 0
+        self._last_uptime: float | None = None
+        self._counters = CounterWidener()
+        self.missed = 0
+        self._closed = False
+
+    @property
+    def requests(self) -> int:
+        """SNMP requests sent so far (for benchmarks)."""
+        return self._client.requests if self._client else 0
+
+    async def poll(self) -> list[NodeUpdate]:
+        """Read the device once; see the module docstring."""
+        async with self._shared.slots:
+            try:
+                view = await self._read()
+            except SnmpError as exc:
+                return self._missed(exc)
+        if self.missed >= self.table.offline_after:
+            log.info("%s: answers again", self.name)
+        self.missed = 0
+        return [self._update(view)]
+
+    def _missed(self, exc: SnmpError) -> list[NodeUpdate]:
+        self.missed += 1
+        if isinstance(exc, SnmpTimeout):
+            self._profiles = None  # it may come back as another firmware: discover again
+        if self.missed < self.table.offline_after:
+            raise SourceError(f"{self.table.host}:{self.table.port}: {exc} "
+                              f"(missed {self.missed}/{self.table.offline_after})")
+        if self.missed == self.table.offline_after:
+            log.warning("%s: %s; %d polls missed: offline", self.name, exc, self.missed)
+        return [NodeUpdate(self.table.node, online=False)]
+
+    async def close(self) -> None:
+        """Give the shared engine back."""
+        if not self._closed:
+            self._closed = True
+            self._shared.release()
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _open(self) -> SnmpClient:
+        if self._client is None:
+            try:
+                self._client = await SnmpClient.open(self._shared.engine, self.table)
+            except OSError as exc:  # the host name does not resolve
+                raise SnmpError(f"cannot reach {self.table.host}: {exc}") from None
+        return self._client
+
+    async def _read(self) -> DeviceView:
+        client = await self._open()
+        if self._profiles is None:
+            await self._discover(client)
+        assert self._profiles is not None
+        gets = [o for p in self._profiles for o in p.gets]
+        values = await client.get(gets)
+        self._check_reboot(values)
+        if self._profiles is None:  # rebooted: read the rarely changing parts again
+            await self._discover(client)
+            assert self._profiles is not None
+            values = await client.get([o for p in self._profiles for o in p.gets])
+        walks = [o for p in self._profiles for o in p.walks]
+        self._polls_since_static += 1
+        if self._polls_since_static >= STATIC_EVERY:
+            statics = [o for p in self._profiles for o in p.static_walks]
+            walked = await client.walk(walks + statics)
+            self._static = {k: v for k, v in walked.items() if _under(k, statics)}
+            self._polls_since_static = 0
+        else:
+            walked = await client.walk(walks)
+        snap = Snapshot({**self._static, **values, **walked})
+        view = DeviceView()
+        for profile in self._profiles:
+            profile.read(snap, view)
+        return view
+
+    async def _discover(self, client: SnmpClient) -> None:
+        system = await client.get([SYS_DESCR, SYS_OBJECT_ID])
+        object_id = system.get(SYS_OBJECT_ID)
+        descr = system.get(SYS_DESCR)
+        identity = Identity(object_id if isinstance(object_id, tuple) else (),
+                            descr.decode("utf-8", "replace") if isinstance(descr, bytes) else "")
+        candidates = [p for p in PROFILES if p.candidate(identity)]
+        anchors = [a for p in candidates for a in p.anchors]
+        present = await client.first_under(anchors) if anchors else set()
+        self._profiles = [p for p in candidates if not p.anchors or present & set(p.anchors)]
+        self._identity = identity
+        statics = [o for p in self._profiles for o in p.static_walks]
+        self._static = await client.walk(statics) if statics else {}
+        self._polls_since_static = 0
+        log.debug("%s: profiles %s", self.name, [p.name for p in self._profiles])
+
+    def _check_reboot(self, values: dict[Oid, Any]) -> None:
+        raw = values.get(HR_SYSTEM_UPTIME, values.get(SYS_UPTIME))
+        if not isinstance(raw, int):
+            return
+        uptime = raw / 100
+        if self._last_uptime is not None and uptime < self._last_uptime:
+            log.info("%s: rebooted (uptime %.0f s < %.0f s)", self.name, uptime,
+                     self._last_uptime)
+            self._counters.reset()
+            self._profiles = None
+        self._last_uptime = uptime
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def _update(self, view: DeviceView) -> NodeUpdate:
+        table = self.table
+        info: dict[str, Any] = {}
+        descr = self._identity.descr if self._identity else ""
+        if "firmware" not in view.info and descr.startswith("Linux "):
+            parts = descr.split()
+            if len(parts) > 2:
+                view.info["firmware"] = parts[2]  # the kernel, for a plain Linux host
+        for key in ("hostname", "model", "firmware"):
+            if key in view.info:
+                info[key] = view.info[key]
+        if table.hostname:
+            info["hostname"] = table.hostname
+        info["macs"] = view.macs[:128]
+        if table.location is not None:
+            info["location"] = table.location.model_dump(exclude_none=True)
+        info["gateway"] = table.gateway
+        info["public"] = table.public
+        if table.tags:
+            info["tags"] = table.tags
+        for iface in view.ifaces:
+            for key in ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_errors",
+                        "tx_errors"):
+                if key in iface:
+                    bits = view.counter_bits.get((iface["name"], key), 64)
+                    iface[key] = self._counters.widen((iface["name"], key), iface[key], bits)
+        report: dict[str, Any] = {
+            "sys": view.sys,
+            "ifaces": view.ifaces[:128],
+            "radios": list(view.radios.values())[:32],
+            "links": view.links[:512],
+        }
+        if view.clients is not None:
+            report["clients"] = view.clients
+        return NodeUpdate(table.node, info=info, online=True, report=report)
+
+
+def _under(name: Oid, roots: list[Oid]) -> bool:
+    return any(name[:len(r)] == r for r in roots)

@@ -1,0 +1,76 @@
+"""Ubiquiti airFiber LTU (UBNT-AFLTU-MIB): radio config and the station table, one link per
+remote station with chain powers (measured and ideal), signal level, capacity, distance."""
+
+from __future__ import annotations
+
+from meshmon_bridge.sources.snmp.client import oid
+from meshmon_bridge.sources.snmp.profiles.airmax import ubiquiti_candidate, wireless_iface
+from meshmon_bridge.sources.snmp.profiles.base import (
+    DeviceView,
+    Identity,
+    Snapshot,
+    mac,
+    positive,
+    put,
+    scaled,
+)
+
+AFLTU = oid("1.3.6.1.4.1.41112.1.10.1")
+CONFIG = (*AFLTU, 2)
+STATUS = (*AFLTU, 3)
+STATION_ENTRY = (*AFLTU, 4, 1)
+
+
+class Ltu:
+    """UBNT-AFLTU-MIB."""
+
+    name = "ltu"
+    anchors = (AFLTU,)
+    gets = tuple((*CONFIG, c, 0) for c in (1, 2, 4, 5, 6)) + tuple(
+        (*STATUS, c, 0) for c in (1, 2, 4))
+    walks = (STATION_ENTRY,)
+    static_walks = ()
+
+    def candidate(self, identity: Identity) -> bool:
+        """Ubiquiti and net-snmp sysObjectIDs (LTU firmware reports net-snmp's)."""
+        return ubiquiti_candidate(identity)
+
+    def read(self, snap: Snapshot, view: DeviceView) -> None:
+        """Radio and stations."""
+        view.set_info("model", snap.text((*STATUS, 2, 0)))
+        view.set_info("firmware", snap.text((*STATUS, 4, 0)))
+        own = mac(snap.get((*STATUS, 1, 0)))
+        if own and own not in view.macs:
+            view.macs.append(own)
+        iface = wireless_iface(view, 1)
+        radio = view.radio(iface)
+        put(radio, "freq_mhz", positive(snap.get((*CONFIG, 2, 0))))
+        put(radio, "width_mhz", positive(snap.get((*CONFIG, 4, 0))))
+        put(radio, "ssid", snap.text((*CONFIG, 5, 0)))
+        put(radio, "txpower_dbm", scaled(snap.get((*CONFIG, 6, 0))))  # EIRP
+        stations = 0
+        for index, row in snap.table(STATION_ENTRY).items():
+            link = view.link(mac(bytes(index)) if len(index) == 6 else None, iface)
+            if link is None:
+                continue
+            stations += 1
+            chains = [scaled(row.get(c)) for c in (5, 6)]
+            if all(c is not None for c in chains):
+                link["chains_dbm"] = chains
+                link["signal_dbm"] = max(chains)  # type: ignore[type-var]
+            ideal = [scaled(row.get(c)) for c in (7, 8)]
+            if all(c is not None for c in ideal):
+                link["ideal_chains_dbm"] = ideal
+            levels = [row.get(c) for c in (9, 10)]
+            if all(isinstance(v, int) and v >= 0 for v in levels):
+                link["chain_levels_pct"] = levels
+            put(link, "tx_capacity_mbps", scaled(row.get(3), 1e3))
+            put(link, "rx_capacity_mbps", scaled(row.get(4), 1e3))
+            remote = [scaled(row.get(c)) for c in (16, 17)]
+            if all(r is not None for r in remote):
+                link["remote_chains_dbm"] = remote
+            put(link, "distance_m", scaled(row.get(23)))  # the MIB says km; devices give m
+            put(link, "freq_mhz", radio.get("freq_mhz"))
+            put(link, "width_mhz", radio.get("width_mhz"))
+        radio["clients"] = stations
+        view.add_clients(stations)

@@ -68,12 +68,11 @@ def start_snmpsim(data_dir: Path, probe_community: str, port: int | None = None,
 
 
 def recordings(source: Path, target: Path, names: dict[str, str]) -> Path:
-    """Lay out `target` so community NEW answers with `source/OLD.snmprec` (symlinks)."""
+    """Lay out `target` so community NEW answers with `source/OLD.snmprec` (copies: snmpsim
+    names a symlinked recording after the file it points to)."""
     target.mkdir(parents=True, exist_ok=True)
     for new, old in names.items():
-        link = target / f"{new}.snmprec"
-        if not link.exists():
-            link.symlink_to((source / f"{old}.snmprec").resolve())
+        shutil.copyfile(source / f"{old}.snmprec", target / f"{new}.snmprec")
     return target
 
 

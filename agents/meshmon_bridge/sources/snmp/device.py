@@ -4,6 +4,9 @@ Discovery (first poll, and again after a reboot): read the system group, pick th
 whose sysObjectID/sysDescr fits, confirm those with anchors by one GETNEXT, and read the
 subtrees that rarely change (interface names and MACs, product names). Every poll: one GET
 for every profile's scalars, one side-by-side GETBULK walk of every profile's subtrees.
+Every STATIC_EVERY polls the walk covers everything again; in between, scalars and
+subtrees the device did not have then are not asked for (each varbind costs the device,
+and the bridge, a lookup and its encoding).
 A poll that gets no answer counts as missed; after `offline_after` missed polls in a row
 the device is published `online: false`, and `online: true` again when it answers.
 """
@@ -17,10 +20,12 @@ from typing import Any
 
 from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
+from meshmon_bridge.ratelog import RateLimitedLog
 from meshmon_bridge.source import NodeUpdate, SourceError
 from meshmon_bridge.sources.snmp.client import Oid, SnmpClient, SnmpError, SnmpTimeout
 from meshmon_bridge.sources.snmp.config import SnmpTable
 from meshmon_bridge.sources.snmp.counters import CounterWidener
+from meshmon_bridge.sources.snmp.limits import drop_out_of_range
 from meshmon_bridge.sources.snmp.profiles import PROFILES
 from meshmon_bridge.sources.snmp.profiles.base import DeviceView, Identity, Profile, Snapshot
 from meshmon_bridge.sources.snmp.profiles.mib2 import (
@@ -28,6 +33,7 @@ from meshmon_bridge.sources.snmp.profiles.mib2 import (
     SYS_DESCR,
     SYS_OBJECT_ID,
     SYS_UPTIME,
+    redundant_walks,
 )
 
 log = logging.getLogger(__name__)
@@ -75,9 +81,15 @@ class SnmpDevice:
         self._identity: Identity | None = None
         self._static: dict[Oid, Any] = {}
         self._polls_since_static = 0
+        self._full_due = True
+        self._skip: set[Oid] = set()
+        """scalars and subtrees the device lacked at the last full read"""
         self._last_uptime: float | None = None
         self._counters = CounterWidener()
         self.missed = 0
+        self.out_of_range = 0
+        """values left out because the contract would refuse them"""
+        self._rate_log = RateLimitedLog(log)
         self._closed = False
 
     @property
@@ -129,20 +141,26 @@ class SnmpDevice:
         if self._profiles is None:
             await self._discover(client)
         assert self._profiles is not None
-        gets = [o for p in self._profiles for o in p.gets]
-        values = await client.get(gets)
+        self._polls_since_static += 1
+        full = self._full_due or self._polls_since_static >= STATIC_EVERY
+        values = await client.get(self._wanted("gets", full))
         self._check_reboot(values)
         if self._profiles is None:  # rebooted: read the rarely changing parts again
             await self._discover(client)
-            assert self._profiles is not None
-            values = await client.get([o for p in self._profiles for o in p.gets])
-        walks = [o for p in self._profiles for o in p.walks]
-        self._polls_since_static += 1
-        if self._polls_since_static >= STATIC_EVERY:
-            statics = [o for p in self._profiles for o in p.static_walks]
+            full = True
+            values = await client.get(self._wanted("gets", full))
+        walks = self._wanted("walks", full)
+        if full:
+            statics = self._wanted("static_walks", full)
             walked = await client.walk(walks + statics)
             self._static = {k: v for k, v in walked.items() if _under(k, statics)}
+            answered = {root for root in walks + statics if any(
+                _under(k, [root]) for k in walked)}
+            self._skip = ({o for o in self._wanted("gets", True) if o not in values}
+                          | {r for r in walks + statics if r not in answered}
+                          | redundant_walks(answered))
             self._polls_since_static = 0
+            self._full_due = False
         else:
             walked = await client.walk(walks)
         snap = Snapshot({**self._static, **values, **walked})
@@ -150,6 +168,13 @@ class SnmpDevice:
         for profile in self._profiles:
             profile.read(snap, view)
         return view
+
+    def _wanted(self, attribute: str, full: bool) -> list[Oid]:
+        """The OIDs of `attribute` (gets, walks, static_walks) of every active profile,
+        without those the device lacked at the last full read (unless this one is full)."""
+        assert self._profiles is not None
+        oids = [o for p in self._profiles for o in getattr(p, attribute)]
+        return oids if full else [o for o in oids if o not in self._skip]
 
     async def _discover(self, client: SnmpClient) -> None:
         system = await client.get([SYS_DESCR, SYS_OBJECT_ID])
@@ -162,9 +187,7 @@ class SnmpDevice:
         present = await client.first_under(anchors) if anchors else set()
         self._profiles = [p for p in candidates if not p.anchors or present & set(p.anchors)]
         self._identity = identity
-        statics = [o for p in self._profiles for o in p.static_walks]
-        self._static = await client.walk(statics) if statics else {}
-        self._polls_since_static = 0
+        self._full_due = True
         log.debug("%s: profiles %s", self.name, [p.name for p in self._profiles])
 
     def _check_reboot(self, values: dict[Oid, Any]) -> None:
@@ -207,6 +230,13 @@ class SnmpDevice:
                 if key in iface:
                     bits = view.counter_bits.get((iface["name"], key), 64)
                     iface[key] = self._counters.widen((iface["name"], key), iface[key], bits)
+        dropped = [f"{name}.{key}" for name, entries in (
+            ("sys", [view.sys]), ("ifaces", view.ifaces), ("radios", view.radios.values()),
+            ("links", view.links)) for entry in entries for key in drop_out_of_range(entry)]
+        if dropped:
+            self.out_of_range += len(dropped)
+            self._rate_log.log(logging.WARNING, "range", "%s: values out of range left out: %s",
+                               self.name, ", ".join(sorted(set(dropped))))
         report: dict[str, Any] = {
             "sys": view.sys,
             "ifaces": view.ifaces[:128],

@@ -108,8 +108,8 @@ class AirMax:
             put(link, "ccq_pct", scaled(row.get(6)))
             put(link, "quality_pct", scaled(row.get(8)))
             put(link, "capacity_pct", scaled(row.get(9)))
-            put(link, "tx_rate_mbps", scaled(row.get(11), 1e6))
-            put(link, "rx_rate_mbps", scaled(row.get(12), 1e6))
+            put(link, "tx_rate_mbps", scaled(positive(row.get(11)), 1e6))
+            put(link, "rx_rate_mbps", scaled(positive(row.get(12)), 1e6))
             put(link, "snr_db", scaled(row.get(16)))
             put(link, "tx_capacity_mbps", scaled(row.get(17), 1e3))
             put(link, "rx_capacity_mbps", scaled(row.get(18), 1e3))
@@ -121,7 +121,7 @@ def _wlstat(row: Row) -> dict[str, object]:
     put(out, "rssi", scaled(row.get(6)))
     put(out, "ccq_pct", scaled(row.get(7)))
     put(out, "noise_dbm", scaled(row.get(8)))
-    put(out, "tx_rate_mbps", scaled(row.get(9), 1e6))
-    put(out, "rx_rate_mbps", scaled(row.get(10), 1e6))
+    put(out, "tx_rate_mbps", scaled(positive(row.get(9)), 1e6))
+    put(out, "rx_rate_mbps", scaled(positive(row.get(10)), 1e6))
     return out
 

@@ -110,3 +110,9 @@ class Mib2:
                 if isinstance(value, int):
                     entry[key] = value
                     view.counter_bits[(name, key)] = bits
+
+
+def redundant_walks(answered: set[Oid]) -> set[Oid]:
+    """Counter32 columns that need no walking because the agent has the ifHC* ones."""
+    hc = set(_cols(IFX_ENTRY, *COUNTERS_64.values()))
+    return set(_cols(IF_ENTRY, *COUNTERS_32.values())) if hc & answered else set()

@@ -21,9 +21,13 @@ from meshmon_bridge.source import Source, SourceError
 log = logging.getLogger(__name__)
 
 
-def poll_deadline_s(source: Source) -> float:
-    """How long one poll may take before it counts as failed (a stuck poll is cancelled)."""
-    return max(3 * source.interval_s, 60.0)
+def poll_deadline_s(source: Source) -> float | None:
+    """How long one poll may take before it counts as failed (a stuck poll is cancelled):
+    the source's own `poll_deadline_s` if it has that attribute (None: it bounds itself),
+    else max(3 × interval, 60 s)."""
+    default = max(3 * source.interval_s, 60.0)
+    deadline: float | None = getattr(source, "poll_deadline_s", default)
+    return deadline
 
 
 class Bridge:
@@ -48,7 +52,9 @@ class Bridge:
         """Poll one source once and send the messages; False if the poll failed."""
         self.polls += 1
         try:
-            updates = await asyncio.wait_for(source.poll(), poll_deadline_s(source))
+            deadline = poll_deadline_s(source)
+            polling = source.poll()
+            updates = await (polling if deadline is None else asyncio.wait_for(polling, deadline))
         except Exception as exc:  # one failing source must never stop the bridge
             self.failures += 1
             self._failing.add(source.name)
@@ -68,7 +74,7 @@ class Bridge:
         if isinstance(exc, SourceError):
             self._rate_log.log(logging.WARNING, source.name, "%s: %s", source.name, exc)
         elif isinstance(exc, TimeoutError):
-            self._rate_log.log(logging.WARNING, source.name, "%s: poll took longer than %.0f s,"
+            self._rate_log.log(logging.WARNING, source.name, "%s: poll took longer than %s s,"
                                " cancelled", source.name, poll_deadline_s(source))
         else:
             if self._rate_log.log(logging.ERROR, source.name, "%s: poll failed: %r",

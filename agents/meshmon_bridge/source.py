@@ -53,6 +53,9 @@ class Source(Protocol):
     name: str
     """for logs: e.g. `snmp 192.0.2.5:161 (hill-5-ap)`"""
     interval_s: float
+    # Optional attribute `poll_deadline_s: float | None`: how long one poll may take before
+    # the runtime cancels it (default max(3 × interval_s, 60 s)); None for a source that
+    # bounds its own work, e.g. one that first waits for a shared concurrency slot.
 
     async def poll(self) -> list[NodeUpdate]:
         """Poll once; every node this source speaks for that it learned something about."""

@@ -69,11 +69,16 @@ class SnmpDevice:
     """A `Source` for one `[[snmp]]` table."""
 
     kind = "snmp"
+    poll_deadline_s = None
+    """the runtime's deadline would count the wait for a slot: the device bounds its own
+    read instead (`read_deadline_s`, after it got its slot)"""
 
     def __init__(self, table: SnmpTable, shared: SharedEngine) -> None:
         self.table = table
         self.name = f"snmp {table.host}:{table.port} ({table.node})"
         self.interval_s = table.interval_s
+        self.read_deadline_s = max(3 * table.interval_s, 60.0)
+        """one read (after the slot was free) may take this long; then it counts as missed"""
         self._shared = shared
         shared.users += 1
         self._client: SnmpClient | None = None
@@ -101,9 +106,12 @@ class SnmpDevice:
         """Read the device once; see the module docstring."""
         async with self._shared.slots:
             try:
-                view = await self._read()
+                view = await asyncio.wait_for(self._read(), self.read_deadline_s)
             except SnmpError as exc:
                 return self._missed(exc)
+            except TimeoutError:
+                return self._missed(SnmpTimeout(
+                    f"read took longer than {self.read_deadline_s:.0f} s"))
         if self.missed >= self.table.offline_after:
             log.info("%s: answers again", self.name)
         self.missed = 0

@@ -42,9 +42,7 @@ class Af60:
         firmware = snap.text((*STATUS, 4, 1))
         found = re.search(r"v\d+\.\d+\.\d+", firmware or "")
         view.set_info("firmware", found.group(0) if found else firmware)
-        own = mac(snap.get((*STATUS, 1, 1)))
-        if own and own not in view.macs:
-            view.macs.append(own)
+        view.add_mac(mac(snap.get((*STATUS, 1, 1))))
         iface = wireless_iface(view, 1)
         radio = view.radio(iface)
         put(radio, "freq_mhz", positive(snap.get((*CONFIG, 2, 1))))
@@ -52,7 +50,7 @@ class Af60:
         put(radio, "ssid", snap.text((*CONFIG, 4, 1)))
         stations = 0
         for index, row in snap.table(STATION_ENTRY).items():
-            link = view.link(mac(bytes(index)) if len(index) == 6 else None, iface)
+            link = view.link(mac(index), iface)
             if link is None:
                 continue
             stations += 1

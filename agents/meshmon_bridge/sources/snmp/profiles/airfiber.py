@@ -12,6 +12,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     Identity,
     Row,
     Snapshot,
+    every,
     mac,
     positive,
     put,
@@ -71,17 +72,15 @@ class AirFiber:
             return
         firmware = text(st.get(40))
         view.set_info("firmware", firmware)
-        chains = [scaled(st.get(c)) for c in (11, 14)]
+        chains = every([scaled(st.get(c)) for c in (11, 14)])
         stats: dict[str, object] = {}
         put(stats, "distance_m", scaled(st.get(4)))
         put(stats, "rx_capacity_mbps", scaled(st.get(5), 1e6))
         put(stats, "tx_capacity_mbps", scaled(st.get(6), 1e6))
-        if all(c is not None for c in chains):
+        if chains:
             stats["chains_dbm"] = chains
-            stats["signal_dbm"] = max(chains)  # type: ignore[type-var]
-        remote = [scaled(st.get(c)) for c in (19, 22)]
-        if all(r is not None for r in remote):
-            stats["remote_chains_dbm"] = remote
+            stats["signal_dbm"] = max(chains)
+        put(stats, "remote_chains_dbm", every([scaled(st.get(c)) for c in (19, 22)]))
         radio.update(stats)
         if st.get(26) == 0:  # radioLinkState down: no peer to speak of
             return

@@ -96,6 +96,11 @@ class DeviceView:
         self.links.append(entry)
         return entry
 
+    def add_mac(self, address: str | None) -> None:
+        """Announce one more of the device's own MACs (peers resolve through them)."""
+        if address and address not in self.macs:
+            self.macs.append(address)
+
     def add_clients(self, count: int | None) -> None:
         """Add associated clients to the node's total."""
         if count is not None:
@@ -223,3 +228,8 @@ def single_index(rows: dict[Oid, Row]) -> list[tuple[int, Row]]:
 def positive(value: object) -> int | None:
     """An integer above 0 (devices report 0 for "not known"), else None."""
     return value if isinstance(value, int) and value > 0 else None
+
+
+def every(values: list[Any]) -> list[Any] | None:
+    """The list if every element is there (per-chain readings go together), else None."""
+    return values if values and all(v is not None for v in values) else None

@@ -9,6 +9,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     DeviceView,
     Identity,
     Snapshot,
+    every,
     mac,
     positive,
     put,
@@ -39,9 +40,7 @@ class Ltu:
         """Radio and stations."""
         view.set_info("model", snap.text((*STATUS, 2, 0)))
         view.set_info("firmware", snap.text((*STATUS, 4, 0)))
-        own = mac(snap.get((*STATUS, 1, 0)))
-        if own and own not in view.macs:
-            view.macs.append(own)
+        view.add_mac(mac(snap.get((*STATUS, 1, 0))))
         iface = wireless_iface(view, 1)
         radio = view.radio(iface)
         put(radio, "freq_mhz", positive(snap.get((*CONFIG, 2, 0))))
@@ -50,25 +49,21 @@ class Ltu:
         put(radio, "txpower_dbm", scaled(snap.get((*CONFIG, 6, 0))))  # EIRP
         stations = 0
         for index, row in snap.table(STATION_ENTRY).items():
-            link = view.link(mac(bytes(index)) if len(index) == 6 else None, iface)
+            link = view.link(mac(index), iface)
             if link is None:
                 continue
             stations += 1
-            chains = [scaled(row.get(c)) for c in (5, 6)]
-            if all(c is not None for c in chains):
+            chains = every([scaled(row.get(c)) for c in (5, 6)])
+            if chains:
                 link["chains_dbm"] = chains
-                link["signal_dbm"] = max(chains)  # type: ignore[type-var]
-            ideal = [scaled(row.get(c)) for c in (7, 8)]
-            if all(c is not None for c in ideal):
-                link["ideal_chains_dbm"] = ideal
+                link["signal_dbm"] = max(chains)
+            put(link, "ideal_chains_dbm", every([scaled(row.get(c)) for c in (7, 8)]))
             levels = [row.get(c) for c in (9, 10)]
             if all(isinstance(v, int) and v >= 0 for v in levels):
                 link["chain_levels_pct"] = levels
             put(link, "tx_capacity_mbps", scaled(row.get(3), 1e3))
             put(link, "rx_capacity_mbps", scaled(row.get(4), 1e3))
-            remote = [scaled(row.get(c)) for c in (16, 17)]
-            if all(r is not None for r in remote):
-                link["remote_chains_dbm"] = remote
+            put(link, "remote_chains_dbm", every([scaled(row.get(c)) for c in (16, 17)]))
             put(link, "distance_m", scaled(row.get(23)))  # the MIB says km; devices give m
             put(link, "freq_mhz", radio.get("freq_mhz"))
             put(link, "width_mhz", radio.get("width_mhz"))

@@ -90,9 +90,7 @@ class Mib2:
             row, xrow = rows.get(index, {}), xrows.get(index, {})
             name = text(xrow.get(IFX_NAME)) or text(row.get(IF_DESCR)) or f"if{index[0]}"
             view.ifnames[index[0]] = name
-            address = mac(row.get(IF_PHYS_ADDRESS))
-            if address and address not in view.macs:
-                view.macs.append(address)
+            view.add_mac(mac(row.get(IF_PHYS_ADDRESS)))
             if row.get(IF_TYPE) == SOFTWARE_LOOPBACK:
                 continue
             entry: dict[str, object] = {"name": name}

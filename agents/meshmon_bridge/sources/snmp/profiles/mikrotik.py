@@ -111,7 +111,7 @@ class Mikrotik:
             if len(index) != 7:
                 continue
             iface = view.iface(index[6])
-            link = view.link(mac(bytes(index[:6])), iface)
+            link = view.link(mac(index[:6]), iface)
             if link is None:
                 continue
             put(link, "signal_dbm", _nonzero(row.get(3)))

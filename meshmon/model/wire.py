@@ -224,6 +224,15 @@ class Link(RadioMetrics):
     chain_levels_pct: list[Pct] | None = Field(default=None, max_length=8)
     freq_mhz: float | None = Field(default=None, gt=0, le=100_000)
     width_mhz: float | None = Field(default=None, gt=0, le=2000)
+    # traffic of this neighbour (Wi-Fi station, WireGuard peer), counted since the
+    # association or tunnel start; not in LINK_METRICS (no history columns yet)
+    rx_bytes: Counter | None = None
+    tx_bytes: Counter | None = None
+    rx_packets: Counter | None = None
+    tx_packets: Counter | None = None
+    handshake_ts: float | None = Field(
+        default=None, ge=0, description="latest WireGuard handshake, unix seconds"
+    )
 
     @model_validator(mode="after")
     def _needs_a_peer(self) -> Link:

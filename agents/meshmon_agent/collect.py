@@ -5,10 +5,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from meshmon_agent.collectors import batman, iw_radio, iw_station, system
+from meshmon_agent.collectors import (
+    babel,
+    batman,
+    fetch,
+    iw_radio,
+    iw_station,
+    neighbours,
+    olsr,
+    ranges,
+    system,
+    wireguard,
+)
 from meshmon_agent.config import CollectSettings
 from meshmon_agent.runner import Runner
 
@@ -19,7 +31,7 @@ MAX_LINKS = 512
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text()
+        return path.read_text(errors="replace")
     except OSError:
         return None
 
@@ -52,7 +64,7 @@ class Collector:
                 out.update(parse(text))
         with contextlib.suppress(OSError):
             out.update(system.rootfs_used_pct(os.statvfs(self.root)))
-        return out
+        return ranges.in_range(out, ranges.SYS)
 
     def ifaces(self) -> list[dict[str, Any]]:
         """Interface counters from /proc/net/dev with up/down from sysfs operstate."""
@@ -114,10 +126,70 @@ class Collector:
             return []
         return batman.parse_text(text)
 
+    def wireguard(self) -> list[dict[str, Any]]:
+        """WireGuard peers with a handshake, as `vpn` links (`wg show all dump`)."""
+        if not self.settings.wireguard:
+            return []
+        text = self.run(["wg", "show", "all", "dump"])
+        if text is None:
+            self._skip_once("wireguard", "`wg show all dump` gave nothing (no wg or no rights)")
+            return []
+        return wireguard.parse_dump(text, self.settings.peer_names)
+
+    def _arp(self) -> dict[str, tuple[str, str]]:
+        return neighbours.parse_arp(_read(self.root / "proc/net/arp") or "")
+
+    def _named(self, kind: str, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Routing neighbours as links; those with neither a name nor a MAC are left out."""
+        links: list[dict[str, Any]] = []
+        arp = self._arp() if found else {}
+        for entry in found:
+            who = neighbours.identify(
+                entry["address"], entry.get("iface"), self.settings.peer_names, arp
+            )
+            if who is None:
+                self._skip_once(f"{kind} {entry['address']}", "no MAC known: name it in "
+                                "collect.peer_names")
+                continue
+            metrics = {k: v for k, v in entry.items() if k not in ("address", "iface")}
+            links.append({**who, "kind": kind, **metrics})
+        return links
+
+    def _daemon(
+        self,
+        kind: str,
+        where: str,
+        read: Callable[[str, float], str],
+        parse: Callable[[str], list[dict[str, Any]]],
+    ) -> list[dict[str, Any]]:
+        """Links from a routing daemon's local interface at `where` (empty: not configured)."""
+        if not where:
+            return []
+        try:
+            text = read(where, self.settings.command_timeout_s)
+        except OSError as exc:
+            self._skip_once(kind, f"{where}: {exc}")
+            return []
+        return self._named(kind, parse(text))
+
+    def olsr(self) -> list[dict[str, Any]]:
+        """This node's OLSR links from olsrd's jsoninfo, txtinfo or netjsoninfo URL."""
+        return self._daemon("olsr", self.settings.olsr_url, fetch.http_get, olsr.parse)
+
+    def babel(self) -> list[dict[str, Any]]:
+        """Babel neighbours from babeld's local interface (`dump`)."""
+        return self._daemon("babel", self.settings.babel_socket, fetch.babel_dump,
+                            babel.parse_dump)
+
     def report_fields(self) -> dict[str, Any]:
         """Everything of a report except the envelope (v, node, ts, seq, interval_s)."""
         radios, links = self.wifi()
         links.extend(self.batman())
+        links.extend(self.olsr())
+        links.extend(self.babel())
+        links.extend(self.wireguard())
+        radios = [ranges.in_range(r, ranges.RADIO) for r in radios]
+        links = [ranges.in_range(link, ranges.LINK) for link in links]
         fields: dict[str, Any] = {"sys": self.sys(), "ifaces": self.ifaces(), "radios": radios[:32]}
         clients = [r["clients"] for r in radios if "clients" in r]
         if clients:
@@ -137,6 +209,6 @@ class Collector:
             return found
         for name in names:
             mac = (_read(net / name / "address") or "").strip().lower()
-            if len(mac) == 17 and mac != "00:00:00:00:00:00" and mac not in found:
+            if neighbours.is_mac(mac) and mac != "00:00:00:00:00:00" and mac not in found:
                 found.append(mac)
         return found[:128]

@@ -44,6 +44,13 @@ class CollectSettings:
     survey: bool = True
     batman: bool = True
     batman_mesh_if: str = ""
+    wireguard: bool = True
+    olsr_url: str = ""
+    """olsrd's jsoninfo, txtinfo or netjsoninfo, e.g. http://127.0.0.1:9090/links"""
+    babel_socket: str = ""
+    """babeld's local interface (`-g`): `[::1]:33123` or a UNIX socket path"""
+    peer_names: dict[str, str] = field(default_factory=dict)
+    """routing neighbour address or WireGuard public key → node id"""
     command_timeout_s: float = 5
     canned_dir: str = ""
 
@@ -94,6 +101,13 @@ def sanitise_node_id(name: str) -> str:
 
 
 def _check_type(where: str, value: Any, default: Any, annotation: str) -> Any:
+    if "dict[str, str]" in annotation:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{where}: expected a table of strings")
+        bad = [v for v in value.values() if not NODE_ID_RE.match(v) or ADDRESS_IN_ID_RE.search(v)]
+        if bad:
+            raise ConfigError(f"{where}: {bad[0]!r} is not a node id (and may not hold an address)")
+        return dict(value)
     if "list[str]" in annotation:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from types import FrameType
@@ -13,7 +14,7 @@ from meshmon_agent import __version__
 from meshmon_agent.agent import Agent
 from meshmon_agent.collect import Collector
 from meshmon_agent.config import AgentConfig, ConfigError, from_dict, load
-from meshmon_agent.publisher import Publisher
+from meshmon_agent.publisher import Publisher, connect_problem
 from meshmon_agent.runner import CannedRunner, Runner, SubprocessRunner
 
 log = logging.getLogger("meshmon_agent")
@@ -55,6 +56,26 @@ def run_forever(cfg: AgentConfig, collector: Collector) -> None:
         publisher.stop()
 
 
+def send_once(cfg: AgentConfig, collector: Collector) -> int:
+    """Send info and one report; fail fast, naming host and port, when the broker is away."""
+    problem = connect_problem(cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.keepalive_s)
+    if problem is not None:
+        print(f"meshmon-agent: cannot connect to {cfg.mqtt.host}:{cfg.mqtt.port}: {problem}",
+              file=sys.stderr)
+        return 1
+    publisher = Publisher(cfg.mqtt, cfg.node, cfg.prefix)
+    publisher.start()
+    agent = Agent(cfg, collector, publisher)
+    agent.maybe_publish_info(force=True)
+    agent.tick()
+    ok = publisher.wait_idle(30, give_up_on_error=True)
+    publisher.stop()
+    if not ok:
+        why = publisher.last_error or "report not acknowledged by the broker within 30 s"
+        print(f"meshmon-agent: {why}", file=sys.stderr)
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `meshmon-agent` command."""
     args = _parser().parse_args(argv)
@@ -67,22 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    collector = Collector(cfg.collect, make_runner(cfg))
+    # MESHMON_AGENT_ROOT: a fake root (proc/, sys/) for tests and benchmarks, as in the sh agent
+    root = os.environ.get("MESHMON_AGENT_ROOT") or "/"
+    collector = Collector(cfg.collect, make_runner(cfg), root)
     if args.once:
         if args.print:
             agent = Agent(cfg, collector, _PrintSink())
             print(json.dumps(agent.build_report(cfg.interval_s), indent=2))
             return 0
-        publisher = Publisher(cfg.mqtt, cfg.node, cfg.prefix)
-        publisher.start()
-        agent = Agent(cfg, collector, publisher)
-        agent.maybe_publish_info(force=True)
-        agent.tick()
-        ok = publisher.wait_idle(30)
-        publisher.stop()
-        if not ok:
-            print("meshmon-agent: report not acknowledged by the broker", file=sys.stderr)
-        return 0 if ok else 1
+        return send_once(cfg, collector)
     run_forever(cfg, collector)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from collections import deque
@@ -25,6 +26,24 @@ CommandCallback = Callable[[dict[str, Any]], None]
 
 def _dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def connect_problem(host: str, port: int, timeout_s: float = 5.0) -> str | None:
+    """Why a TCP connection to the broker fails (`connection refused`, …), or None if it opens.
+
+    paho does not say why a connection attempt failed, so a failure is explained by trying
+    once more with a plain socket."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return "timed out"
+    except socket.gaierror:
+        return "unknown host"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
 
 
 class Publisher:
@@ -56,6 +75,9 @@ class Publisher:
         self._on_command: CommandCallback | None = None
         self.dropped = 0
         self.sent = 0
+        self.failed_connects = 0
+        self.last_error: str | None = None
+        """why the last connection attempt failed (None once connected)"""
         self._client = self._make_client(settings, node)
 
     def _make_client(self, s: MqttSettings, node: str) -> mqtt.Client:
@@ -75,6 +97,7 @@ class Publisher:
             client.tls_insecure_set(s.tls_insecure)
         client.reconnect_delay_set(max(1, int(s.reconnect_min_s)), max(1, int(s.reconnect_max_s)))
         client.on_connect = self._handle_connect
+        client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
         client.on_publish = self._handle_publish
         client.message_callback_add(self._cmd_topic, self._handle_command)
@@ -135,11 +158,14 @@ class Publisher:
         if connected:
             self._client.subscribe(self._cmd_topic, qos=1)
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until every queued report is acknowledged; False on timeout."""
+    def wait_idle(self, timeout: float, give_up_on_error: bool = False) -> bool:
+        """Wait until every queued report is acknowledged; False on timeout (or, with
+        `give_up_on_error`, as soon as a connection attempt fails: see `last_error`)."""
         deadline = time.monotonic() + timeout
         while self.pending:
             if time.monotonic() >= deadline:
+                return False
+            if give_up_on_error and self.last_error is not None and not self._connected:
                 return False
             time.sleep(0.02)
         return True
@@ -192,8 +218,12 @@ class Publisher:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         if reason.is_failure:
-            log.warning("%s: broker refused connection: %s", self.node, reason)
+            self.last_error = f"the broker refused the connection: {reason}"
+            log.warning("%s: broker refused connection: %s (%s:%s)", self.node, reason,
+                        self.settings.host, self.settings.port)
             return
+        self.last_error = None
+        self.failed_connects = 0
         log.info("%s: connected to %s:%s", self.node, self.settings.host, self.settings.port)
         status = {"v": 1, "node": self.node, "online": True, "ts": round(time.time(), 3)}
         client.publish(self._status_topic, _dumps(status), qos=1, retain=True)
@@ -205,6 +235,14 @@ class Publisher:
         if command is not None:
             client.subscribe(self._cmd_topic, qos=1)
         self._pump()
+
+    def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        s = self.settings
+        why = connect_problem(s.host, s.port) or "the connection did not open"
+        self.last_error = f"cannot connect to {s.host}:{s.port}: {why}"
+        self.failed_connects += 1
+        log.warning("%s: %s (attempt %d), retrying", self.node, self.last_error,
+                    self.failed_connects)
 
     def _handle_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any

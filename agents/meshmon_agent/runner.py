@@ -32,7 +32,8 @@ class SubprocessRunner:
             return None
         try:
             done = subprocess.run(
-                list(argv), capture_output=True, text=True, timeout=self.timeout_s, check=False
+                list(argv), capture_output=True, text=True, errors="replace",
+                timeout=self.timeout_s, check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("%s failed: %s", " ".join(argv), exc)
@@ -58,6 +59,6 @@ class CannedRunner:
         """The captured output of `argv`, or None if there is none."""
         path = self.directory / canned_name(argv)
         try:
-            return path.read_text()
+            return path.read_text(errors="replace")
         except OSError:
             return None

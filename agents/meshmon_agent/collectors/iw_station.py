@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_STATION = re.compile(r"^Station\s+([0-9a-fA-F:]{17})\s+\(on\s+(\S+)\)")
+_STATION = re.compile(r"^Station\s+([0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5})\s+\(on\s+(\S+)\)")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_COUNT = re.compile(r"\d+")
 # `signal:  -4 [-5, -9] dBm`: the bracketed values are the per-chain signals
 _SIGNAL = re.compile(r"^(-?\d+)\s*(?:\[([^\]]*)\])?\s*dBm")
 
 _COUNTERS = {
     "inactive time": "inactive_ms",
+    "rx bytes": "rx_bytes",
+    "tx bytes": "tx_bytes",
     "rx packets": "rx_packets",
     "tx packets": "tx_packets",
     "tx retries": "tx_retries",
@@ -23,6 +26,7 @@ _RATES = {"tx bitrate": "tx_rate_mbps", "rx bitrate": "rx_rate_mbps"}
 LINK_FIELDS = (
     "peer_mac", "iface", "kind", "signal_dbm", "signal_avg_dbm", "chains_dbm", "tx_rate_mbps",
     "rx_rate_mbps", "expected_tput_mbps", "tx_retries", "tx_failed", "inactive_ms",
+    "rx_bytes", "tx_bytes", "rx_packets", "tx_packets",
 )  # fmt: skip
 """The station fields that are part of a wire-contract link."""
 
@@ -43,9 +47,9 @@ def _rate_mbps(value: str) -> float | None:
 
 def _apply(station: dict[str, Any], key: str, value: str) -> None:
     if key in _COUNTERS:
-        number = _NUMBER.match(value)
-        if number is not None:
-            station[_COUNTERS[key]] = int(float(number.group()))
+        count = _COUNT.match(value)
+        if count is not None:
+            station[_COUNTERS[key]] = int(count.group())
     elif key in _RATES:
         rate = _rate_mbps(value)
         if rate is not None:
@@ -69,9 +73,10 @@ def parse_station_dump(text: str) -> list[dict[str, Any]]:
     stations: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     for line in text.splitlines():
-        head = _STATION.match(line)
+        head = _STATION.match(line.strip())
         if head is not None:
-            current = {"peer_mac": head.group(1).lower(), "iface": head.group(2), "kind": "wifi"}
+            iface = head.group(2)[:128]
+            current = {"peer_mac": head.group(1).lower(), "iface": iface, "kind": "wifi"}
             stations.append(current)
             continue
         if current is None or ":" not in line:

@@ -58,7 +58,7 @@ def parse_net_dev(text: str, up: dict[str, bool] | None = None) -> list[dict[str
         cols = rest.split()
         if len(cols) < 16 or not all(c.isdigit() for c in cols[:16]):
             continue
-        entry: dict[str, Any] = {"name": name.strip()}
+        entry: dict[str, Any] = {"name": name.strip()[:128]}
         if up is not None and entry["name"] in up:
             entry["up"] = up[entry["name"]]
         entry.update(

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup-common.sh
 
-APT_TEST_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client victoria-metrics openssl chromium nginx sqlite3 babeld iproute2)
+APT_TEST_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client victoria-metrics openssl chromium nginx sqlite3 babeld iproute2 busybox)
 ensure_apt "${APT_TEST_PACKAGES[@]}"
 ensure_venv '.[test]'
 

@@ -56,6 +56,10 @@ def test_missing_metrics_are_absent_not_zero(dump: str) -> None:
         "inactive_ms": 304,
         "signal_dbm": -29.0,
         "tx_rate_mbps": 65.0,
+        "rx_bytes": 18816,
+        "tx_bytes": 5386,
+        "rx_packets": 75,
+        "tx_packets": 21,
     }
 
 
@@ -72,6 +76,11 @@ def test_links_hold_only_contract_fields(dump: str) -> None:
         "signal_avg_dbm": -11.0,
         "tx_rate_mbps": 866.7,
         "rx_rate_mbps": 866.7,
+        # the station's traffic (new optional link fields); `rx drop misc` is not a link field
+        "rx_bytes": 2883498,
+        "tx_bytes": 1369934,
+        "rx_packets": 31981,
+        "tx_packets": 6615,
     }
 
 

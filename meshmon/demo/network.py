@@ -33,8 +33,12 @@ class DemoNode:
 
     @property
     def gateway(self) -> bool:
-        """What the node announces as `gateway` in its info: it has an uplink."""
-        return self.is_gateway or self.uplink
+        """What the node announces as `gateway` in its info: the snapshot's own flag.
+
+        An uplink node reaches the gateways through its VPN tunnel, a link like any
+        other: it is no gateway itself, so losing one is an outage of the nodes behind
+        it, not "a gateway is down"."""
+        return self.is_gateway
 
 
 @dataclass(frozen=True)
@@ -94,21 +98,22 @@ class DemoNetwork:
         return len(seen) == len(self.nodes)
 
     def subset(self, max_nodes: int) -> DemoNetwork:
-        """A connected part of at most `max_nodes` nodes, grown from the best start gateway."""
+        """A connected part of at most `max_nodes` nodes, grown from the best uplink node
+        and the gateway its tunnel leads to."""
         if max_nodes >= len(self.nodes):
             return self
         if max_nodes <= 0:
             return DemoNetwork([], [], self.source, self.community, self.snapshot_time)
         adj = self.adjacency()
-        start = _start_node(self, adj)
+        starts = _start_nodes(self, adj)
         # Dijkstra order: every node's predecessor on its shortest path comes earlier, so
-        # any prefix of the order is connected.
-        dist: dict[str, int] = {start: 0}
+        # any prefix of the order is connected (the starts are linked to each other).
+        dist: dict[str, int] = dict.fromkeys(starts, 0)
         taken: list[str] = []
         done: set[str] = set()
-        heap: list[tuple[int, str]] = [(0, start)]
+        heap: list[tuple[int, int, str]] = [(0, i, s) for i, s in enumerate(starts)]
         while heap and len(taken) < max_nodes:
-            d, here = heapq.heappop(heap)
+            d, _, here = heapq.heappop(heap)
             if here in done:
                 continue
             done.add(here)
@@ -118,7 +123,7 @@ class DemoNetwork:
                 nd = d + _SUBSET_WEIGHT[link.type]
                 if other not in done and nd < dist.get(other, 1 << 30):
                     dist[other] = nd
-                    heapq.heappush(heap, (nd, other))
+                    heapq.heappush(heap, (nd, len(starts), other))
         keep = set(taken)
         return DemoNetwork(
             nodes=[n for n in self.nodes if n.id in keep],
@@ -129,8 +134,10 @@ class DemoNetwork:
         )
 
 
-def _start_node(net: DemoNetwork, adj: dict[str, list[DemoLink]]) -> str:
-    """The gateway whose mesh cloud (nodes reachable without VPN) is largest; ties: degree."""
+def _start_nodes(net: DemoNetwork, adj: dict[str, list[DemoLink]]) -> list[str]:
+    """Where a subset grows from: a gateway, then the uplink node with the largest mesh
+    cloud (nodes reachable without VPN; ties: mesh degree) whose tunnel leads to it.
+    Without uplink nodes, the gateway with the largest cloud; without gateways, any node."""
     cloud_size: dict[str, int] = {}
     for node in net.nodes:
         if node.id in cloud_size:
@@ -146,12 +153,25 @@ def _start_node(net: DemoNetwork, adj: dict[str, list[DemoLink]]) -> str:
                     stack.append(other)
         for member in cloud:
             cloud_size[member] = len(cloud)
-    candidates = [n for n in net.nodes if n.gateway] or net.nodes
-    best = max(
-        candidates,
-        key=lambda n: (cloud_size[n.id], sum(lk.type != "vpn" for lk in adj[n.id]), n.id),
-    )
-    return best.id
+
+    def best(candidates: list[DemoNode]) -> DemoNode:
+        return max(candidates, key=lambda n: (
+            cloud_size[n.id], sum(lk.type != "vpn" for lk in adj[n.id]), n.id))
+
+    gateways = {n.id for n in net.nodes if n.gateway}
+
+    def tunnel_end(node: DemoNode) -> str | None:
+        ends = sorted(lk.target if lk.source == node.id else lk.source for lk in adj[node.id]
+                      if lk.type == "vpn" and {lk.source, lk.target} & gateways)
+        return ends[0] if ends else None
+
+    uplinks = [n for n in net.nodes if n.uplink and tunnel_end(n) is not None]
+    if uplinks:
+        start = best(uplinks)
+        gateway = tunnel_end(start)
+        assert gateway is not None
+        return [gateway, start.id]
+    return [best([n for n in net.nodes if n.gateway] or net.nodes).id]
 
 
 def _node_from_json(d: dict[str, Any]) -> DemoNode:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from meshmon.config import Config
-from meshmon.demo.network import DemoNetwork, load_network
+from meshmon.demo.network import DemoNetwork, DemoNode, load_network
 from meshmon.demo.simulator import Simulator
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,17 @@ def demo_network(nodes: int | None, snapshot: Path | None) -> DemoNetwork:
 
     network = network_from_snapshot(snapshot)
     return network if nodes is None else network.subset(nodes)
+
+
+def installer_example(network: DemoNetwork) -> DemoNode:
+    """The node whose installer view the demo suggests: one on the map with the most
+    radio links (the first node of the list may be a VPN server or a cellar router)."""
+    radio: dict[str, int] = {}
+    for link in network.links:
+        if link.type == "wifi":
+            for end in (link.source, link.target):
+                radio[end] = radio.get(end, 0) + 1
+    return max(network.nodes, key=lambda n: (n.location is not None, radio.get(n.id, 0)))
 
 
 async def run_demo(
@@ -61,8 +72,9 @@ async def run_demo(
         )
         sim.start()
         url = service.http_url
+        example = installer_example(network).id
         print(f"meshmon demo: {len(network.nodes)} nodes, open {url}/ (the map)\n"
-              f"  installer view: {url}/install/NODE (e.g. {url}/install/{network.nodes[0].id})\n"
+              f"  installer view: {url}/install/NODE (e.g. {url}/install/{example})\n"
               f"  maintainers: {url}/admin, token: {service.admin_token}", flush=True)
         try:
             await sim.run(duration_s)

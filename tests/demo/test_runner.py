@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from meshmon.config import Config
-from meshmon.demo.runner import demo_config, run_demo
+from meshmon.demo.network import load_network
+from meshmon.demo.runner import demo_config, installer_example, run_demo
 from tests.servers import free_port
 
 
@@ -45,7 +46,16 @@ async def test_run_demo_fills_the_collector(tmp_path: Path, capsys: pytest.Captu
             if len(seen) == 20 and all(n.get("online") for n in seen):
                 break
         assert len(seen) == 20
-        assert f"meshmon demo: 20 nodes, open http://127.0.0.1:{port}/" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f"meshmon demo: 20 nodes, open http://127.0.0.1:{port}/" in out
+        # the installer example is a node on the map with radio links, not the first id
+        # (a VPN server or a cellar router with only its tunnel)
+        net = load_network(20)
+        example = installer_example(net)
+        assert f"/install/{example.id}" in out and example.id != net.nodes[0].id
+        assert example.location is not None
+        ends = [(lk.source, lk.target) for lk in net.links if lk.type == "wifi"]
+        assert sum(example.id in pair for pair in ends) >= 2
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

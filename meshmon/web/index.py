@@ -1,9 +1,11 @@
-"""`/`: the public coverage map (Leaflet, drawn by `static/map.js` from `/api/v1/map`).
+"""`/`: the public coverage map (Leaflet, drawn by `static/map.js` from `/api/v1/map`),
+and `/nodes`, the list of every node (`meshmon.web.nodelist`).
 
 The HTML carries what the script needs before its first fetch — tiles, refresh interval,
-coverage radius, quality thresholds — as JSON in a `<script type="application/json">`,
-and it already shows the summary line and the legend, so the page says something useful
-without JavaScript (and to the tools that only read HTML).
+coverage radius, quality thresholds, the words for the node states — as JSON in a
+`<script type="application/json">`, and it already shows the summary line and the legend,
+so the page says something useful without JavaScript (and to the tools that only read
+HTML). `/#node=ID` opens a node's details (map.js): a link that can be shared.
 """
 
 from __future__ import annotations
@@ -18,15 +20,10 @@ from meshmon import __version__
 from meshmon.config import Config
 from meshmon.web.app import CTX
 from meshmon.web.mapdata import Thresholds, quality_thresholds
+from meshmon.web.nodelist import node_list
 from meshmon.web.public import count_online
+from meshmon.web.states import STATES
 
-STATES = (
-    ("online", "online"),
-    ("offline", "offline"),
-    ("silent", "up, agent silent"),
-    ("unreachable", "cut off from the gateways"),
-    ("flapping", "going up and down"),
-)
 _DATA_LINKS = (
     ("/api/v1/map", "map"),
     ("/api/v1/nodes", "nodes"),
@@ -37,7 +34,8 @@ _DATA_LINKS = (
 
 
 def summary_line(online: int, total: int, links: int) -> str:
-    """`N of M nodes online, K links` (map.js writes the same words on every refresh)."""
+    """`N of M nodes online, K links` (map.js writes the same words on every refresh);
+    K counts node pairs with a link, each pair once (`/api/v1/map` `summary.links`)."""
     return f"{online} of {total} nodes online, {links} links"
 
 
@@ -52,6 +50,7 @@ def page_config(config: Config, outages: bool = True) -> dict[str, Any]:
         "refresh_s": m.refresh_s,
         "coverage_radius_m": m.coverage_radius_m,
         "thresholds": quality_thresholds(config).as_json(),
+        "states": [[state, word] for state, word, _ in STATES],
     }
 
 
@@ -68,10 +67,12 @@ def _fmt(value: float) -> str:
 
 
 def legend_html(t: Thresholds) -> str:
-    """The legend: node states, gateway ring, link quality with its thresholds."""
+    """The legend: node states (problems first, as the map stacks them), the rings, link
+    quality with its thresholds, and what a link count counts."""
     states = "".join(
-        f'<li><span class="dot state-{name}"></span>{html.escape(label)}</li>'
-        for name, label in STATES
+        f'<li><span class="dot state-{name}"></span><span><b>{html.escape(word)}</b>'
+        f' – <span class="why">{html.escape(meaning)}</span></span></li>'
+        for name, word, meaning in STATES
     )
     sig, tq, etx = (
         (t.good_signal_dbm, t.fair_signal_dbm), (t.good_tq, t.fair_tq), (t.good_etx, t.fair_etx)
@@ -90,10 +91,13 @@ def legend_html(t: Thresholds) -> str:
     return f"""<details id="legend" class="legend" open>
 <summary>Legend</summary>
 <ul class="legend-list">{states}
-<li><span class="dot ring"></span>gateway (uplink to the internet)</li></ul>
+<li><span class="dot ring"></span>gateway (uplink to the internet)</li>
+<li><span class="dot ring cause"></span>cause of an outage</li></ul>
 <p class="legend-head">Links (best direction; wider = more throughput)</p>
 <ul class="legend-list">{quality}
 <li><span class="line dashed"></span>VPN tunnel</li></ul>
+<p class="legend-note">A link is a pair of nodes that hear each other, counted once
+per pair.</p>
 <p class="legend-note" id="unlocated"></p>
 <p class="legend-data">Open data: {data}</p>
 </details>"""
@@ -112,15 +116,18 @@ async def index(request: web.Request) -> web.Response:
 <meta name="description" content="Live map of the mesh network: nodes, links, coverage.">
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">
+<link rel="stylesheet" href="/static/palette.css?v={html.escape(__version__)}">
 <link rel="stylesheet" href="/static/map.css?v={html.escape(__version__)}">
 </head>
 <body>
 <header class="top">
   <div class="title"><h1>Mesh network map</h1>
-  <p id="summary" class="summary" aria-live="polite">{html.escape(line)}</p></div>
+  <p id="summary" class="summary" aria-live="polite">{html.escape(line)}</p>
+  <a class="list-link" href="/nodes">All nodes</a></div>
   <form class="search" role="search" autocomplete="off">
-    <label class="sr-only" for="search">Find a node by name</label>
-    <input id="search" type="search" placeholder="Find a node…" enterkeyhint="search"
+    <label class="sr-only" for="search">Find a node by name or id</label>
+    <input id="search" type="search" placeholder="Find a node by name or id…"
+      enterkeyhint="search"
       aria-controls="search-results" aria-autocomplete="list">
     <ul id="search-results" class="search-results" role="listbox" hidden></ul>
   </form>
@@ -144,5 +151,6 @@ async def index(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application) -> None:
-    """Add `/`."""
+    """Add `/` and `/nodes`."""
     app.router.add_get("/", index, name="index")
+    app.router.add_get("/nodes", node_list, name="node_list")

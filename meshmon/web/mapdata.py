@@ -9,6 +9,8 @@ network of thousands of nodes stays a small download:
 {"generated_at": 1700000000.0,
  "summary": {"online": 3, "total": 4, "links": 3},
  "unlocated": 2,
+ "unlocated_nodes": [{"id": "cellar", "name": "cellar-1", "state": "offline",
+                      "gateway": true}],
  "nodes": [{"id": "alpha", "name": "alpha-roof", "lat": 52.520008, "lon": 13.404954,
             "state": "online",
             "approximate": true, "gateway": true, "clients": 7, "model": "…",
@@ -18,10 +20,15 @@ network of thousands of nodes stays a small download:
 ```
 
 - `summary` counts what `/api/v1/nodes` lists: `total` nodes that have spoken, `online`
-  of them, and `links` = undirected node pairs with a link (the topology graph's edges,
-  peers without an agent included). `unlocated` of the `total` have no public position
-  (none announced, or private with `[privacy] coarsen_grid_deg = 0`) and are not in
-  `nodes`.
+  of them, and `links`: **node pairs with a link, each pair counted once** whatever its
+  mechanisms, interfaces and directions (the topology graph's edges, peers without an
+  agent included). That is the one link count of the map page (header and legend);
+  `links` below holds those pairs whose two ends are drawn, and `/api/v1/links` lists
+  directed links (one per direction, interface and mechanism: several per pair).
+- `unlocated` of the `total` have no public position (none announced, or private with
+  `[privacy] coarsen_grid_deg = 0`) and are not in `nodes`; `unlocated_nodes` names them
+  (`id`, `name`, `state`, `gateway` when true) so that the map can find, list and open
+  them.
 - `nodes`: position from `public.public_location` (a private node snapped to the grid,
   `approximate: true`, and without antennas: a sector drawn from a blurred point would
   pretend to know where the roof is); `name` is the hostname when it is safe to show,
@@ -185,6 +192,14 @@ def node_fixed(node_id: str, info: Info | None, grid: float) -> Json | None:
     return out
 
 
+def node_unlocated(node_id: str, info: Info | None) -> Json:
+    """What the map knows of a node it cannot draw: its id, name and gateway flag."""
+    out: Json = {"id": node_id, "name": (safe_text(info.hostname) if info else None) or node_id}
+    if info is not None and info.gateway:
+        out["gateway"] = True
+    return out
+
+
 def _antenna(azimuth: float, width: float, range_m: float | None) -> Json:
     out: Json = {"azimuth_deg": azimuth, "width_deg": width}
     if range_m is not None:
@@ -207,6 +222,8 @@ class MapRenderer(Incremental):
         self._thresholds: Thresholds | None = None
         self._fixed: dict[str, tuple[Info | None, bytes | None]] = {}
         """node → (its info, its encoded fixed part; None when it is not drawn)"""
+        self._unlocated: dict[str, bytes] = {}
+        """node that is not drawn → its encoded `unlocated_nodes` part (without state)"""
         self._pairs: dict[Pair, tuple[list[tuple[str, LinkSample]], bytes]] = {}
         self._order: list[Pair] | None = None
         self._edges = (-1, 0)
@@ -214,6 +231,7 @@ class MapRenderer(Incremental):
 
     def forget(self) -> None:
         self._fixed, self._pairs, self._order, self._edges = {}, {}, None, (-1, 0)
+        self._unlocated = {}
 
     def apply(self, topology: Topology, links: Collection[LinkKey], nodes: Collection[str]
               ) -> None:
@@ -237,10 +255,15 @@ class MapRenderer(Incremental):
         was_drawn = hit is not None and hit[1] is not None
         if node is None:
             self._fixed.pop(nid, None)
+            self._unlocated.pop(nid, None)
             return was_drawn
         fixed = node_fixed(nid, node.info, self._grid)
         part = None if fixed is None else dump(fixed)[1:-1]
         self._fixed[nid] = (node.info, part)
+        if part is None:
+            self._unlocated[nid] = dump(node_unlocated(nid, node.info))[1:-1]
+        else:
+            self._unlocated.pop(nid, None)
         return was_drawn != (part is not None)
 
     def _render_pair(self, topology: Topology, pair: Pair) -> None:
@@ -276,15 +299,17 @@ class MapRenderer(Incremental):
             for nid in fixed.keys() - nodes.keys():
                 self._redraw(topology, nid)
         parts: list[bytes] = []
+        hidden: list[bytes] = []
         for nid in sorted(nodes):
             node = nodes[nid]
             hit = fixed.get(nid)
             if hit is None or hit[0] is not node.info:  # changed without a change note
                 self._redraw(topology, nid)
                 hit = fixed[nid]
-            if hit[1] is None:
-                continue
             state = state_of(nid) if state_of is not None else plain_state(node)
+            if hit[1] is None:
+                hidden.append(b'{%b,"state":"%b"}' % (self._unlocated[nid], state.encode()))
+                continue
             report = node.last_report
             clients = report.clients if report is not None else None
             parts.append(b'{%b,"state":"%b"%b}' % (
@@ -295,13 +320,14 @@ class MapRenderer(Incremental):
             "generated_at": now,
             "summary": {"online": count_online(nodes), "total": len(nodes),
                         "links": self._edges[1]},
-            "unlocated": len(nodes) - len(parts),
+            "unlocated": len(hidden),
         })
         if self._order is None:
             self._order = sorted(self._pairs)
         pairs = self._pairs
         links = b",".join([pairs[pair][1] for pair in self._order])
-        return b'%b,"nodes":[%b],"links":[%b]}' % (head[:-1], b",".join(parts), links)
+        return b'%b,"unlocated_nodes":[%b],"nodes":[%b],"links":[%b]}' % (
+            head[:-1], b",".join(hidden), b",".join(parts), links)
 
     def _redraw(self, topology: Topology, nid: str) -> None:
         if self._refresh_node(topology, nid):

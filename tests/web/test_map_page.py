@@ -49,6 +49,9 @@ async def test_page_embeds_its_config_as_safe_json(served: Served) -> None:
         "tile_url": "", "attribution": served.ctx.config.map.attribution, "max_zoom": 19,
         "refresh_s": 5, "coverage_radius_m": 150,
         "thresholds": {"signal_dbm": [-65, -75], "tq": [200, 120], "etx": [1.5, 3.0]},
+        # one word per state on every page (badge, legend, banner, list), problems first
+        "states": [["offline", "offline"], ["unreachable", "cut off"],
+                   ["flapping", "flapping"], ["silent", "agent silent"], ["online", "online"]],
     }  # fmt: skip
     assert_no_leaks(text, SECRETS)
 

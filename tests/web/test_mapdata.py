@@ -21,7 +21,7 @@ from meshmon.web.mapdata import (
 from tests.web.conftest import ALPHA_LOC, BRAVO_LOC, NOW, SECRETS, Served, infos
 from tests.web.privacy import assert_no_leaks
 
-TOP_KEYS = {"generated_at", "summary", "unlocated", "nodes", "links"}
+TOP_KEYS = {"generated_at", "summary", "unlocated", "unlocated_nodes", "nodes", "links"}
 NODE_KEYS = {"id", "name", "lat", "lon", "state", "approximate", "gateway", "clients", "model",
              "antennas"}
 NODE_REQUIRED = {"id", "name", "lat", "lon", "state"}
@@ -111,6 +111,34 @@ async def test_summary_counts_match_nodes_api_and_graph(served: Served) -> None:
     }
     assert doc["summary"] == {"online": 3, "total": 4, "links": 3}
     assert doc["unlocated"] == sum(1 for n in listed if n["location"] is None) == 2
+    # one link count: pairs, once each; the map draws the pairs with both ends located,
+    # /api/v1/links lists directed links (several per pair)
+    directed = (await served.get_json("/api/v1/links"))["links"]
+    assert len({frozenset((lk["src"], lk["dst"])) for lk in directed}) == 3 < len(directed)
+    assert len(doc["links"]) == 1  # alpha–bravo: charlie has no position
+
+
+async def test_unlocated_nodes_are_named_so_the_map_can_find_and_open_them(
+    served: Served,
+) -> None:
+    """Nodes without a public position: not drawn, but searchable and listable by the
+    map, with the same name rule as drawn nodes (an address is no name: the id)."""
+    served.ctx.cache_ttl_s = 0
+    doc = await served.get_json("/api/v1/map")
+    assert doc["unlocated_nodes"] == [
+        {"id": "charlie", "name": "charlie", "state": "online"},
+        {"id": "delta", "name": "delta", "state": "offline"},
+    ]
+    served.ctx.config.privacy.coarsen_grid_deg = 0  # bravo (private) is hidden too now
+    doc = await served.get_json("/api/v1/map")
+    hidden = by_id(doc["unlocated_nodes"])
+    assert sorted(hidden) == ["bravo", "charlie", "delta"] and doc["unlocated"] == 3
+    assert hidden["bravo"] == {"id": "bravo", "name": "bravo-home", "state": "online"}
+    served.ctx.topology.apply_info(Info.model_validate(
+        {**infos()[2].model_dump(), "gateway": True}), NOW)
+    assert by_id((await served.get_json("/api/v1/map"))["unlocated_nodes"])["charlie"][
+        "gateway"] is True
+    assert_no_leaks(doc, SECRETS)
 
 
 async def test_links_join_both_directions_between_located_nodes(served: Served) -> None:

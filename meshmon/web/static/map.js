@@ -4,9 +4,12 @@
 // Contract for tests and bench/web.py: after the first full render (data applied, view
 // fitted, canvas painted) `document.body.dataset.ready = "1"` and `window.meshmonMap` is
 // {markers, links, renderedAt, updates, updatedAt, stateOf(id), open(id), pointOf(id),
-// latLngOf(id)};
+// latLngOf(id), selected(), zoom(z?) (sets the zoom without animation, gives it)};
 // markers/links/updates/updatedAt follow every live refresh, renderedAt stays the time
 // of the first render.
+//
+// `/#node=ID` names the open node: opening one pushes that URL (back and forward step
+// through the nodes opened), and a page opened with it opens the node's details.
 "use strict";
 
 (() => {
@@ -15,6 +18,12 @@
   // colours live in map.css (custom properties) so the legend and the canvas agree
   const colour = (name) => CSS.getPropertyValue(`--${name}`).trim() || "#888";
   const narrow = window.matchMedia("(max-width: 640px)");
+  // node states, most worrying first (meshmon/web/states.py): the word shown for each,
+  // and how high a dot is stacked (a failed node is never hidden under a healthy one)
+  const WORD = new Map(CFG.states);
+  const STACK = new Map(CFG.states.map(([state], i) => [state, CFG.states.length - 1 - i]));
+  const word = (state) => WORD.get(state) || state;
+  const Word = (state) => word(state).replace(/^./, (c) => c.toUpperCase());
 
   const summaryEl = document.getElementById("summary");
   const panel = document.getElementById("details");
@@ -23,11 +32,17 @@
   const search = document.getElementById("search");
   const results = document.getElementById("search-results");
 
-  const nodes = new Map(); // id → node JSON of the latest /api/v1/map
-  const markers = new Map(); // id → {layer, key (style drawn), name}
+  const nodes = new Map(); // id → node JSON of the latest /api/v1/map (drawn)
+  const hidden = new Map(); // id → its unlocated_nodes entry (not drawn: no public location)
+  const known = (id) => nodes.get(id) || hidden.get(id);
+  const markers = new Map(); // id → {layer, key (style drawn), name, rank (stacking)}
   const lines = new Map(); // "a b" → {layer, key (style drawn), where (ends drawn)}
   const coverage = new Map(); // id → {layer, key}
   let causes = new Set(); // nodes named as the cause of an open outage
+  let outages = []; // the open outages of the latest /api/v1/outages, by impact
+  let bannerOpen = false; // the whole outage list shown, not only the first entries
+  let bannerKey = ""; // what the banner shows, so that an unchanged list is not redrawn
+  let restack = false; // a dot changed its stacking rank or was added: stack again
   let selected = null;
   let alertingMissing = false;
   let api = null; // window.meshmonMap once the first render is done
@@ -110,7 +125,7 @@
     .layers(null, { Links: linkLayer, Coverage: coverageLayer }, { collapsed: narrow.matches })
     .addTo(map);
   map.on("overlayadd", (e) => { if (e.layer === coverageLayer) drawCoverage(); });
-  map.on("click", closePanel);
+  map.on("click", () => closePanel());
   map.on("zoomend", () => {
     if (scaleAt(map.getZoom()) === scale) return;
     scale = scaleAt(map.getZoom());
@@ -126,13 +141,20 @@
       .join("|");
   }
 
+  // how high a node's dot is stacked: healthy 0, then by concern, causes of outages top
+  function rankOf(n) {
+    return causes.has(n.id) ? CFG.states.length : STACK.get(n.state) ?? 0;
+  }
+
   function nodeStyle(n) {
     const chosen = n.id === selected;
     const ring = causes.has(n.id) ? colour("cause") : n.gateway ? colour("gateway") : "#fff";
+    // a node with a problem is a little larger: visible among healthy ones when zoomed out
+    const problem = rankOf(n) > 0 ? 1 : 0;
     return {
       renderer: renderers.nodes,
       pane: "nodes",
-      radius: [3.5, 4.5, 5.5][scale] + (n.gateway ? 2 : 0) + (chosen ? 3 : 0),
+      radius: [3.5, 4.5, 5.5][scale] + problem + (n.gateway ? 2 : 0) + (chosen ? 3 : 0),
       color: chosen ? "#111" : ring,
       weight: n.gateway || causes.has(n.id) || chosen ? [2, 2.5, 3][scale] : [1, 1.5, 1.5][scale],
       fillColor: colour(n.state),
@@ -183,11 +205,20 @@
     // only on a change: the line is aria-live, and a screen reader repeats every write
     if (summaryEl.textContent !== line) summaryEl.textContent = line;
     const note = document.getElementById("unlocated");
-    if (note) {
-      note.textContent = doc.unlocated
-        ? `${doc.unlocated} node${doc.unlocated === 1 ? "" : "s"} without a public location not drawn.`
-        : "";
+    if (note) note.textContent = notDrawn(doc.unlocated, s.links - lines.size);
+  }
+
+  // what the map cannot draw, so that the counts in the header add up
+  function notDrawn(unlocated, links) {
+    const parts = [];
+    if (unlocated) {
+      parts.push(`${unlocated} node${unlocated === 1 ? "" : "s"} without a public location `
+        + "not drawn: find them by search or in the node list.");
     }
+    if (links > 0) {
+      parts.push(`${links} of the links not drawn: an end has no public location.`);
+    }
+    return parts.join(" ");
   }
 
   function syncNodes() {
@@ -196,13 +227,29 @@
     }
     for (const n of nodes.values()) {
       const m = markers.get(n.id);
-      if (!m) { markers.set(n.id, newMarker(n)); continue; }
+      if (!m) { markers.set(n.id, newMarker(n)); restack = true; continue; }
       const ll = m.layer.getLatLng();
       if (ll.lat !== n.lat || ll.lng !== n.lon) m.layer.setLatLng([n.lat, n.lon]);
       const key = nodeKey(n);
-      if (key !== m.key) { m.layer.setStyle(nodeStyle(n)); m.key = key; }
+      if (key !== m.key) restyleMarker(n, m);
       if (m.name !== n.name) { m.layer.setTooltipContent(tooltipOf(n)); m.name = n.name; }
     }
+    stack();
+  }
+
+  // Leaflet's canvas paints (and hit-tests) dots in the order they were added, or last
+  // brought to front: dots with a problem go on top of the healthy ones, by concern, and
+  // the open node on top of all. Only after a dot was added or changed its rank.
+  function stack() {
+    if (!restack) return;
+    const raised = [...markers.values()].filter((m) => m.rank > 0);
+    // dots made while the map gets its first view join the canvas only after it (on
+    // Leaflet's "load"): stacked on the next call, when they are there
+    if (raised.some((m) => !m.layer._map)) return;
+    restack = false;
+    raised.sort((a, b) => a.rank - b.rank);
+    for (const m of raised) m.layer.bringToFront();
+    markers.get(selected)?.layer.bringToFront();
   }
 
   // Leaflet puts string content into tooltips as HTML: names come from the network, so
@@ -216,7 +263,14 @@
     layer.bindTooltip(tooltipOf(n), { direction: "top", offset: [0, -6] });
     layer.on("click", () => open(n.id));
     nodeLayer.addLayer(layer);
-    return { layer, key: nodeKey(n), name: n.name };
+    return { layer, key: nodeKey(n), name: n.name, rank: rankOf(n) };
+  }
+
+  function restyleMarker(n, m) {
+    m.layer.setStyle(nodeStyle(n));
+    m.key = nodeKey(n);
+    const rank = rankOf(n);
+    if (rank !== m.rank) { m.rank = rank; restack = true; }
   }
 
   function syncLinks(list) {
@@ -247,9 +301,8 @@
   function restyle(id) {
     const n = nodes.get(id), m = markers.get(id);
     if (!n || !m) return;
-    m.layer.setStyle(nodeStyle(n));
-    m.key = nodeKey(n);
-    if (id === selected) m.layer.bringToFront();
+    restyleMarker(n, m);
+    restack = true; // the open node goes on top; one closed goes back among its rank
   }
 
   // ------------------------------------------------------------------ coverage
@@ -365,53 +418,120 @@
     return parts.length ? parts.join(" · ") : "no metrics";
   }
 
-  function linkItem(entry) {
+  // "12:03" today, "3 Mar 12:03" before
+  function clock(ts) {
+    const d = new Date(ts * 1000);
+    const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (d.toDateString() === new Date().toDateString()) return time;
+    return `${d.toLocaleDateString([], { day: "numeric", month: "short" })} ${time}`;
+  }
+
+  const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+  // a button that opens a node's details (any node the map knows, drawn or not)
+  function nodeButton(id, cls) {
+    const n = known(id);
+    if (!n) return el("b", { class: cls, text: id });
+    return el("button", { type: "button", class: cls, text: n.name,
+      onclick: () => open(id, true) });
+  }
+
+  // Why a node is in its state, with since when: the outage it caused or is cut off by,
+  // else what its own state and last report say. Null when it is fine.
+  function reasonOf(id, state, detail) {
+    const heard = detail?.last_seen;
+    const since = heard == null ? "" : ` since ${clock(heard)}`;
+    const caused = outages.find((o) => o.cause.nodes.includes(id));
+    if (caused) {
+      const cut = caused.affected_count
+        ? `${plural(caused.affected_count, "node")} cut off` : "no other node cut off";
+      return [`${Word("offline")} since ${clock(caused.started_at_ts)}, the cause of an `
+        + `outage: ${cut}.`];
+    }
+    const behind = outages.find((o) => o.affected.includes(id));
+    if (behind) {
+      const who = behind.cause.nodes.map((c) => nodeButton(c, "cause"));
+      const links = behind.cause.links.map((l) => `${known(l.a)?.name || l.a}–`
+        + `${known(l.b)?.name || l.b}`);
+      return [`${Word("unreachable")} since ${clock(behind.started_at_ts)} by the outage of `,
+        ...joined([...who, ...links]), "."];
+    }
+    switch (state) {
+      case "offline": return [`${Word("offline")}${since} (last heard).`];
+      case "unreachable": return [`${Word("unreachable")}${since}: no path to a gateway.`];
+      case "silent": return [`${Word("silent")}${since}: its neighbours still hear it, `
+        + "its agent does not report."];
+      case "flapping": return ["Flapping: it went down and came back several times lately."];
+      default: return null;
+    }
+  }
+
+  const joined = (items) => items.flatMap((e, i) => (i ? [", ", e] : [e]));
+
+  function linkItem(entry, down) {
     const q = entryQuality(entry);
-    const peerName = nodes.get(entry.peer)?.name || entry.peer;
-    const peer = nodes.has(entry.peer)
-      ? el("button", { type: "button", class: "peer", text: peerName,
-        onclick: () => open(entry.peer, true) })
-      : el("span", { class: "peer", text: peerName });
+    const peer = known(entry.peer)
+      ? nodeButton(entry.peer, "peer") : el("span", { class: "peer", text: entry.peer });
+    // a node that is down shows what was last heard: no green pill for a link of the past
+    const pill = down
+      ? el("span", { class: "pill stale", text: q === "unknown" ? "no data" : `was ${q}` })
+      : el("span", { class: `pill q-${q}`, text: q === "unknown" ? "no data" : q });
     return el("li", {},
       el("div", { class: "link-head" }, peer, el("span", { class: "kind", text: entry.kind }),
-        el("span", { class: `pill q-${q}`, text: q === "unknown" ? "no data" : q })),
+        pill),
       el("div", { class: "view", text: `this node hears: ${metricText(entry.out)}` }),
       el("div", { class: "view", text: `peer's view: ${metricText(entry.in)}` }));
   }
 
-  // `detail` (from /api/v1/nodes/ID) speaks for nodes the map does not draw (no location)
+  // `detail` (from /api/v1/nodes/ID) speaks for nodes the map does not know yet
   function renderHead(id, detail) {
-    const n = nodes.get(id) || {
+    const n = known(id) || {
       id, name: detail?.hostname || id, state: detail?.state || "unknown",
       gateway: detail?.gateway,
     };
+    const state = detail?.state || n.state;
     const badges = el("p", { class: "badges" },
-      el("span", { class: `pill state-${n.state}`, text: n.state }),
+      el("span", { class: `pill state-${state}`, text: word(state) }),
       n.gateway ? el("span", { class: "pill gw", text: "gateway" }) : null,
-      n.approximate ? el("span", { class: "pill approx", text: "approximate location" }) : null);
+      n.approximate ? el("span", { class: "pill approx", text: "approximate location" }) : null,
+      !nodes.has(id) ? el("span", { class: "pill approx", text: "not on the map" }) : null);
+    const reason = reasonOf(id, state, detail);
+    const ref = encodeURIComponent(id);
+    const actions = el("p", { class: "actions" },
+      el("a", { href: `/install/${ref}`, text: "Installer view" }),
+      el("a", { href: `/node/${ref}`, text: "History" }),
+      el("a", { href: `/#node=${ref}`, class: "share", text: "Link to this node" }));
     return [el("h2", { text: n.name }), n.name !== id ? el("p", { class: "id", text: id }) : null,
-      badges];
+      badges, reason ? el("p", { class: "reason" }, ...reason) : null, actions];
   }
 
   function renderDetail(d) {
     const ago = d.last_seen == null ? null : Date.now() / 1000 - d.last_seen;
-    const lastSeen = ago == null ? "never" : ago < 5 ? "just now" : `${duration(ago)} ago`;
-    const facts = [["Model", d.model || "unknown"], ["Uptime", duration(d.uptime_s)],
-      ["Clients", d.clients ?? "unknown"], ["Last heard", lastSeen]];
+    const lastSeen = ago == null ? "never" : ago < 5 ? "just now"
+      : `${clock(d.last_seen)} (${duration(ago)} ago)`;
+    const down = d.online === false;
+    // uptime and clients of a node that is down would be old news: left out
+    const facts = down
+      ? [["Model", d.model || "unknown"], ["Last heard", lastSeen]]
+      : [["Model", d.model || "unknown"], ["Uptime", duration(d.uptime_s)],
+        ["Clients", d.clients ?? "unknown"], ["Last heard", lastSeen]];
     const dl = el("dl", {});
     for (const [k, v] of facts) dl.append(el("dt", { text: k }), el("dd", { text: String(v) }));
-    const links = el("ul", { class: "links" }, ...d.links.map(linkItem));
-    const title = d.online === false ? `Links (${d.links.length}), as last heard`
-      : `Links (${d.links.length})`;
+    const links = el("ul", { class: "links" }, ...d.links.map((e) => linkItem(e, down)));
+    const title = down ? `Links (${d.links.length}), as last heard` : `Links (${d.links.length})`;
     return [dl, el("h3", { text: title }),
       d.links.length ? links : el("p", { class: "muted", text: "No links reported." })];
   }
 
-  async function open(id, fly = false) {
+  // Open a node's details; `fly` brings a drawn node into view (search, banner, links),
+  // `push` names it in the URL (not when the URL is what opened it)
+  async function open(id, fly = false, push = true) {
     const before = selected;
     selected = id;
     if (before && before !== id) restyle(before);
     restyle(id);
+    stack();
+    if (push && hashNode() !== id) history.pushState(null, "", `#node=${encodeURIComponent(id)}`);
     panel.hidden = false;
     document.body.classList.add("panel-open");
     if (nodes.has(id)) showNode(nodes.get(id), fly);
@@ -456,22 +576,40 @@
       panelBody.replaceChildren(...renderHead(id, d).filter(Boolean), ...renderDetail(d));
     } catch (err) {
       if (selected === id) {
+        const text = err.status === 404 ? `No node with the id ${id} is known.`
+          : "Details are not available right now.";
         panelBody.replaceChildren(...renderHead(id).filter(Boolean),
-          el("p", { class: "muted", text: "Details are not available right now." }));
+          el("p", { class: "muted", text }));
       }
     }
   }
 
-  function closePanel() {
+  function closePanel(push = true) {
     if (selected == null) return;
     const id = selected;
     selected = null;
     restyle(id);
+    stack();
     panel.hidden = true;
     document.body.classList.remove("panel-open");
+    if (push && hashNode() != null) history.pushState(null, "", location.pathname + location.search);
   }
 
-  panel.querySelector(".close").addEventListener("click", closePanel);
+  // ------------------------------------------------------------------ the URL
+  function hashNode() {
+    return new URLSearchParams(location.hash.slice(1)).get("node") || null;
+  }
+
+  // back, forward, a link to /#node=ID or an edited address: show what the URL names
+  function followHash() {
+    const id = hashNode();
+    if (id == null) closePanel(false);
+    else if (id !== selected) open(id, true, false);
+  }
+
+  window.addEventListener("popstate", followHash);
+  window.addEventListener("hashchange", followHash);
+  panel.querySelector(".close").addEventListener("click", () => closePanel());
   document.addEventListener("keydown", (e) => {
     if (e.key !== "Escape") return;
     results.hidden = true;
@@ -479,26 +617,32 @@
   });
 
   // ------------------------------------------------------------------ search
+  // every node the map knows, drawn or not, by name or id: those starting with the text
+  // first, then those containing it
   function matches(query) {
     const q = query.trim().toLowerCase();
     if (!q) return [];
     const starts = [], contains = [];
-    for (const n of nodes.values()) {
-      const name = n.name.toLowerCase(), id = n.id.toLowerCase();
-      if (name.startsWith(q) || id.startsWith(q)) starts.push(n);
-      else if (name.includes(q) || id.includes(q)) contains.push(n);
-      if (starts.length >= 8) break;
+    for (const group of [nodes, hidden]) {
+      for (const n of group.values()) {
+        const name = n.name.toLowerCase(), id = n.id.toLowerCase();
+        if (name.startsWith(q) || id.startsWith(q)) starts.push(n);
+        else if (contains.length < 8 && (name.includes(q) || id.includes(q))) contains.push(n);
+      }
     }
     return starts.concat(contains).slice(0, 8);
   }
 
   function showMatches() {
     const found = matches(search.value);
-    results.replaceChildren(...found.map((n) => el("li", { role: "option" },
-      el("button", { type: "button", text: n.name !== n.id ? `${n.name} (${n.id})` : n.name,
-        onclick: () => choose(n.id) }))));
+    results.replaceChildren(...found.map((n) => {
+      const label = n.name !== n.id ? `${n.name} (${n.id})` : n.name;
+      return el("li", { role: "option" }, el("button", { type: "button",
+        text: nodes.has(n.id) ? label : `${label} · not on the map`,
+        onclick: () => choose(n.id) }));
+    }));
     if (search.value.trim() && !found.length) {
-      results.append(el("li", { class: "muted", text: "No node with that name" }));
+      results.append(el("li", { class: "muted", text: "No node with that name or id" }));
     }
     results.hidden = !search.value.trim();
   }
@@ -520,34 +664,64 @@
   });
 
   // ------------------------------------------------------------------ outages banner
+  const SEVERITY = { critical: 2, warning: 1, info: 0 };
+
+  // the outage that cuts off most first, then the more severe, then the older
+  function byImpact(a, b) {
+    return (b.affected_count - a.affected_count)
+      || ((SEVERITY[b.severity] ?? 0) - (SEVERITY[a.severity] ?? 0))
+      || (a.started_at_ts - b.started_at_ts);
+  }
+
+  // why an outage is as severe as it is (the rule of the collector's health: it cuts
+  // nodes off, or a gateway or a link between live nodes is down)
+  function impactOf(o) {
+    if (o.affected_count) return `cuts off ${plural(o.affected_count, "node")}`;
+    if (o.cause.nodes.some((id) => known(id)?.gateway)) return "a gateway is down";
+    if (o.cause.links.length) return "a link between live nodes is down";
+    return "no other node cut off";
+  }
+
   function showOutages(list) {
     const before = causes;
-    causes = new Set(list.flatMap((o) => o.cause.nodes));
+    outages = [...list].sort(byImpact);
+    causes = new Set(outages.flatMap((o) => o.cause.nodes));
     for (const id of new Set([...before, ...causes])) restyle(id);
-    banner.hidden = list.length === 0;
-    if (!list.length) { banner.replaceChildren(); return; }
-    const shown = narrow.matches ? 1 : 3; // the banner must not eat a phone's map
-    const items = list.slice(0, shown).map(outageItem);
-    if (list.length > shown) {
-      items.push(el("li", { class: "more", text: `and ${list.length - shown} more` }));
+    stack();
+    const shown = bannerOpen ? outages.length : narrow.matches ? 1 : 3;
+    const key = JSON.stringify([shown, outages.slice(0, shown).map((o) => [o.id,
+      o.affected_count, o.severity, o.cause, o.cause.nodes.map((id) => known(id)?.name)]),
+    outages.length]);
+    if (key === bannerKey) return; // unchanged: keep focus and scroll position
+    bannerKey = key;
+    banner.hidden = outages.length === 0;
+    banner.classList.toggle("open", bannerOpen);
+    if (!outages.length) { banner.replaceChildren(); return; }
+    const items = outages.slice(0, shown).map(outageItem);
+    if (outages.length > shown) {
+      items.push(el("li", {}, el("button", { type: "button", class: "more",
+        text: `and ${outages.length - shown} more`, onclick: () => toggleBanner(true) })));
+    } else if (bannerOpen) {
+      items.push(el("li", {}, el("button", { type: "button", class: "more",
+        text: "show fewer", onclick: () => toggleBanner(false) })));
     }
     banner.replaceChildren(el("ul", {}, ...items));
   }
 
+  function toggleBanner(all) {
+    bannerOpen = all;
+    showOutages(outages);
+  }
+
   function outageItem(o) {
-    const names = o.cause.nodes.map((id) => nodes.has(id)
-      ? el("button", { type: "button", class: "cause", text: nodes.get(id).name,
-        onclick: () => open(id, true) })
-      : el("b", { class: "cause", text: id }));
-    const links = o.cause.links.map((l) => el("b", { class: "cause", text: `${l.a}–${l.b}` }));
-    const cause = [...names, ...links].flatMap((e, i) => (i ? [", ", e] : [e]));
-    const affected = o.affected_count
-      ? ` — ${o.affected_count} node${o.affected_count === 1 ? "" : "s"} cut off`
-      : "";
-    const since = new Date(o.started_at).toLocaleTimeString([], { hour: "2-digit",
-      minute: "2-digit" });
-    return el("li", {}, el("span", { class: "badge", text: "Outage" }), " ", ...cause,
-      ` down since ${since}${affected}`);
+    const names = o.cause.nodes.map((id) => nodeButton(id, "cause"));
+    const links = o.cause.links.map((l) => el("span", { class: "cause-link" },
+      nodeButton(l.a, "cause"), "–", nodeButton(l.b, "cause")));
+    const since = clock(o.started_at_ts);
+    return el("li", { class: `outage ${o.severity}` },
+      el("span", { class: `badge ${o.severity}`, text: o.severity }), " ",
+      ...joined([...names, ...links]), ` down since ${since} — `,
+      el("span", { class: "impact", text: impactOf(o) }));
   }
 
   // ------------------------------------------------------------------ fetching
@@ -586,8 +760,10 @@
     api = {
       markers: markers.size, links: lines.size, renderedAt: performance.now(),
       updates: 0, updatedAt: performance.now(),
-      stateOf: (id) => (markers.has(id) ? nodes.get(id).state : null),
+      stateOf: (id) => known(id)?.state ?? null, // drawn or not
       open,
+      selected: () => selected,
+      zoom: (z) => { if (z != null) map.setZoom(z, { animate: false }); return map.getZoom(); },
       pointOf, // page coordinates of a node's dot, for tests that click it
       latLngOf: (id) => (markers.has(id) ? markers.get(id).layer.getLatLng() : null),
     };
@@ -607,10 +783,12 @@
     if (busy) return;
     busy = true;
     try {
-      const [doc, outages] = await Promise.all([getJSON("/api/v1/map"), fetchOutages()]);
+      const [doc, current] = await Promise.all([getJSON("/api/v1/map"), fetchOutages()]);
       nodes.clear();
       for (const n of doc.nodes) nodes.set(n.id, n);
-      if (outages) showOutages(outages);
+      hidden.clear();
+      for (const n of doc.unlocated_nodes || []) hidden.set(n.id, n);
+      if (current) showOutages(current);
       if (!fitted) {
         // fitted after the banner is laid out (it takes height from the map) and before
         // the layers are made, so that they are made once, in the size for that zoom
@@ -622,6 +800,7 @@
       summaryEl.classList.remove("stale");
       if (!fitted) {
         fitted = true;
+        followHash(); // a shared link: /#node=ID
         // two frames: Leaflet paints its canvases in the first, ours comes after it
         requestAnimationFrame(() => requestAnimationFrame(markReady));
       } else if (api) {

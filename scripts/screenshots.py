@@ -3,8 +3,10 @@
     .venv/bin/python scripts/screenshots.py [--seconds 60] [--out docs/img]
 
 Runs the demo (embedded broker, collector, the simulated Freifunk Bremen network) in this
-process, waits until it has settled, and saves the map (desktop and phone), one node's
-installer view (phone) and the maintainer page (desktop) with Debian's Chromium.
+process, waits until it has settled, takes down the router whose loss cuts off the most
+nodes (so that the pages show a real outage besides the demo's random ones), and saves
+the map (desktop and phone), the node list (phone), one node's installer view (phone) and
+the maintainer page (desktop) with Debian's Chromium.
 """
 
 from __future__ import annotations
@@ -17,14 +19,28 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 
 from meshmon.config import Config
-from meshmon.demo.network import load_network
+from meshmon.demo.network import DemoNetwork, load_network
+from meshmon.demo.runner import installer_example
 from meshmon.demo.simulator import Simulator
+from meshmon.model.analysis import gateway_cuts
 from meshmon.service import Service
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]  # fmt: skip
+
+
+def worst_failure(network: DemoNetwork) -> str | None:
+    """The router (not a gateway) whose loss cuts off the most nodes; None if none does."""
+    adj: dict[str, set[str]] = {n.id: set() for n in network.nodes}
+    for link in network.links:
+        adj[link.source].add(link.target)
+        adj[link.target].add(link.source)
+    gateways = [n.id for n in network.nodes if n.gateway]
+    cuts = gateway_cuts(adj, gateways).node_cuts
+    routers = sorted(set(cuts) - set(gateways))
+    return max(routers, key=lambda n: len(cuts[n])) if routers else None
 
 
 async def main(seconds: float, out: Path, nodes: int | None) -> None:
@@ -45,15 +61,12 @@ async def main(seconds: float, out: Path, nodes: int | None) -> None:
     runner = asyncio.create_task(sim.run(None))
     try:
         await asyncio.sleep(seconds)
+        victim = worst_failure(network)
+        if victim is not None:
+            await sim.take_down(victim, 3600)
+            await asyncio.sleep(8)  # last wills, the grouping wait, two map refreshes
         url = service.http_url
-        def radio_links(node_id: str) -> int:
-            state = service.topology.nodes.get(node_id)
-            if state is None or state.info is None or state.info.location is None:
-                return -1
-            return sum(1 for ls in service.topology.node_links(node_id)
-                       if ls.key.kind == "wifi" and ls.key.src == node_id)
-
-        busiest = max(network.nodes, key=lambda n: radio_links(n.id))
+        busiest = installer_example(network)
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
                                                args=CHROMIUM_ARGS)
@@ -66,6 +79,10 @@ async def main(seconds: float, out: Path, nodes: int | None) -> None:
                 await page.wait_for_timeout(1500)
                 await page.screenshot(path=str(out / f"{name}.png"), timeout=60_000)
                 await page.close()
+            page = await browser.new_page(viewport={"width": 390, "height": 844})
+            await page.goto(f"{url}/nodes")
+            await page.screenshot(path=str(out / "nodes-phone.png"))
+            await page.close()
             page = await browser.new_page(viewport={"width": 390, "height": 844})
             await page.goto(f"{url}/install/{busiest.id}")
             await page.wait_for_timeout(6000)

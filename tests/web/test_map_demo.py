@@ -2,9 +2,9 @@
 
 833 Freifunk Bremen routers (713 located, 120 not: VPN servers and cellar routers) played
 by the demo's simulated agents through a real Mosquitto into a real collector, and a real
-Chromium at desktop and 390 px phone sizes. Two real outages: a leaf that cuts nobody off
-loses power first, then the node whose loss cuts off the most (28 located nodes behind
-it), so the banner must put the later, larger one first.
+Chromium at desktop and 390 px phone sizes. Three real outages: a leaf that cuts nobody
+off loses power first, then a router without a location, then the node whose loss cuts
+off the most (29 nodes behind it), so the banner must put the last, largest one first.
 """
 
 from __future__ import annotations
@@ -54,14 +54,16 @@ class Demo:
     leaf: str
     """a node whose loss cuts nobody off; it fails first"""
     unlocated: str
-    """a router without a location (not a server): only search and the list reach it"""
+    """a router without a location (not a server) that fails second: search, the banner
+    and the list reach it"""
 
     def name(self, node_id: str) -> str:
         return self.network.node(node_id).hostname
 
 
-def outage_plan(net: DemoNetwork) -> tuple[str, set[str], str]:
-    """The victim (most cut off), what networkx says it cuts off, and a leaf elsewhere."""
+def outage_plan(net: DemoNetwork) -> tuple[str, set[str], str, str]:
+    """The victim (most cut off), what networkx says it cuts off, a located leaf elsewhere
+    and an unlocated router whose loss cuts nobody off."""
     graph: nx.Graph[str] = nx.Graph()
     graph.add_edges_from((lk.source, lk.target) for lk in net.links)
     gateways = [n.id for n in net.nodes if n.gateway]
@@ -77,7 +79,9 @@ def outage_plan(net: DemoNetwork) -> tuple[str, set[str], str]:
                 if n.location is not None and not n.gateway and n.id not in cuts
                 and graph.degree(n.id) == 1 and n.id not in near
                 and not near & set(graph.adj[n.id]))
-    return victim, cut_off, leaf
+    unlocated = next(n.id for n in net.nodes if n.location is None and not n.gateway
+                     and n.id not in cuts and n.id not in near)
+    return victim, cut_off, leaf, unlocated
 
 
 async def outages(url: str) -> list[dict[str, Any]]:
@@ -97,7 +101,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
                                   map={"tile_url": "", "refresh_s": 1})
         service = await started(config)
         net = load_network()
-        victim, cut_off, leaf = outage_plan(net)
+        victim, cut_off, leaf, unlocated = outage_plan(net)
         sim = Simulator(net, "127.0.0.1", mosquitto.port, interval_s=10,
                         outages_per_node_h=0, start_rate_per_s=1000)
         sim.start()
@@ -115,6 +119,12 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
             return any(o["cause"]["nodes"] == [leaf] for o in await outages(url))
 
         await eventually(leaf_outage, 15, "the outage of the leaf")
+        await sim.take_down(unlocated, 3600)
+
+        async def unlocated_outage() -> bool:
+            return any(o["cause"]["nodes"] == [unlocated] for o in await outages(url))
+
+        await eventually(unlocated_outage, 15, "the outage of the unlocated router")
         await sim.take_down(victim, 3600)
 
         async def victim_outage() -> bool:
@@ -122,8 +132,6 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
                        for o in await outages(url))
 
         await eventually(victim_outage, 20, "the outage of the victim with all it cuts off")
-        unlocated = next(n.id for n in net.nodes
-                         if n.location is None and not n.gateway and n.id not in cut_off)
         yield Demo(service, net, url, victim, cut_off, leaf, unlocated)
     finally:
         if sim is not None:
@@ -242,16 +250,28 @@ async def test_banner_puts_the_bigger_outage_first_and_every_entry_opens_its_nod
 ) -> None:
     found = await outages(demo.url)
     assert {o["cause"]["nodes"][0]: o["severity"] for o in found} == {
-        demo.victim: "critical", demo.leaf: "warning"}  # no "critical" for nothing
+        demo.victim: "critical", demo.leaf: "warning", demo.unlocated: "warning",
+    }  # no "critical" for nothing
     page, errors = await open_map(browser, demo.url + "/")
     entries = page.locator("#outages li.outage")
-    await wait_for_js(page, "document.querySelectorAll('#outages li.outage').length === 2")
-    first, second = (await entries.nth(0).text_content()), (await entries.nth(1).text_content())
-    assert first is not None and second is not None
-    assert demo.name(demo.victim) in first and f"cuts off {len(demo.cut_off)} nodes" in first
-    assert first.startswith("critical") and second.startswith("warning")
-    assert demo.name(demo.leaf) in second and "no other node cut off" in second
+    await wait_for_js(page, "document.querySelectorAll('#outages li.outage').length === 3")
+    texts = await entries.all_text_contents()
+    assert texts[0].startswith("critical") and demo.name(demo.victim) in texts[0]
+    assert f"cuts off {len(demo.cut_off)} nodes" in texts[0]
+    for text, node in zip(texts[1:], (demo.leaf, demo.unlocated), strict=True):  # by start
+        assert text.startswith("warning") and demo.name(node) in text
+        assert "no other node cut off" in text
 
+    # the router without a location opens its details and the map stays where it is
+    view = "JSON.stringify([meshmonMap.zoom(), document.querySelector('.leaflet-map-pane')" \
+           ".style.transform])"
+    before = await page.evaluate(view)
+    await entries.nth(2).locator("button.cause").click()
+    await wait_for_js(page, f"document.querySelector('#details h2')?.textContent === "
+                            f"{json.dumps(demo.name(demo.unlocated))}")
+    assert await page.evaluate("location.hash") == f"#node={demo.unlocated}"
+    await page.wait_for_selector("#details dl")  # its details came: a fly began long ago
+    assert await page.evaluate(view) == before
     for entry, node in ((1, demo.leaf), (0, demo.victim)):
         await entries.nth(entry).locator("button.cause").click()
         await wait_for_js(page, f"document.querySelector('#details h2')?.textContent === "
@@ -339,9 +359,10 @@ async def test_phone_reaches_every_outage_and_has_no_sideways_scroll(
     page, errors = await open_map(browser, demo.url + "/", phone=True)
     await wait_for_js(page, "document.querySelector('#outages .more') !== null")
     assert await page.locator("#outages li.outage").count() == 1  # the map keeps its room
+    assert await page.text_content("#outages .more") == "and 2 more"
     assert await page.evaluate(NO_SIDEWAYS)
     await page.locator("#outages .more").tap()
-    await wait_for_js(page, "document.querySelectorAll('#outages li.outage').length === 2")
+    await wait_for_js(page, "document.querySelectorAll('#outages li.outage').length === 3")
     second = page.locator("#outages li.outage").nth(1).locator("button.cause")
     await second.scroll_into_view_if_needed()
     await second.tap()
@@ -375,6 +396,6 @@ async def test_node_list_has_every_node_problems_first(demo: Demo) -> None:
     assert sorted(listed) == sorted(ids)  # located or not, servers too
     states = [row.split('"', 1)[0] for row in rows]
     cut = len(demo.cut_off)
-    assert states[:2 + cut] == ["state-offline"] * 2 + ["state-unreachable"] * cut
-    assert set(listed[:2]) == {demo.victim, demo.leaf}
+    assert states[:3 + cut] == ["state-offline"] * 3 + ["state-unreachable"] * cut
+    assert set(listed[:3]) == {demo.victim, demo.leaf, demo.unlocated}
     assert f'href="/install/{demo.unlocated}"' in text and f'href="/node/{demo.unlocated}"' in text

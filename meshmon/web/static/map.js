@@ -15,7 +15,7 @@
 (() => {
   const CFG = JSON.parse(document.getElementById("map-config").textContent);
   const CSS = getComputedStyle(document.documentElement);
-  // colours live in map.css (custom properties) so the legend and the canvas agree
+  // colours live in palette.css (custom properties) so the legend and the canvas agree
   const colour = (name) => CSS.getPropertyValue(`--${name}`).trim() || "#888";
   const narrow = window.matchMedia("(max-width: 640px)");
   // node states, most worrying first (meshmon/web/states.py): the word shown for each,
@@ -617,20 +617,22 @@
   });
 
   // ------------------------------------------------------------------ search
-  // every node the map knows, drawn or not, by name or id: those starting with the text
-  // first, then those containing it
+  // every node the map knows, drawn or not, by name or id: the one named exactly first,
+  // then those starting with the text, then those containing it
   function matches(query) {
     const q = query.trim().toLowerCase();
     if (!q) return [];
-    const starts = [], contains = [];
+    const exact = [], starts = [], contains = [];
     for (const group of [nodes, hidden]) {
       for (const n of group.values()) {
         const name = n.name.toLowerCase(), id = n.id.toLowerCase();
-        if (name.startsWith(q) || id.startsWith(q)) starts.push(n);
-        else if (contains.length < 8 && (name.includes(q) || id.includes(q))) contains.push(n);
+        if (name === q || id === q) exact.push(n);
+        else if (name.startsWith(q) || id.startsWith(q)) {
+          if (starts.length < 8) starts.push(n);
+        } else if (contains.length < 8 && (name.includes(q) || id.includes(q))) contains.push(n);
       }
     }
-    return starts.concat(contains).slice(0, 8);
+    return exact.concat(starts, contains).slice(0, 8);
   }
 
   function showMatches() {
@@ -686,7 +688,9 @@
     const before = causes;
     outages = [...list].sort(byImpact);
     causes = new Set(outages.flatMap((o) => o.cause.nodes));
-    for (const id of new Set([...before, ...causes])) restyle(id);
+    // only the dots that became or stopped being a cause change (and are stacked anew)
+    for (const id of before) if (!causes.has(id)) restyle(id);
+    for (const id of causes) if (!before.has(id)) restyle(id);
     stack();
     const shown = bannerOpen ? outages.length : narrow.matches ? 1 : 3;
     const key = JSON.stringify([shown, outages.slice(0, shown).map((o) => [o.id,

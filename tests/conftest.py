@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests import servers
 
 DATA = Path(__file__).parent / "data"
+
+# Property tests and fuzzing (hypothesis). "ci", the default, is a bounded budget with a
+# fixed seed so CI runs the same examples every time; `HYPOTHESIS_PROFILE=long` explores
+# with fresh random examples and 50 times as many (minutes, for a local run).
+_SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large,
+         HealthCheck.function_scoped_fixture]
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
+                          database=None, suppress_health_check=_SLOW, print_blob=True)
+settings.register_profile("long", max_examples=5000, deadline=None,
+                          suppress_health_check=_SLOW, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

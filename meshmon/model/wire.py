@@ -34,7 +34,9 @@ NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_RE)]
 Mac = Annotated[str, StringConstraints(pattern=MAC_RE, to_lower=True)]
 ShortText = Annotated[str, StringConstraints(max_length=128)]
 LinkKind = Literal["wifi", "batman", "olsr", "babel", "bmx7", "ethernet", "vpn", "other"]
-Counter = Annotated[int, Field(ge=0)]
+INT64_MAX = 2**63 - 1
+Counter = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""a count: SQLite and InfluxDB keep 64-bit signed integers"""
 Dbm = Annotated[float, Field(ge=-150, le=40)]
 Mbps = Annotated[float, Field(ge=0, le=1_000_000)]
 
@@ -42,7 +44,9 @@ Mbps = Annotated[float, Field(ge=0, le=1_000_000)]
 class WireModel(BaseModel):
     """Base of every payload model: unknown fields from newer or odd agents are ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=False)
+    # NaN and ±Infinity (`1e999` too) are no measurement, and JSON cannot write them back:
+    # a saved report with `"ts": null` would not load after a restart
+    model_config = ConfigDict(extra="ignore", frozen=False, allow_inf_nan=False)
 
 
 class Status(WireModel):

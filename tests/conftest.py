@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from tests import servers
 
@@ -19,7 +19,8 @@ DATA = Path(__file__).parent / "data"
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large,
          HealthCheck.function_scoped_fixture]
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
-                          database=None, suppress_health_check=_SLOW, print_blob=True)
+                          database=None, suppress_health_check=_SLOW, print_blob=True,
+                          phases=[p for p in Phase if p is not Phase.explain])
 settings.register_profile("long", max_examples=5000, deadline=None,
                           suppress_health_check=_SLOW, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from meshmon.config import ConfigError, load
 from meshmon.model.wire import Rejected, Report, decode
 from meshmon.sinks.sqlite import SqliteStore
 from tests.fuzz.payloads import BASES, PREFIX
@@ -61,3 +62,12 @@ async def test_the_largest_counters_are_stored_in_sqlite(tmp_path: Path) -> None
         assert (store.written_rows, store.dropped_rows) == (1 + len(report.links), 0)
     finally:
         await store.close()
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    # found: `load` raised UnicodeDecodeError (a traceback from `meshmon serve`)
+    path = tmp_path / "meshmon.toml"
+    path.write_bytes(b'[http]\nadmin_token = "caf\xe9"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert [problem[0] for problem in caught.value.errors] == ["(file)"]

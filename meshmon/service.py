@@ -27,7 +27,7 @@ from meshmon.sinks import build_sinks
 from meshmon.sinks.base import Event, Sink
 from meshmon.sinks.sqlite import SqliteStore
 from meshmon.storage.sessions import SessionStore
-from meshmon.web.app import WebContext, create_app
+from meshmon.web.app import WebContext, create_app, make_runner
 from meshmon.web.live import LiveHub
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Service:
             sessions=self.sessions,
         )
         self._web = ctx
-        self._runner = web.AppRunner(create_app(ctx), access_log=None)
+        self._runner = make_runner(create_app(ctx))
         await self._runner.setup()
         http = self.config.http
         site = web.TCPSite(self._runner, http.host, http.port)

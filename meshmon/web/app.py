@@ -7,6 +7,7 @@ modules (and files under `web/static/`) the same way.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from meshmon.config import Config
 from meshmon.metrics import Metrics
@@ -91,6 +93,26 @@ class WebContext:
 
 
 CTX: web.AppKey[WebContext] = web.AppKey("meshmon_ctx", WebContext)
+
+
+class RequestLog(logging.LoggerAdapter):
+    """aiohttp's server log, where a request that is not even valid HTTP (answered 400
+    before any handler runs) is one debug line: scanners and broken clients on a public
+    map would otherwise fill the log with tracebacks that are no fault of ours. Exceptions
+    in our handlers (a 500) stay errors with their traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True,
+                  **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError) and 400 <= exc_info.code < 500:
+            self.debug("%s: %s", str(msg) % args, exc_info.message or type(exc_info).__name__)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner the collector serves `app` with (no access log; quiet bad requests)."""
+    return web.AppRunner(app, access_log=None,
+                         logger=RequestLog(logging.getLogger("aiohttp.server"), {}))
 
 
 def json_response(body: bytes | Any, status: int = 200) -> web.Response:

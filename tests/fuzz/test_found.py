@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from meshmon.config import ConfigError, load
+from meshmon.config import Config, ConfigError, load
+from meshmon.metrics import Metrics
+from meshmon.model.topology import Topology
 from meshmon.model.wire import Rejected, Report, decode
 from meshmon.sinks.sqlite import SqliteStore
+from meshmon.web.app import WebContext, create_app, make_runner
 from tests.fuzz.payloads import BASES, PREFIX
+from tests.web.test_route_params import raw
 
 TOPIC = f"{PREFIX}/v1/node/lr-test-1/report"
 
@@ -71,3 +77,32 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as caught:
         load(path)
     assert [problem[0] for problem in caught.value.errors] == ["(file)"]
+
+
+async def test_a_request_that_is_not_http_is_a_400_not_a_logged_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # found: aiohttp logged every malformed request (a bad header byte from a scanner) as
+    # an ERROR with a traceback; a bug in a handler must still be an error
+    async def broken(_request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    app = create_app(WebContext(topology=Topology(), config=Config(), metrics=Metrics()))
+    app.router.add_get("/broken", broken)
+    runner = make_runner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        caplog.set_level(logging.DEBUG)
+        status, _ = await raw(port, "GET", "/healthz", (b"Authorization: Bearer \x1b",))
+        assert status == 400
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+        assert any("Invalid header value char" in r.getMessage() for r in caplog.records)
+        status, _ = await raw(port, "GET", "/broken")
+        assert status == 500
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and errors[0].exc_info is not None
+    finally:
+        await runner.cleanup()

@@ -209,6 +209,26 @@ def restart(server: Server) -> Server:
     return server
 
 
+def pause(server: Server) -> None:
+    """Stop a server's process (SIGTERM) but keep its directory, data and port for `resume`."""
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout=5)
+
+
+def resume(server: Server) -> Server:
+    """Start a paused InfluxDB again with its data, on the same port."""
+    assert server.name == "influxdb", "resume knows influxd; Mosquitto has restart()"
+    server.proc = _spawn(server.name, ["influxd", "-config", str(server.workdir / "influxdb.conf")],
+                         server.workdir)
+    wait_for_http(f"{server.url}/ping")
+    return server
+
+
 def start_influxdb1(port: int | None = None, auth: bool = False) -> Server:
     """InfluxDB 1.6.7 (`influxd`), answering /write and InfluxQL /query (on `port` if given);
     `auth` turns on authentication (create the first admin user with a /query)."""

@@ -31,6 +31,7 @@ from typing import Any
 from meshmon.alerts.model import Alert
 from meshmon.alerts.notifiers.base import DeliveryError, Notifier
 from meshmon.alerts.store import AlertStore
+from meshmon.storage.database import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,10 @@ class Dispatcher:
                 delivery_id: int | None = await self.store.enqueue_delivery(
                     lane.name, payload, recipient, created_at
                 )
+            except StorageError as exc:  # e.g. the disk is full: send it all the same
+                log.warning("alert %s for %s not persisted (%s): sent from memory, but not "
+                            "again after a restart", alert.id, lane.name, exc)
+                delivery_id = None
             except Exception:
                 # still sent from memory: better once than never; only a restart loses it
                 log.exception("alert %s for %s not persisted", alert.id, lane.name)
@@ -269,8 +274,12 @@ class Dispatcher:
                 await self._step(lane)
             except asyncio.CancelledError:
                 raise
+            except StorageError as exc:
+                # the rows are still queued in memory: try again a little later
+                log.warning("delivery via %s: cannot update the delivery queue: %s",
+                            lane.name, exc)
+                await asyncio.sleep(max(self.retry_base_s, 0.1))
             except Exception:
-                # a store error: the rows are still queued; try again a little later
                 log.exception("delivery worker for %s", lane.name)
                 await asyncio.sleep(max(self.retry_base_s, 0.1))
 
@@ -322,6 +331,9 @@ class Dispatcher:
         ids = [item.id for item in batch if item.id is not None]
         try:
             await self.store.mark_delivered(ids, self.clock())
+        except StorageError as exc:
+            log.warning("delivery via %s: cannot mark %d rows delivered (%s): a restart "
+                        "sends them again", lane.name, len(ids), exc)
         except Exception:
             log.exception("delivery via %s: cannot mark %d rows delivered", lane.name, len(ids))
 

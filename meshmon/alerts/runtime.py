@@ -25,6 +25,7 @@ from meshmon.model.health import Change, Health, HealthSettings, Incident
 from meshmon.model.state import LinkKey
 from meshmon.model.topology import Topology
 from meshmon.sinks.base import Event
+from meshmon.storage.database import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class Alerting:
         self._last_evaluate = -1e18
         self._state_dirty = False
         self._writes: set[asyncio.Task[Any]] = set()
+        self.log_rows_lost = 0
+        """alerts sent but not in the alert log: the store could not write them"""
         self._saver: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -210,8 +213,15 @@ class Alerting:
 
     def _written(self, task: asyncio.Task[Any]) -> None:
         self._writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("alert log write failed: %s", task.exception())
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, StorageError):  # the alert went out; only its log row is missing
+            self.log_rows_lost += 1
+            log.warning("an alert is missing from the alert log (%d so far): %s",
+                        self.log_rows_lost, exc)
+        elif exc is not None:
+            log.error("alert log write failed: %s", exc)
 
     def _emit(self, alert: Alert) -> None:
         cause = ",".join(alert.cause_nodes + [str(ln) for ln in alert.cause_links])
@@ -225,13 +235,24 @@ class Alerting:
         self.emit_event(Event(alert.sent_at, alert.kind, node, alert.summary, fields))
 
     async def _save_loop(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(SAVE_INTERVAL_S)
             if self._state_dirty:
                 try:
                     await self._save_state()
+                except StorageError as exc:  # kept in memory, saved once it can be
+                    self._state_dirty = True
+                    if not failing:
+                        log.warning("cannot save the alert state (retrying every %g s): %s",
+                                    SAVE_INTERVAL_S, exc)
+                    failing = True
+                    continue
                 except Exception:
                     log.exception("saving alert state failed")
+                if failing:
+                    log.warning("alert state saved again")
+                    failing = False
 
     async def _save_state(self) -> None:
         self._state_dirty = False

@@ -31,7 +31,7 @@ from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import LINK_METRICS, Info, Link, Report
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
-from meshmon.storage.database import open_database
+from meshmon.storage.database import open_database, rollback
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,6 +66,8 @@ _DELETE_LINK = "DELETE FROM links WHERE src = ? AND peer = ? AND iface = ? AND k
 _link_metrics = operator.itemgetter(*LINK_METRICS)
 _SAMPLE_JSON = TypeAdapter(LinkSample)
 PRUNE_INTERVAL_S = 60.0
+FAILURE_LOG_INTERVAL_S = 60.0
+"""while writes keep failing (disk full), a reminder is logged this often"""
 
 NodeSnapshot = tuple[str, Info | None, bool, float | None, float | None, float, Report | None]
 LinkSnapshot = tuple[LinkKey, str | None, str | None, LinkSample, float, float, float]
@@ -135,6 +137,10 @@ class SqliteStore:
         self._state_removed: set[LinkKey] = set()
         self._inflight = 0
         self._last_prune = 0.0
+        self._failing_since: float | None = None
+        """monotonic time of the first failed write of the current stretch"""
+        self._failure_logged_at = 0.0
+        self._dropped_before_failing = 0
         self.written_rows = 0
         self.dropped_rows = 0
         self.write_errors = 0
@@ -348,7 +354,7 @@ class SqliteStore:
             )  # fmt: skip
         except sqlite3.OperationalError as exc:  # locked, disk full, I/O: keep and retry
             self.write_errors += 1
-            log.warning("sqlite: write failed, retrying next batch: %s", exc)
+            self._log_failure(exc)
             self._node_rows.extendleft(reversed(node_rows))
             self._link_rows.extendleft(reversed(link_rows))
             self._event_rows[:0] = event_rows
@@ -370,8 +376,31 @@ class SqliteStore:
             self._inflight = 0
         self.written_rows += n
         self.last_write_ms = (time.perf_counter() - t0) * 1000
+        if self._failing_since is not None:
+            log.warning("sqlite: writing to %s again after %.0f s; %d rows were dropped "
+                        "meanwhile", self.path, time.monotonic() - self._failing_since,
+                        self.dropped_rows - self._dropped_before_failing)
+            self._failing_since = None
         # one node row per report; row[1] is its sample time
         self.lag.stored([row[1] for row in node_rows], time.time())
+
+    def _log_failure(self, exc: sqlite3.OperationalError) -> None:
+        """A failed write: logged when a stretch of them starts and once a minute while it
+        lasts (the writer retries every flush), with the rows dropped so far."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = self._failure_logged_at = now
+            self._dropped_before_failing = self.dropped_rows
+            log.warning("sqlite: cannot write to %s: %s. Samples wait in memory and the "
+                        "write is retried every %g s; beyond storage.queue_max (%d rows) the "
+                        "oldest are dropped and counted (meshmon_sink_dropped_total"
+                        "{sink=\"sqlite\"}). Alerts and the web pages go on.", self.path, exc,
+                        self.flush_interval_s, self.queue_max)
+        elif now - self._failure_logged_at >= FAILURE_LOG_INTERVAL_S:
+            self._failure_logged_at = now
+            log.warning("sqlite: still cannot write to %s after %.0f s: %s; %d rows dropped "
+                        "so far", self.path, now - self._failing_since, exc,
+                        self.dropped_rows - self._dropped_before_failing)
 
     # ------------------------------------------------------------------ internals (worker thread)
     def _open(self) -> None:
@@ -418,7 +447,7 @@ class SqliteStore:
                 self.pruned_rows += self._prune(conn, prune_before)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             raise
 
     @staticmethod
@@ -449,7 +478,7 @@ class SqliteStore:
             n = self._prune(self._conn, before)
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            rollback(self._conn)
             raise
         self.pruned_rows += n
         return n

@@ -25,6 +25,18 @@ BUSY_TIMEOUT_MS = 5000
 """a write waits this long for another connection's transaction instead of failing"""
 
 
+class StorageError(Exception):
+    """The file cannot be written or read right now (disk full, I/O error, locked too
+    long): the caller keeps what it can, logs it and goes on."""
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not done so itself: after a full disk
+    or an I/O error it may have, and a ROLLBACK then would raise and hide that error."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 def open_database(path: str | Path) -> sqlite3.Connection:
     """A connection (autocommit mode, WAL) to the file, its schema migrated to the latest.
 
@@ -95,10 +107,14 @@ class SqliteWorker:
             executor.shutdown(wait=True)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` in the worker thread (it may use `self.conn`)."""
+        """`fn(*args)` in the worker thread (it may use `self.conn`); StorageError when
+        SQLite cannot do it now (disk full, I/O error, locked)."""
         if self._executor is None:
             raise RuntimeError(f"{self.name}: the SQLite store is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -117,7 +133,7 @@ class SqliteWorker:
             result = body(conn)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             raise
         return result
 

@@ -142,6 +142,7 @@ def migrate(conn: sqlite3.Connection, path: str) -> tuple[int, int]:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled back by itself (disk full, I/O)
+            conn.execute("ROLLBACK")
         raise
     return before, SCHEMA_VERSION

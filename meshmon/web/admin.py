@@ -18,11 +18,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import logging
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from meshmon.storage.database import StorageError
 from meshmon.web.app import CTX
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "meshmon_admin"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -213,8 +217,17 @@ async def _sign_in(request: web.Request, given: str) -> web.Response:
     if not token_matches(request, given.strip()):
         return sign_in_page("That token is not right.")
     response = _to_admin()
-    await _set_session(request, response)
+    try:
+        await _set_session(request, response)
+    except StorageError as exc:
+        return _no_session(exc)
     return response
+
+
+def _no_session(exc: StorageError) -> web.Response:
+    log.warning("a maintainer could not sign in: sessions cannot be saved: %s", exc)
+    return sign_in_page("Signing in is not possible right now: the collector cannot write "
+                        "its database (is its disk full?). Try again later.", status=503)
 
 
 async def admin_page(request: web.Request) -> web.Response:
@@ -229,7 +242,10 @@ async def admin_page(request: web.Request) -> web.Response:
     given = bearer(request)
     if given and token_matches(request, given) and request.app[CTX].sessions is not None:
         response = _admin_page()
-        await _set_session(request, response)
+        try:
+            await _set_session(request, response)
+        except StorageError as exc:
+            return _no_session(exc)
         return response
     return sign_in_page("That token is not right." if given else "")
 
@@ -250,7 +266,12 @@ async def logout(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     value = _request_session(request)
     if value is not None and ctx.sessions is not None:
-        await ctx.sessions.end(ctx.admin_token(), value)
+        try:
+            await ctx.sessions.end(ctx.admin_token(), value)
+        except StorageError as exc:
+            log.warning("a maintainer could not sign out: sessions cannot be saved: %s", exc)
+            return sign_in_page("Signing out did not work: the collector cannot write its "
+                                "database (is its disk full?). Try again later.", status=503)
     response = _to_admin()
     response.del_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict",
                         secure=True if _is_https(request) else None)

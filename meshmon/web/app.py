@@ -20,6 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from meshmon.config import Config
 from meshmon.metrics import Metrics
 from meshmon.model.topology import Topology
+from meshmon.storage.database import StorageError
 from meshmon.storage.sessions import SessionStore
 from meshmon.web.documents import Documents
 from meshmon.web.live import LiveHub
@@ -28,6 +29,7 @@ from meshmon.web.public import dump
 if TYPE_CHECKING:
     from meshmon.alerts.runtime import Alerting
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 API_PREFIX = "/api/"
 HTTP_REQUESTS = "meshmon_http_requests_total"
@@ -131,7 +133,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """JSON errors, `Cache-Control: no-store` and open CORS on /api/, request counting."""
+    """JSON errors (503 when the database cannot be written), `Cache-Control: no-store` and
+    open CORS on /api/, request counting."""
     is_api = request.path.startswith(API_PREFIX)
     try:
         response = await handler(request)
@@ -142,6 +145,10 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         response = json_error(exc.status, exc.reason)
         if exc.status == 405:
             response.headers["Allow"] = exc.headers.get("Allow", "GET")
+    except StorageError as exc:  # e.g. a silence while the disk is full: not a bug of ours
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        response = json_error(503, "the collector cannot write its database right now (is "
+                                   "its disk full?); try again later")
     if is_api:
         response.headers["Cache-Control"] = "no-store"
         response.headers["Access-Control-Allow-Origin"] = "*"

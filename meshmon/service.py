@@ -340,6 +340,11 @@ class Service:
         m.describe("meshmon_sink_dropped_total", "counter", "points/rows dropped, by sink")
         m.describe("meshmon_sink_errors_total", "counter", "failed writes, by sink")
         m.describe("meshmon_sink_write_latency_ms", "gauge", "duration of the last write")
+        m.describe("meshmon_reports_missed_total", "counter",
+                   "reports never stored, from gaps in each node's seq (lost on the way, or "
+                   "received by a collector that was killed before it wrote them)")
+        m.gauge_fn("meshmon_reports_missed_total",
+                   lambda: float(self.store.missed_reports) if self.store is not None else 0.0)
         m.describe("meshmon_analysis_duration_ms", "gauge", "last topology analysis, ms")
         m.describe("meshmon_components", "gauge", "connected components of online nodes")
         m.describe("meshmon_nodes_reaching_gateway", "gauge",

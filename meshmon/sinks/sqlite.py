@@ -38,8 +38,10 @@ T = TypeVar("T")
 
 NODE_SAMPLE_COLUMNS = (
     "uptime_s", "load1", "load5", "load15", "mem_total_kb", "mem_avail_kb",
-    "rootfs_used_pct", "clients", "links",
+    "rootfs_used_pct", "clients", "links", "seq",
 )  # fmt: skip
+NODE_HISTORY_COLUMNS = NODE_SAMPLE_COLUMNS[:-1]
+"""what node_history answers: every column but seq"""
 LINK_KEY_COLUMNS = ("src", "peer", "iface", "kind")
 # the tables are made and changed by meshmon.storage.migrations: a new column there, here
 # only once the migration adds it
@@ -66,6 +68,9 @@ _DELETE_LINK = "DELETE FROM links WHERE src = ? AND peer = ? AND iface = ? AND k
 _link_metrics = operator.itemgetter(*LINK_METRICS)
 _SAMPLE_JSON = TypeAdapter(LinkSample)
 PRUNE_INTERVAL_S = 60.0
+SEQ_LOOKBACK_ROWS = 200_000
+"""node samples read at start for each node's last seq (the newest rows: a few minutes of
+reports of a large network)"""
 FAILURE_LOG_INTERVAL_S = 60.0
 """while writes keep failing (disk full), a reminder is logged this often"""
 
@@ -137,6 +142,9 @@ class SqliteStore:
         self._state_removed: set[LinkKey] = set()
         self._inflight = 0
         self._last_prune = 0.0
+        self._last_seq: dict[str, int] = {}
+        """the seq of each node's latest report (restored from the file at start)"""
+        self.missed_reports = 0
         self._failing_since: float | None = None
         """monotonic time of the first failed write of the current stretch"""
         self._failure_logged_at = 0.0
@@ -193,6 +201,7 @@ class SqliteStore:
             "write_errors": float(self.write_errors),
             "last_write_ms": self.last_write_ms,
             "pruned_rows": float(self.pruned_rows),
+            "missed_reports": float(self.missed_reports),
             "clock_fallbacks": float(self.clock_fallbacks),
             **self.lag.quantiles_ms(),
         }
@@ -211,12 +220,14 @@ class SqliteStore:
                 self._node_rows.append((
                     node, ts, sys.uptime_s, load[0], load[1], load[2], sys.mem_total_kb,
                     sys.mem_avail_kb, sys.rootfs_used_pct, report.clients, len(report.links),
+                    report.seq,
                 ))  # fmt: skip
             else:
                 self._node_rows.append(
                     (node, ts, None, None, None, None, None, None, None, report.clients,
-                     len(report.links))
+                     len(report.links), report.seq)
                 )
+            self._count_missed(node, report.seq)
             rows = self._link_rows
             for link, dst in zip(report.links, dsts, strict=True):
                 # field values straight from the model's __dict__: getattr on a pydantic
@@ -276,10 +287,11 @@ class SqliteStore:
         return rows
 
     async def node_history(self, node: str, since: float) -> list[dict[str, Any]]:
-        """Node samples with ts ≥ since, oldest first."""
+        """Node samples with ts ≥ since, oldest first (without seq, which is for counting)."""
         return await self._call(
             self._query,
-            "SELECT * FROM node_samples WHERE node = ? AND ts >= ? ORDER BY ts",
+            f"SELECT node, ts, {', '.join(NODE_HISTORY_COLUMNS)} FROM node_samples "
+            "WHERE node = ? AND ts >= ? ORDER BY ts",
             (node, since),
         )
 
@@ -303,6 +315,16 @@ class SqliteStore:
             return await self._call(self._prune_now, before)
 
     # ------------------------------------------------------------------ internals (loop)
+    def _count_missed(self, node: str, seq: int) -> None:
+        """Count the reports a jump in `seq` skipped: never received, or received by a
+        collector that was killed before it wrote them. A lower seq is an agent restart
+        (seq counts from 0 at each start), a repeated one a duplicate: neither counts."""
+        last = self._last_seq.get(node)
+        if last is not None and seq > last + 1:
+            self.missed_reports += seq - last - 1
+        if last is None or seq != last:
+            self._last_seq[node] = seq
+
     def _bound(self) -> None:
         over = len(self._node_rows) + len(self._link_rows) + self._inflight - self.queue_max
         if over <= 0:
@@ -405,6 +427,13 @@ class SqliteStore:
     # ------------------------------------------------------------------ internals (worker thread)
     def _open(self) -> None:
         self._conn = open_database(self.path)
+        # the last stored seq of each node that reported lately: a report lost by a
+        # collector killed before it wrote them shows as a gap after the restart
+        newest = self._conn.execute("SELECT max(rowid) FROM node_samples").fetchone()[0] or 0
+        for node, seq in self._conn.execute(
+            "SELECT node, seq FROM node_samples WHERE rowid > ? AND seq IS NOT NULL "
+            "ORDER BY rowid", (newest - SEQ_LOOKBACK_ROWS,)):
+            self._last_seq[node] = seq
 
     def _close_conn(self) -> None:
         if self._conn is not None:

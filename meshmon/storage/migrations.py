@@ -100,6 +100,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     key TEXT PRIMARY KEY, created_at REAL NOT NULL, expires_at REAL NOT NULL
 ) WITHOUT ROWID""",
     )),
+    Migration(3, "node_samples: the report's seq (a gap is a report that never got here)", (
+        "ALTER TABLE node_samples ADD COLUMN seq INTEGER",
+    )),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """the schema version this code writes (and the newest it can read)"""

@@ -170,16 +170,18 @@ class Tally:
 
 
 def sqlite_tally(path: Path, agents: NumberedAgents) -> Tally:
-    """Node samples in the collector's SQLite file, by node and seq, in rowid order."""
+    """Node samples in the collector's SQLite file, by node and seq, in rowid order (the
+    sample time must be the one the seq was published with)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT node, ts FROM node_samples ORDER BY rowid").fetchall()
+        rows = conn.execute("SELECT node, seq, ts FROM node_samples ORDER BY rowid").fetchall()
     finally:
         conn.close()
     order: dict[str, list[int]] = {}
-    for node, ts in rows:
+    for node, seq, ts in rows:
         if node in agents.published:
-            order.setdefault(node, []).append(agents.seq_of(ts))
+            assert agents.seq_of(ts) == seq, (node, seq, ts)
+            order.setdefault(node, []).append(seq)
     return Tally(order)
 
 

@@ -114,7 +114,8 @@ async def collector_killed(work: Path, *, agents_n: int = 5, rate: float = 5.0,
         await asyncio.sleep(after_s)
         agents.stop_publishing()
         assert await asyncio.to_thread(agents.wait_sent, 30), "agents could not send"
-        tally = await all_stored(agents, lambda: sqlite_tally(collector.sqlite_path, agents), 30)
+        await all_stored(agents, lambda: sqlite_tally(collector.sqlite_path, agents), 30)
+        missed = int(metric(collector.metrics(), "meshmon_reports_missed_total"))
         await asyncio.to_thread(collector.stop)
         tally = sqlite_tally(collector.sqlite_path, agents)
     finally:
@@ -128,9 +129,9 @@ async def collector_killed(work: Path, *, agents_n: int = 5, rate: float = 5.0,
     # how long before the kill each lost report was taken (its sample time)
     lost_before_kill_s = sorted(killed_at - agents.ts_of(s) for seqs in missing.values()
                                 for s in seqs if agents.ts_of(s) < killed_at)
+    counted = missed + agents.dropped_by_agents
     outcome = Outcome("(a) collector SIGKILLed, restarted", agents.total, tally.stored,
-                      agents.dropped_by_agents, lost - agents.dropped_by_agents,
-                      tally.duplicates, tally.out_of_order())
+                      counted, lost - counted, tally.duplicates, tally.out_of_order())
     published_down = sum(1 for n in agents.nodes for s in range(agents.published[n])
                          if killed_at <= agents.ts_of(s) <= back_at)
     outcome.notes.append(f"{agents_n} agents × {rate:g}/s; down {back_at - killed_at:.1f} s: "
@@ -140,7 +141,8 @@ async def collector_killed(work: Path, *, agents_n: int = 5, rate: float = 5.0,
         outcome.notes.append(
             f"{len(lost_before_kill_s)} lost, taken 0–{lost_before_kill_s[-1]:.2f} s before "
             f"the kill: received and acknowledged, not yet written (flush every "
-            f"{flush_interval_s:g} s)")
+            f"{flush_interval_s:g} s); the restarted collector counted {missed} missed "
+            "(meshmon_reports_missed_total)")
     outcome.while_down_missing = while_down  # type: ignore[attr-defined]
     outcome.lost_before_kill_s = lost_before_kill_s  # type: ignore[attr-defined]
     return outcome

@@ -27,6 +27,8 @@ async def test_collector_killed_keeps_what_was_published_while_it_was_down(
     # what SIGKILL takes is only the flush window: reports received, not yet written (the
     # writer needs up to a flush interval plus the write itself, on a busy machine)
     assert all(s < 1.0 for s in outcome.lost_before_kill_s)  # type: ignore[attr-defined]
+    # and the restarted collector counted them by the gap in their seq
+    assert outcome.uncounted == 0
     assert outcome.out_of_order == 0
 
 

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from meshmon.model.wire import Report
+from meshmon.sinks.sqlite import SqliteStore
 from meshmon.storage.database import SqliteWorker, StorageError
+
+NOW = 1_800_000_000.0
 
 
 async def test_a_full_database_says_so_instead_of_cannot_rollback(tmp_path: Path) -> None:
@@ -38,3 +42,37 @@ async def test_a_full_database_says_so_instead_of_cannot_rollback(tmp_path: Path
     finally:
         await worker.close()
 
+
+
+
+def report(node: str, seq: int) -> Report:
+    return Report.model_validate({"v": 1, "node": node, "ts": NOW + seq, "seq": seq,
+                                  "interval_s": 1})
+
+
+async def test_reports_that_never_got_stored_are_counted_by_their_seq(tmp_path: Path) -> None:
+    # found: a collector killed with SIGKILL loses the reports it had received and not yet
+    # written (the broker had their PUBACK); now the next collector counts them as missed
+    path = tmp_path / "m.sqlite"
+    first = SqliteStore(path, flush_interval_s=3600)
+    await first.start()
+    second = SqliteStore(path)
+    try:
+        for seq in (0, 1, 2):
+            first.write_report(report("a", seq), NOW + seq, [])
+        await first.flush()
+        first.write_report(report("a", 3), NOW + 3, [])  # received, never written: "killed"
+        assert first.missed_reports == 0
+        await second.start()  # the next collector, on the same file
+        for seq, missed in [(5, 2), (5, 2), (0, 2), (1, 2), (3, 3)]:
+            # 3 and 4 never stored; a duplicate; the agent restarted (seq from 0); 2 skipped
+            second.write_report(report("a", seq), NOW + 10 + seq, [])
+            assert second.missed_reports == missed, seq
+        second.write_report(report("new-node", 7), NOW, [])  # nothing known of it before
+        assert second.missed_reports == 3
+        await second.flush()
+        rows = await second.node_history("a", 0)
+        assert len(rows) == 3 + 5 and "seq" not in rows[0]
+    finally:
+        await second.close()
+        await first.close()

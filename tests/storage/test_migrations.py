@@ -54,7 +54,9 @@ def test_a_c21697b_file_is_migrated_to_the_schema_of_a_new_one_with_its_rows(
     open_database(fresh).close()
     assert schema_of(old) == schema_of(fresh)
     after = rows_of(old)
-    assert after == {**before, "admin_sessions": []}
+    # version 3 added node_samples.seq: unknown (NULL) for the samples written before it
+    old_samples = sorted([(*row, None) for row in before["node_samples"]], key=repr)
+    assert after == {**before, "admin_sessions": [], "node_samples": old_samples}
     assert len(after["link_samples"]) == 50 and len(after["deliveries"]) == 4
 
 

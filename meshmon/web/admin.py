@@ -22,6 +22,7 @@ import logging
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from meshmon.storage.database import StorageError
 from meshmon.web.app import CTX
@@ -252,7 +253,11 @@ async def admin_page(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     """`POST /admin/login` with the form field `token`."""
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, LookupError, HttpProcessingError):
+        # not UTF-8, an unknown charset, a broken multipart body: no browser's form
+        return sign_in_page("The sign-in form could not be read; send it again.", status=400)
     given = form.get("token")
     return await _sign_in(request, given if isinstance(given, str) else "")
 

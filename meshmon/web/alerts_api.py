@@ -101,7 +101,7 @@ async def add_silence(request: web.Request) -> web.Response:
         return _deny(request)
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, LookupError):  # not JSON, not in its charset, an unknown charset
         return json_error(400, "body must be JSON")
     problem, silence = parse_silence(body, request.app[CTX].clock())
     if silence is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -16,6 +17,7 @@ from meshmon.model.wire import Rejected, Report, decode
 from meshmon.sinks.sqlite import SqliteStore
 from meshmon.web.app import WebContext, create_app, make_runner
 from tests.fuzz.payloads import BASES, PREFIX
+from tests.fuzz.test_http_fuzz import request
 from tests.web.test_route_params import raw
 
 TOPIC = f"{PREFIX}/v1/node/lr-test-1/report"
@@ -104,5 +106,47 @@ async def test_a_request_that_is_not_http_is_a_400_not_a_logged_traceback(
         assert status == 500
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1 and errors[0].exc_info is not None
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    (b"application/x-www-form-urlencoded", b"\x80"),
+    (b"application/x-www-form-urlencoded", b"token=\xff\xfe"),
+    (b"multipart/form-data; boundary=xyz", b"--xyz\r\nbroken"),
+    (b"multipart/form-data", b"token=x"),
+    (b"application/x-www-form-urlencoded; charset=nonsense", b"token=x"),
+])
+async def test_a_sign_in_form_that_cannot_be_read_is_a_400(
+    content_type: bytes, body: bytes
+) -> None:
+    # found (long fuzz run): a form body that was not UTF-8 made POST /admin/login a 500
+    app = create_app(WebContext(topology=Topology(), config=Config(), metrics=Metrics(),
+                                admin_token=lambda: "t0ken"))
+    runner = make_runner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        answer = await asyncio.to_thread(request, runner.addresses[0][1], "POST",
+                                         b"/admin/login", [b"Content-Type: " + content_type], body)
+        assert answer.status in (400, 401), answer
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("content_type", [b"application/json; charset=nonsense",
+                                          b"application/json; charset=utf-16"])
+async def test_a_silence_body_in_an_odd_charset_is_a_400(content_type: bytes) -> None:
+    app = create_app(WebContext(topology=Topology(), config=Config(), metrics=Metrics(),
+                                admin_token=lambda: "t0ken"))
+    runner = make_runner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        answer = await asyncio.to_thread(
+            request, runner.addresses[0][1], "POST", b"/api/v1/silences",
+            [b"Content-Type: " + content_type, b"Authorization: Bearer t0ken"],
+            b'{"node": "x", "duration_s": 60}')
+        assert answer.status == 400, answer
     finally:
         await runner.cleanup()

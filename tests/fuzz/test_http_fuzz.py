@@ -251,6 +251,8 @@ def bodies() -> st.SearchStrategy[tuple[bytes | None, bytes]]:
         st.binary(max_size=200))
     forms = st.one_of(
         st.builds(lambda t: b"token=" + urllib.parse.quote(t).encode(), st.text(max_size=40)),
+        st.sampled_from([b"\x80", b"token=\xff\xfe", b"token=%ff%fe", b"token", b"&&=&",
+                         b"token=" + TOKEN.encode() + b"\x80"]),
         st.binary(max_size=100))
     return st.one_of(
         st.tuples(st.just(None), st.just(b"")),
@@ -259,7 +261,10 @@ def bodies() -> st.SearchStrategy[tuple[bytes | None, bytes]]:
         st.tuples(st.sampled_from([b"Content-Type: multipart/form-data; boundary=xyz",
                                    b"Content-Type: multipart/form-data",
                                    b"Content-Type: text/plain; charset=\xff",
-                                   b"Content-Type: application/json; charset=utf-16"]),
+                                   b"Content-Type: application/json; charset=utf-16",
+                                   b"Content-Type: application/json; charset=nonsense",
+                                   b"Content-Type: application/x-www-form-urlencoded; "
+                                   b"charset=nonsense"]),
                   st.binary(max_size=200)),
     )
 

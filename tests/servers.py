@@ -128,13 +128,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        pause(self)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log(self) -> str:
@@ -194,13 +188,7 @@ def _start_mosquitto(port: int, extra_conf: str, persistence: bool) -> Server:
 def restart(server: Server) -> Server:
     """Stop a Mosquitto and start it again on the same port with the same config."""
     conf = server.workdir / "mosquitto.conf"
-    if server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(timeout=5)
+    pause(server)
     # the config is left alone: rewriting it here raced with the new process reading it
     # (a truncated file makes Mosquitto fall back to its default port)
     proc = _spawn(server.name, ["mosquitto", "-c", str(conf)], server.workdir)
@@ -209,12 +197,13 @@ def restart(server: Server) -> Server:
     return server
 
 
-def pause(server: Server) -> None:
-    """Stop a server's process (SIGTERM) but keep its directory, data and port for `resume`."""
+def pause(server: Server, timeout: float = 30.0) -> None:
+    """Stop a server's process (SIGTERM; SIGKILL after `timeout`) but keep its directory,
+    data and port (for `resume` or `restart`)."""
     if server.proc.poll() is None:
         server.proc.terminate()
         try:
-            server.proc.wait(timeout=30)
+            server.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait(timeout=5)
@@ -225,7 +214,7 @@ def resume(server: Server) -> Server:
     assert server.name == "influxdb", "resume knows influxd; Mosquitto has restart()"
     server.proc = _spawn(server.name, ["influxd", "-config", str(server.workdir / "influxdb.conf")],
                          server.workdir)
-    wait_for_http(f"{server.url}/ping")
+    wait_for_http(f"{server.url}/ping", proc=server.proc)
     return server
 
 

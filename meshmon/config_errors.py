@@ -8,7 +8,8 @@ import re
 import tomllib
 from collections.abc import Sequence
 from datetime import date, time
-from typing import Any, NamedTuple, get_args
+from types import UnionType
+from typing import Any, NamedTuple, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -115,6 +116,33 @@ def _section_at(root: type[BaseModel], loc: TomlPath) -> type[BaseModel] | None:
     return model
 
 
+def _is_union(annotation: Any) -> bool:
+    """A field that takes one of several types (not just `X | None`): pydantic names the
+    member it tried after the field in an error's location."""
+    if get_origin(annotation) not in (Union, UnionType):
+        return False
+    return len([a for a in get_args(annotation) if a is not type(None)]) > 1
+
+
+def _toml_loc(root: type[BaseModel], loc: TomlPath) -> TomlPath:
+    """An error's location as a TOML path: without the union members pydantic adds
+    (`allow_anonymous.bool`, `allow_anonymous.literal['auto']` → `allow_anonymous`)."""
+    model: type[BaseModel] | None = root
+    out: list[str | int] = []
+    skip = False
+    for part in loc:
+        if skip:
+            skip = False
+            continue
+        out.append(part)
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        skip = field is not None and _is_union(field.annotation)
+        model = _model_in(field.annotation) if field else None
+    return tuple(out)
+
+
 def _unknown_key_message(root: type[BaseModel], loc: TomlPath) -> str:
     section = _section_at(root, loc[:-1])
     known = list(section.model_fields) if section else []
@@ -129,7 +157,7 @@ def _unknown_key_message(root: type[BaseModel], loc: TomlPath) -> str:
 def _problem(error: ErrorDetails, root: type[BaseModel],
              lines: dict[TomlPath, int]) -> ConfigProblem:
     """One pydantic error as a ConfigProblem named by TOML path and line."""
-    loc: TomlPath = tuple(error["loc"])
+    loc: TomlPath = _toml_loc(root, tuple(error["loc"]))
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, KeyProblem):
         loc += cause.loc
@@ -157,5 +185,12 @@ def located_problems(exc: ValidationError, root: type[BaseModel],
         lines = key_lines(text)
     except (IndexError, ValueError):  # a scanner slip must not hide the errors themselves
         lines = {}
-    return sorted((_problem(error, root, lines) for error in exc.errors()),
+    merged: dict[tuple[str, int | None], list[str]] = {}
+    for problem in (_problem(error, root, lines) for error in exc.errors()):
+        # one value that fits no member of a union: one problem saying what each wants
+        messages = merged.setdefault((problem.path, problem.line), [])
+        if problem.message not in messages:
+            messages.append(problem.message)
+    return sorted((ConfigProblem(path, "; or ".join(messages), line)
+                   for (path, line), messages in merged.items()),
                   key=lambda p: (p.line or 0, p.path))

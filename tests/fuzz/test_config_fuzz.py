@@ -150,7 +150,7 @@ def outcome(text: str, document: dict[str, Any] | None) -> Config | ConfigError:
         return exc
 
 
-@settings(max_examples=scaled(300))
+@settings(max_examples=scaled(200))
 @given(tables(Config).filter(_tomlable))
 def test_documents_from_the_schema_give_a_config_or_errors_naming_their_paths(
     document: dict[str, Any]
@@ -193,7 +193,7 @@ def test_random_text_gives_a_config_or_errors_naming_paths(text: str) -> None:
     outcome(text, document)
 
 
-@settings(max_examples=scaled(100))
+@settings(max_examples=scaled(60))
 @given(document=tables(Config).filter(_tomlable), data=st.data())
 def test_files_with_broken_bytes_give_a_config_or_errors_naming_paths(
     document: dict[str, Any], data: st.DataObject, tmp_path_factory: Any

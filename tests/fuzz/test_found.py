@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from meshmon.config import Config, ConfigError, load
+from meshmon.config import Config, ConfigError, load, parse
 from meshmon.metrics import Metrics
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Rejected, Report, decode
@@ -150,3 +150,14 @@ async def test_a_silence_body_in_an_odd_charset_is_a_400(content_type: bytes) ->
         assert answer.status == 400, answer
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("value", ["[]", '"yes"', "1", "{ a = 1 }"])
+def test_a_value_that_fits_no_member_of_a_union_names_its_toml_path(value: str) -> None:
+    # found: `allow_anonymous = []` (a bool or "auto") gave the paths
+    # `mqtt.embedded.allow_anonymous.bool` and `….literal['auto']`, not TOML paths
+    with pytest.raises(ConfigError) as caught:
+        parse(f"[mqtt.embedded]\nallow_anonymous = {value}\n")
+    [problem] = caught.value.errors
+    assert (problem[0], problem[2]) == ("mqtt.embedded.allow_anonymous", 2)
+    assert "true or false" in problem[1] and "'auto'" in problem[1]

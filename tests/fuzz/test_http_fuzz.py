@@ -40,8 +40,10 @@ PUBLIC = {
     ("GET", "/api/v1/nodes/{node}"), ("GET", "/api/v1/links"), ("GET", "/api/v1/topology"),
     ("GET", "/api/v1/map"), ("GET", "/api/v1/outages"), ("GET", "/api/v1/weak-points"),
     ("GET", "/install/{node}"), ("GET", "/api/v1/live/{node}"), ("GET", "/static"),
+    ("GET", "/data/meshviewer.json"), ("GET", "/data/nodelist.json"),
 }
-"""routes anyone may read (DESIGN.md's HTTP table); HEAD goes with GET. Every other route
+"""routes anyone may read (DESIGN.md's HTTP table, and the map files of docs/freifunk.md);
+HEAD goes with GET. Every other route
 must refuse a request without the maintainer token: a new route is closed until it is
 added here on purpose."""
 SIGN_IN = {("GET", "/admin/login"), ("POST", "/admin/login"), ("POST", "/admin/logout")}

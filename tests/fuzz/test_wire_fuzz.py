@@ -61,7 +61,7 @@ def decode_or_reason(topic: str, payload: bytes) -> Message | str:
         return rej.reason
 
 
-@settings(max_examples=scaled(400))
+@settings(max_examples=scaled(250))
 @given(messages())
 def test_any_message_is_a_keepable_model_or_a_known_rejection(message: tuple[str, bytes]) -> None:
     topic, payload = message
@@ -72,7 +72,7 @@ def test_any_message_is_a_keepable_model_or_a_known_rejection(message: tuple[str
             assert_keepable(result, topic)
 
 
-@settings(max_examples=scaled(600))
+@settings(max_examples=scaled(400))
 @given(st.sampled_from(sorted(BASES)), st.data())
 def test_mutated_real_payloads_on_their_own_topic(kind: str, data: st.DataObject) -> None:
     node = data.draw(st.one_of(st.just("lr-test-1"), node_ids()))

@@ -73,6 +73,14 @@ async def wait_until(check: Callable[[], bool], timeout: float, what: str,
     return time.monotonic() - started
 
 
+async def finish(agents: NumberedAgents, collector: CollectorProcess) -> None:
+    """The agents stop; wait until the broker has what they queued and SQLite has all it
+    will get."""
+    agents.stop_publishing()
+    assert await asyncio.to_thread(agents.wait_sent, 30), "agents could not send"
+    await all_stored(agents, lambda: sqlite_tally(collector.sqlite_path, agents), 30)
+
+
 async def all_stored(agents: NumberedAgents, tally: Callable[[], Tally], timeout: float) -> Tally:
     """Wait until every published report is found, or the count stops growing for 2 s."""
     last, last_change = -1, time.monotonic()
@@ -112,9 +120,7 @@ async def collector_killed(work: Path, *, agents_n: int = 5, rate: float = 5.0,
         await asyncio.to_thread(collector.start)
         back_at = time.time()
         await asyncio.sleep(after_s)
-        agents.stop_publishing()
-        assert await asyncio.to_thread(agents.wait_sent, 30), "agents could not send"
-        await all_stored(agents, lambda: sqlite_tally(collector.sqlite_path, agents), 30)
+        await finish(agents, collector)
         missed = int(metric(collector.metrics(), "meshmon_reports_missed_total"))
         await asyncio.to_thread(collector.stop)
         tally = sqlite_tally(collector.sqlite_path, agents)
@@ -177,9 +183,7 @@ async def influx_down(work: Path, *, agents_n: int = 10, rate: float = 2.0,
         await asyncio.to_thread(servers.resume, influx)
         down_for = time.monotonic() - stopped_at
         await asyncio.sleep(after_s)
-        agents.stop_publishing()
-        assert await asyncio.to_thread(agents.wait_sent, 30), "agents could not send"
-        await all_stored(agents, lambda: sqlite_tally(collector.sqlite_path, agents), 30)
+        await finish(agents, collector)
 
         def sink_idle() -> bool:
             text = collector.metrics()
@@ -237,14 +241,12 @@ async def broker_restarts(work: Path, *, agents_n: int = 5, rate: float = 5.0,
         agents.start()
         await asyncio.sleep(before_s)
         for _ in range(restarts):
-            mosquitto.proc.terminate()  # Mosquitto saves sessions and queues on SIGTERM
-            await asyncio.to_thread(mosquitto.proc.wait, 10)
+            # SIGTERM: Mosquitto saves its sessions and queued messages
+            await asyncio.to_thread(servers.pause, mosquitto)
             await asyncio.sleep(down_s)
             await asyncio.to_thread(servers.restart, mosquitto)
             await asyncio.sleep(after_s)
-        agents.stop_publishing()
-        assert await asyncio.to_thread(agents.wait_sent, 30), "agents could not send"
-        await all_stored(agents, lambda: sqlite_tally(collector.sqlite_path, agents), 30)
+        await finish(agents, collector)
         await asyncio.to_thread(collector.stop)
         tally = sqlite_tally(collector.sqlite_path, agents)
     finally:
@@ -349,9 +351,7 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
             await asyncio.sleep(max(0.0, full_s - (time.monotonic() - full_at)))
             filler.unlink()
             await asyncio.sleep(after_s)
-            agents.stop_publishing()
-            assert await asyncio.to_thread(agents.wait_sent, 30), "agents could not send"
-            await all_stored(agents, lambda: sqlite_tally(collector.sqlite_path, agents), 30)
+            await finish(agents, collector)
             text = collector.metrics()
             dropped_rows = int(metric(text, "meshmon_sink_dropped_total", sink="sqlite"))
             await asyncio.to_thread(collector.stop)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -81,6 +84,22 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
     assert [problem[0] for problem in caught.value.errors] == ["(file)"]
 
 
+@contextlib.asynccontextmanager
+async def served(*routes: tuple[str, Any]) -> AsyncIterator[int]:
+    """The collector's web app (maintainer token `t0ken`, plus `routes`) on a free port."""
+    app = create_app(WebContext(topology=Topology(), config=Config(), metrics=Metrics(),
+                                admin_token=lambda: "t0ken"))
+    for path, handler in routes:
+        app.router.add_get(path, handler)
+    runner = make_runner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
 async def test_a_request_that_is_not_http_is_a_400_not_a_logged_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -89,14 +108,7 @@ async def test_a_request_that_is_not_http_is_a_400_not_a_logged_traceback(
     async def broken(_request: web.Request) -> web.Response:
         raise RuntimeError("a bug")
 
-    app = create_app(WebContext(topology=Topology(), config=Config(), metrics=Metrics()))
-    app.router.add_get("/broken", broken)
-    runner = make_runner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with served(("/broken", broken)) as port:
         caplog.set_level(logging.DEBUG)
         status, _ = await raw(port, "GET", "/healthz", (b"Authorization: Bearer \x1b",))
         assert status == 400
@@ -106,8 +118,6 @@ async def test_a_request_that_is_not_http_is_a_400_not_a_logged_traceback(
         assert status == 500
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1 and errors[0].exc_info is not None
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize(("content_type", "body"), [
@@ -121,35 +131,21 @@ async def test_a_sign_in_form_that_cannot_be_read_is_a_400(
     content_type: bytes, body: bytes
 ) -> None:
     # found (long fuzz run): a form body that was not UTF-8 made POST /admin/login a 500
-    app = create_app(WebContext(topology=Topology(), config=Config(), metrics=Metrics(),
-                                admin_token=lambda: "t0ken"))
-    runner = make_runner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        answer = await asyncio.to_thread(request, runner.addresses[0][1], "POST",
-                                         b"/admin/login", [b"Content-Type: " + content_type], body)
+    async with served() as port:
+        answer = await asyncio.to_thread(request, port, "POST", b"/admin/login",
+                                         [b"Content-Type: " + content_type], body)
         assert answer.status in (400, 401), answer
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("content_type", [b"application/json; charset=nonsense",
                                           b"application/json; charset=utf-16"])
 async def test_a_silence_body_in_an_odd_charset_is_a_400(content_type: bytes) -> None:
-    app = create_app(WebContext(topology=Topology(), config=Config(), metrics=Metrics(),
-                                admin_token=lambda: "t0ken"))
-    runner = make_runner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
+    async with served() as port:
         answer = await asyncio.to_thread(
-            request, runner.addresses[0][1], "POST", b"/api/v1/silences",
+            request, port, "POST", b"/api/v1/silences",
             [b"Content-Type: " + content_type, b"Authorization: Bearer t0ken"],
             b'{"node": "x", "duration_s": 60}')
         assert answer.status == 400, answer
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("value", ["[]", '"yes"', "1", "{ a = 1 }"])

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,25 +265,31 @@ async def broker_restarts(work: Path, *, agents_n: int = 5, rate: float = 5.0,
 
 
 # ------------------------------------------------------------------------------------ (d)
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Answers as they are: a sign-in's 303 is the answer, not a page to fetch."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
 def http_while_full(collector: CollectorProcess) -> list[str]:
     """What the web answers while nothing can be written: reads work, a change is a 503
     that says why (never a 500)."""
-    import urllib.request
-
     token = collector.config["http"]["admin_token"]
     assert collector.get("/api/v1/nodes")[0] == 200
     assert collector.get(f"/api/v1/alerts?token={token}")[0] == 200
     answers = {}
-    for name, path, body, kind in [
+    opener = urllib.request.build_opener(NoRedirect)
+    for name, path, body, headers in [
         ("silence", "/api/v1/silences", b'{"node": "disk-*", "duration_s": 600}',
-         "application/json"),
+         {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}),
         ("sign-in", "/admin/login", f"token={token}".encode(),
-         "application/x-www-form-urlencoded"),
+         {"Content-Type": "application/x-www-form-urlencoded"}),
     ]:
-        req = urllib.request.Request(collector.url + path, data=body, method="POST", headers={
-            "Content-Type": kind, "Authorization": f"Bearer {token}"})
+        req = urllib.request.Request(collector.url + path, data=body, method="POST",
+                                     headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=10) as response:
+            with opener.open(req, timeout=10) as response:
                 answers[name] = response.status
         except urllib.error.HTTPError as exc:
             answers[name] = exc.code

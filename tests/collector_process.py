@@ -22,7 +22,7 @@ LOG_PROBLEMS = ("Traceback", " ERROR ", " CRITICAL ")
 """what a collector log must not show after hostile input (it is logged as WARNING)"""
 
 
-def collector_config(work: Path, mqtt_port: int, http_port: int,
+def serve_config(work: Path, mqtt_port: int, http_port: int,
                      **sections: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
     """A collector on an external broker with a persistent session and SQLite in `work`;
     `sections` are merged in (tables) or set (arrays of tables)."""

@@ -32,7 +32,7 @@ from tests.chaos.load import (
     sqlite_rows,
     sqlite_tally,
 )
-from tests.collector_process import CollectorProcess, collector_config
+from tests.collector_process import CollectorProcess, serve_config
 from tests.integration.harness import metric
 
 
@@ -108,7 +108,7 @@ async def collector_killed(work: Path, *, agents_n: int = 5, rate: float = 5.0,
     """SIGKILL `meshmon serve` while agents report; restart it after `down_s`. The broker
     keeps the collector's persistent session and queues what is published meanwhile."""
     mosquitto = servers.start_mosquitto()
-    collector = CollectorProcess(work, collector_config(
+    collector = CollectorProcess(work, serve_config(
         work, mosquitto.port, servers.free_port(),
         storage={"flush_interval_s": flush_interval_s}))
     agents = NumberedAgents(mosquitto.port, nodes(agents_n, "kill"), rate)
@@ -169,7 +169,7 @@ async def influx_down(work: Path, *, agents_n: int = 10, rate: float = 2.0,
     mosquitto = servers.start_mosquitto()
     influx = servers.start_influxdb1()
     db = "chaos"
-    collector = CollectorProcess(work, collector_config(
+    collector = CollectorProcess(work, serve_config(
         work, mosquitto.port, servers.free_port(),
         influxdb={"enabled": True, "api": "v1", "url": influx.url, "database": db,
                   "buffer_max_points": buffer_max_points, "flush_interval_s": 0.5}))
@@ -235,8 +235,7 @@ async def broker_restarts(work: Path, *, agents_n: int = 5, rate: float = 5.0,
     """Restart Mosquitto (persistence on: sessions and queued messages are kept) while the
     agents report: each agent's Publisher queues its reports and sends them in order."""
     mosquitto = servers.start_mosquitto(persistence=True)
-    collector = CollectorProcess(work, collector_config(work, mosquitto.port,
-                                                       servers.free_port()))
+    collector = CollectorProcess(work, serve_config(work, mosquitto.port, servers.free_port()))
     agents = NumberedAgents(mosquitto.port, nodes(agents_n, "broker"), rate)
     try:
         await asyncio.to_thread(collector.start)
@@ -334,7 +333,7 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
     mosquitto = servers.start_mosquitto()
     mount = work / "small-fs"
     with small_filesystem(mount):
-        collector = CollectorProcess(mount, collector_config(
+        collector = CollectorProcess(mount, serve_config(
             mount, mosquitto.port, servers.free_port(),
             storage={"queue_max": queue_max},
             alerts={"retry_max_s": 1, "group_wait_s": 0.2},

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests import servers
-from tests.collector_process import CollectorProcess, collector_config
+from tests.collector_process import CollectorProcess, serve_config
 from tests.fuzz import scaled
 from tests.fuzz.payloads import BASES, PREFIX, messages
 from tests.integration.harness import metric
@@ -77,8 +77,7 @@ class Sender:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess, Sender]]:
     mosquitto = servers.start_mosquitto()
     work = tmp_path_factory.mktemp("fuzz-collector")
-    collector = CollectorProcess(work, collector_config(work, mosquitto.port,
-                                                       servers.free_port()))
+    collector = CollectorProcess(work, serve_config(work, mosquitto.port, servers.free_port()))
     sender: Sender | None = None
     try:
         collector.start()

@@ -357,6 +357,7 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
             notes.extend(await asyncio.to_thread(http_while_full, collector))
             await asyncio.sleep(max(0.0, full_s - (time.monotonic() - full_at)))
             filler.unlink()
+            room_at = time.time()
             await asyncio.sleep(after_s)
             await finish(agents, collector)
             text = collector.metrics()
@@ -370,6 +371,11 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
             victim.close()
             collector.stop()
             mosquitto.stop()
+    # writing resumed: the reports taken once there was room again are all there
+    after = [(n, s) for n in agents.published for s in range(agents.published[n])
+             if agents.ts_of(s) > room_at]
+    kept = {(n, s) for n, seqs in tally.order.items() for s in seqs}
+    outcome_after = (sum(1 for r in after if r in kept), len(after))
     victim_rows = victim.total * ROWS_PER_REPORT
     expected_rows = agents.total * ROWS_PER_REPORT + victim_rows
     outcome = Outcome("(d) SQLite filesystem full", expected_rows, rows, dropped_rows,
@@ -378,5 +384,8 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
                          f"tmpfs of 16 MiB full for {full_s:g} s; queue_max {queue_max} rows; "
                          f"{tally.stored:,} of {agents.total:,} reports whole")
     outcome.notes.extend(notes)
+    outcome.notes.append(f"{outcome_after[0]} of the {outcome_after[1]} reports taken after "
+                         "the disk had room again stored")
+    outcome.after_room = outcome_after  # type: ignore[attr-defined]
     outcome.log = log  # type: ignore[attr-defined]
     return outcome

@@ -66,6 +66,8 @@ async def test_full_disk_is_logged_counted_and_survived(tmp_path: Path,
     assert outcome.counted_dropped > 0, "the queue was meant to overflow while full"
     assert outcome.uncounted == 0
     assert outcome.stored > 0
+    stored_after, published_after = outcome.after_room  # type: ignore[attr-defined]
+    assert stored_after == published_after > 0, "writing resumes once there is room"
     log: str = outcome.log  # type: ignore[attr-defined]
-    assert "database or disk is full" in log
+    assert "database or disk is full" in log and "again after" in log
     assert "Traceback" not in log

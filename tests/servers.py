@@ -6,6 +6,7 @@ removes its directory. Used by tests/conftest.py and by bench/.
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -122,6 +123,8 @@ class Server:
     proc: subprocess.Popen[bytes]
     workdir: Path
     extra: dict[str, str] = field(default_factory=dict)
+    held: list[socket.socket] = field(default_factory=list)
+    """its ports, bound (not listening) while it is paused: see `pause`"""
 
     @property
     def url(self) -> str:
@@ -129,6 +132,9 @@ class Server:
 
     def stop(self) -> None:
         pause(self)
+        for sock in self.held:
+            sock.close()
+        self.held = []
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log(self) -> str:
@@ -197,9 +203,11 @@ def restart(server: Server) -> Server:
     return server
 
 
-def pause(server: Server, timeout: float = 30.0) -> None:
+def pause(server: Server, timeout: float = 30.0, hold_ports: bool = False) -> None:
     """Stop a server's process (SIGTERM; SIGKILL after `timeout`) but keep its directory,
-    data and port (for `resume` or `restart`)."""
+    data and port (for `resume` or `restart`). `hold_ports`: bind its ports without
+    listening until `resume`, so that a connection is refused as by a server that is down
+    and no other test's server takes them meanwhile (on this busy machine one did)."""
     if server.proc.poll() is None:
         server.proc.terminate()
         try:
@@ -207,11 +215,33 @@ def pause(server: Server, timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait(timeout=5)
+    if hold_ports:
+        server.held = [_hold(port) for port in _ports_of(server)]
+
+
+def _ports_of(server: Server) -> list[int]:
+    """The TCP ports a server listens on: InfluxDB has its RPC port besides HTTP."""
+    ports = [server.port]
+    conf = server.workdir / "influxdb.conf"
+    if server.name == "influxdb" and conf.exists():
+        ports += [int(p) for p in re.findall(r'^bind-address = "127\.0\.0\.1:(\d+)"',
+                                              conf.read_text(), re.MULTILINE)]
+    return ports
+
+
+def _hold(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
 
 
 def resume(server: Server) -> Server:
     """Start a paused InfluxDB again with its data, on the same port."""
     assert server.name == "influxdb", "resume knows influxd; Mosquitto has restart()"
+    for sock in server.held:
+        sock.close()
+    server.held = []
     server.proc = _spawn(server.name, ["influxd", "-config", str(server.workdir / "influxdb.conf")],
                          server.workdir)
     wait_for_http(f"{server.url}/ping", proc=server.proc)

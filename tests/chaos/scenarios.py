@@ -180,7 +180,7 @@ async def influx_down(work: Path, *, agents_n: int = 10, rate: float = 2.0,
         agents.start()
         await asyncio.sleep(before_s)
         stopped_at = time.monotonic()
-        servers.pause(influx)
+        servers.pause(influx, hold_ports=True)
         await asyncio.sleep(down_s)
         await asyncio.to_thread(servers.resume, influx)
         down_for = time.monotonic() - stopped_at

@@ -44,7 +44,7 @@ PUBLIC = {
     ("GET", "/api/v1/nodes/{node}"), ("GET", "/api/v1/links"), ("GET", "/api/v1/topology"),
     ("GET", "/api/v1/map"), ("GET", "/api/v1/outages"), ("GET", "/api/v1/weak-points"),
     ("GET", "/install/{node}"), ("GET", "/api/v1/live/{node}"), ("GET", "/static"),
-    ("GET", "/data/meshviewer.json"), ("GET", "/data/nodelist.json"),
+    ("GET", "/data/meshviewer.json"), ("GET", "/data/nodelist.json"), ("GET", "/nodes"),
 }
 """routes anyone may read (DESIGN.md's HTTP table, and the map files of docs/freifunk.md);
 HEAD goes with GET. Every other route

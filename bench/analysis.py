@@ -1,13 +1,15 @@
-"""Topology core at scale: apply_report rate, memory, and analyse() vs networkx.
+"""The core at scale: apply rate, memory, and the topology's analyse() vs networkx.
 
     .venv/bin/python bench/analysis.py [--nodes 35000] [--edges 100000] [--repeat 5]
 
 Builds a random geometric graph (a plausible mesh: neighbours are near each other) with
-about `--edges` edges, feeds it to `Topology` as real `Info`/`Report` models (each radio
-link reported by one end, half of them by peer MAC only, so there are as many directed
-links as graph edges), then times:
+about `--edges` edges, feeds it to a `Core` as real `Info`/`Report` models through
+`core.apply` (each radio link reported by one end, half of them by peer MAC only, so
+there are as many directed links as graph edges), ticking after every 1,000 reports as
+the collector's ticks would, then times:
 
-- apply_report on the built topology (steady state: every link is an update);
+- `core.apply` of a report round, first (every link new) and steady (every link an
+  update), and apart from it the ticks' health follow-up of those reports;
 - `Topology.analyse()` (one iterative Tarjan DFS: components, articulation points, bridges);
 - the networkx equivalent: connected components + articulation points + bridges, the
   bridges both via `nx.bridges` and via biconnected components;
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import networkx as nx  # noqa: E402
 
 from meshmon.model.analysis import gateway_cuts  # noqa: E402
-from meshmon.model.topology import Topology  # noqa: E402
+from meshmon.model.core import Core  # noqa: E402
 from meshmon.model.wire import Info, Report  # noqa: E402
 
 T0 = 1_700_000_000.0
@@ -155,32 +157,40 @@ def main() -> None:
     reports = [report(n, p, 1) for n, p in peers.items()]
     print(f"built {len(reports)} reports in {time.perf_counter() - started:.1f} s")
 
-    topo = Topology()
+    core = Core()
+    topo = core.topology
     for i, n in enumerate(g):
-        topo.apply_info(Info(v=1, node=n, macs=[mac(i)], gateway=i % 500 == 0), T0)
-    started = time.perf_counter()
-    for r in reports:
-        topo.apply_report(r, T0 + 1)
-    first = time.perf_counter() - started
-    started = time.perf_counter()
-    for r in reports:
-        topo.apply_report(r, T0 + 31)
-    again = time.perf_counter() - started
+        core.apply(Info(v=1, node=n, macs=[mac(i)], gateway=i % 500 == 0), T0)
+    core.tick(T0)
+
+    def feed(now: float, round_: list[Report]) -> tuple[float, float]:
+        """One round through core.apply, a tick per 1,000 reports: (apply s, tick s)."""
+        apply_s = tick_s = 0.0
+        for k in range(0, len(round_), 1000):
+            started = time.perf_counter()
+            for r in round_[k:k + 1000]:
+                core.apply(r, now)
+            ticked = time.perf_counter()
+            core.tick(now)
+            apply_s += ticked - started
+            tick_s += time.perf_counter() - ticked
+        return apply_s, tick_s
+
+    first, first_ticks = feed(T0 + 1, reports)
+    again, again_ticks = feed(T0 + 31, reports)
     links = sum(len(r.links) for r in reports)
+    n_reports = len(reports)
     print(
-        f"apply_report: first pass (inserts) {len(reports) / first:,.0f} reports/s, "
-        f"steady (updates) {len(reports) / again:,.0f} reports/s, "
-        f"{links / len(reports):.1f} links/report"
+        f"core.apply: first round (inserts) {n_reports / first:,.0f} reports/s, "
+        f"steady (updates) {n_reports / again:,.0f} reports/s, "
+        f"{links / n_reports:.1f} links/report; the ticks' health follow-up "
+        f"{first_ticks / n_reports * 1e6:.0f} / {again_ticks / n_reports * 1e6:.0f} µs per report"
     )
     started = time.perf_counter()
-    expired = topo.expire(T0 + 40)
-    scan_ms = (time.perf_counter() - started) * 1000
-    started = time.perf_counter()
-    topo.expire(T0 + 41)
+    core.tick(T0 + 40)
     print(
-        f"expire() over {len(topo.nodes)} nodes / {len(topo.links)} links: full scan "
-        f"{scan_ms:.1f} ms (removed {len(expired.links_removed)}), next call "
-        f"{(time.perf_counter() - started) * 1000:.3f} ms (nothing due yet)"
+        f"core.tick() over {len(topo.nodes)} nodes / {len(topo.links)} links with nothing due: "
+        f"{(time.perf_counter() - started) * 1000:.3f} ms"
     )
     del reports
     gc.collect()

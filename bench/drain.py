@@ -58,7 +58,7 @@ async def drain(args: argparse.Namespace) -> float:
         await service.ingest.stop()  # the broker keeps the session and queues reports
         sent = await asyncio.to_thread(run_publishers, mq.port, args.nodes, 0, args.seconds)
         service.ingest = MqttIngest(config.mqtt, BrokerAddress("127.0.0.1", mq.port),
-                                    service._on_batch)
+                                    service.on_batch)
         profile = cProfile.Profile()
         t0 = time.perf_counter()
         if args.profile:

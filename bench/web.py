@@ -10,7 +10,7 @@ node with the demo's simulated agents (`meshmon.demo.simulator.NodeSim`: Wi-Fi l
 signal/SNR/rates from the TQ, batman and VPN links with TQ) for a real collector
 (`meshmon.service.Service` with SQLite, in this process): status, info and the first two
 report rounds through a real Mosquitto; later rounds are handed to the collector's ingest
-entry (`Service._on_batch`, what its MQTT client calls) without the broker hop, so that 50
+entry (`Service.on_batch`, what its MQTT client calls) without the broker hop, so that 50
 rounds fit in the run's time. One node in ten is private (coarsened location) and 2 % lose
 power (retained `online: false`, an outage each).
 
@@ -64,6 +64,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from meshmon.cli import _tune_gc  # noqa: E402
 from meshmon.demo.network import DemoLink, DemoNetwork, DemoNode  # noqa: E402
 from meshmon.demo.simulator import Simulator  # noqa: E402
+from meshmon.model.changelog import Changes, Read  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from meshmon.web.app import CTX, WebContext  # noqa: E402
 from tests import servers  # noqa: E402
@@ -303,12 +304,13 @@ class Bench:
         self._wrap_catch_up()
 
     def _wrap_catch_up(self) -> None:
-        """Record how long the documents take to follow the topology's changes."""
+        """Record how long the documents take to follow the core's change log."""
         docs = self.ctx.documents
         catch_up = docs.catch_up
+        cursor = docs.cursor
 
         def timed() -> None:
-            pending = docs.topology.changes
+            pending = Changes.of(Read(cursor.log.since(cursor.position)))
             busy = bool(pending.links or pending.nodes or pending.reset)
             t0 = time.perf_counter()
             catch_up()
@@ -356,13 +358,13 @@ class Bench:
         return time.perf_counter() - t0
 
     async def inject(self, payloads: list[tuple[str, bytes]], seq: int) -> float:
-        """One round handed to the collector's ingest entry (`Service._on_batch`: decode,
+        """One round handed to the collector's ingest entry (`Service.on_batch`: decode,
         validate, topology, health, sinks) in batches of 200 as its MQTT client does, without
         the broker hop; applied and stored. Its duration in s."""
         t0 = time.perf_counter()
         for i in range(0, len(payloads), INGEST_BATCH):
             now = time.time()
-            self.service._on_batch([(t, p, now) for t, p in payloads[i:i + INGEST_BATCH]])
+            self.service.on_batch([(t, p, now) for t, p in payloads[i:i + INGEST_BATCH]])
             await asyncio.sleep(0)  # the loop's other work (ticks, HTTP) goes on meanwhile
         await self.wait_applied(self.powered, seq)
         return time.perf_counter() - t0

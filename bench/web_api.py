@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/web_api.py 2000 35000
 
-Builds a topology of N nodes (about 3 reported links each, both directions, one in ten
-nodes private) from real wire models, then times each endpoint over a real loopback HTTP
-server with the response cache off: the first request (builds the document from the whole
-topology), the median of five with nothing changed, and one after a full report round
-(every node and link has a new report). There is no collector here, so after the round
-the documents' catch-up (`Documents.catch_up`, which the collector runs after each ingest
-batch and tick) is timed on its own before the requests.
+Feeds a core N nodes (about 3 reported links each, both directions, one in ten nodes
+private) as real wire models through `core.apply`, then times each endpoint over a real
+loopback HTTP server with the response cache off: the first request (builds the document
+from the whole topology), the median of five with nothing changed, and one after a full
+report round (every node and link has a new report). There is no collector here, so
+after the round the documents' catch-up (`Documents.catch_up`, which the collector runs
+after each ingest batch and tick) is timed on its own before the requests.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from aiohttp import ClientSession, web
 from meshmon.cli import _tune_gc
 from meshmon.config import Config
 from meshmon.metrics import Metrics
-from meshmon.model.topology import Topology
+from meshmon.model.core import Core, CoreSettings
 from meshmon.model.wire import Info, Report, Status
 from meshmon.web.app import WebContext, create_app
 
@@ -54,14 +54,14 @@ def reports(n: int, seq: int, seed: int) -> list[Report]:
     return out
 
 
-def build(n: int, seed: int = 1) -> Topology:
+def build(n: int, seed: int = 1) -> Core:
     """A ring with one long chord per node: about 3 links per node, n nodes."""
     rnd = random.Random(seed)
-    topo = Topology(offline_after_intervals=3, link_timeout_s=300)
+    core = Core(CoreSettings(offline_after_intervals=3, link_timeout_s=300))
     for i in range(n):
         nid = f"node-{i:05d}"
         mac = f"02:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:01"
-        topo.apply_info(
+        core.apply(
             Info.model_validate({
                 "v": 1, "node": nid, "hostname": f"host{i}", "model": "TP-Link CPE510",
                 "firmware": "OpenWrt 23.05.2", "macs": [mac], "gateway": i % 50 == 0,
@@ -72,15 +72,17 @@ def build(n: int, seed: int = 1) -> Topology:
             }),
             NOW,
         )  # fmt: skip
-        topo.apply_status(Status(v=1, node=nid, online=True, ts=NOW), NOW)
+        core.apply(Status(v=1, node=nid, online=True, ts=NOW), NOW)
     for report in reports(n, 1, seed):
-        topo.apply_report(report, NOW)
-    return topo
+        core.apply(report, NOW)
+    core.tick(NOW)
+    return core
 
 
 async def measure(n: int) -> None:
-    topo = build(n)
-    ctx = WebContext(topology=topo, config=Config(), metrics=Metrics(), cache_ttl_s=0)
+    core = build(n)
+    topo = core.topology
+    ctx = WebContext(core=core, config=Config(), metrics=Metrics(), cache_ttl_s=0)
     runner = web.AppRunner(create_app(ctx), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -101,7 +103,7 @@ async def measure(n: int) -> None:
         first = {p: await get(p) for p in paths}
         same = {p: statistics.median([(await get(p))[0] for _ in range(5)]) for p in paths}
         for report in round_two:  # one full report round: every node and link changed
-            topo.apply_report(report, NOW + 30)
+            core.apply(report, NOW + 30)
         t0 = time.perf_counter()
         ctx.documents.catch_up()
         caught_up = (time.perf_counter() - t0) * 1000

@@ -1,7 +1,11 @@
-"""The alerting side of the collector: health core + engine + store + delivery, wired.
+"""The alerting side of the collector: from the core's incident changes to notices.
 
-`Service` owns one `Alerting`: it reports node and link changes to it and calls `tick()`
-every `TICK_S`; the web API reads outages, weak points, the alert log and silences here.
+`Alerting` follows the core's change log and hands each `IncidentsChanged` to the alert
+engine (hold-down, silences, reminders, routing), which submits notices to the dispatcher
+(delivery, retries) and logs them in the alert store. The engine's state is saved with
+the core's health snapshot (`save_state`), so both resume together. The service lets it
+catch up after each batch and tick and calls `tick()` for the engine's timers; the web
+API reads outages, weak points, the alert log and silences here.
 """
 
 from __future__ import annotations
@@ -20,50 +24,37 @@ from meshmon.alerts.notifiers import build_notifiers
 from meshmon.alerts.store import AlertStore
 from meshmon.config import Config
 from meshmon.model.addresses import safe_text
-from meshmon.model.analysis import GatewayCuts, gateway_cuts
-from meshmon.model.health import Change, Health, HealthSettings, Incident
-from meshmon.model.state import LinkKey
-from meshmon.model.topology import Topology
+from meshmon.model.changelog import IncidentsChanged
+from meshmon.model.core import Core
+from meshmon.model.health import Change, Incident
+from meshmon.model.health.weak_points import WeakPointDetector
 from meshmon.sinks.base import Event
 from meshmon.storage.database import StorageError
 
 log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_S = 1.0
+"""how often the service saves the alert state when incidents changed"""
 CUT_LIST_MAX = 200
 """node ids listed per weak point in the API (the count is always exact)"""
-MIN_EVALUATE_GAP_S = 0.05
-"""root cause runs at most this often, or 5× its last duration apart on a large mesh"""
-
-
-def health_settings(config: Config) -> HealthSettings:
-    """The health core's settings from the [health] and [alerts] sections."""
-    h, a = config.health, config.alerts
-    return HealthSettings(
-        signal_dbm=h.signal_dbm, snr_db=h.snr_db, tq=h.tq, etx=h.etx,
-        baseline_drop_db=h.baseline_drop_db, baseline_window_h=h.baseline_window_h,
-        baseline_min_h=h.baseline_min_h, hysteresis_db=h.hysteresis_db,
-        hysteresis_tq=h.hysteresis_tq, hysteresis_etx=h.hysteresis_etx,
-        samples_to_change=h.samples_to_change, group_wait_s=a.group_wait_s,
-        flap_changes=a.flap_changes, flap_window_s=a.flap_window_s,
-    )  # fmt: skip
 
 
 class Alerting:
-    """Outage detection and alert delivery for one collector."""
+    """Alert routing and delivery for the incidents of one collector's core."""
 
     def __init__(
         self,
         config: Config,
-        topology: Topology,
+        core: Core,
         emit_event: Callable[[Event], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.topology = topology
+        self.core = core
+        self.health = core.health
+        self.cursor = core.log.follow()
         self.clock = clock
         self.emit_event = emit_event
-        self.health = Health(topology, health_settings(config))
         self.store = AlertStore(config.storage.path, clock=clock)
         self.notifiers = build_notifiers(config.notifiers)
         self.dispatcher = Dispatcher(
@@ -72,44 +63,40 @@ class Alerting:
             give_up_after_s=config.alerts.give_up_after_h * 3600.0,
         )  # fmt: skip
         self.engine = AlertEngine(
-            config.alerts, config.notifiers, config.routes, topology.nodes,
+            config.alerts, config.notifiers, config.routes, core.topology.nodes,
             submit=self.dispatcher.submit, log_alert=self._log_alert, emit=self._emit,
             public_url=config.http.public_url,
         )  # fmt: skip
-        self.cuts: GatewayCuts | None = None
-        self.cuts_at = 0.0
-        self._last_evaluate = -1e18
+        self._saved: dict[str, Any] = {}
         self._state_dirty = False
+        self._save_failing = False
         self._writes: set[asyncio.Task[Any]] = set()
         self.log_rows_lost = 0
         """alerts sent but not in the alert log: the store could not write them"""
-        self._saver: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        """Open the alert tables, resume incidents and undelivered notices."""
+    async def open(self) -> dict[str, Any] | None:
+        """Open the alert tables; the saved health snapshot for `Core.restore` (None on
+        the first start)."""
         await self.store.start()
-        now = self.clock()
-        state = await self.store.load_engine_state() or {}
-        self.health.restore(state.get("health"), now)
-        self.engine.restore(state.get("engine"), self.health.incidents)
-        self.engine.set_silences(await self.store.silences(now))
+        self._saved = await self.store.load_engine_state() or {}
+        health: dict[str, Any] | None = self._saved.get("health")
+        return health
+
+    async def start(self) -> None:
+        """Resume the engine on the core's restored incidents, and undelivered notices."""
+        self.engine.restore(self._saved.get("engine"), self.health.incidents)
+        self.engine.set_silences(await self.store.silences(self.clock()))
         await self.dispatcher.start()
-        self._saver = asyncio.create_task(self._save_loop(), name="alerting-save")
-        if state:
+        if self._saved:
             log.info("alerting resumed: %d open incidents", len(self.health.incidents))
 
     async def stop(self) -> None:
         """Save state, stop delivery (undelivered notices stay queued in SQLite)."""
-        if self._saver is not None:
-            self._saver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._saver
-            self._saver = None
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await self._save_state()
+            await self.save_state()
         await self.dispatcher.close()
         for notifier in self.notifiers.values():
             with contextlib.suppress(Exception):
@@ -117,38 +104,35 @@ class Alerting:
         await self.store.close()
 
     # ------------------------------------------------------------------ inputs
-    def node_changed(self, node: str, online: bool, now: float) -> None:
-        self.health.node_changed(node, online, now)
-
-    def links_removed(self, keys: list[LinkKey], now: float) -> None:
-        if keys:
-            self.health.links_removed(keys, now)
+    def catch_up(self) -> None:
+        """Hand the incident changes logged since the last call to the engine."""
+        read = self.cursor.read()
+        if read.reset:
+            log.error("alerting fell %d change log entries behind; resyncing with the "
+                      "open incidents", read.lost)
+            self._resync(self.clock())
+        for entry in read.entries:
+            if isinstance(entry, IncidentsChanged):
+                self.engine.handle(entry.changes, entry.at)
+                self._state_dirty = True
 
     def tick(self, now: float) -> None:
-        """New link samples, root cause when something changed, notices that are due."""
-        health = self.health
-        changes = health.observe_links(self.topology.take_touched(), now)
-        changes += health.presence_changed(self.topology.take_presence_changes())
-        gap = max(MIN_EVALUATE_GAP_S, 5 * health.last_duration_ms / 1000.0)
-        if health.due(now) and now - self._last_evaluate >= gap:
-            self._last_evaluate = now
-            changes += health.evaluate(now)
-        self._apply(changes, now)
+        """Send what waited for its hold-down or a silence; reminders."""
         self.engine.tick(now)
 
-    def analysed(self, now: float) -> GatewayCuts:
-        """Recompute who loses every gateway if one node or link fails (weak points)."""
-        adj, gateways = self.health.known_mesh()
-        self.cuts = gateway_cuts(adj, gateways)
-        self.cuts_at = now
-        if self.config.alerts.weak_points:
-            self._apply(self.health.weak_point_changes(self.cuts, now), now)
-        return self.cuts
-
-    def _apply(self, changes: list[Change], now: float) -> None:
-        if changes:
-            self.engine.handle(changes, now)
-            self._state_dirty = True
+    def _resync(self, now: float) -> None:
+        """Tell the engine what it missed: confirmed open incidents it does not track,
+        and tracked ones that are no longer open."""
+        open_ = {i.id: i for i in self.health.incidents.values() if i.confirmed}
+        tracked = self.engine.tracked
+        changes = [Change("opened", i) for i_id, i in open_.items() if i_id not in tracked]
+        for i_id, t in list(tracked.items()):
+            if i_id not in open_:
+                if t.incident.ended_at is None:
+                    t.incident.ended_at = now
+                changes.append(Change("resolved", t.incident))
+        self.engine.handle(changes, now)
+        self._state_dirty = True
 
     # ------------------------------------------------------------------ API
     def outages(self) -> list[dict[str, Any]]:
@@ -162,13 +146,13 @@ class Alerting:
 
     def weak_points(self) -> dict[str, Any]:
         """Articulation points and bridges with the nodes each would cut off, fading links."""
-        now = self.clock()
-        cuts = self.cuts if self.cuts is not None else self.analysed(now)
+        detector = self.health.detector(WeakPointDetector)
+        cuts = detector.cuts if detector.cuts is not None else detector.compute(self.clock())
         nodes = sorted(cuts.node_cuts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
         links = sorted(cuts.link_cuts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
         # a long chain makes the lists quadratic in size: each is capped, counts are exact
         return {
-            "computed_at": self.cuts_at,
+            "computed_at": detector.cuts_at,
             "nodes": [{"node": n, "cut_off": cut[:CUT_LIST_MAX], "cut_off_count": len(cut)}
                       for n, cut in nodes],
             "links": [{"a": a, "b": b, "cut_off": cut[:CUT_LIST_MAX], "cut_off_count": len(cut)}
@@ -234,28 +218,24 @@ class Alerting:
         node = alert.cause_nodes[0] if alert.cause_nodes else None
         self.emit_event(Event(alert.sent_at, alert.kind, node, alert.summary, fields))
 
-    async def _save_loop(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(SAVE_INTERVAL_S)
-            if self._state_dirty:
-                try:
-                    await self._save_state()
-                except StorageError as exc:  # kept in memory, saved once it can be
-                    self._state_dirty = True
-                    if not failing:
-                        log.warning("cannot save the alert state (retrying every %g s): %s",
-                                    SAVE_INTERVAL_S, exc)
-                    failing = True
-                    continue
-                except Exception:
-                    log.exception("saving alert state failed")
-                if failing:
-                    log.warning("alert state saved again")
-                    failing = False
-
-    async def _save_state(self) -> None:
+    async def save_state(self, only_if_changed: bool = False) -> None:
+        """Save the core's health snapshot with the engine's state (both resume together);
+        with `only_if_changed`, only when incidents changed since the last save. While
+        the database cannot be written the state stays in memory and is saved later."""
+        if only_if_changed and not self._state_dirty:
+            return
         self._state_dirty = False
-        await self.store.save_engine_state(
-            {"health": self.health.snapshot(), "engine": self.engine.snapshot()}
-        )
+        try:
+            await self.store.save_engine_state(
+                {"health": self.core.snapshot(), "engine": self.engine.snapshot()}
+            )
+        except StorageError as exc:  # kept in memory, saved once it can be
+            self._state_dirty = True
+            if not self._save_failing:
+                log.warning("cannot save the alert state (retrying every %g s): %s",
+                            SAVE_INTERVAL_S, exc)
+            self._save_failing = True
+            return
+        if self._save_failing:
+            log.warning("alert state saved again")
+            self._save_failing = False

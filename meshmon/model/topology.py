@@ -20,9 +20,8 @@ Choices the rest of the collector relies on:
   the info's `interval_s`, so the end of installer fast mode is not an outage).
 - `now` is expected not to go backwards. State changes go through the methods: expire()
   remembers the earliest moment anything can expire and skips its scans until then.
-- Every change is also noted in `changes` (which links and nodes), for consumers that keep
-  something derived up to date without scanning everything (the web's JSON documents);
-  one consumer takes them with `take_changes()`.
+- The topology keeps no record of what changed: each method returns it, and the core
+  (`meshmon.model.core`) writes it to its change log.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import NamedTuple
 
 import networkx as nx
 
@@ -44,19 +44,24 @@ MAC_PREFIX = "mac:"
 _by_key = attrgetter("key")
 
 
-@dataclass(slots=True)
-class Changes:
-    """What changed since the consumer last took them (`Topology.take_changes`)."""
+class ReportLinks(NamedTuple):
+    """What apply_report() did with the report's links."""
 
-    links: set[LinkKey] = field(default_factory=set)
-    """links whose sample was replaced, that were added or removed, and both keys of a
-    re-keyed one"""
-    nodes: set[str] = field(default_factory=set)
-    """nodes whose info or report was replaced (online flags and last_seen are not
-    noted: they are cheap to read for every node)"""
-    reset: bool = False
-    """everything may have changed (restored state, or nobody took the changes for so
-    long that listing them would cost more than starting over)"""
+    dsts: list[str | None]
+    """`dsts[i]` is the node `report.links[i]` points at, or None when its MAC is not
+    known yet or it points back at the reporting node (ignored)"""
+    keys: list[LinkKey]
+    """the links upserted, in report order"""
+
+
+@dataclass(slots=True)
+class Rekeyed:
+    """Links that changed key because a MAC became known (apply_info, restore)."""
+
+    removed: list[LinkKey] = field(default_factory=list)
+    """the old `mac:` keys (so stores can delete the old row)"""
+    added: list[LinkKey] = field(default_factory=list)
+    """their new keys (a link to the node itself is dropped, not added)"""
 
 
 @dataclass(slots=True)
@@ -65,8 +70,7 @@ class Expired:
 
     nodes_offline: list[str] = field(default_factory=list)
     links_removed: list[LinkKey] = field(default_factory=list)
-    """links that aged out, plus keys that vanished since the last call because an
-    unresolved `mac:` link was re-keyed to its node (so stores can delete the old row)"""
+    """links that aged out"""
 
 
 class Topology:
@@ -82,19 +86,6 @@ class Topology:
         self.link_timeout_s = link_timeout_s
         self.offline_after_s = offline_after_s
         """when > 0, the fixed silence after which a node is offline (overrides intervals)"""
-        self.track_changes = False
-        """keep `touched` and `presence_changes` (set by the health engine that takes them)"""
-        self.touched: list[LinkState] = []
-        """links updated by reports since the health engine last took them (take_touched)"""
-        self.presence_changes: list[tuple[LinkKey, bool, float]] = []
-        """(key, now listed?, when) each time a node's report adds or drops a link that its
-        previous report did not have / had; taken by the health engine"""
-        self._reported: dict[str, frozenset[LinkKey]] = {}
-        """node → keys of the links its last report listed"""
-        self.changes = Changes()
-        """noted by every change, handed out (and started anew) by take_changes()"""
-        self.links_version = 0
-        """bumped whenever a link is added or removed (the set of links changed)"""
         self.nodes: dict[str, NodeState] = {}
         self.links: dict[LinkKey, LinkState] = {}
         self.graph: nx.Graph = nx.Graph()
@@ -105,8 +96,6 @@ class Topology:
         """peer MAC → keys of links waiting for a node to announce it"""
         self._by_node: dict[str, set[LinkKey]] = {}
         """node → keys of the links where it is src or resolved dst"""
-        self._rekeyed: list[LinkKey] = []
-        """old keys dropped by re-keying, handed out by the next expire()"""
         # expire() runs every second; it skips its scans until something can have expired
         self._next_node_check = -math.inf
         self._restored_at = -math.inf
@@ -123,11 +112,11 @@ class Topology:
             self._node_deadline(now + self.offline_after(node))
         return changed
 
-    def apply_info(self, info: Info, now: float) -> None:
+    def apply_info(self, info: Info, now: float) -> Rekeyed:
         """Store the node's info, index its MACs and resolve links that waited for them."""
         node = self._touch(info.node, now)
         node.info = info
-        self.changes.nodes.add(info.node)
+        rekeyed = Rekeyed()
         macs = frozenset(m.lower() for m in info.macs)
         for mac in self._node_macs.get(info.node, frozenset()) - macs:
             if self._mac_owner.get(mac) == info.node:
@@ -136,15 +125,12 @@ class Topology:
         for mac in macs:
             self._mac_owner[mac] = info.node
             if mac in self._unresolved:
-                self._resolve_mac(mac, info.node)
+                self._resolve_mac(mac, info.node, rekeyed)
+        return rekeyed
 
-    def apply_report(self, report: Report, now: float) -> list[str | None]:
-        """Mark the node online and upsert its links; the resolved peer of each link.
-
-        `result[i]` is the node id `report.links[i]` points at, or None when its MAC is
-        not known yet or the link points back at the reporting node (ignored). When one
-        report lists the same link twice, the last one wins.
-        """
+    def apply_report(self, report: Report, now: float) -> ReportLinks:
+        """Mark the node online and upsert its links; the resolved peer of each link and
+        the keys upserted. When one report lists the same link twice, the last one wins."""
         src = report.node
         node = self._touch(src, now)
         node.online = True
@@ -155,11 +141,6 @@ class Topology:
         self._node_deadline(now + self.offline_after(node))
         links = self.links
         mac_owner = self._mac_owner
-        touched = self.touched
-        track = self.track_changes
-        changes = self.changes
-        changes.nodes.add(src)
-        changed_links = changes.links
         keys: list[LinkKey] = []
         dsts: list[str | None] = []
         for link in report.links:
@@ -190,25 +171,8 @@ class Topology:
                 state.report_ts = report.ts
                 if mac is not None:
                     state.peer_mac = mac
-            changed_links.add(key)
-            if track:
-                touched.append(state)
             dsts.append(dst)
-        if track:
-            self._note_presence(src, keys, now)
-        if len(changed_links) > 2 * len(links) + 1000:  # nobody is taking them
-            self.changes = Changes(reset=True)
-        return dsts
-
-    def _note_presence(self, src: str, keys: list[LinkKey], now: float) -> None:
-        listed = frozenset(keys)
-        before = self._reported.get(src)
-        self._reported[src] = listed
-        if before is None or before == listed:
-            return
-        changes = self.presence_changes
-        changes.extend((key, False, now) for key in before - listed)
-        changes.extend((key, True, now) for key in listed - before)
+        return ReportLinks(dsts, keys)
 
     def offline_after(self, node: NodeState) -> float:
         """How long `node` may be silent before it counts as offline."""
@@ -223,21 +187,6 @@ class Topology:
         """Links other nodes report towards `node` (its neighbours' view of it)."""
         links = self.links
         return [links[k] for k in self._by_node.get(node, ()) if k.src != node]
-
-    def take_touched(self) -> list[LinkState]:
-        """The links updated since the last call (each may appear more than once)."""
-        touched, self.touched = self.touched, []
-        return touched
-
-    def take_changes(self) -> Changes:
-        """What changed since the last call."""
-        changes, self.changes = self.changes, Changes()
-        return changes
-
-    def take_presence_changes(self) -> list[tuple[LinkKey, bool, float]]:
-        """Link additions/removals in reports since the last call."""
-        changes, self.presence_changes = self.presence_changes, []
-        return changes
 
     # ------------------------------------------------------------------ time
     def expire(self, now: float) -> Expired:
@@ -272,9 +221,7 @@ class Topology:
             self._next_link_check = oldest + self.link_timeout_s
             for key in stale:
                 self._remove_link(key)
-        rekeyed = [key for key in dict.fromkeys(self._rekeyed) if key not in self.links]
-        self._rekeyed = []
-        expired.links_removed = rekeyed + stale
+        expired.links_removed = stale
         return expired
 
     # ------------------------------------------------------------------ queries
@@ -347,8 +294,9 @@ class Topology:
     # ------------------------------------------------------------------ persistence
     def restore(
         self, nodes: Iterable[NodeState], links: Iterable[LinkState], now: float | None = None
-    ) -> None:
-        """Replace the current state with saved nodes and links and rebuild the indexes.
+    ) -> Rekeyed:
+        """Replace the current state with saved nodes and links and rebuild the indexes;
+        the saved `mac:` links whose MAC a node announced meanwhile are re-keyed.
 
         With `now` (the restart time), restored nodes and links get their full timeout
         from `now` before they expire: the collector was away, not the network, and
@@ -364,13 +312,8 @@ class Topology:
         self._node_macs.clear()
         self._unresolved.clear()
         self._by_node.clear()
-        self._reported.clear()
-        self.touched = []
-        self.presence_changes = []
-        self.changes = Changes(reset=True)
-        self.links_version += 1
-        self._rekeyed = []
         self._next_node_check = self._next_link_check = -math.inf
+        rekeyed = Rekeyed()
         for node in node_list:
             self.nodes[node.id] = node
             self.graph.add_node(node.id)
@@ -390,12 +333,16 @@ class Topology:
                     state.key, state.dst = key, None
                     self._put_link(state)
                     continue
-                self._rekeyed.append(key)
+                rekeyed.removed.append(key)
                 key = LinkKey(key.src, owner, key.iface, key.kind)
+                if key.peer == key.src:
+                    continue
+                rekeyed.added.append(key)
             if key.peer == key.src:
                 continue
             state.key, state.dst = key, key.peer
             self._put_link(state)
+        return rekeyed
 
     # ------------------------------------------------------------------ internals
     def _touch(self, node_id: str, now: float) -> NodeState:
@@ -422,8 +369,6 @@ class Topology:
     def _add_link(self, state: LinkState) -> None:
         key = state.key
         self.links[key] = state
-        self.links_version += 1
-        self.changes.links.add(key)
         if state.last_seen + self.link_timeout_s < self._next_link_check:
             self._next_link_check = state.last_seen + self.link_timeout_s
         self._by_node.setdefault(key.src, set()).add(key)
@@ -440,8 +385,6 @@ class Topology:
 
     def _remove_link(self, key: LinkKey) -> LinkState:
         state = self.links.pop(key)
-        self.links_version += 1
-        self.changes.links.add(key)
         self._discard_index(self._by_node, key.src, key)
         dst = state.dst
         if dst is None:
@@ -466,16 +409,17 @@ class Topology:
             if not keys:
                 del index[name]
 
-    def _resolve_mac(self, mac: str, owner: str) -> None:
+    def _resolve_mac(self, mac: str, owner: str, rekeyed: Rekeyed) -> None:
         """Re-key the links that waited for `mac` now that `owner` announced it."""
         for key in list(self._unresolved.get(mac, ())):
             state = self._remove_link(key)
-            self._rekeyed.append(key)
+            rekeyed.removed.append(key)
             if key.src == owner:
                 continue  # the node saw its own MAC: a self-link, ignored
             state.key = LinkKey(key.src, owner, key.iface, key.kind)
             state.dst = owner
             self._put_link(state)
+            rekeyed.added.append(state.key)
 
     def _freq(self, node: str, iface: str) -> float | None:
         state = self.nodes.get(node)

@@ -19,6 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from meshmon.config import Config
 from meshmon.metrics import Metrics
+from meshmon.model.core import Core
 from meshmon.model.topology import Topology
 from meshmon.storage.database import StorageError
 from meshmon.storage.sessions import SessionStore
@@ -47,7 +48,8 @@ class HistoryStore(Protocol):
 class WebContext:
     """Everything the handlers need; built by the service, by hand in tests."""
 
-    topology: Topology
+    core: Core
+    """the collector's model: topology, health, and the change log the web follows"""
     config: Config
     metrics: Metrics
     clock: Callable[[], float] = time.time
@@ -60,7 +62,7 @@ class WebContext:
     """the maintainer token (empty: maintainer pages and APIs refuse everyone)"""
     sessions: SessionStore | None = None
     """maintainer sessions of /admin (None: signing in is off; a Bearer token still works)"""
-    live: LiveHub = field(default_factory=LiveHub)
+    live: LiveHub = field(init=False, repr=False)
     """wakes live views (installer) when a node's links change"""
     cache_ttl_s: float = 1.0
     """how long whole-network responses (nodes, links, topology, map) are reused; 0
@@ -73,12 +75,25 @@ class WebContext:
     _cache: dict[str, tuple[float, float, bytes]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.documents = Documents(self.topology)
+        log = self.core.log
+        self.documents = Documents(self.core.topology, log.follow())
+        self.live = LiveHub(log.follow())
 
     @property
-    def state_of(self) -> Callable[[str], str] | None:
-        """node id → online/offline/silent/unreachable/flapping (None without alerting)."""
-        return self.alerting.health.node_condition if self.alerting is not None else None
+    def topology(self) -> Topology:
+        """The core's topology (read only: changes go through the core)."""
+        return self.core.topology
+
+    @property
+    def state_of(self) -> Callable[[str], str]:
+        """node id → online/offline/silent/unreachable/flapping."""
+        return self.core.health.node_condition
+
+    def catch_up(self) -> None:
+        """Follow the change log: documents re-encode, live views wake (after each ingest
+        batch and tick)."""
+        self.documents.catch_up()
+        self.live.catch_up()
 
     def cached(self, name: str, build: Callable[[], bytes]) -> bytes:
         """The JSON body `build()` gives, reused for the TTL (measured by `clock`)."""

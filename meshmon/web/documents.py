@@ -2,12 +2,12 @@
 
 `/api/v1/nodes`, `/links`, `/topology` and `/map` each describe every node and link; their
 renderers (`meshmon.web.incremental.Incremental`) keep encoded fragments up to date from
-the topology's change notes. The collector calls `catch_up()` after each ingest batch
-and each tick, so the encoding work is spread over time instead of landing on a request;
-each request also catches up first, so it never serves anything older than the
-topology. A document nobody asked for
-in `idle_s` drops its fragments and stops following changes (a collector nobody looks at
-pays nothing); the next request builds it from scratch.
+the core's change log, read at this object's own position. The collector calls
+`catch_up()` after each ingest batch and each tick, so the encoding work is spread over
+time instead of landing on a request; each request also catches up first, so it never
+serves anything older than the topology. A document nobody asked for in `idle_s` drops
+its fragments and stops following changes (a collector nobody looks at pays nothing);
+the next request builds it from scratch.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from meshmon.config import Config
+from meshmon.model.changelog import Changes, Cursor
 from meshmon.model.topology import Topology
 from meshmon.web.incremental import Incremental
 from meshmon.web.mapdata import MapRenderer
@@ -32,9 +33,10 @@ IDLE_S = 300.0
 class Documents:
     """The four whole-network documents of one topology, and when they follow changes."""
 
-    def __init__(self, topology: Topology, idle_s: float = IDLE_S,
+    def __init__(self, topology: Topology, cursor: Cursor, idle_s: float = IDLE_S,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.topology = topology
+        self.cursor = cursor
         self.idle_s = idle_s
         self.monotonic = monotonic
         self.nodes = NodesRenderer()
@@ -44,8 +46,11 @@ class Documents:
         self._all: tuple[Incremental, ...] = (self.nodes, self.links, self.netjson, self.map)
 
     def catch_up(self) -> None:
-        """Hand the topology's changes to every document that is kept up to date."""
-        changes = self.topology.take_changes()
+        """Hand the changes logged since the last call to every document kept up to date."""
+        if not any(renderer.built for renderer in self._all):
+            self.cursor.skip()  # nobody asked for a document lately: nothing to follow
+            return
+        changes = Changes.of(self.cursor.read())
         oldest_use = self.monotonic() - self.idle_s
         for renderer in self._all:
             if renderer.built and renderer.used_at < oldest_use:

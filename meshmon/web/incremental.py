@@ -3,9 +3,9 @@
 `/api/v1/nodes`, `/links`, `/topology` and `/map` describe every node and link. Encoding
 them anew per request costs ~10 µs per link: at 2,000 nodes, ~0.1–0.2 s after each report
 round, with the event loop blocked. Instead each renderer keeps an encoded fragment per
-link, pair or node and re-encodes only what `Topology.changes` names; the collector hands
-the changes over after each ingest batch (`Documents.catch_up`), so a request finds the
-fragments current and only splices the few per-node live fields (state, online, last
+link, pair or node and re-encodes only what the core's change log names; the collector
+hands the changes over after each ingest batch (`Documents.catch_up`), so a request finds
+the fragments current and only splices the few per-node live fields (state, online, last
 seen) and joins.
 """
 
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from meshmon.model.changelog import Changes
 from meshmon.model.state import LinkKey
-from meshmon.model.topology import Changes, Topology
+from meshmon.model.topology import Topology
 
 Pair = tuple[str, str]
 """two node ids, the smaller first"""
@@ -37,6 +38,8 @@ class Incremental:
         if changes.reset:
             self.clear()
         elif self.built:
+            if changes.link_set:
+                self.links_came_or_went()
             self.apply(topology, changes.links, changes.nodes)
 
     def ready(self, topology: Topology) -> None:
@@ -59,3 +62,6 @@ class Incremental:
     def forget(self) -> None:
         """Drop every fragment."""
         raise NotImplementedError
+
+    def links_came_or_went(self) -> None:
+        """Links were added or removed (not only new samples): drop what counts them."""

@@ -445,7 +445,7 @@ def _shown(ctx: WebContext, node: str) -> tuple[str, bool]:
     state = ctx.topology.nodes.get(node)
     if state is None:
         return ("unknown", False)
-    condition = ctx.state_of(node) if ctx.state_of is not None else plain_state(state)
+    condition = ctx.state_of(node)
     return (condition, state.online)
 
 

@@ -226,12 +226,16 @@ class MapRenderer(Incremental):
         """node that is not drawn → its encoded `unlocated_nodes` part (without state)"""
         self._pairs: dict[Pair, tuple[list[tuple[str, LinkSample]], bytes]] = {}
         self._order: list[Pair] | None = None
-        self._edges = (-1, 0)
+        self._edges: int | None = None
+        """the graph's edge count, kept while the set of links stays"""
         self._gzip: tuple[bytes, bytes] | None = None
 
     def forget(self) -> None:
-        self._fixed, self._pairs, self._order, self._edges = {}, {}, None, (-1, 0)
+        self._fixed, self._pairs, self._order, self._edges = {}, {}, None, None
         self._unlocated = {}
+
+    def links_came_or_went(self) -> None:
+        self._edges = None
 
     def apply(self, topology: Topology, links: Collection[LinkKey], nodes: Collection[str]
               ) -> None:
@@ -314,12 +318,13 @@ class MapRenderer(Incremental):
             clients = report.clients if report is not None else None
             parts.append(b'{%b,"state":"%b"%b}' % (
                 hit[1], state.encode(), b"" if clients is None else b',"clients":%d' % clients))
-        if self._edges[0] != topology.links_version:
-            self._edges = (topology.links_version, topology.graph.number_of_edges())
+        edges = self._edges
+        if edges is None:
+            edges = self._edges = topology.graph.number_of_edges()
         head = dump({
             "generated_at": now,
             "summary": {"online": count_online(nodes), "total": len(nodes),
-                        "links": self._edges[1]},
+                        "links": edges},
             "unlocated": len(hidden),
         })
         if self._order is None:

@@ -290,10 +290,14 @@ class NodesRenderer(Incremental):
         self._grid = 0.0
         self._info: dict[str, tuple[Info | None, bytes]] = {}
         self._report: dict[str, tuple[Report | None, bytes]] = {}
-        self._counts: tuple[int, dict[str, tuple[int, int]]] = (-1, {})
+        self._counts: dict[str, tuple[int, int]] | None = None
+        """link and neighbour counts per node, kept while the set of links stays"""
 
     def forget(self) -> None:
-        self._info, self._report, self._counts = {}, {}, (-1, {})
+        self._info, self._report, self._counts = {}, {}, None
+
+    def links_came_or_went(self) -> None:
+        self._counts = None
 
     def apply(self, topology: Topology, links: Collection[LinkKey], nodes: Collection[str]
               ) -> None:
@@ -327,9 +331,9 @@ class NodesRenderer(Incremental):
             self.clear()
             self._grid = coarsen_grid_deg
         self.ready(topology)
-        if self._counts[0] != topology.links_version:
-            self._counts = (topology.links_version, link_counts(topology.graph))
-        counts = self._counts[1]
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = link_counts(topology.graph)
         none = (0, 0)
         nodes = topology.nodes
         info_part, report_part = self._info_part, self._report_part

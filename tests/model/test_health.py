@@ -1,13 +1,15 @@
-"""The health core driven by plain calls: states, root cause, grouping, flapping, silent
-agents, degraded links, weak points and restarts. Time is a number we advance."""
+"""The health detectors driven through the core's entry point with plain messages: states,
+root cause, grouping, flapping, silent agents, degraded links, weak points and restarts.
+Time is a number we advance."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-from meshmon.model.analysis import gateway_cuts
+from meshmon.model.core import Core, CoreSettings
 from meshmon.model.health import Change, Health, HealthSettings
+from meshmon.model.health.degraded import DegradedDetector
 from meshmon.model.state import LinkRef
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Report, Status
@@ -17,12 +19,12 @@ INTERVAL = 10.0
 
 
 class Mesh:
-    """A topology + health pair wired the way the service wires them."""
+    """A scripted mesh whose agents' messages go to a core, ticked as the service ticks it."""
 
     def __init__(self, edges: list[tuple[str, str]], gateways: set[str],
-                 settings: HealthSettings | None = None, snapshot: Any = None) -> None:
-        self.topo = Topology(offline_after_intervals=3, link_timeout_s=300)
-        self.health = Health(self.topo, settings or HealthSettings())
+                 settings: HealthSettings | None = None) -> None:
+        self.core = Core(CoreSettings(offline_after_intervals=3, link_timeout_s=300,
+                                      health=settings or HealthSettings()))
         self.now = T0
         self.adj: dict[str, set[str]] = {}
         for a, b in edges:
@@ -32,25 +34,28 @@ class Mesh:
         self.link_metrics: dict[tuple[str, str], dict[str, Any]] = {}
         self.changes: list[Change] = []
         for node in sorted(self.adj):
-            self.topo.apply_info(Info.model_validate(
+            self.core.apply(Info.model_validate(
                 {"v": 1, "node": node, "gateway": node in gateways}), self.now)
         self.round()
-        self.health.restore(snapshot, self.now)
         self.step(0)
         self.changes.clear()
+
+    @property
+    def health(self) -> Health:
+        return self.core.health
+
+    @property
+    def topo(self) -> Topology:
+        return self.core.topology
 
     def send_report(self, node: str) -> None:
         links = [{"peer": p, "iface": "wlan0", "kind": "wifi", "inactive_ms": 100,
                   **self.link_metrics.get((node, p), {"signal_dbm": -60})}
                  for p in sorted(self.adj[node])
                  if p in self.alive or (node, p) in self.link_metrics]
-        was = self.topo.nodes.get(node)
-        was_online = was is not None and was.online
-        self.topo.apply_report(Report.model_validate(
+        self.core.apply(Report.model_validate(
             {"v": 1, "node": node, "ts": self.now, "seq": 1, "interval_s": INTERVAL,
              "links": links}), self.now)
-        if not was_online:
-            self.health.node_changed(node, True, self.now)
 
     def round(self) -> None:
         for node in sorted(self.alive):
@@ -58,22 +63,14 @@ class Mesh:
 
     def lwt(self, node: str) -> None:
         self.alive.discard(node)
-        if self.topo.apply_status(Status(v=1, node=node, online=False), self.now):
-            self.health.node_changed(node, False, self.now)
+        self.core.apply(Status(v=1, node=node, online=False), self.now)
 
     def step(self, dt: float) -> list[Change]:
         """Advance the clock by dt in 0.1 s ticks, as the service does."""
         out: list[Change] = []
         end = self.now + dt
         while True:
-            expired = self.topo.expire(self.now)
-            for node in expired.nodes_offline:
-                self.health.node_changed(node, False, self.now)
-            self.health.links_removed(expired.links_removed, self.now)
-            out += self.health.observe_links(self.topo.take_touched(), self.now)
-            out += self.health.presence_changed(self.topo.take_presence_changes())
-            if self.health.due(self.now):
-                out += self.health.evaluate(self.now)
+            out += self.core.tick(self.now).incidents
             if self.now >= end:
                 break
             self.now = min(end, self.now + 0.1)
@@ -382,17 +379,20 @@ def test_signal_far_below_its_own_baseline_is_degraded() -> None:
 def test_weak_points_alert_only_after_the_baseline() -> None:
     mesh = Mesh([("gw", "a"), ("a", "b"), ("gw", "c"), ("c", "b")], {"gw"})
 
-    def cuts() -> Any:
-        return gateway_cuts(mesh.topo.graph.adj, ["gw"])
+    def weak(changes: list[Change]) -> list[Change]:
+        return [c for c in changes if c.incident.kind == "weak_point"]
 
-    assert mesh.health.weak_point_changes(cuts(), mesh.now) == []  # ring: nothing, baseline
-    mesh.topo.graph.remove_edge("c", "b")
-    out = mesh.health.weak_point_changes(cuts(), mesh.now)
+    # the first analysis, one interval after the start, takes the baseline
+    assert weak(mesh.run(60)) == []  # ring: nothing, baseline
+    mesh.adj["c"].discard("b")  # the link c–b goes away (and ages out of the topology)
+    mesh.adj["b"].discard("c")
+    out = weak(mesh.run(400))
     named = {tuple(c.incident.cause_nodes) or str(c.incident.cause_links[0]) for c in out}
     assert ("a",) in named
     assert all(c.what == "opened" for c in out)
-    mesh.topo.graph.add_edge("c", "b", links=1)
-    assert {c.what for c in mesh.health.weak_point_changes(cuts(), mesh.now)} == {"resolved"}
+    mesh.adj["c"].add("b")
+    mesh.adj["b"].add("c")
+    assert {c.what for c in weak(mesh.run(70))} == {"resolved"}
 
 
 # ---------------------------------------------------------------- restarts
@@ -401,13 +401,14 @@ def test_snapshot_keeps_the_outage_and_its_id_across_a_restart() -> None:
     for node in ["b", *LEAVES]:
         mesh.lwt(node)
     first = opened(mesh.step(1))[0].incident
-    snap = mesh.health.snapshot()
-    # a new Health on the same topology, as after a collector restart
-    health = Health(mesh.topo, HealthSettings())
-    health.restore(snap, mesh.now)
-    mesh.health = health
+    snap = mesh.core.snapshot()
+    # a new core resumed from the saved state, as after a collector restart
+    again = Core(mesh.core.settings)
+    again.restore(list(mesh.topo.nodes.values()), list(mesh.topo.links.values()), snap,
+                  mesh.now)
+    mesh.core = again
     assert not opened(mesh.step(2))
-    assert [i.id for i in health.outages()] == [first.id]
+    assert [i.id for i in again.health.outages()] == [first.id]
     mesh.alive.add("b")
     mesh.send_report("b")
     out = resolved(mesh.step(1))
@@ -415,14 +416,14 @@ def test_snapshot_keeps_the_outage_and_its_id_across_a_restart() -> None:
 
 
 def test_nodes_offline_before_the_first_start_are_not_news() -> None:
-    topo = Topology()
-    topo.apply_info(Info.model_validate({"v": 1, "node": "gw", "gateway": True}), T0)
-    topo.apply_status(Status(v=1, node="gw", online=True), T0)
-    topo.apply_status(Status(v=1, node="dead", online=False), T0)
-    health = Health(topo)
-    health.restore(None, T0)
-    assert health.evaluate(T0 + 5) == []
-    assert health.node_condition("dead") == "offline"
+    before = Core()  # what the state saved by the collector's last run holds
+    before.apply(Info.model_validate({"v": 1, "node": "gw", "gateway": True}), T0)
+    before.apply(Status(v=1, node="gw", online=True), T0)
+    before.apply(Status(v=1, node="dead", online=False), T0)
+    core = Core()  # started on it without saved health state
+    core.restore(list(before.topology.nodes.values()), [], None, T0)
+    assert core.tick(T0 + 5).incidents == []
+    assert core.health.node_condition("dead") == "offline"
 
 
 def test_link_poor_from_its_first_sample_is_not_news() -> None:
@@ -441,7 +442,7 @@ def test_link_poor_from_its_first_sample_is_not_news() -> None:
 def test_link_hovering_at_the_threshold_is_not_news() -> None:
     mesh = Mesh([("gw", "a")], {"gw"})
     mesh.link_metrics[("gw", "a")] = {"signal_dbm": -79}
-    mesh.health.link_trackers.clear()  # forget the first, good, samples of the set-up
+    mesh.health.detector(DegradedDetector).trackers.clear()  # forget the good set-up
     mesh.run(30)
     mesh.link_metrics[("gw", "a")] = {"signal_dbm": -82}
     assert not opened(mesh.run(60), "degraded")

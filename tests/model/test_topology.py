@@ -48,7 +48,7 @@ def key(src: str, peer: str, iface: str = "wlan0", kind: str = "wifi") -> LinkKe
 def test_peer_id_wins_over_mac() -> None:
     topo = Topology()
     topo.apply_info(info("c", MAC_C), T0)
-    dsts = topo.apply_report(report("a", link(peer="b", mac=MAC_C)), T0)
+    dsts = topo.apply_report(report("a", link(peer="b", mac=MAC_C)), T0).dsts
     assert dsts == ["b"]
     assert set(topo.links) == {key("a", "b")}
     assert topo.graph.has_edge("a", "b") and not topo.graph.has_edge("a", "c")
@@ -57,7 +57,7 @@ def test_peer_id_wins_over_mac() -> None:
 def test_peer_resolved_by_announced_mac_case_insensitive() -> None:
     topo = Topology()
     topo.apply_info(info("b", MAC_B.upper()), T0)
-    dsts = topo.apply_report(report("a", link(mac=MAC_B)), T0 + 1)
+    dsts = topo.apply_report(report("a", link(mac=MAC_B)), T0 + 1).dsts
     assert dsts == ["b"]
     state = topo.links[key("a", "b")]
     assert state.dst == "b" and state.peer_mac == MAC_B
@@ -66,13 +66,13 @@ def test_peer_resolved_by_announced_mac_case_insensitive() -> None:
 
 def test_unknown_mac_is_kept_unresolved_and_resolved_when_info_arrives_later() -> None:
     topo = Topology()
-    dsts = topo.apply_report(report("a", link(mac=MAC_B, signal_dbm=-60)), T0)
+    dsts = topo.apply_report(report("a", link(mac=MAC_B, signal_dbm=-60)), T0).dsts
     assert dsts == [None]
     unresolved = key("a", "mac:" + MAC_B)
     assert topo.links[unresolved].dst is None
     assert topo.graph.number_of_edges() == 0
 
-    topo.apply_info(info("b", MAC_B), T0 + 5)
+    rekeyed = topo.apply_info(info("b", MAC_B), T0 + 5)
 
     assert unresolved not in topo.links
     state = topo.links[key("a", "b")]
@@ -80,10 +80,11 @@ def test_unknown_mac_is_kept_unresolved_and_resolved_when_info_arrives_later() -
     assert topo.graph.has_edge("a", "b")
     assert [s.key for s in topo.node_links("b")] == [key("a", "b")]
     # the next report resolves straight to the same key
-    assert topo.apply_report(report("a", link(mac=MAC_B, signal_dbm=-58)), T0 + 30) == ["b"]
+    assert topo.apply_report(report("a", link(mac=MAC_B, signal_dbm=-58)), T0 + 30).dsts == [
+        "b"]
     assert len(topo.links) == 1 and topo.links[key("a", "b")].sample.signal_dbm == -58
-    # the vanished mac: key is handed to stores by the next expire()
-    assert topo.expire(T0 + 31).links_removed == [unresolved]
+    # the vanished mac: key and its new one are handed on (the core logs them for stores)
+    assert rekeyed.removed == [unresolved] and rekeyed.added == [key("a", "b")]
 
 
 def test_info_resolving_a_link_that_already_exists_by_id_keeps_the_fresher() -> None:
@@ -100,13 +101,14 @@ def test_mac_dropped_from_info_no_longer_resolves() -> None:
     topo = Topology()
     topo.apply_info(info("b", MAC_B), T0)
     topo.apply_info(info("b"), T0 + 1)
-    assert topo.apply_report(report("a", link(mac=MAC_B)), T0 + 2) == [None]
+    assert topo.apply_report(report("a", link(mac=MAC_B)), T0 + 2).dsts == [None]
 
 
 def test_self_links_are_ignored_by_id_and_by_own_mac() -> None:
     topo = Topology()
     topo.apply_info(info("a", MAC_B), T0)
-    dsts = topo.apply_report(report("a", link(peer="a"), link(mac=MAC_B), link(peer="b")), T0)
+    dsts = topo.apply_report(report("a", link(peer="a"), link(mac=MAC_B), link(peer="b")),
+                             T0).dsts
     assert dsts == [None, None, "b"]
     assert set(topo.links) == {key("a", "b")}
     assert not topo.graph.has_edge("a", "a")
@@ -160,7 +162,7 @@ def test_reverse_prefers_the_radio_on_the_same_frequency() -> None:
 def test_duplicate_links_in_one_report_last_wins() -> None:
     topo = Topology()
     dsts = topo.apply_report(report("a", link(peer="b", signal_dbm=-80),
-                                    link(peer="b", signal_dbm=-40)), T0)
+                                    link(peer="b", signal_dbm=-40)), T0).dsts
     assert dsts == ["b", "b"]
     assert len(topo.links) == 1 and topo.links[key("a", "b")].sample.signal_dbm == -40
     assert topo.graph["a"]["b"]["links"] == 1
@@ -175,9 +177,9 @@ def test_apply_report_never_raises_on_odd_input() -> None:
                                     kind="wifi"),
                Link.model_construct(peer="a", peer_mac=None, iface="x", kind="wifi")],
     )
-    assert topo.apply_report(odd, T0) == [None, None, None]
+    assert topo.apply_report(odd, T0).dsts == [None, None, None]
     assert list(topo.links) == [key("a", "mac:aa:bb:cc:dd:ee:ff", "x")]
-    assert topo.apply_report(report("a"), T0 + 1) == []  # no links at all
+    assert topo.apply_report(report("a"), T0 + 1).dsts == []  # no links at all
     assert topo.nodes["a"].online
 
 
@@ -302,9 +304,9 @@ def test_restore_resolves_saved_mac_links_whose_owner_is_now_known() -> None:
     saved_links = [dataclasses.replace(s) for s in topo.links.values()]  # as a store keeps them
     topo.apply_info(info("b", MAC_B), T0 + 1)  # the store saved the node but not the re-key
     again = Topology()
-    again.restore(list(topo.nodes.values()), saved_links)
+    rekeyed = again.restore(list(topo.nodes.values()), saved_links)
     assert list(again.links) == [key("a", "b")] and again.graph.has_edge("a", "b")
-    assert again.expire(T0 + 2).links_removed == [key("a", "mac:" + MAC_B)]
+    assert rekeyed.removed == [key("a", "mac:" + MAC_B)] and rekeyed.added == [key("a", "b")]
 
 
 def test_restore_in_place_from_its_own_state() -> None:
@@ -375,42 +377,6 @@ def test_node_keeps_its_last_report_without_the_links() -> None:
     assert kept is not None and kept.links == [] and len(rep.links) == 1
     assert kept.clients == 3 and kept.radios == rep.radios and kept.ts == rep.ts
     assert topo.links[key("a", "b")].sample == LinkSample(signal_dbm=-60)
-
-
-# ---------------------------------------------------------------- change notes
-def test_changes_name_every_link_and_node_that_changed_and_start_anew_when_taken() -> None:
-    topo = Topology(link_timeout_s=60)
-    topo.apply_report(report("a", link(peer="b"), link(mac=MAC_C)), T0)
-    first = topo.take_changes()
-    unresolved = key("a", "mac:" + MAC_C)
-    assert first.links == {key("a", "b"), unresolved} and first.nodes == {"a"}
-    assert not first.reset
-    assert topo.take_changes().links == set()
-    version = topo.links_version
-    topo.apply_info(info("c", MAC_C), T0 + 1)  # re-keys a→mac:c to a→c
-    changes = topo.take_changes()
-    assert changes.links == {unresolved, key("a", "c")} and changes.nodes == {"c"}
-    assert topo.links_version > version
-    topo.apply_status(status("b", True), T0 + 2)  # online flags are not noted
-    assert topo.take_changes().nodes == set()
-    version = topo.links_version
-    topo.apply_report(report("a", link(peer="b"), link(mac=MAC_C)), T0 + 3)
-    assert topo.take_changes().links == {key("a", "b"), key("a", "c")}
-    assert topo.links_version == version  # new samples, the same links
-    topo.apply_report(report("b", link(peer="a")), T0 + 70)
-    topo.expire(T0 + 70)  # a's links age out
-    assert topo.take_changes().links == {key("a", "b"), key("a", "c"), key("b", "a")}
-    topo.restore(list(topo.nodes.values()), list(topo.links.values()))
-    assert topo.take_changes().reset
-
-
-def test_changes_nobody_takes_collapse_into_a_reset() -> None:
-    topo = Topology(link_timeout_s=1)
-    for i in range(1200):  # links come and go: removed keys would pile up
-        topo.apply_report(report("a", link(peer=f"p{i}")), T0 + 2 * i)
-        topo.expire(T0 + 2 * i + 1.5)
-    changes = topo.take_changes()
-    assert changes.reset and len(changes.links) < 1200
 
 
 def test_pair_links_lists_both_directions_of_every_mechanism() -> None:

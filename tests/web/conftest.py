@@ -1,4 +1,4 @@
-"""A small topology built from real wire models, and the app served on loopback."""
+"""A small network fed to a core as real wire models, and the app served on loopback."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from meshmon.config import Config
 from meshmon.metrics import Metrics
+from meshmon.model.core import Core, CoreSettings
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Report, Status
 from meshmon.web.app import WebContext, create_app
@@ -95,15 +96,20 @@ def reports() -> list[Report]:
     ]  # fmt: skip
 
 
-def build_topology() -> Topology:
-    topo = Topology(offline_after_intervals=3, link_timeout_s=300)
+def build_core() -> Core:
+    core = Core(CoreSettings(offline_after_intervals=3, link_timeout_s=300))
     for info in infos():
-        topo.apply_info(info, NOW - 10)
+        core.apply(info, NOW - 10)
     for node in ("alpha", "bravo", "charlie"):
-        topo.apply_status(Status(v=1, node=node, online=True, ts=NOW), NOW - 5)
+        core.apply(Status(v=1, node=node, online=True, ts=NOW), NOW - 5)
     for report in reports():
-        topo.apply_report(report, NOW)
-    return topo
+        core.apply(report, NOW)
+    return core
+
+
+def build_topology() -> Topology:
+    """The topology of `build_core()`, for the pure functions that read one."""
+    return build_core().topology
 
 
 @dataclass
@@ -119,13 +125,19 @@ class Served:
 
 
 @pytest.fixture
-def topology() -> Topology:
-    return build_topology()
+def core() -> Core:
+    return build_core()
 
 
 @pytest.fixture
-def ctx(topology: Topology) -> WebContext:
-    return WebContext(topology=topology, config=Config(), metrics=Metrics(), clock=lambda: NOW)
+def topology(core: Core) -> Topology:
+    """The core's topology, to read (changes go through `core.apply`)."""
+    return core.topology
+
+
+@pytest.fixture
+def ctx(core: Core) -> WebContext:
+    return WebContext(core=core, config=Config(), metrics=Metrics(), clock=lambda: NOW)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from tests import servers
 from tests.browser import DESKTOP, PHONE, chromium, console_errors, screenshot
 from tests.integration.harness import collector_config, eventually, started
 from tests.integration.scripted_mesh import LEAVES, ScriptedMesh, WebhookReceiver, backbone_edges
-from tests.web.conftest import NOW, build_topology
+from tests.web.conftest import NOW, build_core
 
 TOKEN = "maint-3f9a-token-for-tests-only"
 DESKTOP_SIZE = ViewportSize(width=DESKTOP["width"], height=DESKTOP["height"])
@@ -53,7 +53,7 @@ def clock() -> Clock:
 async def admin_ctx(clock: Clock, tmp_path: Path) -> AsyncIterator[WebContext]:
     sessions = SessionStore(tmp_path / "meshmon.sqlite", clock=clock)
     await sessions.start()
-    yield WebContext(topology=build_topology(), config=Config(), metrics=Metrics(),
+    yield WebContext(core=build_core(), config=Config(), metrics=Metrics(),
                      clock=clock, admin_token=lambda: TOKEN, sessions=sessions)
     await sessions.close()
 

@@ -248,7 +248,7 @@ async def test_metrics_serves_prometheus_text_with_registered_names(served: Serv
 
 
 async def test_peer_without_agent_is_a_netjson_node_and_a_link_end(served: Served) -> None:
-    served.ctx.topology.apply_report(
+    served.ctx.core.apply(
         Report.model_validate({
             "v": 1, "node": "charlie", "ts": NOW, "seq": 2, "interval_s": 30,
             "links": [{"peer": "alpha", "iface": "eth0", "kind": "ethernet"},

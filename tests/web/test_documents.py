@@ -1,4 +1,4 @@
-"""The whole-network documents kept up to date from the topology's changes equal a fresh
+"""The whole-network documents kept up to date from the core's change log equal a fresh
 render after any sequence of real changes, and re-encode only what changed."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from meshmon.config import Config
+from meshmon.model.core import Core, CoreSettings
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Report, Status
 from meshmon.web import mapdata, netjson, public
@@ -63,17 +64,18 @@ def random_link(rnd: random.Random, src: str) -> dict[str, Any]:
 
 
 class Walk:
-    """Random real messages into a topology, with the collector's clock."""
+    """Random real messages into a core, with the collector's clock."""
 
     def __init__(self, seed: int) -> None:
         self.rnd = random.Random(seed)
-        self.topo = Topology(offline_after_intervals=3, link_timeout_s=120)
+        self.core = Core(CoreSettings(offline_after_intervals=3, link_timeout_s=120))
+        self.topo = self.core.topology
         self.now = NOW
         self.seq = 0
         self.last_links: dict[str, list[dict[str, Any]]] = {}
 
     def step(self) -> str:
-        rnd, topo = self.rnd, self.topo
+        rnd, core, topo = self.rnd, self.core, self.topo
         self.now += rnd.choice([0.5, 5.0, 40.0])
         node = rnd.choice(NODES)
         roll = rnd.random()
@@ -84,25 +86,30 @@ class Walk:
             else:
                 links = [random_link(rnd, node) for _ in range(rnd.randrange(0, 5))]
             self.last_links[node] = links
-            topo.apply_report(Report.model_validate({
+            core.apply(Report.model_validate({
                 "v": 1, "node": node, "ts": self.now, "seq": self.seq, "interval_s": 30,
                 "clients": rnd.randrange(5), "sys": {"uptime_s": self.seq}, "links": links,
             }), self.now)  # fmt: skip
             return f"report {node}"
         if roll < 0.75:
-            topo.apply_info(random_info(rnd, node), self.now)
+            core.apply(random_info(rnd, node), self.now)
             return f"info {node}"
         if roll < 0.85:
             online = rnd.random() < 0.5
-            topo.apply_status(Status(v=1, node=node, online=online), self.now)
+            core.apply(Status(v=1, node=node, online=online), self.now)
             return f"status {node} {online}"
         if roll < 0.97:
             self.now += rnd.choice([60.0, 130.0])
-            topo.expire(self.now)
+            core.tick(self.now)
             return "expire"
         saved_nodes, saved_links = list(topo.nodes.values()), list(topo.links.values())
-        topo.restore(saved_nodes, saved_links, now=self.now)
+        core.restore(saved_nodes, saved_links, core.snapshot(), self.now)
         return "restore"
+
+
+def documents(core: Core, **options: Any) -> Documents:
+    """The documents of `core`, following its change log from now on."""
+    return Documents(core.topology, core.log.follow(), **options)
 
 
 def fresh(topo: Topology, state_of: Any, now: float) -> tuple[bytes, ...]:
@@ -126,7 +133,7 @@ def kept(docs: Documents, state_of: Any, now: float) -> tuple[bytes, ...]:
 @pytest.mark.parametrize("seed", range(6))
 def test_kept_documents_equal_a_fresh_render_after_any_changes(seed: int) -> None:
     walk = Walk(seed)
-    docs = Documents(walk.topo)
+    docs = documents(walk.core)
     states = {n: "online" for n in NODES}
     state_of = states.__getitem__
     compared = 0
@@ -170,16 +177,16 @@ def test_a_report_re_encodes_only_its_own_links_and_pairs(
     walk = Walk(99)
     for _ in range(300):
         walk.step()
-    topo = walk.topo
+    topo, core = walk.topo, walk.core
     for node in NODES:  # every node known and located, with links to several peers
-        topo.apply_info(Info.model_validate({
+        core.apply(Info.model_validate({
             "v": 1, "node": node, "public": True, "macs": [mac(node)],
             "location": {"lat": 52.5 + int(node[1:]) / 100, "lon": 13.4}}), walk.now)
-        topo.apply_report(Report.model_validate({
+        core.apply(Report.model_validate({
             "v": 1, "node": node, "ts": walk.now, "seq": 1000, "interval_s": 30,
             "links": [{"peer": p, "iface": "wlan0", "kind": "wifi", "signal_dbm": -60}
                       for p in NODES if p != node][:4]}), walk.now)  # fmt: skip
-    docs = Documents(topo)
+    docs = documents(core)
     kept(docs, None, walk.now)
     pair_entries = count_calls(monkeypatch, mapdata, "pair_entry")
     link_objects = count_calls(monkeypatch, netjson, "_link_object")
@@ -189,7 +196,7 @@ def test_a_report_re_encodes_only_its_own_links_and_pairs(
     kept(docs, None, walk.now)
     assert pair_entries == link_objects == public_links == node_reports == [0]
     # one node reports new numbers on its four links
-    topo.apply_report(Report.model_validate({
+    core.apply(Report.model_validate({
         "v": 1, "node": "n03", "ts": walk.now + 1, "seq": 1001, "interval_s": 30,
         "links": [{"peer": p, "iface": "wlan0", "kind": "wifi", "signal_dbm": -71}
                   for p in ("n00", "n01", "n02", "n04")]}), walk.now + 1)  # fmt: skip
@@ -203,7 +210,7 @@ def test_a_document_nobody_asks_for_stops_following_changes() -> None:
     for _ in range(100):
         walk.step()
     clock = [0.0]
-    docs = Documents(walk.topo, idle_s=60, monotonic=lambda: clock[0])
+    docs = documents(walk.core, idle_s=60, monotonic=lambda: clock[0])
     docs.graph_json(GRID)
     assert docs.netjson.built and not docs.map.built
     clock[0] = 59.0
@@ -224,14 +231,14 @@ def test_a_renderer_that_fails_to_follow_is_rebuilt_not_stale(
     walk = Walk(5)
     for _ in range(100):
         walk.step()
-    docs = Documents(walk.topo)
+    docs = documents(walk.core)
     docs.map_json(CONFIG, None, walk.now)
 
     def broken(*_args: Any) -> None:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(docs.map, "apply", broken)
-    walk.topo.apply_report(Report.model_validate({
+    walk.core.apply(Report.model_validate({
         "v": 1, "node": "n01", "ts": walk.now, "seq": 10_000, "interval_s": 30,
         "links": [{"peer": "n02", "iface": "wlan0", "kind": "wifi", "signal_dbm": -77}]}),
         walk.now)  # fmt: skip

@@ -13,6 +13,7 @@ from meshmon_bridge.sources.freifunk.mapfiles import MeshviewerSource, Meshviewe
 from meshmon_bridge.sources.freifunk.snapshot import parse_time
 
 from meshmon.model import wire
+from meshmon.model.core import Core
 from meshmon.model.topology import Topology
 from meshmon.web.exports import meshviewer_document, nodelist_document
 from meshmon.web.public import dump
@@ -89,16 +90,17 @@ def check_meshviewer_shape(doc: dict[str, Any]) -> None:
         assert link["type"] in ("wifi", "vpn", "other")
 
 
-def feed(topology: Topology, messages: list[wire.Message], now: float) -> None:
-    """Apply published messages to a topology as the collector's ingest does."""
+def feed(messages: list[wire.Message], now: float) -> Topology:
+    """A core's topology after the published messages (infos first, as retained ones
+    arrive); through `Core.apply`, the collector's own entry point."""
+    core = Core()
     for m in messages:
         if isinstance(m, wire.Info):
-            topology.apply_info(m, now)
+            core.apply(m, now)
     for m in messages:
-        if isinstance(m, wire.Status):
-            topology.apply_status(m, now)
-        elif isinstance(m, wire.Report):
-            topology.apply_report(m, now)
+        if isinstance(m, wire.Status | wire.Report):
+            core.apply(m, now)
+    return core.topology
 
 
 def link_tqs(topology: Topology) -> dict[tuple[str, str, str], list[int | None]]:
@@ -117,9 +119,8 @@ def imported(path: Path) -> tuple[MeshviewerSource, list[wire.Message]]:
 
 def test_export_of_a_community_has_every_field_and_imports_back(tmp_path: Path) -> None:
     _, messages = imported(snapshot_file("cologne-bonn-area"))
-    topology = Topology()
     now = time.time()
-    feed(topology, messages, now)
+    topology = feed(messages, now)
     doc = meshviewer_document(topology, 0.01, now)
     check_meshviewer_shape(doc)
     assert len(doc["nodes"]) == 310 and len(doc["links"]) == 777  # as many as the source
@@ -128,8 +129,7 @@ def test_export_of_a_community_has_every_field_and_imports_back(tmp_path: Path) 
     path = tmp_path / "meshviewer.json"
     path.write_bytes(dump(doc))
     _, again = imported(path)
-    again_topology = Topology()
-    feed(again_topology, again, now)
+    again_topology = feed(again, now)
     assert set(again_topology.nodes) == set(topology.nodes)  # our ids are kept as they are
     for nid, node in topology.nodes.items():
         back = again_topology.nodes[nid]

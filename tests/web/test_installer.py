@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from meshmon.config import Config, InstallerConfig, PlannedLink
 from meshmon.metrics import Metrics
+from meshmon.model.core import Core
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Report, Status
 from meshmon.web import installer
@@ -40,7 +41,7 @@ from tests.browser import (
     wait_for_js,
 )
 from tests.integration.harness import Publisher, collector_config, eventually, started
-from tests.web.conftest import MACS, NOW, SECRETS, build_topology
+from tests.web.conftest import MACS, NOW, SECRETS, build_core, build_topology
 
 FAST = b'{"cmd":"fast","interval_s":1,"duration_s":10}'
 
@@ -212,7 +213,7 @@ def sent() -> Sent:
 @pytest.fixture
 def live_ctx(sent: Sent) -> WebContext:
     config = Config.model_validate({"installer": {"fast_duration_s": 10}})
-    return WebContext(topology=build_topology(), config=config, metrics=Metrics(),
+    return WebContext(core=build_core(), config=config, metrics=Metrics(),
                       clock=time.time, send_command=sent)
 
 
@@ -253,16 +254,16 @@ async def test_first_event_at_once_then_one_per_change(
     assert first["node"] == "alpha" and first["links"][0]["out"]["signal_dbm"] == -61
     assert live_ctx.live.watchers("alpha") >= 1
 
-    live_ctx.topology.apply_report(report("alpha", -70), time.time())
-    live_ctx.live.changed("alpha")
+    live_ctx.core.apply(report("alpha", -70), time.time())
+    live_ctx.catch_up()  # what the collector does after each ingest batch
     changed = await stream.next(1.0)
     bravo = next(e for e in changed["links"] if e["peer"] == "bravo")
     assert bravo["out"]["signal_dbm"] == -70 and bravo["verdict"] == "marginal"
 
     # a burst of changes is coalesced: at most one event per MIN_EVENT_GAP_S
     for signal in range(-60, -50):
-        live_ctx.topology.apply_report(report("alpha", signal), time.time())
-        live_ctx.live.changed("alpha")
+        live_ctx.core.apply(report("alpha", signal), time.time())
+        live_ctx.catch_up()
         await asyncio.sleep(0.01)
     events = [await stream.next(1.0)]
     with pytest.raises(TimeoutError):
@@ -280,7 +281,7 @@ async def test_offline_without_a_wake_up_still_reaches_the_page(
     stream = await open_stream(client, "alpha")
     assert (await stream.next())["online"] is True
     # expiry and status changes need not wake LiveHub: the stream notices by itself
-    live_ctx.topology.apply_status(Status(v=1, node="alpha", online=False), time.time())
+    live_ctx.core.apply(Status(v=1, node="alpha", online=False), time.time())
     event = await stream.next(installer.POLL_S + 1.5)
     assert event["online"] is False and event["state"] == "offline"
     stream.resp.close()
@@ -355,18 +356,18 @@ async def test_fast_again_when_the_node_still_reports_slowly(
     await stream.next()
     await eventually(lambda: _true(len(sent.to("alpha")) == 1), 2, "first fast")
     await asyncio.sleep(0.4)
-    live_ctx.topology.apply_report(report("alpha", -60, interval_s=1), time.time())
-    live_ctx.live.changed("alpha")
+    live_ctx.core.apply(report("alpha", -60, interval_s=1), time.time())
+    live_ctx.catch_up()
     await asyncio.sleep(0.3)
     assert len(sent.to("alpha")) == 1  # reporting fast: nothing to catch up
-    live_ctx.topology.apply_report(report("alpha", -60, interval_s=30), time.time())
-    live_ctx.live.changed("alpha")
+    live_ctx.core.apply(report("alpha", -60, interval_s=30), time.time())
+    live_ctx.catch_up()
     await eventually(lambda: _true(len(sent.to("alpha")) == 2), 2, "catch-up fast")
     stream.resp.close()
 
 
-async def test_without_a_broker_the_stream_still_works(topology: Topology) -> None:
-    ctx = WebContext(topology=topology, config=Config(), metrics=Metrics(), clock=lambda: NOW)
+async def test_without_a_broker_the_stream_still_works(core: Core) -> None:
+    ctx = WebContext(core=core, config=Config(), metrics=Metrics(), clock=lambda: NOW)
     c: TestClient[Any, Any] = TestClient(TestServer(create_app(ctx), host="127.0.0.1"))
     await c.start_server()
     try:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from meshmon.config import Config
+from meshmon.model.core import Core
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Report, Status
 from meshmon.web.documents import Documents
@@ -44,11 +45,11 @@ def report(node: str, links: list[dict[str, Any]], **extra: Any) -> Report:
     )
 
 
-def add_node(topo: Topology, node: str, lat: float, lon: float, **info: Any) -> None:
+def add_node(core: Core, node: str, lat: float, lon: float, **info: Any) -> None:
     """A public, located, online node."""
-    topo.apply_info(Info.model_validate({"v": 1, "node": node, "hostname": node,
-                                         "location": {"lat": lat, "lon": lon}, **info}), NOW)
-    topo.apply_status(Status(v=1, node=node, online=True, ts=NOW), NOW)
+    core.apply(Info.model_validate({"v": 1, "node": node, "hostname": node,
+                                    "location": {"lat": lat, "lon": lon}, **info}), NOW)
+    core.apply(Status(v=1, node=node, online=True, ts=NOW), NOW)
 
 
 async def test_map_lists_located_nodes_with_allow_listed_fields_only(served: Served) -> None:
@@ -80,7 +81,7 @@ async def test_map_body_is_compact_public_json(served: Served) -> None:
 
 async def test_private_node_is_only_at_its_coarsened_position(served: Served) -> None:
     bravo_info = {**infos()[1].model_dump(), "antennas": [{"azimuth_deg": 10, "width_deg": 60}]}
-    served.ctx.topology.apply_info(Info.model_validate(bravo_info), NOW)
+    served.ctx.core.apply(Info.model_validate(bravo_info), NOW)
     body = (await (await served.client.get("/api/v1/map")).read()).decode()
     bravo = by_id((await served.get_json("/api/v1/map"))["nodes"])["bravo"]
     assert (bravo["lat"], bravo["lon"], bravo["approximate"]) == (52.51, 13.42, True)
@@ -152,10 +153,10 @@ async def test_links_join_both_directions_between_located_nodes(served: Served) 
 
 async def test_link_quality_comes_from_signal_then_tq_then_etx(served: Served) -> None:
     served.ctx.cache_ttl_s = 0
-    topo = served.ctx.topology
+    core = served.ctx.core
     for i, node in enumerate(("n1", "n2", "n3", "n4", "n5", "n6", "n7")):
-        add_node(topo, node, 52.0 + i / 100, 13.0)
-    topo.apply_report(report("n1", [
+        add_node(core, node, 52.0 + i / 100, 13.0)
+    core.apply(report("n1", [
         # fair by signal although TQ alone would say good: signal decides
         {"peer": "n2", "iface": "wlan0", "kind": "wifi", "signal_dbm": -70},
         {"peer": "n2", "iface": "bat0", "kind": "batman", "tq": 250},
@@ -166,10 +167,10 @@ async def test_link_quality_comes_from_signal_then_tq_then_etx(served: Served) -
         {"peer": "n7", "iface": "tun0", "kind": "vpn", "etx": 1.2, "expected_tput_mbps": 20},
     ]), NOW)  # fmt: skip
     # the other ends: best direction wins (n3 hears n1 with a better TQ, n4 a worse ETX)
-    topo.apply_report(report("n3", [{"peer": "n1", "iface": "bat0", "kind": "batman",
-                                     "tq": 210}]), NOW)
-    topo.apply_report(report("n4", [{"peer": "n1", "iface": "olsr", "kind": "olsr",
-                                     "etx": 9.0}]), NOW)
+    core.apply(report("n3", [{"peer": "n1", "iface": "bat0", "kind": "batman", "tq": 210}]),
+               NOW)
+    core.apply(report("n4", [{"peer": "n1", "iface": "olsr", "kind": "olsr", "etx": 9.0}]),
+               NOW)
     got = pairs(await served.get_json("/api/v1/map"))
     assert got[("n1", "n2")] == {"a": "n1", "b": "n2", "kind": "wifi", "quality": "fair",
                                  "signal_dbm": -70, "tq": 250}
@@ -212,12 +213,12 @@ def test_signal_thresholds_are_the_installer_views() -> None:
 
 async def test_node_fields_antennas_and_unsafe_names(served: Served) -> None:
     served.ctx.cache_ttl_s = 0
-    topo = served.ctx.topology
-    add_node(topo, "sector-1", 52.53, 13.41, gateway=False, model="LiteBeam 5AC",
+    core = served.ctx.core
+    add_node(core, "sector-1", 52.53, 13.41, gateway=False, model="LiteBeam 5AC",
              antennas=[{"iface": "wlan0", "azimuth_deg": 90, "width_deg": 60, "range_m": 800},
                        {"azimuth_deg": 270, "width_deg": 120}])
-    add_node(topo, "addr-name", 52.54, 13.41, hostname="10.0.0.1")
-    topo.apply_report(report("sector-1", [], clients=0), NOW)
+    add_node(core, "addr-name", 52.54, 13.41, hostname="10.0.0.1")
+    core.apply(report("sector-1", [], clients=0), NOW)
     nodes = by_id((await served.get_json("/api/v1/map"))["nodes"])
     assert nodes["sector-1"] == {
         "id": "sector-1", "name": "sector-1", "lat": 52.53, "lon": 13.41, "state": "online",
@@ -233,7 +234,7 @@ async def test_node_fields_antennas_and_unsafe_names(served: Served) -> None:
 async def test_peer_without_agent_counts_as_a_link_but_is_not_drawn(served: Served) -> None:
     served.ctx.cache_ttl_s = 0
     topo = served.ctx.topology
-    topo.apply_report(report("alpha", [{"peer": "echo", "iface": "wlan0", "kind": "wifi",
+    served.ctx.core.apply(report("alpha", [{"peer": "echo", "iface": "wlan0", "kind": "wifi",
                                         "signal_dbm": -70}]), NOW)
     doc = await served.get_json("/api/v1/map")
     assert "echo" not in by_id(doc["nodes"])
@@ -263,18 +264,18 @@ async def test_map_is_cached_like_the_other_whole_network_responses(served: Serv
     assert again["summary"]["online"] == 2
 
 
-def grown(topo: Topology, extra: int) -> None:
+def grown(core: Core, extra: int) -> None:
     """`extra` more located nodes in a chain with wifi links, so the document is large."""
     for i in range(extra):
-        add_node(topo, f"g{i:03d}", 52.4 + i / 1000, 13.3, model="NanoStation")
+        add_node(core, f"g{i:03d}", 52.4 + i / 1000, 13.3, model="NanoStation")
     for i in range(extra - 1):
-        topo.apply_report(report(f"g{i:03d}", [{"peer": f"g{i + 1:03d}", "iface": "wlan0",
+        core.apply(report(f"g{i:03d}", [{"peer": f"g{i + 1:03d}", "iface": "wlan0",
                                                  "kind": "wifi", "signal_dbm": -60 - i % 30}],
                                  clients=i % 5), NOW)
 
 
 async def test_large_map_is_gzipped_for_clients_that_take_it(served: Served) -> None:
-    grown(served.ctx.topology, 40)
+    grown(served.ctx.core, 40)
     resp = await served.client.get("/api/v1/map", headers={"Accept-Encoding": "gzip"})
     assert resp.headers["Content-Encoding"] == "gzip"
     assert resp.headers["Vary"] == "Accept-Encoding"
@@ -285,17 +286,18 @@ async def test_large_map_is_gzipped_for_clients_that_take_it(served: Served) -> 
     assert len(zipped) == 42
 
 
-def test_renderer_reuses_fragments_and_matches_a_fresh_render(topology: Topology) -> None:
-    grown(topology, 30)
-    docs = Documents(topology)
+def test_renderer_reuses_fragments_and_matches_a_fresh_render(core: Core) -> None:
+    topology = core.topology
+    grown(core, 30)
+    docs = Documents(topology, core.log.follow())
     config = Config()
     first = docs.map_json(config, None, NOW)
     assert first == MapRenderer().map_json(topology, config, None, NOW)
     # changes of every kind: a new link sample, a state, an info, a vanished node
-    topology.apply_report(report("g005", [{"peer": "g006", "iface": "wlan0", "kind": "wifi",
-                                           "signal_dbm": -88}], clients=9), NOW + 1)
-    topology.nodes["g010"].online = False
-    add_node(topology, "g020", 52.0, 13.0, hostname="moved")
+    core.apply(report("g005", [{"peer": "g006", "iface": "wlan0", "kind": "wifi",
+                                "signal_dbm": -88}], clients=9), NOW + 1)
+    topology.nodes["g010"].online = False  # (changed without a change note)
+    add_node(core, "g020", 52.0, 13.0, hostname="moved")
     del topology.nodes["g029"]
     states = {"g011": "silent"}
     second = docs.map_json(config, lambda n: states.get(n, "online"), NOW + 1)
@@ -314,18 +316,18 @@ def test_renderer_reuses_fragments_and_matches_a_fresh_render(topology: Topology
     assert {lk["quality"] for lk in third["links"] if lk["a"].startswith("g")} == {"poor"}
 
 
-def test_renderer_notices_a_new_mechanism_with_equal_numbers(topology: Topology) -> None:
-    add_node(topology, "h1", 52.1, 13.1)
-    add_node(topology, "h2", 52.2, 13.2)
-    topology.apply_report(report("h1", [{"peer": "h2", "iface": "eth0", "kind": "ethernet"}]),
-                          NOW)
-    docs = Documents(topology)
+def test_renderer_notices_a_new_mechanism_with_equal_numbers(core: Core) -> None:
+    topology = core.topology
+    add_node(core, "h1", 52.1, 13.1)
+    add_node(core, "h2", 52.2, 13.2)
+    core.apply(report("h1", [{"peer": "h2", "iface": "eth0", "kind": "ethernet"}]), NOW)
+    docs = Documents(topology, core.log.follow())
     first = json.loads(docs.map_json(Config(), None, NOW))
     assert pairs(first)[("h1", "h2")]["kind"] == "ethernet"
     # the cable goes, a tunnel comes: no metrics either way, so the samples compare equal
     later = NOW + 400
-    topology.apply_report(report("h1", [{"peer": "h2", "iface": "tun0", "kind": "vpn"}]), later)
-    topology.expire(later)
+    core.apply(report("h1", [{"peer": "h2", "iface": "tun0", "kind": "vpn"}]), later)
+    core.tick(later)
     assert [k.kind for k in topology.links if k.src == "h1"] == ["vpn"]
     second = json.loads(docs.map_json(Config(), None, later))
     assert pairs(second)[("h1", "h2")] == {"a": "h1", "b": "h2", "kind": "vpn",

@@ -31,7 +31,7 @@ from playwright.async_api import Response
 
 from meshmon.config import Config
 from meshmon.metrics import Metrics
-from meshmon.model.topology import Topology
+from meshmon.model.core import Core
 from meshmon.service import Service
 from meshmon.web.app import STATIC_DIR, WebContext, create_app
 from tests.browser import DESKTOP, PHONE, chromium, wait_for_js
@@ -243,8 +243,7 @@ async def collector(
 
 def public_get_routes() -> list[str]:
     """Every GET route the web app registers (as its canonical path), static files aside."""
-    ctx = WebContext(topology=Topology(offline_after_intervals=3, link_timeout_s=300),
-                     config=Config(), metrics=Metrics())
+    ctx = WebContext(core=Core(), config=Config(), metrics=Metrics())
     app = create_app(ctx)
     routes = []
     for resource in app.router.resources():

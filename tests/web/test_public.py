@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from meshmon.model.core import Core
 from meshmon.model.state import LinkKey, LinkSample, LinkState
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Link, Report, Status
@@ -123,8 +124,9 @@ def test_link_cost_prefers_routing_metrics_then_signal(
     assert link_cost(link("a", "b", **metrics).sample) == (pytest.approx(cost), text)
 
 
-def test_renderers_match_the_plain_conversions_and_follow_changes(topology: Topology) -> None:
-    docs = Documents(topology)
+def test_renderers_match_the_plain_conversions_and_follow_changes(core: Core) -> None:
+    topology = core.topology
+    docs = Documents(topology, core.log.follow())
 
     def check() -> None:
         assert json.loads(docs.nodes_json(0.01, None)) == {"nodes": nodes_list(topology, 0.01)}
@@ -133,14 +135,14 @@ def test_renderers_match_the_plain_conversions_and_follow_changes(topology: Topo
 
     check()
     before = json.loads(docs.links_json())["links"]
-    topology.apply_report(
+    core.apply(
         Report.model_validate({
             "v": 1, "node": "bravo", "ts": NOW + 30, "seq": 10, "interval_s": 30,
             "links": [{"peer": "alpha", "iface": "wlan1", "kind": "wifi", "signal_dbm": -70}],
         }),
         NOW + 30,
     )  # fmt: skip
-    topology.apply_status(Status(v=1, node="charlie", online=False), NOW + 31)
+    core.apply(Status(v=1, node="charlie", online=False), NOW + 31)
     check()
     after = json.loads(docs.links_json())["links"]
     ba = next(lk for lk in after if (lk["src"], lk["dst"]) == ("bravo", "alpha"))
@@ -149,7 +151,7 @@ def test_renderers_match_the_plain_conversions_and_follow_changes(topology: Topo
     graph = json.loads(docs.graph_json(0.01))
     charlie = next(n for n in graph["nodes"] if n["id"] == "charlie")
     assert charlie["properties"]["online"] is False
-    topology.expire(NOW + 10_000)  # every link ages out
+    core.tick(NOW + 10_000)  # every link ages out
     check()
     assert json.loads(docs.links_json()) == {"links": []}
     assert json.loads(docs.graph_json(0.01))["links"] == []

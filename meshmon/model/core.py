@@ -1,0 +1,168 @@
+"""The one entry point to the collector's model: messages in, time in, what changed out.
+
+`Core` owns the topology, the health detectors and the change log. A decoded message
+enters by `apply(message, now)`, time by `tick(now)`; both return `Effects`, the log
+entries that call appended, and every consumer (sinks, state saver, web documents, live
+views, alerts) reads the same entries from the log at its own position
+(`core.log.follow()`). Pure: no asyncio, no sockets, no clock — `now` is an argument.
+
+What happens where:
+
+- `apply` updates the topology and appends what changed: `Reported` (with the report and
+  its resolved peers), `Presence` when a report or status turned a node online or
+  offline, `InfoChanged`, and `LinksRemoved`/`LinksAdded` when an announced MAC re-keys
+  links. The health detectors observe each entry as it is appended (they note, cheaply;
+  they judge on the tick).
+- `tick` expires silent nodes and stale links (`Presence`, `LinksRemoved`), lets the
+  detectors evaluate, and appends their incident changes (`IncidentsChanged`).
+- `restore` replaces the state with a saved one (`Restored`) at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshmon.model.changelog import (
+    CAPACITY,
+    ChangeLog,
+    Entry,
+    IncidentsChanged,
+    InfoChanged,
+    LinksAdded,
+    LinksRemoved,
+    Presence,
+    Reported,
+    Restored,
+)
+from meshmon.model.health import DETECTORS, Change, Detector, Health, HealthSettings
+from meshmon.model.state import LinkKey, LinkState, NodeState
+from meshmon.model.topology import Rekeyed, Topology
+from meshmon.model.wire import Message, Report, Status
+
+
+@dataclass
+class CoreSettings:
+    """Timeouts of the topology and the health detectors' settings."""
+
+    offline_after_intervals: float = 3.0
+    link_timeout_s: float = 300.0
+    offline_after_s: float = 0.0
+    """when > 0, the fixed silence after which a node is offline (overrides intervals)"""
+    health: HealthSettings = field(default_factory=HealthSettings)
+    log_capacity: int = CAPACITY
+
+
+@dataclass(slots=True)
+class Effects:
+    """What one `apply` or `tick` changed: the change log entries it appended."""
+
+    entries: list[Entry]
+
+    @property
+    def presence(self) -> list[tuple[str, bool, str]]:
+        """(node, online, why) for each node that came online or went offline."""
+        return [(n, e.online, e.why) for e in self.entries if isinstance(e, Presence)
+                for n in e.nodes]
+
+    @property
+    def incidents(self) -> list[Change]:
+        """Incident changes (opened, updated, resolved, cancelled)."""
+        return [c for e in self.entries if isinstance(e, IncidentsChanged) for c in e.changes]
+
+    @property
+    def links_removed(self) -> list[LinkKey]:
+        """Links that left the topology (aged out, or re-keyed to their node)."""
+        return [k for e in self.entries if isinstance(e, LinksRemoved) for k in e.keys]
+
+    @property
+    def dsts(self) -> list[str | None]:
+        """The resolved peer of each link of the report applied (empty for other calls)."""
+        return next((e.dsts for e in self.entries if isinstance(e, Reported)), [])
+
+
+class Core:
+    """Topology, health and the change log of one collector."""
+
+    def __init__(self, settings: CoreSettings | None = None,
+                 detectors: Sequence[type[Detector]] = DETECTORS) -> None:
+        self.settings = settings = settings or CoreSettings()
+        self.log = ChangeLog(settings.log_capacity)
+        self.topology = Topology(
+            offline_after_intervals=settings.offline_after_intervals,
+            link_timeout_s=settings.link_timeout_s,
+            offline_after_s=settings.offline_after_s,
+        )
+        self.health = Health(self.topology, settings.health, detectors)
+
+    # ------------------------------------------------------------------ entry points
+    def apply(self, message: Message, now: float) -> Effects:
+        """Apply one decoded message received at `now`."""
+        log = self.log
+        start = log.end
+        if isinstance(message, Report):
+            self._apply_report(message, now)
+        elif isinstance(message, Status):
+            if self.topology.apply_status(message, now):
+                self._append(Presence(now, (message.node,), message.online, "status"))
+        else:
+            rekeyed = self.topology.apply_info(message, now)
+            self._append(InfoChanged(now, message.node))
+            self._log_rekeyed(rekeyed, now)
+        return Effects(log.since(start))
+
+    def _apply_report(self, report: Report, now: float) -> None:
+        topology = self.topology
+        known = topology.nodes.get(report.node)
+        was_online = known is not None and known.online
+        links_before = len(topology.links)
+        dsts, keys = topology.apply_report(report, now)
+        self._append(Reported(now, report, dsts, keys, len(topology.links) - links_before))
+        if not was_online:
+            self._append(Presence(now, (report.node,), True, "report"))
+
+    def tick(self, now: float, quiet_as_of: float | None = None) -> Effects:
+        """Let time pass: expiry, then health; `quiet_as_of` is the moment silence is
+        judged by (default `now`; earlier while messages wait unread in a backlog)."""
+        log = self.log
+        start = log.end
+        expired = self.topology.expire(now if quiet_as_of is None else quiet_as_of)
+        if expired.nodes_offline:
+            self._append(Presence(now, tuple(expired.nodes_offline), False, "timeout"))
+        if expired.links_removed:
+            self._append(LinksRemoved(now, tuple(expired.links_removed), "expired"))
+        changes = self.health.evaluate(now)
+        if changes:
+            log.append(IncidentsChanged(now, tuple(changes)))
+        effects = Effects(log.since(start))
+        if not log.followed:
+            log.trim()  # nobody reads the log: keep only this call's entries (as effects)
+        return effects
+
+    def restore(self, nodes: Iterable[NodeState], links: Iterable[LinkState],
+                health: dict[str, Any] | None, now: float) -> Effects:
+        """Resume from saved state (collector start): nodes and links get their full
+        timeouts from `now`; `health` is a `snapshot()` (None: nodes offline now are not
+        news)."""
+        start = self.log.end
+        rekeyed = self.topology.restore(nodes, links, now=now)
+        self._append(Restored(now))
+        self._log_rekeyed(rekeyed, now)
+        self.health.restore(health, now)
+        return Effects(self.log.since(start))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The health state to save with the alert state (`restore` takes it back)."""
+        return self.health.snapshot()
+
+    def _append(self, entry: Entry) -> None:
+        """Log one entry and let the detectors observe it."""
+        self.log.append(entry)
+        self.health.observe(entry)
+
+    def _log_rekeyed(self, rekeyed: Rekeyed, now: float) -> None:
+        if rekeyed.removed:
+            self._append(LinksRemoved(now, tuple(rekeyed.removed), "rekeyed"))
+        if rekeyed.added:
+            self._append(LinksAdded(now, tuple(rekeyed.added)))

@@ -1,0 +1,108 @@
+"""Degraded links: signal, SNR, TQ or ETX past their thresholds, or signal far below the
+link's own baseline, for `samples_to_change` samples in a row (`linkhealth.LinkTracker`).
+
+One `degraded` incident per radio link (node pair and kind) while a direction of it is
+degraded after having been good: a link poor from its first sample is no news.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any
+
+from meshmon.model.changelog import Entry, Reported
+from meshmon.model.health.detector import Detector, pair_of
+from meshmon.model.health.incidents import Incident, incident_id
+from meshmon.model.linkhealth import LinkTracker
+from meshmon.model.state import LinkKey, LinkRef
+
+Link = tuple[str, str, str]
+"""an undirected radio link: smaller node id, larger node id, kind"""
+
+
+class DegradedDetector(Detector):
+    """Feeds every new link sample to its link's tracker; opens and resolves incidents."""
+
+    kind = "degraded"
+    observes = (Reported,)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.trackers: dict[LinkKey, LinkTracker] = {}
+        self.incidents: dict[Link, Incident] = {}
+        self._sampled: list[list[LinkKey]] = []
+        """the links of each report since the last evaluation"""
+
+    def observe(self, entry: Entry) -> None:
+        if isinstance(entry, Reported):
+            self._sampled.append(entry.keys)
+
+    def evaluate(self, now: float) -> None:
+        sampled, self._sampled = self._sampled, []
+        links, trackers, cfg = self.topology.links, self.trackers, self.settings
+        changed: set[Link] = set()
+        # each link once, with its latest sample (a node may have reported twice)
+        for key in dict.fromkeys(chain.from_iterable(sampled)):
+            state = links.get(key)
+            if state is None or state.dst is None:
+                continue
+            tracker = trackers.get(key)
+            if tracker is None:
+                tracker = trackers[key] = LinkTracker()
+            if tracker.observe(state.sample, now, cfg):
+                changed.add(pair_of(key))
+        for link in sorted(changed):
+            self._update(link, now)
+
+    def _update(self, link: Link, now: float) -> None:
+        a, b, kind = link
+        directions = [
+            (k, t) for k in self._keys(a, b, kind)
+            if (t := self.trackers.get(k)) is not None and t.degraded and t.was_good
+        ]  # fmt: skip
+        open_inc = self.incidents.get(link)
+        if directions and open_inc is None:
+            ref = LinkRef(a, b, kind)
+            since = min(t.since for _, t in directions)
+            inc = Incident(
+                incident_id("degraded", [str(ref), kind], since), "degraded", "warning", since,
+                cause_links=[ref],
+                details={f"{k.src}->{k.peer}": t.reasons for k, t in directions},
+            )
+            self.incidents[link] = inc
+            self.book.announce(inc)
+        elif not directions and open_inc is not None:
+            del self.incidents[link]
+            if open_inc.id in self.book.open:
+                self.book.close(open_inc, now)
+
+    def _keys(self, a: str, b: str, kind: str) -> list[LinkKey]:
+        return [ls.key for ls in self.topology.node_links(a)
+                if ls.key.kind == kind and {ls.key.src, ls.key.peer} == {a, b}]
+
+    # ------------------------------------------------------------------ queries
+    def link_condition(self, key: LinkKey) -> str:
+        """`degraded` or `up`."""
+        tracker = self.trackers.get(key)
+        return "degraded" if tracker is not None and tracker.degraded else "up"
+
+    def fading_links(self) -> list[dict[str, Any]]:
+        """Links whose recent signal is below their baseline by half the drop threshold."""
+        out = []
+        cfg = self.settings
+        for key, tracker in self.trackers.items():
+            base = tracker.baseline(cfg)
+            mean = tracker.recent
+            if base is None or mean is None or key not in self.topology.links:
+                continue
+            if mean < base - cfg.baseline_drop_db / 2:
+                out.append({"src": key.src, "dst": key.peer, "iface": key.iface,
+                            "kind": key.kind, "baseline_dbm": round(base, 1),
+                            "signal_dbm": round(mean, 1), "degraded": tracker.degraded})
+        return sorted(out, key=lambda d: d["signal_dbm"] - d["baseline_dbm"])
+
+    def restore(self, snap: dict[str, Any], now: float) -> None:
+        self.incidents = {
+            (ln.a, ln.b, ln.kind): inc for inc in self.book.of_kind("degraded")
+            if (ln := inc.cause_links[0] if inc.cause_links else None) is not None
+        }

@@ -1,0 +1,111 @@
+"""The collector's Prometheus metrics: what each means, and where its value is read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from meshmon.service import Service
+
+Series = dict[tuple[tuple[str, str], ...], float]
+
+
+def register_metrics(service: Service) -> None:
+    """Describe every metric of the collector and attach the gauges read on scrape."""
+    m = service.metrics
+    m.describe("meshmon_reports_received_total", "counter", "valid reports applied")
+    m.describe("meshmon_status_received_total", "counter", "valid status messages applied")
+    m.describe("meshmon_info_received_total", "counter", "valid info messages applied")
+    m.describe("meshmon_rejected_total", "counter", "messages dropped, by reason")
+    m.describe("meshmon_mqtt_messages_total", "counter", "MQTT messages received")
+    m.describe("meshmon_ingest_queue_depth", "gauge", "messages waiting to be decoded")
+    m.describe("meshmon_ingest_dropped_total", "counter", "messages dropped: ingest queue full")
+    m.describe("meshmon_mqtt_connected", "gauge", "1 while connected to the broker")
+    m.describe("meshmon_nodes", "gauge", "known nodes")
+    m.describe("meshmon_nodes_online", "gauge", "nodes online")
+    m.describe("meshmon_links", "gauge", "directed links")
+    m.describe("meshmon_sink_queue_depth", "gauge", "points waiting in a sink, by sink")
+    m.describe("meshmon_sink_written_total", "counter", "points/rows written, by sink")
+    m.describe("meshmon_sink_dropped_total", "counter", "points/rows dropped, by sink")
+    m.describe("meshmon_sink_errors_total", "counter", "failed writes, by sink")
+    m.describe("meshmon_sink_write_latency_ms", "gauge", "duration of the last write")
+    m.describe("meshmon_reports_missed_total", "counter",
+               "reports never stored, from gaps in each node's seq (lost on the way, or "
+               "received by a collector that was killed before it wrote them)")
+    m.gauge_fn("meshmon_reports_missed_total",
+               lambda: float(service.store.missed_reports) if service.store is not None else 0.0)
+    m.describe("meshmon_analysis_duration_ms", "gauge", "last topology analysis, ms")
+    m.describe("meshmon_components", "gauge", "connected components of online nodes")
+    m.describe("meshmon_nodes_reaching_gateway", "gauge",
+               "online nodes with a path to a gateway")
+    m.describe("meshmon_articulation_points", "gauge", "nodes whose failure splits the mesh")
+    m.describe("meshmon_bridges", "gauge", "links whose failure splits the mesh")
+
+    def ingest_stat(name: str) -> Callable[[], float]:
+        return lambda: float(getattr(service.ingest, name)) if service.ingest is not None else 0.0
+
+    m.gauge_fn("meshmon_mqtt_messages_total", ingest_stat("received"))
+    m.gauge_fn("meshmon_ingest_queue_depth", ingest_stat("queue_depth"))
+    m.gauge_fn("meshmon_ingest_dropped_total", ingest_stat("dropped"))
+    m.gauge_fn("meshmon_mqtt_connected",
+               lambda: float(service.ingest is not None and service.ingest.connected.is_set()))
+    topology = service.core.topology
+    m.gauge_fn("meshmon_nodes", lambda: float(len(topology.nodes)))
+    m.gauge_fn("meshmon_nodes_online",
+               lambda: float(sum(1 for n in topology.nodes.values() if n.online)))
+    m.gauge_fn("meshmon_links", lambda: float(len(topology.links)))
+
+    def sink_stat(stat: str) -> Callable[[], Series]:
+        return lambda: {(("sink", s.name),): float(s.stats().get(stat, 0.0))
+                        for s in service.sinks}
+
+    for metric, stat in (
+        ("meshmon_sink_queue_depth", "queued"),
+        ("meshmon_sink_written_total", "written_points"),
+        ("meshmon_sink_dropped_total", "dropped_points"),
+        ("meshmon_sink_errors_total", "write_errors"),
+        ("meshmon_sink_write_latency_ms", "last_write_ms"),
+    ):
+        m.gauge_fn(metric, sink_stat(stat))
+    m.describe("meshmon_broker_denied_total", "counter",
+               "embedded broker: publishes/subscriptions its ACL refused, by action")
+    m.gauge_fn("meshmon_broker_denied_total", lambda: {
+        (("action", action),): float(service.broker.denied.get(action, 0))
+        for action in ("publish", "subscribe", "receive")} if service.broker is not None else {})
+    alerting, health = service.alerting, service.core.health
+    m.describe("meshmon_alerts_total", "counter", "alert notices made, by outcome")
+    m.gauge_fn("meshmon_alerts_total", lambda: {
+        (("outcome", "sent"),): float(alerting.engine.sent),
+        (("outcome", "silenced"),): float(alerting.engine.suppressed),
+    })
+    m.describe("meshmon_incidents_open", "gauge", "open incidents (outages, flapping, …)")
+    m.gauge_fn("meshmon_incidents_open", lambda: float(len(health.incidents)))
+    m.describe("meshmon_root_cause_ms", "gauge", "last root-cause evaluation, ms")
+    m.gauge_fn("meshmon_root_cause_ms", lambda: health.last_duration_ms)
+    m.describe("meshmon_alert_deliveries", "gauge",
+               "notifications per notifier: delivered, pending, failed_attempts, dropped")
+    m.gauge_fn("meshmon_alert_deliveries", lambda: {
+        (("notifier", name), ("state", state)): value
+        for name, stats in alerting.dispatcher.stats().items()
+        for state, value in stats.items()
+    })
+    m.describe("meshmon_stored_lag_ms", "gauge",
+               "report ts to written, recent reports, by sink and quantile")
+    m.gauge_fn("meshmon_stored_lag_ms", lambda: stored_lag(service))
+    m.describe("meshmon_change_log_lost_total", "counter",
+               "change log entries a consumer fell too far behind to read")
+    m.gauge_fn("meshmon_change_log_lost_total",
+               lambda: float(service.core.log.lost))
+
+
+def stored_lag(service: Service) -> Series:
+    """Publish→stored lag quantiles of every sink that tracks them."""
+    out: Series = {}
+    for sink in service.sinks:
+        stats = sink.stats()
+        for q in ("0.5", "0.99"):
+            key = "lag_p50_ms" if q == "0.5" else "lag_p99_ms"
+            if key in stats:
+                out[(("quantile", q), ("sink", sink.name))] = stats[key]
+    return out

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from meshmon.model.state import LinkKey
+from meshmon.model.state import LinkKey, LinkState
 from meshmon.model.wire import Report
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ class Reported(NamedTuple):
     link back to the node itself)"""
     keys: list[LinkKey]
     """the links the report upserted, in report order"""
+    links: list[LinkState]
+    """their states, as the report left them (`links[i].key == keys[i]`)"""
     new_links: int
     """how many of `keys` did not exist before (the set of links grew)"""
 

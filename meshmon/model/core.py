@@ -99,28 +99,29 @@ class Core:
     # ------------------------------------------------------------------ entry points
     def apply(self, message: Message, now: float) -> Effects:
         """Apply one decoded message received at `now`."""
-        log = self.log
-        start = log.end
-        if isinstance(message, Report):
-            self._apply_report(message, now)
-        elif isinstance(message, Status):
+        if isinstance(message, Report):  # the hot path: ~all messages, kept flat
+            topology = self.topology
+            known = topology.nodes.get(message.node)
+            was_online = known is not None and known.online
+            links_before = len(topology.links)
+            dsts, keys, states = topology.apply_report(message, now)
+            entry = Reported(now, message, dsts, keys, states, len(topology.links) - links_before)
+            self.log.append(entry)
+            self.health.observe(entry)
+            if was_online:
+                return Effects([entry])
+            online = Presence(now, (message.node,), True, "report")
+            self._append(online)
+            return Effects([entry, online])
+        start = self.log.end
+        if isinstance(message, Status):
             if self.topology.apply_status(message, now):
                 self._append(Presence(now, (message.node,), message.online, "status"))
         else:
             rekeyed = self.topology.apply_info(message, now)
             self._append(InfoChanged(now, message.node))
             self._log_rekeyed(rekeyed, now)
-        return Effects(log.since(start))
-
-    def _apply_report(self, report: Report, now: float) -> None:
-        topology = self.topology
-        known = topology.nodes.get(report.node)
-        was_online = known is not None and known.online
-        links_before = len(topology.links)
-        dsts, keys = topology.apply_report(report, now)
-        self._append(Reported(now, report, dsts, keys, len(topology.links) - links_before))
-        if not was_online:
-            self._append(Presence(now, (report.node,), True, "report"))
+        return Effects(self.log.since(start))
 
     def tick(self, now: float, quiet_as_of: float | None = None) -> Effects:
         """Let time pass: expiry, then health; `quiet_as_of` is the moment silence is

@@ -52,6 +52,8 @@ class ReportLinks(NamedTuple):
     known yet or it points back at the reporting node (ignored)"""
     keys: list[LinkKey]
     """the links upserted, in report order"""
+    states: list[LinkState]
+    """their states (`states[i].key == keys[i]`)"""
 
 
 @dataclass(slots=True)
@@ -142,6 +144,7 @@ class Topology:
         links = self.links
         mac_owner = self._mac_owner
         keys: list[LinkKey] = []
+        states: list[LinkState] = []
         dsts: list[str | None] = []
         for link in report.links:
             dst = link.peer
@@ -171,8 +174,9 @@ class Topology:
                 state.report_ts = report.ts
                 if mac is not None:
                     state.peer_mac = mac
+            states.append(state)
             dsts.append(dst)
-        return ReportLinks(dsts, keys)
+        return ReportLinks(dsts, keys, states)
 
     def offline_after(self, node: NodeState) -> float:
         """How long `node` may be silent before it counts as offline."""

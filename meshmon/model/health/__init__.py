@@ -19,7 +19,7 @@ added to `DETECTORS`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from meshmon.model.changelog import Entry, Presence
@@ -63,11 +63,11 @@ class Health:
         self.facts = Facts(topology, self.settings)
         self.book = self.facts.book
         self.detectors = [cls(self.facts) for cls in detectors]
-        self._observers: dict[type, list[Detector]] = {}
-        """entry type → the detectors that observe it, in order"""
+        self._observers: dict[type, list[Callable[[Entry], None]]] = {}
+        """entry type → the `observe` of each detector that takes it, in order"""
         for detector in self.detectors:
             for kind in detector.observes:
-                self._observers.setdefault(kind, []).append(detector)
+                self._observers.setdefault(kind, []).append(detector.observe)
         self._naming = [d for d in self.detectors if type(d).condition is not Detector.condition]
         """the detectors that name node conditions (asked for every node of a document)"""
 
@@ -83,8 +83,8 @@ class Health:
     # ------------------------------------------------------------------ inputs
     def observe(self, entry: Entry) -> None:
         """Hand one change log entry to the detectors that observe its kind."""
-        for detector in self._observers.get(type(entry), ()):
-            detector.observe(entry)
+        for observe in self._observers.get(type(entry), ()):
+            observe(entry)
         if type(entry) is Presence:
             facts = self.facts
             for node in entry.nodes:

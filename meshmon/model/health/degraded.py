@@ -7,14 +7,13 @@ degraded after having been good: a link poor from its first sample is no news.
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Any
 
 from meshmon.model.changelog import Entry, Reported
 from meshmon.model.health.detector import Detector, pair_of
 from meshmon.model.health.incidents import Incident, incident_id
 from meshmon.model.linkhealth import LinkTracker
-from meshmon.model.state import LinkKey, LinkRef
+from meshmon.model.state import LinkKey, LinkRef, LinkState
 
 Link = tuple[str, str, str]
 """an undirected radio link: smaller node id, larger node id, kind"""
@@ -30,22 +29,24 @@ class DegradedDetector(Detector):
         super().__init__(*args)
         self.trackers: dict[LinkKey, LinkTracker] = {}
         self.incidents: dict[Link, Incident] = {}
-        self._sampled: list[list[LinkKey]] = []
-        """the links of each report since the last evaluation"""
+        self._sampled: list[LinkState] = []
+        """links with a new sample since the last evaluation (a link may be here twice)"""
 
     def observe(self, entry: Entry) -> None:
         if isinstance(entry, Reported):
-            self._sampled.append(entry.keys)
+            self._sampled += entry.links
 
     def evaluate(self, now: float) -> None:
         sampled, self._sampled = self._sampled, []
-        links, trackers, cfg = self.topology.links, self.trackers, self.settings
+        trackers, cfg = self.trackers, self.settings
         changed: set[Link] = set()
-        # each link once, with its latest sample (a node may have reported twice)
-        for key in dict.fromkeys(chain.from_iterable(sampled)):
-            state = links.get(key)
-            if state is None or state.dst is None:
+        seen: set[int] = set()
+        for state in sampled:
+            # each link once, with its latest sample (a node may have reported twice)
+            if id(state) in seen or state.dst is None:
                 continue
+            seen.add(id(state))
+            key = state.key
             tracker = trackers.get(key)
             if tracker is None:
                 tracker = trackers[key] = LinkTracker()

@@ -1,10 +1,11 @@
 """The collector: sources in, the core, effects out — and the tasks that keep it going.
 
 MQTT batches go through the decoder into `core.apply`; a tick every `TICK_INTERVAL_S`
-lets time pass (`core.tick`). After each batch and tick the followers of the core's
-change log catch up: the sinks (samples, events), the SQLite state saver, alerting and
-the web (documents, live views). The periodic tasks (tick, state saves, analysis) run in
-one `asyncio.TaskGroup` owned by the running service.
+lets time pass (`core.tick`). Each call's effects go to the sinks at once (a report's
+samples, online/offline events); after each batch and tick the followers of the core's
+change log catch up: the SQLite state saver, alerting and the web (documents, live
+views). The periodic tasks (tick, state saves, alert state saves, analysis) run in one
+`asyncio.TaskGroup` owned by the running service.
 """
 
 from __future__ import annotations
@@ -75,14 +76,13 @@ class Service:
         self.metrics = Metrics()
         self.core = Core(core_settings(config))
         self.decoder = Decoder(config.mqtt.topic_prefix, self.metrics)
-        log_ = self.core.log
         self.sinks = build_sinks(config)
         self.store = next((s for s in self.sinks if isinstance(s, SqliteStore)), None)
-        self.feed = SinkFeed(log_.follow(), self.sinks)
-        self.saver = (StateSaver(log_.follow(), self.core.topology, self.store)
+        self.feed = SinkFeed(self.sinks)
+        self.saver = (StateSaver(self.core.log.follow(), self.core.topology, self.store)
                       if self.store is not None else None)
         self.alerting = Alerting(config, self.core, self.feed.emit, clock)
-        self.followers: list[Follower] = [self.feed, self.alerting]
+        self.followers: list[Follower] = [self.alerting]
         """consumers of the change log, caught up after each ingest batch and tick"""
         if self.saver is not None:
             self.followers.append(self.saver)
@@ -245,16 +245,18 @@ class Service:
     def on_batch(self, batch: list[RawMessage]) -> None:
         """Decode and apply a batch of MQTT messages, then let the followers catch up."""
         decode, apply, inc = self.decoder.decode, self.core.apply, self.metrics.inc
+        write = self.feed.write
         for topic, payload, received_at in batch:
             message = decode(topic, payload, received_at)
             if message is None:
                 continue
             try:
-                apply(message, received_at)
+                effects = apply(message, received_at)
             except Exception:  # a bug must not stop ingest; count it and go on
                 log.exception("applying %s failed", topic)
                 inc("meshmon_rejected_total", reason="internal")
                 continue
+            write(effects, message)
             inc(_RECEIVED[type(message)])
         self._follow()
 
@@ -285,7 +287,7 @@ class Service:
         self._last_tick = now
         backlog = self.ingest.backlog_s(now) if self.ingest is not None else 0.0
         self._quiet_as_of = max(self._quiet_as_of, now - max(late, backlog))
-        self.core.tick(now, quiet_as_of=self._quiet_as_of)
+        self.feed.write(self.core.tick(now, quiet_as_of=self._quiet_as_of))
         self._follow()
         self.alerting.tick(now)
 

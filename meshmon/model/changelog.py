@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from meshmon.model.state import LinkKey, LinkState
-from meshmon.model.wire import Report
 
 if TYPE_CHECKING:
     from meshmon.model.health.incidents import Change
@@ -30,11 +29,14 @@ CAPACITY = 16_384
 
 
 class Reported(NamedTuple):
-    """A report was applied: the node's last report and the samples of `keys` replaced."""
+    """A report was applied: the node's last report and the samples of `keys` replaced.
+
+    The report itself is not kept here: the sample sinks write it from the `apply` call's
+    effects at once, and a log that held ~250 reports until the end of each ingest batch
+    freed them cold (measured in `bench/drain.py --profile`: ~16 µs a report)."""
 
     at: float
-    report: Report
-    """as received, links included (the sample sinks write it)"""
+    node: str
     dsts: list[str | None]
     """the resolved peer node of each `report.links[i]` (None: MAC not known yet, or a
     link back to the node itself)"""
@@ -230,7 +232,7 @@ class Changes:
         for entry in read.entries:
             if isinstance(entry, Reported):
                 links.update(entry.keys)
-                nodes.add(entry.report.node)
+                nodes.add(entry.node)
                 if entry.new_links:
                     out.link_set = True
             elif isinstance(entry, InfoChanged):
@@ -249,7 +251,7 @@ def nodes_named(entries: Iterable[Entry]) -> set[str]:
     named: set[str] = set()
     for entry in entries:
         if isinstance(entry, Reported):
-            named.add(entry.report.node)
+            named.add(entry.node)
             named.update(d for d in entry.dsts if d is not None)
         elif isinstance(entry, InfoChanged):
             named.add(entry.node)

@@ -2,17 +2,19 @@
 
 `Core` owns the topology, the health detectors and the change log. A decoded message
 enters by `apply(message, now)`, time by `tick(now)`; both return `Effects`, the log
-entries that call appended, and every consumer (sinks, state saver, web documents, live
-views, alerts) reads the same entries from the log at its own position
-(`core.log.follow()`). Pure: no asyncio, no sockets, no clock — `now` is an argument.
+entries that call appended. What must happen with each call's effects at once (the
+sample and event sinks: a report is written while it is at hand) takes them from the
+return value; every other consumer (state saver, web documents, live views, alerts)
+reads the same entries from the log at its own position (`core.log.follow()`). Pure: no
+asyncio, no sockets, no clock — `now` is an argument.
 
 What happens where:
 
-- `apply` updates the topology and appends what changed: `Reported` (with the report and
-  its resolved peers), `Presence` when a report or status turned a node online or
-  offline, `InfoChanged`, and `LinksRemoved`/`LinksAdded` when an announced MAC re-keys
-  links. The health detectors observe each entry as it is appended (they note, cheaply;
-  they judge on the tick).
+- `apply` updates the topology and appends what changed: `Reported` (the node, its
+  links and their resolved peers), `Presence` when a report or status turned a node
+  online or offline, `InfoChanged`, and `LinksRemoved`/`LinksAdded` when an announced
+  MAC re-keys links. The health detectors observe each entry as it is appended (they
+  note, cheaply; they judge on the tick).
 - `tick` expires silent nodes and stale links (`Presence`, `LinksRemoved`), lets the
   detectors evaluate, and appends their incident changes (`IncidentsChanged`).
 - `restore` replaces the state with a saved one (`Restored`) at start.
@@ -105,7 +107,8 @@ class Core:
             was_online = known is not None and known.online
             links_before = len(topology.links)
             dsts, keys, states = topology.apply_report(message, now)
-            entry = Reported(now, message, dsts, keys, states, len(topology.links) - links_before)
+            entry = Reported(now, message.node, dsts, keys, states,
+                             len(topology.links) - links_before)
             self.log.append(entry)
             self.health.observe(entry)
             if was_online:

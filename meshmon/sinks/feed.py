@@ -1,16 +1,16 @@
-"""The sinks' side of the change log: samples and events out, state saved in slices.
+"""What the core changed, out to the sinks: samples and events, and the state saved.
 
-`SinkFeed` hands every applied report to each sink (`write_report`) and every node that
-came online or went offline as an `event`. `StateSaver` keeps the SQLite copy of the
-current state (so a restart resumes where it was): it notes which nodes changed and
-which links left, and saves the oldest changed nodes with their outgoing links a slice
-at a time, so a large network never stalls the loop.
+`SinkFeed` takes the effects of each core call as they come and hands an applied report
+to each sink (`write_report`) and every node that came online or went offline as an
+`event`. `StateSaver` follows the change log to keep the SQLite copy of the current state
+(so a restart resumes where it was): it notes which nodes changed and which links left,
+and saves the oldest changed nodes with their outgoing links a slice at a time, so a
+large network never stalls the loop.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Sequence
 
 from meshmon.model.changelog import (
@@ -21,12 +21,12 @@ from meshmon.model.changelog import (
     Presence,
     Reported,
 )
+from meshmon.model.core import Effects
 from meshmon.model.state import LinkKey
 from meshmon.model.topology import Topology
+from meshmon.model.wire import Message, Report
 from meshmon.sinks.base import Event, Sink
 from meshmon.sinks.sqlite import SqliteStore
-
-log = logging.getLogger(__name__)
 
 _SUMMARY = {
     ("report", True): "{} is reporting",
@@ -43,23 +43,18 @@ def presence_event(at: float, node: str, online: bool, why: str) -> Event:
 
 
 class SinkFeed:
-    """Follows the change log into the sinks: reports as samples, presence as events."""
+    """The effects of each core call into the sinks: a report's samples, presence events."""
 
-    def __init__(self, cursor: Cursor, sinks: Sequence[Sink]) -> None:
-        self.cursor = cursor
+    def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
 
-    def catch_up(self) -> None:
-        """Write what was applied since the last call."""
-        read = self.cursor.read()
-        if read.reset:
-            log.error("sinks fell %d change log entries behind; their samples are lost",
-                      read.lost)
+    def write(self, effects: Effects, message: Message | None = None) -> None:
+        """Queue what one `apply(message)` or `tick` changed (never blocks)."""
         sinks = self.sinks
-        for entry in read.entries:
-            if isinstance(entry, Reported):
+        for entry in effects.entries:
+            if isinstance(entry, Reported) and isinstance(message, Report):
                 for sink in sinks:
-                    sink.write_report(entry.report, entry.at, entry.dsts)
+                    sink.write_report(message, entry.at, entry.dsts)
             elif isinstance(entry, Presence):
                 for node in entry.nodes:
                     self.emit(presence_event(entry.at, node, entry.online, entry.why))
@@ -93,9 +88,7 @@ class StateSaver:
         if read.reset:  # whatever we missed: everything is saved again
             nodes.update(dict.fromkeys(self.topology.nodes))
         for entry in read.entries:
-            if isinstance(entry, Reported):
-                nodes[entry.report.node] = None
-            elif isinstance(entry, InfoChanged):
+            if isinstance(entry, Reported | InfoChanged):
                 nodes[entry.node] = None
             elif isinstance(entry, Presence):
                 nodes.update(dict.fromkeys(entry.nodes))

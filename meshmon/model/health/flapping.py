@@ -77,7 +77,7 @@ class FlappingDetector(Detector):
             self.forget_link_failures_around(node, now)
 
     def _note_listing(self, entry: Reported) -> None:
-        src = entry.report.node
+        src = entry.node
         listed = frozenset(entry.keys)
         before = self.reported.get(src)
         self.reported[src] = listed

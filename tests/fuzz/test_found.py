@@ -15,7 +15,7 @@ from aiohttp import web
 
 from meshmon.config import Config, ConfigError, load, parse
 from meshmon.metrics import Metrics
-from meshmon.model.topology import Topology
+from meshmon.model.core import Core
 from meshmon.model.wire import Rejected, Report, decode
 from meshmon.sinks.sqlite import SqliteStore
 from meshmon.web.app import WebContext, create_app, make_runner
@@ -87,7 +87,7 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
 @contextlib.asynccontextmanager
 async def served(*routes: tuple[str, Any]) -> AsyncIterator[int]:
     """The collector's web app (maintainer token `t0ken`, plus `routes`) on a free port."""
-    app = create_app(WebContext(topology=Topology(), config=Config(), metrics=Metrics(),
+    app = create_app(WebContext(core=Core(), config=Config(), metrics=Metrics(),
                                 admin_token=lambda: "t0ken"))
     for path, handler in routes:
         app.router.add_get(path, handler)

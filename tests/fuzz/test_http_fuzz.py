@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshmon.metrics import Metrics
-from meshmon.model.topology import Topology
+from meshmon.model.core import Core
 from meshmon.service import Service
 from meshmon.web.app import WebContext, create_app
 from tests import servers
@@ -119,7 +119,7 @@ class Collector:
     def routes(self) -> list[Route]:
         """Every route of the collector's web app, from its aiohttp router (an app made
         the way the service makes its own: the routes do not depend on the context)."""
-        app = create_app(WebContext(topology=Topology(), config=self.service.config,
+        app = create_app(WebContext(core=Core(), config=self.service.config,
                                     metrics=Metrics()))
         found = []
         for route in app.router.routes():

@@ -135,7 +135,7 @@ async def test_unlocated_nodes_are_named_so_the_map_can_find_and_open_them(
     hidden = by_id(doc["unlocated_nodes"])
     assert sorted(hidden) == ["bravo", "charlie", "delta"] and doc["unlocated"] == 3
     assert hidden["bravo"] == {"id": "bravo", "name": "bravo-home", "state": "online"}
-    served.ctx.topology.apply_info(Info.model_validate(
+    served.ctx.core.apply(Info.model_validate(
         {**infos()[2].model_dump(), "gateway": True}), NOW)
     assert by_id((await served.get_json("/api/v1/map"))["unlocated_nodes"])["charlie"][
         "gateway"] is True

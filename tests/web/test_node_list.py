@@ -104,7 +104,7 @@ async def test_pages_a_long_list(served: Served, monkeypatch: pytest.MonkeyPatch
 
 async def test_names_from_the_network_are_text(served: Served) -> None:
     hostile = '<img src=x onerror="alert(1)">&amp;'
-    served.ctx.topology.apply_info(Info.model_validate(
+    served.ctx.core.apply(Info.model_validate(
         {"v": 1, "node": "echo", "hostname": hostile}), NOW)
     text = await page(served, "?q=echo")
     assert "<img" not in text

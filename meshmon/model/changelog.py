@@ -1,9 +1,11 @@
 """The core's one change log: what changed, in order, read by each consumer at its own pace.
 
-`Core.apply` and `Core.tick` append entries; every consumer (the health detectors, the
-sample and event sinks, the SQLite state saver, the web documents, the live views, the
-alert engine) holds a `Cursor` and reads what was appended since its last read. Pure:
-no clock, no I/O.
+`Core.apply` and `Core.tick` append entries and return the ones each call appended (its
+effects). The health detectors observe each entry as it is appended and the sample and
+event sinks take each call's effects at once; every other consumer (the SQLite state
+saver, the web documents, the live views, the alert engine) holds a `Cursor` and reads
+what was appended since its last read, after each ingest batch and tick. Pure: no
+clock, no I/O.
 
 Bounded: entries every cursor has read are dropped when a cursor reads; and the log never
 holds more than `capacity` entries: a consumer that falls that far behind loses the

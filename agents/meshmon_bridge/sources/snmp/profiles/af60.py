@@ -10,6 +10,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     DeviceView,
     Identity,
     Snapshot,
+    columns,
     mac,
     positive,
     put,
@@ -29,7 +30,7 @@ class Af60:
     anchors = (AF60,)
     gets = tuple((*CONFIG, c, 1) for c in (1, 2, 3, 4)) + tuple(
         (*STATUS, c, 1) for c in (1, 2, 4))
-    walks = (STATION_ENTRY,)
+    walks = columns(STATION_ENTRY, 3, 4, 7, 8, 11, 12, 15, 18, 19)
     static_walks = ()
 
     def candidate(self, identity: Identity) -> bool:

@@ -12,6 +12,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     Identity,
     Row,
     Snapshot,
+    columns,
     every,
     mac,
     positive,
@@ -43,7 +44,8 @@ class AirFiber:
     name = "airfiber"
     anchors = (AIRFIBER,)
     gets = ()
-    walks = (CONFIG_ENTRY, STATUS_ENTRY)
+    walks = (*columns(CONFIG_ENTRY, 5, 6, 9, 14, 28),
+             *columns(STATUS_ENTRY, 4, 5, 6, 11, 14, 19, 22, 26, 40, 45))
     static_walks = ()
 
     def candidate(self, identity: Identity) -> bool:

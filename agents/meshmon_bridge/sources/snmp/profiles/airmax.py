@@ -13,6 +13,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     Identity,
     Row,
     Snapshot,
+    columns,
     mac,
     positive,
     put,
@@ -51,8 +52,11 @@ class AirMax:
     name = "airmax"
     anchors = (AIRMAX,)
     gets = ()
-    walks = (RADIO_ENTRY, RADIO_RSSI_ENTRY, WLSTAT_ENTRY, AIRMAX_ENTRY, STA_ENTRY)
-    static_walks = (DOT11_PRODUCT,)
+    walks = (*columns(RADIO_ENTRY, 4, 6, 7), *columns(RADIO_RSSI_ENTRY, 2),
+             *columns(WLSTAT_ENTRY, 2, 4, 5, 6, 7, 8, 9, 10, 14, 15),
+             *columns(AIRMAX_ENTRY, 3, 4, 7),
+             *columns(STA_ENTRY, 3, 4, 5, 6, 8, 9, 11, 12, 16, 17, 18))
+    static_walks = columns(DOT11_PRODUCT, 3, 4)
 
     def candidate(self, identity: Identity) -> bool:
         """Ubiquiti sysObjectIDs."""

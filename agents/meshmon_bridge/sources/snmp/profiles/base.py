@@ -30,6 +30,12 @@ class Identity:
         return any(self.object_id[:len(p)] == p for p in prefixes)
 
 
+def columns(entry: Oid, *numbers: int) -> tuple[Oid, ...]:
+    """The OIDs of some columns of a table (`entry` is its …Entry OID): a profile walks only
+    the columns it reads, never the whole table."""
+    return tuple((*entry, n) for n in numbers)
+
+
 Row = dict[int, Value]
 """one table row: column number → value"""
 
@@ -54,13 +60,14 @@ class Snapshot:
         return text(self.values.get(at))
 
     def table(self, entry: Oid) -> dict[Oid, Row]:
-        """Rows of a conceptual table: {index: {column: value}} under `entry` (…Entry OID)."""
+        """Rows of a conceptual table: {index: {column: value}} under `entry` (…Entry OID),
+        in index order (whatever order the walk found them in)."""
         rows: dict[Oid, Row] = {}
         depth = len(entry)
         for name, value in self.values.items():
             if name[:depth] == entry and len(name) > depth + 1:
                 rows.setdefault(name[depth + 1:], {})[name[depth]] = value
-        return rows
+        return dict(sorted(rows.items()))
 
 
 @dataclass

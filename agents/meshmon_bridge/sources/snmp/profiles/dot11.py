@@ -9,6 +9,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     Identity,
     Snapshot,
     channel_to_mhz,
+    columns,
     positive,
     text,
 )
@@ -25,7 +26,8 @@ class Dot11:
     anchors = ()
     gets = ()
     walks = ()
-    static_walks = (RESOURCE_INFO_ENTRY, PHY_DSSS_CURRENT_CHANNEL, PHY_OFDM_CURRENT_FREQUENCY)
+    static_walks = (*columns(RESOURCE_INFO_ENTRY, 3, 4), PHY_DSSS_CURRENT_CHANNEL,
+                    PHY_OFDM_CURRENT_FREQUENCY)
 
     def candidate(self, identity: Identity) -> bool:
         """Always (devices without the MIB answer nothing)."""

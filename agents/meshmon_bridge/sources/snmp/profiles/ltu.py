@@ -9,6 +9,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     DeviceView,
     Identity,
     Snapshot,
+    columns,
     every,
     mac,
     positive,
@@ -29,7 +30,7 @@ class Ltu:
     anchors = (AFLTU,)
     gets = tuple((*CONFIG, c, 0) for c in (1, 2, 4, 5, 6)) + tuple(
         (*STATUS, c, 0) for c in (1, 2, 4))
-    walks = (STATION_ENTRY,)
+    walks = columns(STATION_ENTRY, 3, 4, 5, 6, 7, 8, 9, 10, 16, 17, 23)
     static_walks = ()
 
     def candidate(self, identity: Identity) -> bool:

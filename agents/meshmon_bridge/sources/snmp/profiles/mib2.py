@@ -8,6 +8,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     DeviceView,
     Identity,
     Snapshot,
+    columns,
     mac,
     text,
 )
@@ -37,10 +38,6 @@ COUNTERS_64 = {"rx_bytes": IFX_HC_IN_OCTETS, "tx_bytes": IFX_HC_OUT_OCTETS,
                "rx_packets": IFX_HC_IN_UCAST, "tx_packets": IFX_HC_OUT_UCAST}
 
 
-def _cols(entry: Oid, *columns: int) -> tuple[Oid, ...]:
-    return tuple((*entry, c) for c in columns)
-
-
 class Mib2:
     """System group and IF-MIB: every device has them."""
 
@@ -49,11 +46,11 @@ class Mib2:
     gets = (SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME, HR_SYSTEM_UPTIME,
             *((*UCD_LOAD_INT, i) for i in (1, 2, 3)),
             UCD_MEM_TOTAL, UCD_MEM_AVAIL, UCD_MEM_BUFFER, UCD_MEM_CACHED)
-    walks = (*_cols(IF_ENTRY, IF_OPER_STATUS, IF_IN_ERRORS, IF_OUT_ERRORS,
+    walks = (*columns(IF_ENTRY, IF_OPER_STATUS, IF_IN_ERRORS, IF_OUT_ERRORS,
                     *COUNTERS_32.values()),
-             *_cols(IFX_ENTRY, *COUNTERS_64.values()))
-    static_walks = (*_cols(IF_ENTRY, IF_DESCR, IF_TYPE, IF_PHYS_ADDRESS),
-                    *_cols(IFX_ENTRY, IFX_NAME))
+             *columns(IFX_ENTRY, *COUNTERS_64.values()))
+    static_walks = (*columns(IF_ENTRY, IF_DESCR, IF_TYPE, IF_PHYS_ADDRESS),
+                    *columns(IFX_ENTRY, IFX_NAME))
 
     def candidate(self, identity: Identity) -> bool:
         """Always."""
@@ -112,5 +109,5 @@ class Mib2:
 
 def redundant_walks(answered: set[Oid]) -> set[Oid]:
     """Counter32 columns that need no walking because the agent has the ifHC* ones."""
-    hc = set(_cols(IFX_ENTRY, *COUNTERS_64.values()))
-    return set(_cols(IF_ENTRY, *COUNTERS_32.values())) if hc & answered else set()
+    hc = set(columns(IFX_ENTRY, *COUNTERS_64.values()))
+    return set(columns(IF_ENTRY, *COUNTERS_32.values())) if hc & answered else set()

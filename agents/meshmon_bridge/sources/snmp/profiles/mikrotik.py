@@ -14,6 +14,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     DeviceView,
     Identity,
     Snapshot,
+    columns,
     mac,
     positive,
     put,
@@ -44,7 +45,12 @@ class Mikrotik:
     name = "mikrotik"
     anchors = ()
     gets = (LICENCE_VERSION, SERIAL)
-    walks = (STAT_ENTRY, RTAB_ENTRY, AP_ENTRY, W60G_ENTRY, W60G_STA_ENTRY, LTE_ENTRY)
+    walks = (*columns(STAT_ENTRY, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+             *columns(RTAB_ENTRY, 3, 8, 9, 12, 14, 16, 18, 19),
+             *columns(AP_ENTRY, 2, 3, 4, 6, 7, 8, 9, 10),
+             *columns(W60G_ENTRY, 3, 4, 5, 6, 7, 8, 12, 13),
+             *columns(W60G_STA_ENTRY, 2, 3, 4, 5, 8, 9, 10),
+             *columns(LTE_ENTRY, 2, 3, 4, 7))
     static_walks = (INTERFACE_NAME,)
 
     def candidate(self, identity: Identity) -> bool:

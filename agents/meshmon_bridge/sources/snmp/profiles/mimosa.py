@@ -10,6 +10,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     DeviceView,
     Identity,
     Snapshot,
+    columns,
     positive,
     put,
     scaled,
@@ -33,7 +34,8 @@ class Mimosa:
     name = "mimosa"
     anchors = ()
     gets = (FIRMWARE, (*PER, 3, 0), (*PER, 4, 0))
-    walks = (CHAIN_ENTRY, STREAM_ENTRY, PTMP_CHANNEL_ENTRY)
+    walks = (*columns(CHAIN_ENTRY, 2, 3, 4, 5, 6), *columns(STREAM_ENTRY, 2, 5),
+             *columns(PTMP_CHANNEL_ENTRY, 2, 7, 10))
     static_walks = ()
 
     def candidate(self, identity: Identity) -> bool:

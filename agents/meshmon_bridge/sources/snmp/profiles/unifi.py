@@ -12,6 +12,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     Identity,
     Snapshot,
     channel_to_mhz,
+    columns,
     positive,
     put,
     scaled,
@@ -31,7 +32,7 @@ class Unifi:
     name = "unifi"
     anchors = (UNIFI,)
     gets = ((*AP_SYSTEM, 3, 0), (*AP_SYSTEM, 6, 0))
-    walks = (RADIO_ENTRY, VAP_ENTRY)
+    walks = (*columns(RADIO_ENTRY, 2, 3, 6, 7, 8, 9), *columns(VAP_ENTRY, 3, 4, 6, 7, 8, 9, 21))
     static_walks = ()
 
     def candidate(self, identity: Identity) -> bool:

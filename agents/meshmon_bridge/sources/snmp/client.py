@@ -13,7 +13,7 @@ cost about a third of the bridge's CPU per device.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyasn1.type import univ
@@ -23,8 +23,8 @@ from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
 from pysnmp.proto import errind, rfc1902, rfc1905
 
 from meshmon_bridge.sources.snmp.config import SnmpTable
+from meshmon_bridge.sources.snmp.walkplan import Cursor, Oid, Subtrees, WalkMemory
 
-Oid = tuple[int, ...]
 Value = int | bytes | Oid
 """INTEGER/Counter/Gauge/TimeTicks → int; OCTET STRING/IpAddress → bytes; OID → Oid"""
 
@@ -68,8 +68,8 @@ def oid(text: str) -> Oid:
     return tuple(int(part) for part in text.strip(".").split("."))
 
 
-def _value(raw: Any) -> Value | None:
-    """Convert one pysnmp value; None for "no such object/instance", end of MIB, Null."""
+def plain_value(raw: Any) -> Value | None:
+    """One pysnmp value as a plain one; None for "no such object/instance", end of MIB, Null."""
     if isinstance(raw, _ABSENT):
         return None
     # pyasn1's base types: every SMI type (Counter32, Gauge32, IpAddress, …) derives from them
@@ -84,6 +84,27 @@ def _value(raw: Any) -> Value | None:
     return None
 
 
+def _before(name: Oid) -> Oid:
+    """The OID a GETNEXT asks for to get `name` itself: `x.0` → `x` (nothing lies between);
+    `x.n` → `x.(n-1)` (only objects under `x.(n-1)` could lie between)."""
+    if len(name) < 2:
+        return name
+    return name[:-1] if name[-1] == 0 else (*name[:-1], name[-1] - 1)
+
+
+def _take_scalar(asked: Oid, name: Oid, raw: Any, out: dict[Oid, Value],
+                 unresolved: list[Oid]) -> None:
+    """File a GETNEXT answer for scalar `asked`: its value when the answer is `asked`; absent
+    when the answer lies beyond it; else (an object in between, or an agent that did not
+    move forward) `asked` goes to `unresolved`, for a GET."""
+    if name == asked:
+        value = plain_value(raw)
+        if value is not None:
+            out[name] = value
+    elif name < asked and not isinstance(raw, rfc1905.EndOfMibView):
+        unresolved.append(asked)
+
+
 @dataclass
 class SnmpClient:
     """Requests to one device."""
@@ -93,6 +114,8 @@ class SnmpClient:
     context: hlapi.ContextData
     max_repetitions: int = 24
     requests: int = 0
+    memory: WalkMemory = field(default_factory=WalkMemory)
+    """what the last walk found (plans the next one)"""
 
     @classmethod
     async def open(cls, engine: hlapi.SnmpEngine, table: SnmpTable) -> SnmpClient:
@@ -132,55 +155,96 @@ class SnmpClient:
         out: dict[Oid, Value] = {}
         for start in range(0, len(oids), RESPONSE_BUDGET):
             for name, raw in await self._send(_GET, "GET", oids[start:start + RESPONSE_BUDGET]):
-                value = _value(raw)
+                value = plain_value(raw)
                 if value is not None:
                     out[name] = value
         return out
 
-    async def first_under(self, roots: list[Oid]) -> set[Oid]:
-        """The roots under which the device has at least one object (one GETNEXT)."""
+    async def probe(self, scalars: list[Oid], roots: list[Oid]
+                    ) -> tuple[dict[Oid, Value], set[Oid]]:
+        """Scalars, and the roots under which the device has at least one object: one
+        GETNEXT for both (a discovery costs one request)."""
+        values: dict[Oid, Value] = {}
         found: set[Oid] = set()
-        for start in range(0, len(roots), RESPONSE_BUDGET):
-            chunk = roots[start:start + RESPONSE_BUDGET]
-            answer = await self._send(_NEXT, "GETNEXT", chunk)
-            for root, (name, raw) in zip(chunk, answer, strict=False):
-                if _value(raw) is not None and name[:len(root)] == root:
-                    found.add(root)
-        return found
+        unresolved: list[Oid] = []
+        queries = [(s, True) for s in scalars] + [(r, False) for r in roots]
+        for start in range(0, len(queries), RESPONSE_BUDGET):
+            chunk = queries[start:start + RESPONSE_BUDGET]
+            answer = await self._send(_NEXT, "GETNEXT", [
+                _before(o) if scalar else o for o, scalar in chunk])
+            for (asked, scalar), (name, raw) in zip(chunk, answer, strict=False):
+                if scalar:
+                    _take_scalar(asked, name, raw, values, unresolved)
+                elif plain_value(raw) is not None and name[:len(asked)] == asked:
+                    found.add(asked)
+        values.update(await self.get(unresolved) if unresolved else {})
+        return values, found
 
-    async def walk(self, roots: list[Oid]) -> dict[Oid, Value]:
-        """Every object under each root, walking all roots side by side with GETBULK.
+    async def walk(self, roots: list[Oid], scalars: list[Oid] | None = None
+                   ) -> dict[Oid, Value]:
+        """`scalars` and every object under each root, in as few GETBULKs as fit.
 
-        Each request carries one varbind per unfinished root; the repetitions are shared
-        out so a response stays within RESPONSE_BUDGET varbinds. A root ends at the first
-        OID outside it, at end of MIB, or when the agent stops increasing (a broken agent
-        must not loop us forever).
+        Each request carries the scalars still to read as non-repeaters (a GETNEXT of the
+        OID just before each, see `_before`) and the walk's cursors as repeaters, planned
+        from what the last walk found (`walkplan`); a response stays within RESPONSE_BUDGET
+        varbinds. A cursor ends past its part, at the first OID outside its roots, at end
+        of MIB, or when the agent stops increasing (a broken agent must not loop us
+        forever).
         """
+        roots = list(dict.fromkeys(roots))
+        tree = Subtrees(roots)
+        queue, reps = self.memory.plan(tree, roots, len(scalars or ()), RESPONSE_BUDGET,
+                                       self.max_repetitions)
+        pending = list(dict.fromkeys(scalars or ()))
         out: dict[Oid, Value] = {}
-        cursors = {root: root for root in dict.fromkeys(roots)}
-        while cursors:
-            active = list(cursors)
-            reps = max(1, min(self.max_repetitions, RESPONSE_BUDGET // len(active)))
-            answer = await self._send(_BULK, "GETBULK", [cursors[r] for r in active], 0, reps)
-            done: set[Oid] = set()
-            advanced: set[Oid] = set()
-            for position, (name, raw) in enumerate(answer):
-                root = active[position % len(active)]
-                if root in done:
+        unresolved: list[Oid] = []
+        found: dict[Oid, list[Oid]] = {root: [] for root in roots}
+        after: dict[Oid, Oid] = {}
+        while pending or queue:
+            asked, active, repetitions = self._pack(pending, queue, reps)
+            answer = await self._send(
+                _BULK, "GETBULK", [_before(s) for s in asked] + [c.at for c in active],
+                len(asked), repetitions)
+            if not answer:
+                break  # nothing at all: end here rather than ask again forever
+            for scalar, (name, raw) in zip(asked, answer, strict=False):
+                _take_scalar(scalar, name, raw, out, unresolved)
+            # scalars the agent cut from its answer are asked again
+            pending = pending[min(len(answer), len(asked)):]
+            for position, (name, raw) in enumerate(answer[len(asked):]):
+                cursor = active[position % len(active)]
+                if cursor.done:
                     continue
-                if (isinstance(raw, rfc1905.EndOfMibView) or name[:len(root)] != root
-                        or name <= cursors[root]):
-                    done.add(root)
+                if isinstance(raw, rfc1905.EndOfMibView) or name <= cursor.at:
+                    cursor.done = True
                     continue
-                cursors[root] = name
-                advanced.add(root)
-                value = _value(raw)
-                if value is not None:
-                    out[name] = value
-            for root in active:
-                if root in done or root not in advanced:
-                    del cursors[root]
+                after[cursor.at] = name
+                root = tree.root_of(name)
+                if root is not None:
+                    found[root].append(name)
+                    value = plain_value(raw)
+                    if value is not None:
+                        out[name] = value
+                cursor.step(name, root)
+            # a cursor whose slot the agent cut from its answer goes on in the next request
+            queue = [c for c in queue if not c.done]
+        self.memory.learn(found, after)
+        if unresolved:
+            out.update(await self.get(unresolved))
         return out
+
+    def _pack(self, pending: list[Oid], queue: list[Cursor], reps: int | None
+              ) -> tuple[list[Oid], list[Cursor], int]:
+        """The scalars and cursors of the next request, and its repetitions."""
+        if not queue:
+            return pending[:RESPONSE_BUDGET], [], 0
+        if reps is None:  # nothing known yet: one varbind per cursor, the budget shared out
+            active = queue[:RESPONSE_BUDGET]
+            asked = pending[:RESPONSE_BUDGET - len(active)]
+            share = (RESPONSE_BUDGET - len(asked)) // len(active)
+            return asked, active, max(1, min(self.max_repetitions, share))
+        asked = pending[:max(0, RESPONSE_BUDGET - reps)]
+        return asked, queue[:max(1, (RESPONSE_BUDGET - len(asked)) // reps)], reps
 
 
 def auth_data(table: SnmpTable) -> hlapi.CommunityData | hlapi.UsmUserData:

@@ -1,12 +1,13 @@
 """One SNMP device as a bridge source: discovery, polling, missed polls → offline.
 
-Discovery (first poll, and again after a reboot): read the system group, pick the profiles
-whose sysObjectID/sysDescr fits, confirm those with anchors by one GETNEXT, and read the
-subtrees that rarely change (interface names and MACs, product names). Every poll: one GET
-for every profile's scalars, one side-by-side GETBULK walk of every profile's subtrees.
-Every STATIC_EVERY polls the walk covers everything again; in between, scalars and
-subtrees the device did not have then are not asked for (each varbind costs the device,
-and the bridge, a lookup and its encoding).
+Discovery (first poll, and again after a reboot): one GETNEXT reads sysDescr and
+sysObjectID and probes every profile's anchors; the profiles whose sysObjectID/sysDescr
+fits and whose anchors (if any) have objects are the device's. Every poll is one walk
+(`SnmpClient.walk`): every profile's scalars ride as non-repeaters of the GETBULKs that
+walk every profile's columns, usually one request per device. Every STATIC_EVERY polls the
+walk also covers the subtrees that rarely change (interface names and MACs, product
+names); in between, scalars and columns the device did not have then are not asked for
+(each varbind costs the device, and the bridge, a lookup and its encoding).
 A poll that gets no answer counts as missed; after `offline_after` missed polls in a row
 the device is published `online: false`, and `online: true` again when it answers.
 """
@@ -148,34 +149,37 @@ class SnmpDevice:
         client = await self._open()
         if self._profiles is None:
             await self._discover(client)
-        assert self._profiles is not None
         self._polls_since_static += 1
-        full = self._full_due or self._polls_since_static >= STATIC_EVERY
-        values = await client.get(self._wanted("gets", full))
-        self._check_reboot(values)
-        if self._profiles is None:  # rebooted: read the rarely changing parts again
+        values = await self._walk(client, self._full_due
+                                  or self._polls_since_static >= STATIC_EVERY)
+        if self._rebooted(values):  # read the rarely changing parts again
             await self._discover(client)
-            full = True
-            values = await client.get(self._wanted("gets", full))
-        walks = self._wanted("walks", full)
-        if full:
-            statics = self._wanted("static_walks", full)
-            walked = await client.walk(walks + statics)
-            self._static = {k: v for k, v in walked.items() if _under(k, statics)}
-            answered = {root for root in walks + statics if any(
-                _under(k, [root]) for k in walked)}
-            self._skip = ({o for o in self._wanted("gets", True) if o not in values}
-                          | {r for r in walks + statics if r not in answered}
-                          | redundant_walks(answered))
-            self._polls_since_static = 0
-            self._full_due = False
-        else:
-            walked = await client.walk(walks)
-        snap = Snapshot({**self._static, **values, **walked})
+            values = await self._walk(client, True)
+        assert self._profiles is not None
+        snap = Snapshot({**self._static, **values})
         view = DeviceView()
         for profile in self._profiles:
             profile.read(snap, view)
         return view
+
+    async def _walk(self, client: SnmpClient, full: bool) -> dict[Oid, Any]:
+        """Every profile's scalars and subtrees in one walk (the static ones too if `full`,
+        which also decides what the next polls may skip)."""
+        gets = self._wanted("gets", full)
+        walks = self._wanted("walks", full)
+        statics = self._wanted("static_walks", full) if full else []
+        values = await client.walk(walks + statics, gets)
+        if full:
+            self._static = {k: v for k, v in values.items() if _under(k, statics)}
+            answered = {root for root in walks + statics if client.memory.count(root)}
+            # sysUpTime is always asked: a poll must reach the device even when it lacks
+            # everything else (it would be `online` without being asked)
+            self._skip = ({o for o in gets if o not in values and o != SYS_UPTIME}
+                          | {r for r in walks + statics if r not in answered}
+                          | redundant_walks(answered))
+            self._polls_since_static = 0
+            self._full_due = False
+        return values
 
     def _wanted(self, attribute: str, full: bool) -> list[Oid]:
         """The OIDs of `attribute` (gets, walks, static_walks) of every active profile,
@@ -185,30 +189,30 @@ class SnmpDevice:
         return oids if full else [o for o in oids if o not in self._skip]
 
     async def _discover(self, client: SnmpClient) -> None:
-        system = await client.get([SYS_DESCR, SYS_OBJECT_ID])
+        anchors = list(dict.fromkeys(a for p in PROFILES for a in p.anchors))
+        system, present = await client.probe([SYS_DESCR, SYS_OBJECT_ID], anchors)
         object_id = system.get(SYS_OBJECT_ID)
         descr = system.get(SYS_DESCR)
         identity = Identity(object_id if isinstance(object_id, tuple) else (),
                             descr.decode("utf-8", "replace") if isinstance(descr, bytes) else "")
         candidates = [p for p in PROFILES if p.candidate(identity)]
-        anchors = [a for p in candidates for a in p.anchors]
-        present = await client.first_under(anchors) if anchors else set()
         self._profiles = [p for p in candidates if not p.anchors or present & set(p.anchors)]
         self._identity = identity
         self._full_due = True
         log.debug("%s: profiles %s", self.name, [p.name for p in self._profiles])
 
-    def _check_reboot(self, values: dict[Oid, Any]) -> None:
+    def _rebooted(self, values: dict[Oid, Any]) -> bool:
+        """Whether the uptime went down since the last poll (then counters restart)."""
         raw = values.get(HR_SYSTEM_UPTIME, values.get(SYS_UPTIME))
         if not isinstance(raw, int):
-            return
-        uptime = raw / 100
-        if self._last_uptime is not None and uptime < self._last_uptime:
-            log.info("%s: rebooted (uptime %.0f s < %.0f s)", self.name, uptime,
-                     self._last_uptime)
-            self._counters.reset()
-            self._profiles = None
+            return False
+        uptime, last = raw / 100, self._last_uptime
         self._last_uptime = uptime
+        if last is None or uptime >= last:
+            return False
+        log.info("%s: rebooted (uptime %.0f s < %.0f s)", self.name, uptime, last)
+        self._counters.reset()
+        return True
 
     # -- publishing ---------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 when the device's tables changed in between (snmpsim re-reads a recording rewritten on
 disk): stations associated in the middle of the registration table or at its end, a
 station gone, an interface row gone from one column, a scalar with objects just before it.
-And an unchanged small device costs one request per poll.
+An unchanged small device costs one request per poll; the devices of a bridge get their
+targets configured together, and a host name that does not resolve fails alone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from meshmon_bridge.source import SourceError
 from meshmon_bridge.sources.snmp.client import Oid, SnmpClient, oid
 from meshmon_bridge.sources.snmp.config import SnmpTable
 from meshmon_bridge.sources.snmp.device import SharedEngine, SnmpDevice
@@ -150,3 +152,24 @@ async def test_an_unchanged_small_device_costs_one_request_per_poll(
         assert dev.requests - after_first == 3
     finally:
         await dev.close()
+
+
+async def test_devices_are_configured_together_and_a_bad_name_misses_alone(
+        simulator: tuple[int, Path]) -> None:
+    port, _ = simulator
+    shared = SharedEngine(4)
+    good = SnmpDevice(SnmpTable(host="127.0.0.1", port=port, community="airos",
+                                node="dev-good", timeout_s=5), shared)
+    bad = SnmpDevice(SnmpTable(host="no-such-host.invalid", port=port, community="airos",
+                               node="dev-bad", timeout_s=5, offline_after=2), shared)
+    try:
+        (update,) = await good.poll()
+        assert update.online is True and update.report is not None
+        assert shared.unconfigured == []  # the first poll configured both
+        with pytest.raises(SourceError, match=r"cannot reach no-such-host\.invalid"):
+            await bad.poll()
+        (offline,) = await bad.poll()  # tried again, still no such name
+        assert offline.online is False
+    finally:
+        await good.close()
+        await bad.close()

@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
 from meshmon_bridge.ratelog import RateLimitedLog
@@ -50,7 +51,24 @@ class SharedEngine:
     max_concurrent: int
     engine: SnmpEngine = field(default_factory=SnmpEngine)
     users: int = 0
+    unconfigured: list[SnmpDevice] = field(default_factory=list)
+    """devices whose target the engine does not have yet"""
     _slots: asyncio.Semaphore | None = None
+    _configuring: asyncio.Lock | None = None
+
+    async def configure_all(self) -> None:
+        """Give the engine the target of every device that has none yet, all at once.
+
+        pysnmp rebuilds its community and target lookups on the first message after any
+        change to them, at a cost that grows with the number of targets: configured one by
+        one as their first polls came, 1,000 devices made every response of the first
+        round pay for that."""
+        if self._configuring is None:
+            self._configuring = asyncio.Lock()
+        async with self._configuring:  # the others wait until theirs is done too
+            waiting, self.unconfigured = self.unconfigured, []
+            for device in waiting:
+                await device.configure()
 
     @property
     def slots(self) -> asyncio.Semaphore:
@@ -82,7 +100,9 @@ class SnmpDevice:
         """one read (after the slot was free) may take this long; then it counts as missed"""
         self._shared = shared
         shared.users += 1
+        shared.unconfigured.append(self)
         self._client: SnmpClient | None = None
+        self._open_error: str | None = None
         self._profiles: list[Profile] | None = None
         self._identity: Identity | None = None
         self._static: dict[Oid, Any] = {}
@@ -133,16 +153,27 @@ class SnmpDevice:
         """Give the shared engine back."""
         if not self._closed:
             self._closed = True
+            if self in self._shared.unconfigured:
+                self._shared.unconfigured.remove(self)
             self._shared.release()
 
     # -- reading ------------------------------------------------------------------------
 
+    async def configure(self) -> None:
+        """Make this device's client (its target in the shared engine)."""
+        try:
+            self._client = await SnmpClient.open(self._shared.engine, self.table)
+            self._open_error = None
+        except (OSError, PySnmpError) as exc:  # the host name does not resolve
+            self._open_error = f"cannot reach {self.table.host}: {exc}"
+
     async def _open(self) -> SnmpClient:
+        if self._client is None and self._open_error is None:
+            await self._shared.configure_all()  # this device's target among all others
+        elif self._client is None:
+            await self.configure()  # its name did not resolve last time: try again
         if self._client is None:
-            try:
-                self._client = await SnmpClient.open(self._shared.engine, self.table)
-            except OSError as exc:  # the host name does not resolve
-                raise SnmpError(f"cannot reach {self.table.host}: {exc}") from None
+            raise SnmpError(self._open_error or f"{self.table.host}: not configured")
         return self._client
 
     async def _read(self) -> DeviceView:

@@ -46,6 +46,15 @@ async def _answers(port: int, community: str) -> bool:
 def start_snmpsim(data_dir: Path, probe_community: str, port: int | None = None,
                   v3_args: list[str] | None = None, timeout: float = 60) -> Server:
     """snmpsim serving every recording in `data_dir`; waits until `probe_community` answers."""
+    server = launch_snmpsim(data_dir, port, v3_args)
+    wait_until_answering(server, probe_community, timeout)
+    return server
+
+
+def launch_snmpsim(data_dir: Path, port: int | None = None,
+                   v3_args: list[str] | None = None) -> Server:
+    """snmpsim serving every recording in `data_dir`, still indexing them (see
+    `wait_until_answering`): several start side by side."""
     port = port or free_udp_port()
     workdir = Path(tempfile.mkdtemp(prefix="snmpsim-"))
     argv = [str(RESPONDER), f"--data-dir={data_dir}", f"--cache-dir={workdir / 'cache'}",
@@ -53,18 +62,23 @@ def start_snmpsim(data_dir: Path, probe_community: str, port: int | None = None,
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed with the process
     env = {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    server = Server("snmpsim", port, proc, workdir)
+    return Server("snmpsim", port, proc, workdir)
+
+
+def wait_until_answering(server: Server, probe_community: str, timeout: float = 60) -> None:
+    """Wait until `probe_community` answers; stop the server and raise if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if server.proc.poll() is not None:
             text = server.log()
             server.stop()
-            raise RuntimeError(f"snmpsim exited with {proc.returncode}: {text[-2000:]}")
-        if asyncio.run(_answers(port, probe_community)):
-            return server
+            raise RuntimeError(
+                f"snmpsim exited with {server.proc.returncode}: {text[-2000:]}")
+        if asyncio.run(_answers(server.port, probe_community)):
+            return
         time.sleep(0.1)
     server.stop()
-    raise TimeoutError(f"snmpsim on {port} did not answer within {timeout}s")
+    raise TimeoutError(f"snmpsim on {server.port} did not answer within {timeout}s")
 
 
 def recordings(source: Path, target: Path, names: dict[str, str]) -> Path:

@@ -1,10 +1,11 @@
-"""Profiles ask only for what they read, and read nothing they do not ask for.
+"""Profiles read nothing they do not ask for, and ask for no scalar they do not read.
 
 A profile walks single table columns, not whole tables (each varbind costs the device and
 the bridge a lookup, an encoding and a decoding). For every LibreNMS recording, what the
 chosen profiles make of everything in it must equal what they make of only the OIDs they
 ask for: a column a profile reads but does not list would silently lose a value.
-The recordings are parsed by snmpsim's own record parser.
+And every scalar a profile asks for is one it reads, in some recording. The recordings
+are parsed by snmpsim's own record parser.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def view_of(profiles: list[Profile], values: dict[Oid, Value]) -> DeviceView:
 def test_profiles_read_only_what_they_ask_for(path: Path) -> None:
     values = everything(path)
     profiles = chosen(values)
-    gets = {o for p in profiles for o in p.gets}
+    gets = {o for p in profiles for o in (*p.gets, *p.static_gets)}
     roots = tuple(r for p in profiles for r in (*p.walks, *p.static_walks))
     asked = {k: v for k, v in values.items() if k in gets or under(k, roots)}
     assert view_of(profiles, asked) == view_of(profiles, values)
@@ -75,3 +76,26 @@ def test_profiles_leave_out_columns_they_do_not_read() -> None:
         entries = tuple({root[:-1] for root in roots})  # a column's parent: its …Entry
         unread = {k for k in values if under(k, entries) and not under(k, roots)}
         assert unread, name
+
+
+class Watched(Snapshot):
+    """A snapshot that notes which single objects a profile looked up."""
+
+    looked_up: set[Oid]
+
+    def get(self, at: Oid) -> Value | None:
+        self.looked_up.add(at)
+        return super().get(at)
+
+
+def test_every_scalar_a_profile_asks_for_is_read() -> None:
+    looked_up: dict[str, set[Oid]] = {p.name: set() for p in PROFILES}
+    for path in RECORDINGS:
+        values = everything(path)
+        for profile in chosen(values):
+            snap = Watched(values)
+            snap.looked_up = looked_up[profile.name]
+            profile.read(snap, DeviceView())
+    for profile in PROFILES:
+        asked = {*profile.gets, *profile.static_gets}
+        assert asked <= looked_up[profile.name], profile.name

@@ -196,12 +196,14 @@ class SnmpDevice:
     async def _walk(self, client: SnmpClient, full: bool) -> dict[Oid, Any]:
         """Every profile's scalars and subtrees in one walk (the static ones too if `full`,
         which also decides what the next polls may skip)."""
-        gets = self._wanted("gets", full)
+        gets = self._wanted("gets", full) + (self._wanted("static_gets", full) if full else [])
         walks = self._wanted("walks", full)
         statics = self._wanted("static_walks", full) if full else []
         values = await client.walk(walks + statics, gets)
         if full:
-            self._static = {k: v for k, v in values.items() if _under(k, statics)}
+            static_gets = set(self._wanted("static_gets", full))
+            self._static = {k: v for k, v in values.items()
+                            if k in static_gets or _under(k, statics)}
             answered = {root for root in walks + statics if client.memory.count(root)}
             # sysUpTime is always asked: a poll must reach the device even when it lacks
             # everything else (it would be `online` without being asked)
@@ -213,8 +215,9 @@ class SnmpDevice:
         return values
 
     def _wanted(self, attribute: str, full: bool) -> list[Oid]:
-        """The OIDs of `attribute` (gets, walks, static_walks) of every active profile,
-        without those the device lacked at the last full read (unless this one is full)."""
+        """The OIDs of `attribute` (gets, static_gets, walks, static_walks) of every active
+        profile, without those the device lacked at the last full read (unless this one is
+        full)."""
         assert self._profiles is not None
         oids = [o for p in self._profiles for o in getattr(p, attribute)]
         return oids if full else [o for o in oids if o not in self._skip]

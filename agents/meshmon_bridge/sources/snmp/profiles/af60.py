@@ -28,8 +28,8 @@ class Af60:
 
     name = "af60"
     anchors = (AF60,)
-    gets = tuple((*CONFIG, c, 1) for c in (1, 2, 3, 4)) + tuple(
-        (*STATUS, c, 1) for c in (1, 2, 4))
+    gets = tuple((*CONFIG, c, 1) for c in (2, 3, 4))
+    static_gets = tuple((*STATUS, c, 1) for c in (1, 2, 4))  # MAC, model, firmware
     walks = columns(STATION_ENTRY, 3, 4, 7, 8, 11, 12, 15, 18, 19)
     static_walks = ()
 

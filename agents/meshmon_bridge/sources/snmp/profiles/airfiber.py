@@ -44,6 +44,7 @@ class AirFiber:
     name = "airfiber"
     anchors = (AIRFIBER,)
     gets = ()
+    static_gets = ()
     walks = (*columns(CONFIG_ENTRY, 5, 6, 9, 14, 28),
              *columns(STATUS_ENTRY, 4, 5, 6, 11, 14, 19, 22, 26, 40, 45))
     static_walks = ()

@@ -52,6 +52,7 @@ class AirMax:
     name = "airmax"
     anchors = (AIRMAX,)
     gets = ()
+    static_gets = ()
     walks = (*columns(RADIO_ENTRY, 4, 6, 7), *columns(RADIO_RSSI_ENTRY, 2),
              *columns(WLSTAT_ENTRY, 2, 4, 5, 6, 7, 8, 9, 10, 14, 15),
              *columns(AIRMAX_ENTRY, 3, 4, 7),

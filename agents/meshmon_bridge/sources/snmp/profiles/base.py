@@ -52,12 +52,12 @@ class Snapshot:
 
     def int(self, at: Oid) -> int | None:
         """An integer object, or None (absent or of another type)."""
-        value = self.values.get(at)
+        value = self.get(at)
         return value if isinstance(value, int) else None
 
     def text(self, at: Oid) -> str | None:
         """A DisplayString object as text, or None."""
-        return text(self.values.get(at))
+        return text(self.get(at))
 
     def table(self, entry: Oid) -> dict[Oid, Row]:
         """Rows of a conceptual table: {index: {column: value}} under `entry` (…Entry OID),
@@ -141,6 +141,12 @@ class Profile(Protocol):
     @property
     def walks(self) -> tuple[Oid, ...]:
         """Subtrees walked every poll."""
+        ...
+
+    @property
+    def static_gets(self) -> tuple[Oid, ...]:
+        """Scalars that change only with the firmware (model, version, MACs): read at
+        discovery (which a reboot repeats) and every STATIC_EVERY polls."""
         ...
 
     @property

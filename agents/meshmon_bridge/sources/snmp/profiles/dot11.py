@@ -25,6 +25,7 @@ class Dot11:
     name = "dot11"
     anchors = ()
     gets = ()
+    static_gets = ()
     walks = ()
     static_walks = (*columns(RESOURCE_INFO_ENTRY, 3, 4), PHY_DSSS_CURRENT_CHANNEL,
                     PHY_OFDM_CURRENT_FREQUENCY)

@@ -28,8 +28,8 @@ class Ltu:
 
     name = "ltu"
     anchors = (AFLTU,)
-    gets = tuple((*CONFIG, c, 0) for c in (1, 2, 4, 5, 6)) + tuple(
-        (*STATUS, c, 0) for c in (1, 2, 4))
+    gets = tuple((*CONFIG, c, 0) for c in (2, 4, 5, 6))
+    static_gets = tuple((*STATUS, c, 0) for c in (1, 2, 4))  # MAC, model, firmware
     walks = columns(STATION_ENTRY, 3, 4, 5, 6, 7, 8, 9, 10, 16, 17, 23)
     static_walks = ()
 

@@ -43,7 +43,8 @@ class Mib2:
 
     name = "mib2"
     anchors: tuple[Oid, ...] = ()
-    gets = (SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME, HR_SYSTEM_UPTIME,
+    static_gets = ()  # sysDescr, sysObjectID: discovery reads them
+    gets = (SYS_UPTIME, SYS_NAME, HR_SYSTEM_UPTIME,
             *((*UCD_LOAD_INT, i) for i in (1, 2, 3)),
             UCD_MEM_TOTAL, UCD_MEM_AVAIL, UCD_MEM_BUFFER, UCD_MEM_CACHED)
     walks = (*columns(IF_ENTRY, IF_OPER_STATUS, IF_IN_ERRORS, IF_OUT_ERRORS,

@@ -22,6 +22,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     single_index,
     text,
 )
+from meshmon_bridge.sources.snmp.profiles.mib2 import SYS_DESCR
 
 MIKROTIK = oid("1.3.6.1.4.1.14988")
 WIRELESS = (*MIKROTIK, 1, 1, 1)
@@ -33,7 +34,6 @@ W60G_STA_ENTRY = (*WIRELESS, 9, 1)
 LTE_ENTRY = (*MIKROTIK, 1, 1, 16, 1, 1)
 INTERFACE_NAME = (*MIKROTIK, 1, 1, 14, 1, 1, 2)  # mtxrInterfaceStatsName.ifIndex
 LICENCE_VERSION = (*MIKROTIK, 1, 1, 4, 4, 0)
-SERIAL = (*MIKROTIK, 1, 1, 7, 3, 0)
 W60G_DISTANCE_DIVISOR = 100
 """mtxrWl60GStaDistance: the MIB says metres, devices report centimetres (as LibreNMS reads
 it: its divisor 100000 gives km)"""
@@ -44,7 +44,8 @@ class Mikrotik:
 
     name = "mikrotik"
     anchors = ()
-    gets = (LICENCE_VERSION, SERIAL)
+    gets = ()
+    static_gets = (LICENCE_VERSION, SYS_DESCR)
     walks = (*columns(STAT_ENTRY, 2, 3, 4, 5, 6, 7, 8, 9, 10),
              *columns(RTAB_ENTRY, 3, 8, 9, 12, 14, 16, 18, 19),
              *columns(AP_ENTRY, 2, 3, 4, 6, 7, 8, 9, 10),
@@ -59,7 +60,7 @@ class Mikrotik:
 
     def read(self, snap: Snapshot, view: DeviceView) -> None:
         """Model, version, radios, links, LTE."""
-        found = re.match(r"RouterOS\s+(\S+)", snap.text(oid("1.3.6.1.2.1.1.1.0")) or "")
+        found = re.match(r"RouterOS\s+(\S+)", snap.text(SYS_DESCR) or "")
         view.set_info("model", found.group(1) if found else None)
         view.set_info("firmware", snap.text(LICENCE_VERSION))
         depth = len(INTERFACE_NAME)

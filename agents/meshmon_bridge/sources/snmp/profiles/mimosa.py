@@ -17,6 +17,7 @@ from meshmon_bridge.sources.snmp.profiles.base import (
     single_index,
     text,
 )
+from meshmon_bridge.sources.snmp.profiles.mib2 import SYS_DESCR
 
 MIMOSA = oid("1.3.6.1.4.1.43356")
 WIRELESS = (*MIMOSA, 2, 1, 2)
@@ -33,7 +34,8 @@ class Mimosa:
 
     name = "mimosa"
     anchors = ()
-    gets = (FIRMWARE, (*PER, 3, 0), (*PER, 4, 0))
+    gets = ((*PER, 3, 0), (*PER, 4, 0))
+    static_gets = (FIRMWARE, SYS_DESCR)
     walks = (*columns(CHAIN_ENTRY, 2, 3, 4, 5, 6), *columns(STREAM_ENTRY, 2, 5),
              *columns(PTMP_CHANNEL_ENTRY, 2, 7, 10))
     static_walks = ()
@@ -44,7 +46,7 @@ class Mimosa:
 
     def read(self, snap: Snapshot, view: DeviceView) -> None:
         """Model, firmware, PTP chains and streams, PTMP radios."""
-        found = re.match(r"(?i)mimosa\s+(\S+)", snap.text(oid("1.3.6.1.2.1.1.1.0")) or "")
+        found = re.match(r"(?i)mimosa\s+(\S+)", snap.text(SYS_DESCR) or "")
         view.set_info("model", found.group(1) if found else None)
         view.set_info("firmware", snap.text(FIRMWARE))
         chains = single_index(snap.table(CHAIN_ENTRY))

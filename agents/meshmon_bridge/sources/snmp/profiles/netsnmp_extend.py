@@ -49,6 +49,7 @@ class NetSnmpExtend:
     name = "netsnmp_extend"
     anchors = (OUTPUT_1LINE,)
     gets = ()
+    static_gets = ()
     walks = (OUTPUT_1LINE,)
     static_walks = (OUTPUT_FULL,)
 

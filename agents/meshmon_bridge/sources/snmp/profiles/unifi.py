@@ -31,7 +31,8 @@ class Unifi:
 
     name = "unifi"
     anchors = (UNIFI,)
-    gets = ((*AP_SYSTEM, 3, 0), (*AP_SYSTEM, 6, 0))
+    gets = ()
+    static_gets = ((*AP_SYSTEM, 3, 0), (*AP_SYSTEM, 6, 0))  # model, firmware
     walks = (*columns(RADIO_ENTRY, 2, 3, 6, 7, 8, 9), *columns(VAP_ENTRY, 3, 4, 6, 7, 8, 9, 21))
     static_walks = ()
 

@@ -59,7 +59,7 @@ class SnmpTable(_Table):
     offline_after: int = Field(default=3, ge=1, le=1000)
     """missed polls in a row before the device is published `online: false`"""
     max_repetitions: int = Field(default=24, ge=1, le=200)
-    """varbinds per GETBULK response, shared by the columns walked together"""
+    """at most this many GETBULK repetitions per varbind (a response stays within 48)"""
     hostname: str | None = None
     location: Location | None = None
     public: bool = True

@@ -54,7 +54,7 @@ def start_snmpsim(data_dir: Path, probe_community: str, port: int | None = None,
 def launch_snmpsim(data_dir: Path, port: int | None = None,
                    v3_args: list[str] | None = None) -> Server:
     """snmpsim serving every recording in `data_dir`, still indexing them (see
-    `wait_until_answering`): several start side by side."""
+    `wait_until_answering`): several start side by side. `v3_args`: more options."""
     port = port or free_udp_port()
     workdir = Path(tempfile.mkdtemp(prefix="snmpsim-"))
     argv = [str(RESPONDER), f"--data-dir={data_dir}", f"--cache-dir={workdir / 'cache'}",

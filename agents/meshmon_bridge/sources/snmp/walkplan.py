@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 
 Oid = tuple[int, ...]
 
-COST_REQUEST = 8.0
-"""what one more request costs, in answered varbinds (pysnmp on both sides; measured)"""
-COST_ASKED = 0.5
-"""what a varbind asked costs next to one answered (it is encoded but nothing is looked up)"""
+COST_REQUEST = 10.0
+"""what one more request costs the bridge, in answered varbinds (pysnmp, measured: about
+0.9 ms a request and 0.085 ms a varbind answered, 0.06 ms a varbind asked)"""
+COST_ASKED = 0.7
+"""what a varbind asked costs next to one answered"""
 
 
 class Subtrees:

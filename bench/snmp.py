@@ -1,6 +1,6 @@
 """SNMP benchmark: one bridge polling N devices served by snmpsim on loopback.
 
-    python bench/snmp.py [--devices 1000] [--sims auto] [--rounds 3] [--concurrency 32]
+    python bench/snmp.py [--devices 1000] [--sims 0] [--rounds 3] [--concurrency 64]
 
 The devices are the real LibreNMS recordings (airMAX, airFiber, LTU, MikroTik AP/station/
 LTE, Mimosa, UniFi, OpenWrt) under N community names, spread over `--sims` snmpsim
@@ -180,7 +180,8 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=TARGET_DEVICES)
     parser.add_argument("--sims", type=int, default=0, help="0: one per PER_SIM devices")
     parser.add_argument("--rounds", type=int, default=3, help="steady rounds after discovery")
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=snmp_kind.MAX_CONCURRENT,
+                        help="devices polled at once (default: the bridge's own)")
     args = parser.parse_args()
     sims = args.sims or math.ceil(args.devices / PER_SIM)
     snmp_kind.MAX_CONCURRENT = args.concurrency

@@ -9,6 +9,7 @@ targets configured together, and a host name that does not resolve fails alone.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,12 +39,14 @@ def lines_of(community: str) -> list[str]:
 
 
 def write(data: Path, community: str, lines: list[str]) -> None:
-    """Rewrite a recording in OID order, dated later so snmpsim re-reads it."""
+    """Rewrite a recording in OID order, dated later so snmpsim re-reads it (it compares
+    whole seconds)."""
     path = data / f"{community}.snmprec"
+    before = path.stat().st_mtime if path.exists() else 0.0
     ordered = sorted((line for line in lines if line.strip()),
                      key=lambda line: oid(line.split("|", 1)[0]))
     path.write_text("\n".join(ordered) + "\n")
-    later = path.stat().st_mtime + 5
+    later = max(before + 2, time.time() + 2)
     os.utime(path, (later, later))
 
 

@@ -16,17 +16,28 @@ Each event (`data:` line, compact JSON):
      offline | silent | unreachable | flapping | unknown), "online", "hostname", "now",
      "last_seen", "age_s" (seconds since last heard), "interval_s" (of its last report),
      "fast": {"requested", "interval_s", "duration_s"},
-     "thresholds": {"good_signal_dbm", "marginal_signal_dbm"},
-     "links": [{"peer", "kind", "iface",   (radio links first — what is being aimed —
-                                             then the others; each group by peer)
+     "thresholds": {"signal_dbm": [good, fair], "tq": [good, fair], "etx": [good, fair]}
+                   (the map's grading, `mapdata.Thresholds.as_json`),
+     "links": [{"peer", "peer_name" (its hostname when known and safe, else null),
+                "kind", "iface",
                 "out": this node's view {iface, signal_dbm, signal_avg_dbm, chains_dbm,
                        noise_dbm, snr_db, tx_rate_mbps, rx_rate_mbps, expected_tput_mbps,
                        tq, etx, inactive_ms, … (present ones only), last_seen, age_s,
                        derived: [noise_dbm/snr_db filled in from the radio]} | null,
                 "in": the peer's view of the same link, same shape | null,
-                "signal_dbm", "signal_from" (out | in), "verdict" (good | marginal | poor |
-                unknown), "planned_signal_dbm", "planned_diff_db"}],
+                "metric": signal | tq | etx | null (what the figure and chart show: the
+                          first of them either end reports),
+                "value", "value_from" (out | in): that metric, this node's reading first,
+                "signal_dbm", "signal_from" (out | in),
+                "verdict_out", "verdict_in": each end's own grade (good | fair | poor |
+                          unknown; the map's words, from its first metric),
+                "verdict": the worse of the two ends' grades, "verdict_by" (out | in |
+                          null): the end that decides,
+                "planned_signal_dbm", "planned_diff_db"}],
      "unresolved_links": links to peers known only by MAC}
+
+Links come radio first (wifi: what the person on the roof is aiming), then the others;
+within each group the worst verdict first, then by peer.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -47,7 +59,7 @@ from meshmon.config import InstallerConfig, PlannedLink
 from meshmon.model.topology import Topology
 from meshmon.model.wire import NODE_ID_RE, Report
 from meshmon.web.app import CTX, STATIC_DIR, WebContext, json_error
-from meshmon.web.mapdata import Thresholds, quality
+from meshmon.web.mapdata import QUALITIES, Thresholds, quality
 from meshmon.web.public import dump, node_links_detail, plain_state, safe_text
 
 log = logging.getLogger(__name__)
@@ -68,38 +80,60 @@ MAX_STREAMS = 200
 """open live streams per collector; each may keep an agent in fast mode"""
 RETRY_MS = 3000
 """what EventSource waits before reconnecting after the stream ends"""
-VERDICTS = ("good", "marginal", "poor", "unknown")
+VERDICTS = QUALITIES
+"""the map's words: good, fair, poor, unknown"""
+WORST_FIRST = {"poor": 0, "fair": 1, "good": 2, "unknown": 3}
+METRICS = ("signal", "tq", "etx")
 
 _NODE_RE = re.compile(NODE_ID_RE)
 
 
 # ---------------------------------------------------------------------- pure logic
-def verdict(signal_dbm: float | None, good_dbm: float, marginal_dbm: float) -> str:
-    """good at or above `good_dbm`, marginal at or above `marginal_dbm`, else poor;
-    unknown without a reading."""
+def verdict(signal_dbm: float | None, good_dbm: float, fair_dbm: float) -> str:
+    """good at or above `good_dbm`, fair at or above `fair_dbm`, else poor; unknown
+    without a reading."""
     if signal_dbm is not None and math.isnan(signal_dbm):
         return "unknown"
-    return _word(quality(Thresholds(good_dbm, marginal_dbm), signal_dbm, None, None))
+    return quality(Thresholds(good_dbm, fair_dbm), signal_dbm, None, None)
 
 
-def link_verdict(signal_dbm: float | None, out: Json | None, back: Json | None,
-                 cfg: InstallerConfig) -> str:
-    """The verdict from the signal; without a radio reading (batman-adv over VPN or
-    cable, OLSR) from TQ, else ETX, of either view — the map's grading, so both agree."""
-    if signal_dbm is not None:
-        return verdict(signal_dbm, cfg.good_signal_dbm, cfg.marginal_signal_dbm)
-    t = Thresholds(cfg.good_signal_dbm, cfg.marginal_signal_dbm)
-    for view in (out, back):
-        if view is not None:
-            grade = quality(t, None, view.get("tq"), view.get("etx"))
-            if grade != "unknown":
-                return _word(grade)
-    return "unknown"
+def view_verdict(view: Json | None, thresholds: Thresholds) -> str:
+    """One end's grade from its first metric (signal, else TQ, else ETX): the map's."""
+    if view is None:
+        return "unknown"
+    signal = view_signal(view)
+    if signal is not None and math.isnan(signal):
+        signal = None
+    return quality(thresholds, signal, view.get("tq"), view.get("etx"))
 
 
-def _word(grade: str) -> str:
-    """The map's `fair` is the installer's `marginal`."""
-    return "marginal" if grade == "fair" else grade
+def worse_end(out: str, back: str) -> tuple[str, str | None]:
+    """The verdict of a link from both ends' grades (the worse one decides) and the end
+    that decides (`out` on a tie; None when neither end has a grade)."""
+    if out == "unknown" and back == "unknown":
+        return "unknown", None
+    if back == "unknown" or (out != "unknown" and WORST_FIRST[out] <= WORST_FIRST[back]):
+        return out, "out"
+    return back, "in"
+
+
+def link_metric(out: Json | None, back: Json | None) -> str | None:
+    """What a link's figure and chart show: signal when either end reports one, else TQ,
+    else ETX; None without any."""
+    views = [v for v in (out, back) if v is not None]
+    if any(view_signal(v) is not None for v in views):
+        return "signal"
+    for metric in ("tq", "etx"):
+        if any(v.get(metric) is not None for v in views):
+            return metric
+    return None
+
+
+def metric_value(view: Json | None, metric: str | None) -> float | None:
+    """One end's reading of `metric` (signal: the latest, else the average)."""
+    if view is None or metric is None:
+        return None
+    return view_signal(view) if metric == "signal" else view.get(metric)
 
 
 def planned_signal(planned: Sequence[PlannedLink], src: str, dst: str) -> float | None:
@@ -158,10 +192,12 @@ def direction_view(view: Json | None, report: Report | None, now: float) -> Json
 
 
 def link_entry(entry: Json, node: str, cfg: InstallerConfig,
-               reports: Callable[[str], Report | None], now: float) -> Json:
-    """One neighbour of `node` for the installer: both views, verdict, planned budget.
+               reports: Callable[[str], Report | None], now: float,
+               names: Callable[[str], str | None] = lambda _peer: None) -> Json:
+    """One neighbour of `node` for the installer: both views, each end's grade and the
+    verdict (the worse end decides), the figure to show, the planned budget.
 
-    The verdict and the planned difference use this node's own reading of the peer (it
+    The figure and the planned difference use this node's own reading of the peer (it
     follows the antenna at once in fast mode); the peer's reading only when this node
     has none.
     """
@@ -173,21 +209,39 @@ def link_entry(entry: Json, node: str, cfg: InstallerConfig,
         signal, source = view_signal(back), "in"
     planned = planned_signal(cfg.planned, node, peer) if source == "out" else (
         planned_signal(cfg.planned, peer, node))
+    metric = link_metric(out, back)
+    value, value_from = metric_value(out, metric), "out"
+    if value is None:
+        value, value_from = metric_value(back, metric), "in"
+    thresholds = Thresholds(cfg.good_signal_dbm, cfg.marginal_signal_dbm)
+    grade_out, grade_in = view_verdict(out, thresholds), view_verdict(back, thresholds)
+    grade, decided_by = worse_end(grade_out, grade_in)
     iface = (out or back or {}).get("iface")
     return {
         "peer": peer,
+        "peer_name": names(peer),
         "kind": entry["kind"],
         "iface": iface,
         "out": out,
         "in": back,
+        "metric": metric,
+        "value": value,
+        "value_from": value_from if value is not None else None,
         "signal_dbm": signal,
         "signal_from": source if signal is not None else None,
-        "verdict": link_verdict(signal, out, back, cfg),
+        "verdict_out": grade_out,
+        "verdict_in": grade_in,
+        "verdict": grade,
+        "verdict_by": decided_by,
         "planned_signal_dbm": planned,
         "planned_diff_db": (
             round(signal - planned, 1) if planned is not None and signal is not None else None
         ),
     }
+
+
+def _worst_first(link: Json) -> tuple[bool, int]:
+    return link["kind"] != "wifi", WORST_FIRST[link["verdict"]]
 
 
 def live_event(topology: Topology, node: str, cfg: InstallerConfig, now: float,
@@ -201,9 +255,15 @@ def live_event(topology: Topology, node: str, cfg: InstallerConfig, now: float,
         ns = nodes.get(nid)
         return ns.last_report if ns is not None else None
 
+    def name_of(nid: str) -> str | None:
+        ns = nodes.get(nid)
+        return safe_text(ns.info.hostname) if ns is not None and ns.info is not None else None
+
     entries, unresolved = node_links_detail(topology, node)
-    links = [link_entry(e, node, cfg, report_of, now) for e in entries]
-    links.sort(key=lambda link: link["kind"] != "wifi")  # stable: by peer within each
+    links = [link_entry(e, node, cfg, report_of, now, name_of) for e in entries]
+    # radio links first: they are what is being aimed on the roof, and a poor VPN or
+    # cable link listed above them would push the antenna's cards off the screen
+    links.sort(key=_worst_first)  # stable: by peer within each group and verdict
     if state is None:
         condition = "unknown"
     else:
@@ -226,10 +286,7 @@ def live_event(topology: Topology, node: str, cfg: InstallerConfig, now: float,
             "interval_s": cfg.fast_interval_s,
             "duration_s": cfg.fast_duration_s,
         },
-        "thresholds": {
-            "good_signal_dbm": cfg.good_signal_dbm,
-            "marginal_signal_dbm": cfg.marginal_signal_dbm,
-        },
+        "thresholds": Thresholds(cfg.good_signal_dbm, cfg.marginal_signal_dbm).as_json(),
         "links": links,
         "unresolved_links": unresolved,
     }
@@ -467,16 +524,21 @@ _PAGE = """<!doctype html>
 <title>Install {node} — meshmon</title>
 <link rel="stylesheet" href="/static/installer.css?v={version}">
 </head>
-<body data-node="{node}" data-good="{good}" data-marginal="{marginal}">
+<body data-node="{node}">
 <header class="top">
   <h1><span class="muted">Installing</span> <span id="node-name">{node}</span></h1>
+  <nav class="goto"><a id="to-history" href="/node/{path}">History</a>
+    <a id="to-map" href="/#node={path}">On the map</a></nav>
   <p id="status" class="status" role="status" aria-live="polite">Connecting…</p>
   <p id="heard" class="heard"></p>
   <div class="controls">
     <button id="tone" type="button" aria-pressed="false">Tone off</button>
     <button id="reset" type="button">Reset min/peak</button>
   </div>
-  <p class="legend">good ≥ {good} dBm · marginal ≥ {marginal} dBm · poor below</p>
+  <p class="legend">good ≥ {good} dBm · fair ≥ {fair} dBm · poor below
+    <span class="other-scales">(batman TQ: good ≥ {good_tq}, fair ≥ {fair_tq} of 255;
+    ETX: good ≤ {good_etx}, fair ≤ {fair_etx}) · each end grades what it hears, the worse
+    end decides</span></p>
 </header>
 <main id="links" aria-live="off"></main>
 <p id="unresolved" class="note" hidden></p>
@@ -496,9 +558,11 @@ async def page(request: web.Request) -> web.Response:
             text="<!doctype html><title>Not found</title><p>That is not a node id.</p>",
         )
     cfg = request.app[CTX].config.installer
+    t = Thresholds(cfg.good_signal_dbm, cfg.marginal_signal_dbm)
     body = _PAGE.format(
-        node=html.escape(node), version=request.app[_VERSION],
-        good=_num(cfg.good_signal_dbm), marginal=_num(cfg.marginal_signal_dbm),
+        node=html.escape(node), path=quote(node, safe=""), version=request.app[_VERSION],
+        good=_num(t.good_signal_dbm), fair=_num(t.fair_signal_dbm), good_tq=t.good_tq,
+        fair_tq=t.fair_tq, good_etx=_num(t.good_etx), fair_etx=_num(t.fair_etx),
     )
     return web.Response(text=body, content_type="text/html",
                         headers={"Cache-Control": "no-store"})

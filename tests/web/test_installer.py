@@ -29,6 +29,7 @@ from meshmon.web.installer import (
     planned_signal,
     sse_event,
     verdict,
+    worse_end,
 )
 from tests import servers
 from tests.agent_process import CAPTURED_PEERS, start_agent, stop
@@ -50,8 +51,8 @@ FAST = b'{"cmd":"fast","interval_s":1,"duration_s":10}'
 def test_verdict_follows_the_thresholds() -> None:
     assert verdict(-50, -65, -75) == "good"
     assert verdict(-65, -65, -75) == "good"
-    assert verdict(-65.1, -65, -75) == "marginal"
-    assert verdict(-75, -65, -75) == "marginal"
+    assert verdict(-65.1, -65, -75) == "fair"
+    assert verdict(-75, -65, -75) == "fair"
     assert verdict(-75.5, -65, -75) == "poor"
     assert verdict(None, -65, -75) == "unknown"
     assert verdict(float("nan"), -65, -75) == "unknown"
@@ -91,7 +92,7 @@ def test_live_event_pairs_views_with_verdict_planned_and_no_secrets() -> None:
     assert event["state"] == "online" and event["online"] is True
     assert event["age_s"] == 4.0 and event["interval_s"] == 30
     assert event["fast"] == {"requested": True, "interval_s": 1, "duration_s": 120}
-    assert event["thresholds"] == {"good_signal_dbm": -65, "marginal_signal_dbm": -75}
+    assert event["thresholds"] == {"signal_dbm": [-65, -75], "tq": [200, 120], "etx": [1.5, 3.0]}
     links = {(e["peer"], e["kind"]): e for e in event["links"]}
     assert set(links) == {("bravo", "wifi"), ("charlie", "ethernet")}
     bravo = links["bravo", "wifi"]
@@ -103,11 +104,16 @@ def test_live_event_pairs_views_with_verdict_planned_and_no_secrets() -> None:
     assert bravo["out"]["noise_dbm"] == -95 and bravo["out"]["derived"] == ["noise_dbm"]
     assert bravo["in"]["signal_dbm"] == -64 and bravo["in"]["iface"] == "wlan1"
     assert bravo["signal_dbm"] == -61 and bravo["signal_from"] == "out"
-    assert bravo["verdict"] == "good"
+    assert bravo["metric"] == "signal" and bravo["value"] == -61 and bravo["value_from"] == "out"
+    assert (bravo["verdict_out"], bravo["verdict_in"], bravo["verdict"]) == ("good",) * 3
+    assert bravo["verdict_by"] == "out"  # a tie: this node's end
+    # bravo is private, but its hostname is public like on the map
+    assert bravo["peer_name"] == "bravo-home"
     assert bravo["planned_signal_dbm"] == -58 and bravo["planned_diff_db"] == -3
     charlie = links["charlie", "ethernet"]
     assert charlie["out"] is None and charlie["in"] is not None
     assert charlie["verdict"] == "unknown" and charlie["signal_dbm"] is None
+    assert charlie["metric"] is None and charlie["value"] is None and charlie["verdict_by"] is None
     # the peer known only by its MAC is counted, never shown
     assert event["unresolved_links"] == 1
     text = json.dumps(event)
@@ -115,7 +121,7 @@ def test_live_event_pairs_views_with_verdict_planned_and_no_secrets() -> None:
         assert secret not in text
 
 
-def test_live_event_lists_radio_links_first_then_by_peer() -> None:
+def test_live_event_lists_radio_links_first_each_worst_first() -> None:
     topo = Topology()
     topo.apply_report(Report.model_validate({
         "v": 1, "node": "roof", "ts": NOW, "seq": 1, "interval_s": 30,
@@ -123,9 +129,48 @@ def test_live_event_lists_radio_links_first_then_by_peer() -> None:
                   {"peer": "c-peer", "iface": "wlan0", "kind": "wifi", "signal_dbm": -70},
                   {"peer": "a-peer", "iface": "wlan0", "kind": "wifi", "signal_dbm": -60},
                   {"peer": "b-peer", "iface": "eth0", "kind": "ethernet"}]}), NOW)  # fmt: skip
+    topo.apply_report(Report.model_validate({
+        "v": 1, "node": "d-peer", "ts": NOW, "seq": 1, "interval_s": 30,
+        "links": [{"peer": "roof", "iface": "wlan0", "kind": "wifi", "signal_dbm": -90}]}), NOW)
     event = live_event(topo, "roof", InstallerConfig(), NOW)
-    assert [(e["peer"], e["kind"]) for e in event["links"]] == [
-        ("a-peer", "wifi"), ("c-peer", "wifi"), ("a-peer", "batman"), ("b-peer", "ethernet")]
+    # radio: d-peer poor (heard only from its side), c-peer fair, a-peer good; then the rest
+    assert [(e["peer"], e["kind"], e["verdict"]) for e in event["links"]] == [
+        ("d-peer", "wifi", "poor"), ("c-peer", "wifi", "fair"), ("a-peer", "wifi", "good"),
+        ("a-peer", "batman", "good"), ("b-peer", "ethernet", "unknown")]
+
+
+def test_worse_end_decides_and_a_tie_is_this_nodes() -> None:
+    assert worse_end("good", "poor") == ("poor", "in")
+    assert worse_end("fair", "good") == ("fair", "out")
+    assert worse_end("fair", "fair") == ("fair", "out")
+    assert worse_end("unknown", "fair") == ("fair", "in")
+    assert worse_end("poor", "unknown") == ("poor", "out")
+    assert worse_end("unknown", "unknown") == ("unknown", None)
+
+
+def test_verdict_from_both_ends_and_the_metric_each_link_is_shown_in() -> None:
+    topo = Topology()
+    topo.apply_report(Report.model_validate({
+        "v": 1, "node": "roof", "ts": NOW, "seq": 1, "interval_s": 30,
+        "links": [{"peer": "far", "iface": "wlan0", "kind": "wifi", "signal_dbm": -55},
+                  {"peer": "olsr-1", "iface": "wlan1", "kind": "olsr", "etx": 2.2},
+                  {"peer": "bat-1", "iface": "bat0", "kind": "batman", "tq": 253}]}), NOW)
+    for peer, link in (("far", {"kind": "wifi", "signal_dbm": -82}),
+                       ("bat-1", {"kind": "batman", "tq": 195})):
+        topo.apply_report(Report.model_validate({
+            "v": 1, "node": peer, "ts": NOW, "seq": 1, "interval_s": 30,
+            "links": [{"peer": "roof", "iface": "wlan0", **link}]}), NOW)
+    links = {e["peer"]: e for e in live_event(topo, "roof", InstallerConfig(), NOW)["links"]}
+    far = links["far"]  # good here, poor there: the far end decides
+    assert (far["verdict_out"], far["verdict_in"], far["verdict"], far["verdict_by"]) == (
+        "good", "poor", "poor", "in")
+    assert far["value"] == -55 and far["value_from"] == "out"  # the figure follows the antenna
+    bat = links["bat-1"]  # TQ 253 here, 195 there: GOOD 253 is not the verdict
+    assert (bat["metric"], bat["value"], bat["verdict"], bat["verdict_by"]) == (
+        "tq", 253, "fair", "in")
+    olsr = links["olsr-1"]
+    assert (olsr["metric"], olsr["value"], olsr["verdict"], olsr["verdict_by"]) == (
+        "etx", 2.2, "fair", "out")
 
 
 def test_live_event_uses_the_peer_view_when_this_node_has_no_reading() -> None:
@@ -135,11 +180,12 @@ def test_live_event_uses_the_peer_view_when_this_node_has_no_reading() -> None:
     event = live_event(topo, "bravo", cfg, NOW)
     alpha = next(e for e in event["links"] if e["peer"] == "alpha")
     assert alpha["out"]["signal_dbm"] == -64 and alpha["in"]["signal_dbm"] == -61
-    assert alpha["verdict"] == "marginal"  # bravo's own reading: -64
+    assert alpha["verdict"] == "fair"  # -64 here, -61 there: both fair
     assert alpha["planned_signal_dbm"] == -60 and alpha["planned_diff_db"] == -4
     # charlie's link from bravo is batman: TQ, no signal
     charlie = next(e for e in event["links"] if e["peer"] == "charlie")
     assert charlie["out"]["tq"] == 200 and charlie["verdict"] == "good"  # no signal: TQ 200 decides
+    assert (charlie["metric"], charlie["value"], charlie["verdict_in"]) == ("tq", 200, "unknown")
     # delta never reported: only its info is known
     delta = live_event(topo, "delta", cfg, NOW)
     assert delta["known"] and not delta["reported"] and delta["interval_s"] is None
@@ -258,7 +304,7 @@ async def test_first_event_at_once_then_one_per_change(
     live_ctx.catch_up()  # what the collector does after each ingest batch
     changed = await stream.next(1.0)
     bravo = next(e for e in changed["links"] if e["peer"] == "bravo")
-    assert bravo["out"]["signal_dbm"] == -70 and bravo["verdict"] == "marginal"
+    assert bravo["out"]["signal_dbm"] == -70 and bravo["verdict"] == "fair"
 
     # a burst of changes is coalesced: at most one event per MIN_EVENT_GAP_S
     for signal in range(-60, -50):
@@ -461,10 +507,18 @@ async def _true(value: bool) -> bool:
 AGENT = "roof-Buergermarkt-1"  # long and unbreakable at its end, like real Freifunk names
 PEERS = dict(zip(("peer-a", "peer-b", "peer-c"), CAPTURED_PEERS, strict=True))
 """scripted neighbours that own the MACs the agent's captured station dump sees"""
+BATMAN_PEERS = {"lr-a": "02:58:47:da:4e:aa", "lr-b": "02:58:47:46:28:95"}
+"""scripted LibreRouters owning one radio MAC each of the captured `batctl` neighbours:
+TQ 111 and TQ 222 in the capture, no signal (the other radio's two links stay unresolved)"""
+NAMES = {"peer-b": "Buergermarkt Dach Ost", "lr-a": "librerouter-a"}
+"""hostnames that differ from the node id: the cards show these"""
+CARD_ORDER = ["ff-FF-Hagen-Cux-AC-Mesh-Ersatzoffloader-2", "peer-d", "peer-a", "peer-b",
+              "peer-c", "lr-a", "lr-b"]
+"""radio first, each group worst first: poor, fair, then the good ones by id"""
 
 
 def info(node: str, **extra: Any) -> dict[str, Any]:
-    return {"v": 1, "node": node, "hostname": node, **extra}
+    return {"v": 1, "node": node, "hostname": NAMES.get(node, node), **extra}
 
 
 def peer_report(node: str, links: list[dict[str, Any]]) -> dict[str, Any]:
@@ -473,6 +527,19 @@ def peer_report(node: str, links: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 LONG_PEER = "ff-FF-Hagen-Cux-AC-Mesh-Ersatzoffloader-2"
+
+LABELS_ON_ONE_LINE = """(() => [...document.querySelectorAll('.views tbody tr:not([hidden]) th')]
+  .filter((th) => { const r = document.createRange(); r.selectNodeContents(th);
+                    return r.getClientRects().length !== 1; })
+  .map((th) => th.textContent))()"""
+"""the table labels that break over more than one line (a phone once showed 'Expecte/d')"""
+
+DARK_PIXELS = """(sel) => { const c = document.querySelector(sel);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] < 40 && d[i+1] < 40 && d[i+2] < 40 && d[i+3] > 200) return true; }
+  return false; }"""
+"""whether the chart in `sel` has this node's line (black) drawn"""
 
 
 async def test_installer_page_live_with_a_real_agent(
@@ -487,21 +554,24 @@ async def test_installer_page_live_with_a_real_agent(
     pub = Publisher(mosquitto.port)
     agent = None
     try:
-        for node, mac in PEERS.items():
+        for node, mac in {**PEERS, **BATMAN_PEERS}.items():
             await pub.send(f"meshmon/v1/node/{node}/info", info(node, macs=[mac]), retain=True)
-        # neighbours seen only from their side: a marginal and a poor link for the picture
+        # neighbours seen only from their side: a fair and a poor link for the picture
         await pub.send("meshmon/v1/node/peer-d/report", peer_report("peer-d", [
             {"peer": AGENT, "iface": "wlan0", "kind": "wifi", "signal_dbm": -71}]))
         # a name as long as Freifunk Bremen's (ff-FF-Hagen-Cux-AC-Mesh-Buergermarkt):
         # the phone layout must wrap it, not scroll sideways
         await pub.send(f"meshmon/v1/node/{LONG_PEER}/report", peer_report(LONG_PEER, [
             {"peer": AGENT, "iface": "wlan0", "kind": "wifi", "signal_dbm": -83}]))
+        # lr-a hears the agent better (TQ 200) than the agent hears it (TQ 111)
+        await pub.send("meshmon/v1/node/lr-a/report", peer_report("lr-a", [
+            {"peer": AGENT, "iface": "wlan0-mesh", "kind": "batman", "tq": 200}]))
         agent = start_agent(tmp_path, mosquitto.port, AGENT, interval_s=10)
         topo = service.topology
 
         async def resolved() -> bool:
             dsts = {ls.dst for ls in topo.node_links(AGENT) if ls.key.src == AGENT}
-            return set(PEERS) <= dsts
+            return set(PEERS) | set(BATMAN_PEERS) <= dsts
 
         await eventually(resolved, 20, "the agent's stations resolved to the scripted peers")
         assert topo.nodes[AGENT].interval_s == 10
@@ -524,10 +594,20 @@ async def test_installer_page_live_with_a_real_agent(
 
             verdicts = await page.evaluate("window.meshmonInstaller.verdicts")
             assert verdicts == {"peer-a": "good", "peer-b": "good", "peer-c": "good",
-                                "peer-d": "marginal", LONG_PEER: "poor"}
-            words = await page.locator(".verdict").all_inner_texts()
-            assert sorted(w.lower() for w in words) == [
-                "good", "good", "good", "marginal", "poor"]
+                                "peer-d": "fair", LONG_PEER: "poor", "lr-a": "poor",
+                                "lr-b": "good"}
+            # the map's words, the worst first (radio links ahead of the batman ones)
+            order = await page.locator(".link").evaluate_all(
+                "cards => cards.map(c => c.dataset.peer)")
+            assert order == CARD_ORDER
+            words = await page.locator(".link > .verdict").all_inner_texts()
+            assert [w.lower() for w in words] == [
+                "poor", "fair", "good", "good", "good", "poor", "good"]
+            # names, not ids, where the node announced one (and the id beside it)
+            card_b = page.locator('.link[data-peer="peer-b"]')
+            assert await card_b.locator("h2").inner_text() == NAMES["peer-b"]
+            assert "peer-b" in await card_b.locator(".peer-id").inner_text()
+            assert await card_b.locator(".peer-view").get_attribute("href") == "/install/peer-b"
             card_a = page.locator('.link[data-peer="peer-a"]')
             assert await card_a.locator(".figure").inner_text() == str(PEERS_SIGNAL["peer-a"])
             assert "planned -30 dBm · +9.0 dB" in await card_a.locator(".planned").inner_text()
@@ -538,33 +618,59 @@ async def test_installer_page_live_with_a_real_agent(
             overflow = await page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth")
             assert overflow == 0, f"the phone page is {overflow} px wider than the screen"
+            assert await page.evaluate(LABELS_ON_ONE_LINE) == []
             assert "Last heard" in await page.locator("#heard").inner_text()
-            # the batman neighbours of the capture have MACs nobody announced: counted only
-            assert "4 more neighbour links" in await page.locator("#unresolved").inner_text()
+            # the other radio's batman neighbours have MACs nobody announced: counted only
+            assert "2 more neighbour links" in await page.locator("#unresolved").inner_text()
+            assert await page.locator("#to-history").get_attribute("href") == f"/node/{AGENT}"
+            assert await page.locator("#to-map").get_attribute("href") == f"/#node={AGENT}"
 
-            # the other end reports the reverse link: its view appears beside ours
+            # a TQ-only link (batman, no radio reading) has its own figure and 0–255 chart
+            card_tq = page.locator('.link[data-peer="lr-b"]')
+            assert await card_tq.get_attribute("data-metric") == "tq"
+            assert await card_tq.locator(".figure").inner_text() == "222"
+            assert await card_tq.locator(".unit").inner_text() == "TQ / 255"
+            chart = card_tq.locator("canvas")
+            assert (await chart.get_attribute("data-lo"), await chart.get_attribute("data-hi")) \
+                == ("0", "255")
+            assert await page.evaluate(DARK_PIXELS, '.link[data-peer="lr-b"] canvas')
+            assert "TQ" in await card_tq.locator(".spark-legend").inner_text()
+            assert "dBm" not in await card_tq.locator(".hold").inner_text()
+            # both ends' TQ: the agent's 111 decides against lr-a's 200
+            card_lra = page.locator('.link[data-peer="lr-a"]')
+            assert await card_lra.locator("h2").inner_text() == NAMES["lr-a"]
+            assert await card_lra.locator(".end-in .value").inner_text() == "TQ 200"
+            assert "decides: " + AGENT in await card_lra.locator(".decides").inner_text()
+
+            # the other end reports the reverse link: its view appears beside ours, and
+            # it hears much worse than we do, so its end decides the verdict
             assert "no report" in await card_a.locator("tbody tr").first.inner_text()
             await pub.send("meshmon/v1/node/peer-a/report", peer_report("peer-a", [
-                {"peer": AGENT, "iface": "mesh0", "kind": "wifi", "signal_dbm": -27,
+                {"peer": AGENT, "iface": "mesh0", "kind": "wifi", "signal_dbm": -80,
                  "tx_rate_mbps": 780, "expected_tput_mbps": 410}]))
             await wait_for_js(
                 page, "window.meshmonInstaller.last.links.some("
-                "l => l.peer === 'peer-a' && l.in && l.in.signal_dbm === -27)", timeout=5000)
+                "l => l.peer === 'peer-a' && l.in && l.in.signal_dbm === -80)", timeout=5000)
             await wait_for_js(
                 page, "document.querySelector('.link[data-peer=\"peer-a\"] td.in')"
-                ".textContent === '-27 dBm'", timeout=3000)
+                ".textContent === '-80 dBm'", timeout=3000)
             assert "peer-a hears" in await card_a.locator("thead").inner_text()
+            assert (await card_a.locator(".verdict").inner_text()).lower() == "poor"
+            assert (await card_a.locator(".end-out .grade").inner_text()).lower() == "good"
+            assert (await card_a.locator(".end-in .grade").inner_text()).lower() == "poor"
+            assert await card_a.locator(".end-in.decider").count() == 1
+            decides = await card_a.locator(".decides").inner_text()
+            assert f"The worse end decides: peer-a hears {AGENT} as poor" in decides
+            # the figure still follows this node's own reading (what the antenna changes)
+            assert await card_a.locator(".figure").inner_text() == str(PEERS_SIGNAL["peer-a"])
+            order = await page.locator(".link").evaluate_all(
+                "cards => cards.map(c => c.dataset.peer)")
+            assert order.index("peer-a") < order.index("peer-d")  # now poor: moved up
 
             # min and peak hold, and the sparkline has been drawn
             hold = await card_a.locator(".hold").inner_text()
             assert f"min {PEERS_SIGNAL['peer-a']}" in hold and "peak" in hold
-            drawn = await page.evaluate(
-                "(() => { const c = document.querySelector('.link[data-peer=\"peer-a\"] canvas');"
-                " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-                " for (let i = 0; i < d.length; i += 4) {"
-                "   if (d[i] < 40 && d[i+1] < 40 && d[i+2] < 40 && d[i+3] > 200) return true; }"
-                " return false; })()")
-            assert drawn
+            assert await page.evaluate(DARK_PIXELS, '.link[data-peer="peer-a"] canvas')
 
             # the tone: off by default, follows the button
             tone = page.locator("#tone")
@@ -575,9 +681,10 @@ async def test_installer_page_live_with_a_real_agent(
             assert await tone.get_attribute("aria-pressed") == "false"
 
             text = await page.content()
-            for mac in CAPTURED_PEERS:
+            for mac in (*CAPTURED_PEERS, *BATMAN_PEERS.values()):
                 assert mac not in text.lower()
             await page.wait_for_timeout(1500)  # a few more points on the sparkline
+            await page.evaluate("window.scrollTo(0, 0)")
             await screenshot(page, "installer-phone")
 
             desktop = await browser.new_page(viewport=DESKTOP)  # type: ignore[arg-type]
@@ -585,6 +692,7 @@ async def test_installer_page_live_with_a_real_agent(
             await desktop.goto(f"{service.http_url}/install/{AGENT}")
             await wait_for_js(desktop, "window.meshmonInstaller.updates >= 3",
                                             timeout=6000)
+            assert await desktop.evaluate(LABELS_ON_ONE_LINE) == []
             await screenshot(desktop, "installer-desktop")
 
             # a node nobody has heard of: a plain message, no links, no error

@@ -1,6 +1,8 @@
 // The installer view: one node's links, live, for a phone on a roof.
 // Reads /api/v1/live/NODE (Server-Sent Events; see meshmon/web/installer.py for the event).
 // Test contract: window.meshmonInstaller = {updates, verdicts: {peer: verdict}, last}.
+// Quality words are the map's (good / fair / poor / unknown); each end grades what it
+// hears and the worse end decides the verdict.
 "use strict";
 
 (function () {
@@ -8,7 +10,7 @@
   const node = body.dataset.node;
   const SPARK_WINDOW_S = 300;
   const RECONNECT_MS = 5000;
-  const RANK = { good: 3, marginal: 2, poor: 1, unknown: 0 };
+  const RANK = { good: 3, fair: 2, poor: 1, unknown: 0 };
 
   const state = { updates: 0, verdicts: {}, last: null };
   window.meshmonInstaller = state;
@@ -88,7 +90,7 @@
       return ["offline", ev.node + " reports, but has no path to a gateway."];
     }
     if (ev.state === "flapping") {
-      return ["marginal", ev.node + " keeps going up and down (flapping)."];
+      return ["warn", ev.node + " keeps going up and down (flapping)."];
     }
     let text = ev.node + " is online";
     if (ev.interval_s !== null) text += " · reports every " + num(ev.interval_s, 1) + " s";
@@ -120,6 +122,10 @@
     return link.peer + "|" + link.kind + "|" + (link.iface || "");
   }
 
+  function peerName(link) {
+    return link.peer_name || link.peer;
+  }
+
   const ROWS = [
     ["Signal", (v) => withUnit(v.signal_dbm, "dBm")],
     ["Average", (v) => withUnit(v.signal_avg_dbm, "dBm")],
@@ -135,22 +141,58 @@
     ["Updated", (v) => ago(v.age_s)],
   ];
 
+  const METRIC_ROW = { signal: 0, tq: 8, etx: 9 };
+
+  // how the figure, the hold line and the chart show each metric
+  const METRIC = {
+    signal: { unit: "dBm", digits: 0, figureUnit: "dBm", label: "signal" },
+    tq: { unit: "TQ", digits: 0, figureUnit: "TQ / 255", label: "batman TQ (0–255)" },
+    etx: { unit: "ETX", digits: 2, figureUnit: "ETX", label: "ETX (1 is perfect)" },
+  };
+
+  // one end's reading as it graded the link: signal, else TQ, else ETX
+  function endReading(v) {
+    if (!v) return "no report";
+    const signal = v.signal_dbm ?? v.signal_avg_dbm;
+    if (signal !== undefined && signal !== null) return num(signal) + " dBm";
+    if (v.tq !== undefined && v.tq !== null) return "TQ " + v.tq;
+    if (v.etx !== undefined && v.etx !== null) return "ETX " + num(v.etx, 2);
+    return "no reading";
+  }
+
+  function makeEnd(cls) {
+    const box = el("div", "end " + cls);
+    const who = el("span", "who");
+    const grade = el("span", "grade");
+    const value = el("span", "value");
+    box.append(who, grade, value);
+    return { box, who, grade, value };
+  }
+
   function makeCard(link) {
     const card = el("section", "link");
     const head = el("div", "link-head");
-    const title = el("h2", "peer", link.peer);
+    const title = el("h2", "peer");
     const kind = el("span", "kind");
     head.append(title, kind);
+    const ident = el("div", "peer-id");
+    const peerId = el("span", "id");
+    const peerView = el("a", "peer-view", "its installer view");
+    ident.append(peerId, peerView);
     const verdict = el("div", "verdict", "…");
     const big = el("div", "big");
     const figure = el("span", "figure", "–");
     const unit = el("span", "unit", "dBm");
     big.append(figure, unit);
     const from = el("div", "from");
+    const ends = el("div", "ends");
+    const endOut = makeEnd("end-out");
+    const endIn = makeEnd("end-in");
+    ends.append(endOut.box, endIn.box);
+    const decides = el("p", "decides");
     const hold = el("div", "hold");
     const planned = el("div", "planned");
     const canvas = el("canvas", "spark");
-    canvas.setAttribute("aria-label", "signal over the last minutes");
     canvas.height = 90;
     const legend = el("div", "spark-legend");
     const table = el("table", "views");
@@ -158,7 +200,7 @@
     const hrow = el("tr");
     const hereTh = el("th");
     const outTh = el("th", "", "Here hears");
-    const inTh = el("th", "", link.peer + " hears");
+    const inTh = el("th", "", peerName(link) + " hears");
     hrow.append(hereTh, outTh, inTh);
     thead.append(hrow);
     const tbody = el("tbody");
@@ -171,36 +213,76 @@
       return [tr, out, back];
     });
     table.append(thead, tbody);
-    card.append(head, verdict, big, from, hold, planned, canvas, legend, table);
+    card.append(head, ident, verdict, big, from, ends, decides, hold, planned, canvas, legend,
+      table);
     els.links.append(card);
     return {
-      card, kind, verdict, figure, unit, from, hold, planned, canvas, legend, cells, outTh,
-      min: null, max: null, history: [],
+      card, title, kind, peerId, peerView, verdict, figure, unit, from, endOut, endIn, decides,
+      hold, planned, canvas, legend, cells, outTh, inTh,
+      metric: null, min: null, max: null, history: [],
     };
   }
 
+  function updateEnd(end, who, grade, view) {
+    end.box.className = end.box.className.replace(/ verdict-\S+/g, "") + " verdict-" + grade;
+    end.who.textContent = who + " hears";
+    end.grade.textContent = grade === "unknown" ? "–" : grade;
+    end.value.textContent = endReading(view);
+  }
+
+  function decidesText(link, ev) {
+    const here = ev.node;
+    const there = peerName(link);
+    if (link.verdict_by === null) return "Neither end reports a signal, TQ or ETX.";
+    const out = link.verdict_out;
+    const back = link.verdict_in;
+    if (out !== "unknown" && back !== "unknown") {
+      if (out === back) return "Both ends agree: " + out + ".";
+      const [who, whom] = link.verdict_by === "in" ? [there, here] : [here, there];
+      return "The worse end decides: " + who + " hears " + whom + " as " + link.verdict + ".";
+    }
+    const only = link.verdict_by === "in" ? there : here;
+    return "Only " + only + "'s end reports a reading; it decides.";
+  }
+
   function updateCard(c, link, ev) {
+    const name = peerName(link);
+    c.title.textContent = name;
+    c.peerId.textContent = link.peer_name && link.peer_name !== link.peer ? link.peer + " · " : "";
+    c.peerView.href = "/install/" + encodeURIComponent(link.peer);
     c.kind.textContent = link.kind + (link.iface ? " · " + link.iface : "");
     c.card.className = "link verdict-" + link.verdict;
     c.card.dataset.peer = link.peer;
+    c.card.dataset.metric = link.metric || "none";
     c.verdict.textContent = link.verdict;
-    const signal = link.signal_dbm;
-    if (signal !== null) {
-      c.figure.textContent = num(signal);
-      c.unit.textContent = "dBm";
-      c.min = c.min === null ? signal : Math.min(c.min, signal);
-      c.max = c.max === null ? signal : Math.max(c.max, signal);
-      c.from.textContent = link.signal_from === "in"
-        ? "as " + link.peer + " hears " + ev.node + " (no reading here)"
-        : "as " + ev.node + " hears " + link.peer;
+    if (c.metric !== link.metric) {
+      // another scale: the old points and the hold mean something else
+      c.metric = link.metric;
+      c.history = [];
+      c.min = c.max = null;
+    }
+    const m = METRIC[link.metric];
+    const value = link.value;
+    if (m && value !== null && value !== undefined) {
+      c.figure.textContent = num(value, m.digits);
+      c.unit.textContent = m.figureUnit;
+      c.min = c.min === null ? value : Math.min(c.min, value);
+      c.max = c.max === null ? value : Math.max(c.max, value);
+      c.from.textContent = link.value_from === "in"
+        ? "as " + name + " hears " + ev.node + " (no reading here)"
+        : "as " + ev.node + " hears " + name;
     } else {
-      const tq = (link.out && link.out.tq) ?? (link.in && link.in.tq);
-      c.figure.textContent = tq === undefined || tq === null ? "–" : String(tq);
-      c.unit.textContent = tq === undefined || tq === null ? "no signal reading" : "TQ / 255";
+      c.figure.textContent = "–";
+      c.unit.textContent = "no reading";
       c.from.textContent = "";
     }
-    c.hold.textContent = c.min === null ? "" : "min " + num(c.min) + " · peak " + num(c.max) +
-      " dBm";
+    updateEnd(c.endOut, ev.node, link.verdict_out, link.out);
+    updateEnd(c.endIn, name, link.verdict_in, link.in);
+    c.endOut.box.classList.toggle("decider", link.verdict_by === "out");
+    c.endIn.box.classList.toggle("decider", link.verdict_by === "in");
+    c.decides.textContent = decidesText(link, ev);
+    c.hold.textContent = c.min === null || !m ? "" : "min " + num(c.min, m.digits) + " · peak " +
+      num(c.max, m.digits) + " " + m.unit;
     c.hold.title = "lowest and highest since the page opened (Reset min/peak to start over)";
     if (link.planned_signal_dbm !== null) {
       c.planned.textContent = "planned " + num(link.planned_signal_dbm) + " dBm · " +
@@ -212,9 +294,15 @@
       c.planned.hidden = true;
     }
     c.outTh.textContent = ev.node + " hears";
-    c.legend.textContent = "━ " + ev.node + " hears   ╍ " + link.peer + " hears" +
-      (link.planned_signal_dbm !== null ? "   ┈ planned" : "") + "   (last " +
-      Math.round(SPARK_WINDOW_S / 60) + " min)";
+    c.inTh.textContent = name + " hears";
+    c.canvas.hidden = !m;
+    c.legend.hidden = !m;
+    if (m) {
+      c.canvas.setAttribute("aria-label", m.label + " over the last minutes, both ends");
+      c.legend.textContent = "━ " + ev.node + " hears   ╍ " + name + " hears" +
+        (link.metric === "signal" && link.planned_signal_dbm !== null ? "   ┈ planned" : "") +
+        "   (" + m.label + ", last " + Math.round(SPARK_WINDOW_S / 60) + " min)";
+    }
     const stale = (v) => v && ev.interval_s !== null &&
       v.age_s !== null && v.age_s > Math.max(10, 3 * ev.interval_s);
     ROWS.forEach(([, fmt], i) => {
@@ -228,19 +316,42 @@
       const [tr, out, back] = c.cells[i];
       tr.hidden = out.textContent === "–" && back.textContent === "–";
     });
-    // the signal row always shows, saying so when the other end sends nothing
-    c.cells[0][0].hidden = false;
-    if (!link.in) c.cells[0][2].textContent = "no report";
-    if (!link.out) c.cells[0][1].textContent = "no report";
+    // the row of the card's metric always shows, saying so when an end sends nothing
+    const main = c.cells[METRIC_ROW[link.metric] ?? 0];
+    main[0].hidden = false;
+    if (!link.in) main[2].textContent = "no report";
+    if (!link.out) main[1].textContent = "no report";
     const t = Date.now() / 1000;
-    c.history.push([t, view(link.out), view(link.in)]);
+    c.history.push([t, reading(link.out, link.metric), reading(link.in, link.metric)]);
     while (c.history.length && c.history[0][0] < t - SPARK_WINDOW_S) c.history.shift();
-    drawSpark(c, link, ev);
+    if (m) drawSpark(c, link, ev);
   }
 
-  function view(v) {
-    if (!v) return null;
-    return v.signal_dbm ?? v.signal_avg_dbm ?? null;
+  function reading(v, metric) {
+    if (!v || !metric) return null;
+    if (metric === "signal") return v.signal_dbm ?? v.signal_avg_dbm ?? null;
+    return v[metric] ?? null;
+  }
+
+  // The chart's scale: better is up for every metric (ETX is drawn upside down).
+  function scaleFor(metric, thresholds, values, planned) {
+    if (metric === "tq") {
+      return { lo: 0, hi: 255, up: 1, good: thresholds.tq[0], fair: thresholds.tq[1], digits: 0 };
+    }
+    if (metric === "etx") {
+      const worst = Math.max(thresholds.etx[1] + 1, ...values);
+      return { lo: 1, hi: Math.ceil(worst + 0.5), up: -1, good: thresholds.etx[0],
+        fair: thresholds.etx[1], digits: 0 };
+    }
+    const good = thresholds.signal_dbm[0];
+    const fair = thresholds.signal_dbm[1];
+    const all = planned === null ? values : values.concat([planned]);
+    // 3 dB of air around the lines, so the latest reading never sits on an edge
+    return {
+      lo: Math.floor((Math.min(fair - 10, ...all) - 3) / 5) * 5,
+      hi: Math.ceil((Math.max(good + 10, ...all) + 3) / 5) * 5,
+      up: 1, good, fair, digits: 0,
+    };
   }
 
   function drawSpark(c, link, ev) {
@@ -256,37 +367,38 @@
     if (!g) return;
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.clearRect(0, 0, width, height);
-    const good = ev.thresholds.good_signal_dbm;
-    const marginal = ev.thresholds.marginal_signal_dbm;
     const values = [];
     c.history.forEach(([, a, b]) => {
       if (a !== null) values.push(a);
       if (b !== null) values.push(b);
     });
-    if (link.planned_signal_dbm !== null) values.push(link.planned_signal_dbm);
-    // 3 dB of air around the lines, so the latest reading never sits on an edge
-    const lo = Math.floor((Math.min(marginal - 10, ...values) - 3) / 5) * 5;
-    const hi = Math.ceil((Math.max(good + 10, ...values) + 3) / 5) * 5;
-    const y = (dbm) => height - ((dbm - lo) / (hi - lo)) * height;
-    // the verdict zones behind the lines
+    const planned = link.metric === "signal" ? link.planned_signal_dbm : null;
+    const s = scaleFor(link.metric, ev.thresholds, values, planned);
+    canvas.dataset.lo = String(s.lo);
+    canvas.dataset.hi = String(s.hi);
+    const y = (v) => {
+      const f = (v - s.lo) / (s.hi - s.lo);
+      return s.up > 0 ? height - f * height : f * height;
+    };
+    // the verdict zones behind the lines: good at the top, poor at the bottom
     g.fillStyle = "#d9f2df";
-    g.fillRect(0, 0, width, y(good));
+    g.fillRect(0, 0, width, y(s.good));
     g.fillStyle = "#fff1c2";
-    g.fillRect(0, y(good), width, y(marginal) - y(good));
+    g.fillRect(0, y(s.good), width, y(s.fair) - y(s.good));
     g.fillStyle = "#fbd9dc";
-    g.fillRect(0, y(marginal), width, height - y(marginal));
+    g.fillRect(0, y(s.fair), width, height - y(s.fair));
     // the time axis grows with the page's age up to SPARK_WINDOW_S, then scrolls
     const now = Date.now() / 1000;
     const first = c.history.length ? c.history[0][0] : now;
     const span = Math.min(SPARK_WINDOW_S, Math.max(30, now - first));
     const x = (t) => width - 6 - ((now - t) / span) * (width - 6);
-    if (link.planned_signal_dbm !== null) {
+    if (planned !== null) {
       g.setLineDash([2, 4]);
       g.strokeStyle = "#333";
       g.lineWidth = 1.5;
       g.beginPath();
-      g.moveTo(0, y(link.planned_signal_dbm));
-      g.lineTo(width, y(link.planned_signal_dbm));
+      g.moveTo(0, y(planned));
+      g.lineTo(width, y(planned));
       g.stroke();
     }
     const line = (index, colour, widthPx, dash) => {
@@ -316,8 +428,11 @@
     g.setLineDash([]);
     g.fillStyle = "#000";
     g.font = "12px system-ui, sans-serif";
-    g.fillText(hi + " dBm", 4, 13);
-    g.fillText(lo + " dBm", 4, height - 4);
+    const unit = METRIC[link.metric].unit;
+    const top = s.up > 0 ? s.hi : s.lo;
+    const bottom = s.up > 0 ? s.lo : s.hi;
+    g.fillText(num(top, s.digits) + " " + unit, 4, 13);
+    g.fillText(num(bottom, s.digits) + " " + unit, 4, height - 4);
   }
 
   function renderLinks(ev) {
@@ -343,7 +458,7 @@
         cards.delete(key);
       }
     }
-    // keep the DOM in the event's order (radio links first, each group by peer)
+    // keep the DOM in the event's order (radio links first, each group worst first)
     ev.links.forEach((link) => els.links.append(cards.get(linkKey(link)).card));
     state.verdicts = verdicts;
     if (ev.unresolved_links > 0) {

@@ -11,6 +11,11 @@ https (directly, `X-Forwarded-Proto: https` from a reverse proxy, or addressed t
 of an https `[http] public_url`); a request that changes something on the strength of the
 cookie must also come from this origin (Origin header), as pages on another port of the
 same host are "same-site" for the browser.
+
+A maintainer may give a name when signing in; it is kept beside the session in a second
+cookie (`meshmon_admin_name`, same lifetime and flags) and shown on the page, which
+records it as who made a silence. Everyone signs in with the one maintainer token, so the
+name says who it was, it does not prove it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import hashlib
 import hmac
 import html
 import logging
-from urllib.parse import urlsplit
+import unicodedata
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -30,6 +36,8 @@ from meshmon.web.app import CTX
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "meshmon_admin"
+NAME_COOKIE = "meshmon_admin_name"
+MAX_NAME_CHARS = 60
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 PAGE_HEADERS = {"Cache-Control": "no-store"}
@@ -77,14 +85,34 @@ def _is_https(request: web.Request) -> bool:
     return public.scheme == "https" and request.host.lower() == public.netloc.lower()
 
 
-async def _set_session(request: web.Request, response: web.StreamResponse) -> None:
+async def _set_session(request: web.Request, response: web.StreamResponse,
+                       name: str | None = None) -> None:
+    """Start a session; `name` (from the sign-in form) replaces the kept name, '' clears
+    it, None (token in the query or a header) leaves it."""
     ctx = request.app[CTX]
     assert ctx.sessions is not None
     value = await ctx.sessions.create(ctx.admin_token())
-    response.set_cookie(
-        SESSION_COOKIE, value, max_age=int(ctx.sessions.lifetime_s), path="/", httponly=True,
-        samesite="Strict", secure=True if _is_https(request) else None,
-    )  # fmt: skip
+    secure = True if _is_https(request) else None
+    lifetime = int(ctx.sessions.lifetime_s)
+    response.set_cookie(SESSION_COOKIE, value, max_age=lifetime, path="/", httponly=True,
+                        samesite="Strict", secure=secure)
+    if name:
+        response.set_cookie(NAME_COOKIE, quote(name, safe=""), max_age=lifetime, path="/admin",
+                            httponly=True, samesite="Strict", secure=secure)
+    elif name is not None:
+        response.del_cookie(NAME_COOKIE, path="/admin", httponly=True, samesite="Strict",
+                            secure=secure)
+
+
+def clean_name(text: str) -> str:
+    """A maintainer's name as one short line of printable text ('' for none)."""
+    kept = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
+    return " ".join(kept.split())[:MAX_NAME_CHARS]
+
+
+def session_name(request: web.Request) -> str:
+    """The name given when this browser signed in ('' for none)."""
+    return clean_name(unquote(request.cookies.get(NAME_COOKIE, "")[: 12 * MAX_NAME_CHARS]))
 
 
 def bearer(request: web.Request) -> str:
@@ -131,6 +159,9 @@ def sign_in_page(message: str = "", status: int = 401) -> web.Response:
 <label for="token">Maintainer token</label>
 <input id="token" name="token" type="password" autocomplete="current-password"
  autocapitalize="off" spellcheck="false" required autofocus>
+<label for="name">Your name <span class="optional">(optional: shown on the silences
+you make)</span></label>
+<input id="name" name="name" autocomplete="name" maxlength="60" spellcheck="false">
 <button type="submit">Sign in</button>
 </form>
 <p class="hint">The token is <code>[http] admin_token</code> in the collector's config, or
@@ -147,35 +178,39 @@ ADMIN_PAGE = """<!doctype html>
 <title>meshmon · maintainers</title>
 <link rel="stylesheet" href="/static/admin.css">
 <script src="/static/admin.js" defer></script></head>
-<body class="admin">
+<body class="admin" data-user="{user}">
 <header class="top">
 <h1>meshmon <span>maintainers</span></h1>
 <p class="status" id="status" aria-live="polite">loading…</p>
-<nav>
-<a href="#outages-h">Outages</a> <a href="#weak-h">Weak points</a>
-<a href="#incidents-h">Incidents</a> <a href="#log-h">Alert log</a>
-<a href="#silences-h">Silences</a>
+<nav id="nav">
+<a href="#outages-h">Outages <span class="n" id="n-outages"></span></a>
+<a href="#incidents-h">Incidents <span class="n" id="n-incidents"></span></a>
+<a href="#weak-h">Weak points <span class="n" id="n-weak"></span></a>
+<a href="#silences-h">Silences <span class="n" id="n-silences"></span></a>
+<a href="#log-h">Alert log</a>
 </nav>
 <form method="post" action="/admin/logout" class="logout">
+<span class="who" id="who">{who}</span>
 <button type="button" id="refresh">Refresh</button>
 <button type="submit">Sign out</button></form>
 </header>
 <main>
 <section aria-labelledby="outages-h"><h2 id="outages-h">Outages</h2>
+<p class="explain">Biggest first: who is cut off from every gateway, and why.</p>
 <div id="outages" class="cards"><p class="empty">loading…</p></div></section>
 
+<section aria-labelledby="incidents-h"><h2 id="incidents-h">Other open incidents</h2>
+<p class="explain">Flapping, silent agents, degraded links and new weak points.</p>
+<div id="incidents" class="cards"><p class="empty">loading…</p></div></section>
+
 <section aria-labelledby="weak-h"><h2 id="weak-h">Weak points</h2>
-<p class="explain">Who is cut off from every gateway if one node or link fails.</p>
+<p class="explain">What cuts nodes off from every gateway if it fails alone, the most
+first; failures that would cut off the same nodes are one row.</p>
 <div id="weak-points"><p class="empty">loading…</p></div>
-<h3>Fading links</h3>
+<details id="fading-box"><summary>Fading links <span class="n" id="n-fading"></span>
+</summary>
 <p class="explain">Signal well below the link's own baseline.</p>
-<div id="fading-links"><p class="empty">loading…</p></div></section>
-
-<section aria-labelledby="incidents-h"><h2 id="incidents-h">Open incidents</h2>
-<div id="incidents"><p class="empty">loading…</p></div></section>
-
-<section aria-labelledby="log-h"><h2 id="log-h">Alert log</h2>
-<div id="alert-log"><p class="empty">loading…</p></div></section>
+<div id="fading-links"><p class="empty">loading…</p></div></details></section>
 
 <section aria-labelledby="silences-h"><h2 id="silences-h">Silences</h2>
 <p class="explain">A silence holds every alert whose cause names a matching node until it
@@ -189,18 +224,29 @@ ends; an incident still open then fires at that moment.</p>
  required autocapitalize="off" spellcheck="false"></label>
 <label class="wide">Reason<input name="reason" id="silence-reason"
  placeholder="antenna swap" maxlength="500"></label>
+<label>By<input name="by" id="silence-by" placeholder="your name" maxlength="60"
+ autocomplete="name" spellcheck="false"></label>
 <button type="submit">Silence</button>
 <p class="form-msg" id="silence-msg" role="status"></p>
 </form>
-<div id="silences"><p class="empty">loading…</p></div></section>
+<div id="silences"><p class="empty">loading…</p></div>
+<details id="ended-box"><summary>Recently ended <span class="n" id="n-ended"></span>
+</summary><div id="silences-ended"><p class="empty">loading…</p></div></details></section>
+
+<section aria-labelledby="log-h"><h2 id="log-h">Alert log</h2>
+<p class="explain">Every notice made, newest first: where it went, or why it went
+nowhere.</p>
+<div id="alert-log"><p class="empty">loading…</p></div></section>
 </main>
 <noscript><p class="error">This page needs JavaScript to load its data.</p></noscript>
 </body></html>
 """
 
 
-def _admin_page() -> web.Response:
-    return _html(200, ADMIN_PAGE)
+def _admin_page(request: web.Request) -> web.Response:
+    name = session_name(request)
+    who = f"Signed in as {html.escape(name)}" if name else ""
+    return _html(200, ADMIN_PAGE.format(user=html.escape(name, quote=True), who=who))
 
 
 def _to_admin() -> web.Response:
@@ -209,7 +255,7 @@ def _to_admin() -> web.Response:
     return response
 
 
-async def _sign_in(request: web.Request, given: str) -> web.Response:
+async def _sign_in(request: web.Request, given: str, name: str | None = None) -> web.Response:
     ctx = request.app[CTX]
     if not ctx.admin_token():
         return sign_in_page("Signing in is off: the collector has no maintainer token.")
@@ -219,7 +265,7 @@ async def _sign_in(request: web.Request, given: str) -> web.Response:
         return sign_in_page("That token is not right.")
     response = _to_admin()
     try:
-        await _set_session(request, response)
+        await _set_session(request, response, name)
     except StorageError as exc:
         return _no_session(exc)
     return response
@@ -239,10 +285,10 @@ async def admin_page(request: web.Request) -> web.Response:
     if "token" in request.query:
         return await _sign_in(request, request.query["token"])
     if _request_session(request) is not None:
-        return _admin_page()
+        return _admin_page(request)
     given = bearer(request)
     if given and token_matches(request, given) and request.app[CTX].sessions is not None:
-        response = _admin_page()
+        response = _admin_page(request)
         try:
             await _set_session(request, response)
         except StorageError as exc:
@@ -252,14 +298,15 @@ async def admin_page(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """`POST /admin/login` with the form field `token`."""
+    """`POST /admin/login` with the form fields `token` and (optional) `name`."""
     try:
         form = await request.post()
     except (ValueError, LookupError, HttpProcessingError):
         # not UTF-8, an unknown charset, a broken multipart body: no browser's form
         return sign_in_page("The sign-in form could not be read; send it again.", status=400)
-    given = form.get("token")
-    return await _sign_in(request, given if isinstance(given, str) else "")
+    given, name = form.get("token"), form.get("name")
+    return await _sign_in(request, given if isinstance(given, str) else "",
+                          clean_name(name) if isinstance(name, str) else "")
 
 
 async def login_get(_request: web.Request) -> web.Response:
@@ -278,8 +325,11 @@ async def logout(request: web.Request) -> web.Response:
             return sign_in_page("Signing out did not work: the collector cannot write its "
                                 "database (is its disk full?). Try again later.", status=503)
     response = _to_admin()
+    secure = True if _is_https(request) else None
     response.del_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict",
-                        secure=True if _is_https(request) else None)
+                        secure=secure)
+    response.del_cookie(NAME_COOKIE, path="/admin", httponly=True, samesite="Strict",
+                        secure=secure)
     return response
 
 

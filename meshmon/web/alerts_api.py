@@ -20,6 +20,7 @@ from meshmon.alerts.runtime import Alerting
 from meshmon.alerts.store import MAX_ROW_ID
 from meshmon.web.admin import bearer, session_authorized, token_matches
 from meshmon.web.app import CTX, json_error, json_response
+from meshmon.web.incident_reason import explained
 
 MAX_SILENCE_S = 90 * 86_400.0
 MAX_UNIX_S = 253_402_300_799.0
@@ -60,8 +61,9 @@ def _deny(request: web.Request) -> web.Response:
 
 
 async def outages(request: web.Request) -> web.Response:
-    """Open outages: cause, affected node ids, since when (public)."""
-    return json_response({"outages": _alerting(request).outages()})
+    """Open outages: cause, affected node ids, since when, why (public)."""
+    views = explained(_alerting(request).outages(), request.app[CTX].topology)
+    return json_response({"outages": views})
 
 
 async def weak_points(request: web.Request) -> web.Response:
@@ -82,14 +84,29 @@ async def alerts(request: web.Request) -> web.Response:
     if not math.isfinite(since):
         return json_error(400, "since must be a finite number (unix seconds)")
     log = await alerting.alert_log(since, limit)
-    return json_response({"open": alerting.incidents(), "log": log})
+    views = explained(alerting.incidents(), request.app[CTX].topology)
+    return json_response({"open": views, "log": log})
 
 
 async def silences(request: web.Request) -> web.Response:
-    """Active and future silences; `?all=1` includes ended ones."""
+    """Active and future silences; `?all=1` includes ended ones, `?ended_since=UNIX` those
+    that ended since then."""
     if not authorized(request):
         return _deny(request)
-    found = await _alerting(request).silences(include_expired=request.query.get("all") == "1")
+    ended_since: float | None = None
+    if "ended_since" in request.query:
+        try:
+            ended_since = float(request.query["ended_since"])
+        except ValueError:
+            ended_since = math.nan
+        if not math.isfinite(ended_since):
+            return json_error(400, "ended_since must be a finite number (unix seconds)")
+    every = request.query.get("all") == "1" or ended_since is not None
+    found = await _alerting(request).silences(include_expired=every)
+    if ended_since is not None and request.query.get("all") != "1":
+        # active and future ones end after now; an ended one's ends_at is when it ended
+        since = min(ended_since, request.app[CTX].clock())
+        found = [s for s in found if s.ends_at >= since]
     return json_response({"silences": [s.to_dict() for s in found]})
 
 

@@ -1,16 +1,38 @@
-// meshmon maintainer view: outages, weak points, incidents, alert log, silences.
+// meshmon maintainer view: outages, incidents, weak points, silences, the alert log.
 // Plain JS, no framework. The session cookie (HttpOnly) authorises the API calls, so this
 // script never sees the token. Everything from the network goes in through textContent.
+// Long lists are capped (with "show all") or paged, so the page stays short on a phone.
 "use strict";
 
 (function () {
   const REFRESH_MS = 10000;
   const LOG_LIMIT = 200;
-  const CUT_SHOWN = 12;
+  const LOG_PAGE = 15;
+  const CUT_SHOWN = 8;
+  const CUT_SHOWN_PHONE = 4;
+  const OUTAGES_SHOWN = 5;
+  const INCIDENTS_SHOWN = 5;
+  const WEAK_SHOWN = 10;
+  const FADING_SHOWN = 20;
+  const SILENCES_SHOWN = 6;
+  const ENDED_SHOWN = 10;
+  const ENDED_WINDOW_S = 7 * 86400;
+  const LINKED_NODES = 3;
+  const SEVERITY_RANK = { critical: 2, warning: 1, info: 0 };
+  const DURATIONS = [["30 min", 1800], ["1 h", 3600], ["2 h", 7200], ["4 h", 14400],
+    ["8 h", 28800], ["1 day", 86400], ["3 days", 259200], ["1 week", 604800]];
+  const DEFAULT_DURATION_S = 7200;
+
   let serverOffsetMs = 0; // server clock − browser clock, from the Date header
   let timer = null;
   let signedOut = false;
   let loading = null;
+  // what the last load brought, so a section can be drawn again without a request
+  const latest = { outages: [], open: [], silences: [] };
+  const showAll = { outages: false, incidents: false, weak: false, fading: false,
+    silences: false, ended: false };
+  let logPage = 0;
+  let quick = null; // the open "silence this" form: {key, form}; holds the cards still
 
   class AuthError extends Error {}
 
@@ -69,6 +91,8 @@
     return fmtDuration(nowMs() / 1000 - ts);
   }
 
+  function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
+
   function linkText(link) {
     const kind = link.kind ? ` (${link.kind})` : "";
     return `${link.a} — ${link.b}${kind}`;
@@ -81,15 +105,24 @@
     return parts.length ? parts.join(", ") : "—";
   }
 
+  // every node an incident names as its cause: cause nodes, then both ends of cause links
+  function causeNodes(cause) {
+    const seen = new Set((cause && cause.nodes) || []);
+    for (const link of (cause && cause.links) || []) { seen.add(link.a); seen.add(link.b); }
+    return [...seen];
+  }
+
   function badge(value, kind) {
     return el("span", { className: `badge ${kind}-${value}`, text: value });
   }
 
+  const narrow = window.matchMedia("(max-width: 720px)");
+
   function nodeList(nodes, total) {
-    const shown = nodes.slice(0, CUT_SHOWN);
+    const shown = nodes.slice(0, narrow.matches ? CUT_SHOWN_PHONE : CUT_SHOWN);
     const list = el("span", { className: "nodes" });
     for (const n of shown) list.append(el("span", { className: "chip", text: n }));
-    const rest = nodes.slice(CUT_SHOWN);
+    const rest = nodes.slice(shown.length);
     const more = (total || nodes.length) - shown.length;
     if (more > 0) {
       // the API lists at most 200 nodes per entry; the count is exact
@@ -101,10 +134,36 @@
     return list;
   }
 
+  // Map · Installer · History for one node (the map opens it from the URL's #node=)
+  function gotoLinks(node, named) {
+    const id = encodeURIComponent(node);
+    return el("span", { className: "goto", dataset: { node } },
+      named ? el("span", { className: "goto-node", text: `${node}:` }) : null,
+      el("a", { href: `/#node=${id}`, text: "Map" }),
+      el("a", { href: `/install/${id}`, text: "Installer" }),
+      el("a", { href: `/node/${id}`, text: "History" }));
+  }
+
   function empty(text) { return el("p", { className: "empty", text }); }
 
   function problem(err) {
     return el("p", { className: "error", role: "alert", text: `Could not load: ${err.message}` });
+  }
+
+  // "Show all N" / "Show fewer" under a capped list; redraws with `redraw`
+  function moreButton(key, total, cap, noun, redraw) {
+    if (total <= cap) return null;
+    const all = showAll[key];
+    return el("button", {
+      type: "button", className: "show-all", dataset: { list: key },
+      "aria-expanded": all ? "true" : "false",
+      text: all ? `Show the first ${cap} only` : `Show all ${total} ${noun}`,
+      onclick: () => { showAll[key] = !all; redraw(); },
+    });
+  }
+
+  function capped(key, items, cap) {
+    return showAll[key] ? items : items.slice(0, cap);
   }
 
   // A table that turns into labelled cards on a narrow screen (labels from data-label).
@@ -122,7 +181,11 @@
   }
 
   function replace(id, ...nodes) {
-    $(id).replaceChildren(...nodes);
+    $(id).replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
+  }
+
+  function count(id, n) {
+    $(id).textContent = n === null ? "" : `(${n})`;
   }
 
   async function api(path, options) {
@@ -150,75 +213,304 @@
     return body;
   }
 
-  // ------------------------------------------------------------------ sections
-  function renderOutages(data) {
-    const outages = data.outages || [];
+  // ------------------------------------------------------------------ silences ↔ incidents
+  // fnmatch's glob, as the collector matches a silence: * ? [abc] [!abc]
+  function globRegExp(glob) {
+    let out = "";
+    for (let i = 0; i < glob.length; i += 1) {
+      const c = glob[i];
+      if (c === "*") out += ".*";
+      else if (c === "?") out += ".";
+      else if (c === "[") {
+        let j = i + 1;
+        if (glob[j] === "!") j += 1;
+        if (glob[j] === "]") j += 1;
+        while (j < glob.length && glob[j] !== "]") j += 1;
+        if (j >= glob.length) { out += "\\["; continue; }
+        let body = glob.slice(i + 1, j).replace(/\\/g, "\\\\");
+        if (body[0] === "!") body = "^" + body.slice(1);
+        else if (body[0] === "^") body = "\\" + body;
+        out += `[${body}]`;
+        i = j;
+      } else out += c.replace(/[\\^$.*+?()[\]{}|/-]/g, "\\$&");
+    }
+    return new RegExp(`^${out}$`, "s");
+  }
+
+  function activeSilence(s, now) {
+    return !s.ended_early && s.starts_at <= now && now < s.ends_at;
+  }
+
+  // the active silences that hold this incident's alerts (tag silences: the page does not
+  // know the nodes' tags, so only node patterns are matched here)
+  function silencesOf(incident) {
+    const now = nowMs() / 1000;
+    const nodes = causeNodes(incident.cause);
+    return latest.silences.filter((s) => activeSilence(s, now) && !s.tag &&
+      (!s.node || nodes.some((n) => globRegExp(s.node).test(n))));
+  }
+
+  // ------------------------------------------------------------------ incident cards
+  function whyLine(incident) {
+    if (!incident.why) return null;
+    const severity = incident.severity.charAt(0).toUpperCase() + incident.severity.slice(1);
+    return el("p", { className: "why" }, el("strong", { text: `${severity}: ` }), incident.why);
+  }
+
+  function silencedLine(incident) {
+    const held = silencesOf(incident);
+    if (!held.length) return null;
+    const s = held.reduce((a, b) => (b.ends_at > a.ends_at ? b : a));
+    return el("p", { className: "silenced" },
+      el("strong", { text: "Silenced" }), ` until `, timeEl(s.ends_at),
+      s.created_by ? ` by ${s.created_by}` : "", s.reason ? ` — ${s.reason}` : "",
+      held.length > 1 ? ` (+${held.length - 1} more)` : "");
+  }
+
+  function actions(incident) {
+    const nodes = causeNodes(incident.cause);
+    const bar = el("div", { className: "actions" });
+    bar.append(el("button", {
+      type: "button", className: "silence-this", "aria-expanded": "false",
+      text: "Silence this", onclick: (ev) => openQuick(incident, ev.currentTarget),
+    }));
+    const many = nodes.length > 1;
+    for (const node of nodes.slice(0, LINKED_NODES)) bar.append(gotoLinks(node, many));
+    if (nodes.length > LINKED_NODES) {
+      bar.append(el("span", { className: "muted", text: `+${nodes.length - LINKED_NODES} more` }));
+    }
+    return bar;
+  }
+
+  function incidentCard(o) {
+    const outage = o.kind === "outage";
+    const affected = o.affected || [];
+    const n = o.affected_count ?? affected.length;
+    const card = el("article", {
+      className: `card ${outage ? "outage" : "incident"} sev-${o.severity}`,
+      id: o.id, dataset: { kind: o.kind, id: o.id },
+    },
+    el("header", null,
+      badge(o.severity, "sev"),
+      outage ? null : el("span", { className: "kind", text: o.kind.replace("_", " ") }),
+      el("strong", { className: "cause", text: causeText(o.cause) }),
+      el("span", { className: "since" }, "since ", timeEl(o.started_at_ts),
+        el("span", { className: "for", text: ` · for ${since(o.started_at_ts)}` }))),
+    whyLine(o),
+    // the summary says the same as the line above; without one it is all there is
+    o.why ? null : el("p", { className: "summary", text: o.summary }),
+    outage || n ? el("div", { className: "affected" },
+      el("span", { className: "count", text: `${plural(n, "node")} ${outage ? "cut off" : "would be cut off"}` }),
+      n ? nodeList(affected, n) : null) : null,
+    silencedLine(o),
+    actions(o));
+    if (quick && quick.key === o.id) card.append(quick.form);
+    return card;
+  }
+
+  function byImpact(a, b) {
+    return ((b.affected_count || 0) - (a.affected_count || 0)) ||
+      ((SEVERITY_RANK[b.severity] || 0) - (SEVERITY_RANK[a.severity] || 0)) ||
+      (a.started_at_ts - b.started_at_ts);
+  }
+
+  function renderOutages() {
+    const outages = latest.outages.slice().sort(byImpact);
+    count("n-outages", outages.length);
     if (!outages.length) {
       replace("outages", empty("No outages: every node reaches a gateway."));
       return;
     }
-    const cards = outages
-      .slice()
-      .sort((a, b) => (b.affected_count - a.affected_count) || (a.started_at_ts - b.started_at_ts))
-      .map((o) => {
-        const affected = o.affected || [];
-        const count = o.affected_count ?? affected.length;
-        return el("article", { className: `card outage sev-${o.severity}`, id: o.id },
-          el("header", null,
-            badge(o.severity, "sev"),
-            el("strong", { className: "cause", text: causeText(o.cause) }),
-            el("span", { className: "since" }, "since ", timeEl(o.started_at_ts),
-              el("span", { className: "for", text: ` · for ${since(o.started_at_ts)}` }))),
-          el("p", { className: "summary", text: o.summary }),
-          el("div", { className: "affected" },
-            el("span", { className: "count", text: count === 1 ? "1 node cut off" : `${count} nodes cut off` }),
-            count ? nodeList(affected, count) : null));
-      });
-    replace("outages", ...cards);
+    const critical = outages.filter((o) => o.severity === "critical").length;
+    const cut = outages.reduce((sum, o) => sum + (o.affected_count || 0), 0);
+    replace("outages",
+      el("p", { className: "tally" },
+        `${plural(outages.length, "outage")}, ${critical} critical; ${plural(cut, "node")} cut off in all.`),
+      ...capped("outages", outages, OUTAGES_SHOWN).map(incidentCard),
+      moreButton("outages", outages.length, OUTAGES_SHOWN, "outages", renderOutages));
+  }
+
+  function renderIncidents() {
+    // outages have their own section above
+    const open = latest.open.filter((i) => i.kind !== "outage").sort((a, b) =>
+      ((SEVERITY_RANK[b.severity] || 0) - (SEVERITY_RANK[a.severity] || 0)) ||
+      (b.started_at_ts - a.started_at_ts));
+    count("n-incidents", open.length);
+    if (!open.length) {
+      replace("incidents", empty("Nothing else open."));
+      return;
+    }
+    const kinds = {};
+    for (const i of open) kinds[i.kind] = (kinds[i.kind] || 0) + 1;
+    const tally = Object.entries(kinds).map(([k, n]) => `${n} ${k.replace("_", " ")}`).join(", ");
+    replace("incidents",
+      el("p", { className: "tally", text: `${plural(open.length, "incident")}: ${tally}.` }),
+      ...capped("incidents", open, INCIDENTS_SHOWN).map(incidentCard),
+      moreButton("incidents", open.length, INCIDENTS_SHOWN, "incidents", renderIncidents));
+  }
+
+  function renderCards() {
+    renderOutages();
+    renderIncidents();
+  }
+
+  // ------------------------------------------------------------------ "silence this"
+  function durationSelect() {
+    const select = el("select", { name: "duration" });
+    for (const [label, seconds] of DURATIONS) {
+      select.append(el("option", { value: seconds, text: label, selected: seconds === DEFAULT_DURATION_S }));
+    }
+    return select;
+  }
+
+  function quickForm(incident) {
+    const nodes = causeNodes(incident.cause);
+    const msg = el("p", { className: "form-msg", role: "status" });
+    const form = el("form", { className: "quick-silence", autocomplete: "off", dataset: { for: incident.id } },
+      el("label", { className: "wide" }, "Nodes",
+        el("input", { name: "nodes", value: nodes.join(" "), maxlength: 2000,
+          autocapitalize: "off", spellcheck: "false" })),
+      el("label", null, "For", durationSelect()),
+      el("label", null, "By", el("input", { name: "by", value: $("silence-by").value,
+        maxlength: 60, placeholder: "your name", autocomplete: "name", spellcheck: "false" })),
+      el("label", { className: "wide" }, "Reason",
+        el("input", { name: "reason", maxlength: 500, placeholder: "antenna swap" })),
+      el("div", { className: "buttons" },
+        el("button", { type: "submit", text: "Silence" }),
+        el("button", { type: "button", className: "cancel", text: "Cancel", onclick: closeQuick })),
+      msg);
+    form.addEventListener("submit", (ev) => submitQuick(ev, incident, msg));
+    return form;
+  }
+
+  function openQuick(incident, button) {
+    if (quick && quick.key === incident.id) { closeQuick(); return; }
+    quick = { key: incident.id, form: quickForm(incident) };
+    renderCards();
+    const card = document.getElementById(incident.id);
+    if (card) {
+      const opener = card.querySelector("button.silence-this");
+      if (opener) opener.setAttribute("aria-expanded", "true");
+      quick.form.elements.reason.focus();
+    } else if (button) button.setAttribute("aria-expanded", "true");
+  }
+
+  function closeQuick() {
+    quick = null;
+    renderCards();
+  }
+
+  async function submitQuick(event, incident, msg) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const nodes = form.elements.nodes.value.split(/[\s,]+/).filter(Boolean);
+    const by = form.elements.by.value.trim();
+    const reason = form.elements.reason.value.trim();
+    const duration = Number(form.elements.duration.value);
+    if (!nodes.length) { tell(msg, "Give at least one node (or a glob such as bb-*).", true); return; }
+    $("silence-by").value = by; // the name stays for the next silence on this page
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    const made = [];
+    try {
+      for (const node of nodes) {
+        made.push(await api("/api/v1/silences", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ node, duration_s: duration, reason, created_by: by || "admin page" }),
+        }));
+      }
+    } catch (err) {
+      if (err instanceof AuthError) { showSignedOut(); return; }
+      const done = made.length ? ` (${made.map((s) => s.node).join(", ")} silenced)` : "";
+      tell(msg, `Not saved: ${err.message}${done}`, true);
+      button.disabled = false;
+      if (made.length) await refreshSilences();
+      return;
+    }
+    quick = null;
+    say(`Silenced ${made.map((s) => s.node).join(", ")} until ${fmtTime(made[0].ends_at)}.`, false);
+    await refreshSilences();
+  }
+
+  // ------------------------------------------------------------------ weak points
+  // Failures that would cut off the same nodes are one group: the cut-off sets of one
+  // network are nested or disjoint, so equal size and equal listed ids mean equal sets.
+  function weakGroups(data) {
+    const groups = new Map();
+    const add = (kind, name, cut, n) => {
+      const key = `${n}|${cut.join(",")}`;
+      let group = groups.get(key);
+      if (!group) {
+        group = { count: n, cut, items: [] };
+        groups.set(key, group);
+      }
+      group.items.push({ kind, name });
+    };
+    for (const n of data.nodes || []) add("node", n.node, n.cut_off || [], n.cut_off_count);
+    for (const l of data.links || []) add("link", `${l.a} — ${l.b}`, l.cut_off || [], l.cut_off_count);
+    const list = [...groups.values()];
+    for (const g of list) {
+      g.items.sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind === "node" ? -1 : 1));
+    }
+    return list.sort((a, b) => (b.count - a.count) || a.items[0].name.localeCompare(b.items[0].name));
+  }
+
+  function weakItem(item) {
+    const name = item.kind === "node"
+      ? el("a", { href: `/#node=${encodeURIComponent(item.name)}`, text: item.name })
+      : el("strong", { text: item.name });
+    return el("span", { className: "item", dataset: { kind: item.kind, name: item.name } },
+      el("span", { className: "what", text: item.kind }), " ", name);
   }
 
   function renderWeakPoints(data) {
-    const rows = [];
-    for (const n of data.nodes || []) {
-      rows.push({ what: "node", name: n.node, cut: n.cut_off || [], count: n.cut_off_count });
-    }
-    for (const l of data.links || []) {
-      rows.push({ what: "link", name: `${l.a} — ${l.b}`, cut: l.cut_off || [], count: l.cut_off_count });
-    }
-    rows.sort((a, b) => (b.count - a.count) || a.name.localeCompare(b.name));
+    const groups = weakGroups(data);
+    const failures = groups.reduce((sum, g) => sum + g.items.length, 0);
+    count("n-weak", groups.length);
+    const draw = () => renderWeakPoints(data);
     const parts = [];
-    if (rows.length) {
-      parts.push(table(["If this fails", "Cut off", "Nodes cut off"], rows.map((r) => ({
-        attrs: { dataset: { kind: r.what, name: r.name } },
-        cells: [
-          el("span", null, el("span", { className: "what", text: r.what }), " ",
-            el("strong", { text: r.name })),
-          el("span", { className: "num", text: r.count }),
-          nodeList(r.cut, r.count),
-        ],
-      })), "weak"));
+    if (groups.length) {
+      parts.push(el("p", { className: "tally", text:
+        `${plural(failures, "single failure")} would cut nodes off, in ${plural(groups.length, "group")}; ` +
+        `the worst cuts off ${plural(groups[0].count, "node")}.` }));
+      parts.push(table(["If any of these fails", "Cut off", "Nodes cut off"],
+        capped("weak", groups, WEAK_SHOWN).map((g) => ({
+          attrs: { className: "group", dataset: { count: g.count, items: g.items.length } },
+          cells: [
+            el("span", { className: "items" }, ...g.items.map(weakItem)),
+            el("span", { className: "num", text: g.count }),
+            nodeList(g.cut, g.count),
+          ],
+        })), "weak"));
+      parts.push(moreButton("weak", groups.length, WEAK_SHOWN, "groups", draw));
     } else {
       parts.push(empty("No single point of failure: every node has a second way to a gateway."));
     }
     const orphans = data.without_gateway || [];
     if (orphans.length) {
       parts.push(el("p", { className: "orphans" },
-        el("strong", { text: `${orphans.length} reporting node(s) reach no gateway at all: ` }),
+        el("strong", { text: `${plural(orphans.length, "reporting node")} reach no gateway at all: ` }),
         nodeList(orphans, orphans.length)));
     }
     if (data.computed_at) {
       parts.push(el("p", { className: "note" }, "computed at ", timeEl(data.computed_at)));
     }
     replace("weak-points", ...parts);
+    renderFading(data.fading_links || []);
+  }
 
-    const fading = data.fading_links || [];
+  function renderFading(fading) {
+    count("n-fading", fading.length);
     if (!fading.length) {
       replace("fading-links", empty("No fading links."));
       return;
     }
+    const sorted = fading.slice().sort((a, b) =>
+      (a.signal_dbm - a.baseline_dbm) - (b.signal_dbm - b.baseline_dbm));
     replace("fading-links", table(
       ["Link", "Baseline", "Now", "Drop", "State"],
-      fading.map((f) => ({
+      capped("fading", sorted, FADING_SHOWN).map((f) => ({
         cells: [
           `${f.src} → ${f.dst} (${f.iface}, ${f.kind})`,
           `${f.baseline_dbm} dBm`,
@@ -226,40 +518,32 @@
           `${(f.signal_dbm - f.baseline_dbm).toFixed(1)} dB`,
           f.degraded ? badge("degraded", "state") : "fading",
         ],
-      })), "fading"));
+      })), "fading"),
+    moreButton("fading", sorted.length, FADING_SHOWN, "fading links", () => renderFading(fading)));
   }
 
-  function renderIncidents(open) {
-    if (!open.length) {
-      replace("incidents", empty("Nothing open."));
-      return;
-    }
-    const sorted = open.slice().sort((a, b) => b.started_at_ts - a.started_at_ts);
-    replace("incidents", table(
-      ["Kind", "Severity", "What", "Cut off", "Since", "Summary"],
-      sorted.map((i) => ({
-        attrs: { dataset: { kind: i.kind, id: i.id } },
-        cells: [
-          el("span", { className: "kind", text: i.kind.replace("_", " ") }),
-          badge(i.severity, "sev"),
-          causeText(i.cause),
-          el("span", { className: "num", text: i.affected_count ?? 0 }),
-          el("span", null, timeEl(i.started_at_ts), el("br"),
-            el("small", { text: `for ${since(i.started_at_ts)}` })),
-          el("span", { className: "summary", text: i.summary }),
-        ],
-      })), "incidents"));
-  }
-
+  // ------------------------------------------------------------------ the alert log
   function renderLog(log) {
     if (!log.length) {
       replace("alert-log", empty("No alerts yet."));
       return;
     }
     const newest = log.slice().sort((a, b) => b.ts - a.ts);
+    const pages = Math.ceil(newest.length / LOG_PAGE);
+    logPage = Math.min(logPage, pages - 1);
+    const first = logPage * LOG_PAGE;
+    const rows = newest.slice(first, first + LOG_PAGE);
+    const go = (page) => { logPage = page; renderLog(log); };
+    const pager = el("div", { className: "pager" },
+      el("button", { type: "button", className: "newer", text: "← Newer", disabled: logPage === 0,
+        onclick: () => go(logPage - 1) }),
+      el("span", { className: "page", text:
+        `${first + 1}–${first + rows.length} of ${newest.length}${newest.length >= LOG_LIMIT ? " latest" : ""}` }),
+      el("button", { type: "button", className: "older", text: "Older →", disabled: logPage >= pages - 1,
+        onclick: () => go(logPage + 1) }));
     replace("alert-log", table(
       ["Time", "Status", "Kind", "Severity", "Summary", "Sent to", "Silenced"],
-      newest.map((a) => {
+      rows.map((a) => {
         const reminder = a.payload && a.payload.reminder;
         const notifiers = a.notifiers || [];
         return {
@@ -270,45 +554,80 @@
             a.kind.replace("_", " "),
             badge(a.severity, "sev"),
             el("span", { className: "summary", text: a.summary }),
-            notifiers.length ? notifiers.join(", ") : el("span", { className: "muted", text: "nobody" }),
+            notifiers.length ? notifiers.join(", ")
+              : el("span", { className: "muted", text: a.silenced ? "nobody (silenced)" : "nobody" }),
             a.silenced ? el("strong", { text: "silenced" }) : el("span", { className: "muted", text: "no" }),
           ],
         };
-      }), "log"));
+      }), "log"), pages > 1 ? pager : null);
   }
 
-  function renderSilences(data) {
-    const list = data.silences || [];
-    if (!list.length) {
-      replace("silences", empty("No silences."));
-      return;
-    }
+  // ------------------------------------------------------------------ silences
+  function target(s) {
+    return [s.node ? s.node : "any node", s.tag ? `tag ${s.tag}` : null].filter(Boolean).join(", ");
+  }
+
+  function by(s) {
+    return s.created_by || el("span", { className: "muted", text: "—" });
+  }
+
+  function renderSilences(list) {
     const now = nowMs() / 1000;
-    replace("silences", table(
-      ["Node / tag", "From", "Until", "Reason", "By", ""],
-      list.map((s) => {
-        const target = [s.node ? s.node : "any node", s.tag ? `tag ${s.tag}` : null]
-          .filter(Boolean).join(", ");
-        const future = s.starts_at > now + 5;
-        const end = el("button", {
-          type: "button", className: "end", text: future ? "Cancel" : "End now",
-          "aria-label": `End the silence of ${target}`,
-          onclick: () => endSilence(s.id, end),
-        });
-        return {
-          attrs: { dataset: { id: s.id, node: s.node } },
+    // the newest first: the one just made is on top, the list capped below it
+    const current = list.filter((s) => !s.ended_early && s.ends_at > now)
+      .sort((a, b) => (b.created_at - a.created_at) || (b.id - a.id));
+    const ended = list.filter((s) => s.ended_early || s.ends_at <= now)
+      .sort((a, b) => b.ends_at - a.ends_at);
+    count("n-silences", current.length);
+    count("n-ended", ended.length);
+    const draw = () => renderSilences(list);
+    if (!current.length) {
+      replace("silences", empty("No silences."));
+    } else {
+      replace("silences", table(
+        ["Node / tag", "When", "Reason", "By", ""],
+        capped("silences", current, SILENCES_SHOWN).map((s) => {
+          const future = s.starts_at > now + 5;
+          const end = el("button", {
+            type: "button", className: "end", text: future ? "Cancel" : "End now",
+            "aria-label": `End the silence of ${target(s)}`,
+            onclick: () => endSilence(s.id, end),
+          });
+          return {
+            attrs: { dataset: { id: s.id, node: s.node } },
+            cells: [
+              el("strong", { text: target(s) }),
+              el("span", null,
+                future ? el("span", null, "from ", timeEl(s.starts_at), " ") : null,
+                "until ", timeEl(s.ends_at), " ",
+                el("small", { text: future ? `starts in ${fmtDuration(s.starts_at - now)}`
+                  : `ends in ${fmtDuration(s.ends_at - now)}` })),
+              s.reason || el("span", { className: "muted", text: "—" }),
+              by(s),
+              end,
+            ],
+          };
+        }), "silences"),
+      moreButton("silences", current.length, SILENCES_SHOWN, "silences", draw));
+    }
+    if (!ended.length) {
+      replace("silences-ended", empty("None in the last 7 days."));
+    } else {
+      replace("silences-ended", table(
+        ["Node / tag", "From", "Ended", "Reason", "By"],
+        capped("ended", ended, ENDED_SHOWN).map((s) => ({
+          attrs: { className: "ended", dataset: { id: s.id, node: s.node } },
           cells: [
-            el("strong", { text: target }),
-            el("span", null, timeEl(s.starts_at), el("br"),
-              el("small", { text: future ? `in ${fmtDuration(s.starts_at - now)}` : "active" })),
-            el("span", null, timeEl(s.ends_at), el("br"),
-              el("small", { text: `in ${fmtDuration(s.ends_at - now)}` })),
+            el("strong", { text: target(s) }),
+            timeEl(s.starts_at),
+            el("span", null, timeEl(s.ends_at), " ",
+              el("small", { text: s.ended_early ? "ended early" : "ran out" })),
             s.reason || el("span", { className: "muted", text: "—" }),
-            s.created_by || el("span", { className: "muted", text: "—" }),
-            end,
+            by(s),
           ],
-        };
-      }), "silences"));
+        })), "silences ended"),
+      moreButton("ended", ended.length, ENDED_SHOWN, "ended silences", draw));
+    }
   }
 
   // ------------------------------------------------------------------ silences: create, end
@@ -331,10 +650,13 @@
     return total;
   }
 
-  function say(text, isError) {
-    const msg = $("silence-msg");
+  function tell(msg, text, isError) {
     msg.textContent = text;
     msg.classList.toggle("error", Boolean(isError));
+  }
+
+  function say(text, isError) {
+    tell($("silence-msg"), text, isError);
   }
 
   async function createSilence(event) {
@@ -343,6 +665,7 @@
     const node = form.elements.node.value.trim();
     const tag = form.elements.tag.value.trim();
     const reason = form.elements.reason.value.trim();
+    const who = form.elements.by.value.trim();
     const duration = parseDuration(form.elements.duration.value);
     if (!node && !tag) { say("Give a node (a glob such as bb-*, or * for all) or a tag.", true); return; }
     if (duration === null) { say("Duration like 2h, 30m, 1h30m or 1d.", true); return; }
@@ -352,9 +675,11 @@
       const saved = await api("/api/v1/silences", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ node, tag, duration_s: Math.round(duration), reason, created_by: "admin page" }),
+        body: JSON.stringify({ node, tag, duration_s: Math.round(duration), reason,
+          created_by: who || "admin page" }),
       });
       form.reset();
+      form.elements.by.value = who; // the name is not part of one silence: it stays
       say(`Silenced ${saved.node || "any node"}${saved.tag ? ` (tag ${saved.tag})` : ""} until ${fmtTime(saved.ends_at)}.`, false);
       await refreshSilences();
     } catch (err) {
@@ -377,9 +702,19 @@
     await refreshSilences();
   }
 
+  function silencesPath() {
+    return `/api/v1/silences?ended_since=${Math.floor(nowMs() / 1000 - ENDED_WINDOW_S)}`;
+  }
+
+  function showSilences(data) {
+    latest.silences = data.silences || [];
+    renderSilences(latest.silences);
+    if (!quick) renderCards(); // a card says when it is silenced
+  }
+
   async function refreshSilences() {
     try {
-      renderSilences(await api("/api/v1/silences"));
+      showSilences(await api(silencesPath()));
     } catch (err) {
       if (err instanceof AuthError) { showSignedOut(); return; }
       replace("silences", problem(err));
@@ -401,7 +736,7 @@
       outages: api("/api/v1/outages"),
       weak: api("/api/v1/weak-points"),
       alerts: api(`/api/v1/alerts?limit=${LOG_LIMIT}`),
-      silences: api("/api/v1/silences"),
+      silences: api(silencesPath()),
     };
     const names = Object.keys(jobs);
     const results = await Promise.allSettled(Object.values(jobs));
@@ -421,11 +756,18 @@
       }
       for (const id of ids) replace(id, problem(result.reason));
     };
-    show(got.outages, renderOutages, ["outages"]);
+    // the silences first: the cards say which of them hold an incident
+    show(got.silences, (v) => { latest.silences = v.silences || []; renderSilences(latest.silences); },
+      ["silences"]);
+    if (got.outages.status === "fulfilled") latest.outages = got.outages.value.outages || [];
+    if (got.alerts.status === "fulfilled") latest.open = got.alerts.value.open || [];
+    // while a "silence this" form is open the cards hold still (it would lose what is typed)
+    if (!quick) {
+      show(got.outages, renderOutages, ["outages"]);
+      show(got.alerts, renderIncidents, ["incidents"]);
+    }
     show(got.weak, renderWeakPoints, ["weak-points", "fading-links"]);
-    show(got.alerts, (v) => { renderIncidents(v.open || []); renderLog(v.log || []); },
-      ["incidents", "alert-log"]);
-    show(got.silences, renderSilences, ["silences"]);
+    show(got.alerts, (v) => renderLog(v.log || []), ["alert-log"]);
     const status = $("status");
     status.className = failed ? "status error" : "status";
     status.replaceChildren(failed ? "Some data could not be loaded · " : "Updated ",
@@ -456,6 +798,8 @@
   }
 
   function start() {
+    narrow.addEventListener("change", () => { if (!signedOut) load(); });
+    $("silence-by").value = document.body.dataset.user || "";
     $("silence-form").addEventListener("submit", createSilence);
     $("refresh").addEventListener("click", () => load());
     document.addEventListener("visibilitychange", () => {

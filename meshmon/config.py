@@ -186,7 +186,7 @@ class InstallerConfig(Section):
     good_signal_dbm: float = Field(default=-65, ge=-120, le=0)
     """at or above: good"""
     marginal_signal_dbm: float = Field(default=-75, ge=-120, le=0)
-    """at or above (and below good): marginal; below: poor"""
+    """at or above (and below good): fair, as the map says; below: poor"""
     fast_interval_s: float = Field(default=1, ge=0.5, le=60)
     """report interval asked of the agent while the page is open (`fast` command)"""
     fast_duration_s: float = Field(default=120, ge=10, le=3600)

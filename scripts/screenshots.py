@@ -6,7 +6,7 @@ Runs the demo (embedded broker, collector, the simulated Freifunk Bremen network
 process, waits until it has settled, takes down the router whose loss cuts off the most
 nodes (so that the pages show a real outage besides the demo's random ones), and saves
 the map (desktop and phone), the node list (phone), one node's installer view (phone) and
-the maintainer page (desktop) with Debian's Chromium.
+the maintainer page (desktop and phone) with Debian's Chromium.
 """
 
 from __future__ import annotations
@@ -89,10 +89,12 @@ async def main(seconds: float, out: Path, nodes: int | None) -> None:
             await page.screenshot(path=str(out / "installer-phone.png"), timeout=60_000,
                                   animations="disabled")
             await page.close()
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
-            await page.goto(f"{url}/admin?token=screenshots")
-            await page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-            await page.screenshot(path=str(out / "admin-desktop.png"))
+            for name, size in (("admin-desktop", (1280, 900)), ("admin-phone", (390, 844))):
+                page = await browser.new_page(viewport={"width": size[0], "height": size[1]})
+                await page.goto(f"{url}/admin?token=screenshots")
+                await page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+                await page.screenshot(path=str(out / f"{name}.png"))
+                await page.close()
             await browser.close()
         print(f"saved to {out}")
     finally:

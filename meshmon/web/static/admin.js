@@ -299,9 +299,10 @@
     whyLine(o),
     // the summary says the same as the line above; without one it is all there is
     o.why ? null : el("p", { className: "summary", text: o.summary }),
-    outage || n ? el("div", { className: "affected" },
+    // "0 nodes cut off" says nothing the line above does not
+    n ? el("div", { className: "affected" },
       el("span", { className: "count", text: `${plural(n, "node")} ${outage ? "cut off" : "would be cut off"}` }),
-      n ? nodeList(affected, n) : null) : null,
+      nodeList(affected, n)) : null,
     silencedLine(o),
     actions(o));
     if (quick && quick.key === o.id) card.append(quick.form);

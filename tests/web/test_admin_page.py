@@ -22,12 +22,13 @@ from meshmon.config import Config
 from meshmon.demo.network import load_network
 from meshmon.metrics import Metrics
 from meshmon.model.analysis import gateway_cuts
+from meshmon.model.wire import Info
 from meshmon.storage.sessions import DEFAULT_LIFETIME_S, SessionStore
 from meshmon.web.admin import NAME_COOKIE, SESSION_COOKIE
 from meshmon.web.alerts_api import authorized
 from meshmon.web.app import WebContext, create_app
 from tests import servers
-from tests.browser import DESKTOP, PHONE, chromium, console_errors, screenshot
+from tests.browser import DESKTOP, PHONE, chromium, console_errors, screenshot, wait_for_js
 from tests.integration.harness import collector_config, eventually, started
 from tests.integration.scripted_mesh import LEAVES, ScriptedMesh, WebhookReceiver, backbone_edges
 from tests.web.conftest import NOW, build_core
@@ -612,6 +613,8 @@ async def test_a_demo_sized_network_fits_on_a_phone_and_renders_safely(
     now = time.time()  # the browser's clock judges "active" and "for …"
     stand_in, distinct = demo_sized(now)
     admin_ctx.alerting = cast(Any, stand_in)
+    for node in load_network().nodes:  # the collector knows them: silences by id are taken
+        admin_ctx.topology.apply_info(Info(v=1, node=node.id), now)
     admin_ctx.clock = time.time
     runner = web.AppRunner(create_app(admin_ctx))
     await runner.setup()
@@ -691,12 +694,38 @@ async def test_a_demo_sized_network_fits_on_a_phone_and_renders_safely(
             assert EVIL in await page_text(page, "#alert-log")
             assert await page.evaluate("document.body.dataset.pwned") is None
             assert await page.locator("#incidents img, #alert-log img").count() == 0
+            # "Silence this" on a degraded link silences both its ends
+            first_id = await page.locator("#incidents article.incident").first.get_attribute("id")
+            card = page.locator(f"#incidents article.incident[data-id='{first_id}']")
+            assert await card.get_attribute("data-kind") == "degraded"
+            ends = await card.locator(".goto").evaluate_all("g => g.map(x => x.dataset.node)")
+            await card.locator("button.silence-this").click()
+            quick = card.locator("form.quick-silence")
+            assert await quick.locator("input[name=nodes]").input_value() == " ".join(ends)
+            await quick.locator("input[name=reason]").fill("realigning")
+            await quick.locator("button[type=submit]").click()
+            await card.locator(".silenced").wait_for(timeout=5000)
+            assert [(m.node, m.reason, m.ends_at - m.starts_at) for m in stand_in.made[42:]] \
+                == [(end, "realigning", 7200) for end in ends]
+            assert "realigning" in await card.locator(".silenced").inner_text()
+            # a typo is refused with the collector's hint, and the form stays open
+            await card.locator("button.silence-this").click()
+            await quick.locator("input[name=nodes]").fill(ends[0] + "x")
+            await quick.locator("button[type=submit]").click()
+            await wait_for_js(page, "document.querySelector('form.quick-silence .form-msg')"
+                              ".textContent.includes('did you mean')", timeout=5000)
+            assert len(stand_in.made) == 44
+            # Chromium logs the refused request; that one is all there is
+            assert len(errors) == 1 and "status of 422" in errors[0], errors
+            errors.clear()
+            await quick.locator("button.cancel").click()
+            assert await page.locator("form.quick-silence").count() == 0
             # durations: a bad one is refused on the page, a good one is sent in seconds
             await page.fill("#silence-node", "bb-*")
             await page.fill("#silence-duration", "soon")
             await page.click("#silence-form button[type=submit]")
             assert "Duration like" in await page_text(page, "#silence-msg")
-            assert len(stand_in.made) == 42
+            assert len(stand_in.made) == 44
             await page.fill("#silence-duration", "1h30m")
             await page.fill("#silence-tag", "backbone")
             await page.click("#silence-form button[type=submit]")

@@ -245,8 +245,14 @@ async def test_hostile_text_is_shown_as_text_on_every_page(hostile: Hostile) -> 
                                        "document.querySelectorAll('.link').length === 2")
         kinds = await page.locator(".link .kind").all_text_contents()
         assert kinds == [f"wifi · {IFACES['evil-1']['link']}"] * 2
+        # the cards name peers by hostname (evil-2's is a payload): as text, the id beside
         peers = await page.locator(".link h2.peer").all_text_contents()
-        assert sorted(peers) == ["evil-2", "gw"]
+        assert sorted(peers) == sorted([name2, "gateway"])
+        assert await page.locator(".link h2.peer *").count() == 0
+        ids = await page.locator(".link .peer-id .id").all_text_contents()
+        assert sorted(ids) == ["evil-2 · ", "gw · "]
+        hears = await page.locator(".link .end-in .who").all_text_contents()
+        assert sorted(hears) == sorted([f"{name2} hears", "gateway hears"])
         await assert_nothing_ran(page, errors)
         await page.close()
 

@@ -67,6 +67,9 @@ class AlertEngine:
         self.tracked: dict[str, Tracked] = {}
         self.silences: list[Silence] = []
         self.sent = 0
+        """notices handed to at least one notifier (routed, or an owner's own notice)"""
+        self.unrouted = 0
+        """notices made with nowhere to go: no notifier configured, or no route took them"""
         self.suppressed = 0
 
     # ------------------------------------------------------------------ inputs
@@ -182,14 +185,17 @@ class AlertEngine:
         targets = self._route(alert)
         for name in targets:
             self.submit(name, alert, None)
-        self._notify_owners(alert)
-        self._record(alert, targets, silenced=False)
+        owners = self._notify_owners(alert)
+        self._record(alert, targets, silenced=False, handed_over=bool(targets) or owners > 0)
 
-    def _record(self, alert: Alert, targets: list[str], silenced: bool) -> None:
+    def _record(self, alert: Alert, targets: list[str], silenced: bool,
+                handed_over: bool = False) -> None:
         if silenced:
             self.suppressed += 1
-        else:
+        elif handed_over:
             self.sent += 1
+        else:
+            self.unrouted += 1
         log.info("alert %s %s %s%s → %s: %s", alert.status, alert.kind, alert.id,
                  " (silenced)" if silenced else "", ",".join(targets) or "-", alert.summary)
         self.log_alert(alert, targets, silenced)
@@ -204,10 +210,11 @@ class AlertEngine:
                 chosen.update(dict.fromkeys(route.notifiers))
         return list(chosen)
 
-    def _notify_owners(self, alert: Alert) -> None:
+    def _notify_owners(self, alert: Alert) -> int:
+        """Hand the alert to the owner notifier for each opted-in owner; how many."""
         name = self.settings.owner_notifier
         if not name or alert.event not in self.settings.owner_events:
-            return
+            return 0
         sent: set[str] = set()
         for node in alert.nodes:
             state = self.nodes.get(node)
@@ -218,6 +225,7 @@ class AlertEngine:
             if EMAIL_RE.match(contact) and contact not in sent:
                 sent.add(contact)
                 self.submit(name, alert, contact)
+        return len(sent)
 
     def _tags(self, nodes: Iterable[str]) -> list[str]:
         tags: dict[str, None] = {}

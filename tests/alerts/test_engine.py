@@ -136,6 +136,26 @@ def test_routes_by_event_severity_node_and_tag() -> None:
     assert [n for n, _, _ in rec.sent] == ["mail"]
 
 
+def test_outcomes_count_what_was_handed_to_a_notifier() -> None:
+    nodes = {"own-1": NodeState("own-1", info=Info.model_validate(
+        {"v": 1, "node": "own-1", "owner": {"contact": "ana@example.org", "notify": True}}))}
+    rec = Recorder()
+    # routed: only backbone outages go anywhere; owners hear of their own node
+    eng = engine(rec, [RouteConfig(notifiers=["ops"], nodes=["bb-*"])], nodes,
+                 owner_notifier="mail")
+    eng.set_silences([Silence(node="quiet", starts_at=T0, ends_at=T0 + 10_000)])
+    eng.handle([Change("opened", outage("bb-1"))], T0)  # routed to ops
+    eng.handle([Change("opened", outage("leaf-1"))], T0)  # no route takes it
+    eng.handle([Change("opened", outage("own-1"))], T0)  # no route, but its owner's notice
+    eng.handle([Change("opened", outage("quiet"))], T0)  # silenced
+    assert (eng.sent, eng.unrouted, eng.suppressed) == (2, 1, 1)
+    assert [(n, a.cause_nodes[0]) for n, a, _ in rec.sent] == [("ops", "bb-1"), ("mail", "own-1")]
+    # without any notifier every notice is made with nowhere to go, none "sent"
+    lonely = AlertEngine(AlertsConfig(), [], [], {}, rec.submit, rec.log_alert)
+    lonely.handle([Change("opened", outage("b"))], T0)
+    assert (lonely.sent, lonely.unrouted, lonely.suppressed) == (0, 1, 0)
+
+
 def test_route_matching_reads_the_alert_only() -> None:
     alert = Alert(id="x", status="resolved", kind="degraded", severity="warning", summary="",
                   started_at=T0, cause_links=[LinkRef("a", "b", "wifi")], tags=["t"])

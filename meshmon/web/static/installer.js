@@ -84,10 +84,10 @@
               "received."];
     }
     if (ev.state === "silent") {
-      return ["offline", ev.node + " has gone silent: reports stopped arriving."];
+      return ["offline", ev.node + ": agent silent, its reports stopped arriving."];
     }
     if (ev.state === "unreachable") {
-      return ["offline", ev.node + " reports, but has no path to a gateway."];
+      return ["offline", ev.node + " is cut off: it reports, but has no path to a gateway."];
     }
     if (ev.state === "flapping") {
       return ["warn", ev.node + " keeps going up and down (flapping)."];

@@ -271,8 +271,9 @@
     const nodes = causeNodes(incident.cause);
     const bar = el("div", { className: "actions" });
     bar.append(el("button", {
-      type: "button", className: "silence-this", "aria-expanded": "false",
-      text: "Silence this", onclick: (ev) => openQuick(incident, ev.currentTarget),
+      type: "button", className: "silence-this",
+      "aria-expanded": quick && quick.key === incident.id ? "true" : "false",
+      text: "Silence this", onclick: () => openQuick(incident),
     }));
     const many = nodes.length > 1;
     for (const node of nodes.slice(0, LINKED_NODES)) bar.append(gotoLinks(node, many));
@@ -384,16 +385,11 @@
     return form;
   }
 
-  function openQuick(incident, button) {
+  function openQuick(incident) {
     if (quick && quick.key === incident.id) { closeQuick(); return; }
     quick = { key: incident.id, form: quickForm(incident) };
     renderCards();
-    const card = document.getElementById(incident.id);
-    if (card) {
-      const opener = card.querySelector("button.silence-this");
-      if (opener) opener.setAttribute("aria-expanded", "true");
-      quick.form.elements.reason.focus();
-    } else if (button) button.setAttribute("aria-expanded", "true");
+    quick.form.elements.reason.focus();
   }
 
   function closeQuick() {

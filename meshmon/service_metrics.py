@@ -74,9 +74,12 @@ def register_metrics(service: Service) -> None:
         (("action", action),): float(service.broker.denied.get(action, 0))
         for action in ("publish", "subscribe", "receive")} if service.broker is not None else {})
     alerting, health = service.alerting, service.core.health
-    m.describe("meshmon_alerts_total", "counter", "alert notices made, by outcome")
+    m.describe("meshmon_alerts_total", "counter",
+               "alert notices made, by outcome: sent (handed to a notifier), no_notifier "
+               "(no notifier configured or no route took it), silenced")
     m.gauge_fn("meshmon_alerts_total", lambda: {
         (("outcome", "sent"),): float(alerting.engine.sent),
+        (("outcome", "no_notifier"),): float(alerting.engine.unrouted),
         (("outcome", "silenced"),): float(alerting.engine.suppressed),
     })
     m.describe("meshmon_incidents_open", "gauge", "open incidents (outages, flapping, …)")

@@ -307,10 +307,42 @@ async def test_silenced_node_says_nothing_until_the_silence_ends(
         log = (await get_json(f"{service.http_url}/api/v1/alerts?token=sekrit"))["body"]["log"]
         assert [(row["silenced"], row["payload"]["cause"]["nodes"]) for row in log] == [
             (True, ["m"]), (False, ["other"]), (False, ["m"])]
+        text = await get_text(f"{service.http_url}/metrics")
+        assert metric(text, "meshmon_alerts_total", outcome="sent") == 2
+        assert metric(text, "meshmon_alerts_total", outcome="silenced") == 1
+        assert metric(text, "meshmon_alerts_total", outcome="no_notifier") == 0
     finally:
         await mesh.stop()
         await service.stop()
         await hook.stop()
+
+
+async def test_without_a_notifier_alerts_are_counted_as_going_nowhere(
+    tmp_path: Path, mosquitto: servers.Server
+) -> None:
+    mesh = ScriptedMesh(mosquitto.port, [("gw", "x")], {"gw"})
+    service = await started(collector_config(tmp_path, mosquitto.port,
+                                             http={"admin_token": "sekrit"}))
+    try:
+        await mesh.start()
+        await settle(mesh, service, 2)
+        mesh.drop("x")
+
+        async def logged() -> bool:
+            body = (await get_json(f"{service.http_url}/api/v1/alerts?token=sekrit"))["body"]
+            return bool(body["log"])
+
+        await eventually(logged, 10, "the outage in the alert log")
+        log = (await get_json(f"{service.http_url}/api/v1/alerts?token=sekrit"))["body"]["log"]
+        assert [(row["kind"], row["notifiers"], row["silenced"]) for row in log] == [
+            ("outage", [], False)]
+        # made, but handed to nobody: not "sent"
+        text = await get_text(f"{service.http_url}/metrics")
+        assert metric(text, "meshmon_alerts_total", outcome="no_notifier") == 1
+        assert metric(text, "meshmon_alerts_total", outcome="sent") == 0
+    finally:
+        await mesh.stop()
+        await service.stop()
 
 
 async def test_alert_waits_for_a_webhook_that_is_down_and_survives_a_restart(

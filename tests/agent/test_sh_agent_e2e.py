@@ -112,8 +112,10 @@ async def test_sh_agent_with_mosquitto_and_collector(
             await _wait(rec, lambda m: m.topic.endswith("/report")
                         and m.payload["seq"] >= switched.payload["seq"] + 3, "fast reports")
         fast = [r for r in _reports(rec) if r.payload["seq"] >= switched.payload["seq"]][:4]
-        gaps = [b.at - a.at for a, b in itertools.pairwise(fast)]
-        assert all(0.5 < g < 1.7 for g in gaps), gaps
+        # judged by the agent's own clock (whole seconds): arrival times also carry the
+        # broker round trip of a fresh mosquitto_pub per report, which load stretches
+        gaps = [b.payload["ts"] - a.payload["ts"] for a, b in itertools.pairwise(fast)]
+        assert all(1 <= g <= 3 for g in gaps) and sum(gaps) <= 5, gaps  # normal mode: 6
 
         # broker restart: reports taken meanwhile are spooled and sent afterwards, in order
         mosquitto.proc.terminate()

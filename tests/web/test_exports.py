@@ -90,9 +90,9 @@ def check_meshviewer_shape(doc: dict[str, Any]) -> None:
         assert link["type"] in ("wifi", "vpn", "other")
 
 
-def feed(messages: list[wire.Message], now: float) -> Topology:
-    """A core's topology after the published messages (infos first, as retained ones
-    arrive); through `Core.apply`, the collector's own entry point."""
+def feed_core(messages: list[wire.Message], now: float) -> Core:
+    """A core after the published messages (infos first, as retained ones arrive);
+    through `Core.apply`, the collector's own entry point."""
     core = Core()
     for m in messages:
         if isinstance(m, wire.Info):
@@ -100,7 +100,12 @@ def feed(messages: list[wire.Message], now: float) -> Topology:
     for m in messages:
         if isinstance(m, wire.Status | wire.Report):
             core.apply(m, now)
-    return core.topology
+    return core
+
+
+def feed(messages: list[wire.Message], now: float) -> Topology:
+    """The topology of `feed_core`."""
+    return feed_core(messages, now).topology
 
 
 def link_tqs(topology: Topology) -> dict[tuple[str, str, str], list[int | None]]:

@@ -22,6 +22,20 @@ Run once by a developer (tests only read the output files):
   (lower case), like Berlin's; `mtime` is the node's `properties.time` or the graph's
   `date`; one node's `mtime` is set two days back so the sample has an offline node; the
   first row is a whole document (`doc`) instead of a view `value`.
+- openwifimap/client-view.json + client-documents.json: the same Ninux mesh as the
+  OpenWrt OpenWiFiMap client (luci `owm.lua` / `owm_olsr.lua`) writes its documents: each
+  link `{id, quality, sourceAddr4, destAddr4, interface, olsr_ipv4}` where `olsr_ipv4`
+  is olsrd's jsoninfo `/links` entry (the fields of tests/data/olsr/jsoninfo-links-1-link.json,
+  a real olsrd 0.9 answer): `linkQuality`, `neighborLinkQuality` (√(1/ETX) each, rounded
+  to olsrd's 1/255 steps) and `linkCost` as olsrd 0.9 prints it (the ETX as a decimal),
+  except for the nodes of `OLD_OLSRD`, whose client ran olsrd 0.6 (an integer, ETX × 1024).
+  Neighbours on a Wi-Fi interface carry the station's `wifi {signal, noise}`, `signal`,
+  `noise` and its `mac` (a locally administered placeholder). `system {uptime, loadavg,
+  sysinfo}`, `hardware` (the CPU), `firmware {name, revision}`, `updateInterval` as the
+  client writes them. client-view.json is the old CouchDB spatial view of those documents
+  (value = hostname, ctime, mtime, id, latlng, links) wrapped as Berlin's map page serves
+  it, `{"JSON": {"rows": …}}`; client-documents.json maps each document id to its
+  document, for a test that serves the API's newer view (rows without links) and `db/ID`.
 """
 
 from __future__ import annotations
@@ -168,6 +182,65 @@ def openwifimap(netjsonmap: dict[str, Any]) -> dict[str, Any]:
     return {"update_seq": len(rows), "rows": rows}
 
 
+OLD_OLSRD = 3
+"""every third node's client ran olsrd 0.6 (integer link costs)"""
+WIFI_EVERY = 2
+"""every second link is on a Wi-Fi interface"""
+
+
+def _lq_step(value: float) -> float:
+    return round(round(value * 255) / 255, 3)
+
+
+def openwifimap_client(netjsonmap: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The OpenWrt client's documents of the Ninux mesh, and their old spatial view."""
+    doc_id = {n["id"]: n["name"].lower() + ".olsr" for n in netjsonmap["nodes"]}
+    order = {n["id"]: i for i, n in enumerate(netjsonmap["nodes"])}
+    links: dict[str, list[dict[str, Any]]] = {n["id"]: [] for n in netjsonmap["nodes"]}
+    for i, lk in enumerate(netjsonmap["links"]):
+        quality = _lq_step((1 / max(lk["cost"], 1.0)) ** 0.5)
+        for here, there in ((lk["source"], lk["target"]), (lk["target"], lk["source"])):
+            etx = round(1 / (quality * quality), 3)
+            old = order[here] % OLD_OLSRD == 0
+            entry: dict[str, Any] = {
+                "localIP": here, "remoteIP": there, "olsrInterface": "wlan0",
+                "ifName": "wlan0", "validityTime": 137982, "symmetryTime": 123021,
+                "currentLinkStatus": "SYMMETRIC", "hysteresis": 0.0,
+                "linkCost": round(etx * 1024) if old else etx,
+                "linkQuality": quality, "neighborLinkQuality": quality}
+            link: dict[str, Any] = {"id": doc_id[there], "quality": quality,
+                                    "sourceAddr4": here, "destAddr4": there,
+                                    "interface": "wireless0" if i % WIFI_EVERY == 0 else "lan",
+                                    "olsr_ipv4": entry}
+            if i % WIFI_EVERY == 0:
+                signal = -60 - (i % 25)
+                link.update(mac=f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                            ifname="wlan0", signal=signal, noise=-95,
+                            wifi={"signal": signal, "noise": -95, "inactive": 20})
+            links[here].append(link)
+    docs, rows = {}, []
+    for i, n in enumerate(netjsonmap["nodes"]):
+        stamp = n.get("properties", {}).get("time") or netjsonmap["date"]
+        mtime = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        if i == 5:
+            mtime -= timedelta(days=2)
+        key = doc_id[n["id"]]
+        doc = {"_id": key, "id": key, "type": "node", "hostname": n["name"],
+               "latitude": n["location"]["lat"], "longitude": n["location"]["lng"],
+               "updateInterval": 3600, "ctime": "2019-01-01T00:00:00.000Z",
+               "mtime": mtime.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+               "hardware": "Atheros AR7241 rev 1",
+               "firmware": {"name": "Freifunk Berlin", "revision": "1.0.2"},
+               "system": {"uptime": [86400 + 3600 * i], "loadavg": [0.05 * (i % 7), 0.1, 0.1],
+                          "sysinfo": ["Atheros AR7241 rev 1", "Ubiquiti Nanostation M", 30000]},
+               "links": links[n["id"]]}
+        docs[key] = doc
+        rows.append({"id": key, "key": key, "value": {
+            "hostname": doc["hostname"], "ctime": doc["ctime"], "mtime": doc["mtime"],
+            "id": key, "latlng": [doc["latitude"], doc["longitude"]], "links": doc["links"]}})
+    return {"JSON": {"update_seq": len(rows), "rows": rows}}, docs
+
+
 def main(shared: Path) -> None:
     """Write the samples next to this file."""
     bremen = json.loads((shared / "freifunk/freifunk-bremen-meshviewer.json").read_text())
@@ -176,6 +249,9 @@ def main(shared: Path) -> None:
         (HERE / "hopglass" / name).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
     ninux = json.loads((shared / "routing/ninux/netjsonmap.json").read_text())
     (HERE / "openwifimap/rows.json").write_text(json.dumps(openwifimap(ninux), indent=1))
+    view, docs = openwifimap_client(ninux)
+    (HERE / "openwifimap/client-view.json").write_text(json.dumps(view, indent=1))
+    (HERE / "openwifimap/client-documents.json").write_text(json.dumps(docs, indent=1))
 
 
 if __name__ == "__main__":

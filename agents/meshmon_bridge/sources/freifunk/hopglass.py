@@ -27,8 +27,10 @@ from meshmon_bridge.sources.freifunk.snapshot import (
     MapNode,
     Snapshot,
     as_dict,
+    firmware_of,
     location,
     mark_uplinks,
+    medium_of,
     merge_directions,
     normal_mac,
     number,
@@ -36,8 +38,6 @@ from meshmon_bridge.sources.freifunk.snapshot import (
     snapshot_time,
     text,
 )
-
-VPN_TYPES = frozenset({"tunnel", "fastd", "l2tp", "vpn", "wireguard"})
 
 
 def parse(nodes_doc: Any, graph_doc: Any, where: str, now: float) -> Snapshot:
@@ -84,7 +84,6 @@ def _node(raw: Any) -> MapNode | None:
     loc = as_dict(info.get("location"))
     hardware = as_dict(info.get("hardware"))
     software = as_dict(info.get("software"))
-    firmware = as_dict(software.get("firmware"))
     clients = stats.get("clients")
     if isinstance(clients, dict):
         clients = clients.get("total")
@@ -94,7 +93,7 @@ def _node(raw: Any) -> MapNode | None:
         key=key,
         hostname=text(info.get("hostname")),
         model=text(hardware.get("model")),
-        firmware=text(firmware.get("release")) or text(firmware.get("base")),
+        firmware=firmware_of(software.get("firmware")),
         location=location(loc.get("latitude"), loc.get("longitude")),
         online=online if isinstance(online, bool) else None,
         last_seen=parse_time(raw.get("lastseen")),
@@ -140,9 +139,8 @@ def _links(raw: Any, end: Callable[[Any], str | None]) -> list[MapLink]:
     source, target = end(raw.get("source")), end(raw.get("target"))
     if source is None or target is None or source == target:
         return []
-    kind = raw.get("type") if isinstance(raw.get("type"), str) else ""
-    vpn = raw.get("vpn") is True or kind in VPN_TYPES
-    medium = "vpn" if vpn else "wifi" if kind in ("wireless", "wifi") else "other"
+    medium = "vpn" if raw.get("vpn") is True else medium_of(raw.get("type"))
+    vpn = medium == "vpn"
     view = LinkEnd(tq=_tq(raw.get("tq")))
     # the target measured the TQ of its neighbour, the source: it is the target's view
     link = MapLink(source=target, target=source, kind="vpn" if vpn else "batman",

@@ -15,6 +15,7 @@ from meshmon_bridge.sources.freifunk import hopglass, meshviewer, openwifimap
 from meshmon_bridge.sources.freifunk.fetch import read_json, resolve
 from meshmon_bridge.sources.freifunk.ids_config import FreifunkTable, LazyIds
 from meshmon_bridge.sources.freifunk.node_ids import PublicIds
+from meshmon_bridge.sources.freifunk.owm_documents import DocumentCache
 from meshmon_bridge.sources.freifunk.snapshot import Snapshot, SnapshotOptions, node_updates
 
 
@@ -103,13 +104,25 @@ class HopglassSource(MapFileSource):
 
 
 class OpenWifiMapSource(MapFileSource):
-    """`[[openwifimap]]`."""
+    """`[[openwifimap]]`: the view, and the node documents of rows that carry no links."""
 
     kind = "openwifimap"
 
+    def __init__(self, table: MapTable, context: BridgeContext, locations: list[str]) -> None:
+        super().__init__(table, context, locations)
+        self._documents = DocumentCache(self.locations[0], table.timeout_s)
+
+    async def poll(self) -> list[NodeUpdate]:
+        """Fetch the view, then the documents it does not carry; an update per node."""
+        ids = self.ids
+        view = await read_json(self.locations[0], self.table.timeout_s)
+        fetched = await self._documents.documents(view)
+        return await asyncio.to_thread(self._updates, [view, fetched], ids)
+
     def parse(self, docs: list[Any], now: float) -> Snapshot:
-        """OpenWiFiMap rows as a snapshot."""
-        return openwifimap.parse(docs[0], self.locations[0], now)
+        """OpenWiFiMap rows (with the fetched node documents) as a snapshot."""
+        fetched = docs[1] if len(docs) > 1 else None
+        return openwifimap.parse(docs[0], self.locations[0], now, fetched)
 
 
 def create_meshviewer(tables: Sequence[MeshviewerTable], ctx: BridgeContext) -> list[Source]:

@@ -4,7 +4,8 @@ Nodes: `node_id` (a MAC, private), `hostname`, `model`, `firmware.release|base`,
 `location.latitude|longitude`, `is_online`, `is_gateway`, `lastseen`, `firstseen`,
 `uptime` (the boot time), `loadavg`, `rootfs_usage` (0–1), `clients`, `mac`, `macs`,
 `gateway`/`gateway6` (the node id of the batman-adv gateway it selected).
-Links: `source`, `target` (node ids), `type` (wifi / vpn / other), `source_tq` (the
+Links: `source`, `target` (node ids), `type` (wifi / vpn / other; the frontend also
+draws `wifi24`/`wifi5`, other generators write tunnel kinds), `source_tq` (the
 source's view of the target, 0–1) and `target_tq`; `source_addr`/`target_addr` are the
 interface MACs (kept only for peer resolution).
 
@@ -25,8 +26,10 @@ from meshmon_bridge.sources.freifunk.snapshot import (
     MapNode,
     Snapshot,
     as_dict,
+    firmware_of,
     location,
     mark_uplinks,
+    medium_of,
     normal_mac,
     number,
     parse_time,
@@ -36,9 +39,6 @@ from meshmon_bridge.sources.freifunk.snapshot import (
     uptime_from_boot,
 )
 
-MEDIUMS = {"wifi": "wifi", "vpn": "vpn"}
-"""meshviewer link type → medium label; everything else (`other`: cable) is `other`"""
-
 
 def parse(data: Any, where: str, now: float) -> Snapshot:
     """A meshviewer.json document as a `Snapshot`; SourceError if it is not one."""
@@ -46,7 +46,10 @@ def parse(data: Any, where: str, now: float) -> Snapshot:
         raise SourceError(f"{where}: not a meshviewer.json (no `nodes` list)")
     raw_links = data.get("links")
     if not isinstance(raw_links, list):
-        raise SourceError(f"{where}: not a meshviewer.json (no `links` list)")
+        hint = ""
+        if any(isinstance(n, dict) and "nodeinfo" in n for n in data["nodes"][:10]):
+            hint = ": it is a hopglass nodes.json, read it with a [[hopglass]] table"
+        raise SourceError(f"{where}: not a meshviewer.json (no `links` list){hint}")
     booted = [found for found in (_node(raw) for raw in data["nodes"]) if found is not None]
     by_key = {node.key: node for node, _ in booted}
     meta = as_dict(data.get("meta"))
@@ -76,7 +79,7 @@ def _node(raw: Any) -> tuple[MapNode, float | None] | None:
         key=key,
         hostname=text(raw.get("hostname")),
         model=text(raw.get("model")),
-        firmware=_firmware(raw.get("firmware")),
+        firmware=firmware_of(raw.get("firmware")),
         location=location(loc.get("latitude"), loc.get("longitude")),
         online=online if isinstance(online, bool) else None,
         last_seen=parse_time(raw.get("lastseen")),
@@ -90,23 +93,13 @@ def _node(raw: Any) -> tuple[MapNode, float | None] | None:
     return node, parse_time(raw.get("uptime"))
 
 
-def _firmware(raw: Any) -> str | None:
-    if not isinstance(raw, dict):
-        return text(raw)
-    base, release = text(raw.get("base")), text(raw.get("release"))
-    if release and base and not base.startswith("gluon") and base != "-":
-        return f"{base} {release}"[:128]  # e.g. "Debian 10" on VPN servers
-    return release or (base if base != "-" else None)
-
-
 def _link(raw: Any, by_key: dict[str, MapNode]) -> MapLink | None:
     if not isinstance(raw, dict):
         return None
     source, target = raw.get("source"), raw.get("target")
     if not isinstance(source, str) or not isinstance(target, str) or source == target:
         return None
-    kind_of = raw.get("type")
-    medium = MEDIUMS.get(kind_of, "other") if isinstance(kind_of, str) else "other"
+    medium = medium_of(raw.get("type"))
     for key, addr in ((source, raw.get("source_addr")), (target, raw.get("target_addr"))):
         mac = normal_mac(addr)
         if key in by_key and mac is not None and mac not in by_key[key].macs:

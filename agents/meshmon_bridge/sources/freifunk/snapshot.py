@@ -81,11 +81,13 @@ class LinkEnd:
     lq: float | None = None
     nlq: float | None = None
     etx: float | None = None
+    signal_dbm: float | None = None
+    noise_dbm: float | None = None
 
     def metrics(self) -> dict[str, Any]:
         """The wire link metrics this end has (absent stays absent)."""
         out: dict[str, Any] = {}
-        for name in ("tq", "lq", "nlq", "etx"):
+        for name in ("tq", "lq", "nlq", "etx", "signal_dbm", "noise_dbm"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -152,10 +154,27 @@ def as_dict(value: Any) -> dict[str, Any]:
 
 
 def number(value: Any) -> float | None:
-    """A finite number, or None (JSON from the field has strings, nulls and NaN)."""
+    """A finite number, also one written as a string (`"0.12"`: some generators quote
+    them); None for anything else (JSON from the field has nulls, NaN and words)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def dbm(value: Any) -> float | None:
+    """A signal or noise level in dBm, when it is one (-150 … 40)."""
+    level = number(value)
+    return level if level is not None and -150 <= level <= 40 else None
+
+
+def first_number(values: Any) -> float | None:
+    """The first entry of a list as a number (OpenWiFiMap's `[uptime]`, `[load1, …]`)."""
+    return number(values[0]) if isinstance(values, list) and values else None
 
 
 def text(value: Any, limit: int = 128) -> str | None:
@@ -164,6 +183,18 @@ def text(value: Any, limit: int = 128) -> str | None:
         return None
     value = value.strip()
     return value[:limit] or None
+
+
+def firmware_of(raw: Any) -> str | None:
+    """The firmware of a map node's `firmware {base, release}` (or a plain text): the
+    release, with the base before it when that is not Gluon's (`Debian 10 1.4.0` on
+    servers)."""
+    if not isinstance(raw, dict):
+        return text(raw)
+    base, release = text(raw.get("base")), text(raw.get("release"))
+    if release and base and not base.startswith("gluon") and base != "-":
+        return f"{base} {release}"[:128]
+    return release or (base if base != "-" else None)
 
 
 def location(lat: Any, lon: Any) -> tuple[float, float] | None:
@@ -184,6 +215,19 @@ def normal_mac(value: Any) -> str | None:
     if _BARE_MAC_RE.match(value):
         value = ":".join(value[i:i + 2] for i in range(0, 12, 2))
     return value if MAC_RE.match(value) else None
+
+
+VPN_TYPES = frozenset({"vpn", "tunnel", "fastd", "l2tp", "wireguard"})
+"""link types of a VPN tunnel (yanic writes `vpn`, hopglass-server the interface kinds)"""
+
+
+def medium_of(link_type: Any) -> str:
+    """The medium label of a map link's `type`: `vpn` for tunnels, `wifi` for radio
+    (`wifi`, the frontend's `wifi24`/`wifi5`, hopglass' `wireless`), else `other`."""
+    name = link_type.strip().lower() if isinstance(link_type, str) else ""
+    if name in VPN_TYPES:
+        return "vpn"
+    return "wifi" if name.startswith("wifi") or name == "wireless" else "other"
 
 
 def tq_from_fraction(value: Any) -> int | None:

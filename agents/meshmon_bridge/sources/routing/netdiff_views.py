@@ -5,9 +5,15 @@ so every link keeps the side that states it) and says what the numbers mean in t
 wire contract:
 
 - OLSRv1 jsoninfo/txtinfo: topology entries `lastHop → destination` with ETX, LQ, NLQ.
+  netdiff reads olsrd's costs as olsrd before 0.9 prints them (integers, ETX × 1024);
+  olsrd 0.9 prints the ETX itself as a decimal, so such a dump is scaled for it. A
+  broken link (ETX 4096, olsrd's "infinite") is no link.
 - NetJSON NetworkGraph (OLSRv2, any daemon): `cost` is ETX when the graph's metric is ETX;
   LQ/NLQ from link properties `lq`/`link_quality`, `nlq`/`neighbor_link_quality`.
 - batman-adv vis (alfred/batadv-vis JSON and the text table): the metric is 255/TQ.
+  `batadv-vis -f json` prints one object per line (`primary`, `secondary … of`,
+  `router … neighbor … label`, `router … gateway … label: TT`); such lines are gathered
+  into the document netdiff reads (`-f jsondoc`).
 - BMX6 (b6m topology): rxRate/txRate are the percentages of packets received from and
   delivered to the neighbour: LQ and NLQ as fractions.
 - CNML (guifi.net): devices, with the working links between them (wds, ap/client: wifi;
@@ -69,14 +75,39 @@ def _graph_view(
     return view
 
 
+OLSR_COST_SCALE = 1024
+"""olsrd before 0.9 prints link costs as integers: the ETX × 1024 (what netdiff expects)"""
+OLSR_BROKEN_ETX = 4096.0
+"""olsrd's cost of a broken link (LINK_COST_BROKEN = 1 << 22, / 1024): no link"""
+
+
 def olsr1_view(text: str) -> RoutingView:
-    """OLSRv1 jsoninfo (`/all`, `/topology`+`/mid`, old and new format) or txtinfo."""
-    graph = OlsrParser(text, directed=True).graph
+    """OLSRv1 jsoninfo (`/all`, `/topology`+`/mid`; olsrd 0.6 to 0.9) or txtinfo."""
+    graph = OlsrParser(_olsr_costs_for_netdiff(text), directed=True).graph
+    graph.remove_edges_from([(a, b) for a, b, w in graph.edges(data="weight")
+                             if w is not None and w >= OLSR_BROKEN_ETX])
     return _graph_view(graph, "olsr", "olsr", lambda a: _metrics(
         etx=_number(a.get("weight")),
         lq=_number(a.get("link_quality"), high=1),
         nlq=_number(a.get("neighbor_link_quality"), high=1),
     ))  # fmt: skip
+
+
+def _olsr_costs_for_netdiff(text: str) -> Any:
+    """The dump as netdiff reads it: olsrd 0.9's decimal costs (`"tcEdgeCost": 1.000000`)
+    in the older integer unit; txtinfo and older jsoninfo as they are."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text  # txtinfo
+    if not isinstance(document, dict):
+        return text
+    topology = document.get("topology")
+    for entry in topology if isinstance(topology, list) else ():
+        cost = entry.get("tcEdgeCost") if isinstance(entry, dict) else None
+        if isinstance(cost, float):
+            entry["tcEdgeCost"] = cost * OLSR_COST_SCALE
+    return document
 
 
 PROTOCOL_KINDS = (("olsr", "olsr"), ("batman", "batman"), ("bmx", "bmx7"), ("babel", "babel"),
@@ -147,14 +178,49 @@ def _merge(into: RoutingView, view: RoutingView) -> None:
 
 
 def batman_view(text: str) -> RoutingView:
-    """batman-adv vis data (alfred / batadv-vis JSON, or the text table)."""
-    graph = BatmanParser(text, directed=True).graph
+    """batman-adv vis data (alfred / batadv-vis JSON, JSON lines, or the text table)."""
+    graph = BatmanParser(_vis_lines_as_document(text) or text, directed=True).graph
     view = _graph_view(graph, "batman-adv", "batman", lambda a: _metrics(tq=_tq(a.get("weight"))))
     for key, attrs in graph.nodes(data=True):
         clients = attrs.get("clients")
         if isinstance(clients, list):
             view.nodes[str(key)].clients = len(set(map(str, clients)))
     return view
+
+
+def _vis_lines_as_document(text: str) -> dict[str, Any] | None:
+    """`batadv-vis -f json` output (an object per line) as a `-f jsondoc` document; None
+    when the text is not that."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) < 2 or not all(line.startswith("{") for line in lines):
+        return None
+    try:
+        entries = [json.loads(line) for line in lines]
+    except ValueError:
+        return None
+    if not all(isinstance(e, dict) for e in entries):
+        return None
+    primary_of = {str(e["secondary"]): str(e["of"]) for e in entries
+                  if "secondary" in e and "of" in e}
+    nodes: dict[str, dict[str, Any]] = {}
+
+    def node(mac: str) -> dict[str, Any]:
+        primary = primary_of.get(mac, mac)
+        return nodes.setdefault(primary, {"primary": primary, "secondary": [],
+                                          "neighbors": [], "clients": []})
+
+    for entry in entries:
+        if "primary" in entry:
+            node(str(entry["primary"]))
+        elif "secondary" in entry and "of" in entry:
+            node(str(entry["of"]))["secondary"].append(str(entry["secondary"]))
+        elif "router" in entry and "neighbor" in entry:
+            node(str(entry["router"]))["neighbors"].append(
+                {"router": str(entry["router"]), "neighbor": str(entry["neighbor"]),
+                 "metric": str(entry.get("label", ""))})
+        elif "router" in entry and "gateway" in entry:  # a client (label "TT")
+            node(str(entry["router"]))["clients"].append(str(entry["gateway"]))
+    return {"vis": list(nodes.values())} if nodes else None
 
 
 def _tq(vis_metric: Any) -> int | None:

@@ -19,9 +19,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from meshmon_bridge.sources.freifunk import hopglass
+from meshmon_bridge.source import SourceError
+from meshmon_bridge.sources.freifunk import hopglass, meshviewer, openwifimap
 from meshmon_bridge.sources.freifunk.mapfiles import (
     MeshviewerSource,
     MeshviewerTable,
@@ -29,7 +31,7 @@ from meshmon_bridge.sources.freifunk.mapfiles import (
     OpenWifiMapTable,
 )
 from meshmon_bridge.sources.freifunk.node_ids import PublicIds
-from meshmon_bridge.sources.freifunk.snapshot import SnapshotOptions, node_updates
+from meshmon_bridge.sources.freifunk.snapshot import SnapshotOptions, node_updates, parse_time
 
 from meshmon.alerts.runtime import Alerting
 from meshmon.config import Config
@@ -289,3 +291,37 @@ node_prefix = "owm-"
     assert Counter(i["source"]["kind"] for i in infos) == {"meshviewer": 10, "openwifimap": 55}
     assert_public_ids([i["node"] for i in infos])
     assert bridge_leaks(lines) == []
+
+
+def test_a_file_of_another_kind_is_refused_naming_the_table_to_use() -> None:
+    dresden = json.loads(DRESDEN.read_text())
+    berlin = json.loads((OWM / "client-view.json").read_text())
+    fixture = json.loads(FIXTURE.read_text())
+    graph = {"batadv": {"nodes": [], "links": []}}
+    d3 = {"meta": {"timestamp": "2014-05-01T12:00:00"}, "links": [{"source": 0, "target": 1}],
+          "nodes": [{"id": "02:00:00:00:00:01", "name": "a", "macs": "02:00:00:00:00:01",
+                     "geo": None, "flags": {"online": True, "gateway": False}}]}
+    cases = [(lambda: meshviewer.parse(dresden, "f", 0), r"\[\[hopglass\]\] table \(nodes_url"),
+             (lambda: meshviewer.parse(graph, "f", 0), r"graph\.json: read it with a \[\[hop"),
+             (lambda: hopglass.parse(berlin, graph, "f", 0), r"\[\[openwifimap\]\]"),
+             (lambda: hopglass.parse(dresden, dresden, "f", 0), r"not a hopglass graph\.json"),
+             (lambda: openwifimap.parse(fixture, "f", 0), r"\[\[meshviewer\]\]"),
+             (lambda: meshviewer.parse(d3, "f", 0), r"ffmap-d3 .* does not read")]
+    for parse, message in cases:
+        with pytest.raises(SourceError, match=message):
+            parse()
+
+
+@pytest.mark.parametrize(("stamp", "unix"), [
+    ("2020-05-13T12:59:46+0200", 1589367586.0),  # yanic
+    ("2022-06-15T21:30:03", 1655328603.0),  # Dresden's hopglass: no zone, UTC
+    ("2026-06-10T18:12:37.890Z", 1781115157.89),  # the meshviewer frontend's fixture
+    ("2019-04-03T05:06:54.123456Z", 1554268014.123456),  # OpenWiFiMap's newer API
+    ("2020-05-13 10:59:46", 1589367586.0),
+    (1589367586, 1589367586.0),  # seconds
+    (1589367586000, 1589367586.0),  # JavaScript milliseconds
+    ("@now", None), ("", None), (float("nan"), None), (True, None),
+])
+def test_timestamps_in_the_forms_generators_write(stamp: object, unix: float | None) -> None:
+    got = parse_time(stamp)
+    assert got is None if unix is None else got == pytest.approx(unix)

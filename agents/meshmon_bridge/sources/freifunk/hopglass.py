@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from meshmon_bridge.source import SourceError
+from meshmon_bridge.sources.freifunk.formats import not_a
 from meshmon_bridge.sources.freifunk.snapshot import (
     TQ_MAX,
     LinkEnd,
@@ -46,12 +46,14 @@ def parse(nodes_doc: Any, graph_doc: Any, where: str, now: float) -> Snapshot:
     if isinstance(raw_nodes, dict):  # version 1: keyed by node id
         raw_nodes = list(raw_nodes.values())
     if not isinstance(raw_nodes, list):
-        raise SourceError(f"{where}: not a hopglass nodes.json (no `nodes`)")
+        raise not_a("hopglass-nodes", where, nodes_doc, "no `nodes`")
     batadv = graph_doc.get("batadv") if isinstance(graph_doc, dict) else None
     if not isinstance(batadv, dict) or not isinstance(batadv.get("links"), list) \
             or not isinstance(batadv.get("nodes"), list):
-        raise SourceError(f"{where}: not a hopglass graph.json (no `batadv` nodes and links)")
+        raise not_a("hopglass-graph", where, graph_doc, "no `batadv` nodes and links")
     nodes = {n.key: n for n in (_node(raw) for raw in raw_nodes) if n is not None}
+    if raw_nodes and not nodes:
+        raise not_a("hopglass-nodes", where, nodes_doc, "no node has `nodeinfo.node_id`")
     time = snapshot_time(parse_time(nodes_doc.get("timestamp")), nodes.values()) or now
     mac_owner = {mac: n.key for n in nodes.values() for mac in n.macs}
     ends = [_graph_node(raw, nodes, mac_owner) for raw in batadv["nodes"]]

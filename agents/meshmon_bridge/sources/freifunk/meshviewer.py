@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshmon_bridge.source import SourceError
+from meshmon_bridge.sources.freifunk.formats import not_a
 from meshmon_bridge.sources.freifunk.snapshot import (
     LinkEnd,
     MapLink,
@@ -43,15 +43,14 @@ from meshmon_bridge.sources.freifunk.snapshot import (
 def parse(data: Any, where: str, now: float) -> Snapshot:
     """A meshviewer.json document as a `Snapshot`; SourceError if it is not one."""
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
-        raise SourceError(f"{where}: not a meshviewer.json (no `nodes` list)")
+        raise not_a("meshviewer", where, data, "no `nodes` list")
     raw_links = data.get("links")
     if not isinstance(raw_links, list):
-        hint = ""
-        if any(isinstance(n, dict) and "nodeinfo" in n for n in data["nodes"][:10]):
-            hint = ": it is a hopglass nodes.json, read it with a [[hopglass]] table"
-        raise SourceError(f"{where}: not a meshviewer.json (no `links` list){hint}")
+        raise not_a("meshviewer", where, data, "no `links` list")
     booted = [found for found in (_node(raw) for raw in data["nodes"]) if found is not None]
     by_key = {node.key: node for node, _ in booted}
+    if data["nodes"] and not by_key:
+        raise not_a("meshviewer", where, data, "no node has a `node_id`")
     meta = as_dict(data.get("meta"))
     declared = parse_time(data.get("timestamp")) or parse_time(meta.get("timestamp"))
     time = snapshot_time(declared, by_key.values()) or now

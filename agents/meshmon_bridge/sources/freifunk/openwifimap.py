@@ -5,9 +5,9 @@ Accepted: `{"rows": [...]}` where a row has `id` and `value` (the `view_nodes_sp
 shape: `hostname`, `latlng [lat, lon]`, `links`, `mtime`, `ctime`) or `doc` (whole node
 documents: `hostname`, `latitude`, `longitude`, `links`, `mtime`, `ctime`,
 `updateInterval`, `firmware`, `hardware`, `system`), a plain list of node documents, or
-either wrapped in an object with one member (Berlin's map page serves `{"JSON": {"rows":
-…}}`). Rows of the API's newer view carry no `links`: the source fetches their node
-documents (mapfiles.py); `with_documents` puts them in place.
+either wrapped in an object one of whose members holds them (Berlin's map page serves
+`{"JSON": {"rows": …}}`). Rows of the API's newer view carry no `links`: the source
+fetches their node documents (owm_documents.py) and `parse` takes them as `fetched`.
 
 Each document lists its own links `{id: neighbour document id, quality: 0–1,
 olsr_ipv4|olsr_ipv6: {...}, wifi/signal/noise}`. The OLSR part is what the node's
@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from meshmon_bridge.source import SourceError
+from meshmon_bridge.sources.freifunk.formats import not_a
 from meshmon_bridge.sources.freifunk.snapshot import (
     LinkEnd,
     MapLink,
@@ -59,11 +59,12 @@ OLSR_COST_SCALE = 1024
 def rows_of(data: Any, where: str) -> list[Any]:
     """The rows (or documents) of an OpenWiFiMap answer; SourceError if there are none."""
     rows = data.get("rows") if isinstance(data, dict) else data
-    if isinstance(data, dict) and rows is None and len(data) == 1:
-        inner = next(iter(data.values()))  # a wrapper such as Berlin's {"JSON": {...}}
-        rows = inner.get("rows") if isinstance(inner, dict) else None
+    if isinstance(data, dict) and rows is None:  # a wrapper such as Berlin's {"JSON": {…}}
+        inner = [v["rows"] for v in data.values()
+                 if isinstance(v, dict) and isinstance(v.get("rows"), list)]
+        rows = inner[0] if len(inner) == 1 else None
     if not isinstance(rows, list):
-        raise SourceError(f"{where}: not OpenWiFiMap rows (no `rows` list)")
+        raise not_a("openwifimap", where, data, "no `rows` list")
     return rows
 
 

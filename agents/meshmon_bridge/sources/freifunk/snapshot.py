@@ -129,12 +129,20 @@ class SnapshotOptions:
     tags: tuple[str, ...] = ()
 
 
+MILLISECONDS_FROM = 1e11
+"""a number of seconds this large is in the year 5138: it counts milliseconds (JavaScript's
+`Date.now()`, as some generators write `lastseen`)"""
+
+
 def parse_time(value: Any) -> float | None:
-    """Unix seconds from an ISO 8601 text (`Z`, `+0200` or no zone = UTC) or a number."""
+    """Unix seconds from an ISO 8601 text (`Z`, `+0200` or no zone = UTC), from seconds or
+    from milliseconds since 1970."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
+        if not math.isfinite(value):
+            return None
+        return value / 1000 if abs(value) >= MILLISECONDS_FROM else float(value)
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip().replace("Z", "+00:00")

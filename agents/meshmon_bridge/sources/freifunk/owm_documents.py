@@ -51,6 +51,10 @@ class DocumentCache:
         docs = documents(rows_of(view, self.view_url))
         mtimes = {key: doc.get("mtime") for key, doc in docs}
         wanted = set(without_links(docs))
+        if wanted and document_url(self.view_url, "x") is None:
+            _rate_log.log(logging.WARNING, self.view_url, "%s: %d rows carry no links and a "
+                          "file has no node documents beside it: give the API's URL",
+                          self.view_url, len(wanted))
         if not wanted or document_url(self.view_url, "x") is None:
             self._docs.clear()
             return {}

@@ -70,3 +70,12 @@ def run_print(config: Path, *args: str, timeout: float = 120) -> tuple[int, list
          *args], capture_output=True, text=True, timeout=timeout)
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     return done.returncode, lines, done.stderr
+
+
+def print_tables(tmp_path: Path, bridge_id: str, body: str) -> list[dict]:
+    """`--once --print` of a bridge with these source tables: the printed messages (the
+    run must succeed)."""
+    config = write_config(tmp_path / "bridge.toml", bridge_id, 1883, body=body)
+    code, lines, stderr = run_print(config)
+    assert code == 0, stderr
+    return lines

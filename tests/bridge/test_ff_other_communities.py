@@ -39,7 +39,7 @@ from meshmon.metrics import Metrics
 from meshmon.model import wire
 from meshmon.web.app import WebContext, create_app
 from tests.bridge.ff_helpers import DATA, ID_KEY, assert_public_ids, by_node, context, published
-from tests.bridge.helpers import run_print, write_config
+from tests.bridge.helpers import print_tables
 from tests.routing.helpers import source as routing_source
 from tests.web.privacy import leaks
 from tests.web.test_exports import feed_core
@@ -276,7 +276,7 @@ async def test_every_public_answer_of_a_collector_fed_these_files_is_address_fre
 
 
 def test_once_print_imports_the_other_communities_files(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "bridge.toml", "ff-other", 1883, body=f"""
+    lines = print_tables(tmp_path, "ff-other", f"""
 [[meshviewer]]
 url = "{FIXTURE}"
 id_key = "{ID_KEY}"
@@ -285,8 +285,6 @@ url = "{OWM / 'client-view.json'}"
 id_key = "{ID_KEY}"
 node_prefix = "owm-"
 """)
-    code, lines, err = run_print(config)
-    assert code == 0, err
     infos = [line["payload"] for line in lines if line["topic"].endswith("/info")]
     assert Counter(i["source"]["kind"] for i in infos) == {"meshviewer": 10, "openwifimap": 55}
     assert_public_ids([i["node"] for i in infos])

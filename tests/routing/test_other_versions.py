@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from meshmon.model.addresses import looks_like_address
-from tests.bridge.helpers import decode, run_print, write_config
+from tests.bridge.helpers import decode, print_tables
 from tests.routing.helpers import DATA, KEY, poll, publish, source
 from tests.routing.test_netdiff_kinds import hashed
 
@@ -80,14 +80,12 @@ async def test_olsrd_09_decimal_costs_give_the_same_etx(tmp_path: Path) -> None:
 
 
 def test_once_print_reads_vis_json_lines(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "bridge.toml", "vis-bridge", 1883, body=f"""
+    lines = print_tables(tmp_path, "vis-bridge", f"""
 [[routing]]
 kind = "batman-adv"
 file = "{VIS_LINES}"
 id_key = "{KEY}"
 """)
-    code, lines, stderr = run_print(config)
-    assert code == 0, stderr
     messages = [decode(line) for line in lines[1:]]
     assert len({m.node for m in messages}) == 20  # type: ignore[union-attr]
     assert sum(len(m.links) for m in messages if hasattr(m, "links")) == 45

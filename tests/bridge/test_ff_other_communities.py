@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from meshmon_bridge.source import SourceError
 from meshmon_bridge.sources.freifunk import hopglass, meshviewer, openwifimap
 from meshmon_bridge.sources.freifunk.mapfiles import (
@@ -38,7 +40,15 @@ from meshmon.config import Config
 from meshmon.metrics import Metrics
 from meshmon.model import wire
 from meshmon.web.app import WebContext, create_app
-from tests.bridge.ff_helpers import DATA, ID_KEY, assert_public_ids, by_node, context, published
+from tests.bridge.ff_helpers import (
+    DATA,
+    ID_KEY,
+    ODD_JSON,
+    assert_public_ids,
+    by_node,
+    context,
+    published,
+)
 from tests.bridge.helpers import print_tables
 from tests.routing.helpers import source as routing_source
 from tests.web.privacy import leaks
@@ -323,3 +333,19 @@ def test_a_file_of_another_kind_is_refused_naming_the_table_to_use() -> None:
 def test_timestamps_in_the_forms_generators_write(stamp: object, unix: float | None) -> None:
     got = parse_time(stamp)
     assert got is None if unix is None else got == pytest.approx(unix)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_odd_values_anywhere_in_openwifimap_documents_never_break_the_import(
+        data: st.DataObject) -> None:
+    docs = json.loads((OWM / "client-documents.json").read_text())
+    sample = [docs[k] for k in sorted(docs)[:8]]
+    parts: list[dict[str, Any]] = [*sample, *(lk for d in sample for lk in d["links"]),
+                                   *(lk["olsr_ipv4"] for d in sample for lk in d["links"])]
+    for _ in range(data.draw(st.integers(1, 6))):
+        part = data.draw(st.sampled_from(parts))
+        part[data.draw(st.sampled_from(sorted(part)))] = data.draw(ODD_JSON)
+    snap = openwifimap.parse({"JSON": {"rows": [{"doc": d} for d in sample]}}, "fuzz", 1.6e9)
+    messages = published("openwifimap", node_updates(snap, PublicIds(), OPTIONS))  # valid
+    assert_public_ids(list(by_node(messages)))

@@ -14,7 +14,8 @@ from meshmon_agent import __version__
 from meshmon_agent.agent import Agent
 from meshmon_agent.collect import Collector
 from meshmon_agent.config import AgentConfig, ConfigError, from_dict, load
-from meshmon_agent.publisher import Publisher, connect_problem
+from meshmon_agent.mqtt_link import connect_problem
+from meshmon_agent.publisher import Publisher
 from meshmon_agent.runner import CannedRunner, Runner, SubprocessRunner
 
 log = logging.getLogger("meshmon_agent")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 from collections import deque
@@ -13,37 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from meshmon_agent.config import MqttSettings
+from meshmon_agent.mqtt_link import connect_problem, dumps, paho_client, stop_cleanly
 
 log = logging.getLogger(__name__)
 
-STOP_WAIT_S = 2.0
-
 CommandCallback = Callable[[dict[str, Any]], None]
-
-
-def _dumps(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def connect_problem(host: str, port: int, timeout_s: float = 5.0) -> str | None:
-    """Why a TCP connection to the broker fails (`connection refused`, …), or None if it opens.
-
-    paho does not say why a connection attempt failed, so a failure is explained by trying
-    once more with a plain socket."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return None
-    except ConnectionRefusedError:
-        return "connection refused"
-    except TimeoutError:
-        return "timed out"
-    except socket.gaierror:
-        return "unknown host"
-    except OSError as exc:
-        return (exc.strerror or str(exc)).lower()
 
 
 class Publisher:
@@ -81,21 +55,8 @@ class Publisher:
         self._client = self._make_client(settings, node)
 
     def _make_client(self, s: MqttSettings, node: str) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id or f"meshmon-agent-{node}",
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        # no ts in the will: it is sent by the broker, long after it was set
-        will = _dumps({"v": 1, "node": node, "online": False})
-        client.will_set(self._status_topic, will, qos=1, retain=True)
-        if s.username:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            client.tls_set(ca_certs=s.tls_ca_file or None)
-            client.tls_insecure_set(s.tls_insecure)
-        client.reconnect_delay_set(max(1, int(s.reconnect_min_s)), max(1, int(s.reconnect_max_s)))
+        client = paho_client(s, f"meshmon-agent-{node}", self._status_topic,
+                             {"v": 1, "node": node, "online": False})
         client.on_connect = self._handle_connect
         client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
@@ -124,7 +85,7 @@ class Publisher:
 
     def publish_info(self, info: dict[str, Any]) -> None:
         """Publish node info (retained, QoS 1) now if connected, and again on every reconnect."""
-        payload = _dumps(info)
+        payload = dumps(info)
         with self._lock:
             self._info = payload
             connected = self._connected
@@ -133,7 +94,7 @@ class Publisher:
 
     def publish_report(self, report: dict[str, Any]) -> None:
         """Queue a report (QoS 1); the oldest waiting one is dropped (counted) when full."""
-        payload = _dumps(report)
+        payload = dumps(report)
         with self._lock:
             if len(self._queue) >= max(1, self.settings.queue_max):
                 # never drop the head while paho has it in flight: its PUBACK moves the queue
@@ -180,27 +141,9 @@ class Publisher:
             if self._stopped:
                 return
             self._stopped = True
-        # paho may hold an open connection before our on_connect has run: go by the socket
-        linked = self._client.socket() is not None
-        self._disconnected.clear()
-        if linked:
-            status = {"v": 1, "node": self.node, "online": False, "ts": round(time.time(), 3)}
-            sent = self._client.publish(self._status_topic, _dumps(status), qos=1, retain=True)
-            self._await_published(sent)
-        self._client.disconnect()
-        if linked:
-            self._await_disconnect()
-        self._client.loop_stop()
-
-    def _await_published(self, sent: mqtt.MQTTMessageInfo) -> None:
-        """Wait (briefly) until the broker has the clean `online: false` status."""
-        with contextlib.suppress(ValueError, RuntimeError):
-            sent.wait_for_publish(STOP_WAIT_S)
-
-    def _await_disconnect(self) -> None:
-        """Let the network thread write PUBLISH and DISCONNECT before it is stopped:
-        stopping it first can close the socket unsent, and the broker sends the will."""
-        self._disconnected.wait(STOP_WAIT_S)
+        stop_cleanly(self._client, self._status_topic,
+                     {"v": 1, "node": self.node, "online": False, "ts": round(time.time(), 3)},
+                     self._disconnected)
 
     def kill(self) -> None:
         """Drop the connection without DISCONNECT, as a crash would (the broker sends the will)."""
@@ -226,7 +169,7 @@ class Publisher:
         self.failed_connects = 0
         log.info("%s: connected to %s:%s", self.node, self.settings.host, self.settings.port)
         status = {"v": 1, "node": self.node, "online": True, "ts": round(time.time(), 3)}
-        client.publish(self._status_topic, _dumps(status), qos=1, retain=True)
+        client.publish(self._status_topic, dumps(status), qos=1, retain=True)
         with self._lock:
             self._connected = True
             info, command = self._info, self._on_command

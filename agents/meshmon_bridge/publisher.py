@@ -10,8 +10,6 @@ order.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import sys
 import threading
@@ -21,7 +19,7 @@ from typing import Any, Protocol, TextIO
 
 import paho.mqtt.client as mqtt
 from meshmon_agent.config import MqttSettings
-from paho.mqtt.enums import CallbackAPIVersion
+from meshmon_agent.mqtt_link import connect_problem, dumps, paho_client, stop_cleanly
 
 from meshmon_bridge.messages import OutMessage, bridge_status_topic
 from meshmon_bridge.ratelog import RateLimitedLog
@@ -30,7 +28,6 @@ log = logging.getLogger(__name__)
 
 WINDOW = 64
 """reports handed to paho and not yet acknowledged, at most"""
-STOP_WAIT_S = 2.0
 
 
 class MessageSink(Protocol):
@@ -52,10 +49,6 @@ class PrintSink:
         """Print the message."""
         self._out.write(message.line() + "\n")
         self.sent += 1
-
-
-def _dumps(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class MqttPublisher:
@@ -82,22 +75,9 @@ class MqttPublisher:
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id or f"meshmon-bridge-{self.bridge_id}",
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        # no ts in the will: the broker sends it long after it was set
-        will = _dumps({"v": 1, "bridge": self.bridge_id, "online": False})
-        client.will_set(self._status_topic, will, qos=1, retain=True)
-        if s.username:
-            client.username_pw_set(s.username, s.password)
-        if s.tls:
-            client.tls_set(ca_certs=s.tls_ca_file or None)
-            client.tls_insecure_set(s.tls_insecure)
-        client.reconnect_delay_set(max(1, int(s.reconnect_min_s)), max(1, int(s.reconnect_max_s)))
+        client = paho_client(self.settings, f"meshmon-bridge-{self.bridge_id}",
+                             self._status_topic,
+                             {"v": 1, "bridge": self.bridge_id, "online": False})
         client.max_inflight_messages_set(WINDOW)
         client.on_connect = self._handle_connect
         client.on_connect_fail = self._handle_connect_fail
@@ -127,7 +107,7 @@ class MqttPublisher:
     def send(self, message: OutMessage) -> None:
         """Retained messages: keep the latest per topic, publish now if connected.
         Reports: queue (bounded, oldest dropped) and send in order."""
-        payload = _dumps(message.payload)
+        payload = dumps(message.payload)
         if message.retain:
             with self._lock:
                 self._retained[message.topic] = payload
@@ -177,20 +157,10 @@ class MqttPublisher:
             if self._stopped:
                 return
             self._stopped = True
-        linked = self._client.socket() is not None
-        self._disconnected.clear()
-        if linked:
-            status = {"v": 1, "bridge": self.bridge_id, "online": False,
-                      "ts": round(time.time(), 3)}
-            sent = self._client.publish(self._status_topic, _dumps(status), qos=1, retain=True)
-            with contextlib.suppress(ValueError, RuntimeError):
-                sent.wait_for_publish(STOP_WAIT_S)
-        self._client.disconnect()
-        if linked:
-            # stopping the thread first could close the socket unsent: the broker would
-            # then send the will instead of our clean status
-            self._disconnected.wait(STOP_WAIT_S)
-        self._client.loop_stop()
+        stop_cleanly(self._client, self._status_topic,
+                     {"v": 1, "bridge": self.bridge_id, "online": False,
+                      "ts": round(time.time(), 3)},
+                     self._disconnected)
 
     # -- sending ------------------------------------------------------------------------
 
@@ -234,7 +204,7 @@ class MqttPublisher:
         log.info("connected to %s:%s", self.settings.host, self.settings.port)
         self._rate_log.forget("connect")
         status = {"v": 1, "bridge": self.bridge_id, "online": True, "ts": round(time.time(), 3)}
-        self._publish(self._status_topic, _dumps(status), retain=True)
+        self._publish(self._status_topic, dumps(status), retain=True)
         with self._lock:
             self._connected = True
             retained = list(self._retained.items())
@@ -243,8 +213,10 @@ class MqttPublisher:
         self._pump()
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._rate_log.log(logging.WARNING, "connect", "cannot connect to %s:%s, retrying",
-                           self.settings.host, self.settings.port)
+        s = self.settings
+        why = connect_problem(s.host, s.port) or "the connection did not open"
+        self._rate_log.log(logging.WARNING, "connect", "cannot connect to %s:%s (%s), retrying",
+                           s.host, s.port, why)
 
     def _handle_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any

@@ -66,22 +66,24 @@ def paho_client(s: MqttSettings, client_id: str, will_topic: str,
 
 
 def stop_cleanly(client: mqtt.Client, status_topic: str, offline: dict[str, Any],
-                 disconnected: threading.Event) -> None:
+                 disconnected: threading.Event, wait_s: float = STOP_WAIT_S) -> None:
     """Publish the retained `offline` status, send DISCONNECT and end paho's thread.
 
     PUBLISH and DISCONNECT leave in this order on one TCP stream, so the broker stores the
     status before it closes the session and does not send the will. `disconnected` must be
-    set by the caller's on_disconnect callback."""
+    set by the caller's on_disconnect callback. `wait_s = 0` for a client without paho's
+    thread (its owner writes the packets itself): nothing to wait for."""
     # paho may hold an open connection before on_connect has run: go by the socket
     linked = client.socket() is not None
     disconnected.clear()
     if linked:
         sent = client.publish(status_topic, dumps(offline), qos=1, retain=True)
-        with contextlib.suppress(ValueError, RuntimeError):
-            sent.wait_for_publish(STOP_WAIT_S)
+        if wait_s > 0:
+            with contextlib.suppress(ValueError, RuntimeError):
+                sent.wait_for_publish(wait_s)
     client.disconnect()
-    if linked:
+    if linked and wait_s > 0:
         # stopping the thread first could close the socket unsent: the broker would then
         # send the will instead of the clean status
-        disconnected.wait(STOP_WAIT_S)
+        disconnected.wait(wait_s)
     client.loop_stop()

@@ -13,7 +13,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from meshmon_agent.config import MqttSettings
-from meshmon_agent.mqtt_link import connect_problem, dumps, paho_client, stop_cleanly
+from meshmon_agent.mqtt_link import (
+    STOP_WAIT_S,
+    connect_problem,
+    dumps,
+    paho_client,
+    stop_cleanly,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,10 @@ class Publisher:
     the in-flight message itself after a reconnect, so order holds across outages and
     nothing acknowledged is sent twice by us (QoS 1 may still duplicate on the wire).
     """
+
+    stop_wait_s = STOP_WAIT_S
+    """how long `stop` waits for the broker's acknowledgements (0: the owner of a client
+    without paho's thread writes the packets itself)"""
 
     def __init__(self, settings: MqttSettings, node: str, prefix: str = "meshmon") -> None:
         self.settings = settings
@@ -143,7 +153,7 @@ class Publisher:
             self._stopped = True
         stop_cleanly(self._client, self._status_topic,
                      {"v": 1, "node": self.node, "online": False, "ts": round(time.time(), 3)},
-                     self._disconnected)
+                     self._disconnected, self.stop_wait_s)
 
     def kill(self) -> None:
         """Drop the connection without DISCONNECT, as a crash would (the broker sends the will)."""

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 class LoopPublisher(Publisher):
     """A `Publisher` whose paho client is driven by `loop` instead of a thread of its own."""
 
+    stop_wait_s = 0.0  # nothing to wait for: `stop` writes the packets itself (`driver.flush`)
+
     def __init__(
         self,
         settings: MqttSettings,
@@ -57,12 +59,6 @@ class LoopPublisher(Publisher):
         super().stop()  # queues both; paho's loop_stop() is a no-op without its thread
         self.driver.flush()  # paho closes the socket after writing DISCONNECT
         self.driver.forget_socket()
-
-    def _await_published(self, sent: mqtt.MQTTMessageInfo) -> None:
-        """Nothing to wait for: `stop` writes the packets itself (`driver.flush`)."""
-
-    def _await_disconnect(self) -> None:
-        """Nothing to wait for: `stop` writes the packets itself (`driver.flush`)."""
 
     def kill(self) -> None:
         """Close the connection without DISCONNECT; the broker sends the last will."""

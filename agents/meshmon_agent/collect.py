@@ -113,18 +113,18 @@ class Collector:
         return radios, links
 
     def batman(self) -> list[dict[str, Any]]:
-        """batman-adv neighbour links: JSON (`nj`/`oj`) when batctl has it, else text `n`."""
+        """batman-adv neighbour links: JSON (`nj`/`oj`) when batctl has it, else text `n`/`o`."""
         if not self.settings.batman:
             return []
         mesh = ["meshif", self.settings.batman_mesh_if] if self.settings.batman_mesh_if else []
         nj = self.run(["batctl", *mesh, "nj"])
         if nj is not None and nj.lstrip().startswith("["):
             return batman.parse_json(nj, self.run(["batctl", *mesh, "oj"]))
-        text = self.run(["batctl", *mesh, "n"])
-        if text is None:
+        text, originators = self.run(["batctl", *mesh, "n"]), self.run(["batctl", *mesh, "o"])
+        if text is None and originators is None:
             self._skip_once("batman", "batctl gave nothing (no batctl or no batman-adv)")
             return []
-        return batman.parse_text(text)
+        return batman.parse_text(text or "", originators)
 
     def wireguard(self) -> list[dict[str, Any]]:
         """WireGuard peers with a handshake, as `vpn` links (`wg show all dump`)."""

@@ -89,7 +89,8 @@ def _txt_links(text: str) -> list[dict[str, Any]]:
         if not in_links or not words:
             continue
         if columns is None:
-            header = line.replace("Local IP", "LocalIP").replace("Remote IP", "RemoteIP")
+            # `Local IP`, `Remote IP`: one word each
+            header = line.replace(" IP", "IP")
             columns = header.split()
             continue
         row = dict(zip(columns, words, strict=False))

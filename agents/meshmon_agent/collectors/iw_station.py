@@ -6,6 +6,8 @@ import re
 from typing import Any
 
 _STATION = re.compile(r"^Station\s+([0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5})\s+\(on\s+(\S+)\)")
+# an MLO station's per-link block (`Link 0:`) follows the station's own lines
+_LINK_BLOCK = re.compile(r"^Link\s+\d+:$")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _COUNT = re.compile(r"\d+")
 # `signal:  -4 [-5, -9] dBm`: the bracketed values are the per-chain signals
@@ -69,7 +71,11 @@ def _apply(station: dict[str, Any], key: str, value: str) -> None:
 
 
 def parse_station_dump(text: str) -> list[dict[str, Any]]:
-    """All stations of a station dump with every value we understand (more than a link holds)."""
+    """All stations of a station dump with every value we understand (more than a link holds).
+
+    The values of an MLO station are its own (aggregated) ones; its `Link N:` blocks, which
+    follow them, are skipped.
+    """
     stations: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     for line in text.splitlines():
@@ -78,6 +84,9 @@ def parse_station_dump(text: str) -> list[dict[str, Any]]:
             iface = head.group(2)[:128]
             current = {"peer_mac": head.group(1).lower(), "iface": iface, "kind": "wifi"}
             stations.append(current)
+            continue
+        if _LINK_BLOCK.match(line.strip()):
+            current = None
             continue
         if current is None or ":" not in line:
             continue

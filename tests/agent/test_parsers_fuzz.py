@@ -52,6 +52,12 @@ TEXT_FORMATS: dict[str, tuple[str, Callable[[str], Any]]] = {
                iw_radio.parse_dev),
     "survey": (SURVEY, iw_radio.parse_survey),
     "batctl_n": ((DATA / "batman" / "n-text-2-neighbours.txt").read_text(), batman.parse_text),
+    "batctl_n_v": ((DATA / "batman" / "n-text-2019.4-v-3-bonded.txt").read_text(),
+                   batman.parse_text),
+    "batctl_o": ((DATA / "batman" / "o-text-2019.4-iv-3-bonded.txt").read_text(),
+                 lambda text: batman.parse_text("", text)),
+    "station_mlo": ((DATA / "iw" / "station-dump-mlo-eht-he-3-stations.txt").read_text(),
+                    iw_station.station_links),
     "wg": ((DATA / "routing" / "netdiff" / "wg-dump.txt").read_text(), wireguard.parse_dump),
     "olsr_txt": ((DATA / "routing" / "netdiff" / "olsr-5-links.txt").read_text(), olsr.parse),
     "babel": (BABEL, babel.parse_dump),
@@ -65,7 +71,10 @@ JSON_FORMATS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "olsr_json": ((DATA / "olsr" / "jsoninfo-links-1-link.json").read_text(),
                   olsr.parse),
 }
-RECORD_STARTS = re.compile(r"^\s*(Station |Interface |phy#|frequency:|Table:|Local IP|Dest|IP )")
+# what starts a record, or changes how the lines after it read (an MLO station's `Link N:`
+# block, a `*`-marked best route: a table without one lists best routes only)
+RECORD_STARTS = re.compile(
+    r"^\s*(Station |Interface |phy#|frequency:|Table:|Local IP|Dest|IP |Link \d|\*)")
 
 WHITESPACE = st.text(alphabet=" \t", min_size=1, max_size=4)
 
@@ -182,6 +191,9 @@ SH_COMMANDS = {
     "info": ("iw", "dev", "mesh0", "info"),
     "survey": ("iw", "dev", "mesh0", "survey", "dump"),
     "batctl_n": ("batctl", "n"),
+    "batctl_n_v": ("batctl", "n"),
+    "batctl_o": ("batctl", "o"),
+    "station_mlo": ("iw", "dev", "mesh0", "station", "dump"),
     "batctl_nj": ("batctl", "nj"),
     "batctl_oj": ("batctl", "oj"),
     "wg": ("wg", "show", "all", "dump"),

@@ -67,8 +67,10 @@ async def test_sh_agent_with_mosquitto_and_collector(
     try:
         await neighbour.send("meshmon/v1/node/roof-a/info",
                              {"v": 1, "node": "roof-a", "macs": [PEER_MAC]}, retain=True)
-        # retained status and info, valid, seen by a client that subscribes afterwards
+        # retained status and info, valid, seen by a client that subscribes afterwards (once
+        # both are out: the status and the info go through two sessions, either may be first)
         await _wait(rec, lambda m: m.topic.endswith("/info"), "info")
+        await _wait(rec, lambda m: m.topic.endswith("/status"), "status")
         late = Recorder(mosquitto.port, BASE + "+")
         try:
             status = await _wait(late, lambda m: m.topic.endswith("/status"), "retained status")

@@ -356,8 +356,15 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
             notes.append("the outage alert reached the webhook while full")
             notes.extend(await asyncio.to_thread(http_while_full, collector))
             await asyncio.sleep(max(0.0, full_s - (time.monotonic() - full_at)))
+            written = metric(collector.metrics(), "meshmon_sink_written_total", sink="sqlite")
             filler.unlink()
+            # the write after the one that failed last succeeds: from then on, every report
+            # is stored (those taken while it waited were stored or counted, as above)
+            await wait_until(lambda: metric(collector.metrics(), "meshmon_sink_written_total",
+                                            sink="sqlite") > written, 20,
+                             "SQLite writes again once the disk has room")
             room_at = time.time()
+            notes.append("SQLite wrote again once the disk had room")
             await asyncio.sleep(after_s)
             await finish(agents, collector)
             text = collector.metrics()
@@ -385,7 +392,7 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
                          f"{tally.stored:,} of {agents.total:,} reports whole")
     outcome.notes.extend(notes)
     outcome.notes.append(f"{outcome_after[0]} of the {outcome_after[1]} reports taken after "
-                         "the disk had room again stored")
+                         "SQLite wrote again stored")
     outcome.after_room = outcome_after  # type: ignore[attr-defined]
     outcome.log = log  # type: ignore[attr-defined]
     return outcome

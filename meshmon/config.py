@@ -232,7 +232,8 @@ class AlertsConfig(Section):
     group_wait_s: float = Field(default=0.5, ge=0, le=600)
     """nodes failing within this time are grouped into one outage before it fires"""
     hold_down_s: float = Field(default=0, ge=0, le=86_400)
-    """an outage must last this long before it fires (0: a last will fires at once)"""
+    """an outage (or a silent bridge) must last this long before it fires (0: a last will
+    fires at once)"""
     flap_changes: int = Field(default=3, ge=2, le=100)
     """this many failures of a node's or link's own within flap_window_s make it flapping
     (being cut off behind another failure does not count)"""
@@ -251,8 +252,10 @@ class AlertsConfig(Section):
     owner_events: list[str] = Field(default_factory=lambda: ["outage", "recovery"])
 
 
-EVENT_NAMES = ("outage", "recovery", "flapping", "silent", "degraded", "weak_point")
-EventName = Literal["outage", "recovery", "flapping", "silent", "degraded", "weak_point"]
+EVENT_NAMES = ("outage", "recovery", "flapping", "silent", "degraded", "weak_point",
+               "bridge_silent")
+EventName = Literal["outage", "recovery", "flapping", "silent", "degraded", "weak_point",
+                    "bridge_silent"]
 Severity = Literal["info", "warning", "critical"]
 
 

@@ -29,7 +29,7 @@ from meshmon.model.changelog import Follower
 from meshmon.model.core import Core, CoreSettings
 from meshmon.model.health import HealthSettings
 from meshmon.model.topology import Topology
-from meshmon.model.wire import Info, Report, Status
+from meshmon.model.wire import BridgeStatus, Info, Report, Status
 from meshmon.service_metrics import register_metrics
 from meshmon.sinks import Sink, build_sinks
 from meshmon.sinks.feed import SinkFeed, StateSaver
@@ -314,4 +314,5 @@ _RECEIVED: dict[type, str] = {
     Report: "meshmon_reports_received_total",
     Status: "meshmon_status_received_total",
     Info: "meshmon_info_received_total",
+    BridgeStatus: "meshmon_bridge_status_received_total",
 }

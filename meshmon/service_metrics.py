@@ -17,6 +17,8 @@ def register_metrics(service: Service) -> None:
     m.describe("meshmon_reports_received_total", "counter", "valid reports applied")
     m.describe("meshmon_status_received_total", "counter", "valid status messages applied")
     m.describe("meshmon_info_received_total", "counter", "valid info messages applied")
+    m.describe("meshmon_bridge_status_received_total", "counter",
+               "valid meshmon-bridge status messages applied")
     m.describe("meshmon_rejected_total", "counter", "messages dropped, by reason")
     m.describe("meshmon_mqtt_messages_total", "counter", "MQTT messages received")
     m.describe("meshmon_ingest_queue_depth", "gauge", "messages waiting to be decoded")
@@ -55,6 +57,13 @@ def register_metrics(service: Service) -> None:
     m.gauge_fn("meshmon_nodes_online",
                lambda: float(sum(1 for n in topology.nodes.values() if n.online)))
     m.gauge_fn("meshmon_links", lambda: float(len(topology.links)))
+    m.describe("meshmon_bridges_silent", "gauge",
+               "meshmon-bridge processes whose status is offline")
+    m.gauge_fn("meshmon_bridges_silent", lambda: float(
+        sum(1 for b in topology.bridges.states.values() if not b.online)))
+    m.describe("meshmon_nodes_unmonitored", "gauge",
+               "nodes that wait for their silent meshmon-bridge")
+    m.gauge_fn("meshmon_nodes_unmonitored", lambda: float(len(topology.bridges.held)))
 
     def sink_stat(stat: str) -> Callable[[], Series]:
         return lambda: {(("sink", s.name),): float(s.stats().get(stat, 0.0))

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_NAMED = 10
 """affected nodes named in a summary line (the payload lists them all)"""
+HELD_DOWN = frozenset({"outage", "bridge_silent"})
+"""the kinds that wait `hold_down_s` before they fire (a bridge restarted on purpose
+goes offline and back within seconds)"""
 
 Submit = Callable[[str, Alert, str | None], None]
 LogAlert = Callable[[Alert, list[str], bool], None]
@@ -165,7 +168,7 @@ class AlertEngine:
         self._notify(t.incident, "firing", now)
 
     def _hold_down(self, inc: Incident) -> float:
-        return self.settings.hold_down_s if inc.kind == "outage" else 0.0
+        return self.settings.hold_down_s if inc.kind in HELD_DOWN else 0.0
 
     def _silenced(self, inc: Incident, now: float) -> bool:
         active = [s for s in self.silences if s.active(now)]
@@ -260,6 +263,8 @@ def summarize(alert: Alert) -> str:
     since = iso(alert.started_at).replace("T", " ").replace("Z", " UTC")
     n = len(alert.affected)
     cut = f"; {n} node{'s' if n != 1 else ''} cut off: {_names(alert.affected)}" if n else ""
+    if alert.kind == "bridge_silent":
+        return _bridge_summary(alert, what, since)
     if alert.status == "resolved":
         took = human_duration(alert.duration_s or 0.0)
         if alert.kind == "outage":
@@ -284,3 +289,15 @@ def summarize(alert: Alert) -> str:
         return (f"{prefix}{what} is now a single point of failure: {n} node"
                 f"{'s' if n != 1 else ''} would lose every gateway: {_names(alert.affected)}")
     return f"{prefix}{alert.kind}: {what} since {since}{cut}"
+
+
+def _bridge_summary(alert: Alert, bridge: str, since: str) -> str:
+    """`bridge-1 silent: 3 devices unmonitored since …` (and its reminder and recovery)."""
+    n = len(alert.affected)
+    devices = f"{n} device{'s' if n != 1 else ''}"
+    if alert.status == "resolved":
+        took = human_duration(alert.duration_s or 0.0)
+        return f"{bridge} back after {took}: {devices} monitored again"
+    prefix = "REMINDER: " if alert.reminder else ""
+    named = f" ({_names(alert.affected)})" if n else ""
+    return f"{prefix}{bridge} silent: {devices} unmonitored since {since}{named}"

@@ -29,6 +29,7 @@ _FIRING_VERB = {
     "silent": "silent",
     "degraded": "degraded",
     "weak_point": "is a weak point",
+    "bridge_silent": "silent",
 }
 _RESOLVED_VERB = {
     "outage": "back",
@@ -36,7 +37,12 @@ _RESOLVED_VERB = {
     "silent": "reporting again",
     "degraded": "recovered",
     "weak_point": "no longer a weak point",
+    "bridge_silent": "back",
 }
+_AFFECTED = {"bridge_silent": ("device", "unmonitored", "unmonitored (its bridge is silent)")}
+"""kind → how its affected nodes are counted: (noun, state, state in the body); the
+default is (node, cut off, cut off from every gateway)"""
+_CUT_OFF = ("node", "cut off", "cut off from every gateway")
 
 
 def human_duration(seconds: float) -> str:
@@ -72,7 +78,8 @@ def headline(alert: Alert) -> str:
     if alert.reminder:
         text += f" for {human_duration(_elapsed(alert))}"
     if alert.affected:
-        text += f", {_count(len(alert.affected), 'node')} cut off"
+        noun, state, _ = _AFFECTED.get(alert.kind, _CUT_OFF)
+        text += f", {_count(len(alert.affected), noun)} {state}"
     if alert.reminder:
         text += " (reminder)"
     return text
@@ -151,7 +158,8 @@ def _affected_lines(alert: Alert) -> list[str]:
         return []
     listed = [_one_line(n) for n in alert.affected[:MAX_AFFECTED_LISTED]]
     more = len(alert.affected) - len(listed)
-    lines = ["", f"Affected: {_count(len(alert.affected), 'node')} cut off from every gateway"]
+    noun, _, state = _AFFECTED.get(alert.kind, _CUT_OFF)
+    lines = ["", f"Affected: {_count(len(alert.affected), noun)} {state}"]
     lines.append("  " + ", ".join(listed) + (f" and {more} more" if more else ""))
     return lines
 

@@ -16,7 +16,7 @@ from meshmon.model.state import LinkRef
 __all__ = ["Alert", "LinkRef", "Silence", "iso", "parse_iso"]
 
 PAYLOAD_VERSION = 1
-KINDS = ("outage", "flapping", "silent", "degraded", "weak_point")
+KINDS = ("outage", "flapping", "silent", "degraded", "weak_point", "bridge_silent")
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 Status = Literal["firing", "resolved"]
@@ -30,7 +30,7 @@ class Alert:
     """stable for the incident: firing, reminders and resolved share it"""
     status: Status
     kind: str
-    """outage | flapping | silent | degraded | weak_point"""
+    """outage | flapping | silent | degraded | weak_point | bridge_silent"""
     severity: str
     """info | warning | critical"""
     summary: str

@@ -51,7 +51,8 @@ def _from_paho_message(msg: paho.MQTTMessage, now: float) -> RawMessage:
 
 
 class MqttIngest:
-    """Subscribes to `PREFIX/v1/node/+/{status,info,report}` and hands batches to a callback."""
+    """Subscribes to `PREFIX/v1/node/+/{status,info,report}` and the bridges' status
+    (`PREFIX/v1/bridge/+/status`) and hands batches to a callback."""
 
     def __init__(
         self,
@@ -102,7 +103,8 @@ class MqttIngest:
     @property
     def topics(self) -> list[str]:
         prefix = self._config.topic_prefix
-        return [f"{prefix}/v1/node/+/{kind}" for kind in ("status", "info", "report")]
+        return [*(f"{prefix}/v1/node/+/{kind}" for kind in ("status", "info", "report")),
+                f"{prefix}/v1/bridge/+/status"]
 
     @property
     def queue_depth(self) -> int:

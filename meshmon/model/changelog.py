@@ -68,6 +68,18 @@ class Presence(NamedTuple):
     `timeout` (silent for longer than its offline timeout)"""
 
 
+class BridgePresence(NamedTuple):
+    """A bridge came online or went offline (its status or last will)."""
+
+    at: float
+    bridge: str
+    online: bool
+    nodes: tuple[str, ...]
+    """the nodes it speaks for: they wait for it while it is away (`unmonitored`)"""
+    known: bool
+    """False when this is the first status heard from it (offline before we knew it)"""
+
+
 class LinksAdded(NamedTuple):
     """Links appeared other than by a report (a MAC resolved, a restart re-keyed them)."""
 
@@ -98,7 +110,8 @@ class Restored(NamedTuple):
     at: float
 
 
-Entry = Reported | InfoChanged | Presence | LinksAdded | LinksRemoved | IncidentsChanged | Restored
+Entry = (Reported | InfoChanged | Presence | BridgePresence | LinksAdded | LinksRemoved
+         | IncidentsChanged | Restored)
 
 
 @dataclass(slots=True)
@@ -249,7 +262,7 @@ class Changes:
 
 def nodes_named(entries: Iterable[Entry]) -> set[str]:
     """Every node an entry is about: reporters and their resolved peers, both ends of
-    added or removed links, nodes whose info or presence changed."""
+    added or removed links, nodes whose info or presence changed (their bridge's too)."""
     named: set[str] = set()
     for entry in entries:
         if isinstance(entry, Reported):
@@ -257,7 +270,7 @@ def nodes_named(entries: Iterable[Entry]) -> set[str]:
             named.update(d for d in entry.dsts if d is not None)
         elif isinstance(entry, InfoChanged):
             named.add(entry.node)
-        elif isinstance(entry, Presence):
+        elif isinstance(entry, Presence | BridgePresence):
             named.update(entry.nodes)
         elif isinstance(entry, LinksAdded | LinksRemoved):
             for key in entry.keys:

@@ -12,12 +12,14 @@ What happens where:
 
 - `apply` updates the topology and appends what changed: `Reported` (the node, its
   links and their resolved peers), `Presence` when a report or status turned a node
-  online or offline, `InfoChanged`, and `LinksRemoved`/`LinksAdded` when an announced
-  MAC re-keys links. The health detectors observe each entry as it is appended (they
-  note, cheaply; they judge on the tick).
+  online or offline, `InfoChanged`, `LinksRemoved`/`LinksAdded` when an announced
+  MAC re-keys links, and `BridgePresence` when a bridge's status went online or
+  offline. The health detectors observe each entry as it is appended (they note,
+  cheaply; they judge on the tick).
 - `tick` expires silent nodes and stale links (`Presence`, `LinksRemoved`), lets the
   detectors evaluate, and appends their incident changes (`IncidentsChanged`).
-- `restore` replaces the state with a saved one (`Restored`) at start.
+- `restore` replaces the state with a saved one (`Restored`) at start; the bridges'
+  states travel with the health snapshot (`snapshot()`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from meshmon.model.changelog import (
     CAPACITY,
+    BridgePresence,
     ChangeLog,
     Entry,
     IncidentsChanged,
@@ -41,7 +44,7 @@ from meshmon.model.changelog import (
 from meshmon.model.health import DETECTORS, Change, Detector, Health, HealthSettings
 from meshmon.model.state import LinkKey, LinkState, NodeState
 from meshmon.model.topology import Rekeyed, Topology
-from meshmon.model.wire import Message, Report, Status
+from meshmon.model.wire import BridgeStatus, Message, Report, Status
 
 
 @dataclass
@@ -120,6 +123,11 @@ class Core:
         if isinstance(message, Status):
             if self.topology.apply_status(message, now):
                 self._append(Presence(now, (message.node,), message.online, "status"))
+        elif isinstance(message, BridgeStatus):
+            change = self.topology.apply_bridge_status(message, now)
+            if change is not None:
+                self._append(BridgePresence(now, change.bridge, change.online, change.nodes,
+                                            change.known))
         else:
             rekeyed = self.topology.apply_info(message, now)
             self._append(InfoChanged(now, message.node))
@@ -150,15 +158,17 @@ class Core:
         timeouts from `now`; `health` is a `snapshot()` (None: nodes offline now are not
         news)."""
         start = self.log.end
-        rekeyed = self.topology.restore(nodes, links, now=now)
+        bridges = (health or {}).get("bridges", [])
+        rekeyed = self.topology.restore(nodes, links, now=now, bridges=bridges)
         self._append(Restored(now))
         self._log_rekeyed(rekeyed, now)
         self.health.restore(health, now)
         return Effects(self.log.since(start))
 
     def snapshot(self) -> dict[str, Any]:
-        """The health state to save with the alert state (`restore` takes it back)."""
-        return self.health.snapshot()
+        """The health state and the bridges' states, saved with the alert state (`restore`
+        takes them back)."""
+        return {**self.health.snapshot(), "bridges": self.topology.bridges.snapshot()}
 
     def _append(self, entry: Entry) -> None:
         """Log one entry and let the detectors observe it."""

@@ -30,6 +30,35 @@ class NodeState:
     def is_gateway(self) -> bool:
         return bool(self.info and self.info.gateway)
 
+    @property
+    def via(self) -> str | None:
+        """The bridge that speaks for this node (`info.source.via`); None for an agent."""
+        info = self.info
+        return info.source.via if info is not None and info.source is not None else None
+
+
+@dataclass(slots=True)
+class BridgeState:
+    """One `meshmon-bridge` as its retained status says: online or not, since when."""
+
+    id: str
+    online: bool
+    since: float
+    """collector clock of the last change of `online`"""
+    last_seen: float
+    """collector clock of its last status message"""
+    ts: float | None = None
+    """the bridge's own clock in that message (None in its last will)"""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "online": self.online, "since": self.since,
+                "last_seen": self.last_seen, "ts": self.ts}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BridgeState:
+        return cls(str(d["id"]), bool(d["online"]), float(d["since"]), float(d["last_seen"]),
+                   None if d.get("ts") is None else float(d["ts"]))
+
 
 class LinkKey(NamedTuple):
     """A directed link as seen by `src`: peer is a node id, or `mac:xx:..` while unresolved."""

@@ -18,6 +18,9 @@ Choices the rest of the collector relies on:
   offline` (the last will), and offline when it has sent nothing for
   `offline_after_intervals` × its report interval (the larger of the last report's and
   the info's `interval_s`, so the end of installer fast mode is not an outage).
+- A node that a bridge speaks for (`info.source.via`) neither times out nor has its
+  links age while that bridge is offline; when it is back, their timers count from its
+  return (`meshmon.model.bridges`).
 - `now` is expected not to go backwards. State changes go through the methods: expire()
   remembers the earliest moment anything can expire and skips its scans until then.
 - The topology keeps no record of what changed: each method returns it, and the core
@@ -28,16 +31,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import networkx as nx
 
 from meshmon.model.analysis import Analysis, weak_points
+from meshmon.model.bridges import BridgeChange, Bridges
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
-from meshmon.model.wire import Info, Report, Status
+from meshmon.model.wire import BridgeStatus, Info, Report, Status
 
 MAC_PREFIX = "mac:"
 """LinkKey.peer of a link whose peer MAC no node has announced (node ids cannot hold ':')"""
@@ -98,6 +102,8 @@ class Topology:
         """peer MAC → keys of links waiting for a node to announce it"""
         self._by_node: dict[str, set[LinkKey]] = {}
         """node → keys of the links where it is src or resolved dst"""
+        self.bridges = Bridges()
+        """the bridges heard of, the nodes each speaks for, the nodes held by a silent one"""
         # expire() runs every second; it skips its scans until something can have expired
         self._next_node_check = -math.inf
         self._restored_at = -math.inf
@@ -118,6 +124,9 @@ class Topology:
         """Store the node's info, index its MACs and resolve links that waited for them."""
         node = self._touch(info.node, now)
         node.info = info
+        if (info.source is not None or self.bridges.via(info.node) is not None) and (
+                self.bridges.node_source(info.node, node.via, now)):
+            self._recheck_timers()
         rekeyed = Rekeyed()
         macs = frozenset(m.lower() for m in info.macs)
         for mac in self._node_macs.get(info.node, frozenset()) - macs:
@@ -178,6 +187,13 @@ class Topology:
             dsts.append(dst)
         return ReportLinks(dsts, keys, states)
 
+    def apply_bridge_status(self, status: BridgeStatus, now: float) -> BridgeChange | None:
+        """Note a bridge's status (or last will): its nodes are held while it is offline."""
+        change = self.bridges.apply_status(status, now)
+        if change is not None and change.online:
+            self._recheck_timers()
+        return change
+
     def offline_after(self, node: NodeState) -> float:
         """How long `node` may be silent before it counts as offline."""
         if self.offline_after_s > 0:
@@ -199,12 +215,15 @@ class Topology:
         if now > self._next_node_check:
             soonest = math.inf
             offline_after = self.offline_after
+            held, timers = self.bridges.held, self.bridges.timers_from
             for node in self.nodes.values():
-                if not node.online:
+                if not node.online or (held and node.id in held):
                     continue
                 seen = node.last_seen
                 if seen is not None:
                     seen = max(seen, self._restored_at)
+                    if timers:
+                        seen = max(seen, timers.get(node.id, seen))
                 deadline = -math.inf if seen is None else seen + offline_after(node)
                 if now > deadline:
                     node.online = False
@@ -216,8 +235,15 @@ class Topology:
         if now > self._next_link_check:
             cutoff = now - self.link_timeout_s
             oldest = math.inf
+            held, timers = self.bridges.held, self.bridges.timers_from
+            if timers:  # a return older than every timeout delays nothing any more
+                self.bridges.forget_timers(now - max(self.link_timeout_s, self._longest_wait()))
             for key, state in self.links.items():
                 seen = max(state.last_seen, self._restored_at)
+                if held or timers:
+                    if key.src in held:
+                        continue
+                    seen = max(seen, timers.get(key.src, seen))
                 if seen < cutoff:
                     stale.append(key)
                 elif seen < oldest:
@@ -297,10 +323,12 @@ class Topology:
 
     # ------------------------------------------------------------------ persistence
     def restore(
-        self, nodes: Iterable[NodeState], links: Iterable[LinkState], now: float | None = None
+        self, nodes: Iterable[NodeState], links: Iterable[LinkState], now: float | None = None,
+        bridges: Iterable[Mapping[str, Any]] = (),
     ) -> Rekeyed:
-        """Replace the current state with saved nodes and links and rebuild the indexes;
-        the saved `mac:` links whose MAC a node announced meanwhile are re-keyed.
+        """Replace the current state with saved nodes and links (and bridge states, as
+        `bridges.snapshot()` gave them) and rebuild the indexes; the saved `mac:` links
+        whose MAC a node announced meanwhile are re-keyed.
 
         With `now` (the restart time), restored nodes and links get their full timeout
         from `now` before they expire: the collector was away, not the network, and
@@ -321,6 +349,8 @@ class Topology:
         for node in node_list:
             self.nodes[node.id] = node
             self.graph.add_node(node.id)
+        self.bridges.restore(bridges, [(n.id, via) for n in node_list if (via := n.via)],
+                             0.0 if now is None else now)
         # when two nodes claim one MAC, the one heard from last owns it (as it would live)
         for node in sorted(self.nodes.values(), key=lambda n: n.last_seen or 0.0):
             if node.info is not None:
@@ -349,6 +379,16 @@ class Topology:
         return rekeyed
 
     # ------------------------------------------------------------------ internals
+    def _recheck_timers(self) -> None:
+        """Held nodes were released: the next expire() looks at every node and link."""
+        self._next_node_check = self._next_link_check = -math.inf
+
+    def _longest_wait(self) -> float:
+        """The longest offline timeout of a node whose timers a bridge's return delays."""
+        nodes = self.nodes
+        return max((self.offline_after(nodes[n]) for n in self.bridges.timers_from
+                    if n in nodes), default=0.0)
+
     def _touch(self, node_id: str, now: float) -> NodeState:
         node = self.nodes.get(node_id)
         if node is None:

@@ -299,11 +299,14 @@ class Command(WireModel):
     duration_s: float = Field(default=600, gt=0, le=3600)
 
 
-Message = Status | Info | Report
-_MODELS: dict[str, type[Status] | type[Info] | type[Report]] = {
+Message = Status | Info | Report | BridgeStatus
+BRIDGE_STATUS = "bridge_status"
+"""the kind `parse_topic` gives `PREFIX/v1/bridge/ID/status`"""
+_MODELS: dict[str, type[Status] | type[Info] | type[Report] | type[BridgeStatus]] = {
     "status": Status,
     "info": Info,
     "report": Report,
+    BRIDGE_STATUS: BridgeStatus,
 }
 _NODE_RE = re.compile(NODE_ID_RE)
 
@@ -323,22 +326,30 @@ def topic_for(prefix: str, node: str, kind: str) -> str:
 
 
 def parse_topic(prefix: str, topic: str) -> tuple[str, str]:
-    """Split `PREFIX/v1/node/NODE/KIND` into (node, kind); raise Rejected otherwise."""
-    head = f"{prefix}/v1/node/"
+    """Split `PREFIX/v1/node/NODE/KIND` into (node, kind) and `PREFIX/v1/bridge/ID/status`
+    into (ID, BRIDGE_STATUS); raise Rejected for any other topic."""
+    head = f"{prefix}/v1/"
     if not topic.startswith(head):
-        raise Rejected("topic", f"not under {head}: {topic[:200]!r}")
+        raise Rejected("topic", f"not under {head}node/ or {head}bridge/: {topic[:200]!r}")
     rest = topic[len(head) :].split("/")
-    if len(rest) != 2 or rest[1] not in _MODELS or not _NODE_RE.match(rest[0]):
+    if len(rest) != 3 or not _NODE_RE.match(rest[1]):
         raise Rejected("topic", f"unexpected topic {topic[:200]!r}")
-    if looks_like_address(rest[0]):
-        raise Rejected("node_id", f"node id {rest[0]!r} holds a MAC or IP address, and node "
-                       "ids are public: give the agent another `node` id")
-    return rest[0], rest[1]
+    scope, ident, kind = rest
+    if scope == "node" and kind in MESSAGE_KINDS:
+        who = "agent"
+    elif scope == "bridge" and kind == "status":
+        who, kind = "bridge", BRIDGE_STATUS
+    else:
+        raise Rejected("topic", f"unexpected topic {topic[:200]!r}")
+    if looks_like_address(ident):
+        raise Rejected("node_id", f"{scope} id {ident!r} holds a MAC or IP address, and "
+                       f"{scope} ids are public: give the {who} another id")
+    return ident, kind
 
 
 def decode(prefix: str, topic: str, payload: bytes) -> Message:
     """Turn one MQTT message into a validated model, or raise Rejected with the reason."""
-    node, kind = parse_topic(prefix, topic)
+    ident, kind = parse_topic(prefix, topic)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected("oversize", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
@@ -346,8 +357,12 @@ def decode(prefix: str, topic: str, payload: bytes) -> Message:
         message = _MODELS[kind].model_validate_json(payload)
     except ValidationError as exc:
         raise _rejection(exc) from None
-    if message.node != node:
-        raise Rejected("node_mismatch", f"topic node {node!r} != payload node {message.node!r}")
+    if isinstance(message, BridgeStatus):
+        if message.bridge != ident:
+            raise Rejected("node_mismatch",
+                           f"topic bridge {ident!r} != payload bridge {message.bridge!r}")
+    elif message.node != ident:
+        raise Rejected("node_mismatch", f"topic node {ident!r} != payload node {message.node!r}")
     return message
 
 

@@ -14,6 +14,7 @@ network of thousands of nodes stays a small download:
  "nodes": [{"id": "alpha", "name": "alpha-roof", "lat": 52.520008, "lon": 13.404954,
             "state": "online",
             "approximate": true, "gateway": true, "clients": 7, "model": "…",
+            "source": "snmp via bridge-1",
             "antennas": [{"azimuth_deg": 90.0, "width_deg": 60.0, "range_m": 800.0}]}],
  "links": [{"a": "alpha", "b": "bravo", "kind": "wifi", "quality": "good",
             "signal_dbm": -61, "tq": 200, "etx": 1.2, "tput_mbps": 60.5}]}
@@ -32,7 +33,8 @@ network of thousands of nodes stays a small download:
 - `nodes`: position from `public.public_location` (a private node snapped to the grid,
   `approximate: true`, and without antennas: a sector drawn from a blurred point would
   pretend to know where the roof is); `name` is the hostname when it is safe to show,
-  else the id; `state` is online/offline/silent/unreachable/flapping.
+  else the id; `state` is online/offline/silent/unreachable/flapping/unmonitored;
+  `source` names the bridge that speaks for a node that runs no agent (`KIND via ID`).
 - `links`: one per node pair where both ends are in `nodes`, over all directed links of
   the pair (both directions, every interface and mechanism). Each metric is the best
   either end reports (`signal_dbm` the strongest, falling back to `signal_avg_dbm`; `tq`
@@ -77,7 +79,9 @@ from meshmon.web.public import (
     dump,
     plain_state,
     public_location,
+    public_source,
     safe_text,
+    source_text,
 )
 
 GOOD_TQ = 200
@@ -186,6 +190,9 @@ def node_fixed(node_id: str, info: Info | None, grid: float) -> Json | None:
     model = safe_text(info.model)
     if model:
         out["model"] = model
+    source = source_text(public_source(info))
+    if source:
+        out["source"] = source
     if info.antennas and not approximate:
         out["antennas"] = [_antenna(a.azimuth_deg, a.width_deg, a.range_m)
                            for a in info.antennas]

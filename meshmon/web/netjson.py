@@ -27,7 +27,7 @@ import meshmon
 from meshmon.model.state import LinkKey, LinkSample, NodeState
 from meshmon.model.topology import Topology
 from meshmon.web.incremental import Incremental, Pair, pair_of
-from meshmon.web.public import Json, dump, public_location, safe_text
+from meshmon.web.public import Json, dump, public_location, public_source, safe_text
 
 PROTOCOL = "meshmon"
 METRIC = "ETX"
@@ -203,6 +203,9 @@ def node_object(node: NodeState, coarsen_grid_deg: float) -> Json:
     hostname = safe_text(info.hostname) if info else None
     if hostname:
         props["hostname"] = hostname
+    source = public_source(info)
+    if source is not None:  # a node that runs no agent: the bridge that speaks for it
+        props["source"] = source
     loc = public_location(info, coarsen_grid_deg)
     if loc is not None:
         props["location"] = {"lat": loc["lat"], "lng": loc["lon"]}

@@ -72,6 +72,22 @@ def link_counts(graph: nx.Graph) -> dict[str, tuple[int, int]]:
     }
 
 
+def public_source(info: Info | None) -> Json | None:
+    """Who speaks for a node that runs no agent: `{"kind": "snmp", "via": "bridge-1"}`
+    (the source kind and the bridge id are public); None for a node's own agent."""
+    source = info.source if info is not None else None
+    if source is None:
+        return None
+    return {"kind": source.kind, "via": safe_text(source.via)}
+
+
+def source_text(source: Json | None) -> str | None:
+    """`snmp via bridge-1`, as the pages show a `public_source`."""
+    if source is None:
+        return None
+    return f"{source['kind']} via {source['via']}" if source["via"] else source["kind"]
+
+
 def info_fields(node_id: str, info: Info | None, coarsen_grid_deg: float) -> Json:
     """The summary fields that come from the node's info (they change rarely)."""
     return {
@@ -82,6 +98,7 @@ def info_fields(node_id: str, info: Info | None, coarsen_grid_deg: float) -> Jso
         "gateway": bool(info and info.gateway),
         "location": public_location(info, coarsen_grid_deg),
         "tags": _safe_list(info.tags) if info else [],
+        "source": public_source(info),
     }
 
 
@@ -96,7 +113,7 @@ def report_fields(report: Report | None) -> Json:
 
 
 StateOf = Callable[[str], str]
-"""node id → its condition: online, offline, silent, unreachable, flapping"""
+"""node id → its condition: online, offline, silent, unreachable, flapping, unmonitored"""
 
 
 def plain_state(node: NodeState) -> str:

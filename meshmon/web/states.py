@@ -14,6 +14,7 @@ STATES: tuple[tuple[str, str, str], ...] = (
     ("unreachable", "cut off", "no path to a gateway: behind an outage"),
     ("flapping", "flapping", "going up and down"),
     ("silent", "agent silent", "up (its neighbours hear it), its agent quiet"),
+    ("unmonitored", "unmonitored", "its bridge is silent: state unknown"),
     ("online", "online", "reporting"),
 )
 STATE_WORDS = {state: word for state, word, _ in STATES}

@@ -197,3 +197,36 @@ def test_summaries_of_every_kind_are_one_human_line() -> None:
     assert lines[2].endswith("degraded since 2023-11-14 22:13:20 UTC: signal -84 dBm")
     assert "would lose every gateway: x, y" in lines[3]
     assert all("\n" not in line for line in lines)
+
+
+def bridge_silent(bridge: str = "bridge-1", started: float = T0) -> Incident:
+    return Incident(f"bridge_silent-{bridge}", "bridge_silent", "warning", started,
+                    cause_nodes=[bridge], affected=["ap-1", "ap-2", "ap-3"], confirmed=True,
+                    details={"bridge": bridge, "unmonitored": 3})
+
+
+def test_a_silent_bridge_is_one_line_routed_by_its_event_and_held_down_like_an_outage(
+) -> None:
+    rec = Recorder()
+    routes = [RouteConfig(notifiers=["chat"], events=["bridge_silent", "recovery"]),
+              RouteConfig(notifiers=["mail"], events=["outage"])]
+    eng = engine(rec, routes, hold_down_s=30)
+    # a bridge restarted on purpose: offline and back within the hold-down, no notice
+    quick = bridge_silent("bridge-2")
+    eng.handle([Change("opened", quick)], T0)
+    eng.handle([Change("resolved", quick)], T0 + 5)
+    inc = bridge_silent(started=T0 + 10)
+    eng.handle([Change("opened", inc)], T0 + 10)
+    eng.tick(T0 + 39)
+    assert rec.sent == []
+    eng.tick(T0 + 41)
+    assert [(n, a.kind, a.status) for n, a, _ in rec.sent] == [
+        ("chat", "bridge_silent", "firing")]
+    alert = rec.sent[0][1]
+    assert alert.summary == ("bridge-1 silent: 3 devices unmonitored since 2023-11-14 "
+                             "22:13:30 UTC (ap-1, ap-2, ap-3)")
+    assert alert.to_payload()["cause"] == {"nodes": ["bridge-1"], "links": []}
+    inc.ended_at = T0 + 310
+    eng.handle([Change("resolved", inc)], T0 + 310)
+    assert rec.sent[-1][1].summary == "bridge-1 back after 5m: 3 devices monitored again"
+    assert [a.status for _, a, _ in rec.sent] == ["firing", "resolved"]

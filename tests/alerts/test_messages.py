@@ -154,3 +154,14 @@ def test_digest_body_is_bounded() -> None:
     text = messages.digest_body(alerts)
     assert "n49 down" in text and "n50 down" not in text
     assert "and 30 more" in text.splitlines()
+
+
+def test_a_silent_bridge_counts_unmonitored_devices_not_nodes_cut_off() -> None:
+    alert = outage(id="bridge_silent-1", kind="bridge_silent", severity="warning",
+                   cause_nodes=["bridge-1"], affected=["ap-1", "ap-2"], summary="…")
+    assert messages.title(alert) == (
+        "[meshmon] FIRING bridge_silent: bridge-1 silent, 2 devices unmonitored")
+    assert "Affected: 2 devices unmonitored (its bridge is silent)" in messages.body(alert)
+    back = outage(id="bridge_silent-1", kind="bridge_silent", status="resolved",
+                  cause_nodes=["bridge-1"], affected=["ap-1"], ended_at=T0 + 60)
+    assert messages.title(back) == "[meshmon] RESOLVED bridge_silent: bridge-1 back after 1m"

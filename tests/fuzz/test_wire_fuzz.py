@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshmon.model.addresses import looks_like_address
-from meshmon.model.wire import Info, Message, Rejected, Report, Status, decode
+from meshmon.model.wire import BridgeStatus, Info, Message, Rejected, Report, Status, decode
 from meshmon.sinks.lineprotocol import report_lines
 from meshmon.sinks.sqlite import SqliteStore
 from tests.fuzz import scaled
@@ -36,8 +36,9 @@ def leaves(value: Any) -> list[Any]:
 def assert_keepable(message: Message, topic: str) -> None:
     """What the collector does with an accepted message must work: save it as JSON and
     load it back after a restart, store its numbers in SQLite, show its ids in public."""
-    assert topic.split("/")[3] == message.node
-    assert not looks_like_address(message.node)
+    ident = message.bridge if isinstance(message, BridgeStatus) else message.node
+    assert topic.split("/")[3] == ident
+    assert not looks_like_address(ident)
     saved = message.model_dump_json(exclude_none=True)  # how SQLite keeps state
     assert type(message).model_validate_json(saved) == message, saved[:300]
     for leaf in leaves(message.model_dump()):

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from meshmon.model.schema import contract_schema
-from meshmon.model.wire import MAX_PAYLOAD_BYTES, Info, Rejected, Report, Status, decode
+from meshmon.model.wire import (
+    MAX_PAYLOAD_BYTES,
+    BridgeStatus,
+    Info,
+    Rejected,
+    Report,
+    Status,
+    decode,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 P = "meshmon"
@@ -38,6 +46,9 @@ def test_valid_messages_decode_to_their_models() -> None:
     i = decode(P, "meshmon/v1/node/n1/info", enc({"v": 1, "node": "n1", "gateway": True,
                                                   "macs": ["02:00:00:00:00:01"]}))
     assert isinstance(i, Info) and i.gateway and i.public
+    b = decode(P, "meshmon/v1/bridge/bridge-1/status",
+               enc({"v": 1, "bridge": "bridge-1", "online": False}))
+    assert isinstance(b, BridgeStatus) and b.bridge == "bridge-1" and not b.online
 
 
 def test_unknown_fields_are_ignored_not_fatal() -> None:
@@ -71,6 +82,20 @@ def test_unknown_fields_are_ignored_not_fatal() -> None:
         ("meshmon/v1/node/bad node/report", enc(report()), "topic"),
         ("meshmon/v1/node/n1/telemetry", enc(report()), "topic"),
         ("other/v1/node/n1/report", enc(report()), "topic"),
+        # a bridge publishes only its status there; its id follows the node id rules
+        ("meshmon/v1/bridge/b1/report", enc(report(node="b1")), "topic"),
+        ("meshmon/v1/bridge/b1/status/x", enc({"v": 1, "bridge": "b1", "online": True}),
+         "topic"),
+        ("meshmon/v1/bridge/+/status", enc({"v": 1, "bridge": "+", "online": True}), "topic"),
+        ("meshmon/v1/bridge/10.0.0.9/status",
+         enc({"v": 1, "bridge": "10.0.0.9", "online": True}), "node_id"),
+        ("meshmon/v1/bridge/b1/status", enc({"v": 1, "bridge": "b2", "online": True}),
+         "node_mismatch"),
+        ("meshmon/v1/bridge/b1/status", enc({"v": 1, "node": "b1", "online": True}), "schema"),
+        ("meshmon/v1/bridge/b1/status", enc({"v": 1, "bridge": "b1", "online": [1]}),
+         "schema"),
+        ("meshmon/v1/bridge/b1/status", enc({"v": 2, "bridge": "b1", "online": True}),
+         "version"),
     ],
 )
 def test_malformed_messages_are_rejected_with_a_reason(topic: str, payload: bytes,

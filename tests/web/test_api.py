@@ -21,7 +21,7 @@ PUBLIC_PATHS = (
 )
 NODE_FIELDS = {
     "id", "hostname", "model", "firmware", "online", "state", "last_seen", "uptime_s", "load",
-    "clients", "gateway", "location", "tags", "link_count", "neighbours",
+    "clients", "gateway", "location", "tags", "source", "link_count", "neighbours",
 }  # fmt: skip
 
 

@@ -51,7 +51,8 @@ async def test_page_embeds_its_config_as_safe_json(served: Served) -> None:
         "thresholds": {"signal_dbm": [-65, -75], "tq": [200, 120], "etx": [1.5, 3.0]},
         # one word per state on every page (badge, legend, banner, list), problems first
         "states": [["offline", "offline"], ["unreachable", "cut off"],
-                   ["flapping", "flapping"], ["silent", "agent silent"], ["online", "online"]],
+                   ["flapping", "flapping"], ["silent", "agent silent"],
+                   ["unmonitored", "unmonitored"], ["online", "online"]],
     }  # fmt: skip
     assert_no_leaks(text, SECRETS)
 

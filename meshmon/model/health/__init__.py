@@ -7,6 +7,8 @@ each detector opens, updates, resolves or cancels its incidents in the book, and
 `resolved`, and `cancelled` (dropped before it was ever opened). The detectors, in
 order (the order is also the precedence of the node conditions they name):
 
+- `bridge_silent`: the nodes of a bridge that went offline are `unmonitored`, not failed
+  (`unmonitored.py`);
 - `flapping`: nodes and links that go up and down too often (`flapping.py`);
 - `silent`: an agent is quiet while neighbours still hear its radio (`silent.py`);
 - `outage`: failed nodes and down links, grouped by root cause (`outage.py`);
@@ -35,6 +37,7 @@ from meshmon.model.health.flapping import FlappingDetector
 from meshmon.model.health.incidents import Change, Incident, IncidentBook, incident_id
 from meshmon.model.health.outage import OutageDetector
 from meshmon.model.health.silent import SilentDetector
+from meshmon.model.health.unmonitored import UnmonitoredDetector
 from meshmon.model.health.weak_points import WeakPointDetector
 from meshmon.model.state import LinkKey, LinkRef
 from meshmon.model.topology import Topology
@@ -45,7 +48,8 @@ __all__ = [
 ]  # fmt: skip
 
 DETECTORS: tuple[type[Detector], ...] = (
-    FlappingDetector, SilentDetector, OutageDetector, DegradedDetector, WeakPointDetector,
+    UnmonitoredDetector, FlappingDetector, SilentDetector, OutageDetector, DegradedDetector,
+    WeakPointDetector,
 )
 """every incident kind, in evaluation order (and precedence of the conditions they name)"""
 
@@ -98,7 +102,8 @@ class Health:
 
     # ------------------------------------------------------------------ queries
     def node_condition(self, node: str) -> NodeCondition | str:
-        """online | offline | silent | unreachable | flapping (or a newer kind's word)"""
+        """online | offline | silent | unreachable | flapping | unmonitored (or a newer
+        kind's word)"""
         for detector in self._naming:
             condition = detector.condition(node)
             if condition is not None:

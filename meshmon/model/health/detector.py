@@ -29,7 +29,7 @@ from meshmon.model.linkhealth import LinkThresholds
 from meshmon.model.state import LinkKey
 from meshmon.model.topology import MAC_PREFIX, Topology
 
-NodeCondition = Literal["online", "offline", "silent", "unreachable", "flapping"]
+NodeCondition = Literal["online", "offline", "silent", "unreachable", "flapping", "unmonitored"]
 EVIDENCE_MARGIN_S = 2.0
 """clock slack between a node's own messages and its neighbours' hearing of it"""
 Pair = tuple[str, str]

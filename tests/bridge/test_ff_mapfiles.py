@@ -76,8 +76,9 @@ def test_meshviewer_snapshot_imports_every_node_and_link(path: Path) -> None:
 
     newest = max(parse_time(n["lastseen"]) for n in snap["nodes"])
     declared = parse_time(snap.get("timestamp") or snap["meta"]["timestamp"])
-    referenced = {n.get("gateway") for n in snap["nodes"]} | {n.get("gateway6") for n in
-                                                              snap["nodes"]}
+    # the gateways other nodes selected (a node naming itself adds nothing)
+    referenced = {n.get(field) for n in snap["nodes"] for field in ("gateway", "gateway6")
+                  if n.get(field) != n["node_id"]}
     for key, n in raw.items():
         got = nodes[ids[key]]
         assert got["status"].online is n["is_online"], key
@@ -93,8 +94,8 @@ def test_meshviewer_snapshot_imports_every_node_and_link(path: Path) -> None:
                                                               loc["longitude"])
         else:  # none, or out of range (Altdorf has a longitude of 12986035): left out
             assert info.location is None
-        if n["is_gateway"] or key in referenced:
-            assert info.gateway, key
+        # only gateway servers are gateways: an uplink node (a tunnel to one) is tagged
+        assert info.gateway is (n["is_gateway"] or key in referenced), key
         if "mac" in n:
             assert n["mac"] in info.macs
 
@@ -160,15 +161,17 @@ def test_hopglass_sample_imports_every_node_and_directed_link() -> None:
            for n in nodes_doc["nodes"]}
     assert_public_ids(list(published_nodes))
     assert len(published_nodes) == len(nodes_doc["nodes"]) == 15
-    # Gluon's uplink nodes (a tunnel link to the VPN server) count as gateways
+    # the gateway servers are gateways; Gluon's uplink nodes (a tunnel link to a server)
+    # are not, they get the `uplink` tag
     uplinks = {graph["nodes"][lk[end]].get("node_id") for lk in graph["links"]
                for end in ("source", "target") if lk["type"] == "tunnel"}
     for n in nodes_doc["nodes"]:
         got = published_nodes[ids[n["nodeinfo"]["node_id"]]]
         assert got["status"].online is n["flags"]["online"]
         assert got["info"].hostname == n["nodeinfo"]["hostname"].strip()
-        assert got["info"].gateway is (n["flags"]["gateway"]
-                                       or n["nodeinfo"]["node_id"] in uplinks)
+        assert got["info"].gateway is n["flags"]["gateway"]
+        if not n["flags"]["gateway"]:
+            assert ("uplink" in got["info"].tags) is (n["nodeinfo"]["node_id"] in uplinks)
         if n["flags"]["online"]:
             assert got["report"].sys.uptime_s == n["statistics"]["uptime"]
     # each graph entry: the target measured its neighbour, the source

@@ -54,7 +54,11 @@ def test_captured_answers_decode_as_yanic_reads_them() -> None:
     assert respondd_data.decode(json.dumps(nodeinfo).encode()).nodeinfo == nodeinfo
     info = respondd_data.info_fields(nodeinfo, statistics)
     assert info["firmware"] == "2016.1.2+bremen1"  # yanic: gluon-v2016.1.2
-    assert info["gateway"] is True  # its mesh VPN has an established peer (vpn06)
+    # its mesh VPN has an established peer (vpn06): an uplink node, not a gateway (yanic's
+    # is_gateway is `nodeinfo.vpn`, which only the VPN server announces)
+    assert info["gateway"] is False and info["tags"] == ["uplink"]
+    server = respondd_data.info_fields({**nodeinfo, "vpn": True}, None)
+    assert server["gateway"] is True and "tags" not in server
     assert info["location"] == {"lat": 53.079362250000006, "lon": 8.88002693}
     assert "f8:1a:67:a6:01:ea" in info["macs"] and "fa:1e:67:a6:01:ea" in info["macs"]
     assert "owner" not in info and "freifunk@example.com" not in json.dumps(info)
@@ -128,7 +132,8 @@ async def test_a_community_answers_by_unicast(leipzig: Any) -> None:
     assert got_links == expected
     assert sum(1 for k in expected if k[1] is None) >= 10  # links to the silent node
     captured = nodes[ids["f81a67a601ea"]]
-    assert captured["report"].clients == 35 and captured["info"].gateway is True
+    assert captured["report"].clients == 35 and captured["info"].gateway is False
+    assert captured["info"].tags == ["uplink"]
     assert "report" not in nodes[ids["f81a67a5e9c1"]]  # nodeinfo only
     assert nodes[ids["f81a67a5e9c1"]]["info"].hostname == "Trillian"
     text = json.dumps([m.model_dump(mode="json") for n in nodes.values() for m in n.values()])

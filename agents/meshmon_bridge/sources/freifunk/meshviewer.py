@@ -9,10 +9,10 @@ draws `wifi24`/`wifi5`, other generators write tunnel kinds), `source_tq` (the
 source's view of the target, 0–1) and `target_tq`; `source_addr`/`target_addr` are the
 interface MACs (kept only for peer resolution).
 
-Gateways: a node is a gateway when yanic says so (`is_gateway`, from the node's
-`nodeinfo.vpn`: a VPN server), when another node selected it as its batman-adv gateway,
-or when it has a `vpn` link to such a gateway (Gluon's uplink node): `info.gateway`
-means "has an uplink" in the wire contract.
+Gateways: a node is a gateway (`info.gateway`) when yanic says so (`is_gateway`, from
+the node's `nodeinfo.vpn`: a VPN server) or when another node selected it as its
+batman-adv gateway. A node with a `vpn` link to such a gateway (Gluon's uplink node) is
+no gateway: it gets the `uplink` tag.
 """
 
 from __future__ import annotations

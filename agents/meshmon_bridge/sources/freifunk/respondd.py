@@ -280,7 +280,7 @@ class ResponddSource:
         info = data.info_fields(answer.nodeinfo, answer.statistics)
         info.update(public=self.table.public, interval_s=self.table.interval_s)
         if self.table.tags:
-            info["tags"] = list(self.table.tags)
+            info["tags"] = [*self.table.tags, *info.get("tags", ())]
         report: dict[str, Any] | None = None
         if answer.statistics is not None or answer.neighbours is not None:
             report = {"interval_s": self.table.interval_s,

@@ -7,8 +7,9 @@ gets uncompressed JSON). What is read (docs/freifunk.md, "respondd"):
 - nodeinfo → info: `hostname`, `hardware.model`, `software.firmware.release`, `location`
   (`latitude`, `longitude`, `altitude`), MACs (`network.mac` and every
   `network.mesh.*.interfaces.*` MAC: only for resolving peers), `gateway`. The owner
-  contact is dropped. A gateway is what yanic calls one (`nodeinfo.vpn`: a VPN server) or
-  a node whose mesh VPN has an established peer (Gluon's uplink node).
+  contact is dropped. A gateway is what yanic calls one (`nodeinfo.vpn`: the VPN server
+  itself); a node whose mesh VPN has an established peer (Gluon's uplink node) is none:
+  it gets the `uplink` tag.
 - statistics → report: `uptime`, `loadavg`, `memory` (kB; available, or free + buffers +
   cached as Gluon's status page counts), `rootfs_usage`, `clients.total`, `traffic`
   (Gluon's bat0 counters; br-client on its babel mesh).
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshmon_bridge.sources.freifunk.snapshot import (
+    UPLINK_TAG,
     as_dict,
     capped_links,
     location,
@@ -125,8 +127,9 @@ def babel_addresses(answer: Answer) -> list[str]:
 def info_fields(nodeinfo: Mapping[str, Any], statistics: Mapping[str, Any] | None
                 ) -> dict[str, Any]:
     """The `info` fields a nodeinfo (and the node's statistics, for its VPN) give."""
-    info: dict[str, Any] = {"gateway": is_gateway(nodeinfo, statistics),
-                            "macs": node_macs(nodeinfo)}
+    info: dict[str, Any] = {"gateway": is_gateway(nodeinfo), "macs": node_macs(nodeinfo)}
+    if statistics is not None and _established(statistics.get("mesh_vpn")):
+        info["tags"] = [UPLINK_TAG]
     hostname = text(nodeinfo.get("hostname"))
     model = text(as_dict(nodeinfo.get("hardware")).get("model"))
     firmware = as_dict(as_dict(nodeinfo.get("software")).get("firmware"))
@@ -144,10 +147,9 @@ def info_fields(nodeinfo: Mapping[str, Any], statistics: Mapping[str, Any] | Non
     return info
 
 
-def is_gateway(nodeinfo: Mapping[str, Any], statistics: Mapping[str, Any] | None) -> bool:
-    """yanic's gateway (`nodeinfo.vpn`) or a node with an established mesh VPN peer."""
-    return nodeinfo.get("vpn") is True or (
-        statistics is not None and _established(statistics.get("mesh_vpn")))
+def is_gateway(nodeinfo: Mapping[str, Any]) -> bool:
+    """yanic's gateway: `nodeinfo.vpn`, which a gateway server announces about itself."""
+    return nodeinfo.get("vpn") is True
 
 
 def _established(tree: Any) -> bool:

@@ -33,6 +33,8 @@ TQ_MAX = 255
 MAX_LINKS = 512
 """links one report may carry (wire contract); a VPN server with more neighbours reports
 the first 512 and the rest are known from their own side"""
+UPLINK_TAG = "uplink"
+"""the tag of a node with a VPN tunnel to a gateway server (Gluon's uplink node)"""
 EARLIEST_BOOT = 946_684_800.0
 """2000-01-01: an older boot time is a placeholder (`1970-01-01T00:00:00`), not a boot"""
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -69,8 +71,10 @@ class MapNode:
 
     @property
     def gateway(self) -> bool:
-        """`info.gateway`: in the wire contract it means "has an uplink"."""
-        return self.server or self.uplink
+        """`info.gateway`: only a gateway server is one. An uplink node reaches the servers
+        through its tunnel, a link like any other: losing it is an outage of the nodes
+        behind it, not "a gateway is down" (it gets the `uplink` tag instead)."""
+        return self.server
 
 
 @dataclass(slots=True)
@@ -365,8 +369,9 @@ def _info(node: MapNode, options: SnapshotOptions) -> dict[str, Any]:
     macs = sorted({m for m in (normal_mac(m) for m in node.macs) if m is not None})
     if macs:
         info["macs"] = macs[:128]
-    if options.tags:
-        info["tags"] = list(options.tags)
+    tags = [*options.tags, UPLINK_TAG] if node.uplink else list(options.tags)
+    if tags:
+        info["tags"] = tags
     return info
 
 

@@ -102,6 +102,10 @@ class Bridges:
         """The bridge that speaks for `node` (None: its own agent, as far as we know)."""
         return self._via.get(node)
 
+    def ids(self) -> list[str]:
+        """Every bridge heard of or named by a node's info, sorted."""
+        return sorted(self.states.keys() | self._nodes.keys())
+
     def nodes_of(self, bridge: str) -> list[str]:
         """The nodes whose info names `bridge`, sorted."""
         return sorted(self._nodes.get(bridge, ()))

@@ -188,6 +188,7 @@ ADMIN_PAGE = """<!doctype html>
 <a href="#weak-h">Weak points <span class="n" id="n-weak"></span></a>
 <a href="#silences-h">Silences <span class="n" id="n-silences"></span></a>
 <a href="#log-h">Alert log</a>
+<a href="#bridges-h">Bridges <span class="n" id="n-bridges"></span></a>
 </nav>
 <form method="post" action="/admin/logout" class="logout">
 <span class="who" id="who">{who}</span>
@@ -237,6 +238,11 @@ ends; an incident still open then fires at that moment.</p>
 <p class="explain">Every notice made, newest first: where it went, or why it went
 nowhere.</p>
 <div id="alert-log"><p class="empty">loading…</p></div></section>
+
+<section aria-labelledby="bridges-h"><h2 id="bridges-h">Bridges</h2>
+<p class="explain">The meshmon-bridges that poll devices without an agent. While one is
+silent, the nodes it speaks for are unmonitored (one alert for the bridge, no outages).</p>
+<div id="bridges"><p class="empty">loading…</p></div></section>
 </main>
 <noscript><p class="error">This page needs JavaScript to load its data.</p></noscript>
 </body></html>

@@ -35,6 +35,12 @@ async def node(request: web.Request) -> web.Response:
     return json_response(detail)
 
 
+async def bridges(request: web.Request) -> web.Response:
+    """The meshmon-bridges that speak for nodes without an agent: online state and counts."""
+    ctx = request.app[CTX]
+    return json_response({"bridges": public.bridges_list(ctx.topology, ctx.state_of)})
+
+
 async def links(request: web.Request) -> web.Response:
     """All resolved directed links with their metrics."""
     ctx = request.app[CTX]
@@ -73,5 +79,6 @@ def register(app: web.Application) -> None:
     app.router.add_get("/api/v1/nodes", nodes, name="api_nodes")
     app.router.add_get("/api/v1/nodes/{node}", node, name="api_node")
     app.router.add_get("/api/v1/links", links, name="api_links")
+    app.router.add_get("/api/v1/bridges", bridges, name="api_bridges")
     app.router.add_get("/api/v1/topology", topology, name="api_topology")
     app.router.add_get("/api/v1/map", map_data, name="api_map")

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from meshmon import __version__
 from meshmon.web.app import CTX
-from meshmon.web.public import nodes_list
+from meshmon.web.public import nodes_list, source_text
 from meshmon.web.states import CONCERN, STATE_WORDS, STATES, state_word
 
 Json = dict[str, Any]
@@ -154,6 +154,9 @@ def node_row(node: Json, now: float) -> str:
     iso = ("" if node["last_seen"] is None else
            dt.datetime.fromtimestamp(node["last_seen"], dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     gateway = ' <span class="tag">gateway</span>' if node["gateway"] else ""
+    source = source_text(node.get("source"))
+    if source:  # a node that runs no agent: the bridge that speaks for it
+        gateway += f' <span class="tag source">{_esc(source)}</span>'
     ident = f'<span class="id">{_esc(nid)}</span>' if name != nid else ""
     return (
         f'<tr class="row state-{_esc(node["state"])}">'

@@ -284,6 +284,38 @@ def node_detail(topology: Topology, node_id: str, coarsen_grid_deg: float,
     return out
 
 
+def bridges_list(topology: Topology, state_of: StateOf | None = None) -> list[Json]:
+    """Every bridge the collector knows (by its status or a node's `info.source.via`):
+    online or not (None: never heard from), since when, how many nodes it speaks for, of
+    which source kinds, and how many of them are unmonitored now."""
+    bridges, nodes = topology.bridges, topology.nodes
+    out: list[Json] = []
+    for bridge in bridges.ids():
+        if safe_text(bridge) is None:
+            continue  # an id that looks like an address (only a bridge's own choice)
+        state = bridges.states.get(bridge)
+        kinds: dict[str, int] = {}
+        unmonitored = 0
+        members = bridges.nodes_of(bridge)
+        for nid in members:
+            node = nodes.get(nid)
+            source = node.info.source if node is not None and node.info is not None else None
+            if source is not None:
+                kinds[source.kind] = kinds.get(source.kind, 0) + 1
+            if state_of is not None and state_of(nid) == "unmonitored":
+                unmonitored += 1
+        out.append({
+            "id": bridge,
+            "online": state.online if state is not None else None,
+            "since": state.since if state is not None else None,
+            "last_seen": state.last_seen if state is not None else None,
+            "nodes": len(members),
+            "kinds": dict(sorted(kinds.items())),
+            "unmonitored": unmonitored,
+        })
+    return out
+
+
 def _safe_list(values: Iterable[str]) -> list[str]:
     return [v for v in values if safe_text(v) is not None]
 

@@ -519,6 +519,30 @@
     moreButton("fading", sorted.length, FADING_SHOWN, "fading links", () => renderFading(fading)));
   }
 
+  // ------------------------------------------------------------------ bridges
+  function renderBridges(data) {
+    const bridges = data.bridges || [];
+    count("n-bridges", bridges.length);
+    if (!bridges.length) {
+      replace("bridges", empty("No meshmon-bridge speaks for any node."));
+      return;
+    }
+    replace("bridges", table(
+      ["Bridge", "State", "Since", "Nodes", "Sources", "Unmonitored"],
+      bridges.map((b) => ({
+        attrs: { dataset: { bridge: b.id, online: String(b.online) } },
+        cells: [
+          el("strong", { text: b.id }),
+          badge(b.online === null ? "never heard" : b.online ? "online" : "silent", "bridge"),
+          b.since == null ? "—" : el("span", null, timeEl(b.since), el("br"),
+            el("small", { text: `for ${since(b.since)}` })),
+          el("span", { className: "num", text: b.nodes }),
+          Object.entries(b.kinds || {}).map(([k, n]) => `${k} ${n}`).join(", ") || "—",
+          el("span", { className: "num", text: b.unmonitored }),
+        ],
+      })), "bridges"));
+  }
+
   // ------------------------------------------------------------------ the alert log
   function renderLog(log) {
     if (!log.length) {
@@ -734,6 +758,7 @@
       weak: api("/api/v1/weak-points"),
       alerts: api(`/api/v1/alerts?limit=${LOG_LIMIT}`),
       silences: api(silencesPath()),
+      bridges: api("/api/v1/bridges"),
     };
     const names = Object.keys(jobs);
     const results = await Promise.allSettled(Object.values(jobs));
@@ -765,6 +790,7 @@
     }
     show(got.weak, renderWeakPoints, ["weak-points", "fading-links"]);
     show(got.alerts, (v) => renderLog(v.log || []), ["alert-log"]);
+    show(got.bridges, renderBridges, ["bridges"]);
     const status = $("status");
     status.className = failed ? "status error" : "status";
     status.replaceChildren(failed ? "Some data could not be loaded · " : "Updated ",

@@ -155,8 +155,10 @@
       renderer: renderers.nodes,
       pane: "nodes",
       radius: [3.5, 4.5, 5.5][scale] + problem + (n.gateway ? 2 : 0) + (chosen ? 3 : 0),
-      color: chosen ? "#111" : ring,
+      color: chosen ? "#111" : n.state === "unmonitored" && ring === "#fff" ? "#333" : ring,
       weight: n.gateway || causes.has(n.id) || chosen ? [2, 2.5, 3][scale] : [1, 1.5, 1.5][scale],
+      // unmonitored (its bridge is silent): what we show is as last heard, ringed dashed
+      dashArray: n.state === "unmonitored" ? "2 2" : null,
       fillColor: colour(n.state),
       // an approximate (private) node is paler: its dot is a grid cell, not a roof
       fillOpacity: n.approximate ? 0.5 : 0.95,
@@ -178,7 +180,7 @@
 
   function isUp(id) {
     const n = nodes.get(id);
-    return !!n && n.state !== "offline";
+    return !!n && n.state !== "offline" && n.state !== "unmonitored";
   }
 
   function linkStyle(l) {
@@ -462,11 +464,15 @@
       case "silent": return [`${Word("silent")}${since}: its neighbours still hear it, `
         + "its agent does not report."];
       case "flapping": return ["Flapping: it went down and came back several times lately."];
+      case "unmonitored": return [`${Word("unmonitored")}${since}: the bridge that polls it `
+        + `(${sourceText(detail?.source) || "unknown"}) is silent; shown as last heard.`];
       default: return null;
     }
   }
 
   const joined = (items) => items.flatMap((e, i) => (i ? [", ", e] : [e]));
+  // `snmp via bridge-1`: who speaks for a node that runs no agent (null: its own agent)
+  const sourceText = (s) => (s ? (s.via ? `${s.kind} via ${s.via}` : s.kind) : null);
 
   function linkItem(entry, down) {
     const q = entryQuality(entry);
@@ -515,6 +521,7 @@
       ? [["Model", d.model || "unknown"], ["Last heard", lastSeen]]
       : [["Model", d.model || "unknown"], ["Uptime", duration(d.uptime_s)],
         ["Clients", d.clients ?? "unknown"], ["Last heard", lastSeen]];
+    if (d.source) facts.push(["Reported by", sourceText(d.source)]);
     const dl = el("dl", {});
     for (const [k, v] of facts) dl.append(el("dt", { text: k }), el("dd", { text: String(v) }));
     const links = el("ul", { class: "links" }, ...d.links.map((e) => linkItem(e, down)));

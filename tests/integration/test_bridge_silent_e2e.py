@@ -1,0 +1,278 @@
+"""A silent bridge end to end: a real `meshmon-bridge` process publishes through a real
+Mosquitto into a collector with a real webhook receiver, once importing a community's map
+(part of Leipzig's real meshviewer.json), once polling radios that snmpsim serves from
+LibreNMS' recordings.
+
+SIGKILLed, its last will makes its nodes `unmonitored` — API, map (legend, marker,
+details) and /admin in Chromium — with exactly one `bridge_silent` alert and no outage,
+also after every node's own timeout; restarted, the alert resolves, the nodes follow what
+it publishes and no outage is sent; a node the map then shows offline is one outage
+naming it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from meshmon_bridge.sources.freifunk import meshviewer
+from meshmon_bridge.sources.freifunk.snapshot import parse_time
+
+from meshmon.service import Service
+from tests import servers, snmpsim
+from tests.browser import DESKTOP, chromium, console_errors, wait_for_js
+from tests.bridge.ff_helpers import ID_KEY, load_snapshot
+from tests.bridge.helpers import start_bridge, write_config
+from tests.integration.harness import collector_config, eventually, get_json, started
+from tests.integration.scripted_mesh import WebhookReceiver
+
+BRIDGE = "ff-map"
+INTERVAL_S = 1
+"""the bridge reads the map every second: its nodes' own timeout is 3 s"""
+TOKEN = "bridge-e2e-token"
+SIZE = 20
+
+
+def leipzig_part() -> tuple[dict[str, Any], str]:
+    """Leipzig's map cut to SIZE online nodes around a gateway server (breadth first, so
+    connected), and a leaf of it that is no gateway (by snapshot node id)."""
+    snap = load_snapshot("leipzig")
+    parsed = meshviewer.parse(snap, "leipzig", time.time())
+    online = {n.key for n in parsed.nodes if n.online}
+    servers_ = sorted(n.key for n in parsed.nodes if n.gateway and n.online)
+    graph: nx.Graph[str] = nx.Graph()
+    graph.add_edges_from((lk.source, lk.target) for lk in parsed.links
+                         if lk.source in online and lk.target in online)
+    part = set(list(nx.bfs_tree(graph, servers_[0], sort_neighbors=sorted))[:SIZE])
+    sub = graph.subgraph(part)
+    leaf = min(n for n in part if sub.degree(n) == 1 and n not in servers_)
+    snap["nodes"] = [n for n in snap["nodes"] if n["node_id"] in part]
+    snap["links"] = [lk for lk in snap["links"] if lk["source"] in part and lk["target"] in part]
+    return snap, leaf
+
+
+def write_atomically(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def states(service: Service) -> dict[str, str]:
+    """node → its condition, as the API says it."""
+    health = service.core.health
+    return {n: str(health.node_condition(n)) for n in service.topology.nodes}
+
+
+async def api(service: Service, path: str) -> Any:
+    got = await get_json(service.http_url + path)
+    assert got["status"] == 200, got
+    return got["body"]
+
+
+async def test_a_killed_bridge_is_one_alert_and_its_nodes_wait_for_it(
+        tmp_path: Path, mosquitto: servers.Server) -> None:
+    snap, leaf = leipzig_part()
+    map_file = tmp_path / "meshviewer.json"
+    write_atomically(map_file, snap)
+    hook = WebhookReceiver()
+    await hook.start()
+    service = await started(collector_config(
+        tmp_path, mosquitto.port, http={"admin_token": TOKEN}, map={"tile_url": ""},
+        notifiers=[{"name": "hook", "type": "webhook", "url": hook.url, "timeout_s": 2}],
+        alerts={"retry_max_s": 1}))
+    config = write_config(tmp_path / "bridge.toml", BRIDGE, mosquitto.port, body=f"""
+[[meshviewer]]
+url = "{map_file}"
+interval_s = {INTERVAL_S}
+id_key = "{ID_KEY}"
+""")
+    bridge = start_bridge(config, tmp_path / "bridge-1.log")
+    try:
+        async def all_online() -> bool:
+            return list(states(service).values()).count("online") == SIZE
+
+        await eventually(all_online, 30, "every node of the map online in the collector")
+        ids = {n.info.hostname: n.id for n in service.topology.nodes.values() if n.info}
+        leaf_id = ids[next(n["hostname"] for n in snap["nodes"] if n["node_id"] == leaf)]
+
+        # SIGKILL: nothing is said but the last will
+        bridge.send_signal(signal.SIGKILL)
+        bridge.wait(10)
+
+        async def alerted() -> bool:
+            return bool(hook.of("bridge_silent", "firing"))
+
+        await eventually(alerted, 10, "the bridge_silent alert")
+        # the nodes' own timeouts (3 s) pass: nothing else is sent
+        await asyncio.sleep(3 * INTERVAL_S + 2)
+        assert [(a["kind"], a["status"]) for a in hook.received] == [
+            ("bridge_silent", "firing")]
+        alert = hook.received[0]
+        assert alert["cause"] == {"nodes": [BRIDGE], "links": []}
+        assert sorted(alert["affected"]) == sorted(service.topology.nodes)
+        assert alert["summary"].startswith(f"{BRIDGE} silent: {SIZE} devices unmonitored")
+        nodes = (await api(service, "/api/v1/nodes"))["nodes"]
+        assert {n["state"] for n in nodes} == {"unmonitored"} and len(nodes) == SIZE
+        assert {json.dumps(n["source"]) for n in nodes} == {
+            json.dumps({"kind": "meshviewer", "via": BRIDGE})}
+        assert (await api(service, "/api/v1/outages"))["outages"] == []
+        assert (await api(service, "/api/v1/bridges"))["bridges"] == [{
+            "id": BRIDGE, "online": False, "since": service.topology.bridges.states[
+                BRIDGE].since, "last_seen": service.topology.bridges.states[BRIDGE].last_seen,
+            "nodes": SIZE, "kinds": {"meshviewer": SIZE}, "unmonitored": SIZE}]
+        await pages_show_the_silent_bridge(service, leaf_id)
+
+        # back: the alert resolves, the nodes follow what the bridge publishes
+        bridge = start_bridge(config, tmp_path / "bridge-2.log")
+
+        async def resolved() -> bool:
+            return bool(hook.of("bridge_silent", "resolved"))
+
+        await eventually(resolved, 20, "the bridge_silent recovery notice")
+        await eventually(all_online, 20, "every node online again")
+        await asyncio.sleep(3 * INTERVAL_S + 0.5)  # a whole grace: nothing else is sent
+        assert [(a["kind"], a["status"]) for a in hook.received] == [
+            ("bridge_silent", "firing"), ("bridge_silent", "resolved")]
+        assert hook.received[1]["id"] == alert["id"]
+
+        # while the bridge runs, a node the map shows offline is an outage naming it
+        later = json.loads(json.dumps(snap))
+        newest = max(parse_time(n["lastseen"]) for n in snap["nodes"]) + 120
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(newest))
+        later["timestamp"] = stamp
+        for n in later["nodes"]:
+            if n["node_id"] == leaf:
+                n["is_online"] = False
+            else:
+                n["lastseen"] = stamp
+        write_atomically(map_file, later)
+
+        async def outage() -> bool:
+            return bool(hook.of("outage", "firing"))
+
+        await eventually(outage, 20, "an outage alert")
+        await asyncio.sleep(2 * INTERVAL_S)
+        outages = hook.of("outage")
+        assert len(outages) == 1 and outages[0]["cause"] == {"nodes": [leaf_id], "links": []}
+        assert len(hook.received) == 3
+        assert states(service)[leaf_id] == "offline"
+    finally:
+        stop(bridge)
+        await service.stop()
+        await hook.stop()
+    for log in ("bridge-1.log", "bridge-2.log"):
+        assert "Traceback" not in (tmp_path / log).read_text()
+
+
+async def pages_show_the_silent_bridge(service: Service, node: str) -> None:
+    """The map draws the nodes as unmonitored (legend, marker, details with their source)
+    and /admin lists the bridge as silent with its count."""
+    base = service.http_url
+    async with chromium() as browser:
+        page = await browser.new_page(viewport=DESKTOP)
+        errors = console_errors(page)
+        await page.goto(f"{base}/")
+        await page.locator("body[data-ready='1']").wait_for(timeout=20_000)
+        assert "unmonitored" in await page.locator("#legend").inner_text()
+        legend_dot = page.locator("#legend .dot.state-unmonitored")
+        assert await legend_dot.evaluate("e => getComputedStyle(e).borderStyle") == "dashed"
+        assert await page.evaluate(f"window.meshmonMap.stateOf({json.dumps(node)})") == (
+            "unmonitored")
+        await page.evaluate(f"window.meshmonMap.open({json.dumps(node)})")
+        await wait_for_js(page, "document.querySelector('#details dl')?.innerText"
+                          f".includes('meshviewer via {BRIDGE}')", timeout=10_000)
+        details = await page.locator("#details").inner_text()
+        assert "Unmonitored" in details and "is silent" in details
+        assert errors == []
+
+        await page.goto(f"{base}/admin?token={TOKEN}")
+        await page.locator("body[data-ready='1']").wait_for(timeout=20_000)
+        row = page.locator(f"#bridges tr[data-bridge='{BRIDGE}']")
+        assert await row.get_attribute("data-online") == "false"
+        cells = await row.locator("td").all_inner_texts()
+        assert [cells[0], cells[1], cells[3], cells[4], cells[5]] == [
+            BRIDGE, "silent", str(SIZE), f"meshviewer {SIZE}", str(SIZE)]
+        assert errors == []
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+SNMP_DEVICES = {"hill-5-ap": "airos", "tower-2-bh": "mimosa", "park-ap": "unifi"}
+"""node id → the LibreNMS recording snmpsim answers for it"""
+SNMP_INTERVAL_S = 2
+"""a poll of the three devices through snmpsim fits well inside it, even on a busy CI"""
+
+
+async def test_a_killed_snmp_bridge_is_one_alert_and_its_radios_come_back_without_outages(
+        tmp_path: Path, mosquitto: servers.Server) -> None:
+    data = snmpsim.recordings(Path(__file__).parents[1] / "data" / "librenms" / "snmprec",
+                              tmp_path / "snmprec", SNMP_DEVICES)
+    # (it probes with asyncio.run: not on this loop)
+    simulator = await asyncio.to_thread(snmpsim.start_snmpsim, data, "hill-5-ap")
+    hook = WebhookReceiver()
+    await hook.start()
+    service = await started(collector_config(
+        tmp_path, mosquitto.port,
+        notifiers=[{"name": "hook", "type": "webhook", "url": hook.url, "timeout_s": 2}],
+        alerts={"retry_max_s": 1}))
+    body = "".join(f'[[snmp]]\nhost = "127.0.0.1"\nport = {simulator.port}\n'
+                   f'community = "{node}"\nnode = "{node}"\ninterval_s = {SNMP_INTERVAL_S}\n'
+                   for node in SNMP_DEVICES)
+    config = write_config(tmp_path / "bridge.toml", "snmp-west", mosquitto.port, body)
+    bridge = start_bridge(config, tmp_path / "bridge-1.log")
+    try:
+        async def all_online() -> bool:
+            got = states(service)
+            return sorted(got) == sorted(SNMP_DEVICES) and set(got.values()) == {"online"}
+
+        await eventually(all_online, 30, "the three radios online in the collector")
+        bridge.send_signal(signal.SIGKILL)
+        bridge.wait(10)
+
+        async def alerted() -> bool:
+            return bool(hook.of("bridge_silent", "firing"))
+
+        await eventually(alerted, 10, "the bridge_silent alert")
+        await asyncio.sleep(3 * SNMP_INTERVAL_S + 1)  # past every radio's own timeout
+        assert [(a["kind"], a["status"]) for a in hook.received] == [
+            ("bridge_silent", "firing")]
+        assert hook.received[0]["summary"].startswith("snmp-west silent: 3 devices unmonitored")
+        assert sorted(hook.received[0]["affected"]) == sorted(SNMP_DEVICES)
+        nodes = (await api(service, "/api/v1/nodes"))["nodes"]
+        assert [(n["id"], n["state"], n["source"]) for n in nodes] == [
+            (node, "unmonitored", {"kind": "snmp", "via": "snmp-west"})
+            for node in sorted(SNMP_DEVICES)]
+
+        bridge = start_bridge(config, tmp_path / "bridge-2.log")
+
+        async def resolved() -> bool:
+            return bool(hook.of("bridge_silent", "resolved"))
+
+        await eventually(resolved, 20, "the bridge_silent recovery notice")
+        await eventually(all_online, 20, "the radios online again")
+        await asyncio.sleep(3 * SNMP_INTERVAL_S + 0.5)  # a whole grace: nothing else
+        assert [(a["kind"], a["status"]) for a in hook.received] == [
+            ("bridge_silent", "firing"), ("bridge_silent", "resolved")]
+        assert set(states(service).values()) == {"online"}
+    finally:
+        stop(bridge)
+        await service.stop()
+        await hook.stop()
+        simulator.stop()
+        snmpsim.remove(data)
+    for log in ("bridge-1.log", "bridge-2.log"):
+        assert "Traceback" not in (tmp_path / log).read_text()

@@ -24,7 +24,7 @@ from meshmon.alerts.notifiers import build_notifiers
 from meshmon.alerts.store import AlertStore
 from meshmon.config import Config
 from meshmon.model.addresses import safe_text
-from meshmon.model.changelog import IncidentsChanged
+from meshmon.model.changelog import BridgePresence, IncidentsChanged
 from meshmon.model.core import Core
 from meshmon.model.health import Change, Incident
 from meshmon.model.health.weak_points import WeakPointDetector
@@ -115,6 +115,8 @@ class Alerting:
             if isinstance(entry, IncidentsChanged):
                 self.engine.handle(entry.changes, entry.at)
                 self._state_dirty = True
+            elif isinstance(entry, BridgePresence):
+                self._state_dirty = True  # the bridges' states are saved with ours
 
     def tick(self, now: float) -> None:
         """Send what waited for its hold-down or a silence; reminders."""

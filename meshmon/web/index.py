@@ -33,10 +33,12 @@ _DATA_LINKS = (
 )
 
 
-def summary_line(online: int, total: int, links: int) -> str:
+def summary_line(online: int, total: int, links: int, unmonitored: int = 0) -> str:
     """`N of M nodes online, K links` (map.js writes the same words on every refresh);
-    K counts node pairs with a link, each pair once (`/api/v1/map` `summary.links`)."""
-    return f"{online} of {total} nodes online, {links} links"
+    K counts node pairs with a link, each pair once (`/api/v1/map` `summary.links`), and
+    `, U unmonitored` follows while a bridge is silent."""
+    line = f"{online} of {total} nodes online, {links} links"
+    return line + (f", {unmonitored} unmonitored" if unmonitored else "")
 
 
 def page_config(config: Config, outages: bool = True) -> dict[str, Any]:
@@ -107,7 +109,9 @@ async def index(request: web.Request) -> web.Response:
     """The map page, with the current summary already in it."""
     ctx = request.app[CTX]
     topo = ctx.topology
-    line = summary_line(count_online(topo.nodes), len(topo.nodes), topo.graph.number_of_edges())
+    held = topo.bridges.held
+    line = summary_line(count_online(topo.nodes, held), len(topo.nodes),
+                        topo.graph.number_of_edges(), len(held))
     config = script_json(page_config(ctx.config, outages=ctx.alerting is not None))
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -21,9 +21,10 @@ network of thousands of nodes stays a small download:
 ```
 
 - `summary` counts what `/api/v1/nodes` lists: `total` nodes that have spoken, `online`
-  of them, and `links`: **node pairs with a link, each pair counted once** whatever its
-  mechanisms, interfaces and directions (the topology graph's edges, peers without an
-  agent included). That is the one link count of the map page (header and legend);
+  of them, `unmonitored` (when there are any) the nodes whose bridge is silent, and
+  `links`: **node pairs with a link, each pair counted once** whatever their mechanisms,
+  interfaces and directions (the topology graph's edges, peers without an agent
+  included). That is the one link count of the map page (header and legend);
   `links` below holds those pairs whose two ends are drawn, and `/api/v1/links` lists
   directed links (one per direction, interface and mechanism: several per pair).
 - `unlocated` of the `total` have no public position (none announced, or private with
@@ -328,12 +329,11 @@ class MapRenderer(Incremental):
         edges = self._edges
         if edges is None:
             edges = self._edges = topology.graph.number_of_edges()
-        head = dump({
-            "generated_at": now,
-            "summary": {"online": count_online(nodes), "total": len(nodes),
-                        "links": edges},
-            "unlocated": len(hidden),
-        })
+        held = topology.bridges.held
+        summary = {"online": count_online(nodes, held), "total": len(nodes), "links": edges}
+        if held:
+            summary["unmonitored"] = len(held)
+        head = dump({"generated_at": now, "summary": summary, "unlocated": len(hidden)})
         if self._order is None:
             self._order = sorted(self._pairs)
         pairs = self._pairs

@@ -24,7 +24,7 @@ async def healthz(request: web.Request) -> web.Response:
             "ok": True,
             "uptime_s": round(ctx.clock() - ctx.started_at, 3),
             "nodes": len(nodes),
-            "nodes_online": count_online(nodes),
+            "nodes_online": count_online(nodes, ctx.topology.bridges.held),
             "links": len(ctx.topology.links),
         }
     )

@@ -320,8 +320,11 @@ def _safe_list(values: Iterable[str]) -> list[str]:
     return [v for v in values if safe_text(v) is not None]
 
 
-def count_online(nodes: Mapping[str, NodeState]) -> int:
-    """How many nodes are online."""
+def count_online(nodes: Mapping[str, NodeState], held: Collection[str] = ()) -> int:
+    """How many nodes are online (not counting the `held` ones: their bridge is silent,
+    so their online flag is only what was last heard)."""
+    if held:
+        return sum(1 for nid, n in nodes.items() if n.online and nid not in held)
     return sum(1 for n in nodes.values() if n.online)
 
 

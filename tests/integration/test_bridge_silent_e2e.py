@@ -26,9 +26,9 @@ from meshmon_bridge.sources.freifunk.snapshot import parse_time
 
 from meshmon.service import Service
 from tests import servers, snmpsim
-from tests.browser import DESKTOP, chromium, console_errors, wait_for_js
 from tests.bridge.ff_helpers import ID_KEY, load_snapshot
 from tests.bridge.helpers import start_bridge, write_config
+from tests.browser import DESKTOP, chromium, console_errors, wait_for_js
 from tests.integration.harness import collector_config, eventually, get_json, started
 from tests.integration.scripted_mesh import WebhookReceiver
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from meshmon.model.wire import Report
+from meshmon.model.wire import BridgeStatus, Info, Report
 from tests.web.conftest import ALPHA_LOC, NOW, SECRETS, Served
 from tests.web.privacy import assert_no_leaks
 
@@ -281,3 +282,42 @@ async def test_start_page_shows_the_summary_and_leaks_nothing(served: Served) ->
     assert expected in text
     assert 'href="/api/v1/topology"' in text
     assert_no_leaks(text, SECRETS)
+
+
+async def test_bridged_nodes_show_their_source_and_wait_for_their_silent_bridge(
+        served: Served) -> None:
+    core = served.ctx.core
+    core.apply(Info.model_validate({
+        "v": 1, "node": "radio-1", "hostname": "radio-1", "location": ALPHA_LOC,
+        "macs": ["02:ff:00:00:00:01"], "source": {"kind": "snmp", "via": "bridge-1"}}), NOW)
+    core.apply(Report.model_validate({"v": 1, "node": "radio-1", "ts": NOW, "seq": 1,
+                                      "interval_s": 30}), NOW)
+    # an agent that claims a bridge id that looks like an address shows no such id
+    core.apply(Info.model_validate({"v": 1, "node": "odd", "source": {
+        "kind": "snmp", "via": "f81a67a5e9c1"}}), NOW)
+    core.apply(BridgeStatus(v=1, bridge="bridge-1", online=True, ts=NOW), NOW)
+    core.apply(BridgeStatus(v=1, bridge="bridge-1", online=False), NOW + 1)
+    core.tick(NOW + 600)
+    nodes = by_id((await served.get_json("/api/v1/nodes"))["nodes"])
+    assert nodes["radio-1"]["source"] == {"kind": "snmp", "via": "bridge-1"}
+    assert nodes["radio-1"]["state"] == "unmonitored" and nodes["alpha"]["source"] is None
+    assert nodes["odd"]["source"] == {"kind": "snmp", "via": None}
+    detail = await served.get_json("/api/v1/nodes/radio-1")
+    assert detail["state"] == "unmonitored" and detail["source"]["via"] == "bridge-1"
+    graph = await served.get_json("/api/v1/topology")
+    radio = next(n for n in graph["nodes"] if n["id"] == "radio-1")
+    assert radio["properties"]["source"] == {"kind": "snmp", "via": "bridge-1"}
+    doc = await served.get_json("/api/v1/map")
+    drawn = next(n for n in doc["nodes"] if n["id"] == "radio-1")
+    assert drawn["state"] == "unmonitored" and drawn["source"] == "snmp via bridge-1"
+    # held as last heard (online), but not counted online: its state is unknown
+    assert doc["summary"]["unmonitored"] == 1
+    assert doc["summary"]["online"] == sum(n["online"] for n in nodes.values()) - 1
+    bridges = (await served.get_json("/api/v1/bridges"))["bridges"]
+    assert bridges == [{"id": "bridge-1", "online": False, "since": NOW + 1,
+                        "last_seen": NOW + 1, "nodes": 1, "kinds": {"snmp": 1},
+                        "unmonitored": 1}]  # the address-like id is not listed
+    page = await (await served.client.get("/")).text()
+    assert " links, 1 unmonitored</p>" in page  # the summary line, before any script
+    assert "f81a67a5e9c1" not in json.dumps([nodes, graph, doc])
+    assert_no_leaks([nodes, detail, graph, doc, bridges], (*SECRETS, "02:ff:00:00:00:01"))

@@ -203,7 +203,8 @@
     syncLinks(doc.links);
     if (map.hasLayer(coverageLayer)) drawCoverage();
     const s = doc.summary;
-    const line = `${s.online} of ${s.total} nodes online, ${s.links} links`;
+    const line = `${s.online} of ${s.total} nodes online, ${s.links} links`
+      + (s.unmonitored ? `, ${s.unmonitored} unmonitored` : "");
     // only on a change: the line is aria-live, and a screen reader repeats every write
     if (summaryEl.textContent !== line) summaryEl.textContent = line;
     const note = document.getElementById("unlocated");

@@ -465,8 +465,9 @@
       case "silent": return [`${Word("silent")}${since}: its neighbours still hear it, `
         + "its agent does not report."];
       case "flapping": return ["Flapping: it went down and came back several times lately."];
-      case "unmonitored": return [`${Word("unmonitored")}${since}: the bridge that polls it `
-        + `(${sourceText(detail?.source) || "unknown"}) is silent; shown as last heard.`];
+      case "unmonitored": return [`${Word("unmonitored")}: the bridge that polls it `
+        + `(${sourceText(detail?.source) || "unknown"}) is silent; shown as last heard`
+        + `${heard == null ? "" : ` at ${clock(heard)}`}.`];
       default: return null;
     }
   }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 from hypothesis import strategies as st
 from meshmon_bridge.messages import MessageBuilder
 from meshmon_bridge.source import BridgeContext, NodeUpdate
+from meshmon_bridge.sources.freifunk.snapshot import parse_time
 
 from meshmon.model import wire
 from meshmon.model.addresses import looks_like_address
-from tests.bridge.helpers import PREFIX, decode
+from tests.bridge.helpers import PREFIX, decode, write_config
 
 DATA = Path(__file__).parents[1] / "data" / "freifunk"
 ID_KEY = "ff-test-key"
@@ -77,3 +79,36 @@ ODD_JSON = st.recursive(
                                                                   max_size=3),
     max_leaves=6)
 """any JSON value, for property tests that put odd values where others are expected"""
+
+
+def write_atomically(path: Path, doc: dict[str, Any]) -> None:
+    """Replace a map file at once (a bridge polling it never reads half of it)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def next_snapshot(snap: dict[str, Any], offline: set[str]) -> dict[str, Any]:
+    """The map two minutes after `snap`: the nodes `offline` (snapshot node ids) are shown
+    offline, every other node was seen at its new timestamp."""
+    later = json.loads(json.dumps(snap))
+    newest = max(parse_time(n["lastseen"]) for n in snap["nodes"]) + 120
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(newest))
+    later["timestamp"] = stamp
+    for n in later["nodes"]:
+        if n["node_id"] in offline:
+            n["is_online"] = False
+        else:
+            n["lastseen"] = stamp
+    return later
+
+
+def meshviewer_bridge_config(path: Path, bridge: str, port: int, map_file: Path,
+                             interval_s: float) -> Path:
+    """A bridge config that imports `map_file` every `interval_s`, on 127.0.0.1:`port`."""
+    return write_config(path, bridge, port, body=f"""
+[[meshviewer]]
+url = "{map_file}"
+interval_s = {interval_s}
+id_key = "{ID_KEY}"
+""")

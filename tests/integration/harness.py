@@ -45,6 +45,15 @@ async def started(config: Config) -> Service:
     return service
 
 
+async def collector_with_webhook(tmp: Path, mqtt_port: int, hook_url: str,
+                                 **sections: Any) -> Service:
+    """A started test collector on an external broker whose alerts all go to one webhook
+    (a failed delivery is retried within a second)."""
+    return await started(collector_config(
+        tmp, mqtt_port, alerts={"retry_max_s": 1}, **sections,
+        notifiers=[{"name": "hook", "type": "webhook", "url": hook_url, "timeout_s": 2}]))
+
+
 class Publisher:
     """A bare paho client that publishes raw payloads (QoS 1) and waits for PUBACK."""
 

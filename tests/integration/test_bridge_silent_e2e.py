@@ -13,23 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 from meshmon_bridge.sources.freifunk import meshviewer
-from meshmon_bridge.sources.freifunk.snapshot import parse_time
 
 from meshmon.service import Service
 from tests import servers, snmpsim
-from tests.bridge.ff_helpers import ID_KEY, load_snapshot
+from tests.agent_process import stop
+from tests.bridge.ff_helpers import (
+    load_snapshot,
+    meshviewer_bridge_config,
+    next_snapshot,
+    write_atomically,
+)
 from tests.bridge.helpers import start_bridge, write_config
 from tests.browser import DESKTOP, chromium, console_errors, wait_for_js
-from tests.integration.harness import collector_config, eventually, get_json, started
+from tests.integration.harness import collector_with_webhook, eventually, get_json
 from tests.integration.scripted_mesh import WebhookReceiver
 
 BRIDGE = "ff-map"
@@ -57,12 +60,6 @@ def leipzig_part() -> tuple[dict[str, Any], str]:
     return snap, leaf
 
 
-def write_atomically(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, path)
-
-
 def states(service: Service) -> dict[str, str]:
     """node → its condition, as the API says it."""
     health = service.core.health
@@ -82,16 +79,10 @@ async def test_a_killed_bridge_is_one_alert_and_its_nodes_wait_for_it(
     write_atomically(map_file, snap)
     hook = WebhookReceiver()
     await hook.start()
-    service = await started(collector_config(
-        tmp_path, mosquitto.port, http={"admin_token": TOKEN}, map={"tile_url": ""},
-        notifiers=[{"name": "hook", "type": "webhook", "url": hook.url, "timeout_s": 2}],
-        alerts={"retry_max_s": 1}))
-    config = write_config(tmp_path / "bridge.toml", BRIDGE, mosquitto.port, body=f"""
-[[meshviewer]]
-url = "{map_file}"
-interval_s = {INTERVAL_S}
-id_key = "{ID_KEY}"
-""")
+    service = await collector_with_webhook(tmp_path, mosquitto.port, hook.url,
+                                           http={"admin_token": TOKEN}, map={"tile_url": ""})
+    config = meshviewer_bridge_config(tmp_path / "bridge.toml", BRIDGE, mosquitto.port,
+                                      map_file, INTERVAL_S)
     bridge = start_bridge(config, tmp_path / "bridge-1.log")
     try:
         async def all_online() -> bool:
@@ -142,16 +133,7 @@ id_key = "{ID_KEY}"
         assert hook.received[1]["id"] == alert["id"]
 
         # while the bridge runs, a node the map shows offline is an outage naming it
-        later = json.loads(json.dumps(snap))
-        newest = max(parse_time(n["lastseen"]) for n in snap["nodes"]) + 120
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(newest))
-        later["timestamp"] = stamp
-        for n in later["nodes"]:
-            if n["node_id"] == leaf:
-                n["is_online"] = False
-            else:
-                n["lastseen"] = stamp
-        write_atomically(map_file, later)
+        write_atomically(map_file, next_snapshot(snap, {leaf}))
 
         async def outage() -> bool:
             return bool(hook.of("outage", "firing"))
@@ -201,16 +183,6 @@ async def pages_show_the_silent_bridge(service: Service, node: str) -> None:
         assert errors == []
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 SNMP_DEVICES = {"hill-5-ap": "airos", "tower-2-bh": "mimosa", "park-ap": "unifi"}
 """node id → the LibreNMS recording snmpsim answers for it"""
 SNMP_INTERVAL_S = 2
@@ -225,10 +197,7 @@ async def test_a_killed_snmp_bridge_is_one_alert_and_its_radios_come_back_withou
     simulator = await asyncio.to_thread(snmpsim.start_snmpsim, data, "hill-5-ap")
     hook = WebhookReceiver()
     await hook.start()
-    service = await started(collector_config(
-        tmp_path, mosquitto.port,
-        notifiers=[{"name": "hook", "type": "webhook", "url": hook.url, "timeout_s": 2}],
-        alerts={"retry_max_s": 1}))
+    service = await collector_with_webhook(tmp_path, mosquitto.port, hook.url)
     body = "".join(f'[[snmp]]\nhost = "127.0.0.1"\nport = {simulator.port}\n'
                    f'community = "{node}"\nnode = "{node}"\ninterval_s = {SNMP_INTERVAL_S}\n'
                    for node in SNMP_DEVICES)

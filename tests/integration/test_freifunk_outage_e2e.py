@@ -6,20 +6,22 @@ nodes behind it), maintainers get exactly one outage alert naming it."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 from meshmon_bridge.sources.freifunk import meshviewer
-from meshmon_bridge.sources.freifunk.snapshot import parse_time
 
 from tests import servers
-from tests.bridge.ff_helpers import load_snapshot
-from tests.bridge.helpers import start_bridge, write_config
-from tests.integration.harness import collector_config, eventually, get_json, started
+from tests.bridge.ff_helpers import (
+    load_snapshot,
+    meshviewer_bridge_config,
+    next_snapshot,
+    write_atomically,
+)
+from tests.bridge.helpers import start_bridge
+from tests.integration.harness import collector_with_webhook, eventually, get_json
 from tests.integration.scripted_mesh import WebhookReceiver
 
 INTERVAL_S = 2
@@ -48,12 +50,6 @@ def leipzig_online_part() -> tuple[dict[str, Any], str, set[str]]:
     return snap, best[0], best[1]
 
 
-def write_atomically(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, path)
-
-
 async def test_backbone_node_offline_in_the_map_is_one_outage_naming_it(
         tmp_path: Path, mosquitto: servers.Server) -> None:
     snap, backbone, behind = leipzig_online_part()
@@ -64,16 +60,9 @@ async def test_backbone_node_offline_in_the_map_is_one_outage_naming_it(
 
     hook = WebhookReceiver()
     await hook.start()
-    service = await started(collector_config(
-        tmp_path, mosquitto.port,
-        notifiers=[{"name": "hook", "type": "webhook", "url": hook.url, "timeout_s": 2}],
-        alerts={"retry_max_s": 1}))
-    config = write_config(tmp_path / "bridge.toml", "ff-map", mosquitto.port, body=f"""
-[[meshviewer]]
-url = "{map_file}"
-interval_s = {INTERVAL_S}
-id_key = "ff-test-key"
-""")
+    service = await collector_with_webhook(tmp_path, mosquitto.port, hook.url)
+    config = meshviewer_bridge_config(tmp_path / "bridge.toml", "ff-map", mosquitto.port,
+                                      map_file, INTERVAL_S)
     bridge = start_bridge(config, tmp_path / "bridge.log")
     try:
         async def all_online() -> bool:
@@ -86,16 +75,7 @@ id_key = "ff-test-key"
         assert backbone_id == "143-123-alix"
 
         # the next map: the backbone node and everything behind it are gone
-        later = json.loads(json.dumps(snap))
-        newest = max(parse_time(n["lastseen"]) for n in snap["nodes"]) + 120
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(newest))
-        later["timestamp"] = stamp
-        for n in later["nodes"]:
-            if n["node_id"] == backbone or n["node_id"] in behind:
-                n["is_online"] = False
-            else:
-                n["lastseen"] = stamp
-        write_atomically(map_file, later)
+        write_atomically(map_file, next_snapshot(snap, {backbone, *behind}))
 
         async def fired() -> bool:
             return len(hook.of("outage", "firing")) >= 1

@@ -45,8 +45,10 @@ PUBLIC = {
     ("GET", "/api/v1/map"), ("GET", "/api/v1/outages"), ("GET", "/api/v1/weak-points"),
     ("GET", "/install/{node}"), ("GET", "/api/v1/live/{node}"), ("GET", "/static"),
     ("GET", "/data/meshviewer.json"), ("GET", "/data/nodelist.json"), ("GET", "/nodes"),
+    ("GET", "/api/v1/bridges"),
 }
-"""routes anyone may read (DESIGN.md's HTTP table, and the map files of docs/freifunk.md);
+"""routes anyone may read (DESIGN.md's HTTP table, the map files of docs/freifunk.md, and
+the bridges' ids, states and node counts of docs/bridge.md);
 HEAD goes with GET. Every other route
 must refuse a request without the maintainer token: a new route is closed until it is
 added here on purpose."""

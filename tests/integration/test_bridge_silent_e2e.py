@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import networkx as nx
 from meshmon_bridge.sources.freifunk import meshviewer
 
@@ -144,6 +145,15 @@ async def test_a_killed_bridge_is_one_alert_and_its_nodes_wait_for_it(
         assert len(outages) == 1 and outages[0]["cause"] == {"nodes": [leaf_id], "links": []}
         assert len(hook.received) == 3
         assert states(service)[leaf_id] == "offline"
+
+        # a planned restart: the bridge id is a known name for a silence, a typo is not
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as s:
+            for name, status in ((BRIDGE, 201), (BRIDGE + "x", 422)):
+                async with s.post(f"{service.http_url}/api/v1/silences",
+                                  json={"node": name, "duration_s": 600}) as r:
+                    assert r.status == status, await r.text()
+                    if status == 422:
+                        assert (await r.json())["did_you_mean"] == BRIDGE
     finally:
         stop(bridge)
         await service.stop()

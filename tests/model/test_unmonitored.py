@@ -236,3 +236,23 @@ def test_a_restarted_collector_keeps_the_incident_and_resolves_it_once() -> None
     resolved = of(changes, "resolved", "bridge_silent")
     assert [c.incident.id for c in resolved] == [first[0].incident.id]
     assert [again.condition(n) for n in DEVICES] == ["online"] * 3
+
+
+def test_a_node_said_offline_while_its_bridge_was_away_is_an_outage_after_the_round(
+) -> None:
+    mesh = BridgedMesh()
+    mesh.bridge_status(False)
+    mesh.run(INTERVAL)
+    # a retained status the collector gets again while the bridge is away (a reconnect)
+    mesh.core.apply(Status(v=1, node="d2", online=False), mesh.now)
+    mesh.dead.add("d2")
+    assert kinds_opened(mesh.run(5 * INTERVAL)) == []
+    assert mesh.condition("d2") == "unmonitored"
+    mesh.bridge_status(True)
+    # the bridge publishes its info again and still has no answer from it
+    mesh.info("d2")
+    mesh.core.apply(Status(v=1, node="d2", online=False), mesh.now)
+    early = mesh.run(3 * INTERVAL - 1)
+    assert kinds_opened(early) == [] and mesh.condition("d2") == "unmonitored"
+    changes = mesh.run(2 * INTERVAL)
+    assert [c.incident.cause_nodes for c in of(changes, "opened", "outage")] == [["d2"]]

@@ -96,12 +96,13 @@ class UnmonitoredDetector(Detector):
                     self._forget(node, waits_for)
                 self._wait(node, via)
                 self._note_affected(via, node, add=True)
-        elif waits_for is not None:
-            # it left its silent bridge: from now on it is watched as usual (the topology
-            # counts its timeouts from now)
-            self._forget(node, waits_for)
-            self.grace.pop(node, None)
-            self.facts.stale = True
+        elif waits_for is not None and via != waits_for and node not in self.grace:
+            # it left its silent bridge: it gets a round of its own to be heard of, as when
+            # a bridge comes back (the topology counts its timeouts from now)
+            self._note_affected(waits_for, node, add=False)
+            state = self.topology.nodes.get(node)
+            wait = self.topology.offline_after(state) if state is not None else 0.0
+            self.grace[node] = (now, now + wait)
 
     def _wait(self, node: str, bridge: str) -> None:
         self.waiting[node] = bridge
@@ -156,10 +157,6 @@ class UnmonitoredDetector(Detector):
     # ------------------------------------------------------------------ queries
     def condition(self, node: str) -> str | None:
         return "unmonitored" if node in self.waiting else None
-
-    def unmonitored(self, bridge: str | None = None) -> list[str]:
-        """The unmonitored nodes (of one bridge), sorted."""
-        return sorted(n for n, b in self.waiting.items() if bridge is None or b == bridge)
 
     # ------------------------------------------------------------------ persistence
     def snapshot(self) -> dict[str, Any]:

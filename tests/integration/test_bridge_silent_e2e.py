@@ -6,8 +6,8 @@ LibreNMS' recordings.
 SIGKILLed, its last will makes its nodes `unmonitored` — API, map (legend, marker,
 details) and /admin in Chromium — with exactly one `bridge_silent` alert and no outage,
 also after every node's own timeout; restarted, the alert resolves, the nodes follow what
-it publishes and no outage is sent; a node the map then shows offline is one outage
-naming it."""
+it publishes and no outage is sent; then a node the map shows offline, or a radio whose
+snmpsim is stopped while the bridge runs, is one outage naming it."""
 
 from __future__ import annotations
 
@@ -195,21 +195,36 @@ async def pages_show_the_silent_bridge(service: Service, node: str) -> None:
 
 SNMP_DEVICES = {"hill-5-ap": "airos", "tower-2-bh": "mimosa", "park-ap": "unifi"}
 """node id → the LibreNMS recording snmpsim answers for it"""
+SILENCED = "park-ap"
+"""the radio with an snmpsim of its own, stopped while the bridge runs"""
 SNMP_INTERVAL_S = 2
 """a poll of the three devices through snmpsim fits well inside it, even on a busy CI"""
 
 
-async def test_a_killed_snmp_bridge_is_one_alert_and_its_radios_come_back_without_outages(
+async def test_a_killed_snmp_bridge_is_one_alert_and_a_radio_silent_under_it_one_outage(
         tmp_path: Path, mosquitto: servers.Server) -> None:
-    data = snmpsim.recordings(Path(__file__).parents[1] / "data" / "librenms" / "snmprec",
-                              tmp_path / "snmprec", SNMP_DEVICES)
-    # (it probes with asyncio.run: not on this loop)
-    simulator = await asyncio.to_thread(snmpsim.start_snmpsim, data, "hill-5-ap")
+    source = Path(__file__).parents[1] / "data" / "librenms" / "snmprec"
+    others = {n: r for n, r in SNMP_DEVICES.items() if n != SILENCED}
+    data = snmpsim.recordings(source, tmp_path / "snmprec", others)
+    alone = snmpsim.recordings(source, tmp_path / "snmprec-alone",
+                               {SILENCED: SNMP_DEVICES[SILENCED]})
+    # both index side by side; (the probe runs asyncio.run: not on this loop)
+    simulators = [snmpsim.launch_snmpsim(data), snmpsim.launch_snmpsim(alone)]
+    try:
+        for simulator, probe in zip(simulators, ("hill-5-ap", SILENCED), strict=True):
+            await asyncio.to_thread(snmpsim.wait_until_answering, simulator, probe)
+    except Exception:
+        for simulator in simulators:
+            simulator.stop()
+        raise
     hook = WebhookReceiver()
     await hook.start()
     service = await collector_with_webhook(tmp_path, mosquitto.port, hook.url)
-    body = "".join(f'[[snmp]]\nhost = "127.0.0.1"\nport = {simulator.port}\n'
+    # the silenced radio: a missed poll is one timeout, two in a row publish it offline
+    body = "".join(f'[[snmp]]\nhost = "127.0.0.1"\nport = {simulators[node == SILENCED].port}\n'
                    f'community = "{node}"\nnode = "{node}"\ninterval_s = {SNMP_INTERVAL_S}\n'
+                   + ("timeout_s = 1\nretries = 0\noffline_after = 2\n"
+                      if node == SILENCED else "")
                    for node in SNMP_DEVICES)
     config = write_config(tmp_path / "bridge.toml", "snmp-west", mosquitto.port, body)
     bridge = start_bridge(config, tmp_path / "bridge-1.log")
@@ -247,11 +262,26 @@ async def test_a_killed_snmp_bridge_is_one_alert_and_its_radios_come_back_withou
         assert [(a["kind"], a["status"]) for a in hook.received] == [
             ("bridge_silent", "firing"), ("bridge_silent", "resolved")]
         assert set(states(service).values()) == {"online"}
+
+        # a radio stops answering while its bridge runs: one outage naming it
+        simulators[1].stop()
+
+        async def outage() -> bool:
+            return bool(hook.of("outage", "firing"))
+
+        await eventually(outage, 20, "an outage alert for the silenced radio")
+        await asyncio.sleep(SNMP_INTERVAL_S)  # another round: nothing more
+        outages = hook.of("outage")
+        assert len(outages) == 1 and outages[0]["cause"] == {"nodes": [SILENCED], "links": []}
+        assert len(hook.received) == 3
+        assert states(service) == {**{n: "online" for n in others}, SILENCED: "offline"}
     finally:
         stop(bridge)
         await service.stop()
         await hook.stop()
-        simulator.stop()
+        for simulator in simulators:
+            simulator.stop()
         snmpsim.remove(data)
+        snmpsim.remove(alone)
     for log in ("bridge-1.log", "bridge-2.log"):
         assert "Traceback" not in (tmp_path / log).read_text()

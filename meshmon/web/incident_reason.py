@@ -39,6 +39,9 @@ def severity_reason(view: Json, is_gateway: Callable[[str], bool]) -> str:
         return "below the link thresholds" + (f": {', '.join(reasons)}" if reasons else "")
     if kind == "weak_point":
         return f"{_count(count, 'node')} would lose every gateway if it failed"
+    if kind == "bridge_silent":
+        return (f"the meshmon-bridge is gone: its {_count(count, 'device')} unmonitored, "
+                "no outage for them until it is back")
     return ""
 
 

@@ -163,8 +163,8 @@ async def test_a_killed_bridge_is_one_alert_and_its_nodes_wait_for_it(
 
 
 async def pages_show_the_silent_bridge(service: Service, node: str) -> None:
-    """The map draws the nodes as unmonitored (legend, marker, details with their source)
-    and /admin lists the bridge as silent with its count."""
+    """The map draws the nodes as unmonitored (legend, marker, details with their source);
+    /admin lists the bridge as silent with its count and shows its incident."""
     base = service.http_url
     async with chromium() as browser:
         page = await browser.new_page(viewport=DESKTOP)
@@ -190,6 +190,13 @@ async def pages_show_the_silent_bridge(service: Service, node: str) -> None:
         cells = await row.locator("td").all_inner_texts()
         assert [cells[0], cells[1], cells[3], cells[4], cells[5]] == [
             BRIDGE, "silent", str(SIZE), f"meshviewer {SIZE}", str(SIZE)]
+        # its incident card counts devices unmonitored, not nodes cut off
+        card = page.locator("#incidents article[data-kind='bridge_silent']")
+        assert await card.locator(".cause").inner_text() == BRIDGE
+        assert await card.locator(".count").inner_text() == f"{SIZE} devices unmonitored"
+        assert "meshmon-bridge is gone" in await card.locator(".why").inner_text()
+        assert await card.locator(".actions a").evaluate_all(
+            "links => links.map(a => a.getAttribute('href'))") == ["#bridges-h"]
         assert errors == []
 
 

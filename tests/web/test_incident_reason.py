@@ -53,6 +53,9 @@ def test_other_kinds_say_what_they_are() -> None:
     assert why(degraded) == "below the link thresholds: signal -84 dBm < -80"
     assert why(view("weak_point", nodes=["bb"], affected=["x", "y"])) == (
         "2 nodes would lose every gateway if it failed")
+    assert why(view("bridge_silent", nodes=["ff-map"], affected=["x", "y", "z"])) == (
+        "the meshmon-bridge is gone: its 3 devices unmonitored, no outage for them until it "
+        "is back")
 
 
 def test_explained_reads_the_gateway_flag_from_the_topology() -> None:

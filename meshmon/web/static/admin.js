@@ -275,12 +275,24 @@
       "aria-expanded": quick && quick.key === incident.id ? "true" : "false",
       text: "Silence this", onclick: () => openQuick(incident),
     }));
+    if (incident.kind === "bridge_silent") {
+      // its cause is a bridge, no node: no map, installer or history of its own
+      bar.append(el("a", { href: "#bridges-h", text: "Bridges" }));
+      return bar;
+    }
     const many = nodes.length > 1;
     for (const node of nodes.slice(0, LINKED_NODES)) bar.append(gotoLinks(node, many));
     if (nodes.length > LINKED_NODES) {
       bar.append(el("span", { className: "muted", text: `+${nodes.length - LINKED_NODES} more` }));
     }
     return bar;
+  }
+
+  function affectedText(kind, n) {
+    if (kind === "outage") return `${plural(n, "node")} cut off`;
+    // a silent bridge's devices are not down: nothing is heard of them
+    if (kind === "bridge_silent") return `${plural(n, "device")} unmonitored`;
+    return `${plural(n, "node")} would be cut off`;
   }
 
   function incidentCard(o) {
@@ -302,7 +314,7 @@
     o.why ? null : el("p", { className: "summary", text: o.summary }),
     // "0 nodes cut off" says nothing the line above does not
     n ? el("div", { className: "affected" },
-      el("span", { className: "count", text: `${plural(n, "node")} ${outage ? "cut off" : "would be cut off"}` }),
+      el("span", { className: "count", text: affectedText(o.kind, n) }),
       nodeList(affected, n)) : null,
     silencedLine(o),
     actions(o));

@@ -13,7 +13,8 @@ contact, and peers known only by MAC are counted, not named.
 Each event (`data:` line, compact JSON):
 
     {"node", "known" (has spoken), "reported" (has sent a report), "state" (online |
-     offline | silent | unreachable | flapping | unknown), "online", "hostname", "now",
+     offline | silent | unreachable | flapping | unmonitored | unknown), "online",
+     "hostname", "now",
      "last_seen", "age_s" (seconds since last heard), "interval_s" (of its last report),
      "fast": {"requested", "interval_s", "duration_s"},
      "thresholds": {"signal_dbm": [good, fair], "tq": [good, fair], "etx": [good, fair]}

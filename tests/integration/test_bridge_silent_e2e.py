@@ -183,6 +183,11 @@ async def pages_show_the_silent_bridge(service: Service, node: str) -> None:
         assert "Unmonitored" in details and "is silent" in details
         assert errors == []
 
+        await page.goto(f"{base}/install/{node}")
+        await wait_for_js(page, "document.querySelector('#status')?.innerText"
+                          ".includes('is unmonitored')", timeout=10_000)
+        assert errors == []
+
         await page.goto(f"{base}/admin?token={TOKEN}")
         await page.locator("body[data-ready='1']").wait_for(timeout=20_000)
         row = page.locator(f"#bridges tr[data-bridge='{BRIDGE}']")

@@ -86,6 +86,11 @@
     if (ev.state === "silent") {
       return ["offline", ev.node + ": agent silent, its reports stopped arriving."];
     }
+    if (ev.state === "unmonitored") {
+      return ["warn", ev.node + " is unmonitored: the meshmon-bridge that speaks for it is " +
+              "silent, so nothing is known of it now. The values below are the last ones " +
+              "received."];
+    }
     if (ev.state === "unreachable") {
       return ["offline", ev.node + " is cut off: it reports, but has no path to a gateway."];
     }

@@ -205,12 +205,12 @@ def bridge_silent(bridge: str = "bridge-1", started: float = T0) -> Incident:
                     details={"bridge": bridge, "unmonitored": 3})
 
 
-def test_a_silent_bridge_is_one_line_routed_by_its_event_and_held_down_like_an_outage(
+def test_a_silent_bridge_is_one_line_routed_held_down_and_reminded_like_an_outage(
 ) -> None:
     rec = Recorder()
     routes = [RouteConfig(notifiers=["chat"], events=["bridge_silent", "recovery"]),
               RouteConfig(notifiers=["mail"], events=["outage"])]
-    eng = engine(rec, routes, hold_down_s=30)
+    eng = engine(rec, routes, hold_down_s=30, reminder_interval_s=120)
     # a bridge restarted on purpose: offline and back within the hold-down, no notice
     quick = bridge_silent("bridge-2")
     eng.handle([Change("opened", quick)], T0)
@@ -226,7 +226,14 @@ def test_a_silent_bridge_is_one_line_routed_by_its_event_and_held_down_like_an_o
     assert alert.summary == ("bridge-1 silent: 3 devices unmonitored since 2023-11-14 "
                              "22:13:30 UTC (ap-1, ap-2, ap-3)")
     assert alert.to_payload()["cause"] == {"nodes": ["bridge-1"], "links": []}
+    # still silent: reminders, as for any incident
+    eng.tick(T0 + 162)
+    eng.tick(T0 + 282)
+    reminders = [a for _, a, _ in rec.sent if a.reminder]
+    assert len(reminders) == 2 and all(a.id == alert.id for a in reminders)
+    assert reminders[0].summary.startswith("REMINDER: bridge-1 silent: 3 devices unmonitored")
     inc.ended_at = T0 + 310
     eng.handle([Change("resolved", inc)], T0 + 310)
     assert rec.sent[-1][1].summary == "bridge-1 back after 5m: 3 devices monitored again"
-    assert [a.status for _, a, _ in rec.sent] == ["firing", "resolved"]
+    assert [(a.status, a.reminder) for _, a, _ in rec.sent] == [
+        ("firing", False), ("firing", True), ("firing", True), ("resolved", False)]

@@ -175,6 +175,12 @@ class Radio(RadioMetrics):
     chains_dbm: list[Dbm] | None = Field(default=None, max_length=8)
     chains_snr_db: list[Annotated[float, Field(ge=-150, le=150)]] | None = Field(
         default=None, max_length=8)
+    chains_noise_dbm: list[Dbm] | None = Field(
+        default=None, max_length=8, description="noise per chain, in the order of chains_dbm")
+    chains_freq_mhz: list[Annotated[float, Field(gt=0, le=100_000)]] | None = Field(
+        default=None, max_length=8,
+        description="centre frequency per chain, in the order of chains_dbm (a dual-carrier "
+                    "radio's chains are on two frequencies)")
     snr_db: float | None = Field(default=None, ge=-50, le=150)
     snr_min_db: float | None = Field(default=None, ge=-50, le=150)
     snr_max_db: float | None = Field(default=None, ge=-50, le=150)

@@ -20,6 +20,7 @@ COUNT = (0.0, 1e19)
 RANGES: dict[str, tuple[float, float]] = {
     "signal_dbm": DBM, "noise_dbm": DBM, "remote_signal_dbm": DBM, "rsrp_dbm": DBM,
     "chains_dbm": DBM, "remote_chains_dbm": DBM, "ideal_chains_dbm": DBM,
+    "chains_noise_dbm": DBM, "chains_freq_mhz": MHZ,
     "snr_db": SNR, "snr_min_db": SNR, "snr_max_db": SNR, "remote_snr_db": SNR,
     "chains_snr_db": WIDE, "rssi": WIDE, "remote_rssi": WIDE, "chains_rssi": WIDE,
     "freq_mhz": MHZ, "rx_freq_mhz": MHZ, "width_mhz": (1e-6, 2000.0), "channel": (0, 1000),

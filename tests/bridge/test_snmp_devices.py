@@ -16,7 +16,7 @@ from meshmon_bridge.runtime import Bridge
 from meshmon_bridge.source import SourceError
 from meshmon_bridge.sources.snmp.config import SnmpTable
 from meshmon_bridge.sources.snmp.counters import WRAP_32, CounterWidener
-from meshmon_bridge.sources.snmp.device import SharedEngine, SnmpDevice
+from meshmon_bridge.sources.snmp.device import SharedEngine, SnmpDevice, linux_kernel
 
 from meshmon.model import wire
 from tests import servers, snmpsim
@@ -32,6 +32,9 @@ SMALL = ["airos", "airos-af", "mimosa", "routeros_ltap-mini", "routeros_station"
 V3 = {"user": "meshmon", "auth_protocol": "sha", "auth_key": "auth-secret-1",
       "priv_protocol": "aes", "priv_key": "priv-secret-1"}
 MANY = 200
+ODD = ("odd-airmax", "odd-ltu", "odd-mikrotik", "odd-mimosa")
+"""crafted from real recordings: values that mean "no reading", negative numbers sent as
+unsigned, tables a profile's anchor promises but the device lacks (tests/data/README.md)"""
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +43,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     data = tmp_path_factory.mktemp("snmpsim-data")
     names = {f"dev-{i:03d}": SMALL[i % len(SMALL)] for i in range(MANY)}
     snmpsim.recordings(LIBRENMS, data, names | {c: c for c in WIRELESS})
-    snmpsim.recordings(DATA / "snmp", data, {"wrongtyped": "wrongtyped",
-                                             "truncated": "truncated"})
+    snmpsim.recordings(DATA / "snmp", data, {c: c for c in ("wrongtyped", "truncated", *ODD)})
     v3 = [f"--v3-user={V3['user']}", "--v3-auth-proto=SHA", f"--v3-auth-key={V3['auth_key']}",
           "--v3-priv-proto=AES", f"--v3-priv-key={V3['priv_key']}"]
     server = snmpsim.start_snmpsim(data, "airos", v3_args=v3)
@@ -138,6 +140,49 @@ async def test_a_truncated_table_gives_what_is_there(simulator: int) -> None:
     assert "chains_dbm" not in link and "distance_m" not in link
 
 
+async def test_odd_values_never_crash_a_poll_and_are_left_out(simulator: int) -> None:
+    """Zeros that mean "no reading", an unsigned-encoded negative signal, a sentinel ideal
+    power, an invalid chain and missing tables: every device is polled, nothing false is sent."""
+    polled = {}
+    for community in ODD:
+        dev = device(simulator, community=community)
+        polled[community] = await poll_one(dev)
+        assert dev.missed == 0, community
+        polled[community]["out_of_range"] = dev.out_of_range
+
+    airmax = polled["odd-airmax"]
+    (radio,) = airmax["report"]["radios"]
+    # frequency 0 and a Gauge32 4294967226 "signal" are no readings: left out and counted
+    assert "freq_mhz" not in radio and "signal_dbm" not in radio
+    assert (radio["txpower_dbm"], radio["noise_dbm"], radio["clients"]) == (26, -95, 0)
+    assert airmax["report"]["links"] == [] and airmax["out_of_range"] == 2
+
+    (link,) = polled["odd-ltu"]["report"]["links"]
+    # the firmware's -99 "ideal" power and the 0 % levels measured against it are left out
+    assert link["chains_dbm"] == [-60, -61] and link["rx_capacity_mbps"] == 444.8
+    assert "ideal_chains_dbm" not in link and "chain_levels_pct" not in link
+
+    mikrotik = polled["odd-mikrotik"]["report"]
+    radios = {r["iface"]: r for r in mikrotik["radios"]}
+    # a virtual AP (frequency 0): its zeros are no readings; no interface-name table: IF-MIB's
+    assert radios["wlan1"] == {"iface": "wlan1", "ssid": "odd ap", "clients": 0}
+    assert radios["wlan60-1"] == {"iface": "wlan60-1", "ssid": "odd 60g", "freq_mhz": 58320}
+    # a registration with only zeros is a peer without metrics; a disconnected 60 GHz peer none
+    (peer,) = mikrotik["links"]
+    assert peer == {"peer_mac": "4c:5e:0c:11:22:33", "iface": "wlan1", "kind": "wifi"}
+    # LTE: text for RSRQ and -200 dBm RSRP are left out, SINR is kept
+    assert radios["lte1"] == {"iface": "lte1", "sinr_db": 12}
+    assert polled["odd-mikrotik"]["out_of_range"] == 1
+
+    (ptp,) = polled["odd-mimosa"]["report"]["radios"]
+    # chain 2 reads the MIB's "not valid" -100 dBm; chain 3 has no SNR: the per-chain lists
+    # hold the valid chains, and one that would not line up is left out
+    assert ptp["chains_dbm"] == [-58.9, -59.2] and "chains_snr_db" not in ptp
+    assert ptp["chains_freq_mhz"] == [10700, 11200]
+    assert ptp["chains_noise_dbm"] == [-85.4, -89.9]
+    assert "streams_tx_mbps" not in ptp and "tx_error_pct" not in ptp
+
+
 async def test_two_hundred_devices_in_one_bridge(simulator: int) -> None:
     # the 200 "devices" are one snmpsim process (~0.1 s per GETBULK here, more under load):
     # unlike 200 real radios they queue behind each other, so few polls at once and a
@@ -157,6 +202,17 @@ async def test_two_hundred_devices_in_one_bridge(simulator: int) -> None:
     for node, report in reports.items():
         decode({"topic": f"{PREFIX}/v1/node/{node}/report", "payload": report})
         assert report["radios"], node  # every one is a wireless device
+
+
+@pytest.mark.parametrize(("descr", "kernel"), [
+    ("Linux 2.6.32.71 #1 Fri Jan 24 08:44:01 UTC 2020 mips", "2.6.32.71"),  # airOS: no host
+    ("Linux PRIVATE 3.14.65 #1 SMP PREEMPT RT Wed May 13 13:37:04 UTC 2020 armv7l", "3.14.65"),
+    ("Linux server 3.10.0-693.5.2.el7.x86_64 #1 SMP Fri Oct 20 20:32:50 UTC 2017 x86_64",
+     "3.10.0-693.5.2.el7.x86_64"),
+    ("Linux", None), ("Switch", None), ("RouterOS RB912R-2nD", None)])
+def test_the_kernel_release_of_a_linux_sysdescr(descr: str, kernel: str | None) -> None:
+    """The firmware of a device no vendor profile names (sysDescr of real recordings)."""
+    assert linux_kernel(descr) == kernel
 
 
 def test_counter32_wraps_are_widened_and_reboots_restart() -> None:

@@ -119,6 +119,11 @@ class SnmpDevice:
         self._closed = False
 
     @property
+    def profiles(self) -> tuple[str, ...]:
+        """The profiles discovery chose for this device (empty before the first answer)."""
+        return tuple(p.name for p in self._profiles or ())
+
+    @property
     def requests(self) -> int:
         """SNMP requests sent so far (for benchmarks)."""
         return self._client.requests if self._client else 0
@@ -254,10 +259,10 @@ class SnmpDevice:
         table = self.table
         info: dict[str, Any] = {}
         descr = self._identity.descr if self._identity else ""
-        if "firmware" not in view.info and descr.startswith("Linux "):
-            parts = descr.split()
-            if len(parts) > 2:
-                view.info["firmware"] = parts[2]  # the kernel, for a plain Linux host
+        if "firmware" not in view.info:
+            kernel = linux_kernel(descr)
+            if kernel:
+                view.info["firmware"] = kernel  # for a plain Linux host
         for key in ("hostname", "model", "firmware"):
             if key in view.info:
                 info[key] = view.info[key]
@@ -292,6 +297,19 @@ class SnmpDevice:
         if view.clients is not None:
             report["clients"] = view.clients
         return NodeUpdate(table.node, info=info, online=True, report=report)
+
+
+def linux_kernel(descr: str) -> str | None:
+    """The kernel release in a Linux sysDescr (`uname -a` without or with the host name:
+    `Linux 2.6.32.68 #1 …`, `Linux host 5.4.0 #1 SMP …`): the word before the build `#N`."""
+    parts = descr.split()
+    if not parts or parts[0] != "Linux":
+        return None
+    build = next((i for i, word in enumerate(parts) if word.startswith("#")), len(parts))
+    release = parts[build - 1] if build >= 2 else None
+    if release is None and len(parts) > 2:
+        release = parts[2]
+    return release if release and release[0].isdigit() else None
 
 
 def _under(name: Oid, roots: list[Oid]) -> bool:

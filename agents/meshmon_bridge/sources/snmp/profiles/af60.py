@@ -41,7 +41,8 @@ class Af60:
         """Radio and stations."""
         view.set_info("model", snap.text((*STATUS, 2, 1)))
         firmware = snap.text((*STATUS, 4, 1))
-        found = re.search(r"v\d+\.\d+\.\d+", firmware or "")
+        # `GMC.ipq5018.v3.4.0.cd580eac.241001.1122` → v3.4.0, `….v2.6.0-RC.46590…` → v2.6.0-RC
+        found = re.search(r"v\d+(?:\.\d+)+(?:-[A-Za-z0-9]+)?", firmware or "")
         view.set_info("firmware", found.group(0) if found else firmware)
         view.add_mac(mac(snap.get((*STATUS, 1, 1))))
         iface = wireless_iface(view, 1)

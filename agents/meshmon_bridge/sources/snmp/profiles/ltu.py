@@ -21,6 +21,9 @@ AFLTU = oid("1.3.6.1.4.1.41112.1.10.1")
 CONFIG = (*AFLTU, 2)
 STATUS = (*AFLTU, 3)
 STATION_ENTRY = (*AFLTU, 4, 1)
+NO_IDEAL_DBM = -99
+"""afLTUStaIdealRxPower0/1 read -99 where the firmware computes no ideal power (LTU 1.4.0: the
+chains' levels read 0 % then, next to a -48 dBm signal): not a reading"""
 
 
 class Ltu:
@@ -58,10 +61,13 @@ class Ltu:
             if chains:
                 link["chains_dbm"] = chains
                 link["signal_dbm"] = max(chains)
-            put(link, "ideal_chains_dbm", every([scaled(row.get(c)) for c in (7, 8)]))
-            levels = [row.get(c) for c in (9, 10)]
-            if all(isinstance(v, int) and v >= 0 for v in levels):
-                link["chain_levels_pct"] = levels
+            ideal = every([scaled(row.get(c)) for c in (7, 8)])
+            if ideal and all(v > NO_IDEAL_DBM for v in ideal):
+                # the level is the received power against this ideal: without one, neither
+                link["ideal_chains_dbm"] = ideal
+                levels = [row.get(c) for c in (9, 10)]
+                if all(isinstance(v, int) and v >= 0 for v in levels):
+                    link["chain_levels_pct"] = levels
             put(link, "tx_capacity_mbps", scaled(row.get(3), 1e3))
             put(link, "rx_capacity_mbps", scaled(row.get(4), 1e3))
             put(link, "remote_chains_dbm", every([scaled(row.get(c)) for c in (16, 17)]))

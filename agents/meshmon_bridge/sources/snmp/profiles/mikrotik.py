@@ -81,6 +81,8 @@ class Mikrotik:
             clients = count if isinstance(count, int) else None
             put(radio, "clients", clients)
             view.add_clients(clients)
+            put(radio, "tx_rate_mbps", _rate(row.get(2)))
+            put(radio, "rx_rate_mbps", _rate(row.get(3)))
             freq = positive(row.get(7))
             if freq is None:  # a virtual AP: noise and CCQ read 0 for "none"
                 continue
@@ -90,8 +92,6 @@ class Mikrotik:
             ccq = row.get(10)
             if isinstance(ccq, int) and (ccq > 0 or not clients):
                 radio["ccq_pct"] = ccq
-            put(radio, "tx_rate_mbps", _rate(row.get(2)))
-            put(radio, "rx_rate_mbps", _rate(row.get(3)))
 
     def _stations(self, snap: Snapshot, view: DeviceView) -> None:
         for index, row in single_index(snap.table(STAT_ENTRY)):

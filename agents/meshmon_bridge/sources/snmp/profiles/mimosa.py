@@ -4,11 +4,13 @@ chain and stream tables, MIMOSA-NETWORKS-PTMP-MIB channel/power table."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from meshmon_bridge.sources.snmp.client import oid
 from meshmon_bridge.sources.snmp.profiles.base import (
     DeviceView,
     Identity,
+    Row,
     Snapshot,
     columns,
     positive,
@@ -51,20 +53,7 @@ class Mimosa:
         view.set_info("firmware", snap.text(FIRMWARE))
         chains = single_index(snap.table(CHAIN_ENTRY))
         if chains:
-            radio = view.radio("wlan0")
-            rx = [scaled(r.get(3), 10) for _, r in chains]
-            snr = [scaled(r.get(5), 10) for _, r in chains]
-            valid = [i for i, v in enumerate(rx) if v is not None and v > INVALID_DBM]
-            if valid:
-                radio["chains_dbm"] = [rx[i] for i in valid]
-                radio["chains_snr_db"] = [snr[i] for i in valid if snr[i] is not None]
-                radio["signal_dbm"] = max(rx[i] for i in valid)  # type: ignore[type-var]
-            noise = [scaled(r.get(4), 10) for _, r in chains]
-            put(radio, "noise_dbm", max((n for n in noise if n is not None), default=None))
-            put(radio, "txpower_dbm", max((v for v in (scaled(r.get(2), 10) for _, r in chains)
-                                           if v is not None), default=None))
-            put(radio, "freq_mhz", next((positive(r.get(6)) for _, r in chains
-                                         if positive(r.get(6))), None))
+            _read_chains(view.radio("wlan0"), [row for _, row in chains])
         streams = single_index(snap.table(STREAM_ENTRY))
         if streams:
             radio = view.radio("wlan0")
@@ -80,3 +69,25 @@ class Mimosa:
             radio = view.radio(text(row.get(2)) or f"radio{index}")
             put(radio, "freq_mhz", positive(row.get(7)))
             put(radio, "txpower_dbm", scaled(row.get(10)))
+
+
+def _read_chains(radio: dict[str, Any], rows: list[Row]) -> None:
+    """Per chain (in index order, those with a valid receive power): power, SNR, noise and
+    frequency — a dual-carrier B5c has two chains on each of two frequencies."""
+    per_chain: dict[str, list[float | int | None]] = {
+        "chains_dbm": [scaled(r.get(3), 10) for r in rows],
+        "chains_snr_db": [scaled(r.get(5), 10) for r in rows],
+        "chains_noise_dbm": [scaled(r.get(4), 10) for r in rows],
+        "chains_freq_mhz": [positive(r.get(6)) for r in rows]}
+    rx = per_chain["chains_dbm"]
+    valid = [i for i, v in enumerate(rx) if v is not None and v > INVALID_DBM]
+    for key, values in per_chain.items():
+        picked = [values[i] for i in valid]
+        if picked and all(v is not None for v in picked):  # aligned with chains_dbm, or not at all
+            radio[key] = picked
+    put(radio, "signal_dbm", max(radio.get("chains_dbm", ()), default=None))
+    put(radio, "noise_dbm", max((n for n in per_chain["chains_noise_dbm"] if n is not None),
+                                default=None))
+    put(radio, "txpower_dbm", max((v for v in (scaled(r.get(2), 10) for r in rows)
+                                   if v is not None), default=None))
+    put(radio, "freq_mhz", next((f for f in per_chain["chains_freq_mhz"] if f), None))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +21,18 @@ from typing import Any
 import pytest
 from meshmon_bridge.messages import OutMessage
 from meshmon_bridge.runtime import Bridge
-from meshmon_bridge.source import BridgeContext
-from meshmon_bridge.sources.snmp import create_snmp_sources
 from meshmon_bridge.sources.snmp.config import SnmpTable
+from meshmon_bridge.sources.snmp.device import SharedEngine, SnmpDevice
 
 from meshmon.model import wire
 from tests import snmpsim
-from tests.bridge.helpers import PREFIX, decode, run_print, write_config
+from tests.bridge.helpers import PREFIX, decode, print_tables
 
 DATA = Path(__file__).parents[1] / "data" / "librenms"
 RECORDINGS = sorted(p.stem for p in (DATA / "snmprec").glob("*.snmprec"))
 EXPECTED = {p.stem: json.loads(p.read_text()) for p in (DATA / "expected").glob("*.json")}
+GENERIC_SWITCH = "advantech_eki-7712g-4fp"
+"""a plain managed switch (no LibreNMS JSON taken): the generic fallback's recording"""
 
 
 def node_id(community: str) -> str:
@@ -111,11 +113,11 @@ MEANING: dict[tuple[str, str, str], list[Meaning]] = {
     ("airos-af60", "snr", "airos-af60-r"): [M("links", "remote_snr_db")],
     # Mimosa (MIMOSA-NETWORKS-BFIVE-MIB / -PTMP-MIB)
     ("mimosa", "frequency", "mimosa"): [M("radios", "freq_mhz")],
-    ("mimosa", "frequency", "mimosa-ptp"): [M("radios", "freq_mhz")],
+    ("mimosa", "frequency", "mimosa-ptp"): [M("radios", "chains_freq_mhz")],
     ("mimosa", "power", "mimosa-tx"): [M("radios", "txpower_dbm")],
     ("mimosa", "power", "mimosa-ptp-tx"): [M("radios", "txpower_dbm")],
     ("mimosa", "power", "mimosa-ptp-rx"): [M("radios", "chains_dbm")],
-    ("mimosa", "noise-floor", "mimosa"): [M("radios", "noise_dbm")],
+    ("mimosa", "noise-floor", "mimosa"): [M("radios", "chains_noise_dbm")],
     ("mimosa", "snr", "mimosa"): [M("radios", "chains_snr_db")],
     ("mimosa", "rate", "mimosa-tx"): [M("radios", "streams_tx_mbps", MBIT)],
     ("mimosa", "rate", "mimosa-rx"): [M("radios", "streams_rx_mbps", MBIT)],
@@ -161,16 +163,30 @@ for _stat, _suffix in (("min", "_min"), ("max", "_max"), ("avg", "")):
     MEANING[("openwrt", "snr", "openwrt", _stat)] = [  # type: ignore[index]
         M("radios", f"snr{_suffix}_db", select=_openwrt_iface)]
 
-LEFT_OUT: dict[tuple[str, str, str], Callable[[dict[str, Any]], bool]] = {
+Sensor = dict[str, Any]
+LEFT_OUT: dict[tuple[str, str, str], Callable[[Sensor, list[Sensor]], bool]] = {
     # a virtual AP (frequency 0, so LibreNMS names it "SSID: …") reads 0 for noise floor
     # and CCQ: no reading, so the bridge publishes nothing rather than a false 0
-    ("routeros", "noise-floor", "mikrotik"): lambda s: s["sensor_descr"].startswith("SSID")
+    ("routeros", "noise-floor", "mikrotik"): lambda s, _: s["sensor_descr"].startswith("SSID")
     and s["sensor_current"] == 0,
-    ("routeros", "ccq", "mikrotik"): lambda s: s["sensor_descr"].startswith("SSID")
+    ("routeros", "ccq", "mikrotik"): lambda s, _: s["sensor_descr"].startswith("SSID")
     and s["sensor_current"] == 0,
     # mimosaPtmpChPwrMinRxPower is a configured threshold, not a reading of any link
-    ("mimosa", "power", "mimosa-rx"): lambda s: True,
+    ("mimosa", "power", "mimosa-rx"): lambda s, _: True,
+    # a UniFi VAP without stations reads CCQ 0: no reading
+    ("unifi", "ccq", "unifi"): lambda s, _: s["sensor_current"] == 0,
+    # LTU firmware that computes no ideal receive power reads -99 for it, and 0 % for the
+    # chains' levels measured against it (next to a -48 dBm signal): no readings
+    ("airos-af-ltu", "power", "airos-af-ltu-ideal-rx-chain-0"): lambda s, _: _no_ideal([s]),
+    ("airos-af-ltu", "power", "airos-af-ltu-ideal-rx-chain-1"): lambda s, _: _no_ideal([s]),
+    ("airos-af-ltu", "quality", "airos-af-ltu-level-rx-chain-0"): lambda _, all: _no_ideal(all),
+    ("airos-af-ltu", "quality", "airos-af-ltu-level-rx-chain-1"): lambda _, all: _no_ideal(all),
 }
+
+
+def _no_ideal(sensors: list[Sensor]) -> bool:
+    return any(s["sensor_type"].startswith("airos-af-ltu-ideal") and s["sensor_current"] <= -99
+               for s in sensors)
 
 
 def meanings(os_name: str, sensor: dict[str, Any]) -> list[Meaning]:
@@ -212,16 +228,29 @@ def simulator() -> Iterator[int]:
     server.stop()
 
 
+@dataclass
+class Polled:
+    """What one in-process poll of every recording gave."""
+
+    published: dict[str, dict[str, list[dict[str, Any]]]]
+    """{node: {kind: [payloads]}}"""
+    profiles: dict[str, tuple[str, ...]]
+    """{community: the profiles discovery chose}"""
+    out_of_range: dict[str, int]
+    """{community: values left out because the contract would refuse them}"""
+
+
 @pytest.fixture(scope="module")
-def published(simulator: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Every recording polled once, in-process: {node: {kind: [payloads]}}."""
-    tables = [SnmpTable(host="127.0.0.1", port=simulator, community=c, node=node_id(c),
-                        timeout_s=2, retries=1) for c in RECORDINGS]
+def polled(simulator: int) -> Polled:
+    """Every recording polled once, in-process, 8 at a time (one simulator answers them)."""
+    shared = SharedEngine(8)
+    devices = [SnmpDevice(SnmpTable(host="127.0.0.1", port=simulator, community=c,
+                                    node=node_id(c), timeout_s=2, retries=1), shared)
+               for c in RECORDINGS]
     sink = _ListSink()
 
     async def poll_all() -> None:
-        sources = create_snmp_sources(tables, BridgeContext("bridge-f"))
-        bridge = Bridge("bridge-f", PREFIX, sources, sink)
+        bridge = Bridge("bridge-f", PREFIX, list(devices), sink)
         try:
             assert await bridge.run_once(), "a recording did not answer"
         finally:
@@ -234,41 +263,99 @@ def published(simulator: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
         assert isinstance(decoded, wire.Info | wire.Status | wire.Report)
         _, _, _, node, kind = message.topic.split("/")
         out.setdefault(node, {}).setdefault(kind, []).append(message.payload)
-    return out
+    return Polled(out, {c: d.profiles for c, d in zip(RECORDINGS, devices, strict=True)},
+                  {c: d.out_of_range for c, d in zip(RECORDINGS, devices, strict=True)})
 
 
-def test_every_recording_is_published_and_valid(published: dict) -> None:
+@pytest.fixture(scope="module")
+def published(polled: Polled) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    return polled.published
+
+
+def test_every_recording_is_published_and_valid(polled: Polled) -> None:
+    published = polled.published
     assert sorted(published) == sorted(node_id(c) for c in RECORDINGS)
     for node, kinds in published.items():
         assert kinds["status"][0]["online"] is True, node
         assert kinds["info"][0]["source"] == {"kind": "snmp", "via": "bridge-f"}
         assert len(kinds["report"]) == 1, node
+    # real recordings carry no value the contract refuses (the crafted ones in test_snmp_devices)
+    assert not {c: n for c, n in polled.out_of_range.items() if n}
 
 
-@pytest.mark.parametrize("community", sorted(c for c in EXPECTED if EXPECTED[c][
-    "wireless_sensors"]))
-def test_librenms_wireless_values_are_published(published: dict, community: str) -> None:
+@dataclass
+class Fidelity:
+    """How one recording's LibreNMS wireless sensors fared against what we published."""
+
+    total: int
+    matched: int
+    left_out: int
+    missing: list[tuple[str, tuple[str, str, str], float, list[float]]]
+    unknown: list[tuple[str, str, str]]
+
+
+def fidelity(published: dict, community: str) -> Fidelity:
+    """Compare every wireless sensor LibreNMS asserts for a recording with our report."""
     expected = EXPECTED[community]
     os_name = expected["device"]["os"]
     report = published[node_id(community)]["report"][0]
-    missing, unknown = [], []
+    result = Fidelity(len(expected["wireless_sensors"]), 0, 0, [], [])
     for sensor in expected["wireless_sensors"]:
         key = (os_name, sensor["sensor_class"], sensor["sensor_type"])
-        if key in LEFT_OUT and LEFT_OUT[key](sensor):
+        if key in LEFT_OUT and LEFT_OUT[key](sensor, expected["wireless_sensors"]):
+            result.left_out += 1
             continue
         options = meanings(os_name, sensor)
         if not options:
-            unknown.append(key)
+            result.unknown.append(key)
             continue
         value = float(sensor["sensor_current"])
         found = [v for m in options for v in elements(report, m, sensor)]
-        if not any(close_enough(v, value) for v in found):
-            missing.append((sensor["sensor_descr"], key, value, found))
-    assert not unknown, f"sensors with no meaning in this test: {unknown}"
-    assert not missing, f"LibreNMS values not published: {missing}"
+        if any(close_enough(v, value) for v in found):
+            result.matched += 1
+        else:
+            result.missing.append((sensor["sensor_descr"], key, value, found))
+    return result
+
+
+WIRELESS = sorted(c for c in EXPECTED if EXPECTED[c]["wireless_sensors"])
+
+
+@pytest.mark.parametrize("community", WIRELESS)
+def test_librenms_wireless_values_are_published(published: dict, community: str) -> None:
+    result = fidelity(published, community)
+    assert not result.unknown, f"sensors with no meaning in this test: {result.unknown}"
+    assert not result.missing, f"LibreNMS values not published: {result.missing}"
+    assert result.matched + result.left_out == result.total
+
+
+def test_docs_state_the_measured_fidelity(published: dict) -> None:
+    """docs/snmp.md's fidelity table says, per recording, how many sensors LibreNMS asserts and
+    how many we publish: the numbers measured here (run with -rP to see them)."""
+    measured = {c: fidelity(published, c) for c in WIRELESS}
+    for community, one in measured.items():
+        print(f"{community}: {one.matched}/{one.total} matched, {one.left_out} left out")
+    total, matched = (sum(getattr(f, k) for f in measured.values()) for k in ("total", "matched"))
+    print(f"all: {matched}/{total} matched, {total - matched} left out")
+    doc = (Path(__file__).parents[2] / "docs" / "snmp.md").read_text()
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 5 and cells[0] in measured:
+            rows[cells[0]] = (int(cells[3].split(":")[0]), int(cells[4]))
+    assert rows == {c: (f.total, f.matched) for c, f in measured.items()}
+    assert (f"In all {total} wireless sensors asserted, {matched} published with the same value"
+            f" and meaning, {total - matched}") in " ".join(doc.split())
 
 
 COVERED_OS = {key[0] for key in MEANING} | {"linux"}
+
+
+def same_version(ours: str | None, librenms: str) -> bool:
+    """Equal, or LibreNMS kept the whole build string and ours is its version part
+    (`GP.ipq806x.v2.6.0-RC.46590.211230.1238` → `v2.6.0-RC`)."""
+    return ours == librenms or (ours is not None and re.search(
+        rf"(^|\.){re.escape(ours)}(\.|$)", librenms) is not None)
 
 
 @pytest.mark.parametrize("community", sorted(
@@ -278,10 +365,54 @@ def test_model_and_firmware_match_librenms(published: dict, community: str) -> N
     info = published[node_id(community)]["info"][0]
     if device["version"] is not None:
         version = device["version"]
-        assert info.get("firmware") == version, (info.get("firmware"), version)
+        assert same_version(info.get("firmware"), version), (info.get("firmware"), version)
     if device["hardware"] is not None and device["os"] not in ("linux", "mimosa"):
         # LibreNMS names plain Linux hosts by CPU and Mimosa models by sysObjectID name
         assert info.get("model") == device["hardware"]
+
+
+FAMILY_PROFILE = {"airos": "airmax", "airos-af": "airfiber", "airos-af-ltu": "ltu",
+                  "airos-af60": "af60", "mimosa": "mimosa", "openwrt": "netsnmp_extend",
+                  "routeros": "mikrotik", "unifi": "unifi"}
+"""LibreNMS OS → the profile of that MIB family; every other OS gets only the generic ones"""
+GENERIC = {"mib2", "dot11"}
+
+
+def librenms_os(community: str) -> str:
+    """The OS LibreNMS asserts; for a detection stub (no JSON), the OS its file is named after
+    (LibreNMS' OS-detection test: `routeros_1`, `airos1` → routeros, airos)."""
+    if community in EXPECTED:
+        return str(EXPECTED[community]["device"]["os"])
+    return re.sub(r"\d+$", "", community.split("_")[0])
+
+
+@pytest.mark.parametrize("community", RECORDINGS)
+def test_detection_picks_the_family_profile_or_the_generic_ones(polled: Polled,
+                                                                 community: str) -> None:
+    os_name = librenms_os(community)
+    vendor = set(polled.profiles[community]) - GENERIC
+    assert "mib2" in polled.profiles[community]
+    if os_name not in FAMILY_PROFILE:  # a switch, a power supply, a Linux host
+        assert vendor == set()
+    elif community in EXPECTED:  # a full recording: its family's MIB is there
+        assert vendor == {FAMILY_PROFILE[os_name]}
+    else:  # a detection stub (sysDescr and sysObjectID only): never another family's
+        assert vendor <= {FAMILY_PROFILE[os_name]}
+
+
+def test_an_unknown_device_is_a_generic_interfaces_node(published: dict) -> None:
+    """A plain managed switch (LibreNMS os `advantech`): interfaces and MACs, nothing else."""
+    node = published[node_id(GENERIC_SWITCH)]
+    info, report = node["info"][0], node["report"][0]
+    assert "model" not in info and "firmware" not in info
+    assert len(info["macs"]) == 13  # 12 ports and the LAGs' one
+    assert [i["name"] for i in report["ifaces"][:2]] == ["GigabitEthernet1", "GigabitEthernet2"]
+    assert len(report["ifaces"]) == 20 and report["ifaces"][1]["up"] is False
+    assert report["radios"] == [] and report["links"] == [] and "clients" not in report
+
+
+PRINTED = ("airos", "routeros", "airos-af-ltu", "unifi", "airos_airos8", "airos-af-ltu_1.4.0",
+           "airos-af60_airos-af60", "mimosa_b5", "unifi_nanohd", GENERIC_SWITCH)
 
 
 def test_once_print_process_matches_in_process(published: dict, simulator: int,
@@ -289,17 +420,14 @@ def test_once_print_process_matches_in_process(published: dict, simulator: int,
     body = "".join(
         f'[[snmp]]\nhost = "127.0.0.1"\nport = {simulator}\ncommunity = "{c}"\n'
         f'node = "{node_id(c)}"\ntimeout_s = 2\n'
-        for c in ("airos", "routeros", "airos-af-ltu", "unifi"))
-    config = write_config(tmp_path / "bridge.toml", "bridge-f", 1, body)
-    code, lines, stderr = run_print(config)
-    assert code == 0, stderr
+        for c in PRINTED)
+    lines = print_tables(tmp_path, "bridge-f", body)
     assert lines[0]["topic"] == f"{PREFIX}/v1/bridge/bridge-f/status"
     for line in lines:
         decode(line)
     reports = {line["topic"].split("/")[3]: line["payload"] for line in lines
                if line["topic"].endswith("/report")}
-    assert sorted(reports) == sorted(node_id(c) for c in ("airos", "routeros", "airos-af-ltu",
-                                                         "unifi"))
+    assert sorted(reports) == sorted(node_id(c) for c in PRINTED)
     for node, report in reports.items():
         mine = published[node]["report"][0]
         strip = ("ts", "sys")  # read at another moment

@@ -75,15 +75,35 @@ async def _run_until_signal(main: asyncio.Task[None]) -> None:
         await main
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, role: str) -> None:
     from meshmon.service import Service
+    from meshmon.writer import Writer, share_filter
 
-    service = Service(config)
+    if role != "all" and config.mqtt.broker == "embedded":
+        raise StartupError(
+            f"--role {role} needs an external MQTT 5 broker with shared subscriptions "
+            "(Mosquitto 2, EMQX, VerneMQ, HiveMQ; [mqtt] broker = \"external\"): the "
+            "embedded broker (amqtt, MQTT 3.1.1) runs only --role all")
+    if role == "writer":
+        writer = Writer(config)
+        await writer.start()
+        print(f"meshmon {__version__} writer: {share_filter(config)} from MQTT broker "
+              f"{config.mqtt.host}:{config.mqtt.port} to InfluxDB {config.influxdb.url} "
+              f"({config.influxdb.api}); /healthz and /metrics on {writer.http_url}",
+              flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await writer.stop()
+        return
+    service = Service(config, role=role)
     await service.start()
     broker = "embedded" if service.broker else "external"
+    series = ("time series left to the writers of share group "
+              f"{config.roles.share_group!r}; " if role == "core" else "")
     print(
-        f"meshmon {__version__}: collecting from MQTT {broker} broker "
-        f"{service.mqtt_address.host}:{service.mqtt_address.port}; "
+        f"meshmon {__version__} ({role}): collecting from MQTT {broker} broker "
+        f"{service.mqtt_address.host}:{service.mqtt_address.port}; {series}"
         f"open {service.http_url}/",
         flush=True,
     )
@@ -114,7 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load_or_exit(args.config)
     _setup_logging(config.log_level)
     _tune_gc()
-    return _run_main(_serve(config))
+    return _run_main(_serve(config, args.role))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -163,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="run the collector: MQTT in; alerts, map, API and /admin out")
     serve.add_argument("-c", "--config", metavar="FILE",
                        help="TOML config (default: the built-in defaults)")
+    serve.add_argument(
+        "--role", choices=("all", "core", "writer"), default="all",
+        help="all: everything in one process (default); core: everything but the time "
+             "series; writer: the time series of a share of the reports (MQTT 5 shared "
+             "subscription; any number of them). docs/scaling.md")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser(

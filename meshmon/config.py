@@ -75,6 +75,14 @@ class MqttConfig(Section):
     topic_prefix: str = Field(default="meshmon", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     queue_max: int = Field(default=100_000, ge=100)
+    control_username: str = ""
+    """login of the control connection (status and info, read ahead of the reports); empty:
+    the same as `username`. Give it a login of its own where the broker makes the client id
+    the user name (Mosquitto's use_username_as_clientid)"""
+    control_password: str = ""
+    session_expiry_s: int = Field(default=7 * 86_400, ge=0, le=0xFFFFFFFF)
+    """MQTT 5: how long the broker keeps a persistent session (and queues QoS 1 messages)
+    after the collector disconnects"""
     embedded: EmbeddedBrokerConfig = EmbeddedBrokerConfig()
 
     @model_validator(mode="after")
@@ -98,6 +106,14 @@ class MqttConfig(Section):
                 "docs/security.md), or set embedded.allow_anonymous = true to let anyone "
                 "who reaches the port publish as any node")
         return self
+
+
+class RolesConfig(Section):
+    """`meshmon serve --role core|writer`: writers share the time series through an MQTT 5
+    shared subscription (docs/scaling.md)."""
+
+    share_group: str = Field(default="meshmon-writers", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """the writers' group: they subscribe to `$share/GROUP/PREFIX/v1/node/+/report`"""
 
 
 class HttpConfig(Section):
@@ -325,6 +341,7 @@ class RouteConfig(Section):
 
 class Config(Section):
     mqtt: MqttConfig = MqttConfig()
+    roles: RolesConfig = RolesConfig()
     http: HttpConfig = HttpConfig()
     storage: StorageConfig = StorageConfig()
     influxdb: InfluxConfig = InfluxConfig()

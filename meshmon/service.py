@@ -1,16 +1,24 @@
-"""The collector: sources in, the core, effects out — and the tasks that keep it going.
+"""The collector (`--role all` or `core`): sources in, the core, effects out — and the
+tasks that keep it going.
 
-MQTT batches go through the decoder into `core.apply`; a tick every `TICK_INTERVAL_S`
-lets time pass (`core.tick`). Each call's effects go to the sinks at once (a report's
-samples, online/offline events); after each batch and tick the followers of the core's
-change log catch up: the SQLite state saver, alerting and the web (documents, live
-views). The periodic tasks (tick, state saves, alert state saves, analysis) run in one
-`asyncio.TaskGroup` owned by the running service.
+MQTT messages go through the decoder into `core.apply`: status and info as they arrive
+(their own connection, ahead of any backlog of reports), reports in slices; a tick every
+`TICK_INTERVAL_S` lets time pass (`core.tick`). Each call's effects go to the sinks at
+once (a report's samples, online/offline events); after each batch and tick the
+followers of the core's change log catch up: the SQLite state saver, alerting and the
+web (documents, live views). A report is acknowledged to the broker once SQLite has
+stored it (MQTT 5), so a killed collector loses nothing the broker does not keep. The
+MQTT connections and the periodic tasks (tick, state saves, alert state saves, analysis)
+run in one `asyncio.TaskGroup` owned by the running service.
+
+`--role core` reads every report too (graph, health, alerts, web, SQLite) but leaves the
+time series to the writers (`meshmon.writer`); it still writes events to InfluxDB.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,13 +31,22 @@ from meshmon.config import Config
 from meshmon.errors import StartupError
 from meshmon.ingest.broker import EmbeddedBroker
 from meshmon.ingest.decode import Decoder
-from meshmon.ingest.mqtt import BrokerAddress, MqttIngest, RawMessage
+from meshmon.ingest.mqtt import (
+    BrokerAddress,
+    MqttIngest,
+    RawMessage,
+    Subscriptions,
+    control_topics,
+    mqtt_version,
+    node_topics,
+)
 from meshmon.metrics import Metrics
 from meshmon.model.changelog import Follower
 from meshmon.model.core import Core, CoreSettings
+from meshmon.model.fastwire import Report
 from meshmon.model.health import HealthSettings
 from meshmon.model.topology import Topology
-from meshmon.model.wire import BridgeStatus, Info, Report, Status
+from meshmon.model.wire import BridgeStatus, Info, Status
 from meshmon.service_metrics import register_metrics
 from meshmon.sinks import Sink, build_sinks
 from meshmon.sinks.feed import SinkFeed, StateSaver
@@ -47,6 +64,10 @@ TICK_INTERVAL_S = 0.1
 """expiry, root cause and due notices: a last will becomes an alert within group_wait_s
 plus about one tick"""
 ANALYSIS_INTERVAL_S = 60.0
+MAX_DELIVERY_LAG_S = 600.0
+"""while reports wait (here or in the broker), silence is judged as of their age, up to
+this (agents with wrong clocks must not stop every timeout)"""
+ROLES = ("all", "core")
 
 
 def core_settings(config: Config) -> CoreSettings:
@@ -70,15 +91,22 @@ def core_settings(config: Config) -> CoreSettings:
 class Service:
     """One collector: embedded or external broker, the core, SQLite (+ InfluxDB), HTTP."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time,
+                 role: str = "all") -> None:
+        if role not in ROLES:
+            raise ValueError(f"role {role!r}: the collector is {' or '.join(ROLES)}")
         self.config = config
         self.clock = clock
+        self.role = role
         self.metrics = Metrics()
         self.core = Core(core_settings(config))
         self.decoder = Decoder(config.mqtt.topic_prefix, self.metrics)
         self.sinks = build_sinks(config)
         self.store = next((s for s in self.sinks if isinstance(s, SqliteStore)), None)
-        self.feed = SinkFeed(self.sinks)
+        # the core leaves the time series to its writers; events are its alone
+        report_sinks = self.sinks if role == "all" else [self.store] if self.store else []
+        self.feed = SinkFeed(report_sinks, event_sinks=self.sinks,
+                             ack_sinks=[self.store] if self.store else [])
         self.saver = (StateSaver(self.core.log.follow(), self.core.topology, self.store)
                       if self.store is not None else None)
         self.alerting = Alerting(config, self.core, self.feed.emit, clock)
@@ -100,6 +128,8 @@ class Service:
         self._tasks: asyncio.Task[None] | None = None
         self._last_tick = 0.0
         self._quiet_as_of = 0.0
+        self._delivery_lag = 0.0
+        """median age (agent ts to received) of the last batch of reports"""
         self.http_port = 0
         register_metrics(self)
 
@@ -147,8 +177,11 @@ class Service:
             self.broker = EmbeddedBroker(cfg.mqtt)
             await self.broker.start()
             self.mqtt_address = BrokerAddress(self.broker.host, self.broker.port)
-        self.ingest = MqttIngest(cfg.mqtt, self.mqtt_address, self.on_batch, clock=self.clock)
-        await self.ingest.start()
+        prefix = cfg.mqtt.topic_prefix
+        self.ingest = MqttIngest(
+            cfg.mqtt, self.mqtt_address, self.on_batch, self.on_control,
+            Subscriptions(node_topics(prefix, "report")[0], control_topics(prefix)),
+            version=mqtt_version(self.broker is not None), clock=self.clock)
         started = asyncio.get_running_loop().create_future()
         self._tasks = asyncio.create_task(self._run_tasks(started), name="collector")
         await started
@@ -156,6 +189,8 @@ class Service:
     async def _run_tasks(self, started: asyncio.Future[None]) -> None:
         """The periodic work, every task in one TaskGroup (until cancelled by stop)."""
         async with asyncio.TaskGroup() as group:
+            assert self.ingest is not None
+            group.create_task(self.ingest.run(), name="mqtt")
             group.create_task(self._every(TICK_INTERVAL_S, self._tick), name="tick")
             group.create_task(self._every(STATE_SAVE_INTERVAL_S, self._save_state),
                               name="save-state")
@@ -166,6 +201,13 @@ class Service:
 
     async def stop(self) -> None:
         """Stop in reverse order, flushing state and sinks."""
+        if self.ingest is not None and self._tasks is not None:
+            # what was taken is stored and acknowledged before the connections close
+            self.ingest.reports.pause()
+            if self.store is not None and self._sinks_started:
+                with contextlib.suppress(Exception):
+                    await self.store.flush()
+            self._release_acks()
         if self._tasks is not None:
             self._tasks.cancel()
             try:
@@ -175,8 +217,6 @@ class Service:
             except Exception:
                 log.exception("the collector's periodic tasks failed")
             self._tasks = None
-        if self.ingest is not None:
-            await self.ingest.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -243,10 +283,38 @@ class Service:
 
     # ------------------------------------------------------------------ sources in
     def on_batch(self, batch: list[RawMessage]) -> None:
-        """Decode and apply a batch of MQTT messages, then let the followers catch up."""
+        """Decode and apply a batch of reports (MQTT messages), then let the followers
+        catch up; each one's acknowledgement waits until SQLite has stored it."""
+        decode, apply, inc = self.decoder.decode, self.core.apply, self.metrics.inc
+        write, hold = self.feed.write, self.feed.hold
+        lags: list[float] = []
+        for topic, payload, received_at, token in batch:
+            message = decode(topic, payload, received_at)
+            if message is None:
+                hold(token)
+                continue
+            try:
+                effects = apply(message, received_at)
+            except Exception:  # a bug must not stop ingest; count it and go on
+                log.exception("applying %s failed", topic)
+                inc("meshmon_rejected_total", reason="internal")
+                hold(token)
+                continue
+            write(effects, message)
+            hold(token)
+            inc(_RECEIVED[type(message)])
+            if isinstance(message, Report):
+                lags.append(received_at - message.ts)
+        if lags:
+            lags.sort()
+            self._delivery_lag = lags[len(lags) // 2]
+        self._follow()
+
+    def on_control(self, batch: list[RawMessage]) -> None:
+        """Status and info, applied as they arrive (acknowledged on receipt: retained)."""
         decode, apply, inc = self.decoder.decode, self.core.apply, self.metrics.inc
         write = self.feed.write
-        for topic, payload, received_at in batch:
+        for topic, payload, received_at, _ in batch:
             message = decode(topic, payload, received_at)
             if message is None:
                 continue
@@ -259,6 +327,11 @@ class Service:
             write(effects, message)
             inc(_RECEIVED[type(message)])
         self._follow()
+
+    def _release_acks(self) -> None:
+        """Acknowledge the reports SQLite has stored (or dropped and counted)."""
+        if self.ingest is not None:
+            self.ingest.ack(self.feed.settled_tokens())
 
     def _follow(self) -> None:
         for follower in self.followers:
@@ -285,11 +358,16 @@ class Service:
         # or socket must not make their nodes look offline
         late = max(0.0, now - self._last_tick - TICK_INTERVAL_S) if self._last_tick else 0.0
         self._last_tick = now
-        backlog = self.ingest.backlog_s(now) if self.ingest is not None else 0.0
+        backlog = 0.0
+        if self.ingest is not None:
+            backlog = self.ingest.backlog_s(now)
+            if self.ingest.queue_depth:  # behind: the broker may hold older ones still
+                backlog = max(backlog, min(self._delivery_lag, MAX_DELIVERY_LAG_S))
         self._quiet_as_of = max(self._quiet_as_of, now - max(late, backlog))
         self.feed.write(self.core.tick(now, quiet_as_of=self._quiet_as_of))
         self._follow()
         self.alerting.tick(now)
+        self._release_acks()
 
     def _save_state(self) -> None:
         """Hand the oldest changed nodes (and their outgoing links) to the store: at most

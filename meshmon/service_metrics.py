@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from meshmon.metrics import Metrics
+
 if TYPE_CHECKING:
+    from meshmon.ingest.mqtt import MqttIngest
     from meshmon.service import Service
+    from meshmon.sinks.base import Sink
+    from meshmon.sinks.feed import SinkFeed
 
 Series = dict[tuple[tuple[str, str], ...], float]
 
@@ -14,24 +19,14 @@ Series = dict[tuple[tuple[str, str], ...], float]
 def register_metrics(service: Service) -> None:
     """Describe every metric of the collector and attach the gauges read on scrape."""
     m = service.metrics
-    m.describe("meshmon_reports_received_total", "counter", "valid reports applied")
+    register_ingest_metrics(m, lambda: service.ingest, service.feed)
     m.describe("meshmon_status_received_total", "counter", "valid status messages applied")
-    m.describe("meshmon_info_received_total", "counter", "valid info messages applied")
     m.describe("meshmon_bridge_status_received_total", "counter",
                "valid meshmon-bridge status messages applied")
-    m.describe("meshmon_rejected_total", "counter", "messages dropped, by reason")
-    m.describe("meshmon_mqtt_messages_total", "counter", "MQTT messages received")
-    m.describe("meshmon_ingest_queue_depth", "gauge", "messages waiting to be decoded")
-    m.describe("meshmon_ingest_dropped_total", "counter", "messages dropped: ingest queue full")
-    m.describe("meshmon_mqtt_connected", "gauge", "1 while connected to the broker")
     m.describe("meshmon_nodes", "gauge", "known nodes")
     m.describe("meshmon_nodes_online", "gauge", "nodes online")
     m.describe("meshmon_links", "gauge", "directed links")
-    m.describe("meshmon_sink_queue_depth", "gauge", "points waiting in a sink, by sink")
-    m.describe("meshmon_sink_written_total", "counter", "points/rows written, by sink")
-    m.describe("meshmon_sink_dropped_total", "counter", "points/rows dropped, by sink")
-    m.describe("meshmon_sink_errors_total", "counter", "failed writes, by sink")
-    m.describe("meshmon_sink_write_latency_ms", "gauge", "duration of the last write")
+    register_sink_metrics(m, service.sinks)
     m.describe("meshmon_reports_missed_total", "counter",
                "reports never stored, from gaps in each node's seq (lost on the way, or "
                "received by a collector that was killed before it wrote them)")
@@ -44,14 +39,6 @@ def register_metrics(service: Service) -> None:
     m.describe("meshmon_articulation_points", "gauge", "nodes whose failure splits the mesh")
     m.describe("meshmon_bridges", "gauge", "links whose failure splits the mesh")
 
-    def ingest_stat(name: str) -> Callable[[], float]:
-        return lambda: float(getattr(service.ingest, name)) if service.ingest is not None else 0.0
-
-    m.gauge_fn("meshmon_mqtt_messages_total", ingest_stat("received"))
-    m.gauge_fn("meshmon_ingest_queue_depth", ingest_stat("queue_depth"))
-    m.gauge_fn("meshmon_ingest_dropped_total", ingest_stat("dropped"))
-    m.gauge_fn("meshmon_mqtt_connected",
-               lambda: float(service.ingest is not None and service.ingest.connected.is_set()))
     topology = service.core.topology
     m.gauge_fn("meshmon_nodes", lambda: float(len(topology.nodes)))
     m.gauge_fn("meshmon_nodes_online",
@@ -65,18 +52,6 @@ def register_metrics(service: Service) -> None:
                "nodes that wait for their silent meshmon-bridge")
     m.gauge_fn("meshmon_nodes_unmonitored", lambda: float(len(topology.bridges.held)))
 
-    def sink_stat(stat: str) -> Callable[[], Series]:
-        return lambda: {(("sink", s.name),): float(s.stats().get(stat, 0.0))
-                        for s in service.sinks}
-
-    for metric, stat in (
-        ("meshmon_sink_queue_depth", "queued"),
-        ("meshmon_sink_written_total", "written_points"),
-        ("meshmon_sink_dropped_total", "dropped_points"),
-        ("meshmon_sink_errors_total", "write_errors"),
-        ("meshmon_sink_write_latency_ms", "last_write_ms"),
-    ):
-        m.gauge_fn(metric, sink_stat(stat))
     m.describe("meshmon_broker_denied_total", "counter",
                "embedded broker: publishes/subscriptions its ACL refused, by action")
     m.gauge_fn("meshmon_broker_denied_total", lambda: {
@@ -102,19 +77,67 @@ def register_metrics(service: Service) -> None:
         for name, stats in alerting.dispatcher.stats().items()
         for state, value in stats.items()
     })
-    m.describe("meshmon_stored_lag_ms", "gauge",
-               "report ts to written, recent reports, by sink and quantile")
-    m.gauge_fn("meshmon_stored_lag_ms", lambda: stored_lag(service))
     m.describe("meshmon_change_log_lost_total", "counter",
                "change log entries a consumer fell too far behind to read")
     m.gauge_fn("meshmon_change_log_lost_total",
                lambda: float(service.core.log.lost))
 
 
-def stored_lag(service: Service) -> Series:
+def register_ingest_metrics(m: Metrics, ingest: Callable[[], MqttIngest | None],
+                            feed: SinkFeed) -> None:
+    """The MQTT side's metrics (collector and writer)."""
+    m.describe("meshmon_reports_received_total", "counter", "valid reports applied")
+    m.describe("meshmon_info_received_total", "counter", "valid info messages applied")
+    m.describe("meshmon_rejected_total", "counter", "messages dropped, by reason")
+    m.describe("meshmon_mqtt_messages_total", "counter", "MQTT messages received")
+    m.describe("meshmon_ingest_queue_depth", "gauge", "reports waiting to be decoded")
+    m.describe("meshmon_ingest_dropped_total", "counter", "messages dropped: ingest queue full")
+    m.describe("meshmon_mqtt_connected", "gauge", "1 while both MQTT connections are up")
+    m.describe("meshmon_acks_held", "gauge",
+               "reports received but not acknowledged to the broker until stored")
+
+    def ingest_stat(name: str) -> Callable[[], float]:
+        def read() -> float:
+            source = ingest()
+            return float(getattr(source, name)) if source is not None else 0.0
+        return read
+
+    m.gauge_fn("meshmon_mqtt_messages_total", ingest_stat("received"))
+    m.gauge_fn("meshmon_ingest_queue_depth", ingest_stat("queue_depth"))
+    m.gauge_fn("meshmon_ingest_dropped_total", ingest_stat("dropped"))
+    m.gauge_fn("meshmon_mqtt_connected", lambda: float(
+        (source := ingest()) is not None and source.connected.is_set()))
+    m.gauge_fn("meshmon_acks_held", lambda: float(feed.held))
+
+
+def register_sink_metrics(m: Metrics, sinks: Sequence[Sink]) -> None:
+    """Queue, written, dropped, errors, latency and publish→stored lag of each sink."""
+    m.describe("meshmon_sink_queue_depth", "gauge", "points waiting in a sink, by sink")
+    m.describe("meshmon_sink_written_total", "counter", "points/rows written, by sink")
+    m.describe("meshmon_sink_dropped_total", "counter", "points/rows dropped, by sink")
+    m.describe("meshmon_sink_errors_total", "counter", "failed writes, by sink")
+    m.describe("meshmon_sink_write_latency_ms", "gauge", "duration of the last write")
+
+    def sink_stat(stat: str) -> Callable[[], Series]:
+        return lambda: {(("sink", s.name),): float(s.stats().get(stat, 0.0)) for s in sinks}
+
+    for metric, stat in (
+        ("meshmon_sink_queue_depth", "queued"),
+        ("meshmon_sink_written_total", "written_points"),
+        ("meshmon_sink_dropped_total", "dropped_points"),
+        ("meshmon_sink_errors_total", "write_errors"),
+        ("meshmon_sink_write_latency_ms", "last_write_ms"),
+    ):
+        m.gauge_fn(metric, sink_stat(stat))
+    m.describe("meshmon_stored_lag_ms", "gauge",
+               "report ts to written, recent reports, by sink and quantile")
+    m.gauge_fn("meshmon_stored_lag_ms", lambda: stored_lag(sinks))
+
+
+def stored_lag(sinks: Sequence[Sink]) -> Series:
     """Publish→stored lag quantiles of every sink that tracks them."""
     out: Series = {}
-    for sink in service.sinks:
+    for sink in sinks:
         stats = sink.stats()
         for q in ("0.5", "0.99"):
             key = "lag_p50_ms" if q == "0.5" else "lag_p99_ms"

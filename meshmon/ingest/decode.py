@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 
 from meshmon.metrics import Metrics
+from meshmon.model.fastwire import Message, decode
 from meshmon.model.plaintext import one_line
-from meshmon.model.wire import Message, Rejected, decode
+from meshmon.model.wire import Rejected
 
 log = logging.getLogger(__name__)
 

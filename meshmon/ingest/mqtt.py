@@ -1,43 +1,50 @@
-"""MQTT subscriber: paho-mqtt driven by the asyncio loop, handing messages over in batches.
+"""The collector's MQTT side: reports on one connection, status and info on another.
 
-paho's socket is served by the event loop itself (`paho_loop.LoopDriver`): a thread of
-its own would have to win the GIL back from the busy loop for every message. Incoming
-`(topic, payload, received_at)` go to a bounded deque that is drained in batches; what
-does not fit is dropped and counted (`meshmon_ingest_dropped_total`).
+A node's last will must not wait behind other nodes' reports: on one connection it would
+queue behind the broker's backlog in the same TCP stream. So `status` and `info` (the
+*control* topics) come on a connection of their own and are handed over as they arrive;
+reports come on the *reports* connection, wait in a bounded deque and are handed over in
+slices of at most `SLICE_S` of work, so the event loop (HTTP, ticks, control messages)
+gets its turn between slices. When the deque is long the reports connection stops
+reading: the backlog waits in the broker, not in our memory.
+
+Reports on an MQTT 5 connection are acknowledged when the owner says they are stored
+(`ack`), so a killed collector or writer loses nothing the broker does not keep for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from meshmon.config import MqttConfig
-from meshmon.ingest.paho_loop import LoopDriver
+from meshmon.ingest.mqtt_client import (
+    Endpoint,
+    Incoming,
+    MqttConnection,
+    Trouble,
+    tls_context,
+)
+from meshmon.ingest.mqtt_packets import MQTT_5, MQTT_311, ConnectRequest
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_S = 1.0
-TICK_S = 0.5
-DRAIN_BATCH = 250
-"""messages decoded per loop iteration: HTTP stays responsive while a backlog drains"""
-REFUSED_LOG_INTERVAL_S = 60.0
-"""a broker that keeps refusing the collector is logged this often, not on every retry"""
-CREDENTIAL_REASONS = ("Not authorized", "Bad user name or password")
+SLICE_S = 0.008
+"""work handed over per loop iteration while reports wait (HTTP answers in between)"""
+BATCH = 64
+"""reports per call of the owner's callback"""
+PAUSE_AT = 20_000
+"""reports waiting: stop reading the reports connection (the broker keeps the rest)"""
+RESUME_AT = 5_000
 
-RawMessage = tuple[str, bytes, float]
-"""(topic, payload, received_at) — the only thing that leaves this adapter."""
+RawMessage = Incoming
+"""(topic, payload, received_at, ack token) — the only thing that leaves this adapter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,180 +53,182 @@ class BrokerAddress:
     port: int
 
 
-def _from_paho_message(msg: paho.MQTTMessage, now: float) -> RawMessage:
-    return (msg.topic, bytes(msg.payload), now)
+@dataclass(frozen=True, slots=True)
+class Subscriptions:
+    """What the two connections subscribe to."""
+
+    reports: str
+    """the report topic filter (a `$share/GROUP/…` one for writers)"""
+    control: list[str]
+    """status, info (and bridge status): read ahead of reports, never shared"""
+
+
+def node_topics(prefix: str, *kinds: str) -> list[str]:
+    """`PREFIX/v1/node/+/KIND` for each kind."""
+    return [f"{prefix}/v1/node/+/{kind}" for kind in kinds]
+
+
+def control_topics(prefix: str) -> list[str]:
+    """What the collector reads ahead of reports: node status and info, bridge status."""
+    return [*node_topics(prefix, "status", "info"), f"{prefix}/v1/bridge/+/status"]
 
 
 class MqttIngest:
-    """Subscribes to `PREFIX/v1/node/+/{status,info,report}` and the bridges' status
-    (`PREFIX/v1/bridge/+/status`) and hands batches to a callback."""
+    """Two MQTT connections: control messages handed over at once, reports in slices."""
 
     def __init__(
         self,
         config: MqttConfig,
         address: BrokerAddress,
-        on_batch: Callable[[list[RawMessage]], None],
+        on_reports: Callable[[list[RawMessage]], None],
+        on_control: Callable[[list[RawMessage]], None],
+        subscriptions: Subscriptions | None = None,
+        *,
+        version: int = MQTT_5,
+        fallback_to_311: bool = True,
+        client_id: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
-        self._address = address
-        self._on_batch = on_batch
+        self._on_reports = on_reports
         self._clock = clock
-        self._pending: deque[RawMessage] = deque()
-        self._wake_scheduled = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        subs = subscriptions or Subscriptions(
+            node_topics(config.topic_prefix, "report")[0], control_topics(config.topic_prefix))
+        self.subscriptions = subs
+        tls = tls_context(config.ca_file, config.tls_insecure) if config.tls else None
+        endpoint = Endpoint(address.host, address.port, tls)
+        base_id = (client_id or config.client_id
+                   or f"meshmon-collector-{socket.gethostname()}")[:56]
+
+        def request(suffix: str, user: str, password: str) -> ConnectRequest:
+            return ConnectRequest(
+                client_id=base_id + suffix, version=version,
+                clean_start=not config.persistent_session, keepalive_s=config.keepalive_s,
+                username=user, password=password,
+                session_expiry_s=config.session_expiry_s if config.persistent_session else 0)
+
+        def hint(user: str, prefix: str) -> str:
+            if not user:
+                return " (no mqtt.username set, and the broker refuses anonymous clients)"
+            return f" (as user {user!r}: check mqtt.{prefix}username and mqtt.{prefix}password)"
+
+        trouble = Trouble()
+        control_user = config.control_username or config.username
+        control_password = (config.control_password if config.control_username
+                            else config.password)
+        self.reports = MqttConnection(
+            "reports", endpoint, request("", config.username, config.password),
+            [(subs.reports, 1)], self._reports_in, auto_ack=False,
+            fallback_to_311=fallback_to_311, reconnect_delay_s=RECONNECT_DELAY_S,
+            clock=clock, credential_hint=hint(config.username, ""),
+            on_state=self._connection_changed, trouble=trouble)
+        self.control = MqttConnection(
+            "control", endpoint, request("-control", control_user, control_password),
+            [(topic, 1) for topic in subs.control], on_control,
+            fallback_to_311=fallback_to_311, reconnect_delay_s=RECONNECT_DELAY_S,
+            clock=clock, credential_hint=hint(
+                control_user, "control_" if config.control_username else ""),
+            on_state=self._connection_changed, trouble=trouble)
         self.connected = asyncio.Event()
-        self.received = 0
+        """set while both connections are up"""
+        self._pending: deque[RawMessage] = deque()
+        self._drain_scheduled = False
         self.dropped = 0
-        self.connects = 0
-        self.refused = 0
-        """CONNACKs that refused the collector (wrong credentials, not authorised, …)"""
-        self._refused_in_row = 0
-        self._refused_logged_at = 0.0
-        self._up = False  # a CONNACK accepted the current connection
-        client_id = config.client_id or f"meshmon-collector-{socket.gethostname()}"[:64]
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=not config.persistent_session,
-            protocol=paho.MQTTv311,
-        )
-        self._client.max_inflight_messages_set(1000)
-        self._client.max_queued_messages_set(0)
-        self._driver: LoopDriver | None = None
-        self._connect_pool: ThreadPoolExecutor | None = None
-        self._tick_task: asyncio.Task[None] | None = None
-        if config.username:
-            self._client.username_pw_set(config.username, config.password or None)
-        if config.tls:
-            self._client.tls_set(
-                ca_certs=config.ca_file or None, cert_reqs=ssl.CERT_REQUIRED
-            )
-            self._client.tls_insecure_set(config.tls_insecure)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+
+    # ------------------------------------------------------------------ state
+    @property
+    def connections(self) -> tuple[MqttConnection, MqttConnection]:
+        return (self.reports, self.control)
 
     @property
-    def topics(self) -> list[str]:
-        prefix = self._config.topic_prefix
-        return [*(f"{prefix}/v1/node/+/{kind}" for kind in ("status", "info", "report")),
-                f"{prefix}/v1/bridge/+/status"]
+    def received(self) -> int:
+        """MQTT messages received on both connections."""
+        return self.reports.received + self.control.received
+
+    @property
+    def connects(self) -> int:
+        """Accepted connections of the reports connection (each reconnect counts)."""
+        return self.reports.connects
+
+    @property
+    def refused(self) -> int:
+        """Refused connection attempts of either connection."""
+        return self.reports.refused + self.control.refused
 
     @property
     def queue_depth(self) -> int:
+        """Reports waiting to be handed over."""
         return len(self._pending)
 
+    @property
+    def acks_on_receipt(self) -> bool:
+        """Whether reports are acknowledged as they arrive (MQTT 3.1.1), not by `ack`."""
+        return self.reports.acks_on_receipt
+
     def backlog_s(self, now: float) -> float:
-        """How long the oldest message waiting to be decoded has waited (0 when none)."""
+        """How long the oldest report waiting here has waited (0 when none)."""
         pending = self._pending
         return max(0.0, now - pending[0][2]) if pending else 0.0
 
-    async def start(self) -> None:
-        """Connect in the background; reconnect by itself when the broker goes away."""
-        self._loop = asyncio.get_running_loop()
-        self._connect_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-connect")
-        self._driver = LoopDriver(self._client, self._loop, self._connect_pool, "collector",
-                                  reconnect_delay_s=RECONNECT_DELAY_S)
-        self._client.connect_async(
-            self._address.host, self._address.port, keepalive=self._config.keepalive_s
-        )
-        self._driver.connect()
-        self._tick_task = asyncio.create_task(self._tick(), name="mqtt-tick")
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        """Keep both connections up until cancelled (then disconnect them cleanly)."""
+        async with asyncio.TaskGroup() as group:
+            for connection in self.connections:
+                group.create_task(connection.run(), name=f"mqtt-{connection.name}")
 
-    async def stop(self) -> None:
-        """Disconnect cleanly (the broker keeps a persistent session's subscription)."""
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
-        if self._driver is not None:
-            self._driver.dead = True
-            self._client.disconnect()
-            self._driver.flush()
-            self._driver.forget_socket()
-        if self._connect_pool is not None:
-            self._connect_pool.shutdown(wait=False, cancel_futures=True)
+    def _connection_changed(self) -> None:
+        if all(c.connected.is_set() for c in self.connections):
+            self.connected.set()
+        else:
+            self.connected.clear()
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_S)
-            assert self._driver is not None
-            self._driver.tick()
+    # ------------------------------------------------------------------ use
+    def ack(self, tokens: list[int]) -> None:
+        """Acknowledge reports (tokens from their `RawMessage`) once they are stored."""
+        self.reports.ack(tokens)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Publish from the collector (e.g. the `fast` command to an agent)."""
-        self._client.publish(topic, payload, qos=qos, retain=retain)
-        if self._driver is not None:
-            self._driver.flush()
+        self.control.publish(topic, payload, qos=qos, retain=retain)
 
-    # paho callbacks (in the loop's thread, except on_connect after a threaded connect)
-    def _on_connect(self, client: paho.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            self._log_refused(reason)
-            return
-        self.connects += 1
-        self._up = True
-        self._refused_in_row = 0
-        if flags.session_present:
-            # the broker kept our subscription (and queued QoS 1 reports); subscribing again
-            # would only make it resend every retained status and info
-            log.info("MQTT reconnected to %s:%s, session resumed", self._address.host,
-                     self._address.port)
-        else:
-            client.subscribe([(t, 1) for t in self.topics])
-            log.info("MQTT connected to %s:%s, subscribed to %s", self._address.host,
-                     self._address.port, ", ".join(self.topics))
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.connected.set)
-
-    def _log_refused(self, reason: Any) -> None:
-        self.refused += 1
-        self._refused_in_row += 1
-        now = time.monotonic()
-        if self._refused_in_row > 1 and now - self._refused_logged_at < REFUSED_LOG_INTERVAL_S:
-            return
-        self._refused_logged_at = now
-        hint = ""
-        if str(reason) in CREDENTIAL_REASONS:
-            user = self._config.username
-            hint = (f" (as user {user!r}: check mqtt.username and mqtt.password)" if user
-                    else " (no mqtt.username set, and the broker refuses anonymous clients)")
-        log.warning("MQTT broker %s:%s refused the connection: %s%s; retrying every %.0f s "
-                    "(%d refusals in a row)", self._address.host, self._address.port, reason,
-                    hint, RECONNECT_DELAY_S, self._refused_in_row)
-
-    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        was_up, self._up = self._up, False
-        if self._driver is not None and self._driver.dead:
-            log.info("MQTT disconnected (%s)", reason)
-        elif was_up:
-            log.warning("MQTT disconnected (%s); reconnecting", reason)
-        else:  # a refused or failed connect, already logged
-            log.debug("MQTT connection closed before it was accepted (%s)", reason)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.connected.clear)
-
-    def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-        if len(self._pending) >= self._config.queue_max:
-            self.dropped += 1
-            return
-        self._pending.append(_from_paho_message(msg, self._clock()))
-        self.received += 1
-        if not self._wake_scheduled and self._loop is not None:
-            self._wake_scheduled = True
-            self._loop.call_soon(self._drain)
-
-    # event loop ----------------------------------------------------------------------
-    def _drain(self) -> None:
-        self._wake_scheduled = False
+    # ------------------------------------------------------------------ reports
+    def _reports_in(self, messages: list[RawMessage]) -> None:
         pending = self._pending
-        batch: list[RawMessage] = []
-        while pending and len(batch) < DRAIN_BATCH:
-            batch.append(pending.popleft())
-        if pending and not self._wake_scheduled:
-            # let other tasks (HTTP, sinks) run between large batches
-            self._wake_scheduled = True
+        room = self._config.queue_max - len(pending)
+        if room < len(messages):
+            self.dropped += len(messages) - max(room, 0)
+            messages = messages[: max(room, 0)]
+        pending.extend(messages)
+        if len(pending) >= PAUSE_AT:
+            self.reports.pause()
+        if not self._drain_scheduled and pending:
+            self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
-        if batch:
-            self._on_batch(batch)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        pending = self._pending
+        deadline = time.perf_counter() + SLICE_S
+        popleft = pending.popleft
+        while pending:
+            n = min(BATCH, len(pending))
+            batch = [popleft() for _ in range(n)]
+            try:
+                self._on_reports(batch)
+            except Exception:  # a bug must not stop ingest
+                log.exception("handing over %d reports failed", n)
+            if time.perf_counter() >= deadline:
+                break
+        if len(pending) < RESUME_AT:
+            self.reports.resume()
+        if pending:
+            # let other work (HTTP, ticks, control messages) run between slices
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+
+def mqtt_version(embedded: bool) -> int:
+    """MQTT 5 to an external broker (shared subscriptions, a large receive window); the
+    embedded amqtt broker speaks 3.1.1."""
+    return MQTT_311 if embedded else MQTT_5

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshmon.model import wire
 from meshmon.model.changelog import (
     CAPACITY,
     BridgePresence,
@@ -41,10 +42,15 @@ from meshmon.model.changelog import (
     Reported,
     Restored,
 )
+from meshmon.model.fastwire import Message, Report
 from meshmon.model.health import DETECTORS, Change, Detector, Health, HealthSettings
 from meshmon.model.state import LinkKey, LinkState, NodeState
 from meshmon.model.topology import Rekeyed, Topology
-from meshmon.model.wire import BridgeStatus, Message, Report, Status
+from meshmon.model.wire import BridgeStatus, Status
+
+REPORT_TYPES = (Report, wire.Report)
+"""a decoded report (Struct) or one built with the model (tests, tools)"""
+
 
 
 @dataclass
@@ -100,27 +106,35 @@ class Core:
             offline_after_s=settings.offline_after_s,
         )
         self.health = Health(self.topology, settings.health, detectors)
+        self._wills: dict[str, float] = {}
+        """nodes offline by their last will (or an offline status), and since when"""
 
     # ------------------------------------------------------------------ entry points
-    def apply(self, message: Message, now: float) -> Effects:
+    def apply(self, message: Message | wire.Report, now: float) -> Effects:
         """Apply one decoded message received at `now`."""
-        if isinstance(message, Report):  # the hot path: ~all messages, kept flat
+        if isinstance(message, REPORT_TYPES):  # the hot path: ~all messages, kept flat
             topology = self.topology
             known = topology.nodes.get(message.node)
             was_online = known is not None and known.online
+            # a report sent before the node's last will does not bring it back
+            stale = not was_online and bool(self._wills) and self._sent_before_will(message)
             links_before = len(topology.links)
-            dsts, keys, states = topology.apply_report(message, now)
+            dsts, keys, states = topology.apply_report(message, now, not stale)
             entry = Reported(now, message.node, dsts, keys, states,
                              len(topology.links) - links_before)
             self.log.append(entry)
             self.health.observe(entry)
-            if was_online:
+            if was_online or stale:
                 return Effects([entry])
-            online = Presence(now, (message.node,), True, "report")
-            self._append(online)
-            return Effects([entry, online])
+            came = Presence(now, (message.node,), True, "report")
+            self._append(came)
+            return Effects([entry, came])
         start = self.log.end
         if isinstance(message, Status):
+            if message.online:
+                self._wills.pop(message.node, None)
+            else:
+                self._wills[message.node] = now
             if self.topology.apply_status(message, now):
                 self._append(Presence(now, (message.node,), message.online, "status"))
         elif isinstance(message, BridgeStatus):
@@ -164,6 +178,19 @@ class Core:
         self._log_rekeyed(rekeyed, now)
         self.health.restore(health, now)
         return Effects(self.log.since(start))
+
+    def _sent_before_will(self, report: Report | wire.Report) -> bool:
+        """Whether `report` was sent (agent clock) before its node's last will arrived: it
+        waited behind other nodes' reports while the will went ahead on its own connection;
+        its samples are kept, the node stays offline. A report sent later (the node is back)
+        brings the node online."""
+        will_at = self._wills.get(report.node)
+        if will_at is None:
+            return False
+        if report.ts < will_at:
+            return True
+        del self._wills[report.node]
+        return False
 
     def snapshot(self) -> dict[str, Any]:
         """The health state and the bridges' states, saved with the alert state (`restore`

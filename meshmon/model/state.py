@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
-from meshmon.model.wire import LINK_METRICS, Info, Link, Report
+from meshmon.model import wire
+from meshmon.model import wire_structs as fastwire_structs
+from meshmon.model.fastwire import AnyReport
+from meshmon.model.wire import LINK_METRICS, Info
 
 
 @dataclass(slots=True)
@@ -21,7 +24,7 @@ class NodeState:
     """collector clock, unix seconds"""
     last_seen: float | None = None
     """collector clock of the last status/info/report from this node"""
-    last_report: Report | None = None
+    last_report: AnyReport | None = None
     """the latest report without its links (those are in the topology's LinkStates)"""
     interval_s: float = 30.0
     """the node's report interval (from its last report or info)"""
@@ -99,11 +102,13 @@ class LinkSample:
     chains_dbm: tuple[float, ...] | None = None
 
     @classmethod
-    def from_link(cls, link: Link) -> LinkSample:
-        """The metrics of a validated wire link."""
-        # positional, in field order (a test checks it); read from the model's __dict__,
-        # where pydantic keeps field values, because getattr costs 3x as much (hot path)
-        sample = cls(*_metric_values(link.__dict__))
+    def from_link(cls, link: wire.Link | fastwire_structs.Link) -> LinkSample:
+        """The metrics of a validated wire link (a decoded Struct or a model)."""
+        # positional, in field order (a test checks it); a model's values from its
+        # __dict__, where pydantic keeps them, because getattr costs 3x as much (hot path)
+        values = (_metric_items(link.__dict__) if isinstance(link, wire.Link)
+                  else _metric_values(link))
+        sample = cls(*values)
         if sample.chains_dbm is not None:
             sample.chains_dbm = tuple(sample.chains_dbm)
         return sample
@@ -124,7 +129,8 @@ class LinkSample:
         return out
 
 
-_metric_values = itemgetter(*LINK_METRICS, "chains_dbm")
+_metric_items = itemgetter(*LINK_METRICS, "chains_dbm")
+_metric_values = attrgetter(*LINK_METRICS, "chains_dbm")
 
 
 @dataclass(slots=True)

@@ -40,8 +40,10 @@ import networkx as nx
 
 from meshmon.model.analysis import Analysis, weak_points
 from meshmon.model.bridges import BridgeChange, Bridges
+from meshmon.model.fastwire import AnyReport, without_links
+from meshmon.model.peers import MacOwners
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
-from meshmon.model.wire import BridgeStatus, Info, Report, Status
+from meshmon.model.wire import BridgeStatus, Info, Status
 
 MAC_PREFIX = "mac:"
 """LinkKey.peer of a link whose peer MAC no node has announced (node ids cannot hold ':')"""
@@ -96,8 +98,7 @@ class Topology:
         self.links: dict[LinkKey, LinkState] = {}
         self.graph: nx.Graph = nx.Graph()
         """undirected; edge attribute `links` = number of directed resolved links of the pair"""
-        self._mac_owner: dict[str, str] = {}
-        self._node_macs: dict[str, frozenset[str]] = {}
+        self.macs = MacOwners()
         self._unresolved: dict[str, set[LinkKey]] = {}
         """peer MAC → keys of links waiting for a node to announce it"""
         self._by_node: dict[str, set[LinkKey]] = {}
@@ -128,30 +129,26 @@ class Topology:
                 self.bridges.node_source(info.node, node.via, now)):
             self._recheck_timers()
         rekeyed = Rekeyed()
-        macs = frozenset(m.lower() for m in info.macs)
-        for mac in self._node_macs.get(info.node, frozenset()) - macs:
-            if self._mac_owner.get(mac) == info.node:
-                del self._mac_owner[mac]
-        self._node_macs[info.node] = macs
-        for mac in macs:
-            self._mac_owner[mac] = info.node
+        for mac in self.macs.announce(info.node, info.macs):
             if mac in self._unresolved:
                 self._resolve_mac(mac, info.node, rekeyed)
         return rekeyed
 
-    def apply_report(self, report: Report, now: float) -> ReportLinks:
-        """Mark the node online and upsert its links; the resolved peer of each link and
-        the keys upserted. When one report lists the same link twice, the last one wins."""
+    def apply_report(self, report: AnyReport, now: float, online: bool = True) -> ReportLinks:
+        """Mark the node online (unless not `online`: a report sent before the node's
+        last will) and upsert its links; the resolved peer of each link and the keys
+        upserted. When one report lists the same link twice, the last one wins."""
         src = report.node
         node = self._touch(src, now)
-        node.online = True
         node.interval_s = report.interval_s
-        # kept without its links: they live on as LinkSamples, and the Link models
+        # kept without its links: they live on as LinkSamples, and the Link objects
         # would otherwise stay pinned until the node's next report
-        node.last_report = report.model_copy(update={"links": []}) if report.links else report
-        self._node_deadline(now + self.offline_after(node))
+        node.last_report = without_links(report)
+        if online:
+            node.online = True
+            self._node_deadline(now + self.offline_after(node))
         links = self.links
-        mac_owner = self._mac_owner
+        mac_owner = self.macs.owner  # (MacOwners.dsts resolves the same way)
         keys: list[LinkKey] = []
         states: list[LinkState] = []
         dsts: list[str | None] = []
@@ -340,8 +337,7 @@ class Topology:
         self.nodes.clear()
         self.links.clear()
         self.graph.clear()
-        self._mac_owner.clear()
-        self._node_macs.clear()
+        self.macs.clear()
         self._unresolved.clear()
         self._by_node.clear()
         self._next_node_check = self._next_link_check = -math.inf
@@ -354,15 +350,12 @@ class Topology:
         # when two nodes claim one MAC, the one heard from last owns it (as it would live)
         for node in sorted(self.nodes.values(), key=lambda n: n.last_seen or 0.0):
             if node.info is not None:
-                macs = frozenset(m.lower() for m in node.info.macs)
-                self._node_macs[node.id] = macs
-                for mac in macs:
-                    self._mac_owner[mac] = node.id
+                self.macs.announce(node.id, node.info.macs)
         for state in link_list:
             key = LinkKey(*state.key)
             if key.peer.startswith(MAC_PREFIX):
                 mac = key.peer[len(MAC_PREFIX) :]
-                owner = self._mac_owner.get(mac)
+                owner = self.macs.owner.get(mac)
                 if owner is None:
                     state.key, state.dst = key, None
                     self._put_link(state)

@@ -362,7 +362,7 @@ def decode(prefix: str, topic: str, payload: bytes) -> Message:
         # one pass in pydantic-core: parsing and validation together (the hot path)
         message = _MODELS[kind].model_validate_json(payload)
     except ValidationError as exc:
-        raise _rejection(exc) from None
+        raise rejection(exc) from None
     if isinstance(message, BridgeStatus):
         if message.bridge != ident:
             raise Rejected("node_mismatch",
@@ -372,7 +372,8 @@ def decode(prefix: str, topic: str, payload: bytes) -> Message:
     return message
 
 
-def _rejection(exc: ValidationError) -> Rejected:
+def rejection(exc: ValidationError) -> Rejected:
+    """The Rejected (reason and detail) for a payload the models refused."""
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     if first["type"] == "json_invalid":

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from meshmon.model.wire import Report
+from meshmon.model.fastwire import AnyReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +25,17 @@ class Sink(Protocol):
 
     name: str
 
+    @property
+    def reports_settled(self) -> int:
+        """Reports whose rows have all left the queue, oldest first: written, or dropped
+        and counted (the collector acknowledges a report to the broker once it is settled)."""
+        ...
+
     async def start(self) -> None:
         """Open connections and start the background flusher."""
 
-    def write_report(self, report: Report, received_at: float, dsts: Sequence[str | None]) -> None:
+    def write_report(self, report: AnyReport, received_at: float,
+                     dsts: Sequence[str | None]) -> None:
         """Queue one report; `dsts[i]` is the resolved peer node id of `report.links[i]`."""
 
     def write_event(self, event: Event) -> None:

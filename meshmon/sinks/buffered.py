@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TypedDict
 
-from meshmon.model.wire import Report
+from meshmon.model.fastwire import AnyReport
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
 from meshmon.sinks.lineprotocol import event_line, report_lines
@@ -118,7 +118,13 @@ class BufferedLineSink:
         await self._open()
         self._task = asyncio.create_task(self._run(), name=f"sink-{self.name}")
 
-    def write_report(self, report: Report, received_at: float, dsts: Sequence[str | None]) -> None:
+    @property
+    def reports_settled(self) -> int:
+        """Reports whose lines all left the buffer (written, rejected or dropped)."""
+        return self.lag.reports_settled
+
+    def write_report(self, report: AnyReport, received_at: float,
+                     dsts: Sequence[str | None]) -> None:
         """Queue the lines of one report (never blocks, never raises)."""
         try:
             t = sample_time(report.ts, received_at, self.max_clock_skew_s)

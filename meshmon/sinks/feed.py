@@ -1,18 +1,23 @@
 """What the core changed, out to the sinks: samples and events, and the state saved.
 
 `SinkFeed` takes the effects of each core call as they come and hands an applied report
-to each sink (`write_report`) and every node that came online or went offline as an
-`event`. `StateSaver` follows the change log to keep the SQLite copy of the current state
-(so a restart resumes where it was): it notes which nodes changed and which links left,
-and saves the oldest changed nodes with their outgoing links a slice at a time, so a
-large network never stalls the loop.
+to each report sink (`write_report`) and every node that came online or went offline as
+an `event` to each event sink. It also holds each report's MQTT acknowledgement until
+the sinks it waits for have settled the report (`hold`, `settled_tokens`).
+
+`StateSaver` follows the change log to keep the SQLite copy of the current state (so a
+restart resumes where it was): it notes which nodes changed and which links left, and
+saves the oldest changed nodes with their outgoing links a slice at a time, so a large
+network never stalls the loop.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Sequence
 
+from meshmon.model import wire
 from meshmon.model.changelog import (
     Cursor,
     InfoChanged,
@@ -22,9 +27,9 @@ from meshmon.model.changelog import (
     Reported,
 )
 from meshmon.model.core import Effects
+from meshmon.model.fastwire import AnyReport, Message, Report
 from meshmon.model.state import LinkKey
 from meshmon.model.topology import Topology
-from meshmon.model.wire import Message, Report
 from meshmon.sinks.base import Event, Sink
 from meshmon.sinks.sqlite import SqliteStore
 
@@ -43,26 +48,66 @@ def presence_event(at: float, node: str, online: bool, why: str) -> Event:
 
 
 class SinkFeed:
-    """The effects of each core call into the sinks: a report's samples, presence events."""
+    """The effects of each core call into the sinks: a report's samples, presence events;
+    and the acknowledgements that wait for the samples to be stored."""
 
-    def __init__(self, sinks: Sequence[Sink]) -> None:
+    def __init__(self, sinks: Sequence[Sink], event_sinks: Sequence[Sink] | None = None,
+                 ack_sinks: Sequence[Sink] = ()) -> None:
         self.sinks = list(sinks)
+        """where reports go"""
+        self.event_sinks = list(sinks if event_sinks is None else event_sinks)
+        self.ack_sinks = list(ack_sinks)
+        """a report is acknowledged once each of these has settled it"""
+        self.reports_written = 0
+        """reports handed to the sinks"""
+        self._held: deque[tuple[int, int]] = deque()
+        """(reports written up to and with this message, its ack token), in arrival order"""
 
-    def write(self, effects: Effects, message: Message | None = None) -> None:
+    def write(self, effects: Effects, message: Message | wire.Report | None = None) -> None:
         """Queue what one `apply(message)` or `tick` changed (never blocks)."""
-        sinks = self.sinks
         for entry in effects.entries:
-            if isinstance(entry, Reported) and isinstance(message, Report):
-                for sink in sinks:
-                    sink.write_report(message, entry.at, entry.dsts)
+            if isinstance(entry, Reported) and isinstance(message, Report | wire.Report):
+                self.write_report(message, entry.at, entry.dsts)
             elif isinstance(entry, Presence):
                 for node in entry.nodes:
                     self.emit(presence_event(entry.at, node, entry.online, entry.why))
 
-    def emit(self, event: Event) -> None:
-        """Queue one event in every sink."""
+    def write_report(self, report: AnyReport, received_at: float,
+                     dsts: Sequence[str | None]) -> None:
+        """Queue one report's samples in every report sink."""
+        self.reports_written += 1
         for sink in self.sinks:
+            sink.write_report(report, received_at, dsts)
+
+    def emit(self, event: Event) -> None:
+        """Queue one event in every event sink."""
+        for sink in self.event_sinks:
             sink.write_event(event)
+
+    def hold(self, token: int) -> None:
+        """Hold the acknowledgement of the message just handled (after `write`) until
+        everything written so far is settled; token 0 (nothing to acknowledge) is skipped."""
+        if token:
+            self._held.append((self.reports_written, token))
+
+    @property
+    def held(self) -> int:
+        """Acknowledgements waiting for the sinks."""
+        return len(self._held)
+
+    def settled_tokens(self) -> list[int]:
+        """The held tokens whose reports every ack sink has settled, in arrival order."""
+        held = self._held
+        if not held:
+            return []
+        sinks = self.ack_sinks
+        # the sinks count the reports they settled since they started; the feed counts
+        # from the same start (one feed per set of sinks)
+        settled = min(s.reports_settled for s in sinks) if sinks else self.reports_written
+        out: list[int] = []
+        while held and held[0][0] <= settled:
+            out.append(held.popleft()[1])
+        return out
 
 
 class StateSaver:

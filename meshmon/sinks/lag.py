@@ -19,6 +19,8 @@ class LagTracker:
         self._lags: deque[float] = deque(maxlen=keep)
         self._queued = 0
         self._settled = 0
+        self.reports_settled = 0
+        """marks with a report time that left the queue (stored or dropped)"""
 
     def mark(self, rows: int, ts: float | None) -> None:
         """`rows` more rows were queued, belonging to a report taken at `ts`."""
@@ -32,8 +34,10 @@ class LagTracker:
         when = time.time() if now is None else now
         while marks and marks[0][0] <= self._settled:
             _, ts = marks.popleft()
-            if stored and ts is not None:
-                self._lags.append(when - ts)
+            if ts is not None:
+                self.reports_settled += 1
+                if stored:
+                    self._lags.append(when - ts)
 
     def stored(self, report_times: list[float], now: float) -> None:
         """Reports taken at `report_times` were written at `now` (sinks without a FIFO)."""

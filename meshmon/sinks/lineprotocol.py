@@ -14,7 +14,10 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 
-from meshmon.model.wire import LINK_METRICS, Link, Report
+from meshmon.model import wire
+from meshmon.model import wire_structs as fast
+from meshmon.model.fastwire import AnyReport
+from meshmon.model.wire import LINK_METRICS
 from meshmon.sinks.base import Event
 
 INT_LINK_METRICS = frozenset({"tx_retries", "tx_failed", "inactive_ms", "tq"})
@@ -34,7 +37,8 @@ _RADIO_FIELDS: tuple[tuple[str, bool], ...] = (
 _MEAS_SPECIAL = (",", " ", "\n", "\\")
 _TAG_SPECIAL = (",", "=", " ", "\n", "\\")
 _cache: dict[str, str] = {}
-_CACHE_MAX = 50_000
+_link_heads: dict[tuple[str, str, str, str], str] = {}
+_CACHE_MAX = 200_000
 
 
 def escape_measurement(name: str) -> str:
@@ -100,13 +104,23 @@ def timestamp_ns(ts: float) -> int:
     return round(ts * 1_000_000) * 1000
 
 
-def link_dst(link: Link, dst: str | None) -> str:
+def link_dst(link: wire.Link | fast.Link, dst: str | None) -> str:
     """The `dst` tag: resolved node id, else the agent's peer id, else `mac:<peer_mac>`."""
     if dst:
         return dst
     if link.peer:
         return link.peer
     return f"{UNRESOLVED_DST_PREFIX}{link.peer_mac}"
+
+
+def _link_head(series: tuple[str, str, str, str]) -> str:
+    """`link,dst=…,iface=…,kind=…,src=… ` of one series (cached: the same few per node)."""
+    dst, iface, kind, node = series
+    if len(_link_heads) >= _CACHE_MAX:
+        _link_heads.clear()
+    head = _link_heads[series] = (
+        f"link,dst={escape_key(dst)},iface={escape_key(iface)},kind={kind},src={node} ")
+    return head
 
 
 def _numeric_fields(obj: object, spec: Sequence[tuple[str, bool]], out: list[str]) -> None:
@@ -122,7 +136,7 @@ def _numeric_fields(obj: object, spec: Sequence[tuple[str, bool]], out: list[str
                 out.append(f"{name}={s}")
 
 
-def link_fields(link: Link) -> list[str]:
+def link_fields(link: wire.Link | fast.Link) -> list[str]:
     """`key=value` strings of the metrics present in one link sample (absent stays absent)."""
     out: list[str] = []
     for (prefix, is_int), v in zip(_LINK_PREFIXES, _link_values(link), strict=True):
@@ -143,7 +157,7 @@ def link_fields(link: Link) -> list[str]:
 
 
 def report_lines(
-    report: Report, received_at: float, dsts: Sequence[str | None], t: float | None = None
+    report: AnyReport, received_at: float, dsts: Sequence[str | None], t: float | None = None
 ) -> list[str]:
     """All lines of one report: `node`, one `link` per link, `iface`, `radio`.
 
@@ -175,14 +189,17 @@ def report_lines(
             fields.append(f"rootfs_used_pct={float(sys.rootfs_used_pct)!r}")
     lines.append(f"node,node={node} {','.join(fields)} {ns}")
 
-    for link, dst in zip(report.links, dsts, strict=True):
+    links: Sequence[wire.Link | fast.Link] = report.links
+    heads = _link_heads
+    for link, dst in zip(links, dsts, strict=True):
         lf = link_fields(link)
         if not lf:
             continue
-        lines.append(
-            f"link,dst={escape_key(link_dst(link, dst))},iface={escape_key(link.iface)},"
-            f"kind={link.kind},src={node} {','.join(lf)} {ns}"
-        )
+        series = (link_dst(link, dst), link.iface, link.kind, node)
+        head = heads.get(series)
+        if head is None:
+            head = _link_head(series)
+        lines.append(f"{head}{','.join(lf)} {ns}")
 
     for iface in report.ifaces:
         ff: list[str] = []

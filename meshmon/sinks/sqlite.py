@@ -27,8 +27,11 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
+from meshmon.model import wire
+from meshmon.model import wire_structs as fast
+from meshmon.model.fastwire import AnyReport, to_json
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
-from meshmon.model.wire import LINK_METRICS, Info, Link, Report
+from meshmon.model.wire import LINK_METRICS, Info
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
 from meshmon.storage.database import open_database, rollback
@@ -65,7 +68,8 @@ _UPSERT_LINK = (
 )
 _DELETE_LINK = "DELETE FROM links WHERE src = ? AND peer = ? AND iface = ? AND kind = ?"
 
-_link_metrics = operator.itemgetter(*LINK_METRICS)
+_link_items = operator.itemgetter(*LINK_METRICS)
+_link_values = operator.attrgetter(*LINK_METRICS, "iface", "kind", "chains_dbm")
 _SAMPLE_JSON = TypeAdapter(LinkSample)
 PRUNE_INTERVAL_S = 60.0
 SEQ_LOOKBACK_ROWS = 200_000
@@ -74,11 +78,11 @@ reports of a large network)"""
 FAILURE_LOG_INTERVAL_S = 60.0
 """while writes keep failing (disk full), a reminder is logged this often"""
 
-NodeSnapshot = tuple[str, Info | None, bool, float | None, float | None, float, Report | None]
+NodeSnapshot = tuple[str, Info | None, bool, float | None, float | None, float, AnyReport | None]
 LinkSnapshot = tuple[LinkKey, str | None, str | None, LinkSample, float, float, float]
 
 
-def link_peer(link: Link, dst: str | None) -> str:
+def link_peer(link: wire.Link | fast.Link, dst: str | None) -> str:
     """The `peer` of a LinkKey: resolved node id, else `mac:<peer_mac>`, else the agent's id."""
     if dst:
         return dst
@@ -151,6 +155,9 @@ class SqliteStore:
         self._dropped_before_failing = 0
         self.written_rows = 0
         self.dropped_rows = 0
+        self.reports_settled = 0
+        """reports whose node row left the queue, written or dropped (oldest first: the
+        queue drops from its front, and failed batches go back to it)"""
         self.write_errors = 0
         self.pruned_rows = 0
         self.clock_fallbacks = 0
@@ -207,7 +214,8 @@ class SqliteStore:
         }
 
     # ------------------------------------------------------------------ Sink writes
-    def write_report(self, report: Report, received_at: float, dsts: Sequence[str | None]) -> None:
+    def write_report(self, report: AnyReport, received_at: float,
+                     dsts: Sequence[str | None]) -> None:
         """Queue one node sample and one sample per link (never blocks, never raises)."""
         try:
             ts = sample_time(report.ts, received_at, self.max_clock_skew_s)
@@ -229,14 +237,18 @@ class SqliteStore:
                 )
             self._count_missed(node, report.seq)
             rows = self._link_rows
-            for link, dst in zip(report.links, dsts, strict=True):
-                # field values straight from the model's __dict__: getattr on a pydantic
-                # model costs 3x as much, and this runs for every link of every report
-                fields = link.__dict__
-                rows.append((
-                    node, dst or link_peer(link, dst), fields["iface"], fields["kind"], dst, ts,
-                    *_link_metrics(fields), _json_list(fields["chains_dbm"]),
-                ))  # fmt: skip
+            links: Sequence[wire.Link | fast.Link] = report.links
+            for link, dst in zip(links, dsts, strict=True):
+                if isinstance(link, wire.Link):  # a model (tests): from its __dict__, as
+                    fields = link.__dict__       # getattr on a pydantic model costs 3x
+                    rows.append((
+                        node, dst or link_peer(link, dst), fields["iface"], fields["kind"], dst,
+                        ts, *_link_items(fields), _json_list(fields["chains_dbm"]),
+                    ))  # fmt: skip
+                    continue
+                *metrics, iface, kind, chains = _link_values(link)
+                rows.append((node, dst or link_peer(link, dst), iface, kind, dst, ts, *metrics,
+                             _json_list(chains)))
             self._bound()
         except Exception:
             log.exception("sqlite: cannot queue report of %s", report.node)
@@ -334,6 +346,8 @@ class SqliteStore:
                 rows.popleft()
                 over -= 1
                 self.dropped_rows += 1
+                if rows is self._node_rows:
+                    self.reports_settled += 1
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -392,11 +406,13 @@ class SqliteStore:
         except Exception:
             self.write_errors += 1
             self.dropped_rows += n
+            self.reports_settled += len(node_rows)
             log.exception("sqlite: batch of %d rows dropped", n)
             return
         finally:
             self._inflight = 0
         self.written_rows += n
+        self.reports_settled += len(node_rows)
         self.last_write_ms = (time.perf_counter() - t0) * 1000
         if self._failing_since is not None:
             log.warning("sqlite: writing to %s again after %.0f s; %d rows were dropped "
@@ -456,7 +472,7 @@ class SqliteStore:
             (
                 nid, None if info is None else info.model_dump_json(exclude_none=True),
                 int(online), first, last, interval,
-                None if rep is None else rep.model_dump_json(exclude_none=True),
+                None if rep is None else to_json(rep).decode(),
             )
             for nid, info, online, first, last, interval, rep in state_nodes
         ]  # fmt: skip
@@ -527,7 +543,7 @@ class SqliteStore:
                 online=bool(online),
                 first_seen=first,
                 last_seen=last,
-                last_report=None if rep is None else Report.model_validate_json(rep),
+                last_report=None if rep is None else wire.Report.model_validate_json(rep),
                 interval_s=interval,
             )
             for nid, info, online, first, last, interval, rep in self._conn.execute(

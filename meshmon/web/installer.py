@@ -57,8 +57,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from meshmon.config import InstallerConfig, PlannedLink
+from meshmon.model.fastwire import AnyReport
 from meshmon.model.topology import Topology
-from meshmon.model.wire import NODE_ID_RE, Report
+from meshmon.model.wire import NODE_ID_RE
 from meshmon.web.app import CTX, STATIC_DIR, WebContext, json_error
 from meshmon.web.mapdata import QUALITIES, Thresholds, quality
 from meshmon.web.public import dump, node_links_detail, plain_state, safe_text
@@ -159,7 +160,7 @@ def view_signal(view: Json | None) -> float | None:
     return value
 
 
-def radio_noise(report: Report | None, iface: str | None) -> float | None:
+def radio_noise(report: AnyReport | None, iface: str | None) -> float | None:
     """The noise floor the node's report gives for the radio of `iface`."""
     if report is None or iface is None:
         return None
@@ -169,7 +170,7 @@ def radio_noise(report: Report | None, iface: str | None) -> float | None:
     return None
 
 
-def direction_view(view: Json | None, report: Report | None, now: float) -> Json | None:
+def direction_view(view: Json | None, report: AnyReport | None, now: float) -> Json | None:
     """One direction's metrics flattened, with its age; noise and SNR filled in from the
     radio's noise floor when the link itself has none (listed in `derived`)."""
     if view is None:
@@ -193,7 +194,7 @@ def direction_view(view: Json | None, report: Report | None, now: float) -> Json
 
 
 def link_entry(entry: Json, node: str, cfg: InstallerConfig,
-               reports: Callable[[str], Report | None], now: float,
+               reports: Callable[[str], AnyReport | None], now: float,
                names: Callable[[str], str | None] = lambda _peer: None) -> Json:
     """One neighbour of `node` for the installer: both views, each end's grade and the
     verdict (the worse end decides), the figure to show, the planned budget.
@@ -252,7 +253,7 @@ def live_event(topology: Topology, node: str, cfg: InstallerConfig, now: float,
     state = topology.nodes.get(node)
     nodes = topology.nodes
 
-    def report_of(nid: str) -> Report | None:
+    def report_of(nid: str) -> AnyReport | None:
         ns = nodes.get(nid)
         return ns.last_report if ns is not None else None
 

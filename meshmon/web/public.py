@@ -18,9 +18,10 @@ from typing import Any
 import networkx as nx
 
 from meshmon.model.addresses import safe_text
+from meshmon.model.fastwire import AnyReport
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.topology import Topology
-from meshmon.model.wire import LINK_METRICS, Info, Report
+from meshmon.model.wire import LINK_METRICS, Info
 from meshmon.web.incremental import Incremental
 
 Json = dict[str, Any]
@@ -102,7 +103,7 @@ def info_fields(node_id: str, info: Info | None, coarsen_grid_deg: float) -> Jso
     }
 
 
-def report_fields(report: Report | None) -> Json:
+def report_fields(report: AnyReport | None) -> Json:
     """The summary fields that come from the node's latest report."""
     sys = report.sys if report is not None else None
     return {
@@ -211,7 +212,7 @@ def node_links_detail(topology: Topology, node_id: str) -> tuple[list[Json], int
     return entries, unresolved
 
 
-def _sys(report: Report | None) -> Json | None:
+def _sys(report: AnyReport | None) -> Json | None:
     if report is None or report.sys is None:
         return None
     s = report.sys
@@ -224,7 +225,7 @@ def _sys(report: Report | None) -> Json | None:
     }
 
 
-def _radios(report: Report | None) -> list[Json]:
+def _radios(report: AnyReport | None) -> list[Json]:
     if report is None:
         return []
     return [
@@ -242,7 +243,7 @@ def _radios(report: Report | None) -> list[Json]:
     ]
 
 
-def _ifaces(report: Report | None) -> list[Json]:
+def _ifaces(report: AnyReport | None) -> list[Json]:
     if report is None:
         return []
     return [
@@ -341,7 +342,7 @@ class NodesRenderer(Incremental):
         super().__init__()
         self._grid = 0.0
         self._info: dict[str, tuple[Info | None, bytes]] = {}
-        self._report: dict[str, tuple[Report | None, bytes]] = {}
+        self._report: dict[str, tuple[AnyReport | None, bytes]] = {}
         self._counts: dict[str, tuple[int, int]] | None = None
         """link and neighbour counts per node, kept while the set of links stays"""
 

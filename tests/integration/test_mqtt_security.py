@@ -42,8 +42,8 @@ from tests.integration.harness import (
 NODE = "sec-node"  # an agent's MQTT user name is its node id (the ACL's %u)
 ATTACKER = "other-node"
 BRIDGE = "snmp-west"  # the docs' example bridge, allowed to publish for ap-3
-PASSWORDS = {"collector": "collector-pw", NODE: "node-pw", ATTACKER: "other-pw",
-             BRIDGE: "bridge-pw"}
+PASSWORDS = {"collector": "collector-pw", "collector-control": "control-pw", NODE: "node-pw",
+             ATTACKER: "other-pw", BRIDGE: "bridge-pw"}
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -176,8 +176,11 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def tls_collector(tmp: Path, port: int, ca: Path, password: str) -> Service:
+    # use_username_as_clientid: the control connection (status, info) needs a login of its own
     return Service(collector_config(tmp, port, mqtt={
-        "tls": True, "ca_file": str(ca), "username": "collector", "password": password}))
+        "tls": True, "ca_file": str(ca), "username": "collector", "password": password,
+        "control_username": "collector-control",
+        "control_password": PASSWORDS["collector-control"]}))
 
 
 # --------------------------------------------------------------------- Mosquitto, TLS
@@ -395,7 +398,7 @@ async def test_collector_with_wrong_password_is_refused_logs_it_and_keeps_retryi
 
         await eventually(refused_twice, 10, "two refused connection attempts")
         assert not ingest.connected.is_set() and ingest.connects == 0
-        refusals = warnings_from(caplog, "meshmon.ingest.mqtt", "refused the connection")
+        refusals = warnings_from(caplog, "meshmon.ingest.mqtt_client", "refused the connection")
         assert len(refusals) == 1, refusals  # said once, not on every retry
         assert "Not authorized" in refusals[0]
         assert "as user 'collector': check mqtt.username and mqtt.password" in refusals[0]
@@ -419,11 +422,11 @@ async def test_collector_that_does_not_trust_the_broker_certificate_says_so(
     try:
 
         async def tls_failure_logged() -> bool:
-            return bool(warnings_from(caplog, "meshmon.ingest.paho_loop", "TLS connection"))
+            return bool(warnings_from(caplog, "meshmon.ingest.mqtt_client", "TLS connection"))
 
         await eventually(tls_failure_logged, 10, "a warning about the failed TLS handshake")
         await asyncio.sleep(1.5)  # more attempts, same error: not repeated
-        failures = warnings_from(caplog, "meshmon.ingest.paho_loop", "TLS connection")
+        failures = warnings_from(caplog, "meshmon.ingest.mqtt_client", "TLS connection")
         assert len(failures) == 1, failures
         assert "certificate verify failed" in failures[0]
         assert service.ingest is not None and not service.ingest.connected.is_set()

@@ -1,0 +1,442 @@
+"""One MQTT client connection of the collector, driven by asyncio: connect, subscribe,
+receive PUBLISH packets in bulk, acknowledge them, reconnect.
+
+Incoming messages leave as `Incoming` tuples through one callback per read, many at a
+time. QoS 1 messages are acknowledged at once (`auto_ack`) or when the owner says so
+(`ack`): the collector acknowledges a report only once its rows are stored, so a killed
+process loses nothing the broker has not kept for it. An MQTT 5 connection asks the
+broker for a large receive window (`ConnectRequest.receive_maximum`); an MQTT 3.1.1 one
+has the broker's (Mosquitto: 20 messages), so it acknowledges on receipt.
+
+`pause()`/`resume()` stop and restart reading: while the collector is behind, the backlog
+waits in the broker (and TCP), not in our memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from meshmon.ingest.mqtt_packets import (
+    CONNACK,
+    DISCONNECT,
+    DISCONNECT_PACKET,
+    MQTT_5,
+    MQTT_311,
+    PINGREQ_PACKET,
+    PINGRESP,
+    PUBACK,
+    SUBACK,
+    UNSUPPORTED_VERSION,
+    Connack,
+    ConnectRequest,
+    Message,
+    Packet,
+    ProtocolError,
+    connect_packet,
+    parse_connack,
+    parse_disconnect,
+    parse_packets,
+    parse_suback,
+    pubacks,
+    publish_packet,
+    reason_text,
+    subscribe_packet,
+)
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+REFUSED_LOG_INTERVAL_S = 60.0
+"""a broker that keeps refusing us is logged this often, not on every retry"""
+CREDENTIAL_REASONS = ("Not authorized", "Bad user name or password")
+
+Incoming = tuple[str, bytes, float, int]
+"""(topic, payload, received_at, ack token — 0 when nothing is to be acknowledged)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how to connect."""
+
+    host: str
+    port: int
+    tls: ssl.SSLContext | None = None
+
+
+class Trouble:
+    """What connection problems were logged, shared by the connections of one process:
+    a broker that keeps refusing us, or a certificate we do not trust, is said once (per
+    distinct TLS error; refusals again after `REFUSED_LOG_INTERVAL_S`), not per connection
+    and retry."""
+
+    def __init__(self) -> None:
+        self.last_tls_error = ""
+        self.refused_logged_at = -REFUSED_LOG_INTERVAL_S
+
+
+def tls_context(ca_file: str, insecure: bool) -> ssl.SSLContext:
+    """A client TLS context that verifies the broker (its host name unless `insecure`)."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    if insecure:
+        context.check_hostname = False
+    return context
+
+
+class MqttConnection:
+    """A subscribing MQTT client that reconnects by itself; `run()` until cancelled."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: Endpoint,
+        request: ConnectRequest,
+        subscriptions: list[tuple[str, int]],
+        on_messages: Callable[[list[Incoming]], None],
+        *,
+        auto_ack: bool = True,
+        fallback_to_311: bool = False,
+        reconnect_delay_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        credential_hint: str = "",
+        on_state: Callable[[], None] | None = None,
+        trouble: Trouble | None = None,
+    ) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.request = request
+        self.subscriptions = subscriptions
+        self.on_messages = on_messages
+        self.auto_ack = auto_ack
+        self.fallback_to_311 = fallback_to_311
+        self.reconnect_delay_s = reconnect_delay_s
+        self.clock = clock
+        self.credential_hint = credential_hint
+        self.on_state = on_state
+        """called when the connection comes up or goes down"""
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self.refused = 0
+        """CONNACKs that refused us (wrong credentials, not authorised, …)"""
+        self.received = 0
+        self.acked = 0
+        self.published_dropped = 0
+        """messages `publish` could not send (not connected)"""
+        self.session_present = False
+        self._protocol: _Protocol | None = None
+        self._generation = 0
+        self.trouble = trouble or Trouble()
+        self._refused_in_row = 0
+        self._next_packet_id = 0
+        self._paused = False
+
+    @property
+    def version(self) -> int:
+        """The protocol version in use (or to be tried next)."""
+        return self.request.version
+
+    @property
+    def acks_on_receipt(self) -> bool:
+        """Whether QoS 1 messages are acknowledged as they arrive (not by `ack`)."""
+        return self.auto_ack or self.version != MQTT_5
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        """Connect, subscribe, receive; reconnect after `reconnect_delay_s` when the
+        connection is refused or lost. Runs until cancelled (then disconnects cleanly)."""
+        try:
+            while True:
+                lost = await self._session()
+                if lost is not None:
+                    await lost
+                self._down()
+                await asyncio.sleep(self.reconnect_delay_s)
+        finally:
+            self._close(clean=True)
+
+    async def _session(self) -> asyncio.Future[None] | None:
+        """One connection: the future that ends with it, or None when it failed."""
+        loop = asyncio.get_running_loop()
+        ep = self.endpoint
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                _, protocol = await loop.create_connection(
+                    lambda: _Protocol(self), ep.host, ep.port, ssl=ep.tls,
+                    server_hostname=ep.host if ep.tls is not None else None)
+        except ssl.SSLError as exc:
+            # a wrong CA or certificate does not fix itself: say so once per distinct error
+            message = str(exc)
+            trouble = self.trouble
+            level = logging.WARNING if message != trouble.last_tls_error else logging.DEBUG
+            trouble.last_tls_error = message
+            log.log(level, "%s: TLS connection to %s:%s failed: %s", self.name, ep.host,
+                    ep.port, message)
+            return None
+        except (OSError, TimeoutError) as exc:
+            log.debug("%s: connect to %s:%s failed: %s", self.name, ep.host, ep.port, exc)
+            return None
+        self.trouble.last_tls_error = ""
+        self._protocol = protocol
+        protocol.send(connect_packet(self.request))
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                connack = await protocol.connack
+        except (TimeoutError, ConnectionError, ProtocolError) as exc:
+            log.debug("%s: no CONNACK from %s:%s: %s", self.name, ep.host, ep.port, exc)
+            self._close(clean=False)
+            return None
+        if not connack.accepted:
+            self._close(clean=False)
+            if connack.reason in UNSUPPORTED_VERSION and self.fallback_to_311 \
+                    and self.version == MQTT_5:
+                log.info("%s: the broker at %s:%s does not speak MQTT 5; using 3.1.1",
+                         self.name, ep.host, ep.port)
+                self.request = replace(self.request, version=MQTT_311)
+                return None
+            self._log_refused(connack.reason)
+            return None
+        self._accepted(protocol, connack)
+        return protocol.lost
+
+    def _accepted(self, protocol: _Protocol, connack: Connack) -> None:
+        self.connects += 1
+        self._generation += 1
+        protocol.generation = self._generation
+        self._refused_in_row = 0
+        self.session_present = connack.session_present
+        ep = self.endpoint
+        if connack.session_present:
+            log.info("%s: MQTT reconnected to %s:%s, session resumed", self.name, ep.host,
+                     ep.port)
+        if not connack.session_present or self.version == MQTT_5:
+            # MQTT 5 subscribes again (the subscriptions may have changed) with "retained
+            # messages only for a new subscription"; a 3.1.1 broker that kept the session
+            # kept its subscriptions too, and subscribing again would make it resend every
+            # retained status and info
+            protocol.send(subscribe_packet(self._packet_id(), self.subscriptions,
+                                           self.version))
+            if not connack.session_present:
+                log.info("%s: MQTT connected to %s:%s (MQTT %s), subscribed to %s",
+                         self.name, ep.host, ep.port, "5" if self.version == MQTT_5 else
+                         "3.1.1", ", ".join(t for t, _ in self.subscriptions))
+        if self._paused:
+            protocol.pause()
+        self._set_connected(True)
+
+    def _set_connected(self, up: bool) -> None:
+        if up == self.connected.is_set():
+            return
+        if up:
+            self.connected.set()
+        else:
+            self.connected.clear()
+        if self.on_state is not None:
+            self.on_state()
+
+    def _down(self) -> None:
+        if self.connected.is_set():
+            log.warning("%s: MQTT connection to %s:%s lost; reconnecting", self.name,
+                        self.endpoint.host, self.endpoint.port)
+        self._set_connected(False)
+        self._protocol = None
+
+    def _close(self, clean: bool) -> None:
+        protocol, self._protocol = self._protocol, None
+        self._set_connected(False)
+        if protocol is not None:
+            if clean and protocol.accepted:
+                protocol.send(DISCONNECT_PACKET)
+            protocol.close()
+
+    def _log_refused(self, reason: str) -> None:
+        self.refused += 1
+        trouble = self.trouble
+        self._refused_in_row += 1
+        now = time.monotonic()
+        if (self._refused_in_row > 1
+                and now - trouble.refused_logged_at < REFUSED_LOG_INTERVAL_S):
+            return
+        trouble.refused_logged_at = now
+        hint = self.credential_hint if reason in CREDENTIAL_REASONS else ""
+        log.warning("%s: MQTT broker %s:%s refused the connection: %s%s; retrying every "
+                    "%.0f s (%d refusals in a row)", self.name, self.endpoint.host,
+                    self.endpoint.port, reason, hint, self.reconnect_delay_s,
+                    self._refused_in_row)
+
+    # ------------------------------------------------------------------ use
+    def ack(self, tokens: list[int]) -> None:
+        """Acknowledge QoS 1 messages by their tokens (in the order received); tokens of
+        an earlier connection are dropped (the broker sends those messages again)."""
+        protocol = self._protocol
+        if protocol is None or not tokens:
+            return
+        ids = [t & 0xFFFF for t in tokens if t >> 16 == protocol.generation and t & 0xFFFF]
+        if ids:
+            self.acked += len(ids)
+            protocol.send(pubacks(ids))
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
+        """Send one message (best effort: not kept while disconnected); True if sent."""
+        protocol = self._protocol
+        if protocol is None or not protocol.accepted:
+            self.published_dropped += 1
+            log.debug("%s: not connected, %s not sent", self.name, topic)
+            return False
+        packet_id = self._packet_id() if qos else 0
+        protocol.send(publish_packet(topic, payload, qos, retain, packet_id, self.version))
+        return True
+
+    def pause(self) -> None:
+        """Stop reading (the backlog stays in the broker)."""
+        self._paused = True
+        if self._protocol is not None:
+            self._protocol.pause()
+
+    def resume(self) -> None:
+        """Read again."""
+        self._paused = False
+        if self._protocol is not None:
+            self._protocol.resume()
+
+    def _packet_id(self) -> int:
+        self._next_packet_id = self._next_packet_id % 0xFFFF + 1
+        return self._next_packet_id
+
+
+class _Protocol(asyncio.Protocol):
+    """The bytes of one connection: parsing, keepalive, writing."""
+
+    def __init__(self, owner: MqttConnection) -> None:
+        loop = asyncio.get_running_loop()
+        self.owner = owner
+        self.version = owner.request.version
+        self.keepalive_s = owner.request.keepalive_s
+        self.connack: asyncio.Future[Connack] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.generation = 0
+        self.accepted = False
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._paused = False
+        self._last_sent = time.monotonic()
+        self._ping_sent_at: float | None = None
+        self._keepalive: asyncio.TimerHandle | None = None
+
+    # asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._schedule_keepalive()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        if not self.connack.done():
+            self.connack.set_exception(ConnectionError(str(exc or "connection closed")))
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        self._ping_sent_at = None  # anything from the broker shows it is alive
+        messages: list[Message] = []
+        others: list[Packet] = []
+        try:
+            used = parse_packets(buf, self.version, messages, others)
+        except (ProtocolError, IndexError, UnicodeDecodeError) as exc:
+            log.warning("%s: malformed MQTT data from the broker (%s); reconnecting",
+                        self.owner.name, exc)
+            self.close()
+            return
+        del buf[:used]
+        for packet in others:
+            self._control(packet)
+        if messages:
+            self._deliver(messages)
+
+    def _deliver(self, messages: list[Message]) -> None:
+        owner = self.owner
+        now = owner.clock()
+        owner.received += len(messages)
+        if owner.acks_on_receipt:
+            ids = [pid for _, _, pid in messages if pid]
+            if ids:
+                self.send(pubacks(ids))
+                owner.acked += len(ids)
+            owner.on_messages([(topic, payload, now, 0) for topic, payload, _ in messages])
+            return
+        gen = self.generation << 16
+        owner.on_messages([(topic, payload, now, gen | pid if pid else 0)
+                           for topic, payload, pid in messages])
+
+    def _control(self, packet: Packet) -> None:
+        kind = packet.kind
+        if kind == CONNACK:
+            if not self.connack.done():
+                connack = parse_connack(packet.body, self.version)
+                self.accepted = connack.accepted
+                self.connack.set_result(connack)
+        elif kind == SUBACK:
+            _, codes = parse_suback(packet.body, self.version)
+            refused = [(topic, code) for (topic, _), code in zip(
+                self.owner.subscriptions, codes, strict=False) if code >= 0x80]
+            for topic, code in refused:
+                log.error("%s: the broker refused the subscription to %s (%s)",
+                          self.owner.name, topic, reason_text(code))
+        elif kind == DISCONNECT:
+            log.warning("%s: the broker disconnected us: %s", self.owner.name,
+                        parse_disconnect(packet.body))
+        elif kind not in (PUBACK, PINGRESP):  # our publishes' PUBACKs need nothing
+            log.debug("%s: ignoring MQTT packet type 0x%02x", self.owner.name, kind)
+
+    # keepalive
+    def _schedule_keepalive(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._keepalive = loop.call_later(max(0.5, self.keepalive_s / 4), self._check_alive)
+
+    def _check_alive(self) -> None:
+        if self.transport is None:
+            return
+        now = time.monotonic()
+        pinged = self._ping_sent_at
+        if pinged is not None and not self._paused and now - pinged > self.keepalive_s:
+            log.warning("%s: no answer from the broker for %.0f s; reconnecting",
+                        self.owner.name, now - pinged)
+            self.close()
+            return
+        if now - self._last_sent >= self.keepalive_s / 2 and pinged is None:
+            self.send(PINGREQ_PACKET)
+            self._ping_sent_at = now
+        self._schedule_keepalive()
+
+    # writing, reading
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+            self._last_sent = time.monotonic()
+
+    def pause(self) -> None:
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            with contextlib.suppress(RuntimeError):
+                self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.transport is not None and self._paused:
+            self._paused = False
+            if self._ping_sent_at is not None:  # unread while paused: ask again
+                self._ping_sent_at = time.monotonic()
+            with contextlib.suppress(RuntimeError):
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+

@@ -1,0 +1,194 @@
+"""`meshmon serve --role writer`: the time series of a share of the reports.
+
+Writers join the MQTT 5 shared subscription `$share/GROUP/PREFIX/v1/node/+/report`
+(GROUP is `[roles] share_group`): the broker hands each report to one member of the
+group, so any number of writers on any number of machines split the work of decoding
+reports and writing InfluxDB (v1 or v2 API, VictoriaMetrics) between them. The core
+(`--role core`) reads every report itself for the graph, health, alerts, web and SQLite.
+
+Each writer also reads every node's retained `info` through a normal (not shared)
+subscription, to name each link's peer by the MACs nodes announce exactly as the core
+does (`MacOwners`): whichever writer stores a report, its points have the same tags, and
+their time is the report's `ts`. So a report the broker delivers twice (to a writer that
+was killed before it acknowledged it, then to another) overwrites its own points in
+InfluxDB instead of adding a second one. A report is acknowledged once its points are
+written (or dropped and counted): what a killed writer had not written yet stays with the
+broker (docs/scaling.md says what Mosquitto does with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from meshmon.config import Config
+from meshmon.errors import StartupError
+from meshmon.ingest.decode import Decoder
+from meshmon.ingest.mqtt import BrokerAddress, MqttIngest, RawMessage, Subscriptions, node_topics
+from meshmon.ingest.mqtt_packets import MQTT_5
+from meshmon.metrics import Metrics
+from meshmon.model.fastwire import Report
+from meshmon.model.peers import MacOwners
+from meshmon.model.wire import Info
+from meshmon.service_metrics import register_ingest_metrics, register_sink_metrics
+from meshmon.sinks import build_influx_sink
+from meshmon.sinks.feed import SinkFeed
+from meshmon.web.app import make_runner
+from meshmon.web.ops import PROMETHEUS_CONTENT_TYPE
+
+log = logging.getLogger(__name__)
+
+ACK_INTERVAL_S = 0.1
+"""how often written reports are acknowledged to the broker"""
+
+
+def share_filter(config: Config) -> str:
+    """The writers' shared subscription."""
+    prefix = config.mqtt.topic_prefix
+    return f"$share/{config.roles.share_group}/{node_topics(prefix, 'report')[0]}"
+
+
+def check_writer_config(config: Config) -> None:
+    """Refuse to start a writer that could not work, saying why."""
+    if config.mqtt.broker == "embedded":
+        raise StartupError(
+            "--role writer needs an external MQTT 5 broker with shared subscriptions "
+            "(Mosquitto 2, EMQX, VerneMQ, HiveMQ; [mqtt] broker = \"external\"): the "
+            "embedded broker (amqtt, MQTT 3.1.1) runs only --role all")
+    if not config.influxdb.enabled:
+        raise StartupError("a writer writes the time series: set [influxdb] enabled = true "
+                           "(InfluxDB v1/v2 or VictoriaMetrics)")
+    if not config.mqtt.client_id:
+        raise StartupError(
+            "each writer keeps a persistent MQTT session of its own: give it a unique "
+            "[mqtt] client_id (e.g. \"meshmon-writer-1\")")
+
+
+class Writer:
+    """One writer process: shared reports in, line protocol out, /healthz and /metrics."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        check_writer_config(config)
+        self.config = config
+        self.clock = clock
+        self.metrics = Metrics()
+        self.decoder = Decoder(config.mqtt.topic_prefix, self.metrics)
+        self.sink = build_influx_sink(config.influxdb, config.storage.max_clock_skew_s)
+        self.feed = SinkFeed([self.sink], event_sinks=[], ack_sinks=[self.sink])
+        self.macs = MacOwners()
+        self.ingest = MqttIngest(
+            config.mqtt, BrokerAddress(config.mqtt.host, config.mqtt.port), self.on_batch,
+            self.on_control,
+            Subscriptions(share_filter(config), node_topics(config.mqtt.topic_prefix, "info")),
+            version=MQTT_5, fallback_to_311=False, clock=clock)
+        register_ingest_metrics(self.metrics, lambda: self.ingest, self.feed)
+        register_sink_metrics(self.metrics, [self.sink])
+        self.http_port = 0
+        self._runner: web.AppRunner | None = None
+        self._tasks: asyncio.Task[None] | None = None
+        self._sink_started = False
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.config.http.host}:{self.http_port}"
+
+    async def start(self) -> None:
+        """Start the sink, HTTP and the MQTT connections."""
+        try:
+            await self.sink.start()
+            self._sink_started = True
+            await self._start_http()
+            started = asyncio.get_running_loop().create_future()
+            self._tasks = asyncio.create_task(self._run(started), name="writer")
+            await started
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _run(self, started: asyncio.Future[None]) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.ingest.run(), name="mqtt")
+            group.create_task(self._acknowledge(), name="acks")
+            started.set_result(None)
+
+    async def stop(self) -> None:
+        """Write and acknowledge what was taken, then disconnect and close."""
+        if self._tasks is not None:
+            self.ingest.reports.pause()
+            with contextlib.suppress(Exception):
+                await self.sink.flush()
+            self.ingest.ack(self.feed.settled_tokens())
+            self._tasks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tasks
+            self._tasks = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._sink_started:
+            self._sink_started = False
+            await self.sink.close()
+
+    async def _acknowledge(self) -> None:
+        while True:
+            await asyncio.sleep(ACK_INTERVAL_S)
+            self.ingest.ack(self.feed.settled_tokens())
+
+    # ------------------------------------------------------------------ messages
+    def on_batch(self, batch: list[RawMessage]) -> None:
+        """Reports of our share: their points to the sink, their acknowledgements held."""
+        decode, inc, feed = self.decoder.decode, self.metrics.inc, self.feed
+        dsts = self.macs.dsts
+        for topic, payload, received_at, token in batch:
+            message = decode(topic, payload, received_at)
+            if isinstance(message, Report):
+                feed.write_report(message, received_at, dsts(message.node, message.links))
+                inc("meshmon_reports_received_total")
+            elif message is not None:  # not a report on the report topic: cannot happen
+                inc("meshmon_rejected_total", reason="topic")
+            feed.hold(token)
+
+    def on_control(self, batch: list[RawMessage]) -> None:
+        """Retained info: the MACs each node announces."""
+        for topic, payload, received_at, _ in batch:
+            message = self.decoder.decode(topic, payload, received_at)
+            if isinstance(message, Info):
+                self.macs.announce(message.node, message.macs)
+                self.metrics.inc("meshmon_info_received_total")
+
+    # ------------------------------------------------------------------ HTTP
+    async def _start_http(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = make_runner(app)
+        await self._runner.setup()
+        http = self.config.http
+        # several writers on one host: each takes a free port unless one is configured
+        port = http.port if "port" in http.model_fields_set else 0
+        site = web.TCPSite(self._runner, http.host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(f"HTTP cannot listen on {http.host}:{port} ({exc.strerror}); "
+                               "choose another [http] port.") from None
+        sockets = getattr(site._server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else port
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({
+            "ok": True, "role": "writer", "mqtt_connected": self.ingest.connected.is_set(),
+            "reports": self.metrics.get("meshmon_reports_received_total"),
+            "acks_held": self.feed.held,
+        }, headers={"Cache-Control": "no-store"})
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        response = web.Response(body=self.metrics.render().encode())
+        response.headers["Content-Type"] = PROMETHEUS_CONTENT_TYPE
+        response.headers["Cache-Control"] = "no-store"
+        return response

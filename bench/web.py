@@ -364,7 +364,7 @@ class Bench:
         t0 = time.perf_counter()
         for i in range(0, len(payloads), INGEST_BATCH):
             now = time.time()
-            self.service.on_batch([(t, p, now, 0) for t, p in payloads[i:i + INGEST_BATCH]])
+            self.service.on_batch([(t, p, now, 0, False) for t, p in payloads[i:i + INGEST_BATCH]])
             await asyncio.sleep(0)  # the loop's other work (ticks, HTTP) goes on meanwhile
         await self.wait_applied(self.powered, seq)
         return time.perf_counter() - t0

@@ -288,13 +288,13 @@ class Service:
         decode, apply, inc = self.decoder.decode, self.core.apply, self.metrics.inc
         write, hold = self.feed.write, self.feed.hold
         lags: list[float] = []
-        for topic, payload, received_at, token in batch:
+        for topic, payload, received_at, token, redelivered in batch:
             message = decode(topic, payload, received_at)
             if message is None:
                 hold(token)
                 continue
             try:
-                effects = apply(message, received_at)
+                effects = apply(message, received_at, redelivered)
             except Exception:  # a bug must not stop ingest; count it and go on
                 log.exception("applying %s failed", topic)
                 inc("meshmon_rejected_total", reason="internal")
@@ -314,7 +314,7 @@ class Service:
         """Status and info, applied as they arrive (acknowledged on receipt: retained)."""
         decode, apply, inc = self.decoder.decode, self.core.apply, self.metrics.inc
         write = self.feed.write
-        for topic, payload, received_at, _ in batch:
+        for topic, payload, received_at, _, _ in batch:
             message = decode(topic, payload, received_at)
             if message is None:
                 continue

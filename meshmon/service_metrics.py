@@ -77,6 +77,9 @@ def register_metrics(service: Service) -> None:
         for name, stats in alerting.dispatcher.stats().items()
         for state, value in stats.items()
     })
+    m.describe("meshmon_reports_duplicate_total", "counter",
+               "reports delivered again (QoS 1 after a broken connection) and ignored")
+    m.gauge_fn("meshmon_reports_duplicate_total", lambda: float(service.core.duplicates))
     m.describe("meshmon_change_log_lost_total", "counter",
                "change log entries a consumer fell too far behind to read")
     m.gauge_fn("meshmon_change_log_lost_total",

@@ -144,7 +144,7 @@ class Writer:
         """Reports of our share: their points to the sink, their acknowledgements held."""
         decode, inc, feed = self.decoder.decode, self.metrics.inc, self.feed
         dsts = self.macs.dsts
-        for topic, payload, received_at, token in batch:
+        for topic, payload, received_at, token, _ in batch:
             message = decode(topic, payload, received_at)
             if isinstance(message, Report):
                 feed.write_report(message, received_at, dsts(message.node, message.links))
@@ -155,7 +155,7 @@ class Writer:
 
     def on_control(self, batch: list[RawMessage]) -> None:
         """Retained info: the MACs each node announces."""
-        for topic, payload, received_at, _ in batch:
+        for topic, payload, received_at, _, _ in batch:
             message = self.decoder.decode(topic, payload, received_at)
             if isinstance(message, Info):
                 self.macs.announce(message.node, message.macs)

@@ -44,7 +44,8 @@ PAUSE_AT = 20_000
 RESUME_AT = 5_000
 
 RawMessage = Incoming
-"""(topic, payload, received_at, ack token) — the only thing that leaves this adapter."""
+"""(topic, payload, received_at, ack token, redelivered) — the only thing that leaves
+this adapter."""
 
 
 @dataclass(frozen=True, slots=True)

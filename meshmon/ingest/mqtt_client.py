@@ -56,8 +56,9 @@ REFUSED_LOG_INTERVAL_S = 60.0
 """a broker that keeps refusing us is logged this often, not on every retry"""
 CREDENTIAL_REASONS = ("Not authorized", "Bad user name or password")
 
-Incoming = tuple[str, bytes, float, int]
-"""(topic, payload, received_at, ack token — 0 when nothing is to be acknowledged)"""
+Incoming = tuple[str, bytes, float, int, bool]
+"""(topic, payload, received_at, ack token — 0 when nothing is to be acknowledged,
+redelivered — the broker's DUP flag: it may have been received before)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,15 +367,16 @@ class _Protocol(asyncio.Protocol):
         now = owner.clock()
         owner.received += len(messages)
         if owner.acks_on_receipt:
-            ids = [pid for _, _, pid in messages if pid]
+            ids = [pid for _, _, pid, _ in messages if pid]
             if ids:
                 self.send(pubacks(ids))
                 owner.acked += len(ids)
-            owner.on_messages([(topic, payload, now, 0) for topic, payload, _ in messages])
+            owner.on_messages([(topic, payload, now, 0, dup)
+                               for topic, payload, _, dup in messages])
             return
         gen = self.generation << 16
-        owner.on_messages([(topic, payload, now, gen | pid if pid else 0)
-                           for topic, payload, pid in messages])
+        owner.on_messages([(topic, payload, now, gen | pid if pid else 0, dup)
+                           for topic, payload, pid, dup in messages])
 
     def _control(self, packet: Packet) -> None:
         kind = packet.kind

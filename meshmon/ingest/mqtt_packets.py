@@ -166,8 +166,8 @@ class Packet:
     body: bytes
 
 
-Message = tuple[str, bytes, int]
-"""An incoming PUBLISH: (topic, payload, packet id — 0 for QoS 0)."""
+Message = tuple[str, bytes, int, bool]
+"""An incoming PUBLISH: (topic, payload, packet id — 0 for QoS 0, DUP: sent again)."""
 
 
 def parse_packets(buf: bytearray, version: int, messages: list[Message],
@@ -212,7 +212,7 @@ def parse_packets(buf: bytearray, version: int, messages: list[Message],
                 q += plen
             if q > end:
                 raise ProtocolError("PUBLISH shorter than its header")
-            append((topic, bytes(buf[q:end]), packet_id))
+            append((topic, bytes(buf[q:end]), packet_id, first & 0x08 != 0))
         else:
             others.append(Packet(first & 0xF0, first & 0x0F, bytes(buf[p:end])))
         pos = end

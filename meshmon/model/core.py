@@ -48,6 +48,9 @@ from meshmon.model.state import LinkKey, LinkState, NodeState
 from meshmon.model.topology import Rekeyed, Topology
 from meshmon.model.wire import BridgeStatus, Status
 
+RECENT_REPORTS = 8
+"""reports per node remembered to tell a redelivered one (QoS 1: the broker sends again
+what was not acknowledged when a connection broke)"""
 REPORT_TYPES = (Report, wire.Report)
 """a decoded report (Struct) or one built with the model (tests, tools)"""
 
@@ -106,13 +109,25 @@ class Core:
             offline_after_s=settings.offline_after_s,
         )
         self.health = Health(self.topology, settings.health, detectors)
+        self._recent: dict[str, tuple[int, ...]] = {}
+        """per node, the (seq, ts) fingerprints of its latest reports"""
+        self.duplicates = 0
+        """reports applied already (redelivered), ignored"""
         self._wills: dict[str, float] = {}
         """nodes offline by their last will (or an offline status), and since when"""
 
     # ------------------------------------------------------------------ entry points
-    def apply(self, message: Message | wire.Report, now: float) -> Effects:
-        """Apply one decoded message received at `now`."""
+    def apply(self, message: Message | wire.Report, now: float,
+              redelivered: bool = False) -> Effects:
+        """Apply one decoded message received at `now`; a `redelivered` report (MQTT's
+        DUP flag) that was applied already changes nothing."""
         if isinstance(message, REPORT_TYPES):  # the hot path: ~all messages, kept flat
+            seen = hash((message.seq, message.ts))
+            recent = self._recent.get(message.node, ())
+            if redelivered and seen in recent:
+                self.duplicates += 1
+                return Effects([])
+            self._recent[message.node] = (*recent[1 - RECENT_REPORTS:], seen)
             topology = self.topology
             known = topology.nodes.get(message.node)
             was_online = known is not None and known.online
@@ -174,6 +189,8 @@ class Core:
         start = self.log.end
         bridges = (health or {}).get("bridges", [])
         rekeyed = self.topology.restore(nodes, links, now=now, bridges=bridges)
+        self._recent = {n.id: (hash((n.last_report.seq, n.last_report.ts)),)
+                        for n in self.topology.nodes.values() if n.last_report is not None}
         self._append(Restored(now))
         self._log_rekeyed(rekeyed, now)
         self.health.restore(health, now)

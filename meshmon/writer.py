@@ -86,6 +86,11 @@ class Writer:
             self.on_control,
             Subscriptions(share_filter(config), node_topics(config.mqtt.topic_prefix, "info")),
             version=MQTT_5, fallback_to_311=False, clock=clock)
+        for connection in self.ingest.connections:
+            # stopped cleanly (everything taken written and acknowledged), a writer leaves
+            # the group: its share goes to the others until it is back. Killed, its session
+            # stays and the broker keeps its share for it (docs/scaling.md).
+            connection.end_session_on_stop = True
         register_ingest_metrics(self.metrics, lambda: self.ingest, self.feed)
         register_sink_metrics(self.metrics, [self.sink])
         self.http_port = 0

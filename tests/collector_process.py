@@ -47,6 +47,8 @@ class CollectorProcess:
 
     work: Path
     config: dict[str, Any]
+    role: str = "all"
+    """`meshmon serve --role`"""
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
@@ -69,7 +71,8 @@ class CollectorProcess:
         self.logs.append(log_path)
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "meshmon.cli", "serve", "-c", str(path)],
+                [sys.executable, "-m", "meshmon.cli", "serve", "-c", str(path),
+                 "--role", self.role],
                 stdout=log, stderr=subprocess.STDOUT)
         try:
             servers.wait_for_http(self.url + "/healthz", timeout=timeout)

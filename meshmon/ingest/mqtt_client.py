@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from meshmon.ingest.mqtt_packets import (
     CONNACK,
     DISCONNECT,
-    DISCONNECT_PACKET,
     MQTT_5,
     MQTT_311,
     PINGREQ_PACKET,
@@ -39,6 +38,7 @@ from meshmon.ingest.mqtt_packets import (
     Packet,
     ProtocolError,
     connect_packet,
+    disconnect_packet,
     parse_connack,
     parse_disconnect,
     parse_packets,
@@ -129,6 +129,9 @@ class MqttConnection:
         self.published_dropped = 0
         """messages `publish` could not send (not connected)"""
         self.session_present = False
+        self.end_session_on_stop = False
+        """MQTT 5: a clean stop ends the session (a writer leaves its share group; what it
+        took is written and acknowledged by then)"""
         self._protocol: _Protocol | None = None
         self._generation = 0
         self.trouble = trouble or Trouble()
@@ -251,7 +254,7 @@ class MqttConnection:
         self._set_connected(False)
         if protocol is not None:
             if clean and protocol.accepted:
-                protocol.send(DISCONNECT_PACKET)
+                protocol.send(disconnect_packet(self.version, self.end_session_on_stop))
             protocol.close()
 
     def _log_refused(self, reason: str) -> None:

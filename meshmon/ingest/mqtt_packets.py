@@ -138,6 +138,15 @@ def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, packet_id
     return _packet(PUBLISH | (qos << 1) | int(retain), bytes(body))
 
 
+def disconnect_packet(version: int, end_session: bool) -> bytes:
+    """A normal DISCONNECT; MQTT 5 with `end_session` also ends the session (session
+    expiry 0): the broker forgets the subscriptions instead of queueing for them."""
+    if version == MQTT_5 and end_session:
+        props = bytes((SESSION_EXPIRY_INTERVAL,)) + (0).to_bytes(4, "big")
+        return _packet(DISCONNECT, b"\x00" + varint(len(props)) + props)
+    return DISCONNECT_PACKET
+
+
 def pubacks(packet_ids: list[int]) -> bytes:
     """PUBACKs (success) for these packet ids, in order, as one write."""
     return b"".join(b"\x40\x02" + pid.to_bytes(2, "big") for pid in packet_ids)

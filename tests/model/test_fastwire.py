@@ -56,8 +56,47 @@ def test_the_generated_structs_are_the_models() -> None:
         assert list(model.model_fields) == list(struct.__struct_fields__)
 
 
+def agent_reports(canned: Path) -> list[bytes]:
+    """Reports the real agent builds from the iw and batman captures (text and JSON
+    batctl output), as it publishes them."""
+    from meshmon_agent.agent import Agent
+    from meshmon_agent.collect import Collector
+    from meshmon_agent.config import from_dict
+    from meshmon_agent.runner import CannedRunner
+
+    from tests.agent.test_report_wire import make_canned_dir
+
+    make_canned_dir(canned)
+    payloads: list[bytes] = []
+    published: list[dict[str, Any]] = []
+
+    class Sink:
+        def publish_info(self, info: dict[str, Any]) -> None:
+            pass
+
+        def publish_report(self, report: dict[str, Any]) -> None:
+            published.append(report)
+
+    cfg = from_dict({"node": "lr-test-1", "collect": {
+        "wifi_interfaces": ["mesh-5000mhz"], "canned_dir": str(canned)}})
+    agent = Agent(cfg, Collector(cfg.collect, CannedRunner(canned)), Sink(), clock=lambda: 1.7e9)
+    agent.tick()
+    agent.tick()
+    payloads.extend(json.dumps(report).encode() for report in published)
+    return payloads
+
+
+def test_the_agents_reports_from_captures_take_the_fast_path(tmp_path: Path) -> None:
+    payloads = agent_reports(tmp_path)
+    assert len(payloads) == 2
+    for payload in payloads:
+        assert fastwire.decode_report_fast(payload) is not None
+        result = assert_same(TOPIC, payload)
+        assert result[0] == "accepted" and len(result[1]["links"]) == 7  # 3 wifi, 4 batman
+
+
 def real_reports() -> list[bytes]:
-    """Reports of the real agent (captures), the benchmark's and the docs' examples."""
+    """The real agent's report (captures), the benchmark's and the docs' examples."""
     payloads = [(DATA / "wire" / "report-lr-test-1.json").read_bytes()]
     example = json.loads((DATA / "wire" / "report-lr-test-1.json").read_text())
     example["links"] = [
@@ -143,6 +182,27 @@ def generated_reports(draw: st.DrawFn) -> bytes:
 @given(generated_reports())
 def test_generated_boundary_reports_get_the_same_verdict_and_values(payload: bytes) -> None:
     assert_same(TOPIC, payload)
+
+
+@settings(max_examples=scaled(100), deadline=None)
+@given(st.sampled_from(ODD_IDS), st.booleans())
+def test_node_ids_of_every_shape_get_the_same_verdict(node: str, same_in_topic: bool) -> None:
+    """MAC- and IP-like, too long, empty, non-ASCII node ids: in the payload, and in the
+    topic (where MQTT allows it) or a different one there."""
+    doc = dict(BASES["report"], node=node)
+    topic_node = node if same_in_topic and node and "/" not in node else "lr-test-1"
+    assert_same(f"{PREFIX}/v1/node/{topic_node}/report", json.dumps(doc).encode())
+
+
+def test_oversize_reports_are_refused_by_both_and_the_limit_is_accepted() -> None:
+    doc = dict(BASES["report"], links=[])
+    base = json.dumps(doc).encode()
+    room = wire.MAX_PAYLOAD_BYTES - len(base)
+    exact = base[:-1] + b" " * room + b"}"  # valid JSON, exactly the limit
+    assert len(exact) == wire.MAX_PAYLOAD_BYTES
+    assert assert_same(TOPIC, exact)[0] == "accepted"
+    over = base[:-1] + b" " * (room + 1) + b"}"
+    assert assert_same(TOPIC, over)[:2] == ("rejected", "oversize")
 
 
 @pytest.mark.parametrize("payload", [

@@ -1,32 +1,55 @@
-"""Ingest benchmark: N simulated nodes → real Mosquitto → collector (graph + SQLite + InfluxDB v1).
+"""Ingest benchmark: N simulated nodes → real Mosquitto → `meshmon serve` (graph + SQLite +
+InfluxDB v1), as one process (`--role all`) and as a core with N writers.
 
-    python bench/ingest.py [--nodes 35000] [--seconds 20]
+    python bench/ingest.py [--nodes 35000] [--seconds 10] [--writers 2]
 
-Prints, measured in the same run: the collector's sustained reports/s (flood phase) next
-to a bare paho subscriber's receive rate on the same messages; publish-to-stored lag
-p50/p99 at a steady rate below saturation; the collector's peak RSS; topology analysis
-time. Last line: RESULT reports_per_s=… bare_per_s=… ratio=… p99_ms=… rss_mb=… analysis_ms=…
+Measured in the same run, for `all` and for `core` + N `writer` processes:
+* sustained reports/s: a backlog the broker queued for the collector's persistent session,
+  drained (the core's and the writers' rates apart) — next to a bare paho subscriber
+  draining the same kind of backlog (phase A) and the ratio;
+* publish→stored p50/p99 (every store: SQLite, InfluxDB) at guifi.net's rate (1,170
+  reports/s) and at twice that;
+* last will → webhook p99 while the double rate runs: nodes with a will are cut one by
+  one (their socket closed, the broker publishes the will) and the collector's webhook is
+  timed;
+* HTTP p99 of /healthz, /metrics, the API and a page while ingest runs (the drain: the
+  collector saturated); a request that times out counts as its timeout and is reported —
+  a slow scrape never ends the benchmark;
+* the collector's peak RSS and its topology analysis time.
+
+Last line: RESULT reports_per_s=… bare_per_s=… ratio=… p99_ms=… rss_mb=… analysis_ms=…
+http_p99_ms=… lwt_p99_ms=…  (the `all` role; p99_ms at 1,170 reports/s)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from loadgen import (  # noqa: E402
+    Mesh,
     bare_drain,
     build_mesh,
+    mac_of,
     publish_infos,
     run_publishers,
     subscribe_session,
@@ -34,14 +57,38 @@ from loadgen import (  # noqa: E402
 
 from tests import servers  # noqa: E402
 
-STEADY_SHARE = 0.6
-"""the latency phase publishes at this share of the measured drain rate (below saturation)"""
-TARGETS = {"reports_per_s": 5000.0, "p99_ms": 1000.0, "rss_mb": 1024.0, "analysis_ms": 500.0}
+GUIFI_RATE = 1170.0
+"""35,000 nodes reporting every 30 s"""
+TARGETS = {"all": 4000.0, "core": 5000.0, "ratio_core": 0.5, "p99_ms": 1000.0,
+           "lwt_p99_ms": 1000.0, "http_p99_ms": 100.0, "rss_mb": 1024.0,
+           "analysis_ms": 500.0}
+HTTP_PATHS = ("/healthz", "/metrics", "/api/v1/outages", "/api/v1/nodes/n00001", "/")
+HTTP_TIMEOUT_S = 5.0
+LWT_NODES = 16
+LWT_SPACING_S = 0.6
+"""between two cut nodes: more than the alert group wait (0.5 s), one outage each"""
+LAG_WINDOW = 20_000
+"""reports each sink's publish→stored quantiles are taken over (meshmon.sinks.lag)"""
 
 
-def scrape(url: str, timeout: float = 30) -> dict[str, float]:
-    with urllib.request.urlopen(url + "/metrics", timeout=timeout) as r:
-        text = r.read().decode()
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def scrape(url: str, timeout: float = 10) -> dict[str, float]:
+    """/metrics as {series: value}; {} when it does not answer in time."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=timeout) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -50,10 +97,10 @@ def scrape(url: str, timeout: float = 30) -> dict[str, float]:
     return out
 
 
-def rss_mb(pid: int, field: str = "VmHWM") -> float:
+def rss_mb(pid: int, field_name: str = "VmHWM") -> float:
     """Peak (VmHWM) or current (VmRSS) resident memory of a process, MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
+        if line.startswith(field_name + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -67,165 +114,481 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> float:
     return time.monotonic() - start
 
 
-def bare_rate(port: int, n: int, seconds: float) -> float:
-    """Reports/s a bare paho subscriber drains from a backlog the broker queued for it."""
-    subscribe_session(port, "bench-bare", "meshmon")
-    sent = run_publishers(port, n, 0, seconds)
-    count, took = bare_drain(port, "bench-bare", sent, timeout=600)
-    rate = count / max(took, 1e-9)
-    print(f"bare paho subscriber: {count}/{sent} reports drained in {took:.1f}s → {rate:,.0f}/s")
-    return rate
+# ---------------------------------------------------------------------- probes
+class HttpProbe:
+    """Times GETs of the collector's pages in a thread while ingest runs."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.times_ms: list[float] = []
+        self.timeouts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HttpProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(HTTP_TIMEOUT_S + 1)
+
+    def _run(self) -> None:
+        k = 0
+        while not self._stop.is_set():
+            path = HTTP_PATHS[k % len(HTTP_PATHS)]
+            k += 1
+            t0 = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=HTTP_TIMEOUT_S) as r:
+                    r.read()
+            except OSError:
+                self.timeouts += 1  # counted as its timeout below
+                self.times_ms.append(HTTP_TIMEOUT_S * 1000)
+                continue
+            self.times_ms.append((time.perf_counter() - t0) * 1000)
+            self._stop.wait(0.05)
+
+    def summary(self) -> str:
+        return (f"{len(self.times_ms)} requests ({', '.join(HTTP_PATHS)}): p50 "
+                f"{quantile(self.times_ms, 0.5):.0f} ms, p99 {quantile(self.times_ms, 0.99):.0f}"
+                f" ms, max {max(self.times_ms, default=float('nan')):.0f} ms, "
+                f"{self.timeouts} over {HTTP_TIMEOUT_S:.0f} s")
 
 
-def drain_rate(
-    url: str, expected: int, started: float, timeout: float = 900
-) -> tuple[float, float]:
-    """Poll the collector's counter while it drains `expected` reports; (reports/s, seconds).
+class Webhook:
+    """The collector's webhook notifier target: when each outage alert arrived."""
 
-    The rate is taken between 5 % and 95 % of the backlog, so start-up and the tail do
-    not blur it; if no poll got through before 5 % (HTTP starved), from `started`."""
-    marks: dict[float, float] = {}
-    done = 0.0
-    while time.monotonic() - started < timeout:
-        with contextlib.suppress(OSError):
-            done = scrape(url, timeout=5).get("meshmon_reports_received_total", 0)
-        now = time.monotonic()
-        for frac in (0.05, 0.95):
-            if done >= frac * expected and frac not in marks:
-                marks[frac] = now
-        if done >= expected:
-            break
-        time.sleep(0.2)
-    else:
-        raise SystemExit(f"bench: collector drained only {done:.0f}/{expected} reports")
-    if marks[0.05] == marks[0.95]:
-        print("  (no poll answered before 95 % of the backlog: timing from collector start)")
-        return expected / max(marks[0.95] - started, 1e-9), marks[0.95] - started
-    return 0.9 * expected / (marks[0.95] - marks[0.05]), time.monotonic() - started
+    def __init__(self) -> None:
+        self.firing: dict[str, float] = {}
+        """node → arrival time of the first firing outage alert naming it as a cause"""
+        self.received = 0
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                now = time.time()
+                self.send_response(200)
+                self.end_headers()
+                hook.received += 1
+                alert = json.loads(body or b"{}")
+                if alert.get("kind") == "outage" and alert.get("status") == "firing":
+                    for node in (alert.get("cause") or {}).get("nodes", []):
+                        hook.firing.setdefault(node, now)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
-def start_collector(
-    work: Path, mq_port: int, influx_port: int
-) -> tuple[subprocess.Popen[bytes], str]:
+class WillNodes:
+    """Nodes with a last will (not among the publishers' nodes), each linked to a mesh
+    node; `cut` one closes its socket without DISCONNECT: the broker sends its will."""
+
+    def __init__(self, port: int, mesh: Mesh, prefix: str, tag: str) -> None:
+        self.clients: list[tuple[str, paho.Client]] = []
+        self.peers: dict[str, str] = {}
+        self.cut_at: dict[str, float] = {}
+        for i in range(LWT_NODES):
+            node = f"lwt-{tag}-{i:02d}"
+            base = f"{prefix}/v1/node/{node}"
+            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{node}")
+            client.will_set(f"{base}/status", json.dumps({"v": 1, "node": node,
+                                                          "online": False}), 1, True)
+            client.connect("127.0.0.1", port, keepalive=60)
+            client.loop_start()
+            peer = i * 997 % len(mesh.ids)
+            self.peers[node] = mesh.ids[peer]
+            client.publish(f"{base}/status", json.dumps(
+                {"v": 1, "node": node, "online": True, "ts": time.time()}), 1, True)
+            client.publish(f"{base}/info", json.dumps(
+                {"v": 1, "node": node, "interval_s": 30}), 1, True)
+            client.publish(f"{base}/report", json.dumps({
+                "v": 1, "node": node, "ts": time.time(), "seq": 1, "interval_s": 30,
+                "links": [{"peer_mac": mac_of(peer), "iface": "wlan0", "kind": "wifi",
+                           "signal_dbm": -60}]}), 1).wait_for_publish(10)
+            self.clients.append((node, client))
+
+    def known(self, url: str) -> bool:
+        """Whether the collector has applied every will node's report (its link)."""
+        for node, peer in self.peers.items():
+            try:
+                with urllib.request.urlopen(f"{url}/api/v1/nodes/{node}", timeout=10) as r:
+                    if f'"{peer}"'.encode() not in r.read():
+                        return False
+            except OSError:
+                return False
+        return True
+
+    def cut_all(self, spacing_s: float) -> None:
+        """Cut every node, `spacing_s` apart (run in a thread during the load)."""
+        for node, client in self.clients:
+            client._thread_terminate = True  # no reconnect (what loop_stop would set)
+            sock = client.socket()
+            self.cut_at[node] = time.time()
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            time.sleep(spacing_s)
+
+    def latencies_ms(self, hook: Webhook) -> tuple[list[float], int]:
+        """(cut → webhook per node that alerted, how many never alerted)."""
+        got = [(hook.firing[n] - t) * 1000 for n, t in self.cut_at.items() if n in hook.firing]
+        return got, len(self.cut_at) - len(got)
+
+    def close(self) -> None:
+        for _, client in self.clients:
+            client.loop_stop()
+
+
+def forget_session(port: int, client_id: str) -> None:
+    """Connect with a clean session and leave: the broker drops what it kept for it."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    time.sleep(0.3)
+    client.disconnect()
+    client.loop_stop()
+
+
+# ---------------------------------------------------------------------- processes
+@dataclass
+class Process:
+    """One `meshmon serve --role ROLE` process with its config file."""
+
+    role: str
+    work: Path
+    config: str
+    http_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        path = self.work / f"{self.role}-{self.http_port}.toml"
+        path.write_text(self.config)
+        log = open(self.work / f"{self.role}-{self.http_port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "meshmon.cli", "serve", "-c", str(path), "--role", self.role],
+            stdout=log, stderr=subprocess.STDOUT)
+        servers.wait_for_http(self.url + "/healthz", timeout=120, proc=self.proc)
+
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (a writer then leaves its share group), or SIGKILL (its session stays
+        with the broker, which queues its share)."""
+        if self.proc is not None and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def process_config(role: str, work: Path, name: str, mq_port: int, influx_port: int,
+                   database: str, hook_url: str) -> Process:
     http_port = servers.free_port()
-    cfg = work / "bench.toml"
-    cfg.write_text(f"""
+    text = f"""
 log_level = "warning"
 [mqtt]
 broker = "external"
 port = {mq_port}
-client_id = "bench-collector"
+client_id = "bench-{name}"
 queue_max = 2000000
 [http]
 port = {http_port}
 [storage]
-path = "{work}/bench.sqlite"
+path = "{work}/{name}.sqlite"
 queue_max = 5000000
 [influxdb]
 enabled = true
 api = "v1"
 url = "http://127.0.0.1:{influx_port}"
-database = "bench"
+database = "{database}"
 [topology]
 link_timeout_s = 3600
-""")
-    log = open(work / "collector.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "meshmon.cli", "serve", "-c", str(cfg)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{http_port}"
-    servers.wait_for_http(url + "/healthz", timeout=60)
-    return proc, url
+offline_after_s = 3600
+[[notifiers]]
+name = "hook"
+type = "webhook"
+url = "{hook_url}"
+timeout_s = 2
+"""
+    return Process(role, work, text, http_port)
+
+
+@dataclass
+class Setup:
+    """One way to run the collector: `all`, or a core and writers."""
+
+    name: str
+    collector: Process
+    """the process with the graph, health, alerts, SQLite and HTTP"""
+    writers: list[Process] = field(default_factory=list)
+
+    @property
+    def processes(self) -> list[Process]:
+        return [self.collector, *self.writers]
+
+    def start(self) -> None:
+        threads = [threading.Thread(target=p.start) for p in self.processes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def stop(self, keep_sessions: bool = False) -> None:
+        """Stop every process; `keep_sessions`: writers are killed, so that the broker
+        keeps queueing their share (stopped cleanly they leave the group)."""
+        for p in self.processes:
+            p.stop(kill=keep_sessions and p.role == "writer")
+
+    def forget_sessions(self, port: int) -> None:
+        """End the broker's sessions of these processes (it would queue for them on)."""
+        for p in self.processes:
+            client_id = p.config.split('client_id = "')[1].split('"')[0]
+            for suffix in ("", "-control"):
+                forget_session(port, client_id + suffix)
+
+    def received(self, of: list[Process]) -> float:
+        return sum(scrape(p.url, timeout=HTTP_TIMEOUT_S).get(
+            "meshmon_reports_received_total", 0) for p in of)
+
+    def lag(self, quantile_label: str) -> dict[str, float]:
+        """Each store's publish→stored quantile (the collector's SQLite, InfluxDB of the
+        process that writes it), ms."""
+        out: dict[str, float] = {}
+        writers_of_series = self.writers or [self.collector]
+        for p in [self.collector, *self.writers]:
+            m = scrape(p.url)
+            for key, value in m.items():
+                if not key.startswith("meshmon_stored_lag_ms") or quantile_label not in key:
+                    continue
+                sink = "sqlite" if 'sink="sqlite"' in key else "influxdb"
+                if sink == "influxdb" and p not in writers_of_series:
+                    continue  # the core's InfluxDB sink writes events only
+                out[sink] = max(out.get(sink, 0.0), value)
+        return out
+
+
+@dataclass
+class Figures:
+    drain_per_s: float = 0.0
+    series_per_s: float = 0.0
+    """the writers' drain rate (core + writers), or the same as drain_per_s"""
+    lag: dict[float, tuple[float, float]] = field(default_factory=dict)
+    """rate → (p50, p99) ms over every store"""
+    lwt_p99_ms: float = float("nan")
+    http_p99_ms: float = float("nan")
+    rss_mb: float = 0.0
+    analysis_ms: float = float("nan")
+
+
+def drain(setup: Setup, sent: int, started: float) -> tuple[float, float, HttpProbe]:
+    """Time the backlog's drain: (collector's reports/s, writers' reports/s, HTTP probe).
+
+    Each rate is taken between 5 % and 95 % of the backlog so start-up and the tail do
+    not blur it."""
+    groups = {"collector": [setup.collector], "writers": setup.writers or [setup.collector]}
+    marks: dict[tuple[str, float], float] = {}
+    done = dict.fromkeys(groups, 0.0)
+    with HttpProbe(setup.collector.url) as probe:
+        while time.monotonic() - started < 900:
+            for name, procs in groups.items():
+                got = setup.received(procs)
+                done[name] = max(done[name], got)
+                now = time.monotonic()
+                for frac in (0.05, 0.95):
+                    if done[name] >= frac * sent:
+                        marks.setdefault((name, frac), now)
+            if all(v >= sent for v in done.values()):
+                break
+            time.sleep(0.2)
+        else:
+            raise SystemExit(f"bench: drained only {done} of {sent} reports")
+    rates = []
+    for name in groups:
+        span = marks[(name, 0.95)] - marks[(name, 0.05)]
+        rates.append(0.9 * sent / span if span > 0 else sent / (marks[(name, 0.95)] - started))
+    return rates[0], rates[1], probe
+
+
+def run_setup(setup: Setup, mq: servers.Server, mesh: Mesh, args: argparse.Namespace,
+              hook: Webhook) -> Figures:
+    n = len(mesh.ids)
+    fig = Figures()
+    say(f"--- {setup.name}")
+    setup.start()  # sessions made; the retained infos applied
+    wait_for(lambda: scrape(setup.collector.url).get("meshmon_nodes", 0) >= n, 300,
+             "all infos applied")
+    setup.stop(keep_sessions=True)  # the broker queues the backlog for every session
+    sent = run_publishers(mq.port, n, 0, args.seconds)
+    started = time.monotonic()
+    setup.start()
+    fig.drain_per_s, fig.series_per_s, probe = drain(setup, sent, started)
+    fig.http_p99_ms = quantile(probe.times_ms, 0.99)
+    m = scrape(setup.collector.url)
+    if setup.writers:
+        say(f"core: {sent} reports drained at {fig.drain_per_s:,.0f}/s; {len(setup.writers)} "
+            f"writers together at {fig.series_per_s:,.0f}/s (each drains its share while "
+            "the core drains all; they share this machine's two cores)")
+    else:
+        say(f"all: {sent} reports drained at {fig.drain_per_s:,.0f}/s "
+            f"(rejected {m.get('meshmon_rejected_total', 0):.0f})")
+    say(f"HTTP during the drain: {probe.summary()}")
+
+    def sinks_drained() -> bool:
+        queued = [v for p in setup.processes for k, v in scrape(p.url).items()
+                  if k.startswith("meshmon_sink_queue_depth")]
+        return bool(queued) and max(queued) < 5000
+
+    waited = wait_for(sinks_drained, 600, "every sink's backlog written")
+    say(f"sinks wrote the backlog {waited:.0f}s after the drain")
+
+    wills = WillNodes(mq.port, mesh, "meshmon", setup.name.split()[0])
+    try:
+        # a node's will is an outage once the core has its report (behind any backlog)
+        wait_for(lambda: wills.known(setup.collector.url), 300, "the will nodes' reports")
+        for rate in (GUIFI_RATE, 2 * GUIFI_RATE):
+            # long enough that the lag window holds only this phase's reports
+            seconds = max(args.seconds, LAG_WINDOW / rate + 2)
+            cutter = None
+            if rate > GUIFI_RATE:
+                cutter = threading.Thread(target=wills.cut_all, args=(LWT_SPACING_S,))
+            with HttpProbe(setup.collector.url) as steady_probe:
+                if cutter is not None:
+                    threading.Timer(1.0, cutter.start).start()
+                run_publishers(mq.port, n, rate, seconds)
+                time.sleep(2)
+            p50 = setup.lag('quantile="0.5"')
+            p99 = setup.lag('quantile="0.99"')
+            fig.lag[rate] = (max(p50.values(), default=float("nan")),
+                             max(p99.values(), default=float("nan")))
+            say(f"publish→stored at {rate:,.0f} reports/s for {seconds:.0f}s: " + "; ".join(
+                f"{sink} p50 {p50[sink]:.0f} ms p99 {p99.get(sink, float('nan')):.0f} ms"
+                for sink in sorted(p50)) + f"; HTTP {steady_probe.summary()}")
+            fig.http_p99_ms = max(fig.http_p99_ms, quantile(steady_probe.times_ms, 0.99))
+            if cutter is not None:
+                cutter.join()
+        time.sleep(2)
+        lats, missing = wills.latencies_ms(hook)
+        fig.lwt_p99_ms = quantile(lats, 0.99) if not missing else float("inf")
+        say(f"last will → webhook during {2 * GUIFI_RATE:,.0f} reports/s: {len(lats)} of "
+            f"{len(wills.cut_at)} cut nodes alerted, p50 {quantile(lats, 0.5):.0f} ms, "
+            f"p99 {quantile(lats, 0.99):.0f} ms, max {max(lats, default=float('nan')):.0f} ms"
+            + (f"; {missing} never alerted" if missing else ""))
+    finally:
+        wills.close()
+
+    wait_for(lambda: "meshmon_analysis_duration_ms" in scrape(setup.collector.url), 90,
+             "an analysis run")
+    m = scrape(setup.collector.url)
+    fig.analysis_ms = m["meshmon_analysis_duration_ms"]
+    assert setup.collector.proc is not None
+    fig.rss_mb = rss_mb(setup.collector.proc.pid)
+    writers_rss = [rss_mb(w.proc.pid) for w in setup.writers if w.proc is not None]
+    say(f"{setup.collector.role} RSS now {rss_mb(setup.collector.proc.pid, 'VmRSS'):.0f} MB, "
+        f"peak {fig.rss_mb:.0f} MB with {m.get('meshmon_nodes', 0):.0f} nodes / "
+        f"{m.get('meshmon_links', 0):.0f} directed links; analysis {fig.analysis_ms:.0f} ms"
+        + (f"; writers' peak RSS {', '.join(f'{r:.0f}' for r in writers_rss)} MB"
+           if writers_rss else ""))
+    dropped = sum(v for p in setup.processes for k, v in scrape(p.url).items()
+                  if k.startswith(("meshmon_sink_dropped_total", "meshmon_ingest_dropped_total")))
+    say(f"dropped (ingest queue, sinks): {dropped:.0f}")
+    return fig
+
+
+def verdict(value: float, target: float, at_least: bool) -> str:
+    ok = value >= target if at_least else value <= target
+    if ok:
+        return "ok"
+    return f"MISSED by {(target / value if at_least else value / target):.1f}×"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=35_000)
-    ap.add_argument("--seconds", type=float, default=20.0, help="length of each publish phase")
-    ap.add_argument("--steady-rate", type=float, default=5000.0,
-                    help="reports/s in the latency phase (capped at 60%% of the drain rate)")
+    ap.add_argument("--seconds", type=float, default=10.0,
+                    help="publishing time of each backlog (and the least of each steady phase)")
+    ap.add_argument("--writers", type=int, default=2, help="writers beside the core (0: "
+                    "only `all`)")
     args = ap.parse_args()
     n = args.nodes
     mesh = build_mesh(n)
-    print(f"mesh: {n} nodes, {n * 5} directed links, {mesh.undirected_links} node pairs")
+    say(f"mesh: {n} nodes, {n * 5} directed links, {mesh.undirected_links} node pairs")
 
-    mq = servers.start_mosquitto(extra_conf="max_inflight_messages 1000")
+    mq = servers.start_mosquitto(
+        extra_conf="max_inflight_messages 1000\nmax_queued_messages 5000000")
     influx = servers.start_influxdb1()
+    hook = Webhook()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    collector: subprocess.Popen[bytes] | None = None
+    setups: list[Setup] = []
+    results: dict[str, Figures] = {}
     try:
         publish_infos(mq.port, mesh, "meshmon")
         # phase A: the limit — a bare paho subscriber draining a backlog of reports
-        bare_per_s = bare_rate(mq.port, n, args.seconds)
-
-        # phase B: the collector draining the same backlog (its session kept by the broker)
-        collector, url = start_collector(work, mq.port, influx.port)
-        wait_for(lambda: scrape(url).get("meshmon_nodes", 0) >= n, 300, "all infos applied")
-        collector.terminate()
-        collector.wait(60)
+        subscribe_session(mq.port, "bench-bare", "meshmon")
         sent = run_publishers(mq.port, n, 0, args.seconds)
-        started = time.monotonic()
-        collector, url = start_collector(work, mq.port, influx.port)
-        reports_per_s, took = drain_rate(url, sent, started)
-        m = scrape(url)
-        print(f"collector: {sent} reports drained in {took:.1f}s → {reports_per_s:,.0f}/s "
-              f"(rejected {m.get('meshmon_rejected_total', 0):.0f})")
+        count, took = bare_drain(mq.port, "bench-bare", sent, timeout=600)
+        bare_per_s = count / max(took, 1e-9)
+        forget_session(mq.port, "bench-bare")
+        say(f"bare paho subscriber: {count}/{sent} reports drained in {took:.1f}s → "
+            f"{bare_per_s:,.0f}/s")
 
-        # phase C: latency at a steady rate below saturation, with live publishers
-        def sinks_drained() -> bool:
-            queued = [v for k, v in scrape(url).items()
-                      if k.startswith("meshmon_sink_queue_depth")]
-            return bool(queued) and max(queued) < 5000
+        def make(role: str, name: str, database: str) -> Process:
+            return process_config(role, work, name, mq.port, influx.port, database, hook.url)
 
-        waited = wait_for(sinks_drained, 600, "every sink's backlog written")
-        print(f"sinks wrote the backlog {waited:.0f}s after the collector's drain")
-        rate = min(args.steady_rate, STEADY_SHARE * reports_per_s)
-        steady_s = max(args.seconds, 25000 / rate)  # enough reports to fill the lag window
-        run_publishers(mq.port, n, rate, steady_s)
-        time.sleep(3)
-        m = scrape(url)
-        p50 = m.get('meshmon_stored_lag_ms{quantile="0.5",sink="sqlite"}', float("nan"))
-        p99 = m.get('meshmon_stored_lag_ms{quantile="0.99",sink="sqlite"}', float("nan"))
-        influx_lag = {k: v for k, v in m.items()
-                      if k.startswith("meshmon_stored_lag_ms") and 'sink="sqlite"' not in k}
-        ip50 = next((v for k, v in influx_lag.items() if 'quantile="0.5"' in k), float("nan"))
-        ip99 = next((v for k, v in influx_lag.items() if 'quantile="0.99"' in k), float("nan"))
-        print(f"publish→stored at {rate:,.0f} reports/s for {steady_s:.0f}s: "
-              f"SQLite p50 {p50:.0f} ms p99 {p99:.0f} ms; InfluxDB p50 {ip50:.0f} ms "
-              f"p99 {ip99:.0f} ms")
+        setups.append(Setup("all", make("all", "all", "bench_all")))
+        if args.writers:
+            setups.append(Setup(f"core + {args.writers} writers",
+                                make("core", "core", "bench_roles"),
+                                [make("writer", f"writer-{i}", "bench_roles")
+                                 for i in range(args.writers)]))
+        for setup in setups:
+            results[setup.name] = run_setup(setup, mq, mesh, args, hook)
+            setup.stop()
+            setup.forget_sessions(mq.port)
 
-        wait_for(lambda: "meshmon_analysis_duration_ms" in scrape(url), 90, "an analysis run")
-        m = scrape(url)
-        analysis_ms = m["meshmon_analysis_duration_ms"]
-        rss = rss_mb(collector.pid)
-        print(f"collector RSS now {rss_mb(collector.pid, 'VmRSS'):.0f} MB, "
-              f"peak {rss:.0f} MB (while draining the backlog) with "
-              f"{m.get('meshmon_nodes', 0):.0f} nodes / "
-              f"{m.get('meshmon_links', 0):.0f} directed links; analysis {analysis_ms:.0f} ms "
-              f"({m.get('meshmon_components', 0):.0f} components, "
-              f"{m.get('meshmon_articulation_points', 0):.0f} articulation points, "
-              f"{m.get('meshmon_bridges', 0):.0f} bridges)")
-        points = servers.influx_query(influx, "bench", "SELECT count(uptime_s) FROM node")
-        stored = points["results"][0]["series"][0]["values"][0][1]
-        print(f"InfluxDB holds {stored} node points; collector dropped "
-              f"{m.get('meshmon_ingest_dropped_total', 0):.0f} messages, sinks dropped "
-              f"{sum(v for k, v in m.items() if k.startswith('meshmon_sink_dropped_total')):.0f}")
-        ratio = reports_per_s / bare_per_s
-        for key, value, better in (("reports_per_s", reports_per_s, "≥"),
-                                   ("p99_ms", p99, "≤"), ("rss_mb", rss, "≤"),
-                                   ("analysis_ms", analysis_ms, "≤")):
-            target = TARGETS[key]
-            ok = value >= target if better == "≥" else value <= target
-            print(f"  {key:14s} {value:10.0f}   target {better} {target:.0f}   "
-                  f"{'ok' if ok else 'MISSED'}")
-        print(f"RESULT reports_per_s={reports_per_s:.0f} bare_per_s={bare_per_s:.0f} "
-              f"ratio={ratio:.2f} p99_ms={p99:.0f} rss_mb={rss:.0f} analysis_ms={analysis_ms:.0f}")
+        say("--- summary")
+        for name, fig in results.items():
+            target = TARGETS["core" if name != "all" else "all"]
+            say(f"{name:22s} drain {fig.drain_per_s:7,.0f}/s ({fig.drain_per_s / bare_per_s:.2f}"
+                f" of bare)  target ≥ {target:,.0f}  {verdict(fig.drain_per_s, target, True)}")
+            if name != "all":
+                say(f"{'':22s} time series {fig.series_per_s:7,.0f}/s by the writers")
+            for rate, (p50, p99) in fig.lag.items():
+                say(f"{'':22s} publish→stored at {rate:,.0f}/s p50 {p50:.0f} ms p99 {p99:.0f} ms"
+                    + (f"  target ≤ 1000  {verdict(p99, 1000, False)}" if rate == GUIFI_RATE
+                       else ""))
+            say(f"{'':22s} last will → webhook p99 {fig.lwt_p99_ms:.0f} ms  target ≤ 1000  "
+                f"{verdict(fig.lwt_p99_ms, 1000, False)}")
+            say(f"{'':22s} HTTP p99 {fig.http_p99_ms:.0f} ms  target ≤ 100  "
+                f"{verdict(fig.http_p99_ms, 100, False)}")
+            say(f"{'':22s} RSS {fig.rss_mb:.0f} MB  target ≤ 1024  "
+                f"{verdict(fig.rss_mb, 1024, False)}; analysis {fig.analysis_ms:.0f} ms")
+        fig = results["all"]
+        say(f"RESULT reports_per_s={fig.drain_per_s:.0f} bare_per_s={bare_per_s:.0f} "
+            f"ratio={fig.drain_per_s / bare_per_s:.2f} p99_ms={fig.lag[GUIFI_RATE][1]:.0f} "
+            f"rss_mb={fig.rss_mb:.0f} analysis_ms={fig.analysis_ms:.0f} "
+            f"http_p99_ms={fig.http_p99_ms:.0f} lwt_p99_ms={fig.lwt_p99_ms:.0f}")
     finally:
-        if collector is not None:
-            collector.terminate()
-            try:
-                collector.wait(30)
-            except subprocess.TimeoutExpired:
-                collector.kill()
+        for setup in setups:
+            setup.stop()
+        hook.close()
         mq.stop()
         influx.stop()
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 RECONNECT_DELAY_S = 1.0
 SLICE_S = 0.008
 """work handed over per loop iteration while reports wait (HTTP answers in between)"""
-BATCH = 64
+BATCH = 16
 """reports per call of the owner's callback"""
 PAUSE_AT = 20_000
 """reports waiting: stop reading the reports connection (the broker keeps the rest)"""

@@ -1,5 +1,10 @@
-"""Reliable delivery: every alert handed to a notifier is persisted, then sent at once,
-retried with backoff while the receiver is down, and resent after a restart.
+"""Reliable delivery: every alert handed to a notifier is sent at once and persisted
+meanwhile, retried with backoff while the receiver is down, and resent after a restart.
+
+Sending does not wait for the store: SQLite may be busy with a large write of samples
+(under load a last will's alert waited up to 3 s for the file's write lock). An alert
+exists only in memory until persisted either way; if it is sent before it is persisted,
+it is marked delivered as soon as its row exists.
 
 One worker task per notifier, so a dead webhook never holds up email. Within a notifier
 alerts go out in submit order: a failing alert blocks those behind it (head-of-line) until
@@ -52,6 +57,8 @@ class _Item:
     attempts: int = 0
     next_at: float = 0.0
     last_error: str = ""
+    outcome: str = ""
+    """"sent" or the reason it was given up, once it is (its row may come later)"""
 
 
 class TokenBucket:
@@ -94,7 +101,7 @@ class _Lane:
     items: deque[_Item] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     incoming: int = 0
-    """submitted, not yet persisted and queued"""
+    """submitted, not yet persisted (already in `items`)"""
     task: asyncio.Task[None] | None = None
     delivered: int = 0
     failed_attempts: int = 0
@@ -130,7 +137,7 @@ class Dispatcher:
             rate = self.rates.get(name, 0)
             bucket = TokenBucket(rate, now) if rate > 0 else None
             self._lanes[name] = _Lane(name, notifier, bucket)
-        self._inbox: asyncio.Queue[tuple[_Lane, Alert, dict[str, Any], str | None, float]] = (
+        self._inbox: asyncio.Queue[tuple[_Lane, _Item, dict[str, Any]]] = (
             asyncio.Queue(maxsize=INBOX_MAX)
         )
         self._persister: asyncio.Task[None] | None = None
@@ -179,13 +186,17 @@ class Dispatcher:
                 self._count_drop(notifier)
                 return
             payload = alert.to_payload()
+            now = self.clock()
+            item = _Item(None, alert, recipient, now, 0, now)
             try:
-                self._inbox.put_nowait((lane, alert, payload, recipient, self.clock()))
+                self._inbox.put_nowait((lane, item, payload))
             except asyncio.QueueFull:
                 log.warning("alert %s for %s dropped: delivery inbox full", alert.id, notifier)
                 lane.dropped += 1
                 return
             lane.incoming += 1
+            lane.items.append(item)
+            lane.wake.set()
         except Exception:
             log.exception("alert for %s dropped: cannot queue", notifier)
 
@@ -220,7 +231,7 @@ class Dispatcher:
         """Per notifier: pending, delivered, failed_attempts, dropped, digests."""
         out = {
             name: {
-                "pending": float(len(lane.items) + lane.incoming),
+                "pending": float(len(lane.items)),
                 "delivered": float(lane.delivered),
                 "failed_attempts": float(lane.failed_attempts),
                 "dropped": float(lane.dropped),
@@ -247,26 +258,33 @@ class Dispatcher:
         return float(min(self.retry_max_s, self.retry_base_s * 2 ** (attempts - 1)))
 
     async def _persist(self) -> None:
-        """Write submitted alerts to the store in submit order, then wake their worker."""
+        """Write submitted alerts to the store in submit order; what happened to them
+        meanwhile (sent, failed, given up) follows their row."""
         while True:
-            lane, alert, payload, recipient, created_at = await self._inbox.get()
+            lane, item, payload = await self._inbox.get()
             try:
-                delivery_id: int | None = await self.store.enqueue_delivery(
-                    lane.name, payload, recipient, created_at
-                )
+                item.id = await self.store.enqueue_delivery(
+                    lane.name, payload, item.recipient, item.created_at)
+                await self._catch_up_row(item)
             except StorageError as exc:  # e.g. the disk is full: send it all the same
                 log.warning("alert %s for %s not persisted (%s): sent from memory, but not "
-                            "again after a restart", alert.id, lane.name, exc)
-                delivery_id = None
+                            "again after a restart", item.alert.id, lane.name, exc)
             except Exception:
                 # still sent from memory: better once than never; only a restart loses it
-                log.exception("alert %s for %s not persisted", alert.id, lane.name)
-                delivery_id = None
+                log.exception("alert %s for %s not persisted", item.alert.id, lane.name)
             finally:
+                lane.incoming -= 1
                 self._inbox.task_done()
-            lane.items.append(_Item(delivery_id, alert, recipient, created_at, 0, created_at))
-            lane.incoming -= 1
-            lane.wake.set()
+
+    async def _catch_up_row(self, item: _Item) -> None:
+        """A row written after its alert was sent, failed or given up: say so in it."""
+        assert item.id is not None
+        if item.outcome == "sent":
+            await self.store.mark_delivered([item.id], self.clock())
+        elif item.outcome:
+            await self.store.drop_delivery(item.id, item.outcome)
+        elif item.attempts:
+            await self.store.mark_failed(item.id, item.attempts, item.next_at, item.last_error)
 
     async def _work(self, lane: _Lane) -> None:
         while True:
@@ -328,6 +346,8 @@ class Dispatcher:
         lane.delivered += len(batch)
         if len(batch) > 1:
             lane.digests += 1
+        for item in batch:
+            item.outcome = "sent"
         ids = [item.id for item in batch if item.id is not None]
         try:
             await self.store.mark_delivered(ids, self.clock())
@@ -360,6 +380,7 @@ class Dispatcher:
         age_h = (now - item.created_at) / 3600
         reason = f"gave up after {item.attempts} attempts in {age_h:.1f}h: {item.last_error}"
         log.warning("delivery via %s dropped: alert %s, %s", lane.name, item.alert.id, reason)
+        item.outcome = reason
         lane.items.popleft()
         lane.dropped += 1
         if item.id is not None:

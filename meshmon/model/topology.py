@@ -81,6 +81,38 @@ class Expired:
     """links that aged out"""
 
 
+@dataclass(frozen=True, slots=True)
+class AnalysisInput:
+    """The online network as `Topology.analysis_input` copied it."""
+
+    adj: dict[str, list[str]]
+    up: set[str] | None
+    """the nodes that count (None: all)"""
+    gateways: list[str]
+    """online gateways, sorted"""
+    known: frozenset[str]
+    """nodes that spoke (not only peers)"""
+    copy_ms: float
+
+    def analyse(self) -> Analysis:
+        """Components, gateway reach and weak points of this copy."""
+        started = time.perf_counter()
+        found = weak_points(self.adj, self.up)
+        gateway_set = set(self.gateways)
+        reach: set[str] = set()
+        for component in found.components:
+            if not gateway_set.isdisjoint(component):
+                reach.update(n for n in component if n in self.known)
+        return Analysis(
+            components=found.components,
+            gateways=self.gateways,
+            reach_gateway=reach,
+            articulation_points=found.articulation_points,
+            bridges=found.bridges,
+            duration_ms=self.copy_ms + (time.perf_counter() - started) * 1000.0,
+        )
+
+
 class Topology:
     """Current nodes and links of the mesh and the undirected graph between them."""
 
@@ -298,25 +330,20 @@ class Topology:
         Only online nodes count, plus peers that never spoke (they are in the graph only
         while a link to them is alive); an edge counts when both ends count.
         """
+        return self.analysis_input().analyse()
+
+    def analysis_input(self) -> AnalysisInput:
+        """A copy of what `analyse` reads: the analysis of the copy may run in a thread
+        while the loop goes on changing the topology."""
         started = time.perf_counter()  # measures our own duration; not the model's clock
         nodes = self.nodes
+        adj = {n: list(nbrs) for n, nbrs in self.graph.adj.items()}
         offline = [n for n, s in nodes.items() if not s.online]
-        up = set(self.graph).difference(offline) if offline else None  # None: all of it
-        found = weak_points(self.graph.adj, up)
+        up = set(adj).difference(offline) if offline else None  # None: all of it
         gateways = sorted(n for n, s in nodes.items() if s.online and s.is_gateway)
-        gateway_set = set(gateways)
-        reach: set[str] = set()
-        for component in found.components:
-            if not gateway_set.isdisjoint(component):
-                reach.update(n for n in component if n in nodes)
-        return Analysis(
-            components=found.components,
-            gateways=gateways,
-            reach_gateway=reach,
-            articulation_points=found.articulation_points,
-            bridges=found.bridges,
-            duration_ms=(time.perf_counter() - started) * 1000.0,
-        )
+        return AnalysisInput(adj, up, gateways, frozenset(nodes),
+                             (time.perf_counter() - started) * 1000.0)
+
 
     # ------------------------------------------------------------------ persistence
     def restore(

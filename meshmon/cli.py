@@ -39,10 +39,37 @@ config:
 
 
 def _tune_gc() -> None:
-    """Collect less often: the collector keeps hundreds of thousands of long-lived objects
-    (nodes, links, their latest models) and the default thresholds make the cyclic
-    collector rescan them many times a second under load (measured: bench/README.md)."""
-    gc.set_threshold(50_000, 20, 100)
+    """Collect less often than Python's default: the collector keeps hundreds of thousands
+    of long-lived objects (nodes, links, their latest reports) and the default thresholds
+    rescan them many times a second under load. Not too seldom either: a young generation
+    of 50,000 objects took ~50 ms to collect and its older generation over a second at
+    35,000 nodes, holding the loop (bench/README.md); what survives is frozen instead
+    (`_run_freezing_survivors`)."""
+    gc.set_threshold(10_000, 10, 1000)
+
+
+GC_FREEZE_INTERVAL_S = 5.0
+GC_FULL_EVERY = 720
+"""freezes between two full collections of everything (hourly)"""
+
+
+async def _run_freezing_survivors() -> None:
+    """Run until cancelled, moving what survived into the GC's permanent generation every
+    `GC_FREEZE_INTERVAL_S` (after collecting the young generations): a collection then
+    scans only what was made since, instead of every node and link of a large network —
+    at 35,000 nodes one held the loop for 1–1.6 s (bench/README.md). Frozen objects are
+    still freed by reference counting; reference cycles among them wait for the hourly
+    full collection (everything unfrozen and collected once)."""
+    freezes = 0
+    while True:
+        await asyncio.sleep(GC_FREEZE_INTERVAL_S)
+        freezes += 1
+        if freezes % GC_FULL_EVERY == 0:
+            gc.unfreeze()
+            gc.collect()
+        else:
+            gc.collect(1)
+        gc.freeze()
 
 
 def _setup_logging(level: str) -> None:
@@ -92,7 +119,7 @@ async def _serve(config: Config, role: str) -> None:
               f"({config.influxdb.api}); /healthz and /metrics on {writer.http_url}",
               flush=True)
         try:
-            await asyncio.Event().wait()
+            await _run_freezing_survivors()
         finally:
             await writer.stop()
         return
@@ -108,7 +135,7 @@ async def _serve(config: Config, role: str) -> None:
         flush=True,
     )
     try:
-        await asyncio.Event().wait()
+        await _run_freezing_survivors()
     finally:
         await service.stop()
 

@@ -94,6 +94,8 @@ class Radio(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     signal_dbm: Annotated[float, Meta(ge=-150, le=40)] | None = None
     chains_dbm: Annotated[list[Annotated[float, Meta(ge=-150, le=40)]], Meta(max_length=8)] | None = None
     chains_snr_db: Annotated[list[Annotated[float, Meta(ge=-150, le=150)]], Meta(max_length=8)] | None = None
+    chains_noise_dbm: Annotated[list[Annotated[float, Meta(ge=-150, le=40)]], Meta(max_length=8)] | None = None
+    chains_freq_mhz: Annotated[list[Annotated[float, Meta(gt=0, le=100000)]], Meta(max_length=8)] | None = None
     snr_db: Annotated[float, Meta(ge=-50, le=150)] | None = None
     snr_min_db: Annotated[float, Meta(ge=-50, le=150)] | None = None
     snr_max_db: Annotated[float, Meta(ge=-50, le=150)] | None = None

@@ -9,8 +9,8 @@ is newer than `SCHEMA_VERSION` was written by a newer meshmon and is refused unc
 
 To change the schema, append one `Migration` with the next version, e.g.:
 
-    Migration(3, "link_samples: airtime of the radio link", (
-        "ALTER TABLE link_samples ADD COLUMN airtime_pct REAL",
+    Migration(5, "events: the incident each event belongs to", (
+        "ALTER TABLE events ADD COLUMN incident TEXT",
     )),
 
 A step is an SQL statement, or a function of the connection for what SQL cannot say. Never
@@ -103,9 +103,38 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "node_samples: the report's seq (a gap is a report that never got here)", (
         "ALTER TABLE node_samples ADD COLUMN seq INTEGER",
     )),
+    Migration(4, "history: raw samples, 5-minute and hourly roll-ups (meshmon.history)", (
+        """CREATE TABLE history_series (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, node TEXT NOT NULL, peer TEXT NOT NULL,
+    iface TEXT NOT NULL, link_kind TEXT NOT NULL,
+    UNIQUE (node, kind, peer, iface, link_kind)
+)""",
+        """CREATE TABLE history_metrics (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, scale INTEGER NOT NULL
+)""",
+        *(f"""CREATE TABLE {table} (
+    series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (series, start)
+) WITHOUT ROWID""" for table in ("history_raw", "history_5min", "history_1h")),
+        # what history_raw holds that history_5min and history_1h do not show yet: the
+        # buckets stored while still open, rolled up when a collector next starts
+        """CREATE TABLE history_open (
+    series INTEGER NOT NULL, start INTEGER NOT NULL, PRIMARY KEY (series, start)
+) WITHOUT ROWID""",
+        # the samples of older collectors move into them, then their tables go
+        lambda conn: _move_legacy_samples(conn),
+        "DROP TABLE node_samples",
+        "DROP TABLE link_samples",
+    )),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """the schema version this code writes (and the newest it can read)"""
+
+
+def _move_legacy_samples(conn: sqlite3.Connection) -> None:
+    from meshmon.history.legacy import convert  # the history package knows the layout
+
+    convert(conn)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,319 @@
+"""The three kinds of history rows and the roll-up arithmetic: pure, no I/O.
+
+- A **raw bucket** holds one series' samples of one 5-minute bucket: their times and, per
+  metric, the values (None where a sample did not have the metric).
+- A **roll-up chunk** holds one series' roll-up records over a span: per slot (a 5-minute
+  bucket of an hour, or an hour of a day) the number of samples and, per metric, how many
+  had it (n) and their min, mean and max.
+
+The roll-up of a raw bucket is its 5-minute record; an hour's record is the merge of its
+5-minute records. Both are recomputed from the level below whenever that changes, so late
+samples and restarts give the same records as samples that came in order.
+
+Numbers are stored as whole multiples of a per-metric scale (`scale_for`): 0.01 for most
+metrics (dBm, Mbit/s, %), 0.0001 for the 0–1 link qualities, whole bits and packets per
+second and kilobytes. Metric ids are numbers given by the store's metric registry.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from meshmon.history.codec import MISSING, Chunk, ChunkError, pack
+
+BUCKET_S = 300
+"""raw samples are stored per series and 5-minute bucket; 5-minute roll-ups per bucket"""
+HOUR_S = 3600
+DAY_S = 86_400
+RAW = 1
+ROLLUP = 2
+_LIMIT = 2**60
+"""a scaled value beyond this is not stored (it would not survive delta coding)"""
+
+Scales = Mapping[int, int]
+"""metric id → scale (a stored value is round(value × scale))"""
+
+
+def scale_for(name: str) -> int:
+    """How many steps per unit a metric is stored with (fixed when it is first seen)."""
+    if name in ("lq", "nlq"):
+        return 10_000
+    if name.endswith(("_bps", "_pps", "_kb")):
+        return 1
+    return 100
+
+
+def _quantize(value: float, scale: int) -> int:
+    if not math.isfinite(value):
+        return MISSING
+    q = round(value * scale)
+    return q if -_LIMIT < q < _LIMIT else MISSING
+
+
+NAN = float("nan")
+
+
+@dataclass(slots=True)
+class RawBucket:
+    """One series' samples in one 5-minute bucket, in time order.
+
+    Columns are arrays of doubles with NaN for an absent reading: the collector holds one
+    open bucket per series, and a list of float objects would take four times the memory.
+    """
+
+    start: int
+    times: array[float] = field(default_factory=lambda: array("d"))
+    values: dict[int, array[float]] = field(default_factory=dict)
+
+    def add(self, ts: float, sample: Mapping[int, float]) -> None:
+        """Add one sample; a sample at a time already held replaces it (a duplicate)."""
+        times = self.times
+        values = self.values
+        if not times or ts > times[-1]:
+            n = len(times)
+            times.append(ts)
+            for mid, column in values.items():
+                column.append(sample.get(mid, NAN))
+            for mid, value in sample.items():
+                if mid not in values:
+                    column = array("d", [NAN]) * n
+                    column.append(value)
+                    values[mid] = column
+            return
+        pos = bisect.bisect_left(times, ts)
+        replace = pos < len(times) and times[pos] == ts
+        if not replace:
+            times.insert(pos, ts)
+        for mid, column in values.items():
+            value = sample.get(mid, NAN)
+            if replace:
+                column[pos] = value
+            else:
+                column.insert(pos, value)
+        for mid, value in sample.items():
+            if mid not in values:
+                column = array("d", [NAN]) * len(times)
+                column[pos] = value
+                values[mid] = column
+
+    def merge(self, other: RawBucket) -> None:
+        """Take in the samples of `other` (same bucket)."""
+        for i, ts in enumerate(other.times):
+            self.add(ts, {mid: col[i] for mid, col in other.values.items() if col[i] == col[i]})
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def encode(self, scales: Scales) -> bytes:
+        """The stored form."""
+        mids = sorted(self.values)
+        start = self.start
+        columns = [[round((t - start) * 1000) for t in self.times]]
+        for mid in mids:
+            scale, column = scales[mid], self.values[mid]
+            try:  # the plain way first: every reading a finite number of a sane size
+                quantized = [MISSING if v != v else round(v * scale) for v in column]
+                if max(quantized) >= _LIMIT or (min(quantized) <= -_LIMIT and any(
+                        MISSING < q <= -_LIMIT for q in quantized)):
+                    raise OverflowError
+            except OverflowError:
+                quantized = [MISSING if v != v else _quantize(v, scale) for v in column]
+            columns.append(quantized)
+        return pack([RAW, len(self.times), *mids], columns)
+
+    @classmethod
+    def decode(cls, blob: bytes, start: int, scales: Scales) -> RawBucket:
+        """Back from `encode` (raises ChunkError for bytes it did not write)."""
+        chunk = Chunk(blob, rows_at=1)
+        if chunk.header[0] != RAW or chunk.columns != len(chunk.header) - 1:
+            raise ChunkError("not a raw history bucket")
+        times = array("d", [start + ms / 1000 for ms in chunk.column(0)])
+        values = {}
+        for i, mid in enumerate(chunk.header[2:], start=1):
+            scale = scales.get(mid, 1)
+            values[mid] = array("d", [NAN if q == MISSING else q / scale
+                                      for q in chunk.column(i)])
+        return cls(start, times, values)
+
+    def rollup(self) -> Record:
+        """The bucket's record: samples, and per metric n, min, mean, max."""
+        stats: dict[int, Stat] = {}
+        for mid, column in self.values.items():
+            present = [v for v in column if v == v]
+            if present:
+                stats[mid] = Stat(len(present), min(present), sum(present) / len(present),
+                                  max(present))
+        return Record(len(self.times), stats)
+
+
+@dataclass(slots=True)
+class Stat:
+    """One metric over a bucket: how many samples had it, their min, mean and max."""
+
+    n: int
+    lo: float
+    mean: float
+    hi: float
+
+
+@dataclass(slots=True)
+class Record:
+    """One bucket of a roll-up: how many samples, and a Stat per metric."""
+
+    samples: int
+    stats: dict[int, Stat]
+
+
+@dataclass(slots=True)
+class RollupChunk:
+    """One series' records over a span (an hour of 5-minute slots, a day of hours), kept
+    as the stored columns of whole numbers: per metric the samples without it, the mean,
+    and min and max as distances below and above the mean."""
+
+    start: int
+    step: int
+    slots: list[int] = field(default_factory=list)
+    """slot of each row (0-based bucket index within the span), ascending"""
+    samples: list[int] = field(default_factory=list)
+    metrics: dict[int, list[list[int]]] = field(default_factory=dict)
+    """metric id → [missing, mean, below, above] columns"""
+
+    def put(self, bucket_start: int, record: Record | None, scales: Scales) -> None:
+        """Set (or with None, clear) the record of the bucket starting at `bucket_start`."""
+        slot = (bucket_start - self.start) // self.step
+        slots = self.slots
+        pos = bisect.bisect_left(slots, slot)
+        exists = pos < len(slots) and slots[pos] == slot
+        if record is None:
+            if exists:
+                del slots[pos], self.samples[pos]
+                for columns in self.metrics.values():
+                    for column in columns:
+                        del column[pos]
+            return
+        if not exists:
+            slots.insert(pos, slot)
+            self.samples.insert(pos, record.samples)
+            for columns in self.metrics.values():
+                for column in columns:
+                    column.insert(pos, 0)
+        else:
+            self.samples[pos] = record.samples
+        for mid in record.stats:
+            if mid not in self.metrics:
+                self.metrics[mid] = [list(self.samples), [MISSING] * len(slots),
+                                     [0] * len(slots), [0] * len(slots)]
+        for mid, (missing, means, below, above) in self.metrics.items():
+            row = _quantized_stat(record.samples, record.stats.get(mid), scales[mid])
+            missing[pos], means[pos], below[pos], above[pos] = row
+
+    def merged(self, scales: Scales) -> Record | None:
+        """The record of the whole span (None when it has no rows)."""
+        if not self.slots:
+            return None
+        stats: dict[int, Stat] = {}
+        for mid, (missing, means, below, above) in self.metrics.items():
+            rows = [i for i, q in enumerate(means) if q != MISSING]
+            if not rows:
+                continue
+            scale = scales[mid]
+            counts = [self.samples[i] - missing[i] for i in rows]
+            n = sum(counts)
+            if n <= 0:
+                continue
+            total = sum(means[i] * c for i, c in zip(rows, counts, strict=True))
+            stats[mid] = Stat(n, min(means[i] - below[i] for i in rows) / scale,
+                              total / n / scale, max(means[i] + above[i] for i in rows) / scale)
+        return Record(sum(self.samples), stats)
+
+    def encode(self) -> bytes:
+        """The stored form."""
+        mids = sorted(self.metrics)
+        columns: list[Sequence[int]] = [self.slots, self.samples]
+        for mid in mids:
+            columns += self.metrics[mid]
+        return pack([ROLLUP, len(self.slots), *mids], columns)
+
+    @classmethod
+    def decode(cls, blob: bytes, start: int, step: int) -> RollupChunk:
+        """Back from `encode` (raises ChunkError for bytes it did not write)."""
+        chunk = Chunk(blob, rows_at=1)
+        mids = chunk.header[2:]
+        if chunk.header[0] != ROLLUP or chunk.columns != 2 + 4 * len(mids):
+            raise ChunkError("not a history roll-up chunk")
+        metrics = {mid: [chunk.column(2 + 4 * i + k) for k in range(4)]
+                   for i, mid in enumerate(mids)}
+        return cls(start, step, chunk.column(0), chunk.column(1), metrics)
+
+
+def _quantized_stat(samples: int, stat: Stat | None, scale: int) -> tuple[int, int, int, int]:
+    """(missing, mean, below, above) of one metric in one row."""
+    mean = MISSING if stat is None else _quantize(stat.mean, scale)
+    if stat is None or mean == MISSING:
+        return samples, MISSING, 0, 0
+    lo, hi = _quantize(stat.lo, scale), _quantize(stat.hi, scale)
+    return (samples - stat.n, mean, 0 if lo == MISSING else max(0, mean - lo),
+            0 if hi == MISSING else max(0, hi - mean))
+
+
+def bucket_of(ts: float, step: int = BUCKET_S) -> int:
+    """The start of the `step`-second bucket that holds `ts`."""
+    return int(ts // step) * step
+
+
+@dataclass(slots=True)
+class Columns:
+    """One metric of one chunk as columns (the read path: no object per bucket)."""
+
+    times: list[float]
+    n: list[int]
+    lo: list[float]
+    mean: list[float]
+    hi: list[float]
+
+
+def rollup_columns(blob: bytes, start: int, step: int, scales: Scales,
+                   mids: Iterable[int]) -> dict[int, Columns]:
+    """The buckets of a stored roll-up chunk that have each metric of `mids`, as columns."""
+    chunk = Chunk(blob, rows_at=1)
+    stored = chunk.header[2:]
+    if chunk.header[0] != ROLLUP or chunk.columns != 2 + 4 * len(stored):
+        raise ChunkError("not a history roll-up chunk")
+    index = {mid: i for i, mid in enumerate(stored)}
+    slots: list[int] | None = None
+    samples: list[int] = []
+    out: dict[int, Columns] = {}
+    for mid in mids:
+        i = index.get(mid)
+        if i is None:
+            continue
+        if slots is None:
+            slots, samples = chunk.column(0), chunk.column(1)
+        base = 2 + 4 * i
+        means = chunk.column(base + 1)
+        keep = [j for j, q in enumerate(means) if q != MISSING]
+        if not keep:
+            continue
+        scale = scales.get(mid, 1)
+        missing, lows, highs = chunk.column(base), chunk.column(base + 2), chunk.column(base + 3)
+        if len(keep) < len(means):
+            means = [means[j] for j in keep]
+            lows = [lows[j] for j in keep]
+            highs = [highs[j] for j in keep]
+            missing = [missing[j] for j in keep]
+            sel_slots = [slots[j] for j in keep]
+            sel_samples = [samples[j] for j in keep]
+        else:
+            sel_slots, sel_samples = slots, samples
+        out[mid] = Columns(
+            times=[start + s * step for s in sel_slots],
+            n=list(map(int.__sub__, sel_samples, missing)),
+            lo=[(m - d) / scale for m, d in zip(means, lows, strict=True)],
+            mean=[m / scale for m in means],
+            hi=[(m + d) / scale for m, d in zip(means, highs, strict=True)],
+        )
+    return out

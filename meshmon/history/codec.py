@@ -1,0 +1,120 @@
+"""Chunks of history as bytes: columns of whole numbers, delta-coded, byte-shuffled, deflated.
+
+A chunk is a header of small integers and a few columns of equal length. The columns,
+one after the other, are stored as the differences between neighbours (a value that did
+not change costs a zero),
+the 8-byte differences are split into byte planes (all high bytes together, which are
+nearly all 0x00 or 0xFF), and the whole is deflated. Unchanged and slowly changing series
+shrink to a fraction of a byte per value; noisy ones to about their entropy.
+
+Encoding and decoding are C work: `map(operator.sub)` over the concatenated columns,
+`zlib`, byte-plane slicing, `array.frombytes` and one `itertools.accumulate`.
+
+Layout: one format byte, the header as varints (its length first), then the deflated body
+(raw deflate, no zlib header: 6 bytes less per chunk).
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import zlib
+from array import array
+from collections.abc import Sequence
+
+FORMAT = 1
+MISSING = -(2**62)
+"""the stored value of an absent reading (|MISSING - v| still fits in 64 bits)"""
+_WIDTH = 8
+
+
+class ChunkError(ValueError):
+    """Bytes that are not a chunk this code wrote."""
+
+
+def pack(header: Sequence[int], columns: Sequence[Sequence[int]]) -> bytes:
+    """Header (non-negative ints) and equally long columns of ints → bytes."""
+    rows = len(columns[0]) if columns else 0
+    if any(len(column) != rows for column in columns):
+        raise ValueError("columns differ in length")
+    flat = list(itertools.chain.from_iterable(columns))
+    deltas = array("q", map(operator.sub, flat, itertools.chain((0,), flat)))
+    raw = deltas.tobytes()
+    planes = b"".join(raw[i::_WIDTH] for i in range(_WIDTH))
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    head = _varints([len(header), *header])
+    return bytes([FORMAT]) + head + deflate.compress(planes) + deflate.flush()
+
+
+class Chunk:
+    """A decoded chunk: its header and its columns, each decoded when first asked for."""
+
+    __slots__ = ("_values", "header", "rows")
+
+    def __init__(self, blob: bytes, rows_at: int) -> None:
+        """`rows_at`: the index in the header that holds the column length."""
+        if not blob or blob[0] != FORMAT:
+            raise ChunkError("not a history chunk of a known format")
+        try:
+            values, pos = _read_varints(blob, 1)
+            header = values[1:]
+            planes = zlib.decompress(blob[pos:], -15)
+        except (IndexError, zlib.error) as exc:
+            raise ChunkError(f"damaged history chunk: {exc}") from None
+        if len(planes) % _WIDTH:
+            raise ChunkError("damaged history chunk: body length")
+        size = len(planes) // _WIDTH
+        raw = bytearray(len(planes))
+        for i in range(_WIDTH):
+            raw[i::_WIDTH] = planes[i * size:(i + 1) * size]
+        deltas = array("q")
+        deltas.frombytes(bytes(raw))
+        self._values = list(itertools.accumulate(deltas))
+        self.header = header
+        self.rows = header[rows_at] if len(header) > rows_at else -1
+        if self.rows < 0 or (self.rows and len(self._values) % self.rows):
+            raise ChunkError("damaged history chunk: column length")
+
+    @property
+    def columns(self) -> int:
+        return len(self._values) // self.rows if self.rows else 0
+
+    def column(self, index: int) -> list[int]:
+        """The values of column `index`."""
+        n = self.rows
+        return self._values[index * n:(index + 1) * n]
+
+
+def _varints(values: Sequence[int]) -> bytes:
+    out = bytearray()
+    for value in values:
+        if value < 0:
+            raise ValueError("header values must not be negative")
+        while value >= 0x80:
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out)
+
+
+def _read_varints(blob: bytes, pos: int) -> tuple[list[int], int]:
+    """The varint count at `pos`, then that many varints: (count and values, next pos)."""
+    out: list[int] = []
+    want = None
+    while want is None or len(out) < want + 1:
+        shift = value = 0
+        while True:
+            byte = blob[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+            if shift > 63:
+                raise ChunkError("damaged history chunk: header")
+        out.append(value)
+        if want is None:
+            want = value
+            if want > 100_000:
+                raise ChunkError("damaged history chunk: header size")
+    return out, pos

@@ -1,0 +1,396 @@
+"""What a history request asks for, and the answer from the stored levels: pure functions
+of the tables and the open buckets (they run in the store's worker thread).
+
+A request names a time window (`from`, `to`, or a `range` up to now), a `step` and the
+metrics. The step decides where the numbers come from:
+
+- `step` 0: the samples as reported (raw, kept `raw` retention, 48 h by default);
+- a step under 5 minutes: raw samples, grouped into steps;
+- 5 minutes up to an hour: the 5-minute records (kept 30 days);
+- an hour or more: the hourly records (kept a year).
+
+Without a step, the window picks one (`auto_step`): raw up to 3 h, 5 minutes up to 3 days,
+hours up to 40 days, days beyond — steps the stored records give without regrouping. A
+window reaching further back than its level is kept is a `BadRequest` that says which step
+would do. Stepped answers share one time axis (`t`, every step of the window, null where a
+series has no data); raw answers give each series its own `t`.
+
+`availability` is a node metric made from `up_s` (seconds up per report): the share of each
+step the node was up, 0 for a step without a report after its first one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshmon.history.chunks import BUCKET_S, DAY_S, HOUR_S, Columns, RawBucket, bucket_of
+from meshmon.history.samples import SeriesKey
+from meshmon.history.tables import COARSE, FINE, HistoryTables, Level, Retention
+
+RANGES: dict[str, int] = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400,
+                          "1y": 365 * 86_400}
+"""the ranges the pages offer (`range=`)"""
+STEPS = (0, 10, 30, 60, 300, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 604_800)
+"""the steps a request may ask for (seconds; 0 = the samples as reported)"""
+STATS = ("mean", "min", "max")
+MAX_POINTS = 20_000
+"""steps per series in one answer"""
+AVAILABILITY = "availability"
+UP_S = "up_s"
+
+
+class BadRequest(ValueError):
+    """A request the history cannot answer; the message says what would do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The steps of an answer: [start, end) in `step`s read from `level` (None: raw)."""
+
+    start: float
+    end: float
+    step: int
+    level: Level | None
+
+    @property
+    def grid(self) -> list[int]:
+        """Every step's start (stepped answers)."""
+        first = bucket_of(self.start, self.step)
+        return list(range(first, math.ceil(self.end / self.step) * self.step, self.step))
+
+    @property
+    def source(self) -> str:
+        return "raw" if self.level is None else {FINE: "5min", COARSE: "1h"}[self.level]
+
+
+def parse_time(text: str, name: str) -> float:
+    """Unix seconds, or an ISO 8601 time (UTC unless it says otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(f"{name} must be unix seconds or an ISO 8601 time such as "
+                             "2026-12-06T07:00:00Z") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        value = parsed.timestamp()
+    if not math.isfinite(value) or not 0 <= value < 253_402_300_800:
+        raise BadRequest(f"{name} must be a time between 1970 and 9999")
+    return value
+
+
+def auto_step(span: float) -> int:
+    """The step a window of `span` seconds is shown at without one given."""
+    if span <= 3 * 3600:
+        return 0
+    if span <= 3 * 86_400:
+        return BUCKET_S
+    if span <= 40 * 86_400:
+        return HOUR_S
+    return DAY_S
+
+
+def window(query: Mapping[str, str], now: float, retention: Retention) -> Window:
+    """The window a request's `from`, `to`, `range` and `step` ask for (raises BadRequest)."""
+    end = parse_time(query["to"], "to") if query.get("to") else now
+    if query.get("range"):
+        if "from" in query:
+            raise BadRequest("give range or from, not both")
+        span = RANGES.get(query["range"])
+        if span is None:
+            raise BadRequest(f"range must be one of {', '.join(RANGES)}")
+        start = end - span
+    elif query.get("from"):
+        start = parse_time(query["from"], "from")
+    else:
+        start = end - 86_400
+    if start >= end:
+        raise BadRequest("from must be before to")
+    raw_step = query.get("step", "")
+    given = raw_step not in ("", "auto")
+    step = _step(raw_step) if given else auto_step(end - start)
+    return _level(start, end, step, now, retention, given=given)
+
+
+def _step(text: str) -> int:
+    if text == "raw":
+        return 0
+    try:
+        step = int(text)
+    except ValueError:
+        step = -1
+    if step not in STEPS:
+        raise BadRequest(f"step must be one of {', '.join(map(str, STEPS))} (seconds; 0 or "
+                         "raw for the samples as reported) or auto")
+    return step
+
+
+def _level(start: float, end: float, step: int, now: float, retention: Retention,
+           given: bool) -> Window:
+    """Where a step's numbers come from: the finest level kept since `start` that gives
+    the step. A step finer than that is refused when given, made coarser when chosen."""
+    for kept, what, coarser in ((retention.raw, "samples", BUCKET_S),
+                                (retention.fine, "5-minute records", HOUR_S)):
+        if step >= coarser or start >= now - kept:
+            break
+        if given:
+            raise BadRequest(f"{what} are kept {_duration(kept)}: for data from before then "
+                             f"ask for step={coarser} or more")
+        step = coarser
+    level: Level | None = None if step < BUCKET_S else FINE if step < HOUR_S else COARSE
+    points = (end - start) / step if step else 0
+    if points > MAX_POINTS:
+        raise BadRequest(f"{int(points)} steps is too many (at most {MAX_POINTS}): ask for a "
+                         "shorter window or a longer step")
+    return Window(start, end, step, level)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:g} days"
+    return f"{seconds / 3600:g} hours"
+
+
+def metric_names(text: str | None, default: Sequence[str], known: Iterable[str]) -> list[str]:
+    """The metrics a request names (`metrics=a,b`; `all`: every known one)."""
+    if not text:
+        return list(default)
+    known_set = set(known) | {AVAILABILITY}
+    if text == "all":
+        return sorted(known_set)
+    names = [n for n in dict.fromkeys(p.strip() for p in text.split(",")) if n]
+    unknown = [n for n in names if n not in known_set]
+    if unknown:
+        raise BadRequest(f"unknown metric {unknown[0][:64]!r}; known: "
+                         f"{', '.join(sorted(known_set))}")
+    return names
+
+
+def stat_names(text: str | None) -> tuple[str, ...]:
+    """`stats=mean,min,max` (default all three)."""
+    if not text:
+        return STATS
+    names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not names or any(n not in STATS for n in names):
+        raise BadRequest(f"stats must be some of {', '.join(STATS)}")
+    return names
+
+
+# ---------------------------------------------------------------------- reading
+
+
+@dataclass(slots=True)
+class Grid:
+    """Accumulators over a window's steps: count, min, total (Σ mean × n), max."""
+
+    size: int
+    n: list[int] = field(init=False)
+    lo: list[float | None] = field(init=False)
+    total: list[float] = field(init=False)
+    hi: list[float | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.n = [0] * self.size
+        self.lo = [None] * self.size
+        self.total = [0.0] * self.size
+        self.hi = [None] * self.size
+
+    def add(self, i: int, n: int, lo: float, total: float, hi: float) -> None:
+        if not 0 <= i < self.size or n <= 0:
+            return
+        if self.n[i]:
+            self.n[i] += n
+            self.lo[i] = min(self.lo[i], lo)  # type: ignore[type-var]
+            self.total[i] += total
+            self.hi[i] = max(self.hi[i], hi)  # type: ignore[type-var]
+        else:
+            self.n[i], self.lo[i], self.total[i], self.hi[i] = n, lo, total, hi
+
+    def put_slice(self, i: int, cols: Columns) -> bool:
+        """Set a run of empty steps from consecutive records (the common case: records of
+        the step asked for); False when they are not consecutive or not empty."""
+        k = len(cols.times)
+        if i < 0 or i + k > self.size or any(self.n[i:i + k]):
+            return False
+        self.n[i:i + k] = cols.n
+        self.lo[i:i + k] = cols.lo
+        self.total[i:i + k] = list(map(operator.mul, cols.mean, cols.n))
+        self.hi[i:i + k] = cols.hi
+        return True
+
+    def means(self, digits: int) -> list[float | None]:
+        return [round(t / n, digits) if n else None
+                for t, n in zip(self.total, self.n, strict=True)]
+
+
+def _digits(scale: int) -> int:
+    return max(0, len(str(scale)) - 1)
+
+
+def read(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+         series: Sequence[tuple[int, SeriesKey]], metrics: Sequence[str], win: Window,
+         stats: Sequence[str], now: float) -> dict[str, Any]:
+    """The answer: `{step, source, from, to, t?, series: [...]}` (see the module doc)."""
+    names = [m for m in metrics if m != AVAILABILITY]
+    if AVAILABILITY in metrics:
+        names.append(UP_S)
+    mids = {tables.metrics[m]: m for m in dict.fromkeys(names) if m in tables.metrics}
+    sids = [sid for sid, _ in series]
+    out: dict[str, Any] = {"from": win.start, "to": win.end, "step": win.step,
+                           "source": win.source}
+    if win.step == 0:
+        found = _raw_points(tables, open_buckets, sids, mids, win)
+        out["series"] = [
+            {**_key_json(key), "metric": mids[mid], "t": times, "mean": values}
+            for sid, key in series for mid in mids if mids[mid] in metrics
+            for times, values in [found.get((sid, mid), ([], []))] if times
+        ]
+        return out
+    grid = win.grid
+    grids = (_grids_from_raw(tables, open_buckets, sids, mids, win, grid)
+             if win.level is None else
+             _grids_from_rollups(tables, open_buckets, sids, mids, win, grid))
+    out["t"] = grid
+    entries: list[dict[str, Any]] = []
+    for sid, key in series:
+        for mid, name in mids.items():
+            g = grids.get((sid, mid))
+            if g is None:
+                continue
+            if name == UP_S:
+                if AVAILABILITY in metrics and key.kind == "node":
+                    before = tables.first_start(sid)
+                    entries.append({**_key_json(key), "metric": AVAILABILITY,
+                                    "mean": availability(g, grid, win.step, now,
+                                                         before is not None and before < grid[0])})
+                if UP_S not in metrics:
+                    continue
+            digits = _digits(tables.scales[mid])
+            entry: dict[str, Any] = {**_key_json(key), "metric": name}
+            if "mean" in stats:
+                entry["mean"] = g.means(digits)
+            if "min" in stats:
+                entry["min"] = g.lo
+            if "max" in stats:
+                entry["max"] = g.hi
+            entries.append(entry)
+    out["series"] = entries
+    return out
+
+
+def availability(g: Grid, grid: Sequence[int], step: int, now: float,
+                 known_before: bool = False) -> list[float | None]:
+    """The share of each step a node was up (from `up_s`): None before its first report
+    (`known_before`: it reported before the window), 0 for a step without a report after
+    that, at most 1; the step that holds `now` counts up to now."""
+    first = 0 if known_before else next((i for i, n in enumerate(g.n) if n), None)
+    out: list[float | None] = []
+    for i, start in enumerate(grid):
+        if first is None or i < first or start >= now:
+            out.append(None)
+            continue
+        length = min(step, now - start)
+        share = g.total[i] / length if g.n[i] and length > 0 else 0.0
+        out.append(round(min(1.0, share), 4))
+    return out
+
+
+def _key_json(key: SeriesKey) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": key.kind, "node": key.node}
+    if key.kind == "link":
+        out["peer"] = key.peer
+        out["link_kind"] = key.link_kind
+    if key.kind in ("link", "iface", "radio"):
+        out["iface"] = key.iface
+    return out
+
+
+def _raw_points(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+                sids: Sequence[int], mids: Mapping[int, str], win: Window
+                ) -> dict[tuple[int, int], tuple[list[float], list[float]]]:
+    stored = tables.raw(sids, win.start, win.end)
+    found: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
+    for sid in sids:
+        buckets = list(stored.get(sid, []))
+        live = open_buckets.get(sid)
+        if live is not None and win.start - BUCKET_S < live.start < win.end:
+            buckets.append(live)
+        for bucket in buckets:
+            times = bucket.times
+            for mid in mids:
+                column = bucket.values.get(mid)
+                if column is None:
+                    continue
+                ts_out, vs_out = found.setdefault((sid, mid), ([], []))
+                for t, v in zip(times, column, strict=True):
+                    if v == v and win.start <= t < win.end:
+                        ts_out.append(round(t, 3))
+                        vs_out.append(v)
+    for ts_out, vs_out in found.values():  # a late bucket may come after a newer one
+        if any(a > b for a, b in itertools.pairwise(ts_out)):
+            order = sorted(range(len(ts_out)), key=ts_out.__getitem__)
+            ts_out[:] = [ts_out[i] for i in order]
+            vs_out[:] = [vs_out[i] for i in order]
+    return found
+
+
+def _grids_from_raw(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+                    sids: Sequence[int], mids: Mapping[int, str], win: Window,
+                    grid: Sequence[int]) -> dict[tuple[int, int], Grid]:
+    points = _raw_points(tables, open_buckets, sids, mids, win)
+    first, step = grid[0], win.step
+    grids: dict[tuple[int, int], Grid] = {}
+    for slot, (times, values) in points.items():
+        g = grids[slot] = Grid(len(grid))
+        for t, v in zip(times, values, strict=True):
+            g.add(int((t - first) // step), 1, v, v, v)
+    return grids
+
+
+def _grids_from_rollups(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+                        sids: Sequence[int], mids: Mapping[int, str], win: Window,
+                        grid: Sequence[int]) -> dict[tuple[int, int], Grid]:
+    level = win.level
+    assert level is not None
+    first, step = grid[0], win.step
+    stored = tables.rollups(level, sids, mids, first, grid[-1] + step)
+    grids: dict[tuple[int, int], Grid] = {}
+    for sid in sids:
+        per_metric = stored.get(sid, {})
+        live = open_buckets.get(sid)
+        live_record = live.rollup() if live is not None and first <= live.start < (
+            grid[-1] + step) else None
+        for mid in mids:
+            chunks = per_metric.get(mid, [])
+            stat = live_record.stats.get(mid) if live_record is not None else None
+            if not chunks and stat is None:
+                continue
+            g = grids[(sid, mid)] = Grid(len(grid))
+            for cols in chunks:
+                _add_columns(g, cols, first, step, level.step)
+            if stat is not None and live is not None:
+                g.add(int((live.start - first) // step), stat.n, stat.lo, stat.mean * stat.n,
+                      stat.hi)
+    return grids
+
+
+def _add_columns(g: Grid, cols: Columns, first: int, step: int, source_step: int) -> None:
+    """Add one chunk's records to the grid: as a slice when they are consecutive records of
+    the step asked for, else one by one (merged into their steps)."""
+    times = cols.times
+    if not times:
+        return
+    i = int((times[0] - first) // step)
+    if (step == source_step and times[-1] - times[0] == (len(times) - 1) * step
+            and g.put_slice(i, cols)):
+        return
+    for t, n, lo, mean, hi in zip(times, cols.n, cols.lo, cols.mean, cols.hi, strict=True):
+        g.add(int((t - first) // step), n, lo, mean * n, hi)

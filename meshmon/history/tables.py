@@ -1,0 +1,240 @@
+"""The history tables of the collector's SQLite file, on one connection (one thread).
+
+    history_series   id → (kind, node, peer, iface, link_kind)      one row per series
+    history_metrics  id → (name, scale)                              one row per metric name
+    history_raw      (series, bucket start) → raw bucket             kept `raw` seconds
+    history_5min     (series, hour start)   → 12 five-minute records kept `fine` seconds
+    history_1h       (series, day start)    → 24 hourly records      kept `coarse` seconds
+
+Metric names are rows, and every row of samples names its metrics by id, so a new metric
+needs no migration. Writing a closed raw bucket recomputes its 5-minute record and the
+record of its hour from the level below (`write_bucket`): incremental (one bucket, one
+hour chunk, one day chunk), and the same whether samples came in order, late, or across a
+restart. A bucket already stored (late samples, a bucket cut by a restart) is merged.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from meshmon.history.chunks import (
+    BUCKET_S,
+    DAY_S,
+    HOUR_S,
+    Columns,
+    RawBucket,
+    Record,
+    RollupChunk,
+    bucket_of,
+    rollup_columns,
+    scale_for,
+)
+from meshmon.history.codec import ChunkError
+from meshmon.history.samples import SeriesKey
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One table of records: its bucket length (step) and how much one row spans."""
+
+    table: str
+    step: int
+    span: int
+
+
+RAW_LEVEL = Level("history_raw", 0, BUCKET_S)
+FINE = Level("history_5min", BUCKET_S, HOUR_S)
+COARSE = Level("history_1h", HOUR_S, DAY_S)
+ROLLUP_LEVELS = (FINE, COARSE)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long each level is kept (seconds)."""
+
+    raw: float = 48 * 3600.0
+    fine: float = 30 * 86_400.0
+    coarse: float = 366 * 86_400.0
+
+
+class HistoryTables:
+    """Registries, bucket writes, reads and pruning over one connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.series: dict[SeriesKey, int] = {}
+        self.keys: dict[int, SeriesKey] = {}
+        for sid, kind, node, peer, iface, link_kind in conn.execute(
+                "SELECT id, kind, node, peer, iface, link_kind FROM history_series"):
+            key = SeriesKey(kind, node, peer, iface, link_kind)
+            self.series[key] = sid
+            self.keys[sid] = key
+        self.metrics: dict[str, int] = {}
+        self.names: dict[int, str] = {}
+        self.scales: dict[int, int] = {}
+        for mid, name, scale in conn.execute("SELECT id, name, scale FROM history_metrics"):
+            self.metrics[name] = mid
+            self.names[mid] = name
+            self.scales[mid] = scale
+        self.damaged = 0
+        """stored chunks that could not be decoded (skipped when read, replaced when written)"""
+
+    # ------------------------------------------------------------------ registries
+    def series_id(self, key: SeriesKey) -> int:
+        """The id of a series, registered when new."""
+        sid = self.series.get(key)
+        if sid is None:
+            cur = self.conn.execute(
+                "INSERT INTO history_series (kind, node, peer, iface, link_kind) "
+                "VALUES (?, ?, ?, ?, ?)", key)
+            assert cur.lastrowid is not None
+            sid = self.series[key] = cur.lastrowid
+            self.keys[sid] = key
+        return sid
+
+    def metric_ids(self, values: Mapping[str, float]) -> dict[int, float]:
+        """The sample with metric ids for names (new names registered)."""
+        ids = self.metrics
+        out: dict[int, float] = {}
+        for name, value in values.items():
+            mid = ids.get(name)
+            if mid is None:
+                mid = self._register_metric(name)
+            out[mid] = value
+        return out
+
+    def _register_metric(self, name: str) -> int:
+        scale = scale_for(name)
+        cur = self.conn.execute(
+            "INSERT INTO history_metrics (name, scale) VALUES (?, ?)", (name, scale))
+        assert cur.lastrowid is not None
+        mid = cur.lastrowid
+        self.metrics[name] = mid
+        self.names[mid] = name
+        self.scales[mid] = scale
+        return mid
+
+    # ------------------------------------------------------------------ writes
+    def write_bucket(self, sid: int, bucket: RawBucket) -> None:
+        """Store a closed raw bucket (merged with what is stored for it) and recompute its
+        5-minute record and its hour's record. Call inside a transaction."""
+        try:
+            self.conn.execute("INSERT INTO history_raw (series, start, data) VALUES (?, ?, ?)",
+                              (sid, bucket.start, bucket.encode(self.scales)))
+        except sqlite3.IntegrityError:  # stored before: late samples, or cut by a restart
+            stored = self._raw(sid, bucket.start)
+            if stored is not None:
+                stored.merge(bucket)
+                bucket = stored
+            self.conn.execute(
+                "INSERT OR REPLACE INTO history_raw (series, start, data) VALUES (?, ?, ?)",
+                (sid, bucket.start, bucket.encode(self.scales)))
+        hour = self._put_record(FINE, sid, bucket.start, bucket.rollup())
+        self._put_record(COARSE, sid, hour.start, hour.merged(self.scales))
+
+    def _put_record(self, level: Level, sid: int, bucket_start: int,
+                    record: Record | None) -> RollupChunk:
+        start = bucket_of(bucket_start, level.span)
+        chunk = self._rollup(level, sid, start) or RollupChunk(start, level.step)
+        chunk.put(bucket_start, record, self.scales)
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {level.table} (series, start, data) VALUES (?, ?, ?)",
+            (sid, start, chunk.encode()))
+        return chunk
+
+    def _raw(self, sid: int, start: int) -> RawBucket | None:
+        row = self.conn.execute(
+            "SELECT data FROM history_raw WHERE series = ? AND start = ?", (sid, start)
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return RawBucket.decode(row[0], start, self.scales)
+        except ChunkError as exc:
+            self._damaged("history_raw", sid, start, exc)
+            return None
+
+    def _rollup(self, level: Level, sid: int, start: int) -> RollupChunk | None:
+        row = self.conn.execute(
+            f"SELECT data FROM {level.table} WHERE series = ? AND start = ?", (sid, start)
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return RollupChunk.decode(row[0], start, level.step)
+        except ChunkError as exc:
+            self._damaged(level.table, sid, start, exc)
+            return None
+
+    def _damaged(self, table: str, sid: int, start: int, exc: Exception) -> None:
+        self.damaged += 1
+        log.warning("history: %s row of series %d at %d cannot be read (%s): skipped",
+                    table, sid, start, exc)
+
+    def prune(self, now: float, retention: Retention) -> int:
+        """Delete rows past their level's retention; how many. Per series, so each delete
+        is a range at the start of that series' rows (no scan of the table)."""
+        pruned = 0
+        sids = [(sid,) for sid in self.keys]
+        for table, keep, span in (("history_raw", retention.raw, BUCKET_S),
+                                  ("history_5min", retention.fine, HOUR_S),
+                                  ("history_1h", retention.coarse, DAY_S)):
+            # a row goes when all of its span is past the retention
+            before = int(now - keep) - span
+            before_rows = self.conn.total_changes
+            self.conn.executemany(
+                f"DELETE FROM {table} WHERE series = ? AND start <= {before:d}", sids)
+            pruned += self.conn.total_changes - before_rows
+        return pruned
+
+    # ------------------------------------------------------------------ reads
+    def raw(self, sids: Iterable[int], start: float, end: float) -> dict[int, list[RawBucket]]:
+        """Stored raw buckets of the series that overlap [start, end), in time order."""
+        out: dict[int, list[RawBucket]] = {}
+        first = bucket_of(start)
+        for sid in sids:
+            found = []
+            for bucket_start, data in self.conn.execute(
+                    "SELECT start, data FROM history_raw WHERE series = ? AND start >= ? "
+                    "AND start < ? ORDER BY start", (sid, first, end)):
+                try:
+                    found.append(RawBucket.decode(data, bucket_start, self.scales))
+                except ChunkError as exc:
+                    self._damaged("history_raw", sid, bucket_start, exc)
+            if found:
+                out[sid] = found
+        return out
+
+    def first_start(self, sid: int) -> int | None:
+        """The start of the oldest hourly chunk of a series (when its history begins)."""
+        row = self.conn.execute("SELECT min(start) FROM history_1h WHERE series = ?",
+                                (sid,)).fetchone()
+        return None if row is None else row[0]
+
+    def rollups(self, level: Level, sids: Iterable[int], mids: Iterable[int], start: float,
+                end: float) -> dict[int, dict[int, list[Columns]]]:
+        """Stored records of `level` in [start, end): series → metric → columns per chunk."""
+        wanted = list(mids)
+        out: dict[int, dict[int, list[Columns]]] = {}
+        first = bucket_of(start, level.span)
+        for sid in sids:
+            per_metric: dict[int, list[Columns]] = {}
+            for chunk_start, data in self.conn.execute(
+                    f"SELECT start, data FROM {level.table} WHERE series = ? AND start >= ? "
+                    "AND start < ? ORDER BY start", (sid, first, end)):
+                try:
+                    columns = rollup_columns(data, chunk_start, level.step, self.scales,
+                                             wanted)
+                except ChunkError as exc:
+                    self._damaged(level.table, sid, chunk_start, exc)
+                    continue
+                for mid, cols in columns.items():
+                    per_metric.setdefault(mid, []).append(cols)
+            if per_metric:
+                out[sid] = per_metric
+        return out

@@ -182,8 +182,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except SnapshotError as exc:
             print(f"meshmon demo: {exc}", file=sys.stderr)
             return 2
+    if args.history_days < 0 or args.history_days > 366:
+        print("meshmon demo: --history-days must be between 0 and 366", file=sys.stderr)
+        return 2
     return _run_main(run_demo(config, args.port, args.nodes, args.interval, args.duration,
-                              snapshot))
+                              snapshot, history_days=args.history_days))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -228,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--snapshot", metavar="FILE",
                       help="play a community's meshviewer.json or hopglass nodes.json "
                            "(with graph.json beside it) instead of the built-in Bremen one")
+    demo.add_argument("--history-days", type=float, default=0.0, metavar="N",
+                      help="first write N days of simulated history (node and link pages "
+                           "show charts at once; default 0)")
     demo.add_argument("--storage", default="meshmon-demo.sqlite",
                       help="SQLite file when no config is given")
     demo.set_defaults(func=cmd_demo)

@@ -131,8 +131,15 @@ class HttpConfig(Section):
 class StorageConfig(Section):
     path: str = "meshmon.sqlite"
     sample_retention_h: float = Field(default=48, gt=0)
+    """raw samples (every report) are kept this long (hours)"""
+    history_5min_days: float = Field(default=30, gt=0)
+    """5-minute min/mean/max of every node and link metric are kept this long (days)"""
+    history_1h_days: float = Field(default=366, gt=0)
+    """hourly min/mean/max are kept this long (days)"""
     flush_interval_s: float = Field(default=1.0, gt=0, le=60)
     queue_max: int = Field(default=200_000, ge=100)
+    """reports waiting for the next write, and samples waiting while the file cannot be
+    written; beyond it the oldest are dropped and counted"""
     max_clock_skew_s: float = Field(default=600, gt=0)
     """a sample whose agent `ts` is further than this from its arrival is stored at arrival
     time (SQLite and InfluxDB); such reports are counted as `clock_fallbacks`"""

@@ -103,7 +103,7 @@ class Service:
         self.metrics = Metrics()
         self.core = Core(core_settings(config))
         self.decoder = Decoder(config.mqtt.topic_prefix, self.metrics)
-        self.sinks = build_sinks(config)
+        self.sinks = build_sinks(config, clock)
         self.store = next((s for s in self.sinks if isinstance(s, SqliteStore)), None)
         # the core leaves the time series to its writers; events are its alone
         report_sinks = self.sinks if role == "all" else [self.store] if self.store else []

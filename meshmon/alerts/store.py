@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETENTION_S = 30 * 86400.0
+OUTAGE_RETENTION_S = 366 * 86400.0
+"""outages stay in the log for a year: the node pages list them with the node's history"""
 MAX_ERROR_CHARS = 500
 MAX_ROW_ID = 2**63 - 1
 """SQLite's largest INTEGER (row ids are positive)"""
@@ -112,6 +114,13 @@ class AlertStore:
             "silenced, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             row,
         )
+
+    async def outages_of(self, node: str, since: float, until: float) -> list[dict[str, Any]]:
+        """The outages `node` was part of (as a cause or cut off) that overlap [since,
+        until], oldest first: `{id, started_at, ended_at, cause, cause_links, affected,
+        role}` as the newest notice of each says (times in unix seconds, ended_at None while
+        open)."""
+        return await self._call(self._outages_of, node, since, until)
 
     async def alerts(self, since: float = 0, limit: int = 500) -> list[dict[str, Any]]:
         """Logged alerts with ts ≥ since, oldest first (at most `limit`, the newest of them)."""
@@ -258,6 +267,35 @@ class AlertStore:
             for ts, alert_id, status, kind, severity, summary, notifiers, silenced, payload in rows
         ]  # fmt: skip
 
+    def _outages_of(self, node: str, since: float, until: float) -> list[dict[str, Any]]:
+        # a cheap text match first (node ids hold no quote; `_` is a LIKE wildcard)
+        pattern = '%"' + node.replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + '"%'
+        rows = self._execute_read(
+            "SELECT alert_id, payload FROM alert_log WHERE kind = 'outage' AND payload LIKE ? "
+            "ESCAPE '\\' ORDER BY ts, id", (pattern,))
+        newest: dict[str, dict[str, Any]] = {}
+        for alert_id, payload in rows:
+            newest[alert_id] = json.loads(payload)
+        found = []
+        for alert_id, p in newest.items():
+            cause = p.get("cause") or {}
+            nodes, links = list(cause.get("nodes", [])), list(cause.get("links", []))
+            affected = list(p.get("affected", []))
+            if node in nodes or any(node in (ln.get("a"), ln.get("b")) for ln in links):
+                role = "cause"
+            elif node in affected:
+                role = "affected"
+            else:
+                continue
+            started, ended = p.get("started_at_ts"), p.get("ended_at_ts")
+            if started is None or started > until or (ended is not None and ended < since):
+                continue
+            found.append({"id": alert_id, "started_at": started, "ended_at": ended,
+                          "cause": nodes, "cause_links": links, "affected": affected,
+                          "role": role})
+        return sorted(found, key=lambda o: (o["started_at"], o["id"]))
+
     def _pending(self) -> list[PendingDelivery]:
         rows = self._execute_read(
             "SELECT id, notifier, payload, recipient, attempts, next_at, created_at "
@@ -292,7 +330,9 @@ class AlertStore:
                 "AND (delivered_at IS NOT NULL OR dropped_at IS NOT NULL)",
                 (before,),
             ).rowcount
-            n += conn.execute("DELETE FROM alert_log WHERE ts < ?", (before,)).rowcount
+            n += conn.execute(
+                "DELETE FROM alert_log WHERE ts < ? AND (kind != 'outage' OR ts < ?)",
+                (before, self.clock() - OUTAGE_RETENTION_S)).rowcount
             n += conn.execute("DELETE FROM silences WHERE ends_at < ?", (before,)).rowcount
             return n
 

@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meshmon.config import Config
 from meshmon.demo.network import DemoNetwork, DemoNode, load_network
 from meshmon.demo.simulator import Simulator
 
+if TYPE_CHECKING:
+    from meshmon.sinks.sqlite import SqliteStore
+
 log = logging.getLogger(__name__)
+
+
+async def _backfill(store: SqliteStore, past: Simulator, days: float, now: float) -> None:
+    """Write the days before `now` while the demo runs, node by node (each node's page
+    shows its past as soon as it is written); `past` is a simulator of its own."""
+    from meshmon.demo.backfill import backfill
+
+    print(f"meshmon demo: writing {days:g} days of history for {len(past.network.nodes)} "
+          "nodes in the background (a node's page shows its past once it is written)…",
+          flush=True)
+    started = time.monotonic()
+    try:
+        await backfill(store, past, days, now)
+    except Exception:
+        log.exception("history back-fill failed")
+        return
+    finally:
+        past.stop()  # never started: only its thread pool goes
+    print(f"meshmon demo: history back-filled in {time.monotonic() - started:.0f} s",
+          flush=True)
 
 
 def demo_config(config: Config, http_port: int) -> Config:
@@ -50,9 +76,11 @@ async def run_demo(
     interval_s: float,
     duration_s: float | None,
     snapshot: Path | None = None,
+    history_days: float = 0.0,
 ) -> None:
     """Run collector + simulated network until `duration_s` has passed or it is cancelled;
-    the network is the shipped Bremen one, or a community's map file (`snapshot`)."""
+    the network is the shipped Bremen one, or a community's map file (`snapshot`).
+    `history_days` > 0: first back-fill that many days of history (`meshmon.demo.backfill`)."""
     from meshmon.service import Service  # the collector pulls in everything; import late
 
     cfg = demo_config(config, http_port)
@@ -70,6 +98,13 @@ async def run_demo(
             mqtt_username=cfg.mqtt.username if external else "",
             mqtt_password=cfg.mqtt.password if external else "",
         )
+        filling = None
+        if history_days > 0 and service.store is not None:
+            # a simulator of its own (same network and seed, so the same MACs): the live
+            # one's nodes must not be moved by reports into the past
+            past = Simulator(network, address.host, address.port, interval_s=interval_s)
+            filling = asyncio.create_task(
+                _backfill(service.store, past, history_days, service.clock()), name="backfill")
         sim.start()
         url = service.http_url
         example = installer_example(network).id
@@ -80,6 +115,10 @@ async def run_demo(
             await sim.run(duration_s)
         finally:
             sim.stop()
+            if filling is not None:
+                filling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await filling
             # let the broker take the agents' last `online: false` before it goes away
             await asyncio.sleep(0.3)
     finally:

@@ -42,7 +42,7 @@ def scale_for(name: str) -> int:
     """How many steps per unit a metric is stored with (fixed when it is first seen)."""
     if name in ("lq", "nlq"):
         return 10_000
-    if name.endswith(("_bps", "_pps", "_kb")):
+    if name == "seq" or name.endswith(("_bps", "_pps", "_kb")):
         return 1
     return 100
 

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshmon.history.chunks import BUCKET_S, DAY_S, HOUR_S, Columns, RawBucket, bucket_of
-from meshmon.history.samples import SeriesKey
+from meshmon.history.samples import KNOWN_METRICS, SeriesKey
 from meshmon.history.tables import COARSE, FINE, HistoryTables, Level, Retention
+from meshmon.model.addresses import safe_text
 
 RANGES: dict[str, int] = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400,
                           "1y": 365 * 86_400}
@@ -163,7 +164,7 @@ def metric_names(text: str | None, default: Sequence[str], known: Iterable[str])
     """The metrics a request names (`metrics=a,b`; `all`: every known one)."""
     if not text:
         return list(default)
-    known_set = set(known) | {AVAILABILITY}
+    known_set = set(known) | KNOWN_METRICS | {AVAILABILITY}
     if text == "all":
         return sorted(known_set)
     names = [n for n in dict.fromkeys(p.strip() for p in text.split(",")) if n]
@@ -304,13 +305,35 @@ def availability(g: Grid, grid: Sequence[int], step: int, now: float,
 
 
 def _key_json(key: SeriesKey) -> dict[str, Any]:
+    """What names a series in public: interface names that show an address are null."""
     out: dict[str, Any] = {"kind": key.kind, "node": key.node}
     if key.kind == "link":
         out["peer"] = key.peer
         out["link_kind"] = key.link_kind
     if key.kind in ("link", "iface", "radio"):
-        out["iface"] = key.iface
+        out["iface"] = safe_text(key.iface)
     return out
+
+
+_KIND_ORDER = {"node": 0, "iface": 1, "radio": 2, "link": 3}
+
+
+def _ordered(found: Iterable[tuple[int, SeriesKey]]) -> list[tuple[int, SeriesKey]]:
+    return sorted(found, key=lambda item: (_KIND_ORDER.get(item[1].kind, 9), item[1]))
+
+
+def node_series(tables: HistoryTables, node: str) -> list[tuple[int, SeriesKey]]:
+    """The series on a node's page: its own, its interfaces' and radios', and its links
+    both ways (its view of each neighbour, and each neighbour's view of it)."""
+    return _ordered((sid, key) for sid, key in tables.keys.items()
+                    if key.node == node or (key.kind == "link" and key.peer == node))
+
+
+def link_series(tables: HistoryTables, a: str, b: str) -> list[tuple[int, SeriesKey]]:
+    """The series of the links between two nodes, both directions, every interface."""
+    ends = {(a, b), (b, a)}
+    return _ordered((sid, key) for sid, key in tables.keys.items()
+                    if key.kind == "link" and (key.node, key.peer) in ends)
 
 
 def _raw_points(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],

@@ -2,8 +2,9 @@
 
 Pure: no clock, no I/O. A series is one thing measured over time:
 
-- `node` NODE: load, memory, root fs, clients, its number of links, and `up_s` (the
-  seconds since its previous report that it was up, for availability);
+- `node` NODE: load, memory, root fs, clients, its number of links, `up_s` (the seconds
+  since its previous report that it was up, for availability) and the report's `seq` (a
+  gap after a restart is a report that never got stored);
 - `iface` NODE IFACE: traffic rates from the interface counters;
 - `radio` NODE IFACE: every number the radio reports (noise, busy, clients, …);
 - `link` SRC DST IFACE KIND: every number the link reports, from SRC's side. Only links
@@ -18,10 +19,14 @@ gives no rate rather than a negative one.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from meshmon.model.wire import Report
+from pydantic import BaseModel
+
+from meshmon.model.wire import Iface, Link, Radio, Report, Sys
 
 SKIPPED = frozenset({"v", "ts", "seq", "interval_s", "handshake_ts", "inactive_ms"})
 """numbers that are not measurements: protocol fields, times, and `inactive_ms` (the age of
@@ -44,6 +49,31 @@ little about any one moment"""
 WRAP_32 = 2**32
 OFFLINE_INTERVALS = 3.0
 """a report more than this many intervals after the node's previous one ends a downtime"""
+
+
+def _is_number(annotation: Any) -> bool:
+    """Whether a field's type is a number (int or float, maybe constrained or optional)."""
+    if annotation in (int, float):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _is_number(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_is_number(a) for a in args)
+    return False
+
+
+def _numeric_fields(model: type[BaseModel]) -> set[str]:
+    return {name for name, f in model.model_fields.items() if _is_number(f.annotation)}
+
+
+KNOWN_METRICS: frozenset[str] = frozenset(
+    {COUNTERS[n][0] if n in COUNTERS else n
+     for model in (Sys, Iface, Radio, Link) for n in _numeric_fields(model)} - SKIPPED
+    - {"uptime_s"} | {"load1", "load5", "load15", "mem_used_pct", "up_s", "links", "clients",
+                      "seq", "up"})
+"""every metric name a report can give (what a request may ask for)"""
 
 
 class SeriesKey(NamedTuple):
@@ -127,7 +157,7 @@ class Extractor:
             uptime < prev[1])
         out: list[tuple[SeriesKey, dict[str, float]]] = []
         main: dict[str, float] = {"up_s": _up_seconds(prev, ts, report.interval_s),
-                                  "links": float(len(report.links))}
+                                  "links": float(len(report.links)), "seq": report.seq}
         if report.clients is not None:
             main["clients"] = report.clients
         if sys is not None:

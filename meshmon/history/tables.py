@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from meshmon.history.chunks import (
     BUCKET_S,
@@ -36,6 +37,10 @@ from meshmon.history.codec import ChunkError
 from meshmon.history.samples import SeriesKey
 
 log = logging.getLogger(__name__)
+
+_INSERT_SERIES = ("INSERT OR IGNORE INTO history_series (id, kind, node, peer, iface, link_kind) "
+                  "VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT_METRIC = "INSERT OR IGNORE INTO history_metrics (id, name, scale) VALUES (?, ?, ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +88,21 @@ class HistoryTables:
             self.scales[mid] = scale
         self.damaged = 0
         """stored chunks that could not be decoded (skipped when read, replaced when written)"""
+        self._next_series = max(self.keys, default=0) + 1
+        self._next_metric = max(self.names, default=0) + 1
+        self.unsaved: list[tuple[str, tuple[Any, ...]]] = []
+        """registry rows given out but not committed yet (`save_registry`)"""
 
     # ------------------------------------------------------------------ registries
     def series_id(self, key: SeriesKey) -> int:
-        """The id of a series, registered when new."""
+        """The id of a series; a new one is given at once and saved with the next write."""
         sid = self.series.get(key)
         if sid is None:
-            cur = self.conn.execute(
-                "INSERT INTO history_series (kind, node, peer, iface, link_kind) "
-                "VALUES (?, ?, ?, ?, ?)", key)
-            assert cur.lastrowid is not None
-            sid = self.series[key] = cur.lastrowid
+            sid = self._next_series
+            self._next_series += 1
+            self.series[key] = sid
             self.keys[sid] = key
+            self.unsaved.append((_INSERT_SERIES, (sid, *key)))
         return sid
 
     def metric_ids(self, values: Mapping[str, float]) -> dict[int, float]:
@@ -110,41 +118,93 @@ class HistoryTables:
 
     def _register_metric(self, name: str) -> int:
         scale = scale_for(name)
-        cur = self.conn.execute(
-            "INSERT INTO history_metrics (name, scale) VALUES (?, ?)", (name, scale))
-        assert cur.lastrowid is not None
-        mid = cur.lastrowid
+        mid = self._next_metric
+        self._next_metric += 1
+        self.unsaved.append((_INSERT_METRIC, (mid, name, scale)))
         self.metrics[name] = mid
         self.names[mid] = name
         self.scales[mid] = scale
         return mid
 
+    def save_registry(self) -> None:
+        """Write the series and metrics given out since the last commit (in the caller's
+        transaction; `committed` forgets them once it is done)."""
+        for sql, row in self.unsaved:
+            self.conn.execute(sql, row)
+
+    def committed(self) -> None:
+        """The caller's transaction committed: the registry rows are saved."""
+        self.unsaved.clear()
+
     # ------------------------------------------------------------------ writes
-    def write_bucket(self, sid: int, bucket: RawBucket) -> None:
-        """Store a closed raw bucket (merged with what is stored for it) and recompute its
-        5-minute record and its hour's record. Call inside a transaction."""
-        try:
-            self.conn.execute("INSERT INTO history_raw (series, start, data) VALUES (?, ?, ?)",
-                              (sid, bucket.start, bucket.encode(self.scales)))
-        except sqlite3.IntegrityError:  # stored before: late samples, or cut by a restart
-            stored = self._raw(sid, bucket.start)
-            if stored is not None:
-                stored.merge(bucket)
-                bucket = stored
-            self.conn.execute(
-                "INSERT OR REPLACE INTO history_raw (series, start, data) VALUES (?, ?, ?)",
-                (sid, bucket.start, bucket.encode(self.scales)))
+    def store_raw(self, sid: int, bucket: RawBucket) -> None:
+        """Write a bucket's raw row as it is (it holds every sample of its bucket)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO history_raw (series, start, data) VALUES (?, ?, ?)",
+            (sid, bucket.start, bucket.encode(self.scales)))
+
+    def stored_raw(self, sid: int, start: int) -> RawBucket | None:
+        """The stored raw bucket (None: none, or unreadable)."""
+        return self._raw(sid, start)
+
+    def merge_raw(self, sid: int, bucket: RawBucket) -> RawBucket:
+        """Write samples that came after their bucket was stored (late, or a bucket cut by
+        a restart) into its raw row; the bucket as stored now."""
+        stored = self._raw(sid, bucket.start)
+        if stored is not None:
+            stored.merge(bucket)
+            bucket = stored
+        self.store_raw(sid, bucket)
+        return bucket
+
+    def roll_up(self, sid: int, bucket: RawBucket) -> None:
+        """Recompute the 5-minute record of a stored bucket and its hour's record."""
         hour = self._put_record(FINE, sid, bucket.start, bucket.rollup())
         self._put_record(COARSE, sid, hour.start, hour.merged(self.scales))
+
+    def write_bucket(self, sid: int, bucket: RawBucket) -> None:
+        """Store a closed bucket (merged with what is stored for it) and roll it up."""
+        self.roll_up(sid, self.merge_raw(sid, bucket))
+
+    def write_span(self, sid: int, buckets: Sequence[RawBucket], now: float,
+                   retention: Retention) -> None:
+        """Write a series' buckets of a past span at once, in time order (the demo's
+        back-fill): raw rows within the raw retention, each hour's 5-minute chunk and each
+        day's hourly chunk written once. Replaces what is stored for those buckets and
+        hours; call it only for a span no other write touches (before the collector takes
+        reports for it)."""
+        hours: dict[int, RollupChunk] = {}
+        for bucket in buckets:
+            if bucket.start >= now - retention.raw:
+                self.store_raw(sid, bucket)
+            hour = bucket_of(bucket.start, HOUR_S)
+            chunk = hours.get(hour)
+            if chunk is None:
+                chunk = hours[hour] = self._rollup(FINE, sid, hour) or RollupChunk(hour, BUCKET_S)
+            chunk.put(bucket.start, bucket.rollup(), self.scales)
+        days: dict[int, RollupChunk] = {}
+        for hour, chunk in hours.items():
+            if hour >= now - retention.fine - HOUR_S:
+                self._write_chunk(FINE, sid, chunk)
+            day = bucket_of(hour, DAY_S)
+            coarse = days.get(day)
+            if coarse is None:
+                coarse = days[day] = self._rollup(COARSE, sid, day) or RollupChunk(day, HOUR_S)
+            coarse.put(hour, chunk.merged(self.scales), self.scales)
+        for chunk in days.values():
+            self._write_chunk(COARSE, sid, chunk)
+
+    def _write_chunk(self, level: Level, sid: int, chunk: RollupChunk) -> None:
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {level.table} (series, start, data) VALUES (?, ?, ?)",
+            (sid, chunk.start, chunk.encode()))
 
     def _put_record(self, level: Level, sid: int, bucket_start: int,
                     record: Record | None) -> RollupChunk:
         start = bucket_of(bucket_start, level.span)
         chunk = self._rollup(level, sid, start) or RollupChunk(start, level.step)
         chunk.put(bucket_start, record, self.scales)
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO {level.table} (series, start, data) VALUES (?, ?, ?)",
-            (sid, start, chunk.encode()))
+        self._write_chunk(level, sid, chunk)
         return chunk
 
     def _raw(self, sid: int, start: int) -> RawBucket | None:

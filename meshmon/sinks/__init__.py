@@ -6,6 +6,7 @@ module and one entry in `INFLUX_BACKENDS`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from meshmon.config import Config, InfluxConfig
@@ -46,14 +47,16 @@ def build_influx_sink(cfg: InfluxConfig, max_clock_skew_s: float) -> Sink:
     return INFLUX_BACKENDS[cfg.api](cfg, max_clock_skew_s)
 
 
-def build_sinks(config: Config) -> list[Sink]:
-    """SQLite always (first), InfluxDB when `[influxdb] enabled`; not started yet."""
+def build_sinks(config: Config, clock: Callable[[], float] = time.time) -> list[Sink]:
+    """SQLite always (first), InfluxDB when `[influxdb] enabled`; not started yet. `clock`
+    is the collector's (SQLite measures its history's retention by it)."""
     st = config.storage
     sinks: list[Sink] = [
         SqliteStore(
             st.path, sample_retention_h=st.sample_retention_h,
+            history_5min_days=st.history_5min_days, history_1h_days=st.history_1h_days,
             flush_interval_s=st.flush_interval_s, queue_max=st.queue_max,
-            max_clock_skew_s=st.max_clock_skew_s,
+            max_clock_skew_s=st.max_clock_skew_s, clock=clock,
         )
     ]
     if config.influxdb.enabled:

@@ -1,9 +1,12 @@
-"""SQLite store (always on): current state, recent samples, the event log.
+"""SQLite store (always on): current state, the history of every node and link, the
+event log.
 
 One connection lives in one worker thread (a single-thread executor); the event loop only
-appends row tuples to bounded in-memory queues. Every `flush_interval_s` the queued rows
-go to the worker and are written with `executemany` in one transaction. Samples older
-than `sample_retention_h` are pruned once a minute.
+appends reports, events and state to bounded in-memory queues. Every `flush_interval_s`
+they go to the worker and are written in one transaction: the reports through the
+history recorder (`meshmon.history.recorder`: raw samples in 5-minute buckets, 5-minute
+and hourly roll-ups), the events and state with `executemany`. History past its
+retention is pruned once an hour.
 
 `save_state` snapshots references to the (immutable once built) Info/Report models and
 LinkSamples; serialising them to JSON happens in the worker thread.
@@ -16,7 +19,6 @@ import contextlib
 import functools
 import json
 import logging
-import operator
 import sqlite3
 import time
 from collections import deque
@@ -27,11 +29,13 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
+from meshmon.history.recorder import HistoryRecorder, Queued, Reader
+from meshmon.history.tables import HistoryTables, Retention
+from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model import wire
 from meshmon.model import wire_structs as fast
 from meshmon.model.fastwire import AnyReport, to_json
-from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
-from meshmon.model.wire import LINK_METRICS, Info
+from meshmon.model.wire import Info
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
 from meshmon.storage.database import open_database, rollback
@@ -39,24 +43,8 @@ from meshmon.storage.database import open_database, rollback
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NODE_SAMPLE_COLUMNS = (
-    "uptime_s", "load1", "load5", "load15", "mem_total_kb", "mem_avail_kb",
-    "rootfs_used_pct", "clients", "links", "seq",
-)  # fmt: skip
-NODE_HISTORY_COLUMNS = NODE_SAMPLE_COLUMNS[:-1]
-"""what node_history answers: every column but seq"""
-LINK_KEY_COLUMNS = ("src", "peer", "iface", "kind")
-# the tables are made and changed by meshmon.storage.migrations: a new column there, here
-# only once the migration adds it
+# the tables are made and changed by meshmon.storage.migrations
 
-_INSERT_NODE_SAMPLE = (
-    f"INSERT INTO node_samples (node, ts, {', '.join(NODE_SAMPLE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * (2 + len(NODE_SAMPLE_COLUMNS)))})"
-)
-_INSERT_LINK_SAMPLE = (
-    f"INSERT INTO link_samples (src, peer, iface, kind, dst, ts, {', '.join(LINK_METRICS)}, "
-    f"chains_dbm) VALUES ({', '.join('?' * (7 + len(LINK_METRICS)))})"
-)
 _INSERT_EVENT = "INSERT INTO events (ts, kind, node, summary, fields) VALUES (?, ?, ?, ?, ?)"
 _UPSERT_NODE = (
     "INSERT OR REPLACE INTO nodes (id, info, online, first_seen, last_seen, interval_s, "
@@ -68,13 +56,8 @@ _UPSERT_LINK = (
 )
 _DELETE_LINK = "DELETE FROM links WHERE src = ? AND peer = ? AND iface = ? AND kind = ?"
 
-_link_items = operator.itemgetter(*LINK_METRICS)
-_link_values = operator.attrgetter(*LINK_METRICS, "iface", "kind", "chains_dbm")
 _SAMPLE_JSON = TypeAdapter(LinkSample)
-PRUNE_INTERVAL_S = 60.0
-SEQ_LOOKBACK_ROWS = 200_000
-"""node samples read at start for each node's last seq (the newest rows: a few minutes of
-reports of a large network)"""
+PRUNE_INTERVAL_S = 3600.0
 FAILURE_LOG_INTERVAL_S = 60.0
 """while writes keep failing (disk full), a reminder is logged this often"""
 
@@ -108,11 +91,6 @@ def _quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _json_list(values: Sequence[float] | None) -> str | None:
-    # a JSON array of floats, without json.dumps' per-call overhead (hot path)
-    return None if values is None else "[" + ",".join(map(repr, values)) + "]"
-
-
 class SqliteStore:
     """The always-on store: a Sink plus current state, history and the event log."""
 
@@ -123,6 +101,8 @@ class SqliteStore:
         path: str | Path,
         *,
         sample_retention_h: float = 48.0,
+        history_5min_days: float = 30.0,
+        history_1h_days: float = 366.0,
         flush_interval_s: float = 1.0,
         queue_max: int = 200_000,
         max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
@@ -130,7 +110,10 @@ class SqliteStore:
     ) -> None:
         self.path = str(path)
         self.clock = clock
-        self.sample_retention_s = sample_retention_h * 3600.0
+        self.history = HistoryRecorder(
+            Retention(raw=sample_retention_h * 3600.0, fine=history_5min_days * 86_400.0,
+                      coarse=history_1h_days * 86_400.0),
+            max_waiting=queue_max)
         self.flush_interval_s = flush_interval_s
         self.queue_max = queue_max
         self.max_clock_skew_s = max_clock_skew_s
@@ -138,8 +121,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._node_rows: deque[tuple[Any, ...]] = deque()
-        self._link_rows: deque[tuple[Any, ...]] = deque()
+        self._reports: deque[Queued] = deque()
         self._event_rows: list[tuple[Any, ...]] = []
         self._state_nodes: dict[str, NodeSnapshot] = {}
         self._state_links: dict[LinkKey, LinkSnapshot] = {}
@@ -154,10 +136,10 @@ class SqliteStore:
         self._failure_logged_at = 0.0
         self._dropped_before_failing = 0
         self.written_rows = 0
-        self.dropped_rows = 0
         self.reports_settled = 0
-        """reports whose node row left the queue, written or dropped (oldest first: the
-        queue drops from its front, and failed batches go back to it)"""
+        """reports stored in a committed batch or dropped and counted (the collector
+        acknowledges a report to the broker once every ack sink settled it)"""
+        self.dropped_rows = 0
         self.write_errors = 0
         self.pruned_rows = 0
         self.clock_fallbacks = 0
@@ -191,7 +173,8 @@ class SqliteStore:
         if self._executor is None:
             return
         try:
-            await self.flush()
+            async with self._lock:  # every open bucket of the history is rolled up
+                await self._write_queued(close_all=True)
         finally:
             await self._call(self._close_conn)
             self._executor.shutdown(wait=True)
@@ -200,11 +183,9 @@ class SqliteStore:
     def stats(self) -> dict[str, float]:
         """queued, written_points (rows), dropped_points, write_errors, last_write_ms, …"""
         return {
-            "queued": float(
-                len(self._node_rows) + len(self._link_rows) + len(self._event_rows) + self._inflight
-            ),
+            "queued": float(len(self._reports) + len(self._event_rows) + self._inflight),
             "written_points": float(self.written_rows),
-            "dropped_points": float(self.dropped_rows),
+            "dropped_points": float(self.dropped_rows + self.history.dropped_samples),
             "write_errors": float(self.write_errors),
             "last_write_ms": self.last_write_ms,
             "pruned_rows": float(self.pruned_rows),
@@ -216,39 +197,13 @@ class SqliteStore:
     # ------------------------------------------------------------------ Sink writes
     def write_report(self, report: AnyReport, received_at: float,
                      dsts: Sequence[str | None]) -> None:
-        """Queue one node sample and one sample per link (never blocks, never raises)."""
+        """Queue one report for the history (never blocks, never raises)."""
         try:
             ts = sample_time(report.ts, received_at, self.max_clock_skew_s)
             if ts != report.ts:
                 self.clock_fallbacks += 1
-            node = report.node
-            sys = report.sys
-            if sys is not None:
-                load = (sys.load or []) + [None, None, None]
-                self._node_rows.append((
-                    node, ts, sys.uptime_s, load[0], load[1], load[2], sys.mem_total_kb,
-                    sys.mem_avail_kb, sys.rootfs_used_pct, report.clients, len(report.links),
-                    report.seq,
-                ))  # fmt: skip
-            else:
-                self._node_rows.append(
-                    (node, ts, None, None, None, None, None, None, None, report.clients,
-                     len(report.links), report.seq)
-                )
-            self._count_missed(node, report.seq)
-            rows = self._link_rows
-            links: Sequence[wire.Link | fast.Link] = report.links
-            for link, dst in zip(links, dsts, strict=True):
-                if isinstance(link, wire.Link):  # a model (tests): from its __dict__, as
-                    fields = link.__dict__       # getattr on a pydantic model costs 3x
-                    rows.append((
-                        node, dst or link_peer(link, dst), fields["iface"], fields["kind"], dst,
-                        ts, *_link_items(fields), _json_list(fields["chains_dbm"]),
-                    ))  # fmt: skip
-                    continue
-                *metrics, iface, kind, chains = _link_values(link)
-                rows.append((node, dst or link_peer(link, dst), iface, kind, dst, ts, *metrics,
-                             _json_list(chains)))
+            self._reports.append((ts, report, dsts))
+            self._count_missed(report.node, report.seq)
             self._bound()
         except Exception:
             log.exception("sqlite: cannot queue report of %s", report.node)
@@ -286,26 +241,24 @@ class SqliteStore:
             await self._write_queued()
         return await self._call(self._load_state)
 
-    async def link_history(self, src: str, peer: str, since: float) -> list[dict[str, Any]]:
-        """Samples of links src→peer (any iface/kind) with ts ≥ since, oldest first."""
-        rows = await self._call(
-            self._query,
-            "SELECT * FROM link_samples WHERE src = ? AND peer = ? AND ts >= ? ORDER BY ts",
-            (src, peer, since),
-        )
-        for r in rows:
-            chains = r.pop("chains_dbm")
-            r["chains_dbm"] = None if chains is None else json.loads(chains)
-        return rows
+    @property
+    def history_retention(self) -> Retention:
+        """How long each level of the history is kept."""
+        return self.history.retention
 
-    async def node_history(self, node: str, since: float) -> list[dict[str, Any]]:
-        """Node samples with ts ≥ since, oldest first (without seq, which is for counting)."""
-        return await self._call(
-            self._query,
-            f"SELECT node, ts, {', '.join(NODE_HISTORY_COLUMNS)} FROM node_samples "
-            "WHERE node = ? AND ts >= ? ORDER BY ts",
-            (node, since),
-        )
+    async def read_history(self, fn: Reader[T]) -> T:
+        """`fn(tables, open buckets)` in the worker thread, after everything queued so far
+        is written (`meshmon.history.query` reads with it)."""
+        async with self._lock:
+            await self._write_queued()
+        return await self._call(self.history.read, fn)
+
+    async def write_history(self, fn: Callable[[HistoryTables], None]) -> None:
+        """`fn(tables)` in one transaction of the worker thread, after everything queued is
+        written (the demo's back-fill writes whole spans of history this way)."""
+        async with self._lock:
+            await self._write_queued()
+            await self._call(self._write_history, fn)
 
     async def events(self, since: float, limit: int = 10_000) -> list[dict[str, Any]]:
         """Events with ts ≥ since, oldest first (at most `limit`, the newest of them)."""
@@ -320,11 +273,10 @@ class SqliteStore:
         return rows
 
     async def prune(self, now: float | None = None) -> int:
-        """Delete samples older than the retention now (also done once a minute); rows deleted."""
+        """Delete history past its retention now (also done once an hour); rows deleted."""
         async with self._lock:
             await self._write_queued(auto_prune=False)
-            before = (self.clock() if now is None else now) - self.sample_retention_s
-            return await self._call(self._prune_now, before)
+            return await self._call(self._prune_now, self.clock() if now is None else now)
 
     # ------------------------------------------------------------------ internals (loop)
     def _count_missed(self, node: str, seq: int) -> None:
@@ -338,16 +290,11 @@ class SqliteStore:
             self._last_seq[node] = seq
 
     def _bound(self) -> None:
-        over = len(self._node_rows) + len(self._link_rows) + self._inflight - self.queue_max
-        if over <= 0:
-            return
-        for rows in (self._link_rows, self._node_rows):
-            while over > 0 and rows:
-                rows.popleft()
-                over -= 1
-                self.dropped_rows += 1
-                if rows is self._node_rows:
-                    self.reports_settled += 1
+        reports = self._reports
+        while len(reports) + self._inflight > self.queue_max and reports:
+            reports.popleft()
+            self.dropped_rows += 1
+            self.reports_settled += 1
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -365,34 +312,31 @@ class SqliteStore:
             except Exception:
                 log.exception("sqlite: writer error")
 
-    async def _write_queued(self, auto_prune: bool = True) -> None:
-        node_rows, self._node_rows = self._node_rows, deque()
-        link_rows, self._link_rows = self._link_rows, deque()
+    async def _write_queued(self, auto_prune: bool = True, close_all: bool = False) -> None:
+        reports, self._reports = self._reports, deque()
         event_rows, self._event_rows = self._event_rows, []
         state_nodes, self._state_nodes = self._state_nodes, {}
         state_links, self._state_links = self._state_links, {}
         removed, self._state_removed = self._state_removed, set()
         now = self.clock()
-        prune_before = None
-        if auto_prune and now - self._last_prune >= PRUNE_INTERVAL_S:
+        prune = auto_prune and now - self._last_prune >= PRUNE_INTERVAL_S
+        if prune:
             self._last_prune = now
-            prune_before = now - self.sample_retention_s
-        n = len(node_rows) + len(link_rows) + len(event_rows)
-        if not (n or state_nodes or state_links or removed or prune_before):
+        n = len(reports) + len(event_rows)
+        if not (n or state_nodes or state_links or removed or prune or self.history.busy):
             return
-        self._inflight = len(node_rows) + len(link_rows)
+        self._inflight = len(reports)
         t0 = time.perf_counter()
         try:
             await self._call(
-                self._write_batch, node_rows, link_rows, event_rows,
+                self._write_batch, reports, event_rows,
                 list(state_nodes.values()), list(state_links.values()), list(removed),
-                prune_before,
+                now, prune, close_all,
             )  # fmt: skip
         except sqlite3.OperationalError as exc:  # locked, disk full, I/O: keep and retry
             self.write_errors += 1
             self._log_failure(exc)
-            self._node_rows.extendleft(reversed(node_rows))
-            self._link_rows.extendleft(reversed(link_rows))
+            # the reports are in the history recorder's memory: it writes them next time
             self._event_rows[:0] = event_rows
             for k, v in state_nodes.items():
                 self._state_nodes.setdefault(k, v)
@@ -406,21 +350,19 @@ class SqliteStore:
         except Exception:
             self.write_errors += 1
             self.dropped_rows += n
-            self.reports_settled += len(node_rows)
             log.exception("sqlite: batch of %d rows dropped", n)
             return
         finally:
             self._inflight = 0
         self.written_rows += n
-        self.reports_settled += len(node_rows)
+        self.reports_settled += len(reports)
         self.last_write_ms = (time.perf_counter() - t0) * 1000
         if self._failing_since is not None:
             log.warning("sqlite: writing to %s again after %.0f s; %d rows were dropped "
                         "meanwhile", self.path, time.monotonic() - self._failing_since,
                         self.dropped_rows - self._dropped_before_failing)
             self._failing_since = None
-        # one node row per report; row[1] is its sample time
-        self.lag.stored([row[1] for row in node_rows], time.time())
+        self.lag.stored([ts for ts, _, _ in reports], time.time())
 
     def _log_failure(self, exc: sqlite3.OperationalError) -> None:
         """A failed write: logged when a stretch of them starts and once a minute while it
@@ -443,13 +385,9 @@ class SqliteStore:
     # ------------------------------------------------------------------ internals (worker thread)
     def _open(self) -> None:
         self._conn = open_database(self.path)
-        # the last stored seq of each node that reported lately: a report lost by a
-        # collector killed before it wrote them shows as a gap after the restart
-        newest = self._conn.execute("SELECT max(rowid) FROM node_samples").fetchone()[0] or 0
-        for node, seq in self._conn.execute(
-            "SELECT node, seq FROM node_samples WHERE rowid > ? AND seq IS NOT NULL "
-            "ORDER BY rowid", (newest - SEQ_LOOKBACK_ROWS,)):
-            self._last_seq[node] = seq
+        # the last stored seq of each node: a report lost by a collector killed before it
+        # wrote them shows as a gap after the restart
+        self._last_seq.update(self.history.open(self._conn))
 
     def _close_conn(self) -> None:
         if self._conn is not None:
@@ -458,16 +396,20 @@ class SqliteStore:
 
     def _write_batch(
         self,
-        node_rows: Iterable[tuple[Any, ...]],
-        link_rows: Iterable[tuple[Any, ...]],
+        reports: Iterable[Queued],
         event_rows: list[tuple[Any, ...]],
         state_nodes: list[NodeSnapshot],
         state_links: list[LinkSnapshot],
         removed: list[LinkKey],
-        prune_before: float | None,
+        now: float,
+        prune: bool,
+        close_all: bool,
     ) -> None:
         conn = self._conn
         assert conn is not None
+        history = self.history
+        history.add(reports)  # in memory: kept there if the transaction fails
+        history.close_idle(now, close_all)
         node_state = [
             (
                 nid, None if info is None else info.model_dump_json(exclude_none=True),
@@ -482,45 +424,38 @@ class SqliteStore:
         ]
         conn.execute("BEGIN")
         try:
-            conn.executemany(_INSERT_NODE_SAMPLE, node_rows)
-            conn.executemany(_INSERT_LINK_SAMPLE, link_rows)
+            history.write(conn)
             conn.executemany(_INSERT_EVENT, event_rows)
             conn.executemany(_UPSERT_NODE, node_state)
             conn.executemany(_UPSERT_LINK, link_state)
             conn.executemany(_DELETE_LINK, removed)
-            if prune_before is not None:
-                self.pruned_rows += self._prune(conn, prune_before)
+            pruned = history.prune(conn, now) if prune else 0
             conn.execute("COMMIT")
         except BaseException:
             rollback(conn)
             raise
+        history.committed()
+        self.pruned_rows += pruned
 
-    @staticmethod
-    def _prune(conn: sqlite3.Connection, before: float) -> int:
-        """Delete samples with ts < before.
+    def _write_history(self, fn: Callable[[HistoryTables], None]) -> None:
+        conn = self._conn
+        tables = self.history.tables
+        assert conn is not None and tables is not None
+        conn.execute("BEGIN")
+        try:
+            fn(tables)
+            tables.save_registry()
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise
+        tables.committed()
 
-        Rows are appended in about time order, so the first rowid with ts ≥ before bounds
-        the delete and the scan costs what is deleted, not the whole table (no ts index).
-        """
-        pruned = 0
-        for table in ("node_samples", "link_samples"):
-            first_kept = conn.execute(
-                f"SELECT rowid FROM {table} WHERE ts >= ? ORDER BY rowid LIMIT 1", (before,)
-            ).fetchone()
-            if first_kept is None:
-                cur = conn.execute(f"DELETE FROM {table} WHERE ts < ?", (before,))
-            else:
-                cur = conn.execute(
-                    f"DELETE FROM {table} WHERE rowid < ? AND ts < ?", (first_kept[0], before)
-                )
-            pruned += cur.rowcount
-        return pruned
-
-    def _prune_now(self, before: float) -> int:
+    def _prune_now(self, now: float) -> int:
         assert self._conn is not None
         self._conn.execute("BEGIN")
         try:
-            n = self._prune(self._conn, before)
+            n = self.history.prune(self._conn, now)
             self._conn.execute("COMMIT")
         except BaseException:
             rollback(self._conn)

@@ -12,12 +12,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from meshmon.config import Config
+from meshmon.history.recorder import Reader
+from meshmon.history.tables import Retention
 from meshmon.metrics import Metrics
 from meshmon.model.core import Core
 from meshmon.model.topology import Topology
@@ -31,17 +33,19 @@ if TYPE_CHECKING:
     from meshmon.alerts.runtime import Alerting
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STATIC_DIR = Path(__file__).parent / "static"
 API_PREFIX = "/api/"
 HTTP_REQUESTS = "meshmon_http_requests_total"
 
 
 class HistoryStore(Protocol):
-    """What the web reads from the SQLite store (history for the installer/admin views)."""
+    """What the web reads from the SQLite store: the history of nodes and links."""
 
-    async def node_history(self, node: str, since: float) -> Any: ...
+    @property
+    def history_retention(self) -> Retention: ...
 
-    async def link_history(self, src: str, peer: str, since: float) -> Any: ...
+    async def read_history(self, fn: Reader[T]) -> T: ...
 
 
 @dataclass
@@ -181,7 +185,17 @@ def _count(request: web.Request, status: int) -> None:
 
 def create_app(ctx: WebContext) -> web.Application:
     """The collector's web application over `ctx` (routes from api and ops modules)."""
-    from meshmon.web import admin, alerts_api, api, exports, index, installer, ops, security
+    from meshmon.web import (
+        admin,
+        alerts_api,
+        api,
+        exports,
+        history,
+        index,
+        installer,
+        ops,
+        security,
+    )
 
     ctx.started_at = ctx.clock()
     ctx.metrics.describe(HTTP_REQUESTS, "counter", "HTTP requests answered, by route and code")
@@ -195,6 +209,7 @@ def create_app(ctx: WebContext) -> web.Application:
     admin.register(app)
     index.register(app)
     exports.register(app)
+    history.register(app)
     if STATIC_DIR.is_dir():
         app.router.add_static("/static/", STATIC_DIR, name="static")
     return app

@@ -1,0 +1,230 @@
+"""The history side of the SQLite store: reports in, raw buckets and roll-ups out.
+
+Runs in the store's worker thread, next to its batch writes (`meshmon.sinks.sqlite`):
+
+- `add` turns queued reports into samples (`meshmon.history.samples`) and adds each to the
+  open 5-minute bucket of its series, in memory. A sample of a later bucket closes the
+  open one; a sample of an earlier bucket is late and is merged into the stored row.
+- `write`, inside the store's batch transaction, stores every bucket that got samples
+  (its raw row, rewritten whole: a kill loses at most one flush interval, as before) and
+  rolls up the buckets that closed (their 5-minute record and their hour's record).
+  A bucket stored while open is marked in `history_open` until it is rolled up, so a
+  collector that was killed rolls it up when it starts again (`open`).
+- When the transaction fails (disk full), nothing is forgotten: `write` changes no memory
+  and the next batch writes it all again; what waits is bounded by `max_waiting` samples
+  (the oldest closed buckets are dropped and counted).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+from meshmon.history.chunks import BUCKET_S, RawBucket, bucket_of
+from meshmon.history.samples import Extractor
+from meshmon.history.tables import HistoryTables, Retention
+from meshmon.model.wire import Report
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CLOSE_AFTER_S = 60.0
+"""a bucket without a later sample of its series is rolled up this long after its end"""
+
+Queued = tuple[float, Report, Sequence[str | None]]
+"""(sample time, report, resolved peer of each link)"""
+OpenBuckets = dict[int, RawBucket]
+Reader = Callable[[HistoryTables, OpenBuckets], T]
+
+
+class HistoryRecorder:
+    """Open buckets in memory, and what the next write stores."""
+
+    def __init__(self, retention: Retention | None = None, max_waiting: int = 200_000) -> None:
+        self.retention = retention or Retention()
+        self.max_waiting = max_waiting
+        self.extractor = Extractor()
+        self.tables: HistoryTables | None = None
+        self.open_buckets: OpenBuckets = {}
+        self._dirty: set[int] = set()
+        """series whose open bucket got samples since it was last stored"""
+        self._marked: set[tuple[int, int]] = set()
+        """open buckets (series, start) that have their `history_open` mark"""
+        self._closed: list[tuple[int, RawBucket, bool]] = []
+        """(series, bucket, late) to store and roll up"""
+        self._last_closed: dict[int, int] = {}
+        """series → start of its newest closed bucket (a sample up to it is late)"""
+        self._known_up_to = 0
+        """series ids up to this one were in the file at start (newer ones have no rows)"""
+        self.samples = 0
+        self.dropped_samples = 0
+
+    # ------------------------------------------------------------------ start
+    def open(self, conn: sqlite3.Connection) -> dict[str, int]:
+        """Load the registries, roll up what a killed collector left open; the last stored
+        `seq` of each node (its reports lost since then show as a gap)."""
+        self.tables = tables = HistoryTables(conn)
+        self._known_up_to = max(tables.keys, default=0)
+        left = conn.execute("SELECT series, start FROM history_open").fetchall()
+        if left:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sid, start in left:
+                    bucket = tables.stored_raw(sid, start)
+                    if bucket is not None:
+                        tables.roll_up(sid, bucket)
+                conn.execute("DELETE FROM history_open")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            log.info("history: rolled up %d buckets left open by the last run", len(left))
+        return self._last_seqs(tables)
+
+    def _last_seqs(self, tables: HistoryTables) -> dict[str, int]:
+        seq = tables.metrics.get("seq")
+        if seq is None:
+            return {}
+        out: dict[str, int] = {}
+        for sid, key in tables.keys.items():
+            if key.kind != "node":
+                continue
+            row = tables.conn.execute(
+                "SELECT start FROM history_raw WHERE series = ? ORDER BY start DESC LIMIT 1",
+                (sid,)).fetchone()
+            bucket = None if row is None else tables.stored_raw(sid, row[0])
+            if bucket is None or seq not in bucket.values:
+                continue
+            column = bucket.values[seq]
+            last = next((v for v in reversed(column) if v == v), None)
+            if last is not None:
+                out[key.node] = int(last)
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def add(self, queued: Iterable[Queued]) -> int:
+        """Add the samples of queued reports to the open buckets (memory; reads the file
+        only for a series' first bucket since start); how many samples."""
+        tables = self.tables
+        assert tables is not None
+        extract = self.extractor.samples
+        series_id, metric_ids = tables.series_id, tables.metric_ids
+        open_buckets, dirty, closed = self.open_buckets, self._dirty, self._closed
+        added = 0
+        for ts, report, dsts in queued:
+            try:
+                samples = extract(report, ts, dsts)
+            except Exception:  # a bug must not lose the other reports
+                log.exception("history: cannot take samples from the report of %s",
+                              report.node)
+                continue
+            start = bucket_of(ts)
+            for key, values in samples:
+                sid = series_id(key)
+                bucket = open_buckets.get(sid)
+                if bucket is None or bucket.start != start:
+                    if start < (bucket.start if bucket is not None
+                                else self._last_closed.get(sid, -1) + 1):
+                        late = RawBucket(start)
+                        late.add(ts, metric_ids(values))
+                        closed.append((sid, late, True))
+                        added += 1
+                        continue
+                    if bucket is not None:
+                        self._close(sid, bucket)
+                    bucket = open_buckets[sid] = self._first_bucket(sid, start)
+                bucket.add(ts, metric_ids(values))
+                dirty.add(sid)
+                added += 1
+        self.samples += added
+        self._bound()
+        return added
+
+    def _first_bucket(self, sid: int, start: int) -> RawBucket:
+        """A new open bucket; a series' first one since start continues what the last run
+        stored of it (a restart within the bucket)."""
+        if sid in self._last_closed or sid > self._known_up_to:
+            return RawBucket(start)
+        assert self.tables is not None
+        stored = self.tables.stored_raw(sid, start)
+        return stored if stored is not None else RawBucket(start)
+
+    def _close(self, sid: int, bucket: RawBucket) -> None:
+        self._closed.append((sid, bucket, False))
+        self._last_closed[sid] = bucket.start
+
+    @property
+    def busy(self) -> bool:
+        """Whether a write has something to do (open buckets wait to be closed)."""
+        return bool(self.open_buckets or self._closed or self._dirty)
+
+    def close_idle(self, now: float, close_all: bool = False) -> None:
+        """Close the buckets that ended more than CLOSE_AFTER_S ago (all of them at stop)."""
+        limit = now - BUCKET_S - CLOSE_AFTER_S
+        idle = [sid for sid, b in self.open_buckets.items() if close_all or b.start <= limit]
+        for sid in idle:
+            self._close(sid, self.open_buckets.pop(sid))
+
+    def write(self, conn: sqlite3.Connection) -> int:
+        """Store what changed, in the caller's transaction (no memory changes until
+        `committed`); how many raw rows it wrote."""
+        tables = self.tables
+        assert tables is not None and tables.conn is conn
+        tables.save_registry()
+        rows = 0
+        for sid, closed, late in self._closed:
+            if late:
+                closed = tables.merge_raw(sid, closed)
+            else:
+                tables.store_raw(sid, closed)
+            tables.roll_up(sid, closed)
+            rows += 1
+        conn.executemany("DELETE FROM history_open WHERE series = ? AND start = ?",
+                         [(sid, b.start) for sid, b, late in self._closed
+                          if not late and (sid, b.start) in self._marked])
+        marks = []
+        for sid in self._dirty:
+            bucket = self.open_buckets.get(sid)
+            if bucket is None:
+                continue
+            tables.store_raw(sid, bucket)
+            rows += 1
+            if (sid, bucket.start) not in self._marked:
+                marks.append((sid, bucket.start))
+        conn.executemany("INSERT OR IGNORE INTO history_open (series, start) VALUES (?, ?)",
+                         marks)
+        return rows
+
+    def committed(self) -> None:
+        """The write's transaction committed."""
+        assert self.tables is not None
+        self.tables.committed()
+        self._marked.difference_update((sid, b.start) for sid, b, late in self._closed
+                                       if not late)
+        self._marked.update((sid, self.open_buckets[sid].start) for sid in self._dirty
+                            if sid in self.open_buckets)
+        self._closed.clear()
+        self._dirty.clear()
+
+    def _bound(self) -> None:
+        """Drop the oldest closed buckets beyond `max_waiting` samples (the file could not
+        be written for a long time)."""
+        closed = self._closed
+        waiting = sum(len(b) for _, b, _ in closed)
+        while closed and waiting > self.max_waiting:
+            _, bucket, _ = closed.pop(0)
+            waiting -= len(bucket)
+            self.dropped_samples += len(bucket)
+
+    def prune(self, conn: sqlite3.Connection, now: float) -> int:
+        """Delete rows past their retention (in the caller's transaction); how many."""
+        assert self.tables is not None
+        return self.tables.prune(now, self.retention)
+
+    # ------------------------------------------------------------------ reading
+    def read(self, fn: Reader[T]) -> T:
+        """`fn(tables, open buckets)` (worker thread)."""
+        assert self.tables is not None
+        return fn(self.tables, self.open_buckets)

@@ -68,6 +68,8 @@ class RawBucket:
     start: int
     times: array[float] = field(default_factory=lambda: array("d"))
     values: dict[int, array[float]] = field(default_factory=dict)
+    unknown_stored: bool = False
+    """what is stored for the bucket is unknown: writing it merges (never replaces)"""
 
     def add(self, ts: float, sample: Mapping[int, float]) -> None:
         """Add one sample; a sample at a time already held replaces it (a duplicate)."""

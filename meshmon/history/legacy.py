@@ -11,7 +11,8 @@ from meshmon.history.samples import COUNTERS, OFFLINE_INTERVALS, SKIPPED, Counte
 from meshmon.history.tables import HistoryTables
 
 NODE_COLUMNS = ("load1", "load5", "load15", "mem_total_kb", "mem_avail_kb",
-                "rootfs_used_pct", "clients", "links")
+                "rootfs_used_pct", "clients", "links", "seq")
+"""the metric columns of `node_samples` (`seq` since schema version 3)"""
 LINK_COLUMNS = (
     "signal_dbm", "signal_avg_dbm", "noise_dbm", "snr_db", "tx_rate_mbps", "rx_rate_mbps",
     "expected_tput_mbps", "tx_retries", "tx_failed", "inactive_ms", "tq", "lq", "nlq", "etx",
@@ -26,6 +27,8 @@ def convert(conn: sqlite3.Connection) -> int:
     intervals = dict(conn.execute("SELECT id, interval_s FROM nodes"))
     moved = _store(tables, _node_samples(conn, intervals))
     moved += _store(tables, _link_samples(conn))
+    tables.save_registry()  # (in the migration's transaction)
+    tables.committed()
     return moved
 
 

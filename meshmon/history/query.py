@@ -417,3 +417,28 @@ def _add_columns(g: Grid, cols: Columns, first: int, step: int, source_step: int
         return
     for t, n, lo, mean, hi in zip(times, cols.n, cols.lo, cols.mean, cols.hi, strict=True):
         g.add(int((t - first) // step), n, lo, mean * n, hi)
+
+
+def samples(tables: HistoryTables, open_buckets: Mapping[int, RawBucket], key: SeriesKey,
+            start: float = 0.0, end: float = math.inf) -> list[dict[str, float]]:
+    """Every stored sample of one series with start ≤ ts < end, oldest first, as
+    `{"ts": …, metric: value, …}` (the metrics it had)."""
+    sid = tables.series.get(key)
+    if sid is None:
+        return []
+    buckets = tables.raw([sid], start, end).get(sid, [])
+    live = open_buckets.get(sid)
+    if live is not None and not any(b.start == live.start for b in buckets):
+        buckets.append(live)
+    rows: dict[float, dict[str, float]] = {}
+    for bucket in buckets:
+        if live is not None and bucket.start == live.start:
+            bucket = live  # what is in memory is newer than the stored row
+        for i, ts in enumerate(bucket.times):
+            if start <= ts < end:
+                row = rows.setdefault(ts, {"ts": ts})
+                for mid, column in bucket.values.items():
+                    value = column[i]
+                    if value == value:
+                        row[tables.names.get(mid, str(mid))] = value
+    return [rows[ts] for ts in sorted(rows)]

@@ -11,8 +11,9 @@ Runs in the store's worker thread, next to its batch writes (`meshmon.sinks.sqli
   A bucket stored while open is marked in `history_open` until it is rolled up, so a
   collector that was killed rolls it up when it starts again (`open`).
 - When the transaction fails (disk full), nothing is forgotten: `write` changes no memory
-  and the next batch writes it all again; what waits is bounded by `max_waiting` samples
-  (the oldest closed buckets are dropped and counted).
+  and the next batch writes it all again. What waits is bounded: while writes fail, once
+  `max_waiting` samples wait, further reports are dropped whole and counted
+  (`dropped_reports`) until a write succeeds.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ Reader = Callable[[HistoryTables, OpenBuckets], T]
 class HistoryRecorder:
     """Open buckets in memory, and what the next write stores."""
 
-    def __init__(self, retention: Retention | None = None, max_waiting: int = 200_000) -> None:
+    def __init__(self, retention: Retention | None = None, max_waiting: int = 1_000_000
+                 ) -> None:
         self.retention = retention or Retention()
         self.max_waiting = max_waiting
         self.extractor = Extractor()
@@ -58,8 +60,11 @@ class HistoryRecorder:
         """series → start of its newest closed bucket (a sample up to it is late)"""
         self._known_up_to = 0
         """series ids up to this one were in the file at start (newer ones have no rows)"""
+        self._waiting_samples = 0
+        self._waiting_times: list[float] = []
+        """sample times of the reports added since the last commit"""
         self.samples = 0
-        self.dropped_samples = 0
+        self.dropped_reports = 0
 
     # ------------------------------------------------------------------ start
     def open(self, conn: sqlite3.Connection) -> dict[str, int]:
@@ -113,13 +118,19 @@ class HistoryRecorder:
         series_id, metric_ids = tables.series_id, tables.metric_ids
         open_buckets, dirty, closed = self.open_buckets, self._dirty, self._closed
         added = 0
+        failing = self._waiting_samples > 0  # the last write did not get through
         for ts, report, dsts in queued:
+            if failing and self._waiting_samples >= self.max_waiting:
+                self.dropped_reports += 1  # the file cannot be written for a long time
+                continue
             try:
                 samples = extract(report, ts, dsts)
             except Exception:  # a bug must not lose the other reports
                 log.exception("history: cannot take samples from the report of %s",
                               report.node)
                 continue
+            self._waiting_samples += len(samples)
+            self._waiting_times.append(ts)
             start = bucket_of(ts)
             for key, values in samples:
                 sid = series_id(key)
@@ -139,7 +150,6 @@ class HistoryRecorder:
                 dirty.add(sid)
                 added += 1
         self.samples += added
-        self._bound()
         return added
 
     def _first_bucket(self, sid: int, start: int) -> RawBucket:
@@ -148,7 +158,11 @@ class HistoryRecorder:
         if sid in self._last_closed or sid > self._known_up_to:
             return RawBucket(start)
         assert self.tables is not None
-        stored = self.tables.stored_raw(sid, start)
+        try:
+            stored = self.tables.stored_raw(sid, start)
+        except sqlite3.Error as exc:  # its samples are merged when the bucket is written
+            log.warning("history: cannot read the stored bucket of series %d: %s", sid, exc)
+            return RawBucket(start, unknown_stored=True)
         return stored if stored is not None else RawBucket(start)
 
     def _close(self, sid: int, bucket: RawBucket) -> None:
@@ -175,7 +189,7 @@ class HistoryRecorder:
         tables.save_registry()
         rows = 0
         for sid, closed, late in self._closed:
-            if late:
+            if late or closed.unknown_stored:
                 closed = tables.merge_raw(sid, closed)
             else:
                 tables.store_raw(sid, closed)
@@ -189,7 +203,10 @@ class HistoryRecorder:
             bucket = self.open_buckets.get(sid)
             if bucket is None:
                 continue
-            tables.store_raw(sid, bucket)
+            if bucket.unknown_stored:
+                tables.merge_raw(sid, bucket)
+            else:
+                tables.store_raw(sid, bucket)
             rows += 1
             if (sid, bucket.start) not in self._marked:
                 marks.append((sid, bucket.start))
@@ -197,8 +214,9 @@ class HistoryRecorder:
                          marks)
         return rows
 
-    def committed(self) -> None:
-        """The write's transaction committed."""
+    def committed(self) -> list[float]:
+        """The write's transaction committed; the sample times of the reports it made
+        durable."""
         assert self.tables is not None
         self.tables.committed()
         self._marked.difference_update((sid, b.start) for sid, b, late in self._closed
@@ -207,16 +225,9 @@ class HistoryRecorder:
                             if sid in self.open_buckets)
         self._closed.clear()
         self._dirty.clear()
-
-    def _bound(self) -> None:
-        """Drop the oldest closed buckets beyond `max_waiting` samples (the file could not
-        be written for a long time)."""
-        closed = self._closed
-        waiting = sum(len(b) for _, b, _ in closed)
-        while closed and waiting > self.max_waiting:
-            _, bucket, _ = closed.pop(0)
-            waiting -= len(bucket)
-            self.dropped_samples += len(bucket)
+        self._waiting_samples = 0
+        durable, self._waiting_times = self._waiting_times, []
+        return durable
 
     def prune(self, conn: sqlite3.Connection, now: float) -> int:
         """Delete rows past their retention (in the caller's transaction); how many."""

@@ -29,7 +29,9 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
+from meshmon.history import query
 from meshmon.history.recorder import HistoryRecorder, Queued, Reader
+from meshmon.history.samples import SeriesKey
 from meshmon.history.tables import HistoryTables, Retention
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model import wire
@@ -127,6 +129,8 @@ class SqliteStore:
         self._state_links: dict[LinkKey, LinkSnapshot] = {}
         self._state_removed: set[LinkKey] = set()
         self._inflight = 0
+        self._durable: list[float] = []
+        """sample times of the reports the last batch made durable (worker → loop)"""
         self._last_prune = 0.0
         self._last_seq: dict[str, int] = {}
         """the seq of each node's latest report (restored from the file at start)"""
@@ -136,6 +140,7 @@ class SqliteStore:
         self._failure_logged_at = 0.0
         self._dropped_before_failing = 0
         self.written_rows = 0
+        self._history_dropped_settled = 0
         self.reports_settled = 0
         """reports stored in a committed batch or dropped and counted (the collector
         acknowledges a report to the broker once every ack sink settled it)"""
@@ -180,12 +185,19 @@ class SqliteStore:
             self._executor.shutdown(wait=True)
             self._executor = None
 
+    @property
+    def dropped(self) -> int:
+        """Reports (and events) dropped: beyond the queue, or while the file could not be
+        written for long."""
+        return self.dropped_rows + self.history.dropped_reports
+
     def stats(self) -> dict[str, float]:
-        """queued, written_points (rows), dropped_points, write_errors, last_write_ms, …"""
+        """queued, written_points (reports and events stored), dropped_points, write_errors,
+        last_write_ms, …"""
         return {
             "queued": float(len(self._reports) + len(self._event_rows) + self._inflight),
             "written_points": float(self.written_rows),
-            "dropped_points": float(self.dropped_rows + self.history.dropped_samples),
+            "dropped_points": float(self.dropped),
             "write_errors": float(self.write_errors),
             "last_write_ms": self.last_write_ms,
             "pruned_rows": float(self.pruned_rows),
@@ -252,6 +264,12 @@ class SqliteStore:
         async with self._lock:
             await self._write_queued()
         return await self._call(self.history.read, fn)
+
+    async def samples(self, key: SeriesKey, since: float = 0.0) -> list[dict[str, float]]:
+        """The stored samples of one series with ts ≥ since, oldest first (`{"ts", metric:
+        value, …}`), everything queued so far included."""
+        return await self.read_history(
+            lambda tables, open_buckets: query.samples(tables, open_buckets, key, since))
 
     async def write_history(self, fn: Callable[[HistoryTables], None]) -> None:
         """`fn(tables)` in one transaction of the worker thread, after everything queued is
@@ -347,22 +365,27 @@ class SqliteStore:
             self._inflight = 0
             self._bound()
             return
-        except Exception:
+        except Exception:  # a bug: the events are lost; the history retries its part
             self.write_errors += 1
-            self.dropped_rows += n
-            log.exception("sqlite: batch of %d rows dropped", n)
+            self.dropped_rows += len(event_rows)
+            log.exception("sqlite: batch failed, %d events dropped", len(event_rows))
             return
         finally:
             self._inflight = 0
-        self.written_rows += n
-        self.reports_settled += len(reports)
+        durable, self._durable = self._durable, []
+        self.written_rows += len(durable) + len(event_rows)
+        # settled: the reports this batch made durable, and those the history dropped while
+        # the file could not be written (a report waiting in its memory settles later)
+        dropped = self.history.dropped_reports
+        self.reports_settled += len(durable) + dropped - self._history_dropped_settled
+        self._history_dropped_settled = dropped
         self.last_write_ms = (time.perf_counter() - t0) * 1000
         if self._failing_since is not None:
-            log.warning("sqlite: writing to %s again after %.0f s; %d rows were dropped "
+            log.warning("sqlite: writing to %s again after %.0f s; %d reports were dropped "
                         "meanwhile", self.path, time.monotonic() - self._failing_since,
-                        self.dropped_rows - self._dropped_before_failing)
+                        self.dropped - self._dropped_before_failing)
             self._failing_since = None
-        self.lag.stored([ts for ts, _, _ in reports], time.time())
+        self.lag.stored(durable, time.time())
 
     def _log_failure(self, exc: sqlite3.OperationalError) -> None:
         """A failed write: logged when a stretch of them starts and once a minute while it
@@ -370,17 +393,17 @@ class SqliteStore:
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = self._failure_logged_at = now
-            self._dropped_before_failing = self.dropped_rows
+            self._dropped_before_failing = self.dropped
             log.warning("sqlite: cannot write to %s: %s. Samples wait in memory and the "
-                        "write is retried every %g s; beyond storage.queue_max (%d rows) the "
-                        "oldest are dropped and counted (meshmon_sink_dropped_total"
-                        "{sink=\"sqlite\"}). Alerts and the web pages go on.", self.path, exc,
-                        self.flush_interval_s, self.queue_max)
+                        "write is retried every %g s; once storage.queue_max (%d) samples "
+                        "wait, further reports are dropped and counted "
+                        "(meshmon_sink_dropped_total{sink=\"sqlite\"}). Alerts and the web "
+                        "pages go on.", self.path, exc, self.flush_interval_s, self.queue_max)
         elif now - self._failure_logged_at >= FAILURE_LOG_INTERVAL_S:
             self._failure_logged_at = now
-            log.warning("sqlite: still cannot write to %s after %.0f s: %s; %d rows dropped "
-                        "so far", self.path, now - self._failing_since, exc,
-                        self.dropped_rows - self._dropped_before_failing)
+            log.warning("sqlite: still cannot write to %s after %.0f s: %s; %d reports "
+                        "dropped so far", self.path, now - self._failing_since, exc,
+                        self.dropped - self._dropped_before_failing)
 
     # ------------------------------------------------------------------ internals (worker thread)
     def _open(self) -> None:
@@ -434,7 +457,7 @@ class SqliteStore:
         except BaseException:
             rollback(conn)
             raise
-        history.committed()
+        self._durable = history.committed()
         self.pruned_rows += pruned
 
     def _write_history(self, fn: Callable[[HistoryTables], None]) -> None:

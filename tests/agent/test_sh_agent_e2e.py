@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
+from meshmon.history.samples import SeriesKey
 from meshmon.model import wire
 from tests import servers
 from tests.agent.mqtt_helpers import Received, Recorder
@@ -148,7 +149,8 @@ async def test_sh_agent_with_mosquitto_and_collector(
         assert "retrying" in log
 
         async def stored_outage() -> bool:
-            rows = await service.store.node_history(NODE, 0)  # type: ignore[union-attr]
+            assert service.store is not None
+            rows = await service.store.samples(SeriesKey("node", NODE))
             return sum(1 for r in rows if down_at - 1 <= r["ts"] <= up_at) >= 2
 
         await eventually(stored_outage, 20, "the outage's reports stored by the collector")

@@ -3,7 +3,8 @@
 Each node is a real agent `Publisher` (`meshmon_agent.publisher`: QoS 1, its own bounded
 queue, one report in flight, in order across broker outages) sending the real report of
 `tests/data/wire/` with its own `seq` and `ts = t0 + seq / rate`: a stored sample's time
-gives back its seq, in SQLite (`node_samples.ts`) as in InfluxDB (`node.seq`).
+gives back its seq, in SQLite (the node's history samples, with their `seq`) as in
+InfluxDB (`node.seq`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import Any
 from meshmon_agent.config import MqttSettings
 from meshmon_agent.publisher import Publisher
 
+from meshmon.history import query
+from meshmon.history.samples import SeriesKey
+from meshmon.history.tables import HistoryTables
 from meshmon.model.wire import Report
 from meshmon.sinks.lineprotocol import report_lines
 
@@ -37,8 +41,10 @@ def report_of(node: str, seq: int, ts: float, interval_s: float) -> dict[str, An
 POINTS_PER_REPORT = len(report_lines(Report.model_validate(report_of("n", 0, 1.0, 1.0)), 1.0,
                                      [None] * len(TEMPLATE["links"])))
 """InfluxDB points one report makes: node, one per link, iface and radio"""
-ROWS_PER_REPORT = 1 + len(TEMPLATE["links"])
-"""SQLite rows one report makes: one node sample and one sample per link"""
+SAMPLES_PER_REPORT = 1 + len(TEMPLATE.get("ifaces", [])) + len(TEMPLATE.get("radios", [])) + len(
+    TEMPLATE["links"])
+"""history samples one report makes at most: the node's, one per interface, radio and
+resolved link"""
 
 
 @dataclass
@@ -170,29 +176,21 @@ class Tally:
 
 
 def sqlite_tally(path: Path, agents: NumberedAgents) -> Tally:
-    """Node samples in the collector's SQLite file, by node and seq, in rowid order (the
-    sample time must be the one the seq was published with)."""
+    """Node samples in the collector's SQLite file (its history), by node and seq, in time
+    order (the sample time must be the one the seq was published with; a sample stored
+    twice is kept once, at its time)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT node, seq, ts FROM node_samples ORDER BY rowid").fetchall()
+        tables = HistoryTables(conn)
+        rows = [(node, s["seq"], s["ts"]) for node in agents.published
+                for s in query.samples(tables, {}, SeriesKey("node", node))]
     finally:
         conn.close()
     order: dict[str, list[int]] = {}
     for node, seq, ts in rows:
-        if node in agents.published:
-            assert agents.seq_of(ts) == seq, (node, seq, ts)
-            order.setdefault(node, []).append(seq)
+        assert agents.seq_of(ts) == seq, (node, seq, ts)
+        order.setdefault(node, []).append(int(seq))
     return Tally(order)
-
-
-def sqlite_rows(path: Path) -> int:
-    """Node and link samples in the file."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return sum(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                   for table in ("node_samples", "link_samples"))
-    finally:
-        conn.close()
 
 
 def influx_query(url: str, db: str, query: str) -> list[list[Any]]:

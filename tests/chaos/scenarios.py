@@ -24,12 +24,11 @@ from typing import Any
 from tests import servers
 from tests.chaos.load import (
     POINTS_PER_REPORT,
-    ROWS_PER_REPORT,
+    SAMPLES_PER_REPORT,
     NumberedAgents,
     Tally,
     influx_points,
     influx_tally,
-    sqlite_rows,
     sqlite_tally,
 )
 from tests.collector_process import CollectorProcess, serve_config
@@ -45,7 +44,7 @@ class Outcome:
     stored: int
     """distinct (node, seq) found where the case looks (SQLite or InfluxDB)"""
     counted_dropped: int = 0
-    """reports (or, for InfluxDB and disk full, points/rows) counted as dropped"""
+    """reports (or, for InfluxDB, points) counted as dropped"""
     uncounted: int = 0
     """published, neither stored nor counted: what must be 0"""
     duplicates: int = 0
@@ -329,7 +328,7 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
                     full_s: float = 6.0, after_s: float = 3.0, queue_max: int = 200) -> Outcome:
     """Fill the filesystem of the SQLite file while agents report: the collector logs it,
     keeps serving HTTP and alerting (an agent that dies meanwhile reaches the webhook),
-    counts the rows it cannot keep, and writes again when there is room."""
+    counts the reports it cannot keep, and writes again when there is room."""
     mosquitto = servers.start_mosquitto()
     mount = work / "small-fs"
     with small_filesystem(mount):
@@ -368,10 +367,10 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
             await asyncio.sleep(after_s)
             await finish(agents, collector)
             text = collector.metrics()
-            dropped_rows = int(metric(text, "meshmon_sink_dropped_total", sink="sqlite"))
+            dropped = int(metric(text, "meshmon_sink_dropped_total", sink="sqlite"))
             await asyncio.to_thread(collector.stop)
             tally = sqlite_tally(collector.sqlite_path, agents)
-            rows = sqlite_rows(collector.sqlite_path)
+            victim_tally = sqlite_tally(collector.sqlite_path, victim)
             log = collector.log()
         finally:
             agents.close()
@@ -383,12 +382,13 @@ async def disk_full(work: Path, hook_url: str, received_outages: Callable[[], in
              if agents.ts_of(s) > room_at]
     kept = {(n, s) for n, seqs in tally.order.items() for s in seqs}
     outcome_after = (sum(1 for r in after if r in kept), len(after))
-    victim_rows = victim.total * ROWS_PER_REPORT
-    expected_rows = agents.total * ROWS_PER_REPORT + victim_rows
-    outcome = Outcome("(d) SQLite filesystem full", expected_rows, rows, dropped_rows,
-                      expected_rows - rows - dropped_rows, unit="rows")
-    outcome.notes.append(f"{agents_n} agents × {rate:g}/s, {ROWS_PER_REPORT} rows a report; "
-                         f"tmpfs of 16 MiB full for {full_s:g} s; queue_max {queue_max} rows; "
+    expected = agents.total + victim.total
+    stored = tally.stored + victim_tally.stored
+    outcome = Outcome("(d) SQLite filesystem full", expected, stored, dropped,
+                      expected - stored - dropped)
+    outcome.notes.append(f"{agents_n} agents × {rate:g}/s, {SAMPLES_PER_REPORT} samples a "
+                         f"report; tmpfs of 16 MiB full for {full_s:g} s; queue_max "
+                         f"{queue_max} (waiting samples); "
                          f"{tally.stored:,} of {agents.total:,} reports whole")
     outcome.notes.extend(notes)
     outcome.notes.append(f"{outcome_after[0]} of the {outcome_after[1]} reports taken after "

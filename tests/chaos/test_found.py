@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from meshmon.history.samples import SeriesKey
 from meshmon.model.wire import Report
 from meshmon.sinks.sqlite import SqliteStore
 from meshmon.storage.database import SqliteWorker, StorageError
@@ -71,8 +72,10 @@ async def test_reports_that_never_got_stored_are_counted_by_their_seq(tmp_path: 
         second.write_report(report("new-node", 7), NOW, [])  # nothing known of it before
         assert second.missed_reports == 3
         await second.flush()
-        rows = await second.node_history("a", 0)
-        assert len(rows) == 3 + 5 and "seq" not in rows[0]
+        rows = await second.samples(SeriesKey("node", "a"))
+        # one sample per time: the duplicate 5, and 0 and 1 again (made at the times of the
+        # first 0 and 1) replace what was stored at their time
+        assert [r["seq"] for r in rows] == [0, 1, 2, 3, 5]
     finally:
         await second.close()
         await first.close()

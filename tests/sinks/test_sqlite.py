@@ -1,10 +1,11 @@
-"""SQLite store: state round trip, samples, pruning, events, clock fallback."""
+"""SQLite store: state round trip, samples (the history), pruning, events, clock fallback."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from meshmon.history.samples import SeriesKey
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import Info, Link
 from meshmon.sinks.base import Event
@@ -81,30 +82,35 @@ async def test_removed_links_are_deleted_and_later_saves_win(tmp_path: Path) -> 
     assert sorted(ls.key for ls in loaded) == sorted([links[1].key, links[2].key])
 
 
+NODE = SeriesKey("node", "n1")
+WIFI = SeriesKey("link", "n1", "n2", "wlan0", "wifi")
+
+
 async def test_samples_are_written_and_read_back(tmp_path: Path) -> None:
     store = store_at(tmp_path)
     await store.start()
     for i in range(3):
-        store.write_report(report(ts=NOW + 30 * i, seq=i), NOW + 30 * i + 1, DSTS)
+        r = report(ts=NOW + 30 * i, seq=i, links=None)
+        r.links[0].tx_retries = 12 + 30 * i  # one retry a second
+        store.write_report(r, NOW + 30 * i + 1, DSTS)
     await store.flush()
-    assert store.stats()["written_points"] == 12 and store.stats()["queued"] == 0
-    hist = await store.link_history("n1", "n2", NOW + 30)
+    assert store.stats()["written_points"] == 3 and store.stats()["queued"] == 0
+    hist = await store.samples(WIFI, NOW + 30)
     assert [h["ts"] for h in hist] == [NOW + 30, NOW + 60]
     h = hist[0]
-    assert (h["iface"], h["kind"], h["dst"], h["signal_dbm"], h["tx_retries"]) == (
-        "wlan0",
-        "wifi",
-        "n2",
-        -61,
-        12,
-    )
-    assert h["chains_dbm"] == [-63, -65] and h["tq"] is None and h["etx"] is None
-    unresolved = await store.link_history("n1", "mac:02:00:00:00:00:99", 0)
-    assert len(unresolved) == 3 and unresolved[0]["dst"] is None
-    assert unresolved[0]["signal_dbm"] == -80 and unresolved[0]["snr_db"] is None
-    nodes = await store.node_history("n1", 0)
+    assert (h["signal_dbm"], h["snr_db"], h["tx_rate_mbps"]) == (-61, 34, 144.4)
+    # counters are kept as rates; inactive_ms (an age, not a quality) is not kept
+    assert h["tx_retries_per_s"] == 1.0 and "tx_retries" not in h and "inactive_ms" not in h
+    assert "tq" not in h and "etx" not in h  # a missing metric stays missing
+    assert [s["tq"] for s in await store.samples(SeriesKey("link", "n1", "n3", "bat0",
+                                                              "batman"))] == [230] * 3
+    # a link known only by its MAC is not kept: a MAC must never reach a public page
+    assert not any(key.peer.startswith("mac:") or (key.peer == "" and key.kind == "link")
+                   for key in await store.read_history(lambda t, _o: list(t.series)))
+    nodes = await store.samples(NODE)
     assert [n["ts"] for n in nodes] == [NOW, NOW + 30, NOW + 60]
     assert (nodes[0]["load15"], nodes[0]["mem_avail_kb"], nodes[0]["links"]) == (0.125, 32000, 3)
+    assert [n["seq"] for n in nodes] == [0, 1, 2]
     await store.close()
 
 
@@ -113,12 +119,12 @@ async def test_wild_agent_clock_stores_arrival_time(tmp_path: Path) -> None:
     await store.start()
     store.write_report(report(ts=3.0), NOW, DSTS)
     await store.flush()
-    assert [n["ts"] for n in await store.node_history("n1", 0)] == [NOW]
+    assert [n["ts"] for n in await store.samples(NODE)] == [NOW]
     assert store.stats()["clock_fallbacks"] == 1
     await store.close()
 
 
-async def test_old_samples_are_pruned(tmp_path: Path) -> None:
+async def test_old_samples_are_pruned_and_their_rollups_kept(tmp_path: Path) -> None:
     store = SqliteStore(
         tmp_path / "m.sqlite", sample_retention_h=24, flush_interval_s=60, clock=lambda: NOW
     )
@@ -126,10 +132,16 @@ async def test_old_samples_are_pruned(tmp_path: Path) -> None:
     for hours_ago in (30, 25, 23, 1):
         t = NOW - hours_ago * 3600
         store.write_report(report(ts=t), t, DSTS)
-    assert await store.prune(NOW) == 2 * 4  # 2 reports × (node + 3 links)
-    assert [round((NOW - n["ts"]) / 3600) for n in await store.node_history("n1", 0)] == [23, 1]
-    assert len(await store.link_history("n1", "n2", 0)) == 2
-    assert store.stats()["pruned_rows"] == 8
+    # 2 reports' buckets × (node, iface, radio and 2 resolved links)
+    assert await store.prune(NOW) == 2 * 5
+    assert [round((NOW - n["ts"]) / 3600) for n in await store.samples(NODE)] == [23, 1]
+    assert len(await store.samples(WIFI)) == 2
+    assert store.stats()["pruned_rows"] == 10
+
+    def hourly(tables, _open):
+        return [r for r in tables.conn.execute("SELECT count(*) FROM history_1h")]
+
+    assert (await store.read_history(hourly))[0][0] >= 5  # the roll-ups stay
     await store.close()
 
 
@@ -163,20 +175,17 @@ async def test_events_are_logged(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_queue_bound_drops_oldest_samples_and_counts(tmp_path: Path) -> None:
+async def test_queue_bound_drops_oldest_reports_and_counts(tmp_path: Path) -> None:
     store = store_at(tmp_path, queue_max=100)
     await store.start()
-    for i in range(30):  # 30 × 4 rows = 120 > 100
+    for i in range(120):
         store.write_report(report(ts=NOW + i, seq=i), NOW + i, DSTS)
     st = store.stats()
     assert st["queued"] == 100 and st["dropped_points"] == 20
     await store.flush()
+    stored = await store.samples(NODE)
     await store.close()
-    db = sqlite3.connect(tmp_path / "m.sqlite")
-    (n,) = db.execute("SELECT count(*) FROM link_samples").fetchone()
-    (oldest,) = db.execute("SELECT min(ts) FROM link_samples").fetchone()
-    assert n == 70 and oldest > NOW  # the oldest link rows went first
-    db.close()
+    assert len(stored) == 100 and stored[0]["ts"] == NOW + 20  # the oldest went first
 
 
 async def test_background_writer_flushes_on_its_own(tmp_path: Path) -> None:
@@ -186,10 +195,10 @@ async def test_background_writer_flushes_on_its_own(tmp_path: Path) -> None:
     await store.start()
     store.write_report(report(), NOW, DSTS)
     for _ in range(100):
-        if store.stats()["written_points"] == 4:
+        if store.stats()["written_points"] == 1:
             break
         await asyncio.sleep(0.02)
-    assert store.stats()["written_points"] == 4
+    assert store.stats()["written_points"] == 1
     await store.close()
 
 

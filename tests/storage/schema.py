@@ -56,3 +56,42 @@ def rows_of(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 def user_version(path: Path) -> int:
     with closing(sqlite3.connect(path)) as conn:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+# the metrics of the c21697b samples that move into the history as they were (counters
+# become rates, inactive_ms is not kept, chains are not kept)
+OLD_NODE_METRICS = ("load1", "load5", "load15", "mem_total_kb", "mem_avail_kb",
+                    "rootfs_used_pct", "clients", "links")
+"""(the fixture's node samples are older than `seq`)"""
+OLD_LINK_METRICS = ("signal_dbm", "signal_avg_dbm", "noise_dbm", "snr_db", "tx_rate_mbps",
+                    "rx_rate_mbps", "expected_tput_mbps", "tq", "lq", "nlq", "etx", "cost",
+                    "rxcost")
+
+
+def moved_samples(manifest: dict[str, Any]) -> dict[Any, list[dict[str, Any]]]:
+    """What the history must hold of the c21697b samples: series key → its samples
+    (`ts` and the metrics above that the old row had), oldest first."""
+    from meshmon.history.samples import SeriesKey
+
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for node, rows in manifest["node_history"].items():
+        out[SeriesKey("node", node)] = [
+            {"ts": round(r["ts"], 3),
+             **{m: r[m] for m in OLD_NODE_METRICS if r[m] is not None}}
+            for r in rows]
+    for rows in manifest["link_history"].values():
+        for r in rows:
+            if r["dst"] is None:
+                continue
+            key = SeriesKey("link", r["src"], r["dst"], r["iface"], r["kind"])
+            out.setdefault(key, []).append(
+                {"ts": round(r["ts"], 3),
+                 **{m: r[m] for m in OLD_LINK_METRICS if r[m] is not None}})
+    return {k: sorted(v, key=lambda r: r["ts"]) for k, v in out.items()}
+
+
+def as_moved(stored: list[dict[str, Any]], like: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored samples with just the fields of `like`'s rows (for comparing; sample
+    times are kept to the millisecond)."""
+    return [{k: round(v, 3) if k == "ts" else v for k, v in s.items() if k in want}
+            for s, want in zip(stored, like, strict=False)]

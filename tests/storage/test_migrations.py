@@ -13,14 +13,23 @@ import pytest
 
 from meshmon.config import Config
 from meshmon.errors import StartupError
-from meshmon.model.wire import LINK_METRICS
+from meshmon.history import query
+from meshmon.history.samples import KNOWN_METRICS
+from meshmon.history.tables import HistoryTables
 from meshmon.service import Service
-from meshmon.sinks.sqlite import NODE_SAMPLE_COLUMNS
 from meshmon.storage import migrations
 from meshmon.storage.database import open_database
 from meshmon.storage.migrations import MIGRATIONS, SCHEMA_VERSION, Migration
 from tests.servers import free_port
-from tests.storage.schema import old_db_copy, rows_of, schema_of, user_version
+from tests.storage.schema import (
+    as_moved,
+    moved_samples,
+    old_db_copy,
+    old_db_manifest,
+    rows_of,
+    schema_of,
+    user_version,
+)
 
 
 def test_migrations_are_numbered_one_after_another() -> None:
@@ -33,13 +42,15 @@ def test_a_new_file_gets_the_latest_schema(tmp_path: Path) -> None:
     open_database(path).close()
     assert user_version(path) == SCHEMA_VERSION
     schema = schema_of(path)
-    assert {"nodes", "links", "node_samples", "link_samples", "events", "engine_state",
-            "alert_log", "silences", "deliveries", "admin_sessions"} <= set(schema)
-    # what the stores write has a column: a new metric needs a migration adding it
-    link_columns = {c[0] for c in schema["link_samples"]["columns"]}
-    assert set(LINK_METRICS) <= link_columns, set(LINK_METRICS) - link_columns
-    node_columns = {c[0] for c in schema["node_samples"]["columns"]}
-    assert set(NODE_SAMPLE_COLUMNS) <= node_columns, set(NODE_SAMPLE_COLUMNS) - node_columns
+    assert {"nodes", "links", "events", "engine_state", "alert_log", "silences", "deliveries",
+            "admin_sessions", "history_series", "history_metrics", "history_raw",
+            "history_5min", "history_1h", "history_open"} <= set(schema)
+    # samples went to the history tables, where metric names are rows: a new metric needs
+    # no migration
+    assert not {"node_samples", "link_samples"} & set(schema)
+    assert [c[0] for c in schema["history_metrics"]["columns"]] == ["id", "name", "scale"]
+    assert {c[0] for c in schema["history_raw"]["columns"]} == {"series", "start", "data"}
+    assert "signal_dbm" in KNOWN_METRICS and "ccq_pct" in KNOWN_METRICS
 
 
 def test_a_c21697b_file_is_migrated_to_the_schema_of_a_new_one_with_its_rows(
@@ -54,18 +65,38 @@ def test_a_c21697b_file_is_migrated_to_the_schema_of_a_new_one_with_its_rows(
     open_database(fresh).close()
     assert schema_of(old) == schema_of(fresh)
     after = rows_of(old)
-    # version 3 added node_samples.seq: unknown (NULL) for the samples written before it
-    old_samples = sorted([(*row, None) for row in before["node_samples"]], key=repr)
-    assert after == {**before, "admin_sessions": [], "node_samples": old_samples}
-    assert len(after["link_samples"]) == 50 and len(after["deliveries"]) == 4
+    # version 4 moved the samples into the history tables (next test)
+    samples = {"node_samples", "link_samples"}
+    history = {t for t in after if t.startswith("history_")}
+    assert {k: v for k, v in after.items() if k not in history} == {
+        **{k: v for k, v in before.items() if k not in samples}, "admin_sessions": []}
+    assert len(before["link_samples"]) == 50 and len(after["deliveries"]) == 4
+    assert after["history_open"] == [] and len(after["history_raw"]) > 0
+
+
+def test_the_old_samples_move_into_the_history(tmp_path: Path) -> None:
+    path = old_db_copy(tmp_path)
+    open_database(path).close()
+    conn = sqlite3.connect(path)
+    tables = HistoryTables(conn)
+    want = moved_samples(old_db_manifest())
+    assert len(want) == 5 + 12  # 5 nodes, 12 resolved links (wifi and batman)
+    for key, rows in want.items():
+        stored = query.samples(tables, {}, key)
+        assert as_moved(stored, rows) == rows, key
+    # counters came as rates (the old rows count 10 more retries a report)
+    wifi = query.samples(tables, {}, next(k for k in want if k.link_kind == "wifi"))
+    assert "tx_retries" not in wifi[0] and all(s["tx_retries_per_s"] > 0 for s in wifi[1:])
+    conn.close()
 
 
 def test_migrating_again_changes_nothing(tmp_path: Path) -> None:
     path = old_db_copy(tmp_path)
     conn = open_database(path)
     schema, rows = schema_of(path), rows_of(path)
+    changes = conn.total_changes  # (moving the old samples wrote rows)
     assert migrations.migrate(conn, str(path)) == (SCHEMA_VERSION, SCHEMA_VERSION)
-    assert conn.total_changes == 0  # the second pass wrote nothing
+    assert conn.total_changes == changes  # the second pass wrote nothing
     conn.close()
     open_database(path).close()  # and opening it again neither
     assert (schema_of(path), rows_of(path)) == (schema, rows)
@@ -78,7 +109,7 @@ def test_a_failing_migration_leaves_the_file_as_it_was(
     path = old_db_copy(tmp_path)
     schema, rows = schema_of(path), rows_of(path)
     broken = Migration(SCHEMA_VERSION + 1, "a column, then a mistake", (
-        "ALTER TABLE link_samples ADD COLUMN airtime_pct REAL",
+        "ALTER TABLE events ADD COLUMN incident TEXT",
         "ALTER TABLE no_such_table ADD COLUMN x REAL",
     ))  # fmt: skip
     monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS, broken))

@@ -13,11 +13,18 @@ from typing import Any
 
 import aiohttp
 
+from meshmon.history.samples import SeriesKey
 from meshmon.service import Service
 from meshmon.storage.migrations import SCHEMA_VERSION
 from tests.integration.harness import collector_config, eventually
 from tests.integration.scripted_mesh import WebhookReceiver
-from tests.storage.schema import old_db_copy, old_db_manifest, user_version
+from tests.storage.schema import (
+    as_moved,
+    moved_samples,
+    old_db_copy,
+    old_db_manifest,
+    user_version,
+)
 
 SINCE_MADE_S = 5.0
 """the collector starts this long after the file was made (its nodes count as online for
@@ -36,9 +43,7 @@ async def test_a_c21697b_database_opens_with_everything_in_it(tmp_path: Path) ->
     await hook.start()
     config = collector_config(
         tmp_path, None, http={"admin_token": old["token"]},
-        # the file's samples are older than the default 48 h retention, which the store
-        # measures on the real clock
-        storage={"path": str(path), "sample_retention_h": 24 * 365 * 100},
+        storage={"path": str(path)},
         notifiers=[{"name": "hook", "type": "webhook", "url": hook.url, "timeout_s": 2}],
     )  # fmt: skip
     service = Service(config, clock=shifted_clock(old["made_at"]))
@@ -76,13 +81,20 @@ async def test_a_c21697b_database_opens_with_everything_in_it(tmp_path: Path) ->
             active = (await get("/api/v1/silences"))["silences"]
             assert [s["node"] for s in active] == ["hill-*"]
 
-        # history, through the store's own readers
-        for node, samples in old["node_history"].items():
-            assert await store.node_history(node, 0) == samples, node
-        for pair, samples in old["link_history"].items():
-            src, peer = pair.split(">")
-            assert await store.link_history(src, peer, 0) == samples, pair
+        # history, moved into the history tables, through the store's own reader and the
+        # history API of each node
+        moved = moved_samples(old)
+        for key, samples in moved.items():
+            assert as_moved(await store.samples(key), samples) == samples, key
         assert sum(len(s) for s in old["link_history"].values()) == 50
+        async with aiohttp.ClientSession(service.http_url) as http:
+            for node in old["node_history"]:
+                async with http.get(f"/api/v1/nodes/{node}/history?step=raw&metrics=load1"
+                                    f"&from={old['made_at'] - 600}") as r:
+                    assert r.status == 200, await r.text()
+                    answer = await r.json()
+                (load,) = [s for s in answer["series"] if s["kind"] == "node"]
+                assert load["mean"] == [s["load1"] for s in moved[SeriesKey("node", node)]]
         assert (await store.events(0))[: len(old["events"])] == old["events"]
 
         # the notifications the old collector could not deliver go out now, in order

@@ -110,6 +110,8 @@ FIXED_ROUTES = (
     "/", "/api/v1/nodes", "/api/v1/nodes/{node}", "/api/v1/links", "/api/v1/topology",
     "/api/v1/outages", "/api/v1/weak-points", "/api/v1/map", "/install/{node}",
     "/api/v1/live/{node}", "/data/meshviewer.json", "/data/nodelist.json",
+    "/node/{node}", "/api/v1/nodes/{node}/history", "/link/{a}/{b}",
+    "/api/v1/links/{a}/{b}/history",
 )  # fmt: skip
 """public routes that must exist (and answer 200 for a known node)"""
 SSE_READ_S = 2.0
@@ -254,11 +256,23 @@ def public_get_routes() -> list[str]:
     return sorted(set(routes))
 
 
+HISTORY_QUERIES = ("", "?range=1h&metrics=all", "?range=1h&metrics=all&format=csv",
+                   "?step=raw&metrics=all&format=csv")
+"""what the history API is asked, beside its defaults: every metric, raw and as CSV"""
+
+
 def expand(route: str, nodes: list[str]) -> list[str]:
-    """The paths a visitor can ask for: `{node}` as every node and an unknown one."""
+    """The paths a visitor can ask for: `{node}` as every node and an unknown one, `{a}/{b}`
+    as every edge both ways and an unknown pair; the history API with every metric."""
+    queries = HISTORY_QUERIES if route.endswith("/history") else ("",)
     if "{node}" in route:
-        return [route.replace("{node}", n) for n in [*nodes, "nobody"]]
-    return [re.sub(r"\{[^}]+\}", "1", route)]
+        paths = [route.replace("{node}", n) for n in [*nodes, "nobody"]]
+    elif "{a}" in route:
+        pairs = [*EDGES, *((b, a) for a, b in EDGES), ("nobody", "gw")]
+        paths = [route.replace("{a}", a).replace("{b}", b) for a, b in pairs]
+    else:
+        paths = [re.sub(r"\{[^}]+\}", "1", route)]
+    return [p + q for p in paths for q in queries]
 
 
 async def fetch(session: aiohttp.ClientSession, scan: Scan, path: str) -> bytes:
@@ -326,7 +340,8 @@ async def test_no_public_response_leaks(collector: tuple[Service, PrivacyMesh]) 
         for route in registered:  # a route's paths at once: live streams are read for 2 s
             await asyncio.gather(*(fetch(session, scan, p) for p in expand(route, nodes)))
         # the static files the pages reference, and every script and style sheet there is
-        pages = [p for p in scan.bodies if p == "/" or p.startswith(("/install/", "/admin"))]
+        pages = [p for p in scan.bodies
+                 if p == "/" or p.startswith(("/install/", "/admin", "/node/", "/link/"))]
         referenced = {
             m for p in pages
             for m in re.findall(r"""(?:src|href)=["'](/static/[^"'?#]+)""",
@@ -342,7 +357,8 @@ async def test_no_public_response_leaks(collector: tuple[Service, PrivacyMesh]) 
     # every fixed route answered 200 for the nodes (the unknown node may be a 404)
     wrong = {p: s for p, s in scan.fetched.items()
              if s != 200 and "nobody" not in p
-             and any(re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", r), p) for r in FIXED_ROUTES)}
+             and any(re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", r) + r"(\?.*)?", p)
+                     for r in FIXED_ROUTES)}
     assert not wrong, f"public routes that did not answer 200: {wrong}"
     assert referenced, "the pages reference no /static/ files"
     assert all(scan.fetched[p] == 200 for p in referenced), {p: scan.fetched[p] for p in referenced}
@@ -365,7 +381,8 @@ async def test_no_public_response_leaks(collector: tuple[Service, PrivacyMesh]) 
     # what a browser receives (and what the pages make of it)
     async with chromium() as browser:
         for path, viewport in (("/", DESKTOP), ("/install/alpha", PHONE),
-                               (f"/install/{PRIVATE}", PHONE)):
+                               (f"/install/{PRIVATE}", PHONE), (f"/node/{PRIVATE}", PHONE),
+                               ("/node/charlie", DESKTOP), ("/link/charlie/delta", PHONE)):
             page = await browser.new_page(viewport=viewport)  # type: ignore[arg-type]
             responses: list[Response] = []
 
@@ -381,6 +398,10 @@ async def test_no_public_response_leaks(collector: tuple[Service, PrivacyMesh]) 
                 assert (drawn["lat"], drawn["lng"]) == (COARSE["lat"], COARSE["lon"])
                 # a visitor opens the private node's details (fetched by the page)
                 await page.evaluate("id => window.meshmonMap.open(id)", PRIVATE)
+            if path.startswith(("/node/", "/link/")):  # the charts drawn from the history
+                await wait_for_js(page, "document.body.dataset.ready === '24h'",
+                                  timeout=15_000)
+                assert await page.locator(".chart[data-points]").count()
             await page.wait_for_timeout(SSE_READ_S * 1000)
             scan.check(f"browser {path} (DOM)", await page.content())
             scan.check(f"browser {path} (text)", await page.inner_text("body"))

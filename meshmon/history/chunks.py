@@ -18,7 +18,9 @@ second and kilobytes. Metric ids are numbers given by the store's metric registr
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
+import operator
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -297,25 +299,26 @@ def rollup_columns(blob: bytes, start: int, step: int, scales: Scales,
             slots, samples = chunk.column(0), chunk.column(1)
         base = 2 + 4 * i
         means = chunk.column(base + 1)
-        keep = [j for j, q in enumerate(means) if q != MISSING]
-        if not keep:
-            continue
-        scale = scales.get(mid, 1)
         missing, lows, highs = chunk.column(base), chunk.column(base + 2), chunk.column(base + 3)
-        if len(keep) < len(means):
+        sel_slots, sel_samples = slots, samples
+        if MISSING in means:  # rows without the metric are left out
+            keep = [j for j, q in enumerate(means) if q != MISSING]
+            if not keep:
+                continue
             means = [means[j] for j in keep]
             lows = [lows[j] for j in keep]
             highs = [highs[j] for j in keep]
             missing = [missing[j] for j in keep]
             sel_slots = [slots[j] for j in keep]
             sel_samples = [samples[j] for j in keep]
-        else:
-            sel_slots, sel_samples = slots, samples
+        scale = itertools.repeat(scales.get(mid, 1))
+        # map over operator functions: this runs for every metric of every chunk read
         out[mid] = Columns(
-            times=[start + s * step for s in sel_slots],
-            n=list(map(int.__sub__, sel_samples, missing)),
-            lo=[(m - d) / scale for m, d in zip(means, lows, strict=True)],
-            mean=[m / scale for m in means],
-            hi=[(m + d) / scale for m, d in zip(means, highs, strict=True)],
+            times=list(map(operator.add, itertools.repeat(start),
+                           map(operator.mul, sel_slots, itertools.repeat(step)))),
+            n=list(map(operator.sub, sel_samples, missing)),
+            lo=list(map(operator.truediv, map(operator.sub, means, lows), scale)),
+            mean=list(map(operator.truediv, means, scale)),
+            hi=list(map(operator.truediv, map(operator.add, means, highs), scale)),
         )
     return out

@@ -2,13 +2,14 @@
 
 A chunk is a header of small integers and a few columns of equal length. The columns,
 one after the other, are stored as the differences between neighbours (a value that did
-not change costs a zero),
-the 8-byte differences are split into byte planes (all high bytes together, which are
-nearly all 0x00 or 0xFF), and the whole is deflated. Unchanged and slowly changing series
-shrink to a fraction of a byte per value; noisy ones to about their entropy.
+not change costs a zero), zigzag-coded (0, -1, 1, -2 … as 0, 1, 2, 3 …: a small step down
+has high bytes of zero like a small step up), the 8-byte numbers are split into byte planes
+(all high bytes together, nearly all zero), and the whole is deflated. Unchanged and
+slowly changing series shrink to a fraction of a byte per value; noisy ones to about their
+entropy (zigzag saves about a quarter on noisy roll-ups against plain signed differences).
 
-Encoding and decoding are C work: `map(operator.sub)` over the concatenated columns,
-`zlib`, byte-plane slicing, `array.frombytes` and one `itertools.accumulate`.
+Encoding and decoding are mostly C work: `map(operator.sub)` over the concatenated
+columns, `zlib`, byte-plane slicing, `array.frombytes` and one `itertools.accumulate`.
 
 Layout: one format byte, the header as varints (its length first), then the deflated body
 (raw deflate, no zlib header: 6 bytes less per chunk).
@@ -22,7 +23,7 @@ import zlib
 from array import array
 from collections.abc import Sequence
 
-FORMAT = 1
+FORMAT = 2
 MISSING = -(2**62)
 """the stored value of an absent reading (|MISSING - v| still fits in 64 bits)"""
 _WIDTH = 8
@@ -38,8 +39,7 @@ def pack(header: Sequence[int], columns: Sequence[Sequence[int]]) -> bytes:
     if any(len(column) != rows for column in columns):
         raise ValueError("columns differ in length")
     flat = list(itertools.chain.from_iterable(columns))
-    deltas = array("q", map(operator.sub, flat, itertools.chain((0,), flat)))
-    raw = deltas.tobytes()
+    raw = _zigzag(array("q", map(operator.sub, flat, itertools.chain((0,), flat))).tobytes())
     planes = b"".join(raw[i::_WIDTH] for i in range(_WIDTH))
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
     head = _varints([len(header), *header])
@@ -68,7 +68,7 @@ class Chunk:
         for i in range(_WIDTH):
             raw[i::_WIDTH] = planes[i * size:(i + 1) * size]
         deltas = array("q")
-        deltas.frombytes(bytes(raw))
+        deltas.frombytes(_unzigzag(bytes(raw)))
         self._values = list(itertools.accumulate(deltas))
         self.header = header
         self.rows = header[rows_at] if len(header) > rows_at else -1
@@ -83,6 +83,41 @@ class Chunk:
         """The values of column `index`."""
         n = self.rows
         return self._values[index * n:(index + 1) * n]
+
+
+# Zigzag over a whole column of 8-byte numbers at once, as one big integer (C speed): each
+# number's bits move by one within its own 8 bytes, and the sign becomes the lowest bit.
+def _masks(n: int) -> tuple[int, int, int]:
+    """For n numbers: (the lowest bit of each, every bit but the lowest, every bit but the
+    highest)."""
+    each = int.from_bytes((b"\x01" + bytes(7)) * n, "little")  # 1 in every number
+    return each, each * (2**64 - 2), each * (2**63 - 1)
+
+
+_ALL64 = 2**64 - 1
+
+
+def _zigzag(raw: bytes) -> bytes:
+    """Signed 8-byte little-endian numbers → (d << 1) ^ (d >> 63) of each."""
+    n = len(raw) // _WIDTH
+    if not n:
+        return raw
+    ones, not_lowest, _ = _masks(n)
+    x = int.from_bytes(raw, "little")
+    signs = (x >> 63) & ones  # the top bit of each number, moved to its lowest bit
+    z = ((x << 1) & not_lowest & ((1 << (64 * n)) - 1)) ^ (signs * _ALL64)
+    return z.to_bytes(len(raw), "little")
+
+
+def _unzigzag(raw: bytes) -> bytes:
+    """Back from `_zigzag`."""
+    n = len(raw) // _WIDTH
+    if not n:
+        return raw
+    ones, _, not_highest = _masks(n)
+    z = int.from_bytes(raw, "little")
+    d = ((z >> 1) & not_highest) ^ ((z & ones) * _ALL64)
+    return d.to_bytes(len(raw), "little")
 
 
 def _varints(values: Sequence[int]) -> bytes:

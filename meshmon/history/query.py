@@ -141,7 +141,7 @@ def _level(start: float, end: float, step: int, now: float, retention: Retention
     for kept, what, coarser in ((retention.raw, "samples", BUCKET_S),
                                 (retention.fine, "5-minute records", HOUR_S)):
         if step >= coarser or start >= now - kept:
-            break
+            continue
         if given:
             raise BadRequest(f"{what} are kept {_duration(kept)}: for data from before then "
                              f"ask for step={coarser} or more")
@@ -414,6 +414,10 @@ def _add_columns(g: Grid, cols: Columns, first: int, step: int, source_step: int
     i = int((times[0] - first) // step)
     if (step == source_step and times[-1] - times[0] == (len(times) - 1) * step
             and g.put_slice(i, cols)):
+        return
+    if i == int((times[-1] - first) // step):  # one step takes the whole chunk (a day)
+        g.add(i, sum(cols.n), min(cols.lo), sum(map(operator.mul, cols.mean, cols.n)),
+              max(cols.hi))
         return
     for t, n, lo, mean, hi in zip(times, cols.n, cols.lo, cols.mean, cols.hi, strict=True):
         g.add(int((t - first) // step), n, lo, mean * n, hi)

@@ -342,8 +342,9 @@ def _raw_points(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
     stored = tables.raw(sids, win.start, win.end)
     found: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
     for sid in sids:
-        buckets = list(stored.get(sid, []))
         live = open_buckets.get(sid)
+        # the open bucket is stored as it fills: what is in memory is that row, or newer
+        buckets = [b for b in stored.get(sid, []) if live is None or b.start != live.start]
         if live is not None and win.start - BUCKET_S < live.start < win.end:
             buckets.append(live)
         for bucket in buckets:

@@ -1,0 +1,260 @@
+"""History in SQLite: query time, roll-up cost per report, size of a year.
+
+    python bench/history.py [--nodes 1000] [--rounds 40] [--size-nodes 5]
+
+1. Roll-up cost per report: the SQLite store's whole path (`write_report` on the loop, the
+   batch write with raw buckets and roll-ups in the worker) for `--nodes` nodes with five
+   links each, a report every 30 s of a simulated clock, `--rounds` rounds (a bucket
+   closes every 10 rounds).
+2. Query of 30 days for a node with 10 links (its own series, an interface, its 10 links
+   both ways): `query.read` as the page asks it (target ≤ 50 ms), and a year.
+3. Size of a year: `--size-nodes` nodes' year of hourly records, 30 days of 5-minute
+   records and 48 h of raw samples (a report every 30 s) written to a file by the roll-up
+   code from random walks, then scaled to 1,000 nodes (target: a few GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from meshmon.history import query
+from meshmon.history.chunks import (
+    BUCKET_S,
+    DAY_S,
+    HOUR_S,
+    RawBucket,
+    Record,
+    RollupChunk,
+    Stat,
+)
+from meshmon.history.samples import SeriesKey
+from meshmon.history.tables import HistoryTables
+from meshmon.model.wire import Report
+from meshmon.sinks.sqlite import SqliteStore
+from meshmon.storage.database import open_database
+from meshmon.web.history import NODE_METRICS
+
+QUERY_TARGET_MS = 50.0
+SIZE_TARGET_GB = 3.0
+T0 = 1_800_000_000 - 1_800_000_000 % DAY_S
+METRICS: dict[str, dict[str, tuple[float, float]]] = {
+    "node": {"load1": (0.4, 0.2), "load5": (0.4, 0.1), "load15": (0.4, 0.05),
+             "mem_used_pct": (55, 0.5), "mem_avail_kb": (30_000, 300), "clients": (8, 2),
+             "links": (5, 0.1), "up_s": (30, 0), "seq": (5000, 1), "rootfs_used_pct": (40, 0)},
+    "iface": {"rx_bps": (2e6, 5e5), "tx_bps": (8e5, 2e5), "rx_pps": (300, 50),
+              "tx_pps": (200, 40), "up": (1, 0)},
+    "link": {"signal_dbm": (-62, 1.5), "signal_avg_dbm": (-62, 0.5), "noise_dbm": (-95, 0.3),
+             "snr_db": (32, 1.5), "tx_rate_mbps": (130, 10), "rx_rate_mbps": (120, 10),
+             "expected_tput_mbps": (60, 5), "tq": (230, 5)},
+}
+"""what a series of each kind holds (mean, how much it moves between samples)"""
+
+
+class Walk:
+    """Random walks around a mean, one per metric id."""
+
+    def __init__(self, rng: random.Random, mids: dict[int, tuple[float, float]]) -> None:
+        self.rng, self.mids = rng, mids
+        self.level = {mid: base for mid, (base, _) in mids.items()}
+
+    def sample(self) -> dict[int, float]:
+        out = {}
+        for mid, (base, wobble) in self.mids.items():
+            value = self.level[mid] + self.rng.gauss(0, wobble) + (base - self.level[mid]) * 0.1
+            self.level[mid] = value
+            out[mid] = round(value, 2)
+        return out
+
+    def record(self, samples: int) -> Record:
+        """A step's record: the walk's next value as the mean, spread around it."""
+        out = {}
+        for mid, value in self.sample().items():
+            spread = abs(self.rng.gauss(0, self.mids[mid][1]))
+            out[mid] = Stat(samples, round(value - spread, 2), value, round(value + spread, 2))
+        return Record(samples, out)
+
+
+def walk(tables: HistoryTables, kind: str, rng: random.Random) -> Walk:
+    ids = {tables.metric_ids({name: 0.0}).popitem()[0]: spec
+           for name, spec in METRICS[kind].items()}
+    return Walk(rng, ids)
+
+
+def node_keys(node: str, peers: list[str]) -> list[SeriesKey]:
+    keys = [SeriesKey("node", node), SeriesKey("iface", node, "", "wlan0")]
+    for peer in peers:
+        keys += [SeriesKey("link", node, peer, "wlan0", "wifi"),
+                 SeriesKey("link", peer, node, "wlan0", "wifi")]
+    return keys
+
+
+def write_rollups(tables: HistoryTables, keys: list[SeriesKey], rng: random.Random,
+                  end: int, days: int, fine_days: int, raw_hours: int) -> None:
+    """Hourly records for `days`, 5-minute ones for `fine_days`, raw samples (every 30 s)
+    for `raw_hours` before `end`, each series a random walk."""
+    conn = tables.conn
+    for key in keys:
+        sid = tables.series_id(key)
+        w = walk(tables, key.kind, rng)
+        rows_1h, rows_5min, rows_raw = [], [], []
+        for day in range(end - days * DAY_S, end, DAY_S):
+            coarse = RollupChunk(day, HOUR_S)
+            for hour in range(day, day + DAY_S, HOUR_S):
+                if hour >= end - fine_days * DAY_S:
+                    fine = RollupChunk(hour, BUCKET_S)
+                    for bucket in range(hour, hour + HOUR_S, BUCKET_S):
+                        if bucket >= end - raw_hours * HOUR_S:
+                            raw = RawBucket(bucket)
+                            for i in range(10):
+                                raw.add(bucket + 30 * i + rng.random(), w.sample())
+                            rows_raw.append((sid, bucket, raw.encode(tables.scales)))
+                            record = raw.rollup()
+                        else:
+                            record = w.record(10)
+                        fine.put(bucket, record, tables.scales)
+                    rows_5min.append((sid, hour, fine.encode()))
+                    merged = fine.merged(tables.scales)
+                else:
+                    merged = w.record(120)
+                coarse.put(hour, merged, tables.scales)
+            rows_1h.append((sid, day, coarse.encode()))
+        for table, rows in (("history_1h", rows_1h), ("history_5min", rows_5min),
+                            ("history_raw", rows_raw)):
+            conn.executemany(f"INSERT INTO {table} (series, start, data) VALUES (?, ?, ?)",
+                             rows)
+
+
+def bench_query(tmp: Path) -> dict[str, float]:
+    """30 days and a year of a node with 10 links, as its page asks (ms, best of 5)."""
+    tables = HistoryTables(open_database(tmp / "query.sqlite"))
+    peers = [f"peer-{i}" for i in range(10)]
+    conn = tables.conn
+    conn.execute("BEGIN")
+    write_rollups(tables, node_keys("node", peers), random.Random(1), T0, 365, 30, 0)
+    tables.save_registry()
+    conn.execute("COMMIT")
+    tables.committed()
+    series = query.node_series(tables, "node")
+    out = {}
+    for range_ in ("30d", "1y"):
+        win = query.window({"range": range_}, T0, query.Retention())
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            answer = query.read(tables, {}, series, list(NODE_METRICS), win, ("mean",), T0)
+            times.append((time.perf_counter() - t0) * 1000)
+        assert len(answer["series"]) >= 20, len(answer["series"])
+        out[range_] = min(times)
+        out[f"{range_}_median"] = statistics.median(times)
+    conn.close()
+    return out
+
+
+def bench_size(tmp: Path, nodes: int) -> dict[str, float]:
+    """Bytes per node of a year (hourly), 30 days (5-minute) and 48 h (raw)."""
+    path = tmp / "size.sqlite"
+    tables = HistoryTables(open_database(path))
+    rng = random.Random(2)
+    names = [f"n{i}" for i in range(nodes)]
+    conn = tables.conn
+    conn.execute("BEGIN")
+    for node in names:
+        # a node, its interface, five links of its own (the peers' own views are theirs)
+        keys = [k for k in node_keys(node, [f"{node}-peer{d}" for d in range(5)])
+                if k.kind != "link" or k.node == node]
+        write_rollups(tables, keys, rng, T0, 365, 30, 48)
+    tables.save_registry()
+    conn.execute("COMMIT")
+    tables.committed()
+    conn.execute("VACUUM")
+    per_table = dict(conn.execute(
+        "SELECT name, sum(pgsize) FROM dbstat WHERE name LIKE 'history%' GROUP BY name"))
+    conn.close()
+    total = path.stat().st_size
+    return {"bytes_per_node": total / nodes,
+            **{f"{name}_per_node": size / nodes for name, size in per_table.items()}}
+
+
+def make_report(node: str, i: int, ts: float, peers: list[str], rng: random.Random) -> Report:
+    return Report.model_validate({
+        "v": 1, "node": node, "ts": ts, "seq": i, "interval_s": 30, "clients": rng.randint(0, 9),
+        "sys": {"uptime_s": 1000 + 30 * i, "load": [rng.random(), 0.3, 0.2],
+                "mem_total_kb": 60_000, "mem_avail_kb": rng.randint(20_000, 40_000)},
+        "ifaces": [{"name": "wlan0", "up": True, "rx_bytes": 10_000 * i + rng.randint(0, 999),
+                    "tx_bytes": 5_000 * i}],
+        "links": [{"peer": p, "iface": "wlan0", "kind": "wifi",
+                   "signal_dbm": -60 - rng.randint(0, 5), "tx_rate_mbps": 130.0,
+                   "expected_tput_mbps": 60.0 + rng.randint(0, 3)} for p in peers],
+    })
+
+
+async def bench_rollup(tmp: Path, nodes: int, rounds: int) -> dict[str, float]:
+    """CPU per report through the store (queue + batch write with roll-ups)."""
+    clock_now = [float(T0)]
+    store = SqliteStore(tmp / "rollup.sqlite", flush_interval_s=3600, queue_max=10**7,
+                        clock=lambda: clock_now[0])
+    await store.start()
+    rng = random.Random(3)
+    names = [f"n{i}" for i in range(nodes)]
+    peers = {n: [names[(i + d) % nodes] for d in range(1, 6)] for i, n in enumerate(names)}
+    per_round = []
+    closing = []
+    for r in range(rounds):
+        ts = T0 + 30.0 * r
+        clock_now[0] = ts
+        reports = [make_report(n, r + 1, ts + rng.random(), peers[n], rng) for n in names]
+        t0 = time.perf_counter()
+        for report in reports:
+            store.write_report(report, report.ts, peers[report.node])
+        await store.flush()
+        spent = (time.perf_counter() - t0) / nodes * 1e6
+        (closing if r % 10 == 0 and r else per_round).append(spent)
+    await store.close()
+    everything = per_round + closing
+    return {"us_per_report": statistics.fmean(everything),
+            "us_per_report_plain": statistics.median(per_round),
+            "us_per_report_closing": statistics.median(closing) if closing else 0.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--size-nodes", type=int, default=5)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        q = bench_query(tmp)
+        print(f"query 30 days, node with 10 links (22 series): {q['30d']:.1f} ms best, "
+              f"{q['30d_median']:.1f} ms median (target ≤ {QUERY_TARGET_MS:g} ms: "
+              f"{'met' if q['30d'] <= QUERY_TARGET_MS else 'MISSED'})")
+        print(f"query a year, same node: {q['1y']:.1f} ms best, {q['1y_median']:.1f} ms median")
+        r = asyncio.run(bench_rollup(tmp, args.nodes, args.rounds))
+        print(f"store path per report ({args.nodes} nodes × 5 links, {args.rounds} rounds): "
+              f"{r['us_per_report']:.0f} µs mean; {r['us_per_report_plain']:.0f} µs median "
+              f"of rounds that only add, {r['us_per_report_closing']:.0f} µs of rounds that "
+              "close a 5-minute bucket (raw row, 5-minute and hourly record)")
+        s = bench_size(tmp, args.size_nodes)
+        year_gb = s["bytes_per_node"] * 1000 / 1e9
+        parts = ", ".join(f"{k.removesuffix('_per_node')} {v / 1e6:.2f} MB"
+                          for k, v in sorted(s.items()) if k != "bytes_per_node")
+        print(f"size per node (node, interface, 5 links): {s['bytes_per_node'] / 1e6:.2f} MB "
+              f"for a year of hourly, 30 days of 5-minute, 48 h of raw ({parts}); "
+              f"a 1,000-node network: {year_gb:.2f} GB (target: a few GB, "
+              f"≤ {SIZE_TARGET_GB:g}: {'met' if year_gb <= SIZE_TARGET_GB else 'MISSED'})")
+        print(f"RESULT query_30d_ms={q['30d']:.1f} query_1y_ms={q['1y']:.1f} "
+              f"us_per_report={r['us_per_report']:.0f} gb_1000_nodes_year={year_gb:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+

@@ -6,6 +6,7 @@ import asyncio
 import json
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,47 @@ async def test_run_demo_fills_the_collector(tmp_path: Path, capsys: pytest.Captu
         assert example.location is not None
         ends = [(lk.source, lk.target) for lk in net.links if lk.type == "wifi"]
         assert sum(example.id in pair for pair in ends) >= 2
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_history_days_back_fill_every_range(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`meshmon demo --history-days 3`: each node's page has data over the days before."""
+    cfg = Config()
+    cfg.storage.path = str(tmp_path / "demo.sqlite")
+    port = free_port()
+    task = asyncio.create_task(run_demo(cfg, port, 20, 1.0, None, history_days=3))
+    node = installer_example(load_network(20)).id
+
+    def history(range_: str) -> dict[str, Any]:
+        url = (f"http://127.0.0.1:{port}/api/v1/nodes/{node}/history?range={range_}"
+               "&metrics=load1,availability,signal_dbm&stats=mean")
+        with urllib.request.urlopen(url, timeout=5) as r:
+            doc: dict[str, Any] = json.loads(r.read())
+        return doc
+
+    try:
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            if "history back-filled" in capsys.readouterr().out:
+                break
+        else:
+            raise AssertionError("the back-fill did not finish in 60 s")
+        counts = {}
+        for range_ in ("24h", "7d", "30d", "1y"):
+            doc = await asyncio.to_thread(history, range_)
+            load = next(s for s in doc["series"] if s["metric"] == "load1")
+            counts[range_] = sum(v is not None for v in load["mean"])
+            signal = [s for s in doc["series"] if s["metric"] == "signal_dbm"]
+            assert len(signal) >= 4, range_  # its radio links, both ends
+            assert all(any(v is not None for v in s["mean"]) for s in signal), range_
+        # a point every 5 minutes over the last day (less the node's downtimes), then
+        # hourly: three days of hours, and three or four days
+        assert counts["24h"] > 200 and 60 <= counts["7d"] <= 73 and 3 <= counts["1y"] <= 4, \
+            counts
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -228,8 +228,12 @@ class Grid:
         return True
 
     def means(self, digits: int) -> list[float | None]:
-        return [round(t / n, digits) if n else None
-                for t, n in zip(self.total, self.n, strict=True)]
+        """Each step's mean to `digits` decimals (None: no data); mapped over C functions,
+        as this runs for every step of every series answered."""
+        divisors = [n or 1 for n in self.n]
+        rounded = map(round, map(operator.truediv, self.total, divisors),
+                      itertools.repeat(digits))
+        return [v if n else None for v, n in zip(rounded, self.n, strict=True)]
 
 
 def _digits(scale: int) -> int:

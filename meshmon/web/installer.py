@@ -536,6 +536,7 @@ _PAGE = """<!doctype html>
   <div class="controls">
     <button id="tone" type="button" aria-pressed="false">Tone off</button>
     <button id="reset" type="button">Reset min/peak</button>
+    <button id="yesterday" type="button" aria-pressed="false">Same time yesterday</button>
   </div>
   <p class="legend">good ≥ {good} dBm · fair ≥ {fair} dBm · poor below
     <span class="other-scales">(batman TQ: good ≥ {good_tq}, fair ≥ {fair_tq} of 255;

@@ -7,12 +7,14 @@ clock set to each report's time: a fake clock, the edge this test is not about),
 day (no reports: the availability strip shows it), and at the end it loses power for a
 few seconds, which cuts off charlie: an outage the alert engine logs. Each chart must
 show exactly the points the reports give for the range's window and step; the ranges
-switch; bravo's page lists the outage as its cause, charlie's as cut off, gw's none.
+switch; bravo's page lists the outage as its cause, charlie's as cut off, gw's none; the
+installer view overlays the same time yesterday.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -220,8 +222,44 @@ async def chart_points(page: Any, selector: str) -> list[int]:
     return [int(n) for n in text.split(",") if n]
 
 
+async def installer_shows_yesterday(fed: Fed) -> None:
+    """The installer view overlays this end's readings of the same time yesterday."""
+    mesh, clock = fed.mesh, fed.clock
+
+    async def reporting() -> None:
+        while True:
+            mesh.round(clock(), 1.0, set(NODES))
+            await asyncio.sleep(1.0)
+
+    keep = asyncio.create_task(reporting())
+    try:
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=PHONE)  # type: ignore[arg-type]
+            errors = console_errors(page)
+            await page.goto(f"{fed.service.http_url}/install/bravo")
+            await wait_for_js(page, "document.querySelectorAll('canvas.spark').length === 2",
+                              20_000)
+            await page.click("#yesterday")
+            assert await page.get_attribute("#yesterday", "aria-pressed") == "true"
+            await wait_for_js(page, "[...document.querySelectorAll('canvas.spark')].every("
+                              "c => Number(c.dataset.yesterday) > 0)", 20_000)
+            # a report every 5 minutes then: one or two in the 7 minutes asked for
+            counts = await page.eval_on_selector_all(
+                "canvas.spark", "cs => cs.map(c => Number(c.dataset.yesterday))")
+            assert all(1 <= n <= 3 for n in counts), counts
+            await wait_for_js(page, "[...document.querySelectorAll('.spark-legend')].every("
+                              "e => e.textContent.includes('yesterday'))", 10_000)
+            await screenshot(page, "installer-yesterday-phone")
+            assert not errors, errors
+    finally:
+        keep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keep
+
+
 async def test_node_and_link_pages_show_every_range(fed: Fed) -> None:
     await live_outage(fed)
+    await installer_shows_yesterday(fed)
     fed.clock.at = fed.clock()  # the pages and the test read the same window
     base, sent = fed.service.http_url, fed.mesh.sent
     started = time.monotonic()

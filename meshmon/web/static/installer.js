@@ -23,6 +23,7 @@
     connection: document.getElementById("connection"),
     tone: document.getElementById("tone"),
     reset: document.getElementById("reset"),
+    yesterday: document.getElementById("yesterday"),
   };
 
   // per link key: its card's elements, min/peak hold and recent samples
@@ -306,6 +307,7 @@
       c.canvas.setAttribute("aria-label", m.label + " over the last minutes, both ends");
       c.legend.textContent = "━ " + ev.node + " hears   ╍ " + name + " hears" +
         (link.metric === "signal" && link.planned_signal_dbm !== null ? "   ┈ planned" : "") +
+        (yesterdayOn ? "   ━ yesterday (grey)" : "") +
         "   (" + m.label + ", last " + Math.round(SPARK_WINDOW_S / 60) + " min)";
     }
     const stale = (v) => v && ev.interval_s !== null &&
@@ -395,8 +397,11 @@
     // the time axis grows with the page's age up to SPARK_WINDOW_S, then scrolls
     const now = Date.now() / 1000;
     const first = c.history.length ? c.history[0][0] : now;
-    const span = Math.min(SPARK_WINDOW_S, Math.max(30, now - first));
+    // (the whole window while yesterday is overlaid: its readings span all of it)
+    const span = yesterdayOn ? SPARK_WINDOW_S
+      : Math.min(SPARK_WINDOW_S, Math.max(30, now - first));
     const x = (t) => width - 6 - ((now - t) / span) * (width - 6);
+    drawYesterday(c, g, x, y, now - span);
     if (planned !== null) {
       g.setLineDash([2, 4]);
       g.strokeStyle = "#333";
@@ -438,6 +443,71 @@
     const bottom = s.up > 0 ? s.lo : s.hi;
     g.fillText(num(top, s.digits) + " " + unit, 4, 13);
     g.fillText(num(bottom, s.digits) + " " + unit, 4, height - 4);
+  }
+
+  // ------------------------------------------------------------------ same time yesterday
+  // This end's readings of the card's metric a day ago (the history API), shifted by a
+  // day and drawn grey under the live lines: "is it better than yesterday?"
+  const DAY_S = 86400;
+  const YESTERDAY_METRIC = { signal: "signal_dbm", tq: "tq", etx: "etx" };
+  let yesterdayOn = false;
+
+  async function loadYesterday(c, link, here) {
+    const metric = YESTERDAY_METRIC[link.metric];
+    if (!metric) return;
+    const now = Date.now() / 1000;
+    const q = new URLSearchParams({
+      from: String(Math.floor(now - DAY_S - SPARK_WINDOW_S)),
+      to: String(Math.ceil(now - DAY_S + 120)), step: "raw", metrics: metric, stats: "mean",
+    });
+    c.yesterdayAt = now;
+    try {
+      const r = await fetch("/api/v1/links/" + encodeURIComponent(here) + "/" +
+        encodeURIComponent(link.peer) + "/history?" + q);
+      if (!r.ok) return;
+      const doc = await r.json();
+      const mine = doc.series.filter((s) => s.node === here && s.link_kind === link.kind);
+      const s = mine.find((x) => x.iface === link.iface) || mine[0];
+      c.yesterday = s ? s.t.map((t, i) => [t + DAY_S, s.mean[i]]) : [];
+    } catch (_e) {
+      c.yesterday = [];
+    }
+    c.canvas.dataset.yesterday = String(c.yesterday.length);
+  }
+
+  function drawYesterday(c, g, x, y, from) {
+    if (!yesterdayOn || !c.yesterday) return;
+    const shown = c.yesterday.filter(([t]) => t >= from - 60);
+    g.setLineDash([]);
+    g.strokeStyle = "#8a8f98";
+    g.fillStyle = "#8a8f98";
+    g.lineWidth = 2;
+    g.beginPath();
+    shown.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
+    g.stroke();
+    shown.forEach(([t, v]) => {
+      g.beginPath();
+      g.arc(x(t), y(v), 2.5, 0, 2 * Math.PI);
+      g.fill();
+    });
+  }
+
+  function refreshYesterday(ev) {
+    if (!yesterdayOn) return;
+    const now = Date.now() / 1000;
+    for (const link of ev.links) {
+      const c = cards.get(linkKey(link));
+      if (c && (!c.yesterdayAt || now - c.yesterdayAt > 60)) loadYesterday(c, link, ev.node);
+    }
+  }
+
+  if (els.yesterday) {
+    els.yesterday.addEventListener("click", () => {
+      yesterdayOn = !yesterdayOn;
+      els.yesterday.setAttribute("aria-pressed", String(yesterdayOn));
+      for (const c of cards.values()) c.yesterdayAt = 0;
+      if (state.last) refreshYesterday(state.last);
+    });
   }
 
   function renderLinks(ev) {
@@ -562,6 +632,7 @@
     state.last = ev;
     renderStatus(ev);
     renderLinks(ev);
+    refreshYesterday(ev);
     updateTone();
     state.updates += 1;
   }

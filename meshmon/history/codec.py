@@ -17,6 +17,7 @@ Layout: one format byte, the header as varints (its length first), then the defl
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 import zlib
@@ -35,14 +36,15 @@ class ChunkError(ValueError):
 
 def pack(header: Sequence[int], columns: Sequence[Sequence[int]]) -> bytes:
     """Header (non-negative ints) and equally long columns of ints → bytes."""
-    rows = len(columns[0]) if columns else 0
-    if any(len(column) != rows for column in columns):
+    if len(set(map(len, columns))) > 1:
         raise ValueError("columns differ in length")
     flat = list(itertools.chain.from_iterable(columns))
     raw = _zigzag(array("q", map(operator.sub, flat, itertools.chain((0,), flat))).tobytes())
-    planes = b"".join(raw[i::_WIDTH] for i in range(_WIDTH))
-    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    planes = b"".join([raw[i::_WIDTH] for i in range(_WIDTH)])
     head = _varints([len(header), *header])
+    # a small hash table (memLevel 2): deflate's set-up, not its work, is most of the cost
+    # of a chunk of a few hundred bytes, and the output is as small
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 2)
     return bytes([FORMAT]) + head + deflate.compress(planes) + deflate.flush()
 
 
@@ -87,6 +89,7 @@ class Chunk:
 
 # Zigzag over a whole column of 8-byte numbers at once, as one big integer (C speed): each
 # number's bits move by one within its own 8 bytes, and the sign becomes the lowest bit.
+@functools.lru_cache(maxsize=512)
 def _masks(n: int) -> tuple[int, int, int]:
     """For n numbers: (the lowest bit of each, every bit but the lowest, every bit but the
     highest)."""

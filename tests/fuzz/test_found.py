@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from meshmon.config import Config, ConfigError, load, parse
+from meshmon.history.samples import SeriesKey
 from meshmon.metrics import Metrics
 from meshmon.model.core import Core
 from meshmon.model.wire import Rejected, Report, decode
@@ -65,12 +66,23 @@ def test_counters_beyond_int64_are_rejected(path: tuple[str | int, ...]) -> None
 async def test_the_largest_counters_are_stored_in_sqlite(tmp_path: Path) -> None:
     report = decode(PREFIX, TOPIC, with_raw(("links", 0, "tx_retries"), str(2**63 - 1)))
     assert isinstance(report, Report)
-    store = SqliteStore(tmp_path / "m.sqlite")
+    store = SqliteStore(tmp_path / "m.sqlite", clock=lambda: report.ts)  # (within retention)
     await store.start()
     try:
-        store.write_report(report, report.ts, [None] * len(report.links))
+        # the history keeps counters as rates: a second report with the largest counter
+        # after a small one (a rate beyond belief is none, never an overflow)
+        first = report.model_copy(update={"ts": report.ts - 30, "links": [
+            report.links[0].model_copy(update={"tx_retries": 5}), *report.links[1:]]})
+        peers = [f"peer{i}" for i in range(len(report.links))]
+        store.write_report(first, report.ts - 30, peers)
+        store.write_report(report, report.ts, peers)
         await store.flush()
-        assert (store.written_rows, store.dropped_rows) == (1 + len(report.links), 0)
+        assert (store.written_rows, store.dropped_rows, store.write_errors) == (2, 0, 0)
+        stored = await store.samples(SeriesKey("node", report.node))
+        assert [s["ts"] for s in stored] == [report.ts - 30, report.ts]
+        link = report.links[0]
+        key = SeriesKey("link", report.node, peers[0], link.iface, link.kind)
+        assert all("tx_retries_per_s" not in s for s in await store.samples(key))
     finally:
         await store.close()
 

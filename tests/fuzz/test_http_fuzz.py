@@ -46,6 +46,8 @@ PUBLIC = {
     ("GET", "/install/{node}"), ("GET", "/api/v1/live/{node}"), ("GET", "/static"),
     ("GET", "/data/meshviewer.json"), ("GET", "/data/nodelist.json"), ("GET", "/nodes"),
     ("GET", "/api/v1/bridges"),
+    ("GET", "/node/{node}"), ("GET", "/link/{a}/{b}"), ("GET", "/api/v1/nodes/{node}/history"),
+    ("GET", "/api/v1/links/{a}/{b}/history"),
 }
 """routes anyone may read (DESIGN.md's HTTP table, the map files of docs/freifunk.md, and
 the bridges' ids, states and node counts of docs/bridge.md);
@@ -356,9 +358,9 @@ def test_every_route_is_reached_and_the_maintainer_ones_are_closed(collector: Co
     token = [b"Authorization: Bearer " + TOKEN.encode()]
     for route in routes:
         target = route.template.encode() + (b"/map.js" if route.static else b"")
-        for name in route.params:
-            target = target.replace(b"{" + name.encode() + b"}",
-                                    b"1" if name == "id" else NODE.encode())
+        for name in route.params:  # a link's ends: the two nodes `feed` links
+            value = {"id": b"1", "b": b"peer-2"}.get(name, NODE.encode())
+            target = target.replace(b"{" + name.encode() + b"}", value)
         body = b'{"node": "x-*", "duration_s": 60}' if route.method == "POST" else b""
         key = ("GET" if route.method == "HEAD" else route.method, route.template)
         open_answer = request(collector.port, route.method, target, [], body)

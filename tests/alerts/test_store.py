@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -159,14 +160,23 @@ async def test_start_prunes_finished_rows_older_than_30_days(tmp_path: Path) -> 
     recent = await s.enqueue_delivery("webhook", alert(3).to_payload(), None, NOW + 20 * DAY)
     await s.mark_delivered([recent], NOW + 20 * DAY)
     await s.log_alert(alert(3, sent_at=NOW + 20 * DAY), ["webhook"], silenced=False)
+    silent = dataclasses.replace(alert(4, sent_at=NOW + 1), id="silent-n4", kind="silent")
+    await s.log_alert(silent, ["webhook"], silenced=False)
     await s.close()
 
     clock[0] = NOW + 31 * DAY
     s = AlertStore(path, clock=lambda: clock[0])
     await s.start()
     assert {r["id"] for r in await s.deliveries()} == {old_pending, recent}
-    assert [r["ts"] for r in await s.alerts()] == [NOW + 20 * DAY]
+    # outage notices stay a year (the node pages list a year of outages), others 30 days
+    assert [r["ts"] for r in await s.alerts()] == [NOW, NOW + 20 * DAY]
     assert await s.silences(0, include_expired=True) == []
+    await s.close()
+
+    clock[0] = NOW + 367 * DAY
+    s = AlertStore(path, clock=lambda: clock[0])
+    await s.start()
+    assert [r["ts"] for r in await s.alerts()] == [NOW + 20 * DAY]
     await s.close()
 
 

@@ -26,7 +26,7 @@ from typing import TypeVar
 from meshmon.history.chunks import BUCKET_S, RawBucket, bucket_of
 from meshmon.history.samples import Extractor
 from meshmon.history.tables import HistoryTables, Retention
-from meshmon.model.wire import Report
+from meshmon.model.fastwire import AnyReport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,7 +34,7 @@ T = TypeVar("T")
 CLOSE_AFTER_S = 60.0
 """a bucket without a later sample of its series is rolled up this long after its end"""
 
-Queued = tuple[float, Report, Sequence[str | None]]
+Queued = tuple[float, AnyReport, Sequence[str | None]]
 """(sample time, report, resolved peer of each link)"""
 OpenBuckets = dict[int, RawBucket]
 Reader = Callable[[HistoryTables, OpenBuckets], T]

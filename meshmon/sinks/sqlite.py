@@ -33,10 +33,10 @@ from meshmon.history import query
 from meshmon.history.recorder import HistoryRecorder, Queued, Reader
 from meshmon.history.samples import SeriesKey
 from meshmon.history.tables import HistoryTables, Retention
-from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model import wire
 from meshmon.model import wire_structs as fast
 from meshmon.model.fastwire import AnyReport, to_json
+from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import Info
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker

@@ -51,6 +51,10 @@ _link_needs_a_peer = _after_validator(wire.Link, "_needs_a_peer")
 _report_drops_anonymous_links = _after_validator(wire.Report, "_drop_anonymous_links")
 _report_decoder = msgspec.json.Decoder(Report)
 _FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError)
+MODELS_NESTING_LIMIT = 200
+"""pydantic's JSON parser refuses arrays/objects nested deeper than about this; msgspec
+goes to ~1,000. A payload with more brackets than this (an upper bound of its depth) is
+left to the models so both say the same (a real report has a few dozen)."""
 
 
 def _finish(report: Report) -> None:
@@ -66,6 +70,8 @@ def _finish(report: Report) -> None:
 
 def decode_report_fast(payload: bytes) -> Report | None:
     """The report, if the fast decoder takes it as it is (None: ask the models)."""
+    if payload.count(b"[") + payload.count(b"{") > MODELS_NESTING_LIMIT:
+        return None
     try:
         report = _report_decoder.decode(payload)
         _finish(report)

@@ -240,3 +240,20 @@ def test_a_struct_saved_as_json_reads_back_the_same() -> None:
     assert fastwire.decode_report(fastwire.to_json(report)) == report
     model = wire.Report.model_validate_json(payload)
     assert plain(fastwire.to_struct(model)) == plain(report)
+
+
+@pytest.mark.parametrize("depth", [150, 199, 200, 201, 202, 500, 993, 994, 2000])
+@pytest.mark.parametrize("where", ["unknown field", "link field"])
+def test_deep_nesting_gets_the_models_verdict(depth: int, where: str) -> None:
+    """msgspec nests ~1,000 deep, pydantic ~200: between the two the fast decoder must not
+    accept what the models refuse (found by hypothesis)."""
+    doc = json.loads((DATA / "wire" / "report-lr-test-1.json").read_text())
+    nest = "[" * depth + "]" * depth
+    if where == "unknown field":
+        text = json.dumps(doc)[:-1] + f', "zz": {nest}}}'
+    else:
+        doc["links"][0]["zz"] = "NEST"
+        text = json.dumps(doc).replace('"NEST"', nest)
+    verdict = assert_same(TOPIC, text.encode())
+    if depth <= 150 or depth >= 500:  # between: where exactly the models stop, both agree
+        assert verdict[0] == ("accepted" if depth <= 150 else "rejected")

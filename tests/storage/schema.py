@@ -10,20 +10,23 @@ from pathlib import Path
 from typing import Any
 
 DB_DATA = Path(__file__).parent.parent / "data" / "db"
+RELEASES = ("c21697b", "0cf8116")
+"""releases whose database files are committed: c21697b (schema version 0, before
+versions), 0cf8116 (stop 18's release, schema version 3); see tests/data/db/README.md"""
 OLD_DB = DB_DATA / "meshmon-c21697b.sqlite"
-"""written by meshmon c21697b (schema version 0); see tests/data/db/README.md"""
+"""written by meshmon c21697b (schema version 0)"""
 
 
-def old_db_copy(tmp_path: Path) -> Path:
-    """A copy of the c21697b database to open (the committed file is never written)."""
+def old_db_copy(tmp_path: Path, release: str = "c21697b") -> Path:
+    """A copy of a release's database to open (the committed file is never written)."""
     path = tmp_path / "meshmon.sqlite"
-    shutil.copyfile(OLD_DB, path)
+    shutil.copyfile(DB_DATA / f"meshmon-{release}.sqlite", path)
     return path
 
 
-def old_db_manifest() -> dict[str, Any]:
-    """What the c21697b collector answered just before it stopped (made with the file)."""
-    manifest: dict[str, Any] = json.loads(OLD_DB.with_suffix(".json").read_text())
+def old_db_manifest(release: str = "c21697b") -> dict[str, Any]:
+    """What that release's collector answered just before it stopped (made with the file)."""
+    manifest: dict[str, Any] = json.loads((DB_DATA / f"meshmon-{release}.json").read_text())
     return manifest
 
 

@@ -66,7 +66,7 @@ from meshmon.demo.network import DemoLink, DemoNetwork, DemoNode  # noqa: E402
 from meshmon.demo.simulator import Simulator  # noqa: E402
 from meshmon.model.changelog import Changes, Read  # noqa: E402
 from meshmon.service import Service  # noqa: E402
-from meshmon.web.app import CTX, WebContext  # noqa: E402
+from meshmon.web.context import CTX, WebContext  # noqa: E402
 from tests import servers  # noqa: E402
 from tests.browser import DESKTOP, chromium, console_errors, wait_for_js  # noqa: E402
 from tests.integration.harness import collector_config, started  # noqa: E402

@@ -52,7 +52,8 @@ from meshmon.sinks import Sink, build_sinks
 from meshmon.sinks.feed import SinkFeed, StateSaver
 from meshmon.sinks.sqlite import SqliteStore
 from meshmon.storage.sessions import SessionStore
-from meshmon.web.app import WebContext, create_app, make_runner
+from meshmon.web.app import create_app, make_runner
+from meshmon.web.context import WebContext
 from meshmon.web.live import LiveHub
 
 log = logging.getLogger(__name__)

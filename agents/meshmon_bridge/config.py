@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic.dataclasses
-from meshmon_agent.config import ADDRESS_IN_ID_RE, NODE_ID_RE, MqttSettings
+from meshmon_agent.config import MqttSettings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from meshmon_bridge.section import Section, check_node_id
 
 TOPIC_PREFIX_RE = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 
@@ -27,22 +29,6 @@ class ConfigError(Exception):
         self.errors = errors
         lines = "\n".join(f"  {path}: {msg}" for path, msg in errors)
         super().__init__(f"{source}: {len(errors)} error(s)\n{lines}")
-
-
-def check_node_id(value: str) -> str:
-    """The id if it can be a public node id (pattern, no MAC/IP inside); else ValueError."""
-    if not NODE_ID_RE.match(value):
-        raise ValueError(f"{value!r} is not [A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}")
-    if ADDRESS_IN_ID_RE.search(value):
-        raise ValueError(f"{value!r} holds a MAC or IP address; node ids are public, so the "
-                         "collector refuses it: give a name")
-    return value
-
-
-class Section(BaseModel):
-    """Base of every config table: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class BridgeSection(Section):

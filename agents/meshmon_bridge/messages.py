@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from meshmon_bridge.config import check_node_id
 from meshmon_bridge.ratelog import RateLimitedLog
+from meshmon_bridge.section import check_node_id
 from meshmon_bridge.source import NodeUpdate
 
 log = logging.getLogger(__name__)

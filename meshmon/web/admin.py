@@ -31,7 +31,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from meshmon.storage.database import StorageError
-from meshmon.web.app import CTX
+from meshmon.web.context import CTX
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from meshmon.alerts.model import Silence
 from meshmon.alerts.runtime import Alerting
 from meshmon.alerts.store import MAX_ROW_ID
 from meshmon.web.admin import bearer, session_authorized, token_matches
-from meshmon.web.app import CTX, json_error, json_response
+from meshmon.web.context import CTX, json_error, json_response
 from meshmon.web.incident_reason import explained
 
 MAX_SILENCE_S = 90 * 86_400.0

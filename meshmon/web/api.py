@@ -9,7 +9,7 @@ from aiohttp import web
 
 from meshmon.model.wire import NODE_ID_RE
 from meshmon.web import public
-from meshmon.web.app import CTX, json_error, json_response
+from meshmon.web.context import CTX, json_error, json_response
 
 _NODE_RE = re.compile(NODE_ID_RE)
 

@@ -28,7 +28,7 @@ from aiohttp import web
 from meshmon.model.addresses import safe_text
 from meshmon.model.state import LinkKey, LinkSample, NodeState
 from meshmon.model.topology import Topology
-from meshmon.web.app import CTX, json_response
+from meshmon.web.context import CTX, json_response
 from meshmon.web.public import dump, public_location
 
 Json = dict[str, Any]

@@ -38,7 +38,7 @@ from meshmon.history.recorder import OpenBuckets
 from meshmon.history.tables import HistoryTables
 from meshmon.model.addresses import safe_text
 from meshmon.model.wire import NODE_ID_RE
-from meshmon.web.app import CTX, WebContext, json_error, json_response
+from meshmon.web.context import CTX, WebContext, json_error, json_response
 from meshmon.web.index import script_json
 from meshmon.web.states import state_word
 

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from meshmon import __version__
 from meshmon.config import Config
-from meshmon.web.app import CTX
+from meshmon.web.context import CTX
 from meshmon.web.mapdata import Thresholds, quality_thresholds
 from meshmon.web.nodelist import node_list
 from meshmon.web.public import count_online

@@ -60,7 +60,7 @@ from meshmon.config import InstallerConfig, PlannedLink
 from meshmon.model.fastwire import AnyReport
 from meshmon.model.topology import Topology
 from meshmon.model.wire import NODE_ID_RE
-from meshmon.web.app import CTX, STATIC_DIR, WebContext, json_error
+from meshmon.web.context import CTX, STATIC_DIR, WebContext, json_error
 from meshmon.web.mapdata import QUALITIES, Thresholds, quality
 from meshmon.web.public import dump, node_links_detail, plain_state, safe_text
 

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from meshmon import __version__
-from meshmon.web.app import CTX
+from meshmon.web.context import CTX
 from meshmon.web.public import nodes_list, source_text
 from meshmon.web.states import CONCERN, STATE_WORDS, STATES, state_word
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from meshmon.web.app import CTX, json_response
+from meshmon.web.context import CTX, json_response
 from meshmon.web.public import count_online
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -39,7 +39,8 @@ from meshmon.alerts.runtime import Alerting
 from meshmon.config import Config
 from meshmon.metrics import Metrics
 from meshmon.model import wire
-from meshmon.web.app import WebContext, create_app
+from meshmon.web.app import create_app
+from meshmon.web.context import WebContext
 from tests.bridge.ff_helpers import (
     DATA,
     ID_KEY,

@@ -19,7 +19,8 @@ from meshmon.metrics import Metrics
 from meshmon.model.core import Core
 from meshmon.model.wire import Rejected, Report, decode
 from meshmon.sinks.sqlite import SqliteStore
-from meshmon.web.app import WebContext, create_app, make_runner
+from meshmon.web.app import create_app, make_runner
+from meshmon.web.context import WebContext
 from tests.fuzz.payloads import BASES, PREFIX
 from tests.fuzz.test_http_fuzz import request
 from tests.web.test_route_params import raw

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 from meshmon.metrics import Metrics
 from meshmon.model.core import Core
 from meshmon.service import Service
-from meshmon.web.app import WebContext, create_app
+from meshmon.web.app import create_app
+from meshmon.web.context import WebContext
 from tests import servers
 from tests.fuzz import scaled
 from tests.fuzz.payloads import BASES, PREFIX, node_ids

@@ -14,7 +14,8 @@ from meshmon.metrics import Metrics
 from meshmon.model.core import Core, CoreSettings
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Info, Report, Status
-from meshmon.web.app import WebContext, create_app
+from meshmon.web.app import create_app
+from meshmon.web.context import WebContext
 
 NOW = 1_700_000_000.0
 

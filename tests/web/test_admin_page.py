@@ -26,7 +26,8 @@ from meshmon.model.wire import Info
 from meshmon.storage.sessions import DEFAULT_LIFETIME_S, SessionStore
 from meshmon.web.admin import NAME_COOKIE, SESSION_COOKIE
 from meshmon.web.alerts_api import authorized
-from meshmon.web.app import WebContext, create_app
+from meshmon.web.app import create_app
+from meshmon.web.context import WebContext
 from tests import servers
 from tests.browser import DESKTOP, PHONE, chromium, console_errors, screenshot, wait_for_js
 from tests.integration.harness import collector_config, eventually, started

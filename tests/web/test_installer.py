@@ -21,7 +21,8 @@ from meshmon.model.core import Core
 from meshmon.model.topology import Topology
 from meshmon.model.wire import Report, Status
 from meshmon.web import installer
-from meshmon.web.app import WebContext, create_app
+from meshmon.web.app import create_app
+from meshmon.web.context import WebContext
 from meshmon.web.installer import (
     LIVE_STREAMS,
     fast_command,

@@ -33,7 +33,8 @@ from meshmon.config import Config
 from meshmon.metrics import Metrics
 from meshmon.model.core import Core
 from meshmon.service import Service
-from meshmon.web.app import STATIC_DIR, WebContext, create_app
+from meshmon.web.app import create_app
+from meshmon.web.context import STATIC_DIR, WebContext
 from tests.browser import DESKTOP, PHONE, chromium, wait_for_js
 from tests.integration.harness import collector_config, eventually, started
 from tests.integration.scripted_mesh import ScriptedMesh, ScriptedNode

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from meshmon_bridge.config import Section
+from meshmon_bridge.section import Section
 from meshmon_bridge.source import BridgeContext, SourceError
 from meshmon_bridge.sources.freifunk.node_ids import PublicIds
 from meshmon_bridge.sources.routing.naming import (

@@ -40,6 +40,7 @@ from meshmon.model.addresses import safe_text
 from meshmon.model.wire import NODE_ID_RE
 from meshmon.web.context import CTX, WebContext, json_error, json_response
 from meshmon.web.index import script_json
+from meshmon.web.page_head import public_head
 from meshmon.web.states import state_word
 
 _NODE_RE = re.compile(NODE_ID_RE)
@@ -194,15 +195,7 @@ def _ranges_nav(chosen: str) -> str:
 def _page(title: str, heading: str, facts: str, config: dict[str, Any], chosen: str) -> str:
     esc = html.escape
     version = esc(__version__)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
-<title>{esc(title)}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css">
-<link rel="stylesheet" href="/static/palette.css?v={version}">
-<link rel="stylesheet" href="/static/history.css?v={version}">
-</head>
+    return f"""{public_head(title, "history.css", vendor_css="/static/vendor/uplot/uPlot.min.css")}
 <body>
 <header class="top">
   <a class="back" href="/">← map</a>

@@ -21,6 +21,7 @@ from meshmon.config import Config
 from meshmon.web.context import CTX
 from meshmon.web.mapdata import Thresholds, quality_thresholds
 from meshmon.web.nodelist import node_list
+from meshmon.web.page_head import public_head
 from meshmon.web.public import count_online
 from meshmon.web.states import STATES
 
@@ -113,16 +114,10 @@ async def index(request: web.Request) -> web.Response:
     line = summary_line(count_online(topo.nodes, held), len(topo.nodes),
                         topo.graph.number_of_edges(), len(held))
     config = script_json(page_config(ctx.config, outages=ctx.alerting is not None))
-    body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
-<title>Mesh network map</title>
-<meta name="description" content="Live map of the mesh network: nodes, links, coverage.">
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">
-<link rel="stylesheet" href="/static/palette.css?v={html.escape(__version__)}">
-<link rel="stylesheet" href="/static/map.css?v={html.escape(__version__)}">
-</head>
+    head = public_head("Mesh network map", "map.css",
+                       vendor_css="/static/vendor/leaflet/leaflet.css",
+                       description="Live map of the mesh network: nodes, links, coverage.")
+    body = f"""{head}
 <body>
 <header class="top">
   <div class="title"><h1>Mesh network map</h1>

@@ -22,8 +22,8 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from meshmon import __version__
 from meshmon.web.context import CTX
+from meshmon.web.page_head import public_head
 from meshmon.web.public import nodes_list, source_text
 from meshmon.web.states import CONCERN, STATE_WORDS, STATES, state_word
 
@@ -199,14 +199,7 @@ def render(nodes: list[Json], query: Mapping[str, str], now: float) -> str:
     # the search box keeps the sort and the state filter
     hidden = "".join(f'<input type="hidden" name="{k}" value="{_esc(shown[k])}">'
                      for k in ("sort", "dir", "state") if shown[k] != DEFAULTS[k])
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
-<title>Nodes of the mesh network</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/palette.css?v={_esc(__version__)}">
-<link rel="stylesheet" href="/static/nodes.css?v={_esc(__version__)}">
-</head>
+    return f"""{public_head("Nodes of the mesh network", "nodes.css")}
 <body>
 <header class="top">
   <h1>Nodes</h1>

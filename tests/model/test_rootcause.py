@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from meshmon.model.rootcause import find_root_causes
+import random
+
+from meshmon.model.rootcause import find_root_causes, reach_without
 
 
 def adjacency(*edges: tuple[str, str]) -> dict[str, set[str]]:
@@ -49,3 +51,34 @@ def test_without_gateways_failed_nodes_next_to_live_ones_are_causes() -> None:
 def test_island_without_failures_is_not_a_part() -> None:
     adj = adjacency(("gw", "a"), ("x", "y"))
     assert find_root_causes(adj, failed=set(), gateways=["gw"]).parts == []
+
+
+def test_taking_new_failures_out_of_the_last_reach_agrees_with_a_full_search() -> None:
+    # random meshes (rings with chords, leaves, chains): failures one or a few at a time;
+    # whenever `reach_without` answers, the outcome is the full search's
+    rng = random.Random(5)
+    answered = 0
+    for _ in range(40):
+        n = rng.randrange(20, 80)
+        adj: dict[str, set[str]] = {f"n{i}": set() for i in range(n)}
+
+        edges = [(i, (i + 1) % n) for i in range(n) if rng.random() < 0.7]
+        edges += [(i, rng.randrange(n)) for i in range(n) if rng.random() < 0.3]
+        for a, b in edges:
+            adj[f"n{a}"].add(f"n{b}")
+            adj[f"n{b}"].add(f"n{a}")
+        gateways = [f"n{i}" for i in rng.sample(range(n), 2)]
+        failed: set[str] = set()
+        reach = find_root_causes(adj, failed, gateways).reach
+        for _ in range(6):
+            lost = {f"n{i}" for i in rng.sample(range(n), rng.randrange(1, 3))} - failed
+            lost -= set(gateways)
+            failed |= lost
+            full = find_root_causes(adj, failed, gateways)
+            quick = reach_without(reach, lost, adj)
+            if quick is not None:
+                answered += 1
+                assert quick == full.reach
+                assert find_root_causes(adj, failed, gateways, reach=quick) == full
+            reach = full.reach
+    assert answered > 50  # most failures need no search from the gateways

@@ -81,7 +81,10 @@ class Facts:
     flapping: dict[str, Incident] = field(default_factory=dict)
     """flap key (`node:X` / `link:a|b|kind`) → its open flapping incident"""
     stale: bool = True
-    """something changed that root cause must look at"""
+    """something changed that root cause must look at (a search of the whole mesh)"""
+    new_failures: set[str] = field(default_factory=set)
+    """nodes that failed since the last root cause run (and nothing else changed unless
+    `stale`): the outage detector may then only take them out of what was reachable"""
     own_failures: Callable[[Iterable[str], float, float], None] = lambda _n, _at, _now: None
     """(nodes, failed at, now): these failures were the nodes' own (they were an outage's
     cause), not being cut off (set by the flapping detector, which counts them)"""
@@ -95,13 +98,22 @@ class Facts:
 
     def node_changed(self, node: str, online: bool, now: float) -> None:
         """A node came online or went offline (after every detector observed it)."""
-        self.stale = True
         if online:
             # a silent node stays in `silent` until the silent detector closes its incident
+            self.stale = True
             self.failed.pop(node, None)
             self.known_down.discard(node)
         elif node not in self.known_down and node not in self.excused:
-            self.failed.setdefault(node, now)
+            if node not in self.failed:
+                self.failed[node] = now
+                self.new_failures.add(node)
+        else:
+            self.stale = True
+
+    @property
+    def changed(self) -> bool:
+        """Whether root cause has something new to look at."""
+        return self.stale or bool(self.new_failures)
 
     def reconcile(self) -> None:
         """Follow the topology's online flags where they disagree (at a restart): online

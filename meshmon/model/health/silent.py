@@ -44,7 +44,7 @@ class SilentDetector(Detector):
         facts = self.facts
         if not (facts.failed or facts.silent):
             return
-        if not facts.stale and now - self._last_check < RECHECK_S:
+        if not facts.changed and now - self._last_check < RECHECK_S:
             return
         self._last_check = now
         nodes = self.topology.nodes

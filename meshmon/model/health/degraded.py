@@ -7,6 +7,7 @@ degraded after having been good: a link poor from its first sample is no news.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from meshmon.model.changelog import Entry, Reported
@@ -14,6 +15,10 @@ from meshmon.model.health.detector import Detector, pair_of
 from meshmon.model.health.incidents import Incident, incident_id
 from meshmon.model.linkhealth import LinkTracker
 from meshmon.model.state import LinkKey, LinkRef, LinkState
+
+SLICE_S = 0.02
+"""link samples judged per tick at most this long; the rest on the next tick"""
+CHECK_EVERY = 512
 
 Link = tuple[str, str, str]
 """an undirected radio link: smaller node id, larger node id, kind"""
@@ -41,7 +46,13 @@ class DegradedDetector(Detector):
         trackers, cfg = self.trackers, self.settings
         changed: set[Link] = set()
         seen: set[int] = set()
-        for state in sampled:
+        deadline = time.perf_counter() + SLICE_S
+        for i, state in enumerate(sampled):
+            if not i % CHECK_EVERY and i and time.perf_counter() > deadline:
+                # the rest waits for the next tick (each link once: a link seen here
+                # already gave its latest sample), so a tick never holds the loop long
+                self._sampled = [s for s in sampled[i:] if id(s) not in seen]
+                break
             # each link once, with its latest sample (a node may have reported twice)
             if id(state) in seen or state.dst is None:
                 continue

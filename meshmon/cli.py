@@ -15,7 +15,7 @@ from typing import Any
 
 from meshmon import __version__
 from meshmon.config import Config, ConfigError, load
-from meshmon.errors import StartupError
+from meshmon.errors import ServiceFailed, StartupError
 
 log = logging.getLogger("meshmon")
 
@@ -134,10 +134,16 @@ async def _serve(config: Config, role: str) -> None:
         f"open {service.http_url}/",
         flush=True,
     )
+    freezer = asyncio.create_task(_run_freezing_survivors())
+    failed = asyncio.create_task(service.failed.wait())
     try:
-        await _run_freezing_survivors()
+        await asyncio.wait({freezer, failed}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        freezer.cancel()
+        failed.cancel()
         await service.stop()
+    if service.failure:  # logged when it happened; exit non-zero so a supervisor restarts
+        raise ServiceFailed(service.failure)
 
 
 def _run_main(job: Coroutine[Any, Any, None]) -> int:
@@ -153,6 +159,9 @@ def _run_main(job: Coroutine[Any, Any, None]) -> int:
         return 2
     except StartupError as exc:
         print(f"meshmon: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except ServiceFailed as exc:
+        print(f"meshmon: stopped: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -4,3 +4,7 @@
 class StartupError(Exception):
     """The collector cannot start (a port is taken, a server refuses); the message says why
     and what to change."""
+
+
+class ServiceFailed(Exception):
+    """A task of the running collector failed, so it stopped (the log has the traceback)."""

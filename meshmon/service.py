@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -41,10 +42,12 @@ from meshmon.ingest.mqtt import (
     node_topics,
 )
 from meshmon.metrics import Metrics
+from meshmon.model.analysis import gateway_cuts
 from meshmon.model.changelog import Follower
 from meshmon.model.core import Core, CoreSettings
 from meshmon.model.fastwire import Report
 from meshmon.model.health import HealthSettings
+from meshmon.model.health.weak_points import WeakPointDetector
 from meshmon.model.topology import Topology
 from meshmon.model.wire import BridgeStatus, Info, Status
 from meshmon.service_metrics import register_metrics
@@ -52,6 +55,7 @@ from meshmon.sinks import Sink, build_sinks
 from meshmon.sinks.feed import SinkFeed, StateSaver
 from meshmon.sinks.sqlite import SqliteStore
 from meshmon.storage.sessions import SessionStore
+from meshmon.tasks import owned_by, plain_task
 from meshmon.web.app import create_app, make_runner
 from meshmon.web.context import WebContext
 from meshmon.web.live import LiveHub
@@ -103,6 +107,7 @@ class Service:
         self.role = role
         self.metrics = Metrics()
         self.core = Core(core_settings(config))
+        self.core.health.detector(WeakPointDetector).computed_outside = True  # `_analyse`
         self.decoder = Decoder(config.mqtt.topic_prefix, self.metrics)
         self.sinks = build_sinks(config, clock)
         self.store = next((s for s in self.sinks if isinstance(s, SqliteStore)), None)
@@ -112,7 +117,7 @@ class Service:
                              ack_sinks=[self.store] if self.store else [])
         self.saver = (StateSaver(self.core.log.follow(), self.core.topology, self.store)
                       if self.store is not None else None)
-        self.alerting = Alerting(config, self.core, self.feed.emit, clock)
+        self.alerting = Alerting(config, self.core, self.feed.emit, clock, spawn=self.spawn)
         self.followers: list[Follower] = [self.alerting]
         """consumers of the change log, caught up after each ingest batch and tick"""
         if self.saver is not None:
@@ -129,6 +134,13 @@ class Service:
         self._sinks_started: list[Sink] = []
         self._alerting_open = False
         self._tasks: asyncio.Task[None] | None = None
+        """holds the TaskGroup of every task of the running collector"""
+        self._group: asyncio.TaskGroup | None = None
+        self._own: list[asyncio.Task[Any]] = []
+        """ingest and the periodic tasks (stopped first)"""
+        self.failed = asyncio.Event()
+        """set when a task of the collector failed (it stopped: `failure` says why)"""
+        self.failure = ""
         self._last_tick = 0.0
         self._quiet_as_of = 0.0
         self._delivery_lag = 0.0
@@ -159,6 +171,14 @@ class Service:
             raise
 
     async def _start(self) -> None:
+        # the task group first: every component's background task is created in it
+        group_open = asyncio.get_running_loop().create_future()
+        self._tasks = asyncio.create_task(self._run_tasks(group_open), name="collector")
+        await group_open
+        with owned_by(self.spawn):
+            await self._start_components()
+
+    async def _start_components(self) -> None:
         cfg = self.config
         for sink in self.sinks:
             await sink.start()
@@ -185,41 +205,65 @@ class Service:
             cfg.mqtt, self.mqtt_address, self.on_batch, self.on_control,
             Subscriptions(node_topics(prefix, "report")[0], control_topics(prefix)),
             version=mqtt_version(self.broker is not None), clock=self.clock)
-        started = asyncio.get_running_loop().create_future()
-        self._tasks = asyncio.create_task(self._run_tasks(started), name="collector")
-        await started
+        spawn = self.spawn
+        self._own = [
+            spawn(self.ingest.run(), "mqtt"),
+            spawn(self._every(TICK_INTERVAL_S, self._tick), "tick"),
+            spawn(self._every(STATE_SAVE_INTERVAL_S, self._save_state), "save-state"),
+            spawn(self._every(SAVE_INTERVAL_S, self._save_alert_state), "save-alert-state"),
+            spawn(self._every(ANALYSIS_INTERVAL_S, self._analyse), "analyse"),
+        ]
 
-    async def _run_tasks(self, started: asyncio.Future[None]) -> None:
-        """The periodic work, every task in one TaskGroup (until cancelled by stop)."""
-        async with asyncio.TaskGroup() as group:
-            assert self.ingest is not None
-            group.create_task(self.ingest.run(), name="mqtt")
-            group.create_task(self._every(TICK_INTERVAL_S, self._tick), name="tick")
-            group.create_task(self._every(STATE_SAVE_INTERVAL_S, self._save_state),
-                              name="save-state")
-            group.create_task(self._every(SAVE_INTERVAL_S, self._save_alert_state),
-                              name="save-alert-state")
-            group.create_task(self._every(ANALYSIS_INTERVAL_S, self._analyse), name="analyse")
-            started.set_result(None)
+    async def _run_tasks(self, group_open: asyncio.Future[None]) -> None:
+        """Hold the one TaskGroup every task of the collector runs in, until stop cancels
+        it or a task fails (reported: logged, `failed` set, the group cancelled)."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                group_open.set_result(None)
+                await asyncio.get_running_loop().create_future()  # until cancelled
+        except Exception as exc:
+            if not group_open.done():
+                group_open.set_exception(exc)
+            self.failed.set()
+            raise
+        finally:
+            self._group = None
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run `coro` as a task of the collector's TaskGroup (a plain task once the group
+        is gone, e.g. an alert log write while stopping). If it fails, the failure is
+        logged and the collector stops (`failed` is set): nothing dies silently."""
+        group = self._group
+        if group is None:
+            return plain_task(coro, name)
+        return group.create_task(self._reported(coro, name), name=name)
+
+    async def _reported(self, coro: Coroutine[Any, Any, Any], name: str) -> Any:
+        try:
+            return await coro
+        except Exception as exc:
+            # (public on /healthz: the task and the kind of error; the log has the rest)
+            self.failure = f"task {name} failed ({type(exc).__name__})"
+            log.critical("the collector's task %s failed; stopping", name, exc_info=True)
+            raise
 
     async def stop(self) -> None:
         """Stop in reverse order, flushing state and sinks."""
-        if self.ingest is not None and self._tasks is not None:
+        if self.ingest is not None and self._own:
             # what was taken is stored and acknowledged before the connections close
             self.ingest.reports.pause()
             if self.store is not None and self._sinks_started:
                 with contextlib.suppress(Exception):
                     await self.store.flush()
             self._release_acks()
-        if self._tasks is not None:
-            self._tasks.cancel()
-            try:
-                await self._tasks
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("the collector's periodic tasks failed")
-            self._tasks = None
+        # ingest and the periodic work end first; the components' own tasks (sink
+        # flushers, alert delivery) end with each component's close below
+        own, self._own = self._own, []
+        for task in own:
+            task.cancel()
+        if own:
+            await asyncio.wait(own)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -240,6 +284,11 @@ class Service:
         self._sinks_started = []
         if self.broker is not None:
             await self.broker.stop()
+        if self._tasks is not None:
+            self._tasks.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._tasks  # (a failure was logged when it happened)
+            self._tasks = None
 
     async def __aenter__(self) -> Service:
         await self.start()
@@ -258,7 +307,7 @@ class Service:
             core=self.core, config=self.config, metrics=self.metrics,
             clock=self.clock, store=self.store, send_command=self.send_command,
             alerting=self.alerting, admin_token=lambda: self.admin_token,
-            sessions=self.sessions,
+            sessions=self.sessions, spawn=self.spawn, failure=lambda: self.failure,
         )
         self.web = ctx
         self.followers.append(ctx)
@@ -383,7 +432,11 @@ class Service:
 
     async def _analyse(self) -> None:
         # the loop copies the graph (~20 ms at 35,000 nodes); the analysis of the copy
-        # (hundreds of ms) runs in a thread, so HTTP and ingest go on meanwhile
+        # and the weak points (hundreds of ms each) run in a thread, so HTTP, ingest and
+        # alerts go on meanwhile; the weak points' incidents go out with the next tick
+        weak = self.core.health.detector(WeakPointDetector)
+        adj, gateways = weak.known_mesh_copy()
+        weak.take(await asyncio.to_thread(gateway_cuts, adj, gateways), self.clock())
         analysis = await asyncio.to_thread(self.core.topology.analysis_input().analyse)
         m = self.metrics
         m.set("meshmon_analysis_duration_ms", analysis.duration_ms)

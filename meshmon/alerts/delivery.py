@@ -37,6 +37,7 @@ from meshmon.alerts.model import Alert
 from meshmon.alerts.notifiers.base import DeliveryError, Notifier
 from meshmon.alerts.store import AlertStore
 from meshmon.storage.database import StorageError
+from meshmon.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,12 @@ class Dispatcher:
             rate = self.rates.get(name, 0)
             bucket = TokenBucket(rate, now) if rate > 0 else None
             self._lanes[name] = _Lane(name, notifier, bucket)
-        self._inbox: asyncio.Queue[tuple[_Lane, _Item, dict[str, Any]]] = (
+        self._inbox: asyncio.Queue[tuple[_Lane, _Item, dict[str, Any] | None]] = (
             asyncio.Queue(maxsize=INBOX_MAX)
         )
+        """alerts to write to the delivery queue (their payload), and sent ones (None)"""
+        self._row_updates = 0
+        """sent alerts whose row is not yet marked"""
         self._persister: asyncio.Task[None] | None = None
         self._closed = False
         self._unknown: dict[str, int] = {}
@@ -171,10 +175,10 @@ class Dispatcher:
         for name, n in kept.items():
             log.warning("%d undelivered alerts for unconfigured notifier %s kept", n, name)
         for lane in self._lanes.values():
-            lane.task = asyncio.create_task(self._work(lane), name=f"notify-{lane.name}")
+            lane.task = spawn(self._work(lane), f"notify-{lane.name}")
             if lane.items:
                 lane.wake.set()
-        self._persister = asyncio.create_task(self._persist(), name="notify-persist")
+        self._persister = spawn(self._persist(), "notify-persist")
 
     def submit(self, notifier: str, alert: Alert, recipient: str | None = None) -> None:
         """Queue `alert` for `notifier` (never blocks, never raises; drops are counted)."""
@@ -210,8 +214,10 @@ class Dispatcher:
         for lane in self._lanes.values():
             lane.task = None
         if self._persister is not None:
-            # alerts submitted but not yet persisted are written before we stop
-            await self._inbox.join()
+            # alerts submitted but not yet persisted are written before we stop (unless
+            # the persister is gone: its owner stopped after a failure)
+            if not self._persister.done():
+                await self._inbox.join()
             self._persister.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._persister
@@ -221,7 +227,8 @@ class Dispatcher:
         """Wait until nothing is pending or in flight; False on timeout (for tests)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while any(lane.items or lane.incoming for lane in self._lanes.values()):
+        while self._row_updates or any(lane.items or lane.incoming
+                                       for lane in self._lanes.values()):
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(0.01)
@@ -258,22 +265,30 @@ class Dispatcher:
         return float(min(self.retry_max_s, self.retry_base_s * 2 ** (attempts - 1)))
 
     async def _persist(self) -> None:
-        """Write submitted alerts to the store in submit order; what happened to them
-        meanwhile (sent, failed, given up) follows their row."""
+        """Write submitted alerts to the store in submit order, and what happened to them
+        (sent, failed, given up) to their row; a lane never waits for the store to send
+        the next alert (SQLite may be busy with a second of samples)."""
         while True:
             lane, item, payload = await self._inbox.get()
             try:
-                item.id = await self.store.enqueue_delivery(
-                    lane.name, payload, item.recipient, item.created_at)
-                await self._catch_up_row(item)
+                if payload is None:  # sent: its row says so
+                    await self._catch_up_row(item)
+                else:
+                    item.id = await self.store.enqueue_delivery(
+                        lane.name, payload, item.recipient, item.created_at)
+                    await self._catch_up_row(item)
             except StorageError as exc:  # e.g. the disk is full: send it all the same
-                log.warning("alert %s for %s not persisted (%s): sent from memory, but not "
-                            "again after a restart", item.alert.id, lane.name, exc)
+                log.warning("alert %s for %s: delivery queue not updated (%s): sent from "
+                            "memory; a restart may send it again or not at all",
+                            item.alert.id, lane.name, exc)
             except Exception:
                 # still sent from memory: better once than never; only a restart loses it
                 log.exception("alert %s for %s not persisted", item.alert.id, lane.name)
             finally:
-                lane.incoming -= 1
+                if payload is None:
+                    self._row_updates -= 1
+                else:
+                    lane.incoming -= 1
                 self._inbox.task_done()
 
     async def _catch_up_row(self, item: _Item) -> None:
@@ -348,14 +363,14 @@ class Dispatcher:
             lane.digests += 1
         for item in batch:
             item.outcome = "sent"
-        ids = [item.id for item in batch if item.id is not None]
-        try:
-            await self.store.mark_delivered(ids, self.clock())
-        except StorageError as exc:
-            log.warning("delivery via %s: cannot mark %d rows delivered (%s): a restart "
-                        "sends them again", lane.name, len(ids), exc)
-        except Exception:
-            log.exception("delivery via %s: cannot mark %d rows delivered", lane.name, len(ids))
+            if item.id is not None:  # (a row not yet written says so when it is)
+                self._row_updates += 1
+                try:
+                    self._inbox.put_nowait((lane, item, None))
+                except asyncio.QueueFull:
+                    self._row_updates -= 1
+                    log.warning("delivery via %s: alert %s sent, but its row is not marked "
+                                "(a restart sends it again)", lane.name, item.alert.id)
 
     async def _failed(self, lane: _Lane, batch: list[_Item], exc: Exception) -> None:
         error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"

@@ -30,6 +30,7 @@ from meshmon.model.health import Change, Incident
 from meshmon.model.health.weak_points import WeakPointDetector
 from meshmon.sinks.base import Event
 from meshmon.storage.database import StorageError
+from meshmon.tasks import Spawn, plain_task
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Alerting:
         core: Core,
         emit_event: Callable[[Event], None],
         clock: Callable[[], float] = time.time,
+        spawn: Spawn = plain_task,
     ) -> None:
         self.config = config
         self.core = core
@@ -55,6 +57,8 @@ class Alerting:
         self.cursor = core.log.follow()
         self.clock = clock
         self.emit_event = emit_event
+        self.spawn = spawn
+        """runs the alert log writes (the service's task group)"""
         self.store = AlertStore(config.storage.path, clock=clock)
         self.notifiers = build_notifiers(config.notifiers)
         self.dispatcher = Dispatcher(
@@ -192,21 +196,18 @@ class Alerting:
         self.engine.set_silences(await self.store.silences(self.clock()))
 
     def _log_alert(self, alert: Alert, notifiers: list[str], silenced: bool) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self.store.log_alert(alert, notifiers, silenced))
+        task = self.spawn(self._write_log(alert, notifiers, silenced), "alert-log")
         self._writes.add(task)
-        task.add_done_callback(self._written)
+        task.add_done_callback(self._writes.discard)
 
-    def _written(self, task: asyncio.Task[Any]) -> None:
-        self._writes.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if isinstance(exc, StorageError):  # the alert went out; only its log row is missing
+    async def _write_log(self, alert: Alert, notifiers: list[str], silenced: bool) -> None:
+        try:
+            await self.store.log_alert(alert, notifiers, silenced)
+        except StorageError as exc:  # the alert went out; only its log row is missing
             self.log_rows_lost += 1
             log.warning("an alert is missing from the alert log (%d so far): %s",
                         self.log_rows_lost, exc)
-        elif exc is not None:
+        except Exception as exc:
             log.error("alert log write failed: %s", exc)
 
     def _emit(self, alert: Alert) -> None:

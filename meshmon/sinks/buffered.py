@@ -23,6 +23,7 @@ from meshmon.model.fastwire import AnyReport
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
 from meshmon.sinks.lineprotocol import event_line, report_lines
+from meshmon.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class BufferedLineSink:
     async def start(self) -> None:
         """Open the client and start the background flusher."""
         await self._open()
-        self._task = asyncio.create_task(self._run(), name=f"sink-{self.name}")
+        self._task = spawn(self._run(), f"sink-{self.name}")
 
     @property
     def reports_settled(self) -> int:

@@ -41,6 +41,7 @@ from meshmon.model.wire import Info
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
 from meshmon.storage.database import open_database, rollback
+from meshmon.tasks import spawn
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -161,7 +162,7 @@ class SqliteStore:
             self._executor.shutdown(wait=True)
             self._executor = None
             raise
-        self._task = asyncio.create_task(self._run(), name="sink-sqlite")
+        self._task = spawn(self._run(), "sink-sqlite")
 
     async def flush(self) -> None:
         """Write everything queued so far."""

@@ -20,6 +20,7 @@ from meshmon.metrics import Metrics
 from meshmon.model.core import Core
 from meshmon.model.topology import Topology
 from meshmon.storage.sessions import SessionStore
+from meshmon.tasks import Spawn, plain_task
 from meshmon.web.documents import Documents
 from meshmon.web.live import LiveHub
 from meshmon.web.public import dump
@@ -59,6 +60,10 @@ class WebContext:
     """the maintainer token (empty: maintainer pages and APIs refuse everyone)"""
     sessions: SessionStore | None = None
     """maintainer sessions of /admin (None: signing in is off; a Bearer token still works)"""
+    spawn: Spawn = plain_task
+    """starts background tasks (the service's task group)"""
+    failure: Callable[[], str] = lambda: ""
+    """why the collector stopped working (a task failed), or empty: /healthz says it"""
     live: LiveHub = field(init=False, repr=False)
     """wakes live views (installer) when a node's links change"""
     cache_ttl_s: float = 1.0

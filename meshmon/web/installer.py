@@ -336,7 +336,7 @@ class LiveStreams:
         self.open += 1
         self._viewers[node] = self._viewers.get(node, 0) + 1
         if node not in self._renewals and self.ctx.send_command is not None:
-            task = asyncio.create_task(self._renew(node), name=f"installer-fast-{node}")
+            task = self.ctx.spawn(self._renew(node), f"installer-fast-{node}")
             self._renewals[node] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

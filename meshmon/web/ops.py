@@ -16,17 +16,21 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 while the process serves requests, with a few numbers."""
+    """200 while the process serves requests, with a few numbers; 503 once a task of the
+    collector failed (it stopped collecting: `failure` says why)."""
     ctx = request.app[CTX]
     nodes = ctx.topology.nodes
+    failure = ctx.failure()
     response = json_response(
         {
-            "ok": True,
+            "ok": not failure,
+            **({"failure": failure} if failure else {}),
             "uptime_s": round(ctx.clock() - ctx.started_at, 3),
             "nodes": len(nodes),
             "nodes_online": count_online(nodes, ctx.topology.bridges.held),
             "links": len(ctx.topology.links),
-        }
+        },
+        status=503 if failure else 200,
     )
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -55,6 +55,9 @@ CONNECT_TIMEOUT_S = 10.0
 REFUSED_LOG_INTERVAL_S = 60.0
 """a broker that keeps refusing us is logged this often, not on every retry"""
 CREDENTIAL_REASONS = ("Not authorized", "Bad user name or password")
+UNACKED_MAX = 1000
+"""QoS 1 messages we published that wait for the broker's PUBACK (or for a connection);
+beyond this the oldest is dropped and counted"""
 
 Incoming = tuple[str, bytes, float, int, bool]
 """(topic, payload, received_at, ack token — 0 when nothing is to be acknowledged,
@@ -127,7 +130,12 @@ class MqttConnection:
         self.received = 0
         self.acked = 0
         self.published_dropped = 0
-        """messages `publish` could not send (not connected)"""
+        """messages `publish` dropped: QoS 0 while not connected, QoS 1 beyond UNACKED_MAX"""
+        self.pings = 0
+        """PINGRESPs received: the broker answered our keepalive"""
+        self._unacked: dict[int, tuple[str, bytes, bool]] = {}
+        """our QoS 1 publishes the broker has not acknowledged: packet id → (topic,
+        payload, retain), oldest first; sent again on every new connection"""
         self.session_present = False
         self.end_session_on_stop = False
         """MQTT 5: a clean stop ends the session (a writer leaves its share group; what it
@@ -228,6 +236,13 @@ class MqttConnection:
                 log.info("%s: MQTT connected to %s:%s (MQTT %s), subscribed to %s",
                          self.name, ep.host, ep.port, "5" if self.version == MQTT_5 else
                          "3.1.1", ", ".join(t for t, _ in self.subscriptions))
+        if self._unacked:
+            # at least once: what the broker did not acknowledge (or never got) goes again
+            log.info("%s: sending %d unacknowledged messages again", self.name,
+                     len(self._unacked))
+            for packet_id, (topic, payload, retain) in self._unacked.items():
+                protocol.send(publish_packet(topic, payload, 1, retain, packet_id,
+                                             self.version, dup=True))
         if self._paused:
             protocol.pause()
         self._set_connected(True)
@@ -285,15 +300,37 @@ class MqttConnection:
             protocol.send(pubacks(ids))
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        """Send one message (best effort: not kept while disconnected); True if sent."""
+        """Send one message; True if sent now. QoS 1 is kept until the broker acknowledges
+        it and sent again after a reconnect (also when it was published while the
+        connection was down); QoS 0 while disconnected is dropped and counted."""
         protocol = self._protocol
-        if protocol is None or not protocol.accepted:
+        connected = protocol is not None and protocol.accepted
+        if not qos:
+            if not connected:
+                self.published_dropped += 1
+                log.debug("%s: not connected, %s not sent", self.name, topic)
+                return False
+            assert protocol is not None
+            protocol.send(publish_packet(topic, payload, 0, retain, 0, self.version))
+            return True
+        unacked = self._unacked
+        if len(unacked) >= UNACKED_MAX:
+            dropped = next(iter(unacked))
+            log.warning("%s: %d messages wait for the broker; dropping the oldest (%s)",
+                        self.name, len(unacked), unacked.pop(dropped)[0])
             self.published_dropped += 1
-            log.debug("%s: not connected, %s not sent", self.name, topic)
+        packet_id = self._packet_id()
+        unacked[packet_id] = (topic, payload, retain)
+        if not connected:
+            log.debug("%s: not connected, %s sent once connected", self.name, topic)
             return False
-        packet_id = self._packet_id() if qos else 0
-        protocol.send(publish_packet(topic, payload, qos, retain, packet_id, self.version))
+        assert protocol is not None
+        protocol.send(publish_packet(topic, payload, 1, retain, packet_id, self.version))
         return True
+
+    def _published(self, packet_id: int) -> None:
+        """The broker acknowledged our QoS 1 message."""
+        self._unacked.pop(packet_id, None)
 
     def pause(self) -> None:
         """Stop reading (the backlog stays in the broker)."""
@@ -308,8 +345,11 @@ class MqttConnection:
             self._protocol.resume()
 
     def _packet_id(self) -> int:
-        self._next_packet_id = self._next_packet_id % 0xFFFF + 1
-        return self._next_packet_id
+        """The next packet id not held by an unacknowledged message."""
+        while True:
+            self._next_packet_id = self._next_packet_id % 0xFFFF + 1
+            if self._next_packet_id not in self._unacked:
+                return self._next_packet_id
 
 
 class _Protocol(asyncio.Protocol):
@@ -395,10 +435,15 @@ class _Protocol(asyncio.Protocol):
             for topic, code in refused:
                 log.error("%s: the broker refused the subscription to %s (%s)",
                           self.owner.name, topic, reason_text(code))
+        elif kind == PUBACK:
+            if len(packet.body) >= 2:
+                self.owner._published(int.from_bytes(packet.body[:2], "big"))
+        elif kind == PINGRESP:
+            self.owner.pings += 1
         elif kind == DISCONNECT:
             log.warning("%s: the broker disconnected us: %s", self.owner.name,
                         parse_disconnect(packet.body))
-        elif kind not in (PUBACK, PINGRESP):  # our publishes' PUBACKs need nothing
+        else:
             log.debug("%s: ignoring MQTT packet type 0x%02x", self.owner.name, kind)
 
     # keepalive

@@ -127,15 +127,15 @@ def subscribe_packet(packet_id: int, filters: list[tuple[str, int]], version: in
 
 
 def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, packet_id: int,
-                   version: int) -> bytes:
-    """An outgoing PUBLISH packet."""
+                   version: int, dup: bool = False) -> bytes:
+    """An outgoing PUBLISH packet (`dup`: sent again, it may have arrived before)."""
     body = bytearray(_string(topic))
     if qos:
         body += struct.pack("!H", packet_id)
     if version == MQTT_5:
         body += b"\x00"
     body += payload
-    return _packet(PUBLISH | (qos << 1) | int(retain), bytes(body))
+    return _packet(PUBLISH | (0x08 if dup else 0) | (qos << 1) | int(retain), bytes(body))
 
 
 def disconnect_packet(version: int, end_session: bool) -> bytes:

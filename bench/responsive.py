@@ -52,7 +52,7 @@ from meshmon.service import Service  # noqa: E402
 from tests import servers  # noqa: E402
 
 LWT_SPACING_S = 0.6
-STEPS = ("status", "pending", "confirmed", "submitted", "webhook")
+STEPS = ("status", "pending", "confirmed", "submitted", "sending", "webhook")
 
 
 class Trace:
@@ -126,15 +126,45 @@ def instrument(service: Service, trace: Trace) -> None:
     ingest._on_reports = trace.timed("on_batch", ingest._on_reports)
     engine = service.alerting.engine
     engine.submit = submitted  # type: ignore[method-assign]
+    for notifier in service.alerting.notifiers.values():
+        send = notifier.send
+
+        async def sending(alerts: Any, recipient: str | None = None, send: Any = send) -> None:
+            for alert in alerts:
+                if alert.kind == "outage" and alert.status == "firing":
+                    for n in alert.cause_nodes:
+                        trace.mark(n, "sending")
+            await send(alerts, recipient)
+
+        notifier.send = sending  # type: ignore[method-assign]
     for follower in service.followers:
         follower.catch_up = trace.timed(  # type: ignore[method-assign]
             f"catch_up {type(follower).__name__}", follower.catch_up)
     core = service.core
     core.tick = trace.timed("core.tick", core.tick)  # type: ignore[method-assign]
+    assert service._runner is not None
+    for route in service._runner.app.router.routes():
+        path = route.resource.canonical if route.resource is not None else "?"
+        if path in ("/healthz", "/metrics", "/api/v1/outages", "/api/v1/nodes/{node}", "/"):
+            route._handler = timed_handler(trace.durations[f"handler {path}"],
+                                           route._handler)
     health: Health = service.core.health
     for detector in health.detectors:
         detector.evaluate = trace.timed(  # type: ignore[method-assign]
             type(detector).__name__, detector.evaluate)
+
+
+def timed_handler(durations: list[float], handler: Any) -> Any:
+    """An HTTP handler timed from its call to its answer (the loop's turns included)."""
+
+    async def timed(request: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            durations.append((time.perf_counter() - t0) * 1000)
+
+    return timed
 
 
 def trace_gc(trace: Trace) -> None:

@@ -22,7 +22,7 @@ from meshmon.web.context import CTX
 from meshmon.web.mapdata import Thresholds, quality_thresholds
 from meshmon.web.nodelist import node_list
 from meshmon.web.page_head import public_head
-from meshmon.web.public import count_online
+from meshmon.web.public import count_online, count_pairs
 from meshmon.web.states import STATES
 
 _DATA_LINKS = (
@@ -112,7 +112,7 @@ async def index(request: web.Request) -> web.Response:
     topo = ctx.topology
     held = topo.bridges.held
     line = summary_line(count_online(topo.nodes, held), len(topo.nodes),
-                        topo.graph.number_of_edges(), len(held))
+                        count_pairs(topo.graph), len(held))
     config = script_json(page_config(ctx.config, outages=ctx.alerting is not None))
     head = public_head("Mesh network map", "map.css",
                        vendor_css="/static/vendor/leaflet/leaflet.css",

@@ -77,6 +77,7 @@ from meshmon.web.public import (
     Json,
     StateOf,
     count_online,
+    count_pairs,
     dump,
     plain_state,
     public_location,
@@ -328,7 +329,7 @@ class MapRenderer(Incremental):
                 hit[1], state.encode(), b"" if clients is None else b',"clients":%d' % clients))
         edges = self._edges
         if edges is None:
-            edges = self._edges = topology.graph.number_of_edges()
+            edges = self._edges = count_pairs(topology.graph)
         held = topology.bridges.held
         summary = {"online": count_online(nodes, held), "total": len(nodes), "links": edges}
         if held:

@@ -313,8 +313,9 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         for name, durations in sorted(trace.durations.items()):
             print(f"{name:24s} {summary(durations)}")
         outage = service.core.health.detector(OutageDetector)
-        print(f"root cause runs: {outage.searches} searched from the gateways, "
-              f"{outage.searches_saved} took new failures out of the last reach")
+        print(f"root cause runs: {getattr(outage, 'searches', '?')} searched from the "
+              f"gateways, {getattr(outage, 'searches_saved', '?')} took new failures out of "
+              "the last reach")
         print(f"HTTP: {http_summary}")
         if args.trace:
             print("longest callbacks:")

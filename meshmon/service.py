@@ -7,9 +7,11 @@ MQTT messages go through the decoder into `core.apply`: status and info as they 
 once (a report's samples, online/offline events); after each batch and tick the
 followers of the core's change log catch up: the SQLite state saver, alerting and the
 web (documents, live views). A report is acknowledged to the broker once SQLite has
-stored it (MQTT 5), so a killed collector loses nothing the broker does not keep. The
-MQTT connections and the periodic tasks (tick, state saves, alert state saves, analysis)
-run in one `asyncio.TaskGroup` owned by the running service.
+stored it (MQTT 5), so a killed collector loses nothing the broker does not keep. Every
+task runs in one `asyncio.TaskGroup` owned by the running service: the MQTT connections,
+the periodic work (tick, state saves, alert state saves, analysis) and the components'
+own tasks (sink flushers, alert delivery, installer renewals: `meshmon.tasks.spawn`). A
+task that fails is logged and stops the collector (`failed`, /healthz 503).
 
 `--role core` reads every report too (graph, health, alerts, web, SQLite) but leaves the
 time series to the writers (`meshmon.writer`); it still writes events to InfluxDB.

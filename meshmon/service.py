@@ -210,7 +210,7 @@ class Service:
         spawn = self.spawn
         self._own = [
             spawn(self.ingest.run(), "mqtt"),
-            spawn(self._every(TICK_INTERVAL_S, self._tick), "tick"),
+            spawn(self._ticking(), "tick"),
             spawn(self._every(STATE_SAVE_INTERVAL_S, self._save_state), "save-state"),
             spawn(self._every(SAVE_INTERVAL_S, self._save_alert_state), "save-alert-state"),
             spawn(self._every(ANALYSIS_INTERVAL_S, self._analyse), "analyse"),
@@ -404,6 +404,20 @@ class Service:
                     await result
             except Exception:
                 log.exception("periodic task %s failed", getattr(fn, "__name__", fn))
+
+    async def _ticking(self) -> None:
+        """A tick every `TICK_INTERVAL_S`, and one right when a pending outage's group
+        wait ends (its alert does not wait for the next regular tick)."""
+        while True:
+            now = self.clock()
+            due = self.core.health.next_deadline() - now
+            # (at least 10 ms: a test's clock that stands still must not make it spin)
+            await asyncio.sleep(max(0.01, due) if 0.0 <= due < TICK_INTERVAL_S
+                                else TICK_INTERVAL_S)
+            try:
+                self._tick()
+            except Exception:
+                log.exception("the tick failed")
 
     def _tick(self) -> None:
         now = self.clock()

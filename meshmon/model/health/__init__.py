@@ -127,6 +127,10 @@ class Health:
         """Links whose recent signal is below their baseline by half the drop threshold."""
         return self.detector(DegradedDetector).fading_links()
 
+    def next_deadline(self) -> float:
+        """When the first pending outage's group wait ends (inf: none pending)."""
+        return self.detector(OutageDetector).next_deadline()
+
     @property
     def last_duration_ms(self) -> float:
         """How long the last root-cause evaluation took."""

@@ -85,6 +85,9 @@ class Facts:
     new_failures: set[str] = field(default_factory=set)
     """nodes that failed since the last root cause run (and nothing else changed unless
     `stale`): the outage detector may then only take them out of what was reachable"""
+    touched: bool = False
+    """a failed node's edges left the graph (they are ghosts now): no new search needed,
+    but the detectors look again (as for any change)"""
     own_failures: Callable[[Iterable[str], float, float], None] = lambda _n, _at, _now: None
     """(nodes, failed at, now): these failures were the nodes' own (they were an outage's
     cause), not being cut off (set by the flapping detector, which counts them)"""
@@ -113,7 +116,7 @@ class Facts:
     @property
     def changed(self) -> bool:
         """Whether root cause has something new to look at."""
-        return self.stale or bool(self.new_failures)
+        return self.stale or self.touched or bool(self.new_failures)
 
     def reconcile(self) -> None:
         """Follow the topology's online flags where they disagree (at a restart): online

@@ -108,8 +108,8 @@ class OutageDetector(Detector):
             ghosts[(a, b)] = Ghost(key.kind, entry.at, down=down)
             if down:
                 facts.stale = True
-            # else an end has failed: the known mesh (graph plus ghosts) is as it was, and
-            # no search can use the edge; the failure itself brings the next run
+            else:  # an end has failed: the known mesh (graph plus ghosts) is as it was,
+                facts.touched = True  # and no search from the gateways can use the edge
 
     # ------------------------------------------------------------------ evaluation
     def next_deadline(self) -> float:
@@ -141,7 +141,7 @@ class OutageDetector(Detector):
         was_unreachable = self.unreachable
         full = facts.stale
         new_failures, facts.new_failures = facts.new_failures, set()
-        facts.stale = False
+        facts.stale = facts.touched = False
         candidates = self._root_causes(now, None if full else new_failures)
         # 1. outages whose cause is all back are resolved; their affected get a grace
         for inc in book.of_kind("outage"):

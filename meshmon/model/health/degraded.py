@@ -7,6 +7,7 @@ degraded after having been good: a link poor from its first sample is no news.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -18,6 +19,9 @@ from meshmon.model.state import LinkKey, LinkRef, LinkState
 
 SLICE_S = 0.02
 """link samples judged per tick at most this long; the rest on the next tick"""
+BACKLOG_MAX = 100_000
+"""samples waiting beyond this are all judged at once (memory stays bounded when the
+ticks cannot keep up)"""
 CHECK_EVERY = 512
 
 Link = tuple[str, str, str]
@@ -46,7 +50,7 @@ class DegradedDetector(Detector):
         trackers, cfg = self.trackers, self.settings
         changed: set[Link] = set()
         seen: set[int] = set()
-        deadline = time.perf_counter() + SLICE_S
+        deadline = time.perf_counter() + SLICE_S if len(sampled) < BACKLOG_MAX else math.inf
         for i, state in enumerate(sampled):
             if not i % CHECK_EVERY and i and time.perf_counter() > deadline:
                 # the rest waits for the next tick (each link once: a link seen here

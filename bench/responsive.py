@@ -70,12 +70,15 @@ class Trace:
     def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         durations = self.durations[name]
 
+        cpu = self.durations[name + " (CPU)"]
+
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 return fn(*args, **kwargs)
             finally:
                 durations.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.thread_time() - c0) * 1000)
 
         return wrapper
 
@@ -137,6 +140,9 @@ def instrument(service: Service, trace: Trace) -> None:
             await send(alerts, recipient)
 
         notifier.send = sending  # type: ignore[method-assign]
+    if service.saver is not None:
+        service.saver.save = trace.timed(  # type: ignore[method-assign]
+            "StateSaver.save", service.saver.save)
     for follower in service.followers:
         follower.catch_up = trace.timed(  # type: ignore[method-assign]
             f"catch_up {type(follower).__name__}", follower.catch_up)

@@ -278,9 +278,10 @@ class Dispatcher:
                         lane.name, payload, item.recipient, item.created_at)
                     await self._catch_up_row(item)
             except StorageError as exc:  # e.g. the disk is full: send it all the same
-                log.warning("alert %s for %s: delivery queue not updated (%s): sent from "
-                            "memory; a restart may send it again or not at all",
-                            item.alert.id, lane.name, exc)
+                what = ("sent, but its row is not marked (a restart sends it again)"
+                        if payload is None else
+                        "not persisted: sent from memory, but not again after a restart")
+                log.warning("alert %s for %s %s: %s", item.alert.id, lane.name, what, exc)
             except Exception:
                 # still sent from memory: better once than never; only a restart loses it
                 log.exception("alert %s for %s not persisted", item.alert.id, lane.name)

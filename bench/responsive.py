@@ -24,8 +24,9 @@ import gc
 import multiprocessing as mp
 import sys
 import tempfile
+import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -207,12 +208,59 @@ def trace_callbacks(trace: Trace, over_ms: float = 30.0) -> None:
     asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
 
 
-async def lag_probe(lags: list[float], stop: asyncio.Event) -> None:
+async def lag_probe(lags: list[float], stop: asyncio.Event, beat: list[float]) -> None:
     """A 10 ms timer's overshoot: how long the loop was held."""
     while not stop.is_set():
         t0 = time.perf_counter()
+        beat[0] = t0
         await asyncio.sleep(0.01)
         lags.append((time.perf_counter() - t0 - 0.01) * 1000)
+
+
+IDLE = frozenset({"_worker", "select", "wait", "poll", "_wait_for_tstate_lock"})
+
+
+class StallSampler:
+    """While the loop's heartbeat is older than `over_s`, sample where every other thread
+    is (its innermost frames in meshmon/ or the standard library): who holds the loop
+    up, the loop itself or a thread taking the GIL."""
+
+    def __init__(self, beat: list[float], over_s: float = 0.1) -> None:
+        self.beat = beat
+        self.over_s = over_s
+        self.samples: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._loop_thread = threading.get_ident()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while not self._stop.wait(0.02):
+            if time.perf_counter() - self.beat[0] < self.over_s:
+                continue
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                where = []
+                f: Any = frame
+                while f is not None and len(where) < 3:
+                    code = f.f_code
+                    if "site-packages" not in code.co_filename:
+                        where.append(f"{Path(code.co_filename).name}:{f.f_lineno} "
+                                     f"{code.co_name}")
+                    f = f.f_back
+                if not where or where[0].split()[-1] in IDLE:
+                    continue  # waiting for work, not holding anything up
+                who = "loop" if ident == self._loop_thread else names.get(ident, "thread")
+                self.samples[f"{who}: {' < '.join(where)}"] += 1
 
 
 def summary(values: list[float]) -> str:
@@ -285,13 +333,18 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             trace_callbacks(trace)
         lags: list[float] = []
         stop = asyncio.Event()
-        probe_task = asyncio.create_task(lag_probe(lags, stop))
+        beat = [time.perf_counter()]
+        probe_task = asyncio.create_task(lag_probe(lags, stop, beat))
+        sampler = StallSampler(beat)
+        if args.trace:
+            sampler.start()
         conn.send(min(3.0, args.seconds / 3))
         sent = await asyncio.to_thread(run_publishers, mq.port, args.nodes, args.rate,
                                        args.seconds)
         cut_at, firing, http_ms, http_summary = await asyncio.to_thread(conn.recv)
         stop.set()
         await probe_task
+        sampler.stop()
         received = service.metrics.get("meshmon_reports_received_total")
         print(f"published {sent} reports at {args.rate or 'max'}/s for {args.seconds:.0f}s; "
               f"the collector has received {received:.0f}; queue depth now "
@@ -327,6 +380,9 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             print("longest callbacks:")
             for took, what in sorted(trace.slow, reverse=True)[:15]:
                 print(f"  {took:6.0f} ms  {what}")
+            print("where each thread was while the loop stalled (samples every 20 ms):")
+            for where, n in sampler.samples.most_common(15):
+                print(f"  {n:5d}  {where[:150]}")
         lwt = steps["webhook"]
         return {"lwt_p99_ms": quantile(lwt, 0.99) if not missing else float("inf"),
                 "http_p99_ms": quantile(http_ms, 0.99),

@@ -134,8 +134,8 @@ class Core:
             # a report sent before the node's last will does not bring it back
             stale = not was_online and bool(self._wills) and self._sent_before_will(message)
             links_before = len(topology.links)
-            dsts, keys, states = topology.apply_report(message, now, not stale)
-            entry = Reported(now, message.node, dsts, keys, states,
+            done = topology.apply_report(message, now, not stale)
+            entry = Reported(now, message.node, done.dsts, done.keys, done.states,
                              len(topology.links) - links_before)
             self.log.append(entry)
             self.health.observe(entry)

@@ -60,12 +60,18 @@ left to the models so both say the same (a real report has a few dozen)."""
 def _finish(report: Report) -> None:
     """What pydantic does beyond the constraints, in its order: fields (MACs lower-cased),
     then each link's validator, then the report's. ValueError: not valid."""
+    validated = False
     for link in report.links:
         mac = link.peer_mac
         if mac is not None and not mac.islower():
             link.peer_mac = mac.lower()
-        _link_needs_a_peer(link)
-    _report_drops_anonymous_links(report)
+        # a link with a MAC and no peer id passes `Link._needs_a_peer` unchanged and is
+        # not anonymous: the validators run for the others (the hot path skips two calls)
+        if link.peer is not None or mac is None:
+            _link_needs_a_peer(link)
+            validated = True
+    if validated:
+        _report_drops_anonymous_links(report)
 
 
 def decode_report_fast(payload: bytes) -> Report | None:
@@ -115,12 +121,34 @@ def to_json(report: AnyReport) -> bytes:
     return report.model_dump_json(exclude_none=True).encode()
 
 
+_REPORT_TOPICS_KEPT = 100_000
+"""report topics remembered as parsed (more: the memory starts afresh)"""
+_report_topics: dict[str, dict[str, str]] = {}
+"""prefix → report topic → its node: every report of a node comes on the same topic"""
+
+
+def _parse_topic(prefix: str, topic: str) -> tuple[str, str]:
+    """`parse_topic`, remembering the report topics it accepted."""
+    known = _report_topics.get(prefix)
+    if known is None:
+        known = _report_topics[prefix] = {}
+    node = known.get(topic)
+    if node is not None:
+        return node, "report"
+    parsed = parse_topic(prefix, topic)
+    if parsed[1] == "report":
+        if len(known) >= _REPORT_TOPICS_KEPT:
+            known.clear()
+        known[topic] = parsed[0]
+    return parsed
+
+
 def decode(prefix: str, topic: str, payload: bytes) -> Message:
     """One MQTT message as a Status, Info, BridgeStatus (pydantic) or Report (Struct);
     raise Rejected.
 
     The same checks, in the same order, as `wire.decode`."""
-    node, kind = parse_topic(prefix, topic)
+    node, kind = _parse_topic(prefix, topic)
     if kind != "report":
         message = wire.decode(prefix, topic, payload)
         assert not isinstance(message, wire.Report)

@@ -36,6 +36,7 @@ class LinkTracker:
     """Degraded/up state machine with hysteresis and the signal baseline of one link."""
 
     __slots__ = (
+        "_median",
         "degraded",
         "hour",
         "hour_n",
@@ -56,6 +57,8 @@ class LinkTracker:
         self.hour_sum = 0.0
         self.hour_n = 0
         self.hourly: deque[float] = deque()
+        self._median: float | None = None
+        """median of `hourly`, kept until it changes (None: not computed yet)"""
         self.reasons: list[str] = []
         self.since = 0.0
         self.recent: float | None = None
@@ -68,7 +71,9 @@ class LinkTracker:
         """Median of the hourly mean signals, once there are baseline_min_h of them."""
         if len(self.hourly) < settings.baseline_min_h:
             return None
-        return statistics.median(self.hourly)
+        if self._median is None:  # the hourly means change once an hour: sorted once
+            self._median = statistics.median(self.hourly)
+        return self._median
 
     def add_signal(self, signal: float, now: float, settings: LinkThresholds) -> None:
         hour = int(now // 3600)
@@ -77,6 +82,7 @@ class LinkTracker:
                 self.hourly.append(self.hour_sum / self.hour_n)
                 while len(self.hourly) > settings.baseline_window_h:
                     self.hourly.popleft()
+                self._median = None
             self.hour, self.hour_sum, self.hour_n = hour, 0.0, 0
         self.hour_sum += signal
         self.hour_n += 1

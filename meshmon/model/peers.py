@@ -16,6 +16,8 @@ class MacOwners:
     def __init__(self) -> None:
         self.owner: dict[str, str] = {}
         self._macs: dict[str, frozenset[str]] = {}
+        self.version = 0
+        """counts the changes of `owner` (what was resolved before may resolve otherwise)"""
 
     def announce(self, node: str, macs: Iterable[str]) -> frozenset[str]:
         """`node` now has exactly these MACs (those it no longer lists are forgotten
@@ -25,14 +27,18 @@ class MacOwners:
         for mac in self._macs.get(node, frozenset()) - current:
             if owner.get(mac) == node:
                 del owner[mac]
+                self.version += 1
         self._macs[node] = current
         for mac in current:
-            owner[mac] = node
+            if owner.get(mac) != node:
+                owner[mac] = node
+                self.version += 1
         return current
 
     def clear(self) -> None:
         self.owner.clear()
         self._macs.clear()
+        self.version += 1
 
     def dsts(self, src: str, links: Sequence[wire.Link | fast.Link]) -> list[str | None]:
         """The node each link points at: its `peer`, else the owner of its `peer_mac`;

@@ -38,6 +38,8 @@ from typing import Any, NamedTuple
 
 import networkx as nx
 
+from meshmon.model import wire
+from meshmon.model import wire_structs as fast
 from meshmon.model.analysis import Analysis, weak_points
 from meshmon.model.bridges import BridgeChange, Bridges
 from meshmon.model.fastwire import AnyReport, without_links
@@ -48,6 +50,7 @@ from meshmon.model.wire import BridgeStatus, Info, Status
 MAC_PREFIX = "mac:"
 """LinkKey.peer of a link whose peer MAC no node has announced (node ids cannot hold ':')"""
 _by_key = attrgetter("key")
+_identity = attrgetter("peer", "peer_mac", "iface", "kind")
 
 
 class ReportLinks(NamedTuple):
@@ -60,6 +63,8 @@ class ReportLinks(NamedTuple):
     """the links upserted, in report order"""
     states: list[LinkState]
     """their states (`states[i].key == keys[i]`)"""
+    all_states: list[LinkState | None]
+    """the state of each `report.links[i]` (None where `dsts[i]` is None)"""
 
 
 @dataclass(slots=True)
@@ -142,6 +147,11 @@ class Topology:
         self._restored_at = -math.inf
         """restart time given to restore(): expiry timers count from here at the earliest"""
         self._next_link_check = -math.inf
+        self._layouts: dict[str, tuple[int, list[tuple[Any, ...]], ReportLinks]] = {}
+        """node → how its last report's links were resolved: the MAC owners' version then,
+        each link's identity (peer, peer_mac, iface, kind) and the result. A node reports
+        the same links again and again; while they and the MAC owners stay the same the
+        next report only replaces samples (a removed link forgets its source's entry)."""
 
     # ------------------------------------------------------------------ messages
     def apply_status(self, status: Status, now: float) -> bool:
@@ -179,12 +189,33 @@ class Topology:
         if online:
             node.online = True
             self._node_deadline(now + self.offline_after(node))
+        ts = report.ts
+        idents = list(map(_identity, report.links))
+        known = self._layouts.get(src)
+        if known is not None and known[0] == self.macs.version and known[1] == idents:
+            # the same links as last time, resolved the same way: new samples only
+            layout = known[2]
+            from_link = LinkSample.from_link
+            for state, link in zip(layout.all_states, report.links, strict=True):
+                if state is not None:
+                    state.sample = from_link(link)
+                    state.last_seen = now
+                    state.report_ts = ts
+            return layout
+        layout = self._upsert_links(src, report.links, now, ts)
+        self._layouts[src] = (self.macs.version, idents, layout)
+        return layout
+
+    def _upsert_links(self, src: str, report_links: Iterable[wire.Link | fast.Link],
+                      now: float, ts: float) -> ReportLinks:
+        """Resolve and upsert the links of one report of `src` (apply_report's slow path)."""
         links = self.links
         mac_owner = self.macs.owner  # (MacOwners.dsts resolves the same way)
         keys: list[LinkKey] = []
         states: list[LinkState] = []
         dsts: list[str | None] = []
-        for link in report.links:
+        all_states: list[LinkState | None] = []
+        for link in report_links:
             dst = link.peer
             mac = link.peer_mac.lower() if link.peer_mac is not None else None
             if dst is None and mac is not None:
@@ -195,26 +226,29 @@ class Topology:
                 peer = MAC_PREFIX + mac
             else:  # only possible for a Link built without validation
                 dsts.append(None)
+                all_states.append(None)
                 continue
             if dst == src:
                 dsts.append(None)
+                all_states.append(None)
                 continue
             key = LinkKey(src, peer, link.iface, link.kind)
             keys.append(key)
             sample = LinkSample.from_link(link)
             state = links.get(key)
             if state is None:
-                state = LinkState(key, dst, mac, sample, now, now, report.ts)
+                state = LinkState(key, dst, mac, sample, now, now, ts)
                 self._add_link(state)
             else:
                 state.sample = sample
                 state.last_seen = now
-                state.report_ts = report.ts
+                state.report_ts = ts
                 if mac is not None:
                     state.peer_mac = mac
             states.append(state)
+            all_states.append(state)
             dsts.append(dst)
-        return ReportLinks(dsts, keys, states)
+        return ReportLinks(dsts, keys, states, all_states)
 
     def apply_bridge_status(self, status: BridgeStatus, now: float) -> BridgeChange | None:
         """Note a bridge's status (or last will): its nodes are held while it is offline."""
@@ -367,6 +401,7 @@ class Topology:
         self.macs.clear()
         self._unresolved.clear()
         self._by_node.clear()
+        self._layouts.clear()
         self._next_node_check = self._next_link_check = -math.inf
         rekeyed = Rekeyed()
         for node in node_list:
@@ -449,6 +484,7 @@ class Topology:
 
     def _remove_link(self, key: LinkKey) -> LinkState:
         state = self.links.pop(key)
+        self._layouts.pop(key.src, None)
         self._discard_index(self._by_node, key.src, key)
         dst = state.dst
         if dst is None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -190,19 +190,20 @@ class Topology:
             node.online = True
             self._node_deadline(now + self.offline_after(node))
         ts = report.ts
-        idents = list(map(_identity, report.links))
+        report_links: Sequence[wire.Link | fast.Link] = report.links
+        idents = list(map(_identity, report_links))
         known = self._layouts.get(src)
         if known is not None and known[0] == self.macs.version and known[1] == idents:
             # the same links as last time, resolved the same way: new samples only
             layout = known[2]
             from_link = LinkSample.from_link
-            for state, link in zip(layout.all_states, report.links, strict=True):
+            for state, link in zip(layout.all_states, report_links, strict=True):
                 if state is not None:
                     state.sample = from_link(link)
                     state.last_seen = now
                     state.report_ts = ts
             return layout
-        layout = self._upsert_links(src, report.links, now, ts)
+        layout = self._upsert_links(src, report_links, now, ts)
         self._layouts[src] = (self.macs.version, idents, layout)
         return layout
 

@@ -104,6 +104,36 @@ def test_mac_dropped_from_info_no_longer_resolves() -> None:
     assert topo.apply_report(report("a", link(mac=MAC_B)), T0 + 2).dsts == [None]
 
 
+def test_the_same_links_reported_again_follow_a_mac_that_changed_owner() -> None:
+    """A node's next report with the same links only replaces samples, unless the MACs'
+    owners changed meanwhile: then its links resolve anew."""
+    topo = Topology()
+    topo.apply_info(info("b", MAC_B), T0)
+    assert topo.apply_report(report("a", link(mac=MAC_B, signal_dbm=-60)), T0).dsts == ["b"]
+    first = topo.links[key("a", "b")]
+    assert topo.apply_report(report("a", link(mac=MAC_B, signal_dbm=-61)), T0 + 1).dsts == ["b"]
+    assert topo.links[key("a", "b")] is first
+    assert first.sample.signal_dbm == -61 and first.last_seen == T0 + 1
+    topo.apply_info(info("b"), T0 + 2)
+    topo.apply_info(info("c", MAC_B), T0 + 2)  # the MAC moved to another node
+    assert topo.apply_report(report("a", link(mac=MAC_B, signal_dbm=-62)), T0 + 3).dsts == ["c"]
+    assert topo.links[key("a", "c")].sample.signal_dbm == -62
+    assert first.sample.signal_dbm == -61  # the old link is left to age out
+    topo.apply_info(info("c"), T0 + 4)  # nobody owns it: unresolved
+    assert topo.apply_report(report("a", link(mac=MAC_B)), T0 + 5).dsts == [None]
+    assert key("a", "mac:" + MAC_B) in topo.links
+
+
+def test_the_same_links_reported_after_they_aged_out_come_back() -> None:
+    topo = Topology(link_timeout_s=60)
+    topo.apply_report(report("a", link(peer="b"), interval_s=1000), T0)
+    topo.expire(T0 + 61)
+    assert key("a", "b") not in topo.links
+    topo.apply_report(report("a", link(peer="b"), interval_s=1000), T0 + 62)
+    assert topo.links[key("a", "b")].first_seen == T0 + 62
+    assert topo.graph.has_edge("a", "b")
+
+
 def test_self_links_are_ignored_by_id_and_by_own_mac() -> None:
     topo = Topology()
     topo.apply_info(info("a", MAC_B), T0)

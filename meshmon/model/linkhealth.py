@@ -75,27 +75,33 @@ class LinkTracker:
             self._median = statistics.median(self.hourly)
         return self._median
 
-    def add_signal(self, signal: float, now: float, settings: LinkThresholds) -> None:
-        hour = int(now // 3600)
-        if hour != self.hour:
-            if self.hour_n:
-                self.hourly.append(self.hour_sum / self.hour_n)
-                while len(self.hourly) > settings.baseline_window_h:
-                    self.hourly.popleft()
-                self._median = None
-            self.hour, self.hour_sum, self.hour_n = hour, 0.0, 0
-        self.hour_sum += signal
-        self.hour_n += 1
-        self.recent = signal if self.recent is None else self.recent + RECENT_WEIGHT * (
-            signal - self.recent)
+    def _next_hour(self, hour: int, settings: LinkThresholds) -> None:
+        """Close the hour being summed (its mean joins the baseline window) and start `hour`."""
+        if self.hour_n:
+            self.hourly.append(self.hour_sum / self.hour_n)
+            while len(self.hourly) > settings.baseline_window_h:
+                self.hourly.popleft()
+            self._median = None
+        self.hour, self.hour_sum, self.hour_n = hour, 0.0, 0
 
     def observe(self, sample: LinkSample, now: float, cfg: LinkThresholds) -> bool:
         """Take one sample; True when the link just became degraded or recovered."""
-        base = self.baseline(cfg)
-        signal = sample.signal_avg_dbm if sample.signal_avg_dbm is not None else (
-            sample.signal_dbm)
+        # called for every new sample of every link (the degraded detector, each tick):
+        # the cached baseline and the signal's hourly sum and moving average inline
+        base = self._median
+        if base is None and len(self.hourly) >= cfg.baseline_min_h:
+            base = self.baseline(cfg)
+        signal = sample.signal_avg_dbm
+        if signal is None:
+            signal = sample.signal_dbm
         if signal is not None:
-            self.add_signal(signal, now, cfg)
+            if now // 3600 != self.hour:
+                self._next_hour(int(now // 3600), cfg)
+            self.hour_sum += signal
+            self.hour_n += 1
+            recent = self.recent
+            self.recent = signal if recent is None else recent + RECENT_WEIGHT * (
+                signal - recent)
         if not self.degraded:
             reasons = bad_reasons(sample, base, cfg, 0.0)
             self.streak = self.streak + 1 if reasons else 0

@@ -267,6 +267,11 @@ class Topology:
             interval = max(interval, node.info.interval_s)
         return self.offline_after_intervals * interval
 
+    def links_from(self, node: str) -> list[LinkState]:
+        """The links `node` reports (unsorted)."""
+        links = self.links
+        return [links[k] for k in self._by_node.get(node, ()) if k.src == node]
+
     def links_to(self, node: str) -> list[LinkState]:
         """Links other nodes report towards `node` (its neighbours' view of it)."""
         links = self.links

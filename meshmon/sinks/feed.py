@@ -152,7 +152,7 @@ class StateSaver:
         for node in chosen:
             del pending[node]
         nodes = [topo.nodes[n] for n in chosen if n in topo.nodes]
-        links = [ls for n in chosen for ls in topo.node_links(n) if ls.key.src == n]
+        links = [ls for n in chosen for ls in topo.links_from(n)]
         # a link that left and came back (re-added within the slice) is not deleted
         removed = [key for key in self._removed if key not in topo.links]
         self._removed.clear()

@@ -134,6 +134,9 @@ class SqliteStore:
         """sample times of the reports the last batch made durable (worker → loop)"""
         self._last_prune = 0.0
         self._last_seq: dict[str, int] = {}
+        self._info_json: dict[str, tuple[Info, str]] = {}
+        """node → its info and that info's JSON as saved last (worker thread): an info is
+        replaced, never changed, and most state saves carry the same one again"""
         """the seq of each node's latest report (restored from the file at start)"""
         self.missed_reports = 0
         self._failing_since: float | None = None
@@ -436,8 +439,7 @@ class SqliteStore:
         history.close_idle(now, close_all)
         node_state = [
             (
-                nid, None if info is None else info.model_dump_json(exclude_none=True),
-                int(online), first, last, interval,
+                nid, self._info_as_json(nid, info), int(online), first, last, interval,
                 None if rep is None else to_json(rep).decode(),
             )
             for nid, info, online, first, last, interval, rep in state_nodes
@@ -460,6 +462,17 @@ class SqliteStore:
             raise
         self._durable = history.committed()
         self.pruned_rows += pruned
+
+    def _info_as_json(self, node: str, info: Info | None) -> str | None:
+        """The stored JSON of a node's info (serialised again only when it was replaced)."""
+        if info is None:
+            return None
+        saved = self._info_json.get(node)
+        if saved is not None and saved[0] is info:
+            return saved[1]
+        text = info.model_dump_json(exclude_none=True)
+        self._info_json[node] = (info, text)
+        return text
 
     def _write_history(self, fn: Callable[[HistoryTables], None]) -> None:
         conn = self._conn

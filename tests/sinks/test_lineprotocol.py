@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from meshmon.model.wire import Link
 from meshmon.sinks.base import Event, sample_time
 from meshmon.sinks.lineprotocol import (
     escape_key,
     escape_measurement,
     event_line,
     format_field,
+    link_fields,
     quote_string,
     report_lines,
     timestamp_ns,
@@ -113,3 +115,10 @@ def test_event_line() -> None:
         f"ratio=0.5,root=true {NS}"
     )
     assert event_line(Event(NOW, "alert")) == f'event,kind=alert summary="" {NS}'
+
+
+def test_a_link_metric_that_is_not_finite_is_left_out() -> None:
+    """Validation refuses inf and nan; a link built without it must still give valid lines."""
+    odd = Link.model_construct(peer="n2", iface="wlan0", kind="wifi", signal_dbm=float("nan"),
+                               snr_db=float("inf"), tx_rate_mbps=6.5, tq=200)
+    assert link_fields(odd) == ["tx_rate_mbps=6.5", "tq=200i"]

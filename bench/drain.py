@@ -22,6 +22,7 @@ import asyncio
 import cProfile
 import gc
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -59,9 +60,9 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
     mq = servers.start_mosquitto(extra_conf="max_inflight_messages 1000")
     influx = servers.start_influxdb1() if args.influx else None
     service: Service | None = None
+    tmp = tempfile.mkdtemp(prefix="bench-drain-")
     try:
         publish_infos(mq.port, mesh, "meshmon")
-        tmp = tempfile.mkdtemp(prefix="bench-drain-")
         config = Config.model_validate({
             "log_level": "warning",
             "mqtt": {"broker": "external", "port": mq.port, "client_id": "bench-drain"},
@@ -109,6 +110,7 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         mq.stop()
         if influx is not None:
             influx.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:

@@ -119,9 +119,11 @@ async def _serve(config: Config, role: str) -> None:
               f"({config.influxdb.api}); /healthz and /metrics on {writer.http_url}",
               flush=True)
         try:
-            await _run_freezing_survivors()
+            await _until_failed(writer.failed)
         finally:
             await writer.stop()
+        if writer.failure:
+            raise ServiceFailed(writer.failure)
         return
     service = Service(config, role=role)
     await service.start()
@@ -134,16 +136,23 @@ async def _serve(config: Config, role: str) -> None:
         f"open {service.http_url}/",
         flush=True,
     )
-    freezer = asyncio.create_task(_run_freezing_survivors())
-    failed = asyncio.create_task(service.failed.wait())
     try:
-        await asyncio.wait({freezer, failed}, return_when=asyncio.FIRST_COMPLETED)
+        await _until_failed(service.failed)
     finally:
-        freezer.cancel()
-        failed.cancel()
         await service.stop()
     if service.failure:  # logged when it happened; exit non-zero so a supervisor restarts
         raise ServiceFailed(service.failure)
+
+
+async def _until_failed(failed: asyncio.Event) -> None:
+    """Run the GC's survivor freezing until a task of the process failed (or cancelled)."""
+    freezer = asyncio.create_task(_run_freezing_survivors())
+    waiter = asyncio.create_task(failed.wait())
+    try:
+        await asyncio.wait({freezer, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        freezer.cancel()
+        waiter.cancel()
 
 
 def _run_main(job: Coroutine[Any, Any, None]) -> int:

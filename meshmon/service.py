@@ -57,7 +57,7 @@ from meshmon.sinks import Sink, build_sinks
 from meshmon.sinks.feed import SinkFeed, StateSaver
 from meshmon.sinks.sqlite import SqliteStore
 from meshmon.storage.sessions import SessionStore
-from meshmon.tasks import owned_by, plain_task
+from meshmon.tasks import TaskGroupOwner, owned_by
 from meshmon.web.app import create_app, make_runner
 from meshmon.web.context import WebContext
 from meshmon.web.live import LiveHub
@@ -135,14 +135,10 @@ class Service:
         self._runner: web.AppRunner | None = None
         self._sinks_started: list[Sink] = []
         self._alerting_open = False
-        self._tasks: asyncio.Task[None] | None = None
-        """holds the TaskGroup of every task of the running collector"""
-        self._group: asyncio.TaskGroup | None = None
+        self.tasks = TaskGroupOwner("collector", log)
+        """the TaskGroup every task of the running collector runs in"""
         self._own: list[asyncio.Task[Any]] = []
         """ingest and the periodic tasks (stopped first)"""
-        self.failed = asyncio.Event()
-        """set when a task of the collector failed (it stopped: `failure` says why)"""
-        self.failure = ""
         self._last_tick = 0.0
         self._quiet_as_of = 0.0
         self._delivery_lag = 0.0
@@ -174,9 +170,7 @@ class Service:
 
     async def _start(self) -> None:
         # the task group first: every component's background task is created in it
-        group_open = asyncio.get_running_loop().create_future()
-        self._tasks = asyncio.create_task(self._run_tasks(group_open), name="collector")
-        await group_open
+        await self.tasks.open()
         with owned_by(self.spawn):
             await self._start_components()
 
@@ -216,39 +210,19 @@ class Service:
             spawn(self._every(ANALYSIS_INTERVAL_S, self._analyse), "analyse"),
         ]
 
-    async def _run_tasks(self, group_open: asyncio.Future[None]) -> None:
-        """Hold the one TaskGroup every task of the collector runs in, until stop cancels
-        it or a task fails (reported: logged, `failed` set, the group cancelled)."""
-        try:
-            async with asyncio.TaskGroup() as group:
-                self._group = group
-                group_open.set_result(None)
-                await asyncio.get_running_loop().create_future()  # until cancelled
-        except Exception as exc:
-            if not group_open.done():
-                group_open.set_exception(exc)
-            self.failed.set()
-            raise
-        finally:
-            self._group = None
+    @property
+    def failed(self) -> asyncio.Event:
+        """Set when a task of the collector failed (it stopped: `failure` says why)."""
+        return self.tasks.failed
+
+    @property
+    def failure(self) -> str:
+        """Which task failed and how, or empty."""
+        return self.tasks.failure
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Run `coro` as a task of the collector's TaskGroup (a plain task once the group
-        is gone, e.g. an alert log write while stopping). If it fails, the failure is
-        logged and the collector stops (`failed` is set): nothing dies silently."""
-        group = self._group
-        if group is None:
-            return plain_task(coro, name)
-        return group.create_task(self._reported(coro, name), name=name)
-
-    async def _reported(self, coro: Coroutine[Any, Any, Any], name: str) -> Any:
-        try:
-            return await coro
-        except Exception as exc:
-            # (public on /healthz: the task and the kind of error; the log has the rest)
-            self.failure = f"task {name} failed ({type(exc).__name__})"
-            log.critical("the collector's task %s failed; stopping", name, exc_info=True)
-            raise
+        """Run `coro` as a task of the collector's TaskGroup (`TaskGroupOwner.spawn`)."""
+        return self.tasks.spawn(coro, name)
 
     async def stop(self) -> None:
         """Stop in reverse order, flushing state and sinks."""
@@ -286,11 +260,7 @@ class Service:
         self._sinks_started = []
         if self.broker is not None:
             await self.broker.stop()
-        if self._tasks is not None:
-            self._tasks.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._tasks  # (a failure was logged when it happened)
-            self._tasks = None
+        await self.tasks.close()
 
     async def __aenter__(self) -> Service:
         await self.start()

@@ -38,6 +38,7 @@ from meshmon.model.wire import Info
 from meshmon.service_metrics import register_ingest_metrics, register_sink_metrics
 from meshmon.sinks import build_influx_sink
 from meshmon.sinks.feed import SinkFeed
+from meshmon.tasks import TaskGroupOwner, owned_by
 from meshmon.web.app import make_runner
 from meshmon.web.ops import PROMETHEUS_CONTENT_TYPE
 
@@ -95,7 +96,10 @@ class Writer:
         register_sink_metrics(self.metrics, [self.sink])
         self.http_port = 0
         self._runner: web.AppRunner | None = None
-        self._tasks: asyncio.Task[None] | None = None
+        self.tasks = TaskGroupOwner("writer", log)
+        """the TaskGroup every task of the writer runs in (the sink's flusher too)"""
+        self._own: list[asyncio.Task[None]] = []
+        """ingest and the acknowledgements (stopped first)"""
         self._sink_started = False
 
     @property
@@ -105,39 +109,45 @@ class Writer:
     async def start(self) -> None:
         """Start the sink, HTTP and the MQTT connections."""
         try:
-            await self.sink.start()
+            await self.tasks.open()
+            with owned_by(self.tasks.spawn):
+                await self.sink.start()
             self._sink_started = True
             await self._start_http()
-            started = asyncio.get_running_loop().create_future()
-            self._tasks = asyncio.create_task(self._run(started), name="writer")
-            await started
+            self._own = [self.tasks.spawn(self.ingest.run(), "mqtt"),
+                         self.tasks.spawn(self._acknowledge(), "acks")]
         except BaseException:
             await self.stop()
             raise
 
-    async def _run(self, started: asyncio.Future[None]) -> None:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.ingest.run(), name="mqtt")
-            group.create_task(self._acknowledge(), name="acks")
-            started.set_result(None)
+    @property
+    def failed(self) -> asyncio.Event:
+        """Set when a task of the writer failed (it stopped: `failure` says why)."""
+        return self.tasks.failed
+
+    @property
+    def failure(self) -> str:
+        """Which task failed and how, or empty."""
+        return self.tasks.failure
 
     async def stop(self) -> None:
         """Write and acknowledge what was taken, then disconnect and close."""
-        if self._tasks is not None:
+        own, self._own = self._own, []
+        if own:
             self.ingest.reports.pause()
             with contextlib.suppress(Exception):
                 await self.sink.flush()
             self.ingest.ack(self.feed.settled_tokens())
-            self._tasks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tasks
-            self._tasks = None
+            for task in own:
+                task.cancel()
+            await asyncio.wait(own)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if self._sink_started:
             self._sink_started = False
             await self.sink.close()
+        await self.tasks.close()
 
     async def _acknowledge(self) -> None:
         while True:
@@ -186,11 +196,16 @@ class Writer:
         self.http_port = sockets[0].getsockname()[1] if sockets else port
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({
-            "ok": True, "role": "writer", "mqtt_connected": self.ingest.connected.is_set(),
+        body: dict[str, object] = {
+            "ok": not self.failure, "role": "writer",
+            "mqtt_connected": self.ingest.connected.is_set(),
             "reports": self.metrics.get("meshmon_reports_received_total"),
             "acks_held": self.feed.held,
-        }, headers={"Cache-Control": "no-store"})
+        }
+        if self.failure:
+            body["failure"] = self.failure
+        return web.json_response(body, status=503 if self.failure else 200,
+                                 headers={"Cache-Control": "no-store"})
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         response = web.Response(body=self.metrics.render().encode())

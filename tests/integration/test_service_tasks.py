@@ -61,3 +61,46 @@ async def test_a_failing_component_task_is_reported_and_stops_the_collector(
     finally:
         async with asyncio.timeout(30):  # stopping after a failure does not hang
             await service.stop()
+
+
+async def test_a_writer_reports_a_failing_task_and_stops(
+        mosquitto: servers.Server, influxdb1: servers.Server, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`--role writer` holds its tasks (MQTT, acknowledgements, the InfluxDB flusher) in one
+    TaskGroup too: one failing stops the writer, /healthz says so, and `meshmon serve`
+    exits non-zero on `failed` (cli._serve)."""
+    from meshmon.writer import Writer
+
+    config = collector_config(
+        tmp_path, mosquitto.port, roles={"share_group": "tasks-test"},
+        influxdb={"enabled": True, "api": "v1", "url": influxdb1.url, "database": "tasks_test"})
+    writer = Writer(config)
+    await writer.start()
+    try:
+        await asyncio.wait_for(writer.ingest.connected.wait(), 10)
+        url = writer.http_url + "/healthz"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200 and (await response.json())["ok"] is True
+        flushers = [t for t in asyncio.all_tasks() if t.get_name().startswith("sink-")]
+        assert len(flushers) == 1  # the InfluxDB sink's flusher, owned by the group
+
+        async def component() -> None:
+            await asyncio.sleep(0)
+            raise RuntimeError("a bug")
+
+        caplog.set_level(logging.CRITICAL, logger="meshmon.writer")
+        writer.tasks.spawn(component(), "some-component")
+        async with asyncio.timeout(10):
+            await writer.failed.wait()
+        assert any("some-component" in r.getMessage() for r in caplog.records
+                   if r.levelno == logging.CRITICAL)
+        async with asyncio.timeout(10):  # the group cancelled the rest: MQTT, the flusher
+            while writer.ingest.connected.is_set() or not flushers[0].done():
+                await asyncio.sleep(0.02)
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            body = await response.json()
+            assert response.status == 503 and body["ok"] is False
+            assert body["failure"] == "task some-component failed (RuntimeError)"
+    finally:
+        async with asyncio.timeout(30):
+            await writer.stop()

@@ -18,14 +18,15 @@ second and kilobytes. Metric ids are numbers given by the store's metric registr
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
-import operator
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from meshmon.history.codec import MISSING, Chunk, ChunkError, pack
+import numpy as np
+import numpy.typing as npt
+
+from meshmon.history.codec import MISSING, Chunk, ChunkError, inflate, pack, values_of
 
 BUCKET_S = 300
 """raw samples are stored per series and 5-minute bucket; 5-minute roll-ups per bucket"""
@@ -270,55 +271,73 @@ def bucket_of(ts: float, step: int = BUCKET_S) -> int:
 
 
 @dataclass(slots=True)
-class Columns:
-    """One metric of one chunk as columns (the read path: no object per bucket)."""
+class RecordArrays:
+    """One metric's records of one series, in time order (the read path: numpy arrays,
+    no object per record)."""
 
-    times: list[float]
-    n: list[int]
-    lo: list[float]
-    mean: list[float]
-    hi: list[float]
+    times: npt.NDArray[np.int64]
+    n: npt.NDArray[np.int64]
+    lo: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
+    hi: npt.NDArray[np.float64]
+
+    def without(self, time: int) -> RecordArrays:
+        """These records but the one at `time`."""
+        keep = self.times != time
+        if keep.all():
+            return self
+        return RecordArrays(self.times[keep], self.n[keep], self.lo[keep], self.mean[keep],
+                            self.hi[keep])
 
 
-def rollup_columns(blob: bytes, start: int, step: int, scales: Scales,
-                   mids: Iterable[int]) -> dict[int, Columns]:
-    """The buckets of a stored roll-up chunk that have each metric of `mids`, as columns."""
-    chunk = Chunk(blob, rows_at=1)
-    stored = chunk.header[2:]
-    if chunk.header[0] != ROLLUP or chunk.columns != 2 + 4 * len(stored):
-        raise ChunkError("not a history roll-up chunk")
-    index = {mid: i for i, mid in enumerate(stored)}
-    slots: list[int] | None = None
-    samples: list[int] = []
-    out: dict[int, Columns] = {}
-    for mid in mids:
-        i = index.get(mid)
-        if i is None:
+def rollup_arrays(rows: Iterable[tuple[int, bytes]], step: int, scales: Scales,
+                  mids: Iterable[int], damaged: Callable[[int, ChunkError], None]
+                  ) -> dict[int, RecordArrays]:
+    """The records of a series' stored roll-up chunks (start, data) that have each metric
+    of `mids`. Chunks of one layout (the same metrics and rows: every full day or hour)
+    are decoded together; `damaged(start, error)` is told of a chunk that cannot be read."""
+    layouts: dict[tuple[int, ...], tuple[list[int], list[bytes]]] = {}
+    for start, blob in rows:
+        try:
+            header, planes = inflate(blob)
+            if len(header) < 2 or header[0] != ROLLUP:
+                raise ChunkError("not a history roll-up chunk")
+            if len(planes) != 8 * header[1] * (2 + 4 * (len(header) - 2)):
+                raise ChunkError("damaged history chunk: column length")
+        except ChunkError as exc:
+            damaged(start, exc)
             continue
-        if slots is None:
-            slots, samples = chunk.column(0), chunk.column(1)
-        base = 2 + 4 * i
-        means = chunk.column(base + 1)
-        missing, lows, highs = chunk.column(base), chunk.column(base + 2), chunk.column(base + 3)
-        sel_slots, sel_samples = slots, samples
-        if MISSING in means:  # rows without the metric are left out
-            keep = [j for j, q in enumerate(means) if q != MISSING]
-            if not keep:
+        if header[1]:
+            starts, bodies = layouts.setdefault(tuple(header[1:]), ([], []))
+            starts.append(start)
+            bodies.append(planes)
+    wanted = list(mids)
+    parts: dict[int, list[RecordArrays]] = {}
+    for (count, *stored), (starts, bodies) in layouts.items():
+        values = values_of(bodies).reshape(len(bodies), -1, count)
+        times = np.asarray(starts, np.int64)[:, None] + values[:, 0] * step
+        index = {mid: i for i, mid in enumerate(stored)}
+        for mid in wanted:
+            i = index.get(mid)
+            if i is None:
                 continue
-            means = [means[j] for j in keep]
-            lows = [lows[j] for j in keep]
-            highs = [highs[j] for j in keep]
-            missing = [missing[j] for j in keep]
-            sel_slots = [slots[j] for j in keep]
-            sel_samples = [samples[j] for j in keep]
-        scale = itertools.repeat(scales.get(mid, 1))
-        # map over operator functions: this runs for every metric of every chunk read
-        out[mid] = Columns(
-            times=list(map(operator.add, itertools.repeat(start),
-                           map(operator.mul, sel_slots, itertools.repeat(step)))),
-            n=list(map(operator.sub, sel_samples, missing)),
-            lo=list(map(operator.truediv, map(operator.sub, means, lows), scale)),
-            mean=list(map(operator.truediv, means, scale)),
-            hi=list(map(operator.truediv, map(operator.add, means, highs), scale)),
-        )
+            missing, means, below, above = (values[:, 2 + 4 * i + k] for k in range(4))
+            keep = means != MISSING  # rows without the metric are left out
+            if not keep.any():
+                continue
+            scale = scales.get(mid, 1)
+            kept = means[keep]
+            parts.setdefault(mid, []).append(RecordArrays(
+                times=times[keep], n=(values[:, 1] - missing)[keep],
+                lo=(kept - below[keep]) / scale, mean=kept / scale,
+                hi=(kept + above[keep]) / scale))
+    out: dict[int, RecordArrays] = {}
+    for mid, found in parts.items():
+        if len(found) == 1:
+            out[mid] = found[0]
+            continue
+        joined = [np.concatenate(cols) for cols in zip(
+            *((p.times, p.n, p.lo, p.mean, p.hi) for p in found), strict=True)]
+        order = np.argsort(joined[0], kind="stable")
+        out[mid] = RecordArrays(*(col[order] for col in joined))
     return out

@@ -24,6 +24,9 @@ import zlib
 from array import array
 from collections.abc import Sequence
 
+import numpy as np
+import numpy.typing as npt
+
 FORMAT = 2
 MISSING = -(2**62)
 """the stored value of an absent reading (|MISSING - v| still fits in 64 bits)"""
@@ -48,6 +51,31 @@ def pack(header: Sequence[int], columns: Sequence[Sequence[int]]) -> bytes:
     return bytes([FORMAT]) + head + deflate.compress(planes) + deflate.flush()
 
 
+def inflate(blob: bytes) -> tuple[list[int], bytes]:
+    """A chunk's header and its body still in byte planes (raises ChunkError)."""
+    if not blob or blob[0] != FORMAT:
+        raise ChunkError("not a history chunk of a known format")
+    try:
+        values, pos = _read_varints(blob, 1)
+        planes = zlib.decompress(blob[pos:], -15)
+    except (IndexError, zlib.error) as exc:
+        raise ChunkError(f"damaged history chunk: {exc}") from None
+    if len(planes) % _WIDTH:
+        raise ChunkError("damaged history chunk: body length")
+    return values[1:], planes
+
+
+def values_of(bodies: Sequence[bytes]) -> npt.NDArray[np.int64]:
+    """The values of equally long chunk bodies (from `inflate`), one row per body: the
+    read path decodes many chunks of one layout at once (numpy: no object per value)."""
+    count = len(bodies)
+    planes = np.frombuffer(b"".join(bodies), np.uint8).reshape(count, _WIDTH, -1)
+    zigzag = planes.transpose(0, 2, 1).copy().view("<u8").reshape(count, -1)
+    deltas = (zigzag >> np.uint64(1)).view(np.int64) ^ -(zigzag & np.uint64(1)).view(np.int64)
+    # int64 sums wrap, and every partial sum is a stored value: exact
+    return np.cumsum(deltas, axis=1)
+
+
 class Chunk:
     """A decoded chunk: its header and its columns, each decoded when first asked for."""
 
@@ -55,16 +83,7 @@ class Chunk:
 
     def __init__(self, blob: bytes, rows_at: int) -> None:
         """`rows_at`: the index in the header that holds the column length."""
-        if not blob or blob[0] != FORMAT:
-            raise ChunkError("not a history chunk of a known format")
-        try:
-            values, pos = _read_varints(blob, 1)
-            header = values[1:]
-            planes = zlib.decompress(blob[pos:], -15)
-        except (IndexError, zlib.error) as exc:
-            raise ChunkError(f"damaged history chunk: {exc}") from None
-        if len(planes) % _WIDTH:
-            raise ChunkError("damaged history chunk: body length")
+        header, planes = inflate(blob)
         size = len(planes) // _WIDTH
         raw = bytearray(len(planes))
         for i in range(_WIDTH):
@@ -137,6 +156,12 @@ def _varints(values: Sequence[int]) -> bytes:
 
 def _read_varints(blob: bytes, pos: int) -> tuple[list[int], int]:
     """The varint count at `pos`, then that many varints: (count and values, next pos)."""
+    count = blob[pos]
+    if count < 0x80 and max(blob[pos + 1:pos + 1 + count], default=0) < 0x80:
+        end = pos + 1 + count  # the usual header: every number under 128, a byte each
+        if end > len(blob):
+            raise IndexError("header beyond the chunk")
+        return [count, *blob[pos + 1:end]], end
     out: list[int] = []
     want = None
     while want is None or len(out) < want + 1:

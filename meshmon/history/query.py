@@ -24,14 +24,24 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-import operator
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from meshmon.history.chunks import BUCKET_S, DAY_S, HOUR_S, Columns, RawBucket, bucket_of
+import numpy as np
+import numpy.typing as npt
+
+from meshmon.history.chunks import (
+    BUCKET_S,
+    DAY_S,
+    HOUR_S,
+    RawBucket,
+    Record,
+    RecordArrays,
+    bucket_of,
+)
 from meshmon.history.samples import KNOWN_METRICS, SeriesKey
-from meshmon.history.tables import COARSE, FINE, HistoryTables, Level, Retention
+from meshmon.history.tables import COARSE, DAILY, FINE, HistoryTables, Level, Retention
 from meshmon.model.addresses import safe_text
 
 RANGES: dict[str, int] = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400,
@@ -67,7 +77,9 @@ class Window:
 
     @property
     def source(self) -> str:
-        return "raw" if self.level is None else {FINE: "5min", COARSE: "1h"}[self.level]
+        # days are the hourly records merged per day (history_1d): still the 1 h roll-ups
+        return "raw" if self.level is None else {FINE: "5min", COARSE: "1h", DAILY: "1h"}[
+            self.level]
 
 
 def parse_time(text: str, name: str) -> float:
@@ -146,7 +158,8 @@ def _level(start: float, end: float, step: int, now: float, retention: Retention
             raise BadRequest(f"{what} are kept {_duration(kept)}: for data from before then "
                              f"ask for step={coarser} or more")
         step = coarser
-    level: Level | None = None if step < BUCKET_S else FINE if step < HOUR_S else COARSE
+    level: Level | None = (None if step < BUCKET_S else FINE if step < HOUR_S else
+                           COARSE if step < DAY_S else DAILY)
     points = (end - start) / step if step else 0
     if points > MAX_POINTS:
         raise BadRequest(f"{int(points)} steps is too many (at most {MAX_POINTS}): ask for a "
@@ -188,52 +201,63 @@ def stat_names(text: str | None) -> tuple[str, ...]:
 # ---------------------------------------------------------------------- reading
 
 
-@dataclass(slots=True)
 class Grid:
-    """Accumulators over a window's steps: count, min, total (Σ mean × n), max."""
+    """Accumulators over a window's steps: count, min, total (Σ mean × n), max, as numpy
+    arrays: records are merged into their steps a series at a time, not one by one."""
 
-    size: int
-    n: list[int] = field(init=False)
-    lo: list[float | None] = field(init=False)
-    total: list[float] = field(init=False)
-    hi: list[float | None] = field(init=False)
+    __slots__ = ("hi", "lo", "n", "total")
 
-    def __post_init__(self) -> None:
-        self.n = [0] * self.size
-        self.lo = [None] * self.size
-        self.total = [0.0] * self.size
-        self.hi = [None] * self.size
+    def __init__(self, size: int) -> None:
+        self.n = np.zeros(size, np.int64)
+        self.lo = np.full(size, np.nan)
+        self.total = np.zeros(size)
+        self.hi = np.full(size, np.nan)
+
+    def add_records(self, rec: RecordArrays, first: int, step: int) -> None:
+        """Merge records (in time order) into the steps that hold them."""
+        idx = ((rec.times - first) // step).astype(np.int64)
+        keep = (idx >= 0) & (idx < len(self.n)) & (rec.n > 0)
+        n, lo, mean, hi = rec.n, rec.lo, rec.mean, rec.hi
+        if not keep.all():
+            idx, n, lo, mean, hi = idx[keep], n[keep], lo[keep], mean[keep], hi[keep]
+        if not len(idx):
+            return
+        totals = mean * n
+        if len(idx) > 1 and not (idx[1:] > idx[:-1]).all():  # several records per step
+            starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
+            idx = idx[starts]
+            n, totals = np.add.reduceat(n, starts), np.add.reduceat(totals, starts)
+            lo, hi = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
+        self.n[idx] += n
+        self.total[idx] += totals
+        self.lo[idx] = np.fmin(self.lo[idx], lo)
+        self.hi[idx] = np.fmax(self.hi[idx], hi)
 
     def add(self, i: int, n: int, lo: float, total: float, hi: float) -> None:
-        if not 0 <= i < self.size or n <= 0:
+        """Merge one record into step `i`."""
+        if not 0 <= i < len(self.n) or n <= 0:
             return
-        if self.n[i]:
-            self.n[i] += n
-            self.lo[i] = min(self.lo[i], lo)  # type: ignore[type-var]
-            self.total[i] += total
-            self.hi[i] = max(self.hi[i], hi)  # type: ignore[type-var]
-        else:
-            self.n[i], self.lo[i], self.total[i], self.hi[i] = n, lo, total, hi
+        self.n[i] += n
+        self.total[i] += total
+        self.lo[i] = np.fmin(self.lo[i], lo)
+        self.hi[i] = np.fmax(self.hi[i], hi)
 
-    def put_slice(self, i: int, cols: Columns) -> bool:
-        """Set a run of empty steps from consecutive records (the common case: records of
-        the step asked for); False when they are not consecutive or not empty."""
-        k = len(cols.times)
-        if i < 0 or i + k > self.size or any(self.n[i:i + k]):
-            return False
-        self.n[i:i + k] = cols.n
-        self.lo[i:i + k] = cols.lo
-        self.total[i:i + k] = list(map(operator.mul, cols.mean, cols.n))
-        self.hi[i:i + k] = cols.hi
-        return True
+    def _listed(self, values: npt.NDArray[np.float64]) -> list[float | None]:
+        out = values.astype(object)
+        out[self.n == 0] = None
+        return out.tolist()
 
     def means(self, digits: int) -> list[float | None]:
-        """Each step's mean to `digits` decimals (None: no data); mapped over C functions,
-        as this runs for every step of every series answered."""
-        divisors = [n or 1 for n in self.n]
-        rounded = map(round, map(operator.truediv, self.total, divisors),
-                      itertools.repeat(digits))
-        return [v if n else None for v, n in zip(rounded, self.n, strict=True)]
+        """Each step's mean to `digits` decimals (None: no data)."""
+        return self._listed(np.round(self.total / np.maximum(self.n, 1), digits))
+
+    def lows(self) -> list[float | None]:
+        """Each step's minimum (None: no data)."""
+        return self._listed(self.lo)
+
+    def highs(self) -> list[float | None]:
+        """Each step's maximum (None: no data)."""
+        return self._listed(self.hi)
 
 
 def _digits(scale: int) -> int:
@@ -283,9 +307,9 @@ def read(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
             if "mean" in stats:
                 entry["mean"] = g.means(digits)
             if "min" in stats:
-                entry["min"] = g.lo
+                entry["min"] = g.lows()
             if "max" in stats:
-                entry["max"] = g.hi
+                entry["max"] = g.highs()
             entries.append(entry)
     out["series"] = entries
     return out
@@ -296,14 +320,15 @@ def availability(g: Grid, grid: Sequence[int], step: int, now: float,
     """The share of each step a node was up (from `up_s`): None before its first report
     (`known_before`: it reported before the window), 0 for a step without a report after
     that, at most 1; the step that holds `now` counts up to now."""
-    first = 0 if known_before else next((i for i, n in enumerate(g.n) if n), None)
+    counts, totals = g.n.tolist(), g.total.tolist()
+    first = 0 if known_before else next((i for i, n in enumerate(counts) if n), None)
     out: list[float | None] = []
     for i, start in enumerate(grid):
         if first is None or i < first or start >= now:
             out.append(None)
             continue
         length = min(step, now - start)
-        share = g.total[i] / length if g.n[i] and length > 0 else 0.0
+        share = totals[i] / length if counts[i] and length > 0 else 0.0
         out.append(round(min(1.0, share), 4))
     return out
 
@@ -374,12 +399,12 @@ def _grids_from_raw(tables: HistoryTables, open_buckets: Mapping[int, RawBucket]
                     sids: Sequence[int], mids: Mapping[int, str], win: Window,
                     grid: Sequence[int]) -> dict[tuple[int, int], Grid]:
     points = _raw_points(tables, open_buckets, sids, mids, win)
-    first, step = grid[0], win.step
     grids: dict[tuple[int, int], Grid] = {}
     for slot, (times, values) in points.items():
         g = grids[slot] = Grid(len(grid))
-        for t, v in zip(times, values, strict=True):
-            g.add(int((t - first) // step), 1, v, v, v)
+        column = np.asarray(values, np.float64)
+        g.add_records(RecordArrays(np.asarray(times), np.ones(len(times), np.int64), column,
+                                   column, column), grid[0], win.step)
     return grids
 
 
@@ -396,36 +421,30 @@ def _grids_from_rollups(tables: HistoryTables, open_buckets: Mapping[int, RawBuc
         live = open_buckets.get(sid)
         live_record = live.rollup() if live is not None and first <= live.start < (
             grid[-1] + step) else None
+        newest: Record | None = None
+        newest_day = 0
+        if level is DAILY:  # its newest day is merged from history_1h when a day ends
+            found = tables.newest_day(sid)
+            if found is not None and first <= found[0] < grid[-1] + step:
+                newest_day, newest = found[0], found[1].merged(tables.scales)
         for mid in mids:
-            chunks = per_metric.get(mid, [])
+            records = per_metric.get(mid)
             stat = live_record.stats.get(mid) if live_record is not None else None
-            if not chunks and stat is None:
+            if records is None and stat is None and (newest is None or mid not in newest.stats):
                 continue
             g = grids[(sid, mid)] = Grid(len(grid))
-            for cols in chunks:
-                _add_columns(g, cols, first, step, level.step)
+            newest_stat = newest.stats.get(mid) if newest is not None else None
+            if records is not None:
+                if newest is not None:  # history_1d may hold an older record of that day
+                    records = records.without(newest_day)
+                g.add_records(records, first, step)
+            if newest_stat is not None:
+                g.add(int((newest_day - first) // step), newest_stat.n, newest_stat.lo,
+                      newest_stat.mean * newest_stat.n, newest_stat.hi)
             if stat is not None and live is not None:
                 g.add(int((live.start - first) // step), stat.n, stat.lo, stat.mean * stat.n,
                       stat.hi)
     return grids
-
-
-def _add_columns(g: Grid, cols: Columns, first: int, step: int, source_step: int) -> None:
-    """Add one chunk's records to the grid: as a slice when they are consecutive records of
-    the step asked for, else one by one (merged into their steps)."""
-    times = cols.times
-    if not times:
-        return
-    i = int((times[0] - first) // step)
-    if (step == source_step and times[-1] - times[0] == (len(times) - 1) * step
-            and g.put_slice(i, cols)):
-        return
-    if i == int((times[-1] - first) // step):  # one step takes the whole chunk (a day)
-        g.add(i, sum(cols.n), min(cols.lo), sum(map(operator.mul, cols.mean, cols.n)),
-              max(cols.hi))
-        return
-    for t, n, lo, mean, hi in zip(times, cols.n, cols.lo, cols.mean, cols.hi, strict=True):
-        g.add(int((t - first) // step), n, lo, mean * n, hi)
 
 
 def samples(tables: HistoryTables, open_buckets: Mapping[int, RawBucket], key: SeriesKey,

@@ -25,12 +25,12 @@ from meshmon.history.chunks import (
     BUCKET_S,
     DAY_S,
     HOUR_S,
-    Columns,
     RawBucket,
     Record,
+    RecordArrays,
     RollupChunk,
     bucket_of,
-    rollup_columns,
+    rollup_arrays,
     scale_for,
 )
 from meshmon.history.codec import ChunkError
@@ -55,7 +55,9 @@ class Level:
 RAW_LEVEL = Level("history_raw", 0, BUCKET_S)
 FINE = Level("history_5min", BUCKET_S, HOUR_S)
 COARSE = Level("history_1h", HOUR_S, DAY_S)
-ROLLUP_LEVELS = (FINE, COARSE)
+DAILY = Level("history_1d", DAY_S, 16 * DAY_S)
+"""each day's record merged from its hours: a year is 23 rows per series, not 365"""
+ROLLUP_LEVELS = (FINE, COARSE, DAILY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,9 @@ class HistoryTables:
         self._next_metric = max(self.names, default=0) + 1
         self.unsaved: list[tuple[str, tuple[Any, ...]]] = []
         """registry rows given out but not committed yet (`save_registry`)"""
+        self._newest_day: dict[int, int] = {}
+        """series → its newest day in history_1h (every older day is in history_1d)"""
+        self._newest_day_unsaved: dict[int, int] = {}
 
     # ------------------------------------------------------------------ registries
     def series_id(self, key: SeriesKey) -> int:
@@ -128,13 +133,17 @@ class HistoryTables:
 
     def save_registry(self) -> None:
         """Write the series and metrics given out since the last commit (in the caller's
-        transaction; `committed` forgets them once it is done)."""
+        transaction; `committed` forgets them once it is done). Starts a write: what a
+        failed one left unsaved is written again."""
+        self._newest_day_unsaved.clear()
         for sql, row in self.unsaved:
             self.conn.execute(sql, row)
 
     def committed(self) -> None:
         """The caller's transaction committed: the registry rows are saved."""
         self.unsaved.clear()
+        self._newest_day.update(self._newest_day_unsaved)
+        self._newest_day_unsaved.clear()
 
     # ------------------------------------------------------------------ writes
     def store_raw(self, sid: int, bucket: RawBucket) -> None:
@@ -160,7 +169,60 @@ class HistoryTables:
     def roll_up(self, sid: int, bucket: RawBucket) -> None:
         """Recompute the 5-minute record of a stored bucket and its hour's record."""
         hour = self._put_record(FINE, sid, bucket.start, bucket.rollup())
-        self._put_record(COARSE, sid, hour.start, hour.merged(self.scales))
+        day = self._put_record(COARSE, sid, hour.start, hour.merged(self.scales))
+        self._day_written(sid, day)
+
+    def _day_written(self, sid: int, day: RollupChunk) -> None:
+        """Keep history_1d up to date for every day but the series' newest (read from
+        history_1h, see `newest_day`): a day's record is written once, when the series
+        moves on to the next day, and again when a late sample changes it."""
+        newest = self._newest_day_unsaved.get(sid, self._newest_day.get(sid))
+        if newest is None:  # first write since start: the newest other day is the last
+            row = self.conn.execute(  # one the last run may not have merged yet
+                "SELECT max(start) FROM history_1h WHERE series = ? AND start != ?",
+                (sid, day.start)).fetchone()
+            newest = row[0] if row is not None and row[0] is not None else day.start
+        if day.start > newest:
+            before = self._rollup(COARSE, sid, newest)
+            if before is not None:
+                self._put_record(DAILY, sid, newest, before.merged(self.scales))
+        elif day.start < newest:
+            self._put_record(DAILY, sid, day.start, day.merged(self.scales))
+        self._newest_day_unsaved[sid] = max(newest, day.start)
+
+    def rebuild_daily(self, sid: int) -> int:
+        """Write history_1d of a series from its history_1h (a migration, a back-fill);
+        how many days."""
+        days: dict[int, RollupChunk] = {}
+        rows = self.conn.execute(
+            "SELECT start, data FROM history_1h WHERE series = ? ORDER BY start", (sid,))
+        for start, data in rows.fetchall():
+            try:
+                record = RollupChunk.decode(data, start, HOUR_S).merged(self.scales)
+            except ChunkError as exc:
+                self._damaged(COARSE.table, sid, start, exc)
+                continue
+            span = bucket_of(start, DAILY.span)
+            chunk = days.get(span)
+            if chunk is None:
+                chunk = days[span] = self._rollup(DAILY, sid, span) or RollupChunk(span, DAY_S)
+            chunk.put(start, record, self.scales)
+        for chunk in days.values():
+            self._write_chunk(DAILY, sid, chunk)
+        return sum(len(c.slots) for c in days.values())
+
+    def newest_day(self, sid: int) -> tuple[int, RollupChunk] | None:
+        """The newest day of a series in history_1h, which history_1d may not hold yet."""
+        row = self.conn.execute(
+            "SELECT start, data FROM history_1h WHERE series = ? ORDER BY start DESC LIMIT 1",
+            (sid,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return row[0], RollupChunk.decode(row[1], row[0], HOUR_S)
+        except ChunkError as exc:
+            self._damaged(COARSE.table, sid, row[0], exc)
+            return None
 
     def write_bucket(self, sid: int, bucket: RawBucket) -> None:
         """Store a closed bucket (merged with what is stored for it) and roll it up."""
@@ -193,6 +255,7 @@ class HistoryTables:
             coarse.put(hour, chunk.merged(self.scales), self.scales)
         for chunk in days.values():
             self._write_chunk(COARSE, sid, chunk)
+        self.rebuild_daily(sid)
 
     def _write_chunk(self, level: Level, sid: int, chunk: RollupChunk) -> None:
         self.conn.execute(
@@ -243,7 +306,8 @@ class HistoryTables:
         sids = [(sid,) for sid in self.keys]
         for table, keep, span in (("history_raw", retention.raw, BUCKET_S),
                                   ("history_5min", retention.fine, HOUR_S),
-                                  ("history_1h", retention.coarse, DAY_S)):
+                                  ("history_1h", retention.coarse, DAY_S),
+                                  ("history_1d", retention.coarse, DAILY.span)):
             # a row goes when all of its span is past the retention
             before = int(now - keep) - span
             before_rows = self.conn.total_changes
@@ -277,24 +341,20 @@ class HistoryTables:
         return None if row is None else row[0]
 
     def rollups(self, level: Level, sids: Iterable[int], mids: Iterable[int], start: float,
-                end: float) -> dict[int, dict[int, list[Columns]]]:
-        """Stored records of `level` in [start, end): series → metric → columns per chunk."""
+                end: float) -> dict[int, dict[int, RecordArrays]]:
+        """Stored records of `level` in [start, end): series → metric → its records."""
         wanted = list(mids)
-        out: dict[int, dict[int, list[Columns]]] = {}
+        out: dict[int, dict[int, RecordArrays]] = {}
         first = bucket_of(start, level.span)
         for sid in sids:
-            per_metric: dict[int, list[Columns]] = {}
-            for chunk_start, data in self.conn.execute(
-                    f"SELECT start, data FROM {level.table} WHERE series = ? AND start >= ? "
-                    "AND start < ? ORDER BY start", (sid, first, end)):
-                try:
-                    columns = rollup_columns(data, chunk_start, level.step, self.scales,
-                                             wanted)
-                except ChunkError as exc:
-                    self._damaged(level.table, sid, chunk_start, exc)
-                    continue
-                for mid, cols in columns.items():
-                    per_metric.setdefault(mid, []).append(cols)
+            rows = self.conn.execute(
+                f"SELECT start, data FROM {level.table} WHERE series = ? AND start >= ? "
+                "AND start < ? ORDER BY start", (sid, first, end)).fetchall()
+
+            def damaged(chunk_start: int, exc: ChunkError, sid: int = sid) -> None:
+                self._damaged(level.table, sid, chunk_start, exc)
+
+            per_metric = rollup_arrays(rows, level.step, self.scales, wanted, damaged)
             if per_metric:
                 out[sid] = per_metric
         return out

@@ -126,6 +126,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DROP TABLE node_samples",
         "DROP TABLE link_samples",
     )),
+    Migration(5, "history: each day's record merged from its hours (history_1d)", (
+        """CREATE TABLE history_1d (
+    series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (series, start)
+) WITHOUT ROWID""",
+        lambda conn: _build_daily_history(conn),
+    )),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """the schema version this code writes (and the newest it can read)"""
@@ -135,6 +142,14 @@ def _move_legacy_samples(conn: sqlite3.Connection) -> None:
     from meshmon.history.legacy import convert  # the history package knows the layout
 
     convert(conn)
+
+
+def _build_daily_history(conn: sqlite3.Connection) -> None:
+    from meshmon.history.tables import HistoryTables
+
+    tables = HistoryTables(conn)
+    for sid in sorted(tables.keys):
+        tables.rebuild_daily(sid)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

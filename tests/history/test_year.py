@@ -83,6 +83,7 @@ def fill(path: Path) -> tuple[HistoryTables, list[str]]:
                 "INSERT INTO history_5min (series, start, data) VALUES (?, ?, ?)",
                 [(sid, NOW - h * HOUR_S, hours[(h + sid) % VARIANTS])
                  for h in range(1, FINE_DAYS * 24 + 1)])
+            tables.rebuild_daily(sid)  # each day's record, as the roll-ups write it
     tables.save_registry()
     conn.execute("COMMIT")
     tables.committed()

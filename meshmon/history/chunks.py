@@ -265,6 +265,11 @@ def _quantized_stat(samples: int, stat: Stat | None, scale: int) -> tuple[int, i
             0 if hi == MISSING else max(0, hi - mean))
 
 
+def stored_time(ts: float, start: int) -> float:
+    """A sample time as its bucket's raw row gives it back (to the millisecond)."""
+    return start + round((ts - start) * 1000) / 1000
+
+
 def bucket_of(ts: float, step: int = BUCKET_S) -> int:
     """The start of the `step`-second bucket that holds `ts`."""
     return int(ts // step) * step

@@ -36,7 +36,6 @@ from meshmon.history.chunks import (
     DAY_S,
     HOUR_S,
     RawBucket,
-    Record,
     RecordArrays,
     bucket_of,
 )
@@ -421,26 +420,26 @@ def _grids_from_rollups(tables: HistoryTables, open_buckets: Mapping[int, RawBuc
         live = open_buckets.get(sid)
         live_record = live.rollup() if live is not None and first <= live.start < (
             grid[-1] + step) else None
-        newest: Record | None = None
-        newest_day = 0
-        if level is DAILY:  # its newest day is merged from history_1h when a day ends
-            found = tables.newest_day(sid)
-            if found is not None and first <= found[0] < grid[-1] + step:
-                newest_day, newest = found[0], found[1].merged(tables.scales)
+        # the newest hour (day) of the series is merged into history_1h (history_1d) when
+        # the series moves on: until then it comes from the level below
+        newest = [(start, rec) for start, rec in (
+            tables.newest_records(level, sid) if level in (COARSE, DAILY) else [])
+            if first <= start < grid[-1] + step]
         for mid in mids:
             records = per_metric.get(mid)
             stat = live_record.stats.get(mid) if live_record is not None else None
-            if records is None and stat is None and (newest is None or mid not in newest.stats):
+            if records is None and stat is None and not any(
+                    mid in rec.stats for _, rec in newest):
                 continue
             g = grids[(sid, mid)] = Grid(len(grid))
-            newest_stat = newest.stats.get(mid) if newest is not None else None
             if records is not None:
-                if newest is not None:  # history_1d may hold an older record of that day
-                    records = records.without(newest_day)
+                for start, _ in newest:  # history_1h or _1d may hold an older record
+                    records = records.without(start)
                 g.add_records(records, first, step)
-            if newest_stat is not None:
-                g.add(int((newest_day - first) // step), newest_stat.n, newest_stat.lo,
-                      newest_stat.mean * newest_stat.n, newest_stat.hi)
+            for start, rec in newest:
+                got = rec.stats.get(mid)
+                if got is not None:
+                    g.add(int((start - first) // step), got.n, got.lo, got.mean * got.n, got.hi)
             if stat is not None and live is not None:
                 g.add(int((live.start - first) // step), stat.n, stat.lo, stat.mean * stat.n,
                       stat.hi)

@@ -5,11 +5,12 @@ Runs in the store's worker thread, next to its batch writes (`meshmon.sinks.sqli
 - `add` turns queued reports into samples (`meshmon.history.samples`) and adds each to the
   open 5-minute bucket of its series, in memory. A sample of a later bucket closes the
   open one; a sample of an earlier bucket is late and is merged into the stored row.
-- `write`, inside the store's batch transaction, stores every bucket that got samples
-  (its raw row, rewritten whole: a kill loses at most one flush interval, as before) and
-  rolls up the buckets that closed (their 5-minute record and their hour's record).
-  A bucket stored while open is marked in `history_open` until it is rolled up, so a
-  collector that was killed rolls it up when it starts again (`open`).
+- `write`, inside the store's batch transaction, stores the buckets that closed (their raw
+  row, written once, and their 5-minute, hourly and daily records) and appends the
+  samples added since the last write to `history_journal`, all in one row: a kill loses
+  at most one flush interval, and an open bucket is not re-encoded at every flush. Journal
+  rows go once every bucket they hold is stored; a collector that was killed stores and
+  rolls up what they hold when it starts again (`open`).
 - When the transaction fails (disk full), nothing is forgotten: `write` changes no memory
   and the next batch writes it all again. What waits is bounded: while writes fail, once
   `max_waiting` samples wait, further reports are dropped whole and counted
@@ -23,7 +24,9 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-from meshmon.history.chunks import BUCKET_S, RawBucket, bucket_of
+import msgspec
+
+from meshmon.history.chunks import BUCKET_S, RawBucket, bucket_of, stored_time
 from meshmon.history.samples import Extractor
 from meshmon.history.tables import HistoryTables, Retention
 from meshmon.model.fastwire import AnyReport
@@ -38,6 +41,11 @@ Queued = tuple[float, AnyReport, Sequence[str | None]]
 """(sample time, report, resolved peer of each link)"""
 OpenBuckets = dict[int, RawBucket]
 Reader = Callable[[HistoryTables, OpenBuckets], T]
+JournalSample = tuple[int, float, dict[int, float]]
+"""(series, time, {metric id: value}): what a journal row holds a list of"""
+_journal_encoder = msgspec.msgpack.Encoder()
+_journal_decoder = msgspec.msgpack.Decoder(list[JournalSample])
+_NO_OPEN_BUCKET = 2**62
 
 
 class HistoryRecorder:
@@ -50,10 +58,8 @@ class HistoryRecorder:
         self.extractor = Extractor()
         self.tables: HistoryTables | None = None
         self.open_buckets: OpenBuckets = {}
-        self._dirty: set[int] = set()
-        """series whose open bucket got samples since it was last stored"""
-        self._marked: set[tuple[int, int]] = set()
-        """open buckets (series, start) that have their `history_open` mark"""
+        self._unjournaled: list[JournalSample] = []
+        """samples of open buckets added since the last write"""
         self._closed: list[tuple[int, RawBucket, bool]] = []
         """(series, bucket, late) to store and roll up"""
         self._last_closed: dict[int, int] = {}
@@ -72,20 +78,35 @@ class HistoryRecorder:
         `seq` of each node (its reports lost since then show as a gap)."""
         self.tables = tables = HistoryTables(conn)
         self._known_up_to = max(tables.keys, default=0)
-        left = conn.execute("SELECT series, start FROM history_open").fetchall()
-        if left:
+        rows = conn.execute("SELECT data FROM history_journal ORDER BY id").fetchall()
+        if rows:
+            buckets: dict[tuple[int, int], RawBucket] = {}
+            for (data,) in rows:
+                try:
+                    samples = _journal_decoder.decode(data)
+                except msgspec.DecodeError as exc:
+                    log.warning("history: a journal row cannot be read (%s): skipped", exc)
+                    continue
+                for sid, ts, values in samples:
+                    start = bucket_of(ts)
+                    bucket = buckets.get((sid, start))
+                    if bucket is None:
+                        bucket = buckets[(sid, start)] = RawBucket(start)
+                    # the time the stored row gives: a sample stored already is replaced
+                    bucket.add(stored_time(ts, start), values)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sid, start in left:
-                    bucket = tables.stored_raw(sid, start)
-                    if bucket is not None:
-                        tables.roll_up(sid, bucket)
-                conn.execute("DELETE FROM history_open")
+                tables.save_registry()
+                for (sid, _), bucket in sorted(buckets.items()):
+                    tables.write_bucket(sid, bucket)  # merged with what is stored of it
+                conn.execute("DELETE FROM history_journal")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            log.info("history: rolled up %d buckets left open by the last run", len(left))
+            tables.committed()
+            log.info("history: stored and rolled up %d buckets the last run left open",
+                     len(buckets))
         return self._last_seqs(tables)
 
     def _last_seqs(self, tables: HistoryTables) -> dict[str, int]:
@@ -116,7 +137,7 @@ class HistoryRecorder:
         assert tables is not None
         extract = self.extractor.samples
         series_id, metric_ids = tables.series_id, tables.metric_ids
-        open_buckets, dirty, closed = self.open_buckets, self._dirty, self._closed
+        open_buckets, journal, closed = self.open_buckets, self._unjournaled, self._closed
         added = 0
         failing = self._waiting_samples > 0  # the last write did not get through
         for ts, report, dsts in queued:
@@ -146,8 +167,9 @@ class HistoryRecorder:
                     if bucket is not None:
                         self._close(sid, bucket)
                     bucket = open_buckets[sid] = self._first_bucket(sid, start)
-                bucket.add(ts, metric_ids(values))
-                dirty.add(sid)
+                sample = metric_ids(values)
+                bucket.add(ts, sample)
+                journal.append((sid, ts, sample))
                 added += 1
         self.samples += added
         return added
@@ -172,7 +194,7 @@ class HistoryRecorder:
     @property
     def busy(self) -> bool:
         """Whether a write has something to do (open buckets wait to be closed)."""
-        return bool(self.open_buckets or self._closed or self._dirty)
+        return bool(self.open_buckets or self._closed or self._unjournaled)
 
     def close_idle(self, now: float, close_all: bool = False) -> None:
         """Close the buckets that ended more than CLOSE_AFTER_S ago (all of them at stop)."""
@@ -195,23 +217,15 @@ class HistoryRecorder:
                 tables.store_raw(sid, closed)
             tables.roll_up(sid, closed)
             rows += 1
-        conn.executemany("DELETE FROM history_open WHERE series = ? AND start = ?",
-                         [(sid, b.start) for sid, b, late in self._closed
-                          if not late and (sid, b.start) in self._marked])
-        marks = []
-        for sid in self._dirty:
-            bucket = self.open_buckets.get(sid)
-            if bucket is None:
-                continue
-            if bucket.unknown_stored:
-                tables.merge_raw(sid, bucket)
-            else:
-                tables.store_raw(sid, bucket)
-            rows += 1
-            if (sid, bucket.start) not in self._marked:
-                marks.append((sid, bucket.start))
-        conn.executemany("INSERT OR IGNORE INTO history_open (series, start) VALUES (?, ?)",
-                         marks)
+        journal = self._unjournaled
+        if journal:
+            conn.execute("INSERT INTO history_journal (last_start, data) VALUES (?, ?)",
+                         (bucket_of(max(ts for _, ts, _ in journal)),
+                          _journal_encoder.encode(journal)))
+        # rows whose buckets are all stored now (every open bucket starts later) go
+        oldest_open = min((b.start for b in self.open_buckets.values()),
+                          default=_NO_OPEN_BUCKET)
+        conn.execute("DELETE FROM history_journal WHERE last_start < ?", (oldest_open,))
         return rows
 
     def committed(self) -> list[float]:
@@ -219,12 +233,8 @@ class HistoryRecorder:
         durable."""
         assert self.tables is not None
         self.tables.committed()
-        self._marked.difference_update((sid, b.start) for sid, b, late in self._closed
-                                       if not late)
-        self._marked.update((sid, self.open_buckets[sid].start) for sid in self._dirty
-                            if sid in self.open_buckets)
         self._closed.clear()
-        self._dirty.clear()
+        self._unjournaled.clear()
         self._waiting_samples = 0
         durable, self._waiting_times = self._waiting_times, []
         return durable

@@ -94,9 +94,10 @@ class HistoryTables:
         self._next_metric = max(self.names, default=0) + 1
         self.unsaved: list[tuple[str, tuple[Any, ...]]] = []
         """registry rows given out but not committed yet (`save_registry`)"""
-        self._newest_day: dict[int, int] = {}
-        """series → its newest day in history_1h (every older day is in history_1d)"""
-        self._newest_day_unsaved: dict[int, int] = {}
+        self._newest: dict[str, dict[int, int]] = {FINE.table: {}, COARSE.table: {}}
+        """per level, series → start of its newest row (the level above holds every older
+        one: `_span_written`)"""
+        self._newest_unsaved: dict[str, dict[int, int]] = {FINE.table: {}, COARSE.table: {}}
 
     # ------------------------------------------------------------------ registries
     def series_id(self, key: SeriesKey) -> int:
@@ -135,15 +136,17 @@ class HistoryTables:
         """Write the series and metrics given out since the last commit (in the caller's
         transaction; `committed` forgets them once it is done). Starts a write: what a
         failed one left unsaved is written again."""
-        self._newest_day_unsaved.clear()
+        for unsaved in self._newest_unsaved.values():
+            unsaved.clear()
         for sql, row in self.unsaved:
             self.conn.execute(sql, row)
 
     def committed(self) -> None:
         """The caller's transaction committed: the registry rows are saved."""
         self.unsaved.clear()
-        self._newest_day.update(self._newest_day_unsaved)
-        self._newest_day_unsaved.clear()
+        for table, unsaved in self._newest_unsaved.items():
+            self._newest[table].update(unsaved)
+            unsaved.clear()
 
     # ------------------------------------------------------------------ writes
     def store_raw(self, sid: int, bucket: RawBucket) -> None:
@@ -167,28 +170,36 @@ class HistoryTables:
         return bucket
 
     def roll_up(self, sid: int, bucket: RawBucket) -> None:
-        """Recompute the 5-minute record of a stored bucket and its hour's record."""
+        """Recompute the 5-minute record of a stored bucket (and the records above it, when
+        its series moved on to a new hour or the sample was late)."""
         hour = self._put_record(FINE, sid, bucket.start, bucket.rollup())
-        day = self._put_record(COARSE, sid, hour.start, hour.merged(self.scales))
-        self._day_written(sid, day)
+        self._span_written(FINE, sid, hour)
 
-    def _day_written(self, sid: int, day: RollupChunk) -> None:
-        """Keep history_1d up to date for every day but the series' newest (read from
-        history_1h, see `newest_day`): a day's record is written once, when the series
-        moves on to the next day, and again when a late sample changes it."""
-        newest = self._newest_day_unsaved.get(sid, self._newest_day.get(sid))
-        if newest is None:  # first write since start: the newest other day is the last
-            row = self.conn.execute(  # one the last run may not have merged yet
-                "SELECT max(start) FROM history_1h WHERE series = ? AND start != ?",
-                (sid, day.start)).fetchone()
-            newest = row[0] if row is not None and row[0] is not None else day.start
-        if day.start > newest:
-            before = self._rollup(COARSE, sid, newest)
+    def _span_written(self, level: Level, sid: int, chunk: RollupChunk) -> None:
+        """Keep the level above (history_1h over history_5min, history_1d over history_1h)
+        up to date for every row of a series but its newest (`newest_records` gives that
+        one): its record goes up once, when the series moves on to the next hour or day,
+        and again when a late sample changes it, not at every bucket."""
+        upper = COARSE if level is FINE else DAILY
+        unsaved = self._newest_unsaved[level.table]
+        newest = unsaved.get(sid, self._newest[level.table].get(sid))
+        if newest is None:  # first write since start: the newest other row is the one
+            row = self.conn.execute(  # the last run may not have merged yet
+                f"SELECT max(start) FROM {level.table} WHERE series = ? AND start != ?",
+                (sid, chunk.start)).fetchone()
+            newest = row[0] if row is not None and row[0] is not None else chunk.start
+        if chunk.start > newest:
+            before = self._rollup(level, sid, newest)
             if before is not None:
-                self._put_record(DAILY, sid, newest, before.merged(self.scales))
-        elif day.start < newest:
-            self._put_record(DAILY, sid, day.start, day.merged(self.scales))
-        self._newest_day_unsaved[sid] = max(newest, day.start)
+                self._merge_up(upper, sid, before)
+        elif chunk.start < newest:
+            self._merge_up(upper, sid, chunk)
+        unsaved[sid] = max(newest, chunk.start)
+
+    def _merge_up(self, upper: Level, sid: int, chunk: RollupChunk) -> None:
+        written = self._put_record(upper, sid, chunk.start, chunk.merged(self.scales))
+        if upper is COARSE:
+            self._span_written(COARSE, sid, written)
 
     def rebuild_daily(self, sid: int) -> int:
         """Write history_1d of a series from its history_1h (a migration, a back-fill);
@@ -211,17 +222,35 @@ class HistoryTables:
             self._write_chunk(DAILY, sid, chunk)
         return sum(len(c.slots) for c in days.values())
 
-    def newest_day(self, sid: int) -> tuple[int, RollupChunk] | None:
-        """The newest day of a series in history_1h, which history_1d may not hold yet."""
+    def newest_records(self, level: Level, sid: int) -> list[tuple[int, Record]]:
+        """The records of `level` that a series' newest rows below give and `level` may
+        not hold yet (`_span_written`): its newest hour; for days, the newest day of
+        history_1h (with that hour) and the newest hour's day."""
+        hour = self._newest_row(FINE, sid)
+        hour_record = None if hour is None else hour.merged(self.scales)
+        if level is COARSE:
+            return [] if hour is None or hour_record is None else [(hour.start, hour_record)]
+        days: dict[int, RollupChunk] = {}
+        day = self._newest_row(COARSE, sid)
+        if day is not None:
+            days[day.start] = day
+        if hour is not None:
+            start = bucket_of(hour.start, DAY_S)
+            chunk = days.setdefault(start, RollupChunk(start, HOUR_S))
+            chunk.put(hour.start, hour_record, self.scales)
+        return [(start, record) for start, chunk in days.items()
+                for record in [chunk.merged(self.scales)] if record is not None]
+
+    def _newest_row(self, level: Level, sid: int) -> RollupChunk | None:
         row = self.conn.execute(
-            "SELECT start, data FROM history_1h WHERE series = ? ORDER BY start DESC LIMIT 1",
-            (sid,)).fetchone()
+            f"SELECT start, data FROM {level.table} WHERE series = ? ORDER BY start DESC "
+            "LIMIT 1", (sid,)).fetchone()
         if row is None:
             return None
         try:
-            return row[0], RollupChunk.decode(row[1], row[0], HOUR_S)
+            return RollupChunk.decode(row[1], row[0], level.step)
         except ChunkError as exc:
-            self._damaged(COARSE.table, sid, row[0], exc)
+            self._damaged(level.table, sid, row[0], exc)
             return None
 
     def write_bucket(self, sid: int, bucket: RawBucket) -> None:

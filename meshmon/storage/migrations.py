@@ -126,12 +126,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DROP TABLE node_samples",
         "DROP TABLE link_samples",
     )),
-    Migration(5, "history: each day's record merged from its hours (history_1d)", (
+    Migration(5, "history: daily records (history_1d); a journal of open buckets", (
         """CREATE TABLE history_1d (
     series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (series, start)
 ) WITHOUT ROWID""",
-        lambda conn: _build_daily_history(conn),
+        # the samples of buckets still open, one row per write (instead of each open
+        # bucket's raw row rewritten at every write, marked in history_open)
+        """CREATE TABLE history_journal (
+    id INTEGER PRIMARY KEY, last_start INTEGER NOT NULL, data BLOB NOT NULL
+)""",
+        lambda conn: _history_5(conn),
+        "DROP TABLE history_open",
     )),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -144,10 +150,15 @@ def _move_legacy_samples(conn: sqlite3.Connection) -> None:
     convert(conn)
 
 
-def _build_daily_history(conn: sqlite3.Connection) -> None:
+def _history_5(conn: sqlite3.Connection) -> None:
+    """Roll up the buckets a killed collector left open, then fill history_1d."""
     from meshmon.history.tables import HistoryTables
 
     tables = HistoryTables(conn)
+    for sid, start in conn.execute("SELECT series, start FROM history_open").fetchall():
+        bucket = tables.stored_raw(sid, start)
+        if bucket is not None:
+            tables.roll_up(sid, bucket)
     for sid in sorted(tables.keys):
         tables.rebuild_daily(sid)
 

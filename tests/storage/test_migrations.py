@@ -44,7 +44,7 @@ def test_a_new_file_gets_the_latest_schema(tmp_path: Path) -> None:
     schema = schema_of(path)
     assert {"nodes", "links", "events", "engine_state", "alert_log", "silences", "deliveries",
             "admin_sessions", "history_series", "history_metrics", "history_raw",
-            "history_5min", "history_1h", "history_open"} <= set(schema)
+            "history_5min", "history_1h", "history_1d", "history_journal"} <= set(schema)
     # samples went to the history tables, where metric names are rows: a new metric needs
     # no migration
     assert not {"node_samples", "link_samples"} & set(schema)
@@ -71,7 +71,7 @@ def test_a_c21697b_file_is_migrated_to_the_schema_of_a_new_one_with_its_rows(
     assert {k: v for k, v in after.items() if k not in history} == {
         **{k: v for k, v in before.items() if k not in samples}, "admin_sessions": []}
     assert len(before["link_samples"]) == 50 and len(after["deliveries"]) == 4
-    assert after["history_open"] == [] and len(after["history_raw"]) > 0
+    assert after["history_journal"] == [] and len(after["history_raw"]) > 0
 
 
 def test_the_old_samples_move_into_the_history(tmp_path: Path) -> None:

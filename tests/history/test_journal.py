@@ -1,0 +1,49 @@
+"""Open buckets are not re-encoded at every write: a write appends the samples it got to
+one journal row; a collector killed before its buckets closed finds every sample again,
+and journal rows go once their buckets are stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from meshmon.history.samples import SeriesKey
+from tests.history.helpers import T0, Recorder, node_report
+
+NODES = ("a", "b", "c")
+
+
+def batch(i: int) -> list:
+    ts = T0 + 30.0 * i
+    return [(ts, node_report(n, ts, i + 1, uptime=1000 + 30.0 * i, signal=-60.0 - i),
+             ["peer"]) for n in NODES]
+
+
+def test_a_write_within_a_bucket_is_one_journal_row_and_a_kill_loses_nothing(
+        tmp_path: Path) -> None:
+    rec = Recorder(tmp_path / "h.sqlite")
+    rec.feed(batch(0), T0)
+    rec.feed(batch(1), T0 + 30)  # (the first rates: their metrics are registered)
+    seen: list[str] = []
+    rec.conn.set_trace_callback(seen.append)
+    rec.feed(batch(2), T0 + 60)  # the same 5-minute bucket: nothing closes
+    rec.conn.set_trace_callback(None)
+    writes = [s for s in seen if s.startswith(("INSERT", "UPDATE", "REPLACE"))]
+    assert len(writes) == 1 and writes[0].startswith("INSERT INTO history_journal"), writes
+    rec.close()  # killed: the buckets are open, their samples only in the journal
+
+    rec = Recorder(tmp_path / "h.sqlite")
+    assert rec.conn.execute("SELECT count(*) FROM history_journal").fetchone()[0] == 0
+    link = SeriesKey("link", "b", "peer", "wlan0", "wifi")
+    answer = rec.answer(link, ["signal_dbm"], {"from": str(T0), "to": str(T0 + 300),
+                                                "step": "raw"}, T0 + 90)
+    assert answer["series"][0]["mean"] == [-60.0, -61.0, -62.0]
+    # the bucket goes on after the restart; once it is stored, no journal row is left
+    rec.feed(batch(3), T0 + 90)
+    assert rec.conn.execute("SELECT count(*) FROM history_journal").fetchone()[0] == 1
+    rec.feed(batch(10), T0 + 300)  # the next bucket: the first one is stored
+    rec.feed([], T0 + 1000, close_all=True)
+    assert rec.conn.execute("SELECT count(*) FROM history_journal").fetchone()[0] == 0
+    answer = rec.answer(link, ["signal_dbm"], {"from": str(T0), "to": str(T0 + 600),
+                                                "step": "raw"}, T0 + 1000)
+    assert answer["series"][0]["mean"] == [-60.0, -61.0, -62.0, -63.0, -70.0]
+    rec.close()

@@ -5,12 +5,16 @@
     history_raw      (series, bucket start) → raw bucket             kept `raw` seconds
     history_5min     (series, hour start)   → 12 five-minute records kept `fine` seconds
     history_1h       (series, day start)    → 24 hourly records      kept `coarse` seconds
+    history_1d       (series, 16-day start) → 16 daily records       kept `coarse` seconds
 
 Metric names are rows, and every row of samples names its metrics by id, so a new metric
-needs no migration. Writing a closed raw bucket recomputes its 5-minute record and the
-record of its hour from the level below (`write_bucket`): incremental (one bucket, one
-hour chunk, one day chunk), and the same whether samples came in order, late, or across a
-restart. A bucket already stored (late samples, a bucket cut by a restart) is merged.
+needs no migration. Writing a closed raw bucket recomputes its 5-minute record from the
+bucket (`write_bucket`); an hour's record goes up into history_1h, and a day's into
+history_1d, when the series moves on to the next hour or day, or at once for a late sample
+(`_span_written`): incremental, and the same whether samples came in order, late, or
+across a restart. Until it goes up, the newest hour and day of a series are read from the
+level below (`newest_records`). A bucket already stored (late samples, a bucket cut by a
+restart) is merged.
 """
 
 from __future__ import annotations
@@ -333,6 +337,16 @@ class HistoryTables:
         is a range at the start of that series' rows (no scan of the table)."""
         pruned = 0
         sids = [(sid,) for sid in self.keys]
+        # the newest hour of a series that stopped reporting is only in history_5min (it
+        # goes up when the series moves on): up it goes before it is deleted
+        before_fine = int(now - retention.fine) - HOUR_S
+        for sid in self.keys:  # (a keyed look-up each: no scan of the table)
+            newest = self.conn.execute("SELECT max(start) FROM history_5min WHERE series = ?",
+                                       (sid,)).fetchone()[0]
+            if newest is not None and newest <= before_fine:
+                chunk = self._rollup(FINE, sid, newest)
+                if chunk is not None:
+                    self._merge_up(COARSE, sid, chunk)
         for table, keep, span in (("history_raw", retention.raw, BUCKET_S),
                                   ("history_5min", retention.fine, HOUR_S),
                                   ("history_1h", retention.coarse, DAY_S),

@@ -12,6 +12,7 @@ import pytest
 
 from meshmon.history.chunks import DAY_S, RollupChunk
 from meshmon.history.samples import SeriesKey
+from meshmon.history.tables import Retention
 from tests.history.helpers import T0, Recorder, node_report
 from tests.history.test_rollups import feed_in_batches
 
@@ -82,4 +83,25 @@ def test_day_steps_are_the_min_mean_max_of_the_samples(tmp_path: Path, order: st
                                                 "step": "3600"}, D0 + DAYS * DAY_S + 600)
     hourly = answer["series"][0]["min"]
     assert [min(hourly[d * 24:(d + 1) * 24]) for d in range(DAYS)] == want["min"]
+    rec.close()
+
+
+def test_the_last_hour_of_a_series_that_stopped_outlives_its_5_minute_records(
+        tmp_path: Path) -> None:
+    retention = Retention(raw=2 * 3600, fine=6 * 3600, coarse=10 * DAY_S)
+    rec = Recorder(tmp_path / "h.sqlite", retention)
+    queued = reports()[:150]  # 12.5 hours, then the node is gone
+    feed_in_batches(rec, queued, size=12)
+    now = D0 + DAY_S + 7 * 3600
+    rec.feed([], now, close_all=True)
+    assert rec.rec.prune(rec.conn, now) > 0
+    assert rec.conn.execute("SELECT count(*) FROM history_5min").fetchone()[0] == 0
+    answer = rec.answer(LINK, ["signal_dbm"], {"from": str(D0), "to": str(D0 + DAY_S),
+                                                "step": "3600"}, now)
+    maxima = answer["series"][0]["max"]
+    hours: dict[int, float] = {}
+    for ts, report, _ in queued:
+        hour = int((ts - D0) // 3600)
+        hours[hour] = max(hours.get(hour, -999.0), report.links[0].signal_dbm)
+    assert maxima[:13] == [hours[h] for h in range(13)] and maxima[13:] == [None] * 11
     rec.close()

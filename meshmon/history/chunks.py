@@ -302,24 +302,25 @@ def rollup_arrays(rows: Iterable[tuple[int, bytes]], step: int, scales: Scales,
     of `mids`. Chunks of one layout (the same metrics and rows: every full day or hour)
     are decoded together; `damaged(start, error)` is told of a chunk that cannot be read."""
     layouts: dict[tuple[int, ...], tuple[list[int], list[bytes]]] = {}
+    """(planes, rows, metrics…) → starts and bodies of the chunks of that layout"""
     for start, blob in rows:
         try:
-            header, planes = inflate(blob)
+            header, width, planes = inflate(blob)
             if len(header) < 2 or header[0] != ROLLUP:
                 raise ChunkError("not a history roll-up chunk")
-            if len(planes) != 8 * header[1] * (2 + 4 * (len(header) - 2)):
+            if len(planes) != width * header[1] * (2 + 4 * (len(header) - 2)):
                 raise ChunkError("damaged history chunk: column length")
         except ChunkError as exc:
             damaged(start, exc)
             continue
         if header[1]:
-            starts, bodies = layouts.setdefault(tuple(header[1:]), ([], []))
+            starts, bodies = layouts.setdefault((width, *header[1:]), ([], []))
             starts.append(start)
             bodies.append(planes)
     wanted = list(mids)
     parts: dict[int, list[RecordArrays]] = {}
-    for (count, *stored), (starts, bodies) in layouts.items():
-        values = values_of(bodies).reshape(len(bodies), -1, count)
+    for (width, count, *stored), (starts, bodies) in layouts.items():
+        values = values_of(bodies, width).reshape(len(bodies), -1, count)
         times = np.asarray(starts, np.int64)[:, None] + values[:, 0] * step
         index = {mid: i for i, mid in enumerate(stored)}
         for mid in wanted:

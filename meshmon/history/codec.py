@@ -11,8 +11,11 @@ entropy (zigzag saves about a quarter on noisy roll-ups against plain signed dif
 Encoding and decoding are mostly C work: `map(operator.sub)` over the concatenated
 columns, `zlib`, byte-plane slicing, `array.frombytes` and one `itertools.accumulate`.
 
-Layout: one format byte, the header as varints (its length first), then the deflated body
-(raw deflate, no zlib header: 6 bytes less per chunk).
+Layout: one format byte, the number of byte planes stored (the planes above are all zero:
+most numbers fit in one or two bytes, so there is less to deflate and to inflate), the
+header as varints (its length first), then the deflated body (raw deflate, no zlib header:
+6 bytes less per chunk). Format 2 (meshmon up to schema 4) stored all eight planes and had
+no plane count; it is still read.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-FORMAT = 2
+FORMAT = 3
+_FULL_FORMAT = 2
+"""every plane stored, no plane count (written up to schema version 4)"""
 MISSING = -(2**62)
 """the stored value of an absent reading (|MISSING - v| still fits in 64 bits)"""
 _WIDTH = 8
@@ -43,34 +48,46 @@ def pack(header: Sequence[int], columns: Sequence[Sequence[int]]) -> bytes:
         raise ValueError("columns differ in length")
     flat = list(itertools.chain.from_iterable(columns))
     raw = _zigzag(array("q", map(operator.sub, flat, itertools.chain((0,), flat))).tobytes())
-    planes = b"".join([raw[i::_WIDTH] for i in range(_WIDTH)])
+    planes = [raw[i::_WIDTH] for i in range(_WIDTH)]
+    zero = bytes(len(planes[0]))
+    width = _WIDTH
+    while width > 1 and planes[width - 1] == zero:
+        width -= 1
     head = _varints([len(header), *header])
     # a small hash table (memLevel 2): deflate's set-up, not its work, is most of the cost
     # of a chunk of a few hundred bytes, and the output is as small
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 2)
-    return bytes([FORMAT]) + head + deflate.compress(planes) + deflate.flush()
+    body = deflate.compress(b"".join(planes[:width])) + deflate.flush()
+    return bytes([FORMAT, width]) + head + body
 
 
-def inflate(blob: bytes) -> tuple[list[int], bytes]:
-    """A chunk's header and its body still in byte planes (raises ChunkError)."""
-    if not blob or blob[0] != FORMAT:
+def inflate(blob: bytes) -> tuple[list[int], int, bytes]:
+    """A chunk's header, how many byte planes it stores, and those planes (raises
+    ChunkError)."""
+    if len(blob) < 2 or blob[0] not in (FORMAT, _FULL_FORMAT):
         raise ChunkError("not a history chunk of a known format")
+    width, pos = (blob[1], 2) if blob[0] == FORMAT else (_WIDTH, 1)
+    if not 1 <= width <= _WIDTH:
+        raise ChunkError("damaged history chunk: plane count")
     try:
-        values, pos = _read_varints(blob, 1)
+        values, pos = _read_varints(blob, pos)
         planes = zlib.decompress(blob[pos:], -15)
     except (IndexError, zlib.error) as exc:
         raise ChunkError(f"damaged history chunk: {exc}") from None
-    if len(planes) % _WIDTH:
+    if len(planes) % width:
         raise ChunkError("damaged history chunk: body length")
-    return values[1:], planes
+    return values[1:], width, planes
 
 
-def values_of(bodies: Sequence[bytes]) -> npt.NDArray[np.int64]:
-    """The values of equally long chunk bodies (from `inflate`), one row per body: the
-    read path decodes many chunks of one layout at once (numpy: no object per value)."""
+def values_of(bodies: Sequence[bytes], width: int) -> npt.NDArray[np.int64]:
+    """The values of equally long chunk bodies of `width` planes (from `inflate`), one row
+    per body: the read path decodes many chunks of one layout at once (numpy: no object
+    per value)."""
     count = len(bodies)
-    planes = np.frombuffer(b"".join(bodies), np.uint8).reshape(count, _WIDTH, -1)
-    zigzag = planes.transpose(0, 2, 1).copy().view("<u8").reshape(count, -1)
+    planes = np.frombuffer(b"".join(bodies), np.uint8).reshape(count, width, -1)
+    wide = np.zeros((count, planes.shape[2], _WIDTH), np.uint8)
+    wide[:, :, :width] = planes.transpose(0, 2, 1)
+    zigzag = wide.view("<u8").reshape(count, -1)
     deltas = (zigzag >> np.uint64(1)).view(np.int64) ^ -(zigzag & np.uint64(1)).view(np.int64)
     # int64 sums wrap, and every partial sum is a stored value: exact
     return np.cumsum(deltas, axis=1)
@@ -83,10 +100,10 @@ class Chunk:
 
     def __init__(self, blob: bytes, rows_at: int) -> None:
         """`rows_at`: the index in the header that holds the column length."""
-        header, planes = inflate(blob)
-        size = len(planes) // _WIDTH
-        raw = bytearray(len(planes))
-        for i in range(_WIDTH):
+        header, width, planes = inflate(blob)
+        size = len(planes) // width
+        raw = bytearray(size * _WIDTH)
+        for i in range(width):
             raw[i::_WIDTH] = planes[i * size:(i + 1) * size]
         deltas = array("q")
         deltas.frombytes(_unzigzag(bytes(raw)))

@@ -242,9 +242,10 @@ class Grid:
         self.hi[i] = np.fmax(self.hi[i], hi)
 
     def _listed(self, values: npt.NDArray[np.float64]) -> list[float | None]:
-        out = values.astype(object)
-        out[self.n == 0] = None
-        return out.tolist()
+        out: list[float | None] = values.tolist()
+        for i in np.flatnonzero(self.n == 0).tolist():  # steps without data
+            out[i] = None
+        return out
 
     def means(self, digits: int) -> list[float | None]:
         """Each step's mean to `digits` decimals (None: no data)."""

@@ -37,3 +37,13 @@ def test_unchanged_values_cost_almost_nothing() -> None:
 def test_damaged_chunks_are_errors(blob: bytes) -> None:
     with pytest.raises(ChunkError):
         Chunk(blob, rows_at=0)
+
+
+def test_chunks_of_the_format_before_schema_5_are_read() -> None:
+    # pack([3, 7], [[1, 2, 300000], [-5, -5, MISSING]]) by meshmon 0d25ead (format 2)
+    old = bytes.fromhex("020203076362da7392e12b0383ba3ac37f06064e4e100904b8c87a00")
+    chunk = Chunk(old, rows_at=0)
+    assert chunk.header == [3, 7]
+    assert [chunk.column(0), chunk.column(1)] == [[1, 2, 300000], [-5, -5, MISSING]]
+    assert Chunk(pack([3, 7], [[1, 2, 300000], [-5, -5, MISSING]]), rows_at=0).header == [3, 7]
+    assert len(pack([3], [[1, 2, 3]])) < len(old)

@@ -96,6 +96,7 @@ class HistoryRecorder:
                     bucket.add(stored_time(ts, start), values)
             conn.execute("BEGIN IMMEDIATE")
             try:
+                tables.begin()
                 tables.save_registry()
                 for (sid, _), bucket in sorted(buckets.items()):
                     tables.write_bucket(sid, bucket)  # merged with what is stored of it
@@ -208,6 +209,7 @@ class HistoryRecorder:
         `committed`); how many raw rows it wrote."""
         tables = self.tables
         assert tables is not None and tables.conn is conn
+        tables.begin()
         tables.save_registry()
         rows = 0
         for sid, closed, late in self._closed:

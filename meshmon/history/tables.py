@@ -138,12 +138,15 @@ class HistoryTables:
 
     def save_registry(self) -> None:
         """Write the series and metrics given out since the last commit (in the caller's
-        transaction; `committed` forgets them once it is done). Starts a write: what a
-        failed one left unsaved is written again."""
-        for unsaved in self._newest_unsaved.values():
-            unsaved.clear()
+        transaction; `committed` forgets them once it is done)."""
         for sql, row in self.unsaved:
             self.conn.execute(sql, row)
+
+    def begin(self) -> None:
+        """A write starts: what a failed one did not commit is forgotten (it does it
+        again)."""
+        for unsaved in self._newest_unsaved.values():
+            unsaved.clear()
 
     def committed(self) -> None:
         """The caller's transaction committed: the registry rows are saved."""
@@ -347,6 +350,8 @@ class HistoryTables:
                 chunk = self._rollup(FINE, sid, newest)
                 if chunk is not None:
                     self._merge_up(COARSE, sid, chunk)
+                for known in (*self._newest.values(), *self._newest_unsaved.values()):
+                    known.pop(sid, None)  # read from the file again if it comes back
         for table, keep, span in (("history_raw", retention.raw, BUCKET_S),
                                   ("history_5min", retention.fine, HOUR_S),
                                   ("history_1h", retention.coarse, DAY_S),

@@ -48,6 +48,40 @@ _journal_decoder = msgspec.msgpack.Decoder(list[JournalSample])
 _NO_OPEN_BUCKET = 2**62
 
 
+def journal_buckets(conn: sqlite3.Connection) -> dict[tuple[int, int], RawBucket]:
+    """(series, start) → the samples the journal holds of that bucket, at the times its raw
+    row gives them (a sample stored already is the same sample)."""
+    buckets: dict[tuple[int, int], RawBucket] = {}
+    for (data,) in conn.execute("SELECT data FROM history_journal ORDER BY id").fetchall():
+        try:
+            samples = _journal_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            log.warning("history: a journal row cannot be read (%s): skipped", exc)
+            continue
+        for sid, ts, values in samples:
+            start = bucket_of(ts)
+            bucket = buckets.get((sid, start))
+            if bucket is None:
+                bucket = buckets[(sid, start)] = RawBucket(start)
+            bucket.add(stored_time(ts, start), values)
+    return buckets
+
+
+def pending_buckets(tables: HistoryTables) -> OpenBuckets:
+    """The buckets a running (or killed) collector has open, read from its file: each
+    series' newest bucket in the journal with what is stored of it (for a reader in
+    another process; `query.samples(tables, pending_buckets(tables), key)`). Older buckets
+    in the journal are stored already: a bucket is stored when a newer one starts."""
+    out: OpenBuckets = {}
+    for (sid, start), bucket in sorted(journal_buckets(tables.conn).items()):
+        stored = tables.stored_raw(sid, start)
+        if stored is not None:
+            stored.merge(bucket)
+            bucket = stored
+        out[sid] = bucket  # in time order: the newest stays
+    return out
+
+
 class HistoryRecorder:
     """Open buckets in memory, and what the next write stores."""
 
@@ -78,22 +112,8 @@ class HistoryRecorder:
         `seq` of each node (its reports lost since then show as a gap)."""
         self.tables = tables = HistoryTables(conn)
         self._known_up_to = max(tables.keys, default=0)
-        rows = conn.execute("SELECT data FROM history_journal ORDER BY id").fetchall()
-        if rows:
-            buckets: dict[tuple[int, int], RawBucket] = {}
-            for (data,) in rows:
-                try:
-                    samples = _journal_decoder.decode(data)
-                except msgspec.DecodeError as exc:
-                    log.warning("history: a journal row cannot be read (%s): skipped", exc)
-                    continue
-                for sid, ts, values in samples:
-                    start = bucket_of(ts)
-                    bucket = buckets.get((sid, start))
-                    if bucket is None:
-                        bucket = buckets[(sid, start)] = RawBucket(start)
-                    # the time the stored row gives: a sample stored already is replaced
-                    bucket.add(stored_time(ts, start), values)
+        buckets = journal_buckets(conn)
+        if buckets:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 tables.begin()

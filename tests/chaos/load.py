@@ -24,6 +24,7 @@ from meshmon_agent.config import MqttSettings
 from meshmon_agent.publisher import Publisher
 
 from meshmon.history import query
+from meshmon.history.recorder import pending_buckets
 from meshmon.history.samples import SeriesKey
 from meshmon.history.tables import HistoryTables
 from meshmon.model.wire import Report
@@ -182,8 +183,9 @@ def sqlite_tally(path: Path, agents: NumberedAgents) -> Tally:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         tables = HistoryTables(conn)
+        pending = pending_buckets(tables)  # the running collector's open buckets
         rows = [(node, s["seq"], s["ts"]) for node in agents.published
-                for s in query.samples(tables, {}, SeriesKey("node", node))]
+                for s in query.samples(tables, pending, SeriesKey("node", node))]
     finally:
         conn.close()
     order: dict[str, list[int]] = {}

@@ -4,9 +4,13 @@ and journal rows go once their buckets are stored."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+from meshmon.history import query
+from meshmon.history.recorder import pending_buckets
 from meshmon.history.samples import SeriesKey
+from meshmon.history.tables import HistoryTables
 from tests.history.helpers import T0, Recorder, node_report
 
 NODES = ("a", "b", "c")
@@ -29,6 +33,12 @@ def test_a_write_within_a_bucket_is_one_journal_row_and_a_kill_loses_nothing(
     rec.conn.set_trace_callback(None)
     writes = [s for s in seen if s.startswith(("INSERT", "UPDATE", "REPLACE"))]
     assert len(writes) == 1 and writes[0].startswith("INSERT INTO history_journal"), writes
+    # a reader in another process finds them in the file
+    other = sqlite3.connect(f"file:{tmp_path / 'h.sqlite'}?mode=ro", uri=True)
+    tables = HistoryTables(other)
+    found = query.samples(tables, pending_buckets(tables), SeriesKey("node", "a"))
+    assert [s["seq"] for s in found] == [1, 2, 3]
+    other.close()
     rec.close()  # killed: the buckets are open, their samples only in the journal
 
     rec = Recorder(tmp_path / "h.sqlite")

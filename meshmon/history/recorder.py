@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -54,8 +55,8 @@ def journal_buckets(conn: sqlite3.Connection) -> dict[tuple[int, int], RawBucket
     buckets: dict[tuple[int, int], RawBucket] = {}
     for (data,) in conn.execute("SELECT data FROM history_journal ORDER BY id").fetchall():
         try:
-            samples = _journal_decoder.decode(data)
-        except msgspec.DecodeError as exc:
+            samples = _journal_decoder.decode(zlib.decompress(data))
+        except (msgspec.DecodeError, zlib.error) as exc:
             log.warning("history: a journal row cannot be read (%s): skipped", exc)
             continue
         for sid, ts, values in samples:
@@ -243,7 +244,7 @@ class HistoryRecorder:
         if journal:
             conn.execute("INSERT INTO history_journal (last_start, data) VALUES (?, ?)",
                          (bucket_of(max(ts for _, ts, _ in journal)),
-                          _journal_encoder.encode(journal)))
+                          zlib.compress(_journal_encoder.encode(journal), 1)))
         # rows whose buckets are all stored now (every open bucket starts later) go
         oldest_open = min((b.start for b in self.open_buckets.values()),
                           default=_NO_OPEN_BUCKET)

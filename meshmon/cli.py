@@ -119,11 +119,11 @@ async def _serve(config: Config, role: str) -> None:
               f"({config.influxdb.api}); /healthz and /metrics on {writer.http_url}",
               flush=True)
         try:
-            await _until_failed(writer.failed)
+            await _until_failed(writer.tasks.failed)
         finally:
             await writer.stop()
-        if writer.failure:
-            raise ServiceFailed(writer.failure)
+        if writer.tasks.failure:
+            raise ServiceFailed(writer.tasks.failure)
         return
     service = Service(config, role=role)
     await service.start()

@@ -120,16 +120,6 @@ class Writer:
             await self.stop()
             raise
 
-    @property
-    def failed(self) -> asyncio.Event:
-        """Set when a task of the writer failed (it stopped: `failure` says why)."""
-        return self.tasks.failed
-
-    @property
-    def failure(self) -> str:
-        """Which task failed and how, or empty."""
-        return self.tasks.failure
-
     async def stop(self) -> None:
         """Write and acknowledge what was taken, then disconnect and close."""
         own, self._own = self._own, []
@@ -197,14 +187,14 @@ class Writer:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         body: dict[str, object] = {
-            "ok": not self.failure, "role": "writer",
+            "ok": not self.tasks.failure, "role": "writer",
             "mqtt_connected": self.ingest.connected.is_set(),
             "reports": self.metrics.get("meshmon_reports_received_total"),
             "acks_held": self.feed.held,
         }
-        if self.failure:
-            body["failure"] = self.failure
-        return web.json_response(body, status=503 if self.failure else 200,
+        if self.tasks.failure:
+            body["failure"] = self.tasks.failure
+        return web.json_response(body, status=503 if self.tasks.failure else 200,
                                  headers={"Cache-Control": "no-store"})
 
     async def _metrics(self, _request: web.Request) -> web.Response:

@@ -91,7 +91,7 @@ async def test_a_writer_reports_a_failing_task_and_stops(
         caplog.set_level(logging.CRITICAL, logger="meshmon.writer")
         writer.tasks.spawn(component(), "some-component")
         async with asyncio.timeout(10):
-            await writer.failed.wait()
+            await writer.tasks.failed.wait()
         assert any("some-component" in r.getMessage() for r in caplog.records
                    if r.levelno == logging.CRITICAL)
         async with asyncio.timeout(10):  # the group cancelled the rest: MQTT, the flusher

@@ -271,12 +271,10 @@ class Dispatcher:
         while True:
             lane, item, payload = await self._inbox.get()
             try:
-                if payload is None:  # sent: its row says so
-                    await self._catch_up_row(item)
-                else:
+                if payload is not None:  # (None: sent, only its row to mark)
                     item.id = await self.store.enqueue_delivery(
                         lane.name, payload, item.recipient, item.created_at)
-                    await self._catch_up_row(item)
+                await self._catch_up_row(item)
             except StorageError as exc:  # e.g. the disk is full: send it all the same
                 what = ("sent, but its row is not marked (a restart sends it again)"
                         if payload is None else

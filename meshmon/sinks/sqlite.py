@@ -134,10 +134,10 @@ class SqliteStore:
         """sample times of the reports the last batch made durable (worker → loop)"""
         self._last_prune = 0.0
         self._last_seq: dict[str, int] = {}
+        """the seq of each node's latest report (restored from the file at start)"""
         self._info_json: dict[str, tuple[Info, str]] = {}
         """node → its info and that info's JSON as saved last (worker thread): an info is
         replaced, never changed, and most state saves carry the same one again"""
-        """the seq of each node's latest report (restored from the file at start)"""
         self.missed_reports = 0
         self._failing_since: float | None = None
         """monotonic time of the first failed write of the current stretch"""

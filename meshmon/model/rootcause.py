@@ -69,13 +69,10 @@ def find_root_causes(
 
     all_nodes = set(adj).union(extra)
     gateway_set = set(gateways)
-    if reach is not None:
-        pass
-    elif gateway_set:
-        reach = _reach({g for g in gateway_set if g not in failed and g in all_nodes},
-                       adj, extra, failed, down_set)
-    else:
-        reach = {n for n in all_nodes if n not in failed}
+    if reach is None:
+        reach = (_reach({g for g in gateway_set if g not in failed and g in all_nodes},
+                        adj, extra, failed, down_set)
+                 if gateway_set else {n for n in all_nodes if n not in failed})
     parts: list[CutOffPart] = []
     seen: set[str] = set()
     for start in sorted(all_nodes - reach):

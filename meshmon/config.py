@@ -136,7 +136,10 @@ class StorageConfig(Section):
     """5-minute min/mean/max of every node and link metric are kept this long (days)"""
     history_1h_days: float = Field(default=366, gt=0)
     """hourly min/mean/max are kept this long (days)"""
-    flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+    flush_interval_s: float = Field(default=0.2, gt=0, le=60)
+    """the least time between the starts of two writes: a write starts as soon as something
+    is queued and the previous one ended, but not sooner (a report waits at most this long
+    plus one write while the store keeps up; batches grow with the load)"""
     queue_max: int = Field(default=200_000, ge=100)
     """reports waiting for the next write, and samples waiting while the file cannot be
     written; beyond it the oldest are dropped and counted"""
@@ -156,7 +159,9 @@ class InfluxConfig(Section):
     username: str = ""
     password: str = ""
     batch_size: int = Field(default=5000, ge=1, le=100_000)
-    flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+    flush_interval_s: float = Field(default=0.2, gt=0, le=60)
+    """the least time between the starts of two writes (as `[storage] flush_interval_s`;
+    a full `batch_size` goes at once)"""
     buffer_max_points: int = Field(default=1_000_000, ge=1000)
     timeout_s: float = Field(default=10, gt=0)
 

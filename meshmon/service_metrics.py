@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from meshmon.metrics import Metrics
+from meshmon.sinks.lag import LagTracker
 
 if TYPE_CHECKING:
     from meshmon.ingest.mqtt import MqttIngest
@@ -135,6 +136,10 @@ def register_sink_metrics(m: Metrics, sinks: Sequence[Sink]) -> None:
     m.describe("meshmon_stored_lag_ms", "gauge",
                "report ts to written, recent reports, by sink and quantile")
     m.gauge_fn("meshmon_stored_lag_ms", lambda: stored_lag(sinks))
+    m.describe("meshmon_stored_within_total", "counter",
+               "reports stored within `le` seconds of their ts, by sink (cumulative, like "
+               "a histogram's buckets: the difference of two reads gives any span's lags)")
+    m.gauge_fn("meshmon_stored_within_total", lambda: stored_within(sinks))
 
 
 def stored_lag(sinks: Sequence[Sink]) -> Series:
@@ -146,4 +151,15 @@ def stored_lag(sinks: Sequence[Sink]) -> Series:
             key = "lag_p50_ms" if q == "0.5" else "lag_p99_ms"
             if key in stats:
                 out[(("quantile", q), ("sink", sink.name))] = stats[key]
+    return out
+
+
+def stored_within(sinks: Sequence[Sink]) -> Series:
+    """Reports stored within each lag bound, cumulative, of every sink that tracks them."""
+    out: Series = {}
+    for sink in sinks:
+        lag = getattr(sink, "lag", None)
+        if isinstance(lag, LagTracker):
+            for bound, count in lag.stored_within().items():
+                out[(("le", bound), ("sink", sink.name))] = count
     return out

@@ -2,10 +2,14 @@
 
 `write_*` turn data into line-protocol strings and append them to a bounded deque (the
 oldest are dropped and counted beyond `buffer_max_points`). A background task sends
-batches of up to `batch_size` lines every `flush_interval_s`, or at once when a batch is
-full. A batch that fails for a reason that may pass (server down, timeout, 5xx, 401/403,
-404, 429) goes back to the front of the buffer and is retried with exponential backoff;
-a batch the server rejects as bad data (other 4xx) is dropped and counted.
+them as a group commit: as soon as something is queued and the previous write has
+ended, but no sooner than `flush_interval_s` after the previous write started (at once
+when a batch of `batch_size` lines is full), everything queued meanwhile in batches of up
+to `batch_size` — so batches grow with the load, and a point waits at most
+`flush_interval_s` plus one write while the server keeps up. A batch that fails for a
+reason that may pass (server down, timeout, 5xx, 401/403, 404, 429) goes back to the
+front of the buffer and is retried with exponential backoff; a batch the server rejects
+as bad data (other 4xx) is dropped and counted.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ class BufferedLineSink:
         self,
         *,
         batch_size: int = 5000,
-        flush_interval_s: float = 1.0,
+        flush_interval_s: float = 0.2,
         buffer_max_points: int = 1_000_000,
         max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
         retry_initial_s: float = 1.0,
@@ -89,6 +93,9 @@ class BufferedLineSink:
         self._buffer: deque[str] = deque()
         self._inflight = 0
         self._wake = asyncio.Event()
+        """set when a full batch is queued"""
+        self._queued = asyncio.Event()
+        """set when anything is queued"""
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._retry_delay = 0.0
@@ -191,27 +198,36 @@ class BufferedLineSink:
                 buf.popleft()
             self.dropped_points += over
             self.lag.settle(over, stored=False)
+        self._queued.set()
         if len(buf) >= self.batch_size:
             self._wake.set()
 
     async def _run(self) -> None:
+        """The group commit: wait for something queued, for `flush_interval_s` since the
+        last write started (or a full batch), then send all that is queued."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while True:
             if self._retry_delay:  # backing off: a full buffer must not hasten the retry
                 await asyncio.sleep(self._retry_delay)
             else:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
-                # arrives as the event is set, and close() would then wait forever
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.flush_interval_s):
-                        await self._wake.wait()
+                await self._queued.wait()
+                pause = started + self.flush_interval_s - loop.time()
+                if pause > 0:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+                    # that arrives as the event is set, and close() would then wait forever
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(pause):
+                            await self._wake.wait()
             self._wake.clear()
+            self._queued.clear()
+            started = loop.time()
             try:
                 async with self._lock:
                     while self._buffer:
                         if not await self._send_one():
+                            self._queued.set()  # retried after the backoff
                             break
-                        if len(self._buffer) < self.batch_size:
-                            break  # a partial batch waits for the next tick
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -2,13 +2,21 @@
 
 Sinks mark each queued group of rows/lines with the report's timestamp (None for rows
 that are not reports) in queue order, and settle rows in the same order as they leave
-the queue, stored or dropped. The last `keep` lags give p50/p99 for /metrics and bench.
+the queue, stored or dropped. The last `keep` lags give p50/p99 for /metrics; cumulative
+counts of the reports stored within each of `LAG_BOUNDS_S` (like a Prometheus histogram's
+buckets) let a reader take the quantiles of any span between two reads (bench/ingest.py
+does, per phase).
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import deque
+
+LAG_BOUNDS_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0,
+                5.0, 10.0, 30.0, 60.0, 300.0)
+"""upper bounds (s) of the stored-lag buckets; reports beyond the last count in +Inf only"""
 
 
 class LagTracker:
@@ -21,6 +29,9 @@ class LagTracker:
         self._settled = 0
         self.reports_settled = 0
         """marks with a report time that left the queue (stored or dropped)"""
+        self._within = [0] * (len(LAG_BOUNDS_S) + 1)
+        """reports stored with a lag in each bucket (not cumulative; the last is beyond
+        every bound)"""
 
     def mark(self, rows: int, ts: float | None) -> None:
         """`rows` more rows were queued, belonging to a report taken at `ts`."""
@@ -37,11 +48,26 @@ class LagTracker:
             if ts is not None:
                 self.reports_settled += 1
                 if stored:
-                    self._lags.append(when - ts)
+                    self._add(when - ts)
 
     def stored(self, report_times: list[float], now: float) -> None:
         """Reports taken at `report_times` were written at `now` (sinks without a FIFO)."""
-        self._lags.extend(now - ts for ts in report_times)
+        for ts in report_times:
+            self._add(now - ts)
+
+    def _add(self, lag: float) -> None:
+        self._lags.append(lag)
+        self._within[bisect_left(LAG_BOUNDS_S, lag)] += 1
+
+    def stored_within(self) -> dict[str, float]:
+        """Reports stored so far within each bound's seconds of their `ts`, cumulative,
+        by bound (`"+Inf"`: all of them)."""
+        out: dict[str, float] = {}
+        total = 0
+        for bound, n in zip((*map(str, LAG_BOUNDS_S), "+Inf"), self._within, strict=True):
+            total += n
+            out[bound] = float(total)
+        return out
 
     def quantiles_ms(self) -> dict[str, float]:
         """p50 and p99 of the recent lags in ms (empty before the first stored report)."""

@@ -2,11 +2,16 @@
 event log.
 
 One connection lives in one worker thread (a single-thread executor); the event loop only
-appends reports, events and state to bounded in-memory queues. Every `flush_interval_s`
-they go to the worker and are written in one transaction: the reports through the
-history recorder (`meshmon.history.recorder`: raw samples in 5-minute buckets, 5-minute
-and hourly roll-ups), the events and state with `executemany`. History past its
-retention is pruned once an hour.
+appends reports, events and state to bounded in-memory queues. They go to the worker as
+a group commit: a write starts as soon as something is queued and the previous write has
+ended, but no sooner than `flush_interval_s` after the previous write started, and takes
+everything queued meanwhile in one transaction (so batches grow with the load by
+themselves, and a report waits at most `flush_interval_s` plus one write while the store
+keeps up). The reports go through the history recorder (`meshmon.history.recorder`: raw
+samples in 5-minute buckets, 5-minute and hourly roll-ups), the events and state with
+`executemany`. With nothing queued the store still writes every `HOUSEKEEPING_S` while
+history buckets are open (idle ones are rolled up); history past its retention is pruned
+once an hour. After a failed write it waits `max(flush_interval_s, HOUSEKEEPING_S)`.
 
 `save_state` snapshots references to the (immutable once built) Info/Report models and
 LinkSamples; serialising them to JSON happens in the worker thread.
@@ -61,6 +66,9 @@ _DELETE_LINK = "DELETE FROM links WHERE src = ? AND peer = ? AND iface = ? AND k
 
 _SAMPLE_JSON = TypeAdapter(LinkSample)
 PRUNE_INTERVAL_S = 3600.0
+HOUSEKEEPING_S = 1.0
+"""with nothing queued, open history buckets are looked at (idle ones rolled up) this often;
+also the least pause after a failed write"""
 FAILURE_LOG_INTERVAL_S = 60.0
 """while writes keep failing (disk full), a reminder is logged this often"""
 
@@ -106,7 +114,7 @@ class SqliteStore:
         sample_retention_h: float = 48.0,
         history_5min_days: float = 30.0,
         history_1h_days: float = 366.0,
-        flush_interval_s: float = 1.0,
+        flush_interval_s: float = 0.2,
         queue_max: int = 200_000,
         max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
         clock: Callable[[], float] = time.time,
@@ -124,6 +132,10 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._queued = asyncio.Event()
+        """set when something is queued for the next write"""
+        self._last_idle_check = 0.0
+        """monotonic time the writer last looked for idle history buckets"""
         self._reports: deque[Queued] = deque()
         self._event_rows: list[tuple[Any, ...]] = []
         self._state_nodes: dict[str, NodeSnapshot] = {}
@@ -219,6 +231,7 @@ class SqliteStore:
             if ts != report.ts:
                 self.clock_fallbacks += 1
             self._reports.append((ts, report, dsts))
+            self._queued.set()
             self._count_missed(report.node, report.seq)
             self._bound()
         except Exception:
@@ -230,6 +243,7 @@ class SqliteStore:
             self._event_rows.append(
                 (event.ts, event.kind, event.node, event.summary, json.dumps(event.fields))
             )
+            self._queued.set()
         except Exception:
             log.exception("sqlite: cannot queue event %r", event)
 
@@ -249,6 +263,7 @@ class SqliteStore:
         for key in removed:
             self._state_links.pop(key, None)
             self._state_removed.add(key)
+        self._queued.set()
 
     # ------------------------------------------------------------------ reads
     async def load_state(self) -> tuple[list[NodeState], list[LinkState]]:
@@ -324,17 +339,36 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _run(self) -> None:
+        """The group commit: wait for something queued (or the housekeeping time), for
+        `flush_interval_s` since the last write started, then write all that is queued."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while True:
-            await asyncio.sleep(self.flush_interval_s)
+            pause = started + self.flush_interval_s - loop.time()
+            if self._failing_since is not None:
+                pause = max(pause, started + HOUSEKEEPING_S - loop.time())
+            if pause > 0:
+                await asyncio.sleep(pause)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HOUSEKEEPING_S):
+                    await self._queued.wait()
+            started = loop.time()
+            idle_check = started - self._last_idle_check >= HOUSEKEEPING_S
+            if idle_check:
+                self._last_idle_check = started
             try:
                 async with self._lock:
-                    await self._write_queued()
+                    await self._write_queued(close_idle=idle_check)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("sqlite: writer error")
 
-    async def _write_queued(self, auto_prune: bool = True, close_all: bool = False) -> None:
+    async def _write_queued(self, auto_prune: bool = True, close_all: bool = False,
+                            close_idle: bool = True) -> None:
+        """Write everything queued in one transaction (`close_idle`: roll up the history
+        buckets that ended long enough ago; looking costs a pass over every open one)."""
+        self._queued.clear()
         reports, self._reports = self._reports, deque()
         event_rows, self._event_rows = self._event_rows, []
         state_nodes, self._state_nodes = self._state_nodes, {}
@@ -345,7 +379,8 @@ class SqliteStore:
         if prune:
             self._last_prune = now
         n = len(reports) + len(event_rows)
-        if not (n or state_nodes or state_links or removed or prune or self.history.busy):
+        if not (n or state_nodes or state_links or removed or prune
+                or (close_idle and self.history.busy)):
             return
         self._inflight = len(reports)
         t0 = time.perf_counter()
@@ -353,7 +388,7 @@ class SqliteStore:
             await self._call(
                 self._write_batch, reports, event_rows,
                 list(state_nodes.values()), list(state_links.values()), list(removed),
-                now, prune, close_all,
+                now, prune, close_all, close_idle,
             )  # fmt: skip
         except sqlite3.OperationalError as exc:  # locked, disk full, I/O: keep and retry
             self.write_errors += 1
@@ -368,6 +403,7 @@ class SqliteStore:
             self._state_removed.update(k for k in removed if k not in self._state_links)
             self._inflight = 0
             self._bound()
+            self._queued.set()  # retried after the pause
             return
         except Exception:  # a bug: the events are lost; the history retries its part
             self.write_errors += 1
@@ -402,7 +438,8 @@ class SqliteStore:
                         "write is retried every %g s; once storage.queue_max (%d) samples "
                         "wait, further reports are dropped and counted "
                         "(meshmon_sink_dropped_total{sink=\"sqlite\"}). Alerts and the web "
-                        "pages go on.", self.path, exc, self.flush_interval_s, self.queue_max)
+                        "pages go on.", self.path, exc, max(self.flush_interval_s, HOUSEKEEPING_S),
+                        self.queue_max)
         elif now - self._failure_logged_at >= FAILURE_LOG_INTERVAL_S:
             self._failure_logged_at = now
             log.warning("sqlite: still cannot write to %s after %.0f s: %s; %d reports "
@@ -431,12 +468,14 @@ class SqliteStore:
         now: float,
         prune: bool,
         close_all: bool,
+        close_idle: bool,
     ) -> None:
         conn = self._conn
         assert conn is not None
         history = self.history
         history.add(reports)  # in memory: kept there if the transaction fails
-        history.close_idle(now, close_all)
+        if close_idle or close_all:
+            history.close_idle(now, close_all)
         node_state = [
             (
                 nid, self._info_as_json(nid, info), int(online), first, last, interval,

@@ -71,6 +71,8 @@ LWT_SPACING_S = 0.6
 """between two cut nodes: more than the alert group wait (0.5 s), one outage each"""
 PHASE_REPORTS = 20_000
 """each steady phase publishes at least this many reports (as long as in earlier records)"""
+WRITE_COUNTERS = {"meshmon_sink_writes_total": "writes",
+                  "meshmon_sink_write_seconds_total": "write_s"}
 LAG_COUNTER = "meshmon_stored_within_total"
 """reports stored within `le` seconds of their ts, cumulative (meshmon.sinks.lag): the
 difference of two reads gives one phase's lags, whatever was stored before it"""
@@ -373,25 +375,31 @@ class Setup:
         return sum(scrape(p.url, timeout=HTTP_TIMEOUT_S).get(
             "meshmon_reports_received_total", 0) for p in of)
 
-    def stored_within(self) -> dict[str, dict[float, float]]:
-        """Each store's reports stored so far within each lag bound (s), cumulative: the
-        collector's SQLite, and InfluxDB of the processes that write the time series."""
-        out: dict[str, dict[float, float]] = {}
+    def store_counters(self) -> dict[str, dict[str, float]]:
+        """Each store's counters so far, summed over the processes that hold it (the
+        collector's SQLite, InfluxDB of the processes that write the time series): its
+        reports stored within each lag bound (key: the bound in s, cumulative), its
+        writes and their summed duration ("writes", "write_s")."""
+        out: dict[str, dict[str, float]] = {}
         writers_of_series = self.writers or [self.collector]
         for p in [self.collector, *self.writers]:
             for key, value in scrape(p.url).items():
-                if not key.startswith(LAG_COUNTER + "{"):
+                name = key.split("{", 1)[0]
+                if name == LAG_COUNTER:
+                    what = key.split('le="', 1)[1].split('"', 1)[0]
+                elif name in WRITE_COUNTERS:
+                    what = WRITE_COUNTERS[name]
+                else:
                     continue
                 sink = "sqlite" if 'sink="sqlite"' in key else "influxdb"
                 if sink == "influxdb" and p not in writers_of_series:
                     continue  # the core's InfluxDB sink writes events only
-                bound = float(key.split('le="', 1)[1].split('"', 1)[0])
                 counts = out.setdefault(sink, {})
-                counts[bound] = counts.get(bound, 0.0) + value
+                counts[what] = counts.get(what, 0.0) + value
         return out
 
 
-def phase_lag(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]],
+def phase_lag(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
               q: float) -> dict[str, float]:
     """Each store's q-quantile (ms) of the reports it stored between two reads: the
     smallest lag bound that holds a q share of them (an upper bound; inf beyond the
@@ -399,12 +407,29 @@ def phase_lag(before: dict[str, dict[float, float]], after: dict[str, dict[float
     out: dict[str, float] = {}
     for sink, counts in after.items():
         base = before.get(sink, {})
-        delta = sorted((b, n - base.get(b, 0.0)) for b, n in counts.items())
+        delta = sorted((float(b), n - base.get(b, 0.0)) for b, n in counts.items()
+                       if b not in WRITE_COUNTERS.values())
         total = delta[-1][1] if delta else 0.0
         if total <= 0:
             continue
         out[sink] = next((b * 1000 for b, n in delta if n >= q * total), float("inf"))
     return out
+
+
+def phase_writes(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
+                 seconds: float) -> str:
+    """Each store's writes between two reads: how many per s, the mean write, and the
+    mean number of reports per write."""
+    parts = []
+    for sink, counts in sorted(after.items()):
+        base = before.get(sink, {})
+        writes = counts.get("writes", 0.0) - base.get("writes", 0.0)
+        took = counts.get("write_s", 0.0) - base.get("write_s", 0.0)
+        reports = counts.get("+Inf", 0.0) - base.get("+Inf", 0.0)
+        if writes > 0:
+            parts.append(f"{sink} {writes / seconds:.1f} writes/s of {reports / writes:.0f} "
+                         f"reports, {took / writes * 1000:.0f} ms each")
+    return "; ".join(parts)
 
 
 @dataclass
@@ -490,13 +515,15 @@ def run_setup(setup: Setup, mq: servers.Server, mesh: Mesh, args: argparse.Names
             cutter = None
             if rate > GUIFI_RATE:
                 cutter = threading.Thread(target=wills.cut_all, args=(LWT_SPACING_S,))
-            before = setup.stored_within()
+            before = setup.store_counters()
+            phase_start = time.monotonic()
             with HttpProbe(setup.collector.url) as steady_probe:
                 if cutter is not None:
                     threading.Timer(1.0, cutter.start).start()
                 run_publishers(mq.port, n, rate, seconds)
                 time.sleep(2)
-            after = setup.stored_within()
+            after = setup.store_counters()
+            phase_s = time.monotonic() - phase_start
             p50 = phase_lag(before, after, 0.5)
             p99 = phase_lag(before, after, 0.99)
             fig.lag[rate] = (max(p50.values(), default=float("nan")),
@@ -505,6 +532,7 @@ def run_setup(setup: Setup, mq: servers.Server, mesh: Mesh, args: argparse.Names
                 "in this phase; a quantile is the lag bound that holds it): " + "; ".join(
                 f"{sink} p50 ≤ {p50[sink]:.0f} ms p99 ≤ {p99.get(sink, float('nan')):.0f} ms"
                 for sink in sorted(p50)) + f"; HTTP {steady_probe.summary()}")
+            say(f"  writes in that phase: {phase_writes(before, after, phase_s)}")
             fig.http_p99_ms = max(fig.http_p99_ms, quantile(steady_probe.times_ms, 0.99))
             if cutter is not None:
                 cutter.join()

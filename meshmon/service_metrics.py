@@ -121,6 +121,9 @@ def register_sink_metrics(m: Metrics, sinks: Sequence[Sink]) -> None:
     m.describe("meshmon_sink_dropped_total", "counter", "points/rows dropped, by sink")
     m.describe("meshmon_sink_errors_total", "counter", "failed writes, by sink")
     m.describe("meshmon_sink_write_latency_ms", "gauge", "duration of the last write")
+    m.describe("meshmon_sink_writes_total", "counter", "successful writes, by sink")
+    m.describe("meshmon_sink_write_seconds_total", "counter",
+               "time spent in successful writes, by sink (with writes_total: the mean write)")
 
     def sink_stat(stat: str) -> Callable[[], Series]:
         return lambda: {(("sink", s.name),): float(s.stats().get(stat, 0.0)) for s in sinks}
@@ -131,6 +134,8 @@ def register_sink_metrics(m: Metrics, sinks: Sequence[Sink]) -> None:
         ("meshmon_sink_dropped_total", "dropped_points"),
         ("meshmon_sink_errors_total", "write_errors"),
         ("meshmon_sink_write_latency_ms", "last_write_ms"),
+        ("meshmon_sink_writes_total", "writes"),
+        ("meshmon_sink_write_seconds_total", "write_s_total"),
     ):
         m.gauge_fn(metric, sink_stat(stat))
     m.describe("meshmon_stored_lag_ms", "gauge",

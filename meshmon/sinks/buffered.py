@@ -107,6 +107,9 @@ class BufferedLineSink:
         self.write_errors = 0
         self.clock_fallbacks = 0
         self.last_write_ms = 0.0
+        self.writes = 0
+        self.write_s_total = 0.0
+        """successful writes and their summed duration (s): per span, the mean write"""
         self.lag = LagTracker()
 
     # ------------------------------------------------------------------ backend hooks
@@ -182,6 +185,8 @@ class BufferedLineSink:
             "rejected_points": float(self.rejected_points),
             "write_errors": float(self.write_errors),
             "last_write_ms": self.last_write_ms,
+            "writes": float(self.writes),
+            "write_s_total": self.write_s_total,
             "clock_fallbacks": float(self.clock_fallbacks),
             **self.lag.quantiles_ms(),
         }
@@ -275,7 +280,10 @@ class BufferedLineSink:
             return False
         finally:
             self._inflight = 0
-        self.last_write_ms = (time.perf_counter() - t0) * 1000
+        took = time.perf_counter() - t0
+        self.last_write_ms = took * 1000
+        self.writes += 1
+        self.write_s_total += took
         self.written_points += n
         self.lag.settle(n, stored=True)
         if self._down_logged:

@@ -165,6 +165,9 @@ class SqliteStore:
         self.pruned_rows = 0
         self.clock_fallbacks = 0
         self.last_write_ms = 0.0
+        self.writes = 0
+        self.write_s_total = 0.0
+        """successful writes and their summed duration (s): per span, the mean write"""
         self.lag = LagTracker()
 
     # ------------------------------------------------------------------ lifecycle
@@ -216,6 +219,8 @@ class SqliteStore:
             "dropped_points": float(self.dropped),
             "write_errors": float(self.write_errors),
             "last_write_ms": self.last_write_ms,
+            "writes": float(self.writes),
+            "write_s_total": self.write_s_total,
             "pruned_rows": float(self.pruned_rows),
             "missed_reports": float(self.missed_reports),
             "clock_fallbacks": float(self.clock_fallbacks),
@@ -419,7 +424,10 @@ class SqliteStore:
         dropped = self.history.dropped_reports
         self.reports_settled += len(durable) + dropped - self._history_dropped_settled
         self._history_dropped_settled = dropped
-        self.last_write_ms = (time.perf_counter() - t0) * 1000
+        took = time.perf_counter() - t0
+        self.last_write_ms = took * 1000
+        self.writes += 1
+        self.write_s_total += took
         if self._failing_since is not None:
             log.warning("sqlite: writing to %s again after %.0f s; %d reports were dropped "
                         "meanwhile", self.path, time.monotonic() - self._failing_since,

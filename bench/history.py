@@ -139,12 +139,12 @@ def write_rollups(tables: HistoryTables, keys: list[SeriesKey], rng: random.Rand
                             record = raw.rollup()
                         else:
                             record = w.record(10)
-                        fine.put(bucket, record, tables.scales)
+                        fine.put(bucket, record, tables.scales, tables.roundings)
                     rows_5min.append((sid, hour, fine.encode()))
                     merged = fine.merged(tables.scales)
                 else:
                     merged = w.record(120)
-                coarse.put(hour, merged, tables.scales)
+                coarse.put(hour, merged, tables.scales, tables.roundings)
             rows_1h.append((sid, day, coarse.encode()))
         for table, rows in (("history_1h", rows_1h), ("history_5min", rows_5min),
                             ("history_raw", rows_raw)):

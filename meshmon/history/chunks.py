@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from meshmon.history.codec import MISSING, Chunk, ChunkError, inflate, pack, values_of
+from meshmon.history.resolution import EXACT, Rounding
 
 BUCKET_S = 300
 """raw samples are stored per series and 5-minute bucket; 5-minute roll-ups per bucket"""
@@ -34,11 +36,18 @@ HOUR_S = 3600
 DAY_S = 86_400
 RAW = 1
 ROLLUP = 2
+"""a roll-up chunk whose min and max are stored below and above the mean (schema 5)"""
+ROLLUP_EITHER = 3
+"""a roll-up chunk whose header says per metric (id × 2 + 1) that its min and max are
+stored as they are, not below and above the mean: whole-dBm extremes around a mean in
+tenths cost less as themselves"""
 _LIMIT = 2**60
 """a scaled value beyond this is not stored (it would not survive delta coding)"""
 
 Scales = Mapping[int, int]
 """metric id → scale (a stored value is round(value × scale))"""
+Roundings = Mapping[int, Rounding]
+"""metric id → the resolution of its roll-up figures (`resolution.rounding_for`)"""
 
 
 def scale_for(name: str) -> int:
@@ -187,8 +196,10 @@ class RollupChunk:
     metrics: dict[int, list[list[int]]] = field(default_factory=dict)
     """metric id → [missing, mean, below, above] columns"""
 
-    def put(self, bucket_start: int, record: Record | None, scales: Scales) -> None:
-        """Set (or with None, clear) the record of the bucket starting at `bucket_start`."""
+    def put(self, bucket_start: int, record: Record | None, scales: Scales,
+            roundings: Roundings) -> None:
+        """Set (or with None, clear) the record of the bucket starting at `bucket_start`,
+        its figures at the resolution `roundings` gives (exact for a metric not in it)."""
         slot = (bucket_start - self.start) // self.step
         slots = self.slots
         pos = bisect.bisect_left(slots, slot)
@@ -213,7 +224,8 @@ class RollupChunk:
                 self.metrics[mid] = [list(self.samples), [MISSING] * len(slots),
                                      [0] * len(slots), [0] * len(slots)]
         for mid, (missing, means, below, above) in self.metrics.items():
-            row = _quantized_stat(record.samples, record.stats.get(mid), scales[mid])
+            row = _quantized_stat(record.samples, record.stats.get(mid), scales[mid],
+                                  roundings.get(mid, EXACT))
             missing[pos], means[pos], below[pos], above[pos] = row
 
     def merged(self, scales: Scales) -> Record | None:
@@ -236,33 +248,64 @@ class RollupChunk:
         return Record(sum(self.samples), stats)
 
     def encode(self) -> bytes:
-        """The stored form."""
-        mids = sorted(self.metrics)
+        """The stored form: per metric, min and max below and above the mean or as they
+        are, whichever is the coarser (their common divisor the larger)."""
+        header = [ROLLUP_EITHER, len(self.slots)]
         columns: list[Sequence[int]] = [self.slots, self.samples]
-        for mid in mids:
-            columns += self.metrics[mid]
-        return pack([ROLLUP, len(self.slots), *mids], columns)
+        as_is = [False, False]  # stored as they are: missing counts, distances from a mean
+        for mid in sorted(self.metrics):
+            missing, means, below, above = self.metrics[mid]
+            lows = list(map(operator.sub, means, below))
+            highs = list(map(operator.add, means, above))
+            if MISSING in means:
+                present = [i for i, m in enumerate(means) if m != MISSING]
+                coarser = (math.gcd(*(lows[i] for i in present), *(highs[i] for i in present))
+                           > math.gcd(*below, *above))
+            else:
+                coarser = math.gcd(*lows, *highs) > math.gcd(*below, *above)
+            header.append(2 * mid + coarser)
+            if coarser:
+                columns += (missing, means, lows, highs)
+                as_is += (True, False, False, False)
+            else:
+                columns += (missing, means, below, above)
+                as_is += (True, False, True, True)
+        return pack(header, columns, as_is)
 
     @classmethod
     def decode(cls, blob: bytes, start: int, step: int) -> RollupChunk:
         """Back from `encode` (raises ChunkError for bytes it did not write)."""
         chunk = Chunk(blob, rows_at=1)
-        mids = chunk.header[2:]
-        if chunk.header[0] != ROLLUP or chunk.columns != 2 + 4 * len(mids):
+        kind, _, *stored = chunk.header
+        if kind not in (ROLLUP, ROLLUP_EITHER) or chunk.columns != 2 + 4 * len(stored):
             raise ChunkError("not a history roll-up chunk")
-        metrics = {mid: [chunk.column(2 + 4 * i + k) for k in range(4)]
-                   for i, mid in enumerate(mids)}
+        metrics = {}
+        for i, (mid, as_is) in enumerate(_metrics_of(kind, stored)):
+            missing, means, low, high = (chunk.column(2 + 4 * i + k) for k in range(4))
+            if as_is:  # rows without the metric: below and above 0, as `put` leaves them
+                low = [0 if m == MISSING else m - lo for m, lo in zip(means, low, strict=True)]
+                high = [0 if m == MISSING else hi - m for m, hi in zip(means, high, strict=True)]
+            metrics[mid] = [missing, means, low, high]
         return cls(start, step, chunk.column(0), chunk.column(1), metrics)
 
 
-def _quantized_stat(samples: int, stat: Stat | None, scale: int) -> tuple[int, int, int, int]:
+def _metrics_of(kind: int, stored: Sequence[int]) -> list[tuple[int, bool]]:
+    """(metric id, min and max stored as they are) of a roll-up chunk's header."""
+    if kind == ROLLUP:
+        return [(mid, False) for mid in stored]
+    return [(code >> 1, bool(code & 1)) for code in stored]
+
+
+def _quantized_stat(samples: int, stat: Stat | None, scale: int, rounding: Rounding
+                    ) -> tuple[int, int, int, int]:
     """(missing, mean, below, above) of one metric in one row."""
     mean = MISSING if stat is None else _quantize(stat.mean, scale)
     if stat is None or mean == MISSING:
         return samples, MISSING, 0, 0
+    mean = rounding.mean(mean)
     lo, hi = _quantize(stat.lo, scale), _quantize(stat.hi, scale)
-    return (samples - stat.n, mean, 0 if lo == MISSING else max(0, mean - lo),
-            0 if hi == MISSING else max(0, hi - mean))
+    return (samples - stat.n, mean, 0 if lo == MISSING else max(0, mean - rounding.low(lo)),
+            0 if hi == MISSING else max(0, rounding.high(hi) - mean))
 
 
 def stored_time(ts: float, start: int) -> float:
@@ -302,41 +345,49 @@ def rollup_arrays(rows: Iterable[tuple[int, bytes]], step: int, scales: Scales,
     of `mids`. Chunks of one layout (the same metrics and rows: every full day or hour)
     are decoded together; `damaged(start, error)` is told of a chunk that cannot be read."""
     layouts: dict[tuple[int, ...], tuple[list[int], list[bytes]]] = {}
-    """(planes, rows, metrics…) → starts and bodies of the chunks of that layout"""
+    """(planes, format 4, columns of zeros, kind, rows, metrics…) → starts and bodies of
+    the chunks of that layout"""
     for start, blob in rows:
         try:
-            header, width, planes = inflate(blob)
-            if len(header) < 2 or header[0] != ROLLUP:
+            inflated = inflate(blob)
+            header = inflated.header
+            if len(header) < 2 or header[0] not in (ROLLUP, ROLLUP_EITHER):
                 raise ChunkError("not a history roll-up chunk")
-            if len(planes) != width * header[1] * (2 + 4 * (len(header) - 2)):
+            columns = 2 + 4 * (len(header) - 2)
+            fits = (inflated.columns(header[1]) == columns if inflated.coded else
+                    len(inflated.planes) == inflated.width * header[1] * columns)
+            if not fits:
                 raise ChunkError("damaged history chunk: column length")
         except ChunkError as exc:
             damaged(start, exc)
             continue
         if header[1]:
-            starts, bodies = layouts.setdefault((width, *header[1:]), ([], []))
+            starts, bodies = layouts.setdefault(
+                (inflated.width, inflated.coded, inflated.zeros, *header), ([], []))
             starts.append(start)
-            bodies.append(planes)
+            bodies.append(inflated.planes)
     wanted = list(mids)
     parts: dict[int, list[RecordArrays]] = {}
-    for (width, count, *stored), (starts, bodies) in layouts.items():
-        values = values_of(bodies, width).reshape(len(bodies), -1, count)
+    for (width, coded, zeros, kind, count, *stored), (starts, bodies) in layouts.items():
+        values = values_of(bodies, width, count, bool(coded), zeros, 2 + 4 * len(stored))
         times = np.asarray(starts, np.int64)[:, None] + values[:, 0] * step
-        index = {mid: i for i, mid in enumerate(stored)}
+        index = {mid: (i, as_is) for i, (mid, as_is) in enumerate(_metrics_of(kind, stored))}
         for mid in wanted:
-            i = index.get(mid)
-            if i is None:
+            found = index.get(mid)
+            if found is None:
                 continue
-            missing, means, below, above = (values[:, 2 + 4 * i + k] for k in range(4))
+            i, as_is = found
+            missing, means, low, high = (values[:, 2 + 4 * i + k] for k in range(4))
             keep = means != MISSING  # rows without the metric are left out
             if not keep.any():
                 continue
             scale = scales.get(mid, 1)
             kept = means[keep]
+            lows, highs = (low[keep], high[keep]) if as_is else (
+                kept - low[keep], kept + high[keep])
             parts.setdefault(mid, []).append(RecordArrays(
                 times=times[keep], n=(values[:, 1] - missing)[keep],
-                lo=(kept - below[keep]) / scale, mean=kept / scale,
-                hi=(kept + above[keep]) / scale))
+                lo=lows / scale, mean=kept / scale, hi=highs / scale))
     out: dict[int, RecordArrays] = {}
     for mid, found in parts.items():
         if len(found) == 1:

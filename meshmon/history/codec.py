@@ -8,8 +8,7 @@ has high bytes of zero like a small step up), the 8-byte numbers are split into 
 slowly changing series shrink to a fraction of a byte per value; noisy ones to about their
 entropy (zigzag saves about a quarter on noisy roll-ups against plain signed differences).
 
-Encoding and decoding are mostly C work: `map(operator.sub)` over the concatenated
-columns, `zlib`, byte-plane slicing, `array.frombytes` and one `itertools.accumulate`.
+Encoding and decoding are numpy and zlib work: no Python object per value.
 
 Layout: one format byte, the number of byte planes stored (the planes above are all zero:
 most numbers fit in one or two bytes, so there is less to deflate and to inflate), the
@@ -22,17 +21,22 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import operator
 import zlib
 from array import array
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-FORMAT = 3
+FORMAT = 4
+_PLANES_FORMAT = 3
+"""no divisors (written by schema version 5)"""
 _FULL_FORMAT = 2
 """every plane stored, no plane count (written up to schema version 4)"""
+FORMATS = (FORMAT, _PLANES_FORMAT, _FULL_FORMAT)
 MISSING = -(2**62)
 """the stored value of an absent reading (|MISSING - v| still fits in 64 bits)"""
 _WIDTH = 8
@@ -42,18 +46,21 @@ class ChunkError(ValueError):
     """Bytes that are not a chunk this code wrote."""
 
 
-def pack(header: Sequence[int], columns: Sequence[Sequence[int]]) -> bytes:
-    """Header (non-negative ints) and equally long columns of ints → bytes."""
+def pack(header: Sequence[int], columns: Sequence[Sequence[int]],
+         as_is: Sequence[bool] = ()) -> bytes:
+    """Header (non-negative ints) and equally long columns of ints → bytes. Columns
+    flagged in `as_is` are stored as they are, the others as differences (`_coded`)."""
     if len(set(map(len, columns))) > 1:
         raise ValueError("columns differ in length")
-    flat = list(itertools.chain.from_iterable(columns))
-    raw = _zigzag(array("q", map(operator.sub, flat, itertools.chain((0,), flat))).tobytes())
+    codes, stored, zeros = _coded(columns, as_is)
+    raw = _zigzag(array("q", codes + stored).tobytes())
     planes = [raw[i::_WIDTH] for i in range(_WIDTH)]
     zero = bytes(len(planes[0]))
     width = _WIDTH
     while width > 1 and planes[width - 1] == zero:
         width -= 1
-    head = _varints([len(header), *header])
+    mask = zeros.to_bytes((zeros.bit_length() + 7) // 8, "little")
+    head = _varints([len(header), *header]) + bytes([len(mask)]) + mask
     # a small hash table (memLevel 2): deflate's set-up, not its work, is most of the cost
     # of a chunk of a few hundred bytes, and the output is as small
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 2)
@@ -61,28 +68,94 @@ def pack(header: Sequence[int], columns: Sequence[Sequence[int]]) -> bytes:
     return bytes([FORMAT, width]) + head + body
 
 
-def inflate(blob: bytes) -> tuple[list[int], int, bytes]:
-    """A chunk's header, how many byte planes it stores, and those planes (raises
-    ChunkError)."""
-    if len(blob) < 2 or blob[0] not in (FORMAT, _FULL_FORMAT):
+def _coded(columns: Sequence[Sequence[int]], as_is: Sequence[bool]
+           ) -> tuple[list[int], list[int], int]:
+    """Per column a code (its greatest common divisor × 2, + 1 when it is stored as it
+    is), the numbers to store, and a bit mask of the columns of zeros, which are not
+    stored (nothing missing, no spread: most `missing` columns).
+
+    Each column is divided by its divisor (MISSING stays as it is: |v / d| < 2**60 never
+    meets it), then kept as it is (numbers that scatter around a level: a distance below
+    a mean) or as differences (numbers that wander: a mean). The columns stored as
+    differences form one chain: the first value of one is its difference from the last of
+    the one before."""
+    codes: list[int] = []
+    out: list[int] = []
+    zeros = 0
+    last = 0
+    for i, column in enumerate(columns):
+        if not any(column):
+            codes.append(3)  # as it is, divisor 1: no part of the chain
+            zeros |= 1 << i
+            continue
+        if MISSING in column:
+            divisor = math.gcd(*(v for v in column if v != MISSING)) or 1
+            if divisor != 1:
+                column = [v if v == MISSING else v // divisor for v in column]
+        else:
+            divisor = math.gcd(*column)
+            if divisor != 1:
+                column = [v // divisor for v in column]
+        flag = i < len(as_is) and as_is[i]
+        codes.append(2 * divisor + flag)
+        if flag:
+            out += column
+        else:
+            out += map(operator.sub, column, itertools.chain((last,), column))
+            last = column[-1]
+    return codes, out, zeros
+
+
+class Inflated(NamedTuple):
+    """A chunk's parts before its columns are decoded."""
+
+    header: list[int]
+    width: int
+    """how many byte planes are stored"""
+    planes: bytes
+    coded: bool
+    """format 4: the values start with a code per column (`_coded`)"""
+    zeros: int
+    """format 4: bit mask of the columns of zeros, not stored"""
+
+    def columns(self, rows: int) -> int:
+        """How many columns a format 4 chunk of `rows` rows holds (codes for all, values
+        for those not all zero; -1: the body does not fit)."""
+        values = len(self.planes) // self.width
+        zeros = bin(self.zeros).count("1")
+        total, rest = divmod(values + zeros * rows, rows + 1)
+        return -1 if rest or total < zeros or self.zeros >> total else total
+
+
+def inflate(blob: bytes) -> Inflated:
+    """A chunk's header, planes and column codes (raises ChunkError)."""
+    if len(blob) < 2 or blob[0] not in FORMATS:
         raise ChunkError("not a history chunk of a known format")
-    width, pos = (blob[1], 2) if blob[0] == FORMAT else (_WIDTH, 1)
+    width, pos = (_WIDTH, 1) if blob[0] == _FULL_FORMAT else (blob[1], 2)
     if not 1 <= width <= _WIDTH:
         raise ChunkError("damaged history chunk: plane count")
+    coded = blob[0] == FORMAT
+    zeros = 0
     try:
         values, pos = _read_varints(blob, pos)
+        if coded:
+            size = blob[pos]
+            zeros = int.from_bytes(blob[pos + 1:pos + 1 + size], "little")
+            pos += 1 + size
         planes = zlib.decompress(blob[pos:], -15)
     except (IndexError, zlib.error) as exc:
         raise ChunkError(f"damaged history chunk: {exc}") from None
     if len(planes) % width:
         raise ChunkError("damaged history chunk: body length")
-    return values[1:], width, planes
+    return Inflated(values[1:], width, planes, coded, zeros)
 
 
-def values_of(bodies: Sequence[bytes], width: int) -> npt.NDArray[np.int64]:
-    """The values of equally long chunk bodies of `width` planes (from `inflate`), one row
-    per body: the read path decodes many chunks of one layout at once (numpy: no object
-    per value)."""
+def values_of(bodies: Sequence[bytes], width: int, rows: int, coded: bool = False,
+              zeros: int = 0, columns: int = 0) -> npt.NDArray[np.int64]:
+    """The columns of chunk bodies of one layout (from `inflate`: `width` planes, `rows`
+    rows, and in format 4 (`coded`) `columns` columns of which those in `zeros` are not
+    stored), as an array (body, column, row): the read path decodes many chunks of one
+    layout at once (numpy: no object per value)."""
     count = len(bodies)
     planes = np.frombuffer(b"".join(bodies), np.uint8).reshape(count, width, -1)
     wide = np.zeros((count, planes.shape[2], _WIDTH), np.uint8)
@@ -90,7 +163,32 @@ def values_of(bodies: Sequence[bytes], width: int) -> npt.NDArray[np.int64]:
     zigzag = wide.view("<u8").reshape(count, -1)
     deltas = (zigzag >> np.uint64(1)).view(np.int64) ^ -(zigzag & np.uint64(1)).view(np.int64)
     # int64 sums wrap, and every partial sum is a stored value: exact
-    return np.cumsum(deltas, axis=1)
+    if not coded:
+        return np.cumsum(deltas, axis=1).reshape(count, -1, rows)
+    kept = _kept(columns, zeros)
+    codes = deltas[:, kept]
+    data = deltas[:, columns:].reshape(count, len(kept), rows)
+    chained = (codes & 1) == 0
+    if chained.any():
+        summed = np.cumsum((data * chained[:, :, None]).reshape(count, -1), axis=1)
+        data = np.where(chained[:, :, None], summed.reshape(data.shape), data)
+    divisors = codes >> 1
+    if (divisors != 1).any():
+        missing = data == MISSING
+        data *= divisors[:, :, None]
+        if missing.any():
+            data[missing] = MISSING
+    if not zeros:
+        return data
+    out = np.zeros((count, columns, rows), np.int64)
+    out[:, kept] = data
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _kept(columns: int, zeros: int) -> list[int]:
+    """The columns stored (not in the mask of columns of zeros)."""
+    return [i for i in range(columns) if not zeros >> i & 1]
 
 
 class Chunk:
@@ -100,27 +198,66 @@ class Chunk:
 
     def __init__(self, blob: bytes, rows_at: int) -> None:
         """`rows_at`: the index in the header that holds the column length."""
-        header, width, planes = inflate(blob)
+        inflated = inflate(blob)
+        self.header = header = inflated.header
+        self.rows = rows = header[rows_at] if len(header) > rows_at else -1
+        values = len(inflated.planes) // inflated.width
+        if inflated.coded:
+            columns = inflated.columns(rows) if rows >= 0 else -1
+        elif rows > 0:
+            columns = -1 if values % rows else values // rows
+        else:
+            columns = -1 if rows else 0
+        if columns < 0:
+            raise ChunkError("damaged history chunk: column length")
+        if not rows:
+            self._values = []
+            return
+        planes, width = inflated.planes, inflated.width
         size = len(planes) // width
         raw = bytearray(size * _WIDTH)
         for i in range(width):
             raw[i::_WIDTH] = planes[i * size:(i + 1) * size]
         deltas = array("q")
         deltas.frombytes(_unzigzag(bytes(raw)))
-        self._values = list(itertools.accumulate(deltas))
-        self.header = header
-        self.rows = header[rows_at] if len(header) > rows_at else -1
-        if self.rows < 0 or (self.rows and len(self._values) % self.rows):
-            raise ChunkError("damaged history chunk: column length")
+        self._values = (_columns(deltas, rows, columns, inflated.zeros) if inflated.coded
+                        else list(itertools.accumulate(deltas)))
 
     @property
     def columns(self) -> int:
         return len(self._values) // self.rows if self.rows else 0
 
+    def values(self) -> list[int]:
+        """Every column's values, one column after the other."""
+        return self._values
+
     def column(self, index: int) -> list[int]:
         """The values of column `index`."""
         n = self.rows
         return self._values[index * n:(index + 1) * n]
+
+
+def _columns(deltas: array[int], rows: int, columns: int, zeros: int) -> list[int]:
+    """The values of a format 4 chunk's columns, one after the other (`_coded`)."""
+    out: list[int] = []
+    last = 0
+    pos = columns
+    for i, code in enumerate(deltas[:columns]):
+        if zeros >> i & 1:
+            out += [0] * rows
+            continue
+        stored = deltas[pos:pos + rows]
+        pos += rows
+        if code & 1:
+            column = list(stored)
+        else:
+            column = list(itertools.accumulate(stored, initial=last))[1:]
+            last = column[-1]
+        divisor = code >> 1
+        if divisor != 1:
+            column = [v if v == MISSING else v * divisor for v in column]
+        out += column
+    return out
 
 
 # Zigzag over a whole column of 8-byte numbers at once, as one big integer (C speed): each

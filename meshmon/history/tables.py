@@ -38,6 +38,7 @@ from meshmon.history.chunks import (
     scale_for,
 )
 from meshmon.history.codec import ChunkError
+from meshmon.history.resolution import Rounding, rounding_for
 from meshmon.history.samples import SeriesKey
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,10 @@ class HistoryTables:
         self.metrics: dict[str, int] = {}
         self.names: dict[int, str] = {}
         self.scales: dict[int, int] = {}
+        self.roundings: dict[int, Rounding] = {}
+        """metric id → the resolution of its roll-up figures"""
         for mid, name, scale in conn.execute("SELECT id, name, scale FROM history_metrics"):
-            self.metrics[name] = mid
-            self.names[mid] = name
-            self.scales[mid] = scale
+            self._known_metric(mid, name, scale)
         self.damaged = 0
         """stored chunks that could not be decoded (skipped when read, replaced when written)"""
         self._next_series = max(self.keys, default=0) + 1
@@ -131,10 +132,14 @@ class HistoryTables:
         mid = self._next_metric
         self._next_metric += 1
         self.unsaved.append((_INSERT_METRIC, (mid, name, scale)))
+        self._known_metric(mid, name, scale)
+        return mid
+
+    def _known_metric(self, mid: int, name: str, scale: int) -> None:
         self.metrics[name] = mid
         self.names[mid] = name
         self.scales[mid] = scale
-        return mid
+        self.roundings[mid] = rounding_for(name, scale)
 
     def save_registry(self) -> None:
         """Write the series and metrics given out since the last commit (in the caller's
@@ -224,7 +229,7 @@ class HistoryTables:
             chunk = days.get(span)
             if chunk is None:
                 chunk = days[span] = self._rollup(DAILY, sid, span) or RollupChunk(span, DAY_S)
-            chunk.put(start, record, self.scales)
+            chunk.put(start, record, self.scales, self.roundings)
         for chunk in days.values():
             self._write_chunk(DAILY, sid, chunk)
         return sum(len(c.slots) for c in days.values())
@@ -244,7 +249,7 @@ class HistoryTables:
         if hour is not None:
             start = bucket_of(hour.start, DAY_S)
             chunk = days.setdefault(start, RollupChunk(start, HOUR_S))
-            chunk.put(hour.start, hour_record, self.scales)
+            chunk.put(hour.start, hour_record, self.scales, self.roundings)
         return [(start, record) for start, chunk in days.items()
                 for record in [chunk.merged(self.scales)] if record is not None]
 
@@ -279,7 +284,7 @@ class HistoryTables:
             chunk = hours.get(hour)
             if chunk is None:
                 chunk = hours[hour] = self._rollup(FINE, sid, hour) or RollupChunk(hour, BUCKET_S)
-            chunk.put(bucket.start, bucket.rollup(), self.scales)
+            chunk.put(bucket.start, bucket.rollup(), self.scales, self.roundings)
         days: dict[int, RollupChunk] = {}
         for hour, chunk in hours.items():
             if hour >= now - retention.fine - HOUR_S:
@@ -288,7 +293,7 @@ class HistoryTables:
             coarse = days.get(day)
             if coarse is None:
                 coarse = days[day] = self._rollup(COARSE, sid, day) or RollupChunk(day, HOUR_S)
-            coarse.put(hour, chunk.merged(self.scales), self.scales)
+            coarse.put(hour, chunk.merged(self.scales), self.scales, self.roundings)
         for chunk in days.values():
             self._write_chunk(COARSE, sid, chunk)
         self.rebuild_daily(sid)
@@ -302,7 +307,7 @@ class HistoryTables:
                     record: Record | None) -> RollupChunk:
         start = bucket_of(bucket_start, level.span)
         chunk = self._rollup(level, sid, start) or RollupChunk(start, level.step)
-        chunk.put(bucket_start, record, self.scales)
+        chunk.put(bucket_start, record, self.scales, self.roundings)
         self._write_chunk(level, sid, chunk)
         return chunk
 

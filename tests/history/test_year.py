@@ -56,7 +56,7 @@ def chunks(tables: HistoryTables, kind: str, rng: random.Random, step: int, span
                 level[mid] += rng.gauss(0, wobble / 3) + (base - level[mid]) * 0.05
                 spread = abs(rng.gauss(0, wobble))
                 stats[mid] = Stat(reports, level[mid] - spread, level[mid], level[mid] + spread)
-            chunk.put(slot * step, Record(reports, stats), tables.scales)
+            chunk.put(slot * step, Record(reports, stats), tables.scales, tables.roundings)
         out.append(chunk.encode())
     return out
 
@@ -102,6 +102,7 @@ def test_a_year_of_rollups_for_100_nodes(tmp_path: Path) -> None:
     path = tmp_path / "year.sqlite"
     tables, nodes = fill(path)
     size = path.stat().st_size
+    print(f"{size / NODES:.0f} bytes per node and year")
     assert size / NODES < BYTES_PER_NODE_YEAR, f"{size / NODES:.0f} bytes per node and year"
 
     node = nodes[42]

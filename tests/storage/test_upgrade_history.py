@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from meshmon.history.chunks import scale_for
+from meshmon.history.resolution import rounding_for
 from meshmon.service import Service
 from meshmon.storage.migrations import SCHEMA_VERSION
 from tests.integration.harness import collector_config
@@ -29,13 +30,17 @@ def shifted_clock(made_at: float) -> Any:
     return lambda: time.time() - shift
 
 
-def same_numbers(got: list[Any], want: list[Any], metric: str, where: str) -> None:
+def same_numbers(got: list[Any], want: list[Any], metric: str, stat: str, where: str) -> None:
     """Equal within the metric's stored scale (0.01 dBm, 1 bit/s): 0d25ead answered from
-    the open bucket in memory (as reported), this file holds it rounded to the scale."""
+    the open bucket in memory (as reported), this file holds it rounded to the scale; and
+    the days rebuilt by the upgrade hold their figures at the stored resolution
+    (`resolution.py`: a mean of clients to 0.1)."""
     assert [v is None for v in got] == [v is None for v in want], where
-    step = 1 / scale_for(metric)
+    scale = scale_for(metric)
+    rounding = rounding_for(metric, scale)
     for g, w in zip(got, want, strict=True):
         if w is not None:
+            step = 1 / scale + rounding.error(stat, w, scale)
             assert g == pytest.approx(w, abs=step * 1.01), where
 
 
@@ -50,7 +55,7 @@ def same_answer(got: dict[str, Any], want: dict[str, Any], where: str) -> None:
         for stat in ("mean", "min", "max"):
             assert (stat in g) == (stat in w), (where, key, stat)
             if stat in w:
-                same_numbers(g[stat], w[stat], w["metric"], f"{where} {key} {stat}")
+                same_numbers(g[stat], w[stat], w["metric"], stat, f"{where} {key} {stat}")
 
 
 async def test_history_of_schema_4_answers_the_same_after_the_upgrade(tmp_path: Path) -> None:

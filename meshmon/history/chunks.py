@@ -12,7 +12,10 @@ samples and restarts give the same records as samples that came in order.
 
 Numbers are stored as whole multiples of a per-metric scale (`scale_for`): 0.01 for most
 metrics (dBm, Mbit/s, %), 0.0001 for the 0–1 link qualities, whole bits and packets per
-second and kilobytes. Metric ids are numbers given by the store's metric registry.
+second and kilobytes. Roll-up records hold their figures at the resolution
+`resolution.rounding_for` gives each metric (a mean signal to 0.1 dB, its min and max in
+whole dB, rates to three significant digits); raw samples are kept at the scale. Metric ids
+are numbers given by the store's metric registry.
 """
 
 from __future__ import annotations
@@ -373,10 +376,10 @@ def rollup_arrays(rows: Iterable[tuple[int, bytes]], step: int, scales: Scales,
         times = np.asarray(starts, np.int64)[:, None] + values[:, 0] * step
         index = {mid: (i, as_is) for i, (mid, as_is) in enumerate(_metrics_of(kind, stored))}
         for mid in wanted:
-            found = index.get(mid)
-            if found is None:
+            at = index.get(mid)
+            if at is None:
                 continue
-            i, as_is = found
+            i, as_is = at
             missing, means, low, high = (values[:, 2 + 4 * i + k] for k in range(4))
             keep = means != MISSING  # rows without the metric are left out
             if not keep.any():
@@ -389,12 +392,12 @@ def rollup_arrays(rows: Iterable[tuple[int, bytes]], step: int, scales: Scales,
                 times=times[keep], n=(values[:, 1] - missing)[keep],
                 lo=lows / scale, mean=kept / scale, hi=highs / scale))
     out: dict[int, RecordArrays] = {}
-    for mid, found in parts.items():
-        if len(found) == 1:
-            out[mid] = found[0]
+    for mid, pieces in parts.items():
+        if len(pieces) == 1:
+            out[mid] = pieces[0]
             continue
         joined = [np.concatenate(cols) for cols in zip(
-            *((p.times, p.n, p.lo, p.mean, p.hi) for p in found), strict=True)]
+            *((p.times, p.n, p.lo, p.mean, p.hi) for p in pieces), strict=True)]
         order = np.argsort(joined[0], kind="stable")
         out[mid] = RecordArrays(*(col[order] for col in joined))
     return out

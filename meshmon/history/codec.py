@@ -1,20 +1,25 @@
-"""Chunks of history as bytes: columns of whole numbers, delta-coded, byte-shuffled, deflated.
+"""Chunks of history as bytes: columns of whole numbers, divided, delta-coded, byte-shuffled,
+deflated.
 
-A chunk is a header of small integers and a few columns of equal length. The columns,
-one after the other, are stored as the differences between neighbours (a value that did
-not change costs a zero), zigzag-coded (0, -1, 1, -2 … as 0, 1, 2, 3 …: a small step down
+A chunk is a header of small integers and a few columns of equal length. Each column is
+divided by the greatest common divisor of its values (whole dBm stored at a scale of 100
+are stored as whole numbers; a mean to 0.1 dB as tenths), and a column of zeros is not
+stored at all (a bit mask says which). A column is then kept as it is (numbers scattered
+around a level, such as a distance below a mean) or, by default, as the differences
+between neighbours (a value that did not change costs a zero); those form one chain
+across columns. All are zigzag-coded (0, -1, 1, -2 … as 0, 1, 2, 3 …: a small step down
 has high bytes of zero like a small step up), the 8-byte numbers are split into byte planes
 (all high bytes together, nearly all zero), and the whole is deflated. Unchanged and
 slowly changing series shrink to a fraction of a byte per value; noisy ones to about their
-entropy (zigzag saves about a quarter on noisy roll-ups against plain signed differences).
+byte-wise entropy.
 
-Encoding and decoding are numpy and zlib work: no Python object per value.
-
-Layout: one format byte, the number of byte planes stored (the planes above are all zero:
-most numbers fit in one or two bytes, so there is less to deflate and to inflate), the
-header as varints (its length first), then the deflated body (raw deflate, no zlib header:
-6 bytes less per chunk). Format 2 (meshmon up to schema 4) stored all eight planes and had
-no plane count; it is still read.
+Layout (format 4): one format byte, the number of byte planes stored (the planes above are
+all zero), the header as varints (its length first), the mask of columns of zeros (its
+length in bytes, then little-endian bits), then the deflated body (raw deflate, no zlib
+header): first a code per column (divisor × 2, + 1 when kept as it is), then the stored
+columns. Format 3 (schema 5) had no codes and no mask (every column delta-coded in one
+chain, undivided), format 2 (up to schema 4) also stored all eight planes and had no plane
+count; both are still read.
 """
 
 from __future__ import annotations

@@ -241,7 +241,8 @@ class HistoryTables:
         hour = self._newest_row(FINE, sid)
         hour_record = None if hour is None else hour.merged(self.scales)
         if level is COARSE:
-            return [] if hour is None or hour_record is None else [(hour.start, hour_record)]
+            return ([] if hour is None or hour_record is None else
+                    [(hour.start, self._as_stored(hour.start, hour_record))])
         days: dict[int, RollupChunk] = {}
         day = self._newest_row(COARSE, sid)
         if day is not None:
@@ -250,8 +251,14 @@ class HistoryTables:
             start = bucket_of(hour.start, DAY_S)
             chunk = days.setdefault(start, RollupChunk(start, HOUR_S))
             chunk.put(hour.start, hour_record, self.scales, self.roundings)
-        return [(start, record) for start, chunk in days.items()
+        return [(start, self._as_stored(start, record)) for start, chunk in days.items()
                 for record in [chunk.merged(self.scales)] if record is not None]
+
+    def _as_stored(self, start: int, record: Record) -> Record:
+        """A record at the resolution it will have when its level stores it."""
+        chunk = RollupChunk(start, 1)
+        chunk.put(start, record, self.scales, self.roundings)
+        return chunk.merged(self.scales) or record
 
     def _newest_row(self, level: Level, sid: int) -> RollupChunk | None:
         row = self.conn.execute(

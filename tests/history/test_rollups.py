@@ -86,6 +86,7 @@ def test_rollups_are_the_min_mean_max_of_the_samples(tmp_path: Path, order: str)
         # records (the expected value is rounded to 0.01)
         tolerance = {BUCKET_S: 0.055, HOUR_S: 0.105}[step]
         assert got["mean"] == pytest.approx(want["mean"], abs=tolerance), step
+        assert all(m is not None and round(m * 10) == pytest.approx(m * 10) for m in got["mean"])
     # and every sample is there as reported
     raw = rec.answer(LINK, ["signal_dbm"], {"from": str(T0), "to": str(T0 + SPAN),
                                              "step": "raw"}, T0 + SPAN + 600)

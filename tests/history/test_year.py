@@ -34,9 +34,11 @@ METRICS = {
     "link": {"signal_dbm": (-62, 1.5), "snr_db": (32, 1.5), "tx_rate_mbps": (130, 10),
              "rx_rate_mbps": (120, 10), "expected_tput_mbps": (60, 5), "tq": (230, 5)},
 }
-BYTES_PER_NODE_YEAR = 3_000_000
-"""a 1,000-node network's year of roll-ups (every metric noisy in every step: the worst
-case) stays under 3 GB"""
+BYTES_PER_NODE_YEAR = 2_300_000
+"""a node with three links: a year of roll-ups (every metric noisy in every step, to 0.01:
+the worst case) in 2.1 MB with chunk format 4 and the stated resolution (format 3 with
+every figure to 0.01: 2.8 MB); bench/history.py has the whole file of a node with five
+links (see bench/README.md: the 3 GB for 1,000 nodes is missed there)"""
 
 
 def chunks(tables: HistoryTables, kind: str, rng: random.Random, step: int, span: int
@@ -102,7 +104,6 @@ def test_a_year_of_rollups_for_100_nodes(tmp_path: Path) -> None:
     path = tmp_path / "year.sqlite"
     tables, nodes = fill(path)
     size = path.stat().st_size
-    print(f"{size / NODES:.0f} bytes per node and year")
     assert size / NODES < BYTES_PER_NODE_YEAR, f"{size / NODES:.0f} bytes per node and year"
 
     node = nodes[42]

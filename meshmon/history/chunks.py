@@ -260,12 +260,15 @@ class RollupChunk:
             missing, means, below, above = self.metrics[mid]
             lows = list(map(operator.sub, means, below))
             highs = list(map(operator.add, means, above))
-            if MISSING in means:
+            spread = math.gcd(*below, *above)  # 0: no spread, columns of zeros (not stored)
+            if not spread:
+                coarser = False
+            elif MISSING in means:
                 present = [i for i, m in enumerate(means) if m != MISSING]
-                coarser = (math.gcd(*(lows[i] for i in present), *(highs[i] for i in present))
-                           > math.gcd(*below, *above))
+                coarser = math.gcd(*(lows[i] for i in present),
+                                   *(highs[i] for i in present)) > spread
             else:
-                coarser = math.gcd(*lows, *highs) > math.gcd(*below, *above)
+                coarser = math.gcd(*lows, *highs) > spread
             header.append(2 * mid + coarser)
             if coarser:
                 columns += (missing, means, lows, highs)

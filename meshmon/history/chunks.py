@@ -350,9 +350,9 @@ def rollup_arrays(rows: Iterable[tuple[int, bytes]], step: int, scales: Scales,
     """The records of a series' stored roll-up chunks (start, data) that have each metric
     of `mids`. Chunks of one layout (the same metrics and rows: every full day or hour)
     are decoded together; `damaged(start, error)` is told of a chunk that cannot be read."""
-    layouts: dict[tuple[int, ...], tuple[list[int], list[bytes]]] = {}
-    """(planes, format 4, columns of zeros, kind, rows, metrics…) → starts and bodies of
-    the chunks of that layout"""
+    layouts: dict[tuple[int, ...], list[tuple[int, int, bytes]]] = {}
+    """(format 4, columns of zeros, kind, rows, metrics…) → start, plane count and planes
+    of the chunks of that layout"""
     for start, blob in rows:
         try:
             inflated = inflate(blob)
@@ -368,13 +368,16 @@ def rollup_arrays(rows: Iterable[tuple[int, bytes]], step: int, scales: Scales,
             damaged(start, exc)
             continue
         if header[1]:
-            starts, bodies = layouts.setdefault(
-                (inflated.width, inflated.coded, inflated.zeros, *header), ([], []))
-            starts.append(start)
-            bodies.append(inflated.planes)
+            layouts.setdefault((inflated.coded, inflated.zeros, *header), []).append(
+                (start, inflated.width, inflated.planes))
     wanted = list(mids)
     parts: dict[int, list[RecordArrays]] = {}
-    for (width, coded, zeros, kind, count, *stored), (starts, bodies) in layouts.items():
+    for (coded, zeros, kind, count, *stored), found in layouts.items():
+        width = max(w for _, w, _ in found)
+        starts = [start for start, _, _ in found]
+        # planes above a chunk's own are zero: chunks of fewer planes get them added
+        bodies = [planes if w == width else planes + bytes(len(planes) // w * (width - w))
+                  for _, w, planes in found]
         values = values_of(bodies, width, count, bool(coded), zeros, 2 + 4 * len(stored))
         times = np.asarray(starts, np.int64)[:, None] + values[:, 0] * step
         index = {mid: (i, as_is) for i, (mid, as_is) in enumerate(_metrics_of(kind, stored))}

@@ -204,8 +204,9 @@ def feed(collector: Collector) -> None:
     client.disconnect()
     client.loop_stop()
     deadline = time.monotonic() + 20
-    while request(collector.port, "GET", f"/api/v1/nodes/{NODE}".encode(), [], b"").status != 200:
-        assert time.monotonic() < deadline, "the fed node never showed up"
+    # the link's page answers once both ends' reports are in (the routes need both)
+    while request(collector.port, "GET", f"/link/{NODE}/peer-2".encode(), [], b"").status != 200:
+        assert time.monotonic() < deadline, "the fed link never showed up"
         time.sleep(0.1)
     silence = json.dumps({"node": "peer-*", "duration_s": 3600}).encode()
     answer = request(collector.port, "POST", b"/api/v1/silences",

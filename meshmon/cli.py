@@ -48,6 +48,29 @@ def _tune_gc() -> None:
     gc.set_threshold(10_000, 10, 1000)
 
 
+MALLOC_ARENAS = 2
+"""glibc arenas for the whole process (M_ARENA_MAX; glibc's default is 8 per core)"""
+_M_ARENA_MAX = -8
+"""mallopt's parameter number for M_ARENA_MAX (malloc.h)"""
+
+
+def tune_memory(arenas: int = MALLOC_ARENAS) -> bool:
+    """Let glibc's malloc keep at most `arenas` arenas: each thread that allocates (the
+    MQTT client, the SQLite store's worker, the executor's) otherwise gets an arena of its
+    own whose freed blocks stay mapped, and after a backlog their free lists were a large
+    part of the collector's RSS (bench/README.md, "memory"). Whether it was applied (not
+    on a C library without mallopt)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return False
+
+
 GC_FREEZE_INTERVAL_S = 5.0
 GC_FULL_EVERY = 720
 """freezes between two full collections of everything (hourly)"""

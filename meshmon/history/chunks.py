@@ -72,66 +72,125 @@ def _quantize(value: float, scale: int) -> int:
 NAN = float("nan")
 
 
-@dataclass(slots=True)
+class _Layout:
+    """The metrics of a raw bucket's rows, in order, shared by every bucket with the same
+    ones (most series of a kind have the same metrics: one layout object for all)."""
+
+    __slots__ = ("index", "mids", "width")
+
+    def __init__(self, mids: tuple[int, ...]) -> None:
+        self.mids = mids
+        self.index = {mid: i for i, mid in enumerate(mids, start=1)}
+        """metric id → its place in a row (0 is the time)"""
+        self.width = 1 + len(mids)
+
+    def with_metrics(self, more: Iterable[int]) -> _Layout:
+        """The layout with these metrics too."""
+        return _layout(tuple(sorted({*self.mids, *more})))
+
+
+_LAYOUTS: dict[tuple[int, ...], _Layout] = {}
+
+
+def _layout(mids: tuple[int, ...]) -> _Layout:
+    found = _LAYOUTS.get(mids)
+    if found is None:
+        found = _LAYOUTS[mids] = _Layout(mids)
+    return found
+
+
+_NO_METRICS = _layout(())
+
+
 class RawBucket:
     """One series' samples in one 5-minute bucket, in time order.
 
-    Columns are arrays of doubles with NaN for an absent reading: the collector holds one
-    open bucket per series, and a list of float objects would take four times the memory.
+    Packed: one array of doubles, a row per sample (its time, then each metric of the
+    bucket's layout, NaN for an absent reading). The collector holds an open bucket per
+    series — 210,000 at 35,000 nodes — and a dict of one array per metric took ~1.5 kB a
+    bucket (bench/README.md, "memory"). `times` and `values` give columns (copies).
     """
 
-    start: int
-    times: array[float] = field(default_factory=lambda: array("d"))
-    values: dict[int, array[float]] = field(default_factory=dict)
-    unknown_stored: bool = False
-    """what is stored for the bucket is unknown: writing it merges (never replaces)"""
+    __slots__ = ("_layout", "_rows", "start", "unknown_stored")
+
+    def __init__(self, start: int, times: Iterable[float] = (),
+                 values: Mapping[int, Sequence[float]] | None = None,
+                 unknown_stored: bool = False) -> None:
+        self.start = start
+        self.unknown_stored = unknown_stored
+        """what is stored for the bucket is unknown: writing it merges (never replaces)"""
+        columns = values or {}
+        layout = self._layout = _layout(tuple(sorted(columns)))
+        rows = self._rows = array("d", times)
+        if layout.mids:  # interleave the columns: time, then each metric, per row
+            packed = array("d", bytes(8 * len(rows) * layout.width))
+            packed[0::layout.width] = rows
+            for i, mid in enumerate(layout.mids, start=1):
+                packed[i::layout.width] = array("d", columns[mid])
+            self._rows = packed
+
+    @property
+    def times(self) -> array[float]:
+        """The sample times, ascending (a copy)."""
+        return self._rows[0::self._layout.width]
+
+    @property
+    def values(self) -> dict[int, array[float]]:
+        """Metric id → its reading in each sample, NaN where absent (copies)."""
+        rows, width = self._rows, self._layout.width
+        return {mid: rows[i::width] for mid, i in self._layout.index.items()}
 
     def add(self, ts: float, sample: Mapping[int, float]) -> None:
         """Add one sample; a sample at a time already held replaces it (a duplicate)."""
-        times = self.times
-        values = self.values
-        if not times or ts > times[-1]:
-            n = len(times)
-            times.append(ts)
-            for mid, column in values.items():
-                column.append(sample.get(mid, NAN))
-            for mid, value in sample.items():
-                if mid not in values:
-                    column = array("d", [NAN]) * n
-                    column.append(value)
-                    values[mid] = column
+        layout = self._layout
+        if not layout.index.keys() >= sample.keys():
+            self._widen(layout.with_metrics(sample))
+            layout = self._layout
+        rows = self._rows
+        width = layout.width
+        row = [ts]
+        row += [sample.get(mid, NAN) for mid in layout.mids]
+        if not rows or ts > rows[-width]:
+            rows.extend(row)
             return
+        times = rows[0::width]
         pos = bisect.bisect_left(times, ts)
-        replace = pos < len(times) and times[pos] == ts
-        if not replace:
-            times.insert(pos, ts)
-        for mid, column in values.items():
-            value = sample.get(mid, NAN)
-            if replace:
-                column[pos] = value
-            else:
-                column.insert(pos, value)
-        for mid, value in sample.items():
-            if mid not in values:
-                column = array("d", [NAN]) * len(times)
-                column[pos] = value
-                values[mid] = column
+        at = pos * width
+        if pos < len(times) and times[pos] == ts:
+            rows[at:at + width] = array("d", row)
+        else:
+            rows[at:at] = array("d", row)
+
+    def _widen(self, layout: _Layout) -> None:
+        """Re-pack the rows for a layout with more metrics (new ones NaN)."""
+        old, rows, n = self._layout, self._rows, len(self)
+        packed = array("d", [NAN]) * (n * layout.width)
+        packed[0::layout.width] = rows[0::old.width]
+        for mid, i in old.index.items():
+            packed[layout.index[mid]::layout.width] = rows[i::old.width]
+        self._layout, self._rows = layout, packed
 
     def merge(self, other: RawBucket) -> None:
         """Take in the samples of `other` (same bucket)."""
-        for i, ts in enumerate(other.times):
-            self.add(ts, {mid: col[i] for mid, col in other.values.items() if col[i] == col[i]})
+        rows, width, index = other._rows, other._layout.width, other._layout.index
+        for at in range(0, len(rows), width):
+            self.add(rows[at], {mid: v for mid, i in index.items()
+                                if (v := rows[at + i]) == v})
 
     def __len__(self) -> int:
-        return len(self.times)
+        return len(self._rows) // self._layout.width
+
+    def __repr__(self) -> str:
+        return (f"RawBucket(start={self.start}, times={self.times!r}, values={self.values!r}"
+                f", unknown_stored={self.unknown_stored})")
 
     def encode(self, scales: Scales) -> bytes:
         """The stored form."""
-        mids = sorted(self.values)
-        start = self.start
-        columns = [[round((t - start) * 1000) for t in self.times]]
-        for mid in mids:
-            scale, column = scales[mid], self.values[mid]
+        start, width = self.start, self._layout.width
+        rows = self._rows
+        columns = [[round((t - start) * 1000) for t in rows[0::width]]]
+        for mid, i in self._layout.index.items():
+            scale, column = scales[mid], rows[i::width]
             try:  # the plain way first: every reading a finite number of a sane size
                 quantized = [MISSING if v != v else round(v * scale) for v in column]
                 if max(quantized) >= _LIMIT or (min(quantized) <= -_LIMIT and any(
@@ -140,7 +199,7 @@ class RawBucket:
             except OverflowError:
                 quantized = [MISSING if v != v else _quantize(v, scale) for v in column]
             columns.append(quantized)
-        return pack([RAW, len(self.times), *mids], columns)
+        return pack([RAW, len(self), *self._layout.mids], columns)
 
     @classmethod
     def decode(cls, blob: bytes, start: int, scales: Scales) -> RawBucket:
@@ -148,23 +207,23 @@ class RawBucket:
         chunk = Chunk(blob, rows_at=1)
         if chunk.header[0] != RAW or chunk.columns != len(chunk.header) - 1:
             raise ChunkError("not a raw history bucket")
-        times = array("d", [start + ms / 1000 for ms in chunk.column(0)])
+        times = [start + ms / 1000 for ms in chunk.column(0)]
         values = {}
         for i, mid in enumerate(chunk.header[2:], start=1):
             scale = scales.get(mid, 1)
-            values[mid] = array("d", [NAN if q == MISSING else q / scale
-                                      for q in chunk.column(i)])
+            values[mid] = [NAN if q == MISSING else q / scale for q in chunk.column(i)]
         return cls(start, times, values)
 
     def rollup(self) -> Record:
         """The bucket's record: samples, and per metric n, min, mean, max."""
         stats: dict[int, Stat] = {}
-        for mid, column in self.values.items():
-            present = [v for v in column if v == v]
+        rows, width = self._rows, self._layout.width
+        for mid, i in self._layout.index.items():
+            present = [v for v in rows[i::width] if v == v]
             if present:
                 stats[mid] = Stat(len(present), min(present), sum(present) / len(present),
                                   max(present))
-        return Record(len(self.times), stats)
+        return Record(len(self), stats)
 
 
 @dataclass(slots=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+from sys import intern
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -204,7 +205,10 @@ class Topology:
                     state.report_ts = ts
             return layout
         layout = self._upsert_links(src, report_links, now, ts)
-        self._layouts[src] = (self.macs.version, idents, layout)
+        # kept with shared strings: each report's strings are its own copies
+        self._layouts[src] = (self.macs.version, [
+            tuple(None if part is None else intern(part) for part in ident)
+            for ident in idents], layout)
         return layout
 
     def _upsert_links(self, src: str, report_links: Iterable[wire.Link | fast.Link],
@@ -233,19 +237,20 @@ class Topology:
                 dsts.append(None)
                 all_states.append(None)
                 continue
-            key = LinkKey(src, peer, link.iface, link.kind)
+            key = LinkKey(intern(src), intern(peer), intern(link.iface), intern(link.kind))
             keys.append(key)
             sample = LinkSample.from_link(link)
             state = links.get(key)
             if state is None:
-                state = LinkState(key, dst, mac, sample, now, now, ts)
+                state = LinkState(key, key.peer if dst is not None else None,
+                                  None if mac is None else intern(mac), sample, now, now, ts)
                 self._add_link(state)
             else:
                 state.sample = sample
                 state.last_seen = now
                 state.report_ts = ts
-                if mac is not None:
-                    state.peer_mac = mac
+                if mac is not None and mac != state.peer_mac:
+                    state.peer_mac = intern(mac)
             states.append(state)
             all_states.append(state)
             dsts.append(dst)

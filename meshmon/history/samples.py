@@ -23,8 +23,8 @@ import math
 import types
 import typing
 from array import array
-from sys import intern
 from collections.abc import Iterable, Iterator, Sequence
+from sys import intern
 from typing import Any, NamedTuple
 
 import msgspec

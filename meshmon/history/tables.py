@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +84,8 @@ class HistoryTables:
         self.keys: dict[int, SeriesKey] = {}
         for sid, kind, node, peer, iface, link_kind in conn.execute(
                 "SELECT id, kind, node, peer, iface, link_kind FROM history_series"):
-            key = SeriesKey(kind, node, peer, iface, link_kind)
+            # interned: the same few names repeat in 210,000 keys at guifi.net's size
+            key = SeriesKey(*map(sys.intern, (kind, node, peer, iface, link_kind)))
             self.series[key] = sid
             self.keys[sid] = key
         self.metrics: dict[str, int] = {}

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import math
 import time
-from sys import intern
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from sys import intern
 from typing import Any, NamedTuple
 
 import networkx as nx

@@ -1,6 +1,7 @@
 """Where a collector's memory is, at guifi.net's size (a benchmark, not a test).
 
     python bench/memory.py [--nodes 35000] [--seconds 10] [--timeout 600] [--default-malloc]
+                           [--receive-maximum N]
 
 Starts Mosquitto, runs the real `Service` in this process (with the process settings of
 `meshmon serve`: GC thresholds and the allocator's), hands it the retained info and one
@@ -17,8 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import ctypes.util
+import functools
 import gc
 import shutil
 import sys
@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from drain import report_once  # noqa: E402
 from loadgen import build_mesh, publish_infos, run_publishers  # noqa: E402
 
-from meshmon.cli import _tune_gc, tune_memory  # noqa: E402
+from meshmon.cli import _tune_gc, trim_memory, tune_memory  # noqa: E402
 from meshmon.config import Config  # noqa: E402
+from meshmon.ingest import mqtt  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from tests import servers  # noqa: E402
 
@@ -52,11 +53,6 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * 4096 / 1e6
 
 
-def malloc_trim() -> float:
-    """Hand glibc's free blocks back to the system; RSS after, MB."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    libc.malloc_trim(0)
-    return rss_mb()
 
 
 @dataclass
@@ -65,7 +61,9 @@ class RssTrace:
 
     every: float = 0.1
     phase: str = "start"
-    samples: list[tuple[float, str, float]] = field(default_factory=list)
+    samples: list[tuple[float, str, float, int]] = field(default_factory=list)
+    """(time, phase, RSS MB, reports waiting for the SQLite store)"""
+    waiting: Callable[[], int] = lambda: 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -74,7 +72,8 @@ class RssTrace:
 
         def run() -> None:
             while not self._stop.wait(self.every):
-                self.samples.append((time.monotonic() - t0, self.phase, rss_mb()))
+                self.samples.append((time.monotonic() - t0, self.phase, rss_mb(),
+                                     self.waiting()))
 
         threading.Thread(target=run, daemon=True, name="rss-trace").start()
 
@@ -82,13 +81,14 @@ class RssTrace:
         """Stop sampling."""
         self._stop.set()
 
-    def by_phase(self) -> list[tuple[str, float, float]]:
-        """(phase, peak MB, MB at its end) in the order the phases came."""
-        out: dict[str, tuple[float, float]] = {}
-        for _, phase, mb in self.samples:
-            peak, _ = out.get(phase, (0.0, 0.0))
-            out[phase] = (max(peak, mb), mb)
-        return [(p, peak, last) for p, (peak, last) in out.items()]
+    def by_phase(self) -> list[tuple[str, float, float, int]]:
+        """(phase, peak MB, MB at its end, most reports waiting) in the order the phases
+        came."""
+        out: dict[str, tuple[float, float, int]] = {}
+        for _, phase, mb, waiting in self.samples:
+            peak, _, most = out.get(phase, (0.0, 0.0, 0))
+            out[phase] = (max(peak, mb), mb, max(most, waiting))
+        return [(p, peak, last, most) for p, (peak, last, most) in out.items()]
 
 
 def deep_size(root: object, seen: set[int]) -> int:
@@ -97,7 +97,7 @@ def deep_size(root: object, seen: set[int]) -> int:
     total = 0
     while stack:
         obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, type | Callable) and not isinstance(obj, dict):
+        if id(obj) in seen or (isinstance(obj, type | Callable) and not isinstance(obj, dict)):
             continue
         seen.add(id(obj))
         total += sys.getsizeof(obj)
@@ -179,6 +179,8 @@ async def measure(args: argparse.Namespace, trace: RssTrace) -> tuple[float, flo
         trace.phase = "draining the backlog"
         t0 = time.perf_counter()
         service = Service(config)
+        store = service.store
+        trace.waiting = lambda: len(store._reports) + store._inflight
         await service.start()
         while service.metrics.get("meshmon_reports_received_total") < sent:
             await asyncio.sleep(0.1)
@@ -200,9 +202,10 @@ async def measure(args: argparse.Namespace, trace: RssTrace) -> tuple[float, flo
             print(f"  {name:52s} {mb:7.1f} MB")
         print(f"  {'Python objects reached from the service':52s} {total:7.1f} MB")
         seen.clear()  # the sizing's own memory
-        trimmed = malloc_trim()
-        print(f"RSS {now:.0f} MB; after glibc's malloc_trim(0) {trimmed:.0f} MB (the rest of "
-              "the difference was free blocks malloc held)")
+        before, t0 = rss_mb(), time.perf_counter()
+        trim_memory()
+        print(f"RSS {now:.0f} MB; {before:.0f} MB after the sizing, {rss_mb():.0f} MB after "
+              f"`meshmon.cli.trim_memory` ({(time.perf_counter() - t0) * 1000:.0f} ms)")
         return now, total
     finally:
         if service is not None:
@@ -217,12 +220,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0,
                     help="publishing time of the backlog")
     ap.add_argument("--timeout", type=float, default=600.0, help="give up after this long")
+    ap.add_argument("--receive-maximum", type=int, default=0,
+                    help="the MQTT 5 receive window the collector asks for (an experiment: "
+                         "0 keeps meshmon's; it bounds the reports waiting for SQLite)")
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's malloc settings (no `meshmon.cli.tune_memory`)")
     args = ap.parse_args()
     _tune_gc()
     if not args.default_malloc:
         tune_memory()
+    if args.receive_maximum:
+        mqtt.ConnectRequest = functools.partial(  # type: ignore[misc]
+            mqtt.ConnectRequest, receive_maximum=args.receive_maximum)
     trace = RssTrace()
     trace.start()
 
@@ -231,10 +240,11 @@ def main() -> None:
 
     now, objects = asyncio.run(bounded())
     trace.stop()
-    print("RSS by phase (peak, at its end):")
-    for phase, peak, last in trace.by_phase():
-        print(f"  {phase:44s} peak {peak:6.0f} MB, end {last:6.0f} MB")
-    peak = max((mb for _, phase, mb in trace.samples if not phase.startswith("sizing")),
+    print("RSS by phase (peak, at its end; most reports waiting for the SQLite store, each "
+          "held decoded until it is stored and acknowledged):")
+    for phase, peak, last, most in trace.by_phase():
+        print(f"  {phase:44s} peak {peak:6.0f} MB, end {last:6.0f} MB, waiting {most:6d}")
+    peak = max((mb for _, phase, mb, _ in trace.samples if not phase.startswith("sizing")),
                default=now)
     verdict = "ok" if peak <= LIMIT_MB else f"MISSED by {peak / LIMIT_MB:.2f}×"
     print(f"RSS after the backlog {now:.0f} MB, peak {peak:.0f} MB  limit ≤ {LIMIT_MB:.0f} "

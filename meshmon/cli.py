@@ -52,23 +52,36 @@ MALLOC_ARENAS = 2
 """glibc arenas for the whole process (M_ARENA_MAX; glibc's default is 8 per core)"""
 _M_ARENA_MAX = -8
 """mallopt's parameter number for M_ARENA_MAX (malloc.h)"""
+TRIM_EVERY = 12
+"""freezes between two hand-backs of malloc's free memory to the system (a minute)"""
+
+
+def _glibc() -> Any | None:
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
 
 
 def tune_memory(arenas: int = MALLOC_ARENAS) -> bool:
     """Let glibc's malloc keep at most `arenas` arenas: each thread that allocates (the
-    MQTT client, the SQLite store's worker, the executor's) otherwise gets an arena of its
-    own whose freed blocks stay mapped, and after a backlog their free lists were a large
-    part of the collector's RSS (bench/README.md, "memory"). Whether it was applied (not
-    on a C library without mallopt)."""
-    import ctypes
-    import ctypes.util
+    SQLite store's worker, the executor's) otherwise gets arenas of its own whose freed
+    blocks stay mapped. Whether it was applied (not on musl or macOS)."""
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(_M_ARENA_MAX, arenas))
 
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
-        return False
+
+def trim_memory() -> bool:
+    """Hand malloc's free pages back to the system (`malloc_trim`; it runs without the
+    GIL, so call it from a thread): after a backlog they stayed in the RSS
+    (bench/README.md, "memory"). Whether any memory was released."""
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(0))
 
 
 GC_FREEZE_INTERVAL_S = 5.0
@@ -93,6 +106,8 @@ async def _run_freezing_survivors() -> None:
         else:
             gc.collect(1)
         gc.freeze()
+        if freezes % TRIM_EVERY == 0:
+            await asyncio.to_thread(trim_memory)
 
 
 def _setup_logging(level: str) -> None:
@@ -202,6 +217,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load_or_exit(args.config)
     _setup_logging(config.log_level)
     _tune_gc()
+    tune_memory()
     return _run_main(_serve(config, args.role))
 
 

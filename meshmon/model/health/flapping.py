@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from meshmon.model.changelog import Entry, Presence, Reported, Restored
@@ -46,8 +46,10 @@ class FlappingDetector(Detector):
         """node → when it last went down or came back (links around it are settling)"""
         self.last_change: dict[str, float] = {}
         """flap key → its latest up/down change: it stops flapping flap_window_s later"""
-        self.reported: dict[str, frozenset[LinkKey]] = {}
-        """node → keys of the links its last report listed"""
+        self.reported: dict[str, Sequence[LinkKey]] = {}
+        """node → keys of the links its last report listed (the report's own list, not a
+        copy: a node whose links stay the same hands the same list every time, and a set
+        per node took 16 MB at 35,000 nodes)"""
         self._listing: list[tuple[LinkKey, bool, float]] = []
         """(key, now listed?, when) for links reports added or dropped since evaluate"""
         self.facts.own_failures = self.own_failures
@@ -78,14 +80,14 @@ class FlappingDetector(Detector):
 
     def _note_listing(self, entry: Reported) -> None:
         src = entry.node
-        listed = frozenset(entry.keys)
+        listed = entry.keys
         before = self.reported.get(src)
         self.reported[src] = listed
-        if before is None or before == listed:
+        if before is None or before is listed or before == listed:
             return
-        at = entry.at
-        self._listing.extend((key, False, at) for key in before - listed)
-        self._listing.extend((key, True, at) for key in listed - before)
+        at, was, now_listed = entry.at, set(before), set(listed)
+        self._listing.extend((key, False, at) for key in was - now_listed)
+        self._listing.extend((key, True, at) for key in now_listed - was)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, now: float) -> None:

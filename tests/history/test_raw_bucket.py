@@ -38,7 +38,7 @@ def same(a: list[float], b: list[float]) -> bool:
                                     for x, y in zip(a, b, strict=True))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(samples)
 def test_a_packed_bucket_holds_the_samples_a_column_per_metric_held(
         added: list[tuple[float, dict[int, float]]]) -> None:
@@ -68,7 +68,7 @@ def test_a_packed_bucket_holds_the_samples_a_column_per_metric_held(
                for mid, col in columns.items())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(samples, samples)
 def test_merging_two_buckets_is_adding_the_second_ones_samples(
         first: list[tuple[float, dict[int, float]]],

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from loadgen import Mesh, build_mesh, publish_infos, report_parts, run_publishers  # noqa: E402
 
-from meshmon.cli import _tune_gc, tune_memory  # noqa: E402
+from meshmon.cli import _tune_gc  # noqa: E402
 from meshmon.config import Config  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from tests import servers  # noqa: E402
@@ -123,7 +123,6 @@ def main() -> None:
                     help="no report before the backlog: the drain creates every link")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    tune_memory()  # as `meshmon serve` does
     if not args.default_gc:
         _tune_gc()
     else:

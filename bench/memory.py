@@ -1,17 +1,19 @@
 """Where a collector's memory is, at guifi.net's size (a benchmark, not a test).
 
-    python bench/memory.py [--nodes 35000] [--seconds 10] [--timeout 600] [--default-malloc]
+    python bench/memory.py [--nodes 35000] [--seconds 10] [--timeout 600]
                            [--receive-maximum N]
 
-Starts Mosquitto, runs the real `Service` in this process (with the process settings of
-`meshmon serve`: GC thresholds and the allocator's), hands it the retained info and one
-report of every node, stops it, queues a backlog of `--seconds` of reports at the agents'
-full speed for its session, starts it again and lets it drain them (graph + SQLite, as
-`bench/drain.py`). The process's RSS is sampled every 100 ms from the first start to the
-end (where the peak is: while the backlog drains, or after). Then, after the store's
-flush and a full GC, each part's size: `sys.getsizeof` summed over its objects, each
-object counted once (parts listed first claim shared objects). Stops its servers, also
-after `--timeout` seconds. Last line: RESULT rss_mb=… peak_mb=… objects_mb=…
+Starts Mosquitto, runs the real `Service` in this process (with `meshmon serve`'s GC
+thresholds), hands it the retained info and one report of every node, stops it, queues a
+backlog of `--seconds` of reports at the agents' full speed for its session, starts it
+again and lets it drain them (graph + SQLite, as `bench/drain.py`). The process's RSS is
+sampled every 100 ms from the first start to the end, with the reports waiting for the
+SQLite store (where the peak is: while the backlog drains, or after). Then, after the
+store's flush and a full GC, each part's size: `sys.getsizeof` summed over its objects,
+each object counted once (parts listed first claim shared objects), and the RSS after
+`meshmon.cli.trim_memory`. `--receive-maximum N` (an experiment) sets the MQTT 5 receive
+window the collector asks for. Stops its servers, also after `--timeout` seconds.
+Last line: RESULT rss_mb=… peak_mb=… objects_mb=…
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from drain import report_once  # noqa: E402
 from loadgen import build_mesh, publish_infos, run_publishers  # noqa: E402
 
-from meshmon.cli import _tune_gc, trim_memory, tune_memory  # noqa: E402
+from meshmon.cli import _tune_gc, trim_memory  # noqa: E402
 from meshmon.config import Config  # noqa: E402
 from meshmon.ingest import mqtt  # noqa: E402
 from meshmon.service import Service  # noqa: E402
@@ -223,12 +225,8 @@ def main() -> None:
     ap.add_argument("--receive-maximum", type=int, default=0,
                     help="the MQTT 5 receive window the collector asks for (an experiment: "
                          "0 keeps meshmon's; it bounds the reports waiting for SQLite)")
-    ap.add_argument("--default-malloc", action="store_true",
-                    help="keep glibc's malloc settings (no `meshmon.cli.tune_memory`)")
     args = ap.parse_args()
     _tune_gc()
-    if not args.default_malloc:
-        tune_memory()
     if args.receive_maximum:
         mqtt.ConnectRequest = functools.partial(  # type: ignore[misc]
             mqtt.ConnectRequest, receive_maximum=args.receive_maximum)

@@ -48,32 +48,20 @@ def _tune_gc() -> None:
     gc.set_threshold(10_000, 10, 1000)
 
 
-MALLOC_ARENAS = 2
-"""glibc arenas for the whole process (M_ARENA_MAX; glibc's default is 8 per core)"""
-_M_ARENA_MAX = -8
-"""mallopt's parameter number for M_ARENA_MAX (malloc.h)"""
 TRIM_EVERY = 12
 """freezes between two hand-backs of malloc's free memory to the system (a minute)"""
 
 
 def _glibc() -> Any | None:
-    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    """The C library when it is glibc (it has malloc_trim), else None."""
     import ctypes
     import ctypes.util
 
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+        return libc if hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
-
-
-def tune_memory(arenas: int = MALLOC_ARENAS) -> bool:
-    """Let glibc's malloc keep at most `arenas` arenas: each thread that allocates (the
-    SQLite store's worker, the executor's) otherwise gets arenas of its own whose freed
-    blocks stay mapped. Whether it was applied (not on musl or macOS)."""
-    libc = _glibc()
-    return libc is not None and bool(libc.mallopt(_M_ARENA_MAX, arenas))
 
 
 def trim_memory() -> bool:
@@ -217,7 +205,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load_or_exit(args.config)
     _setup_logging(config.log_level)
     _tune_gc()
-    tune_memory()
     return _run_main(_serve(config, args.role))
 
 

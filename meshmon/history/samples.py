@@ -111,9 +111,11 @@ def numbers(fields: dict[str, Any]) -> Iterator[tuple[str, float]]:
             yield name, value
 
 
-_COUNTER_SLOT = {name: 2 * i for i, name in enumerate(COUNTERS)}
-"""counter → where its (time, value) is in a series' readings"""
-_NO_READINGS = array("d", [math.nan]) * (2 * len(COUNTERS))
+_COUNTER_SLOT = {name: 2 * i for i, name in enumerate(
+    ["tx_retries", "tx_failed", *(n for n in COUNTERS if n not in ("tx_retries", "tx_failed"))])}
+"""counter → where its (time, value) is in a series' readings: a link's two counters
+first, so its readings take four doubles (an interface's take all)"""
+_NOT_SEEN = array("d", [math.nan, math.nan])
 
 
 class CounterRates:
@@ -133,9 +135,11 @@ class CounterRates:
         """The rate since the previous reading (None: first reading, reset, or not
         believable); `reset` says the device rebooted since."""
         readings = self._last.get(key)
-        if readings is None:
-            readings = self._last[key] = _NO_READINGS[:]
         at = _COUNTER_SLOT[counter]
+        if readings is None:
+            readings = self._last[key] = _NOT_SEEN * (at // 2 + 1)
+        elif len(readings) <= at:
+            readings.extend(_NOT_SEEN * ((at - len(readings)) // 2 + 1))
         t0, v0 = readings[at], readings[at + 1]
         readings[at], readings[at + 1] = ts, value
         if t0 != t0 or reset:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshmon.history.samples import WRAP_32, CounterRates, Extractor, SeriesKey
+from meshmon.history.samples import COUNTERS, WRAP_32, CounterRates, Extractor, SeriesKey
 from tests.history.helpers import T0, node_report
 
 KEY = SeriesKey("iface", "a", "", "eth0")
@@ -78,3 +78,20 @@ def test_a_report_after_downtime_counts_one_interval_up() -> None:
     ex.samples(node_report("a", T0, 1), T0, ["peer"])
     later = dict(ex.samples(node_report("a", T0 + 3600, 1, uptime=5), T0 + 3600, ["peer"]))
     assert later[SeriesKey("node", "a")]["up_s"] == 30.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(COUNTERS)), st.floats(0.5, 100),
+                          st.integers(0, 2**40), st.booleans()), max_size=30))
+def test_each_counter_of_a_series_keeps_its_own_last_reading(
+        steps: list[tuple[str, float, int, bool]]) -> None:
+    # the readings of a series are packed together: one counter's reading must not
+    # disturb another's (each compared with the counter alone)
+    together = CounterRates()
+    alone: dict[str, CounterRates] = {}
+    ts = 0.0
+    for counter, gap, value, reset in steps:
+        ts += gap
+        expected = alone.setdefault(counter, CounterRates()).rate(KEY, counter, ts, value,
+                                                                  reset)
+        assert together.rate(KEY, counter, ts, value, reset) == expected

@@ -26,6 +26,7 @@ import operator
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -148,11 +149,11 @@ class RawBucket:
             layout = self._layout
         rows = self._rows
         width = layout.width
-        row = [ts]
-        row += [sample.get(mid, NAN) for mid in layout.mids]
         if not rows or ts > rows[-width]:
-            rows.extend(row)
+            rows.append(ts)
+            rows.extend(map(sample.get, layout.mids, repeat(NAN, width - 1)))
             return
+        row = [ts, *map(sample.get, layout.mids, repeat(NAN, width - 1))]
         times = rows[0::width]
         pos = bisect.bisect_left(times, ts)
         at = pos * width

@@ -416,6 +416,7 @@ class Topology:
         self._next_node_check = self._next_link_check = -math.inf
         rekeyed = Rekeyed()
         for node in node_list:
+            node.id = intern(node.id)
             self.nodes[node.id] = node
             self.graph.add_node(node.id)
         self.bridges.restore(bridges, [(n.id, via) for n in node_list if (via := n.via)],
@@ -425,7 +426,9 @@ class Topology:
             if node.info is not None:
                 self.macs.announce(node.id, node.info.macs)
         for state in link_list:
-            key = LinkKey(*state.key)
+            key = LinkKey(*map(intern, state.key))  # as apply_report's keys: shared strings
+            if state.peer_mac is not None:
+                state.peer_mac = intern(state.peer_mac)
             if key.peer.startswith(MAC_PREFIX):
                 mac = key.peer[len(MAC_PREFIX) :]
                 owner = self.macs.owner.get(mac)

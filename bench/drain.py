@@ -55,6 +55,20 @@ async def report_once(service: Service, mesh: Mesh) -> None:
             await asyncio.sleep(0)
 
 
+def collector_config(port: int, path: str, client_id: str, influx_url: str | None = None
+                     ) -> Config:
+    """A collector on the broker at `port` with its SQLite file at `path` (and InfluxDB
+    v1 at `influx_url`), HTTP on a free port."""
+    return Config.model_validate({
+        "log_level": "warning",
+        "mqtt": {"broker": "external", "port": port, "client_id": client_id},
+        "http": {"port": 0},
+        "storage": {"path": path},
+        "influxdb": {"enabled": influx_url is not None, "api": "v1",
+                     "url": influx_url or "http://127.0.0.1:1"},
+    })
+
+
 async def drain(args: argparse.Namespace) -> tuple[float, float]:
     mesh = build_mesh(args.nodes)
     mq = servers.start_mosquitto(extra_conf="max_inflight_messages 1000")
@@ -63,14 +77,8 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
     tmp = tempfile.mkdtemp(prefix="bench-drain-")
     try:
         publish_infos(mq.port, mesh, "meshmon")
-        config = Config.model_validate({
-            "log_level": "warning",
-            "mqtt": {"broker": "external", "port": mq.port, "client_id": "bench-drain"},
-            "http": {"port": 0},
-            "storage": {"path": f"{tmp}/drain.sqlite"},
-            "influxdb": {"enabled": influx is not None, "api": "v1",
-                         "url": influx.url if influx else "http://127.0.0.1:1"},
-        })
+        config = collector_config(mq.port, f"{tmp}/drain.sqlite", "bench-drain",
+                                  influx.url if influx else None)
         service = Service(config)
         await service.start()
         while len(service.topology.nodes) < args.nodes:

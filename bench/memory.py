@@ -36,11 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from drain import report_once  # noqa: E402
+from drain import collector_config, report_once  # noqa: E402
 from loadgen import build_mesh, publish_infos, run_publishers  # noqa: E402
 
 from meshmon.cli import _tune_gc, trim_memory  # noqa: E402
-from meshmon.config import Config  # noqa: E402
 from meshmon.ingest import mqtt  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from tests import servers  # noqa: E402
@@ -159,13 +158,7 @@ async def measure(args: argparse.Namespace, trace: RssTrace) -> tuple[float, flo
     tmp = tempfile.mkdtemp(prefix="bench-memory-")
     try:
         publish_infos(mq.port, mesh, "meshmon")
-        config = Config.model_validate({
-            "log_level": "warning",
-            "mqtt": {"broker": "external", "port": mq.port, "client_id": "bench-memory"},
-            "http": {"port": 0},
-            "storage": {"path": f"{tmp}/memory.sqlite"},
-            "influxdb": {"enabled": False},
-        })
+        config = collector_config(mq.port, f"{tmp}/memory.sqlite", "bench-memory")
         trace.phase = "infos"
         service = Service(config)
         await service.start()

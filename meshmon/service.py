@@ -200,7 +200,8 @@ class Service:
         self.ingest = MqttIngest(
             cfg.mqtt, self.mqtt_address, self.on_batch, self.on_control,
             Subscriptions(node_topics(prefix, "report")[0], control_topics(prefix)),
-            version=mqtt_version(self.broker is not None), clock=self.clock)
+            version=mqtt_version(self.broker is not None), clock=self.clock,
+            hold=self.store.behind if self.store is not None else None)
         spawn = self.spawn
         self._own = [
             spawn(self.ingest.run(), "mqtt"),

@@ -96,6 +96,8 @@ def register_ingest_metrics(m: Metrics, ingest: Callable[[], MqttIngest | None],
     m.describe("meshmon_mqtt_messages_total", "counter", "MQTT messages received")
     m.describe("meshmon_ingest_queue_depth", "gauge", "reports waiting to be decoded")
     m.describe("meshmon_ingest_dropped_total", "counter", "messages dropped: ingest queue full")
+    m.describe("meshmon_ingest_holds_total", "counter",
+               "times ingest waited for the SQLite store to write its backlog")
     m.describe("meshmon_mqtt_connected", "gauge", "1 while both MQTT connections are up")
     m.describe("meshmon_acks_held", "gauge",
                "reports received but not acknowledged to the broker until stored")
@@ -109,6 +111,7 @@ def register_ingest_metrics(m: Metrics, ingest: Callable[[], MqttIngest | None],
     m.gauge_fn("meshmon_mqtt_messages_total", ingest_stat("received"))
     m.gauge_fn("meshmon_ingest_queue_depth", ingest_stat("queue_depth"))
     m.gauge_fn("meshmon_ingest_dropped_total", ingest_stat("dropped"))
+    m.gauge_fn("meshmon_ingest_holds_total", ingest_stat("holds"))
     m.gauge_fn("meshmon_mqtt_connected", lambda: float(
         (source := ingest()) is not None and source.connected.is_set()))
     m.gauge_fn("meshmon_acks_held", lambda: float(feed.held))

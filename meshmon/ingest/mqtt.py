@@ -6,7 +6,9 @@ queue behind the broker's backlog in the same TCP stream. So `status` and `info`
 reports come on the *reports* connection, wait in a bounded deque and are handed over in
 slices of at most `SLICE_S` of work, so the event loop (HTTP, ticks, control messages)
 gets its turn between slices. When the deque is long the reports connection stops
-reading: the backlog waits in the broker, not in our memory.
+reading: the backlog waits in the broker, not in our memory. The same happens while the
+owner's store is behind (`hold`): a report handed over waits in the store's memory,
+several times the size of its message, so while it writes a backlog nothing more is taken.
 
 Reports on an MQTT 5 connection are acknowledged when the owner says they are stored
 (`ack`), so a killed collector or writer loses nothing the broker does not keep for it.
@@ -42,6 +44,8 @@ BATCH = 16
 PAUSE_AT = 20_000
 """reports waiting: stop reading the reports connection (the broker keeps the rest)"""
 RESUME_AT = 5_000
+HOLD_RECHECK_S = 0.05
+"""while the owner's store is behind (`hold`), look again this often"""
 
 RawMessage = Incoming
 """(topic, payload, received_at, ack token, redelivered) — the only thing that leaves
@@ -89,9 +93,12 @@ class MqttIngest:
         fallback_to_311: bool = True,
         client_id: str = "",
         clock: Callable[[], float] = time.time,
+        hold: Callable[[], bool] | None = None,
     ) -> None:
         self._config = config
         self._on_reports = on_reports
+        self._hold = hold
+        """True while the owner's store is behind: hand nothing over, read nothing more"""
         self._clock = clock
         subs = subscriptions or Subscriptions(
             node_topics(config.topic_prefix, "report")[0], control_topics(config.topic_prefix))
@@ -134,7 +141,10 @@ class MqttIngest:
         """set while both connections are up"""
         self._pending: deque[RawMessage] = deque()
         self._drain_scheduled = False
+        self._recheck: asyncio.TimerHandle | None = None
         self.dropped = 0
+        self.holds = 0
+        """times the reports waited for the owner's store (`hold`)"""
 
     # ------------------------------------------------------------------ state
     @property
@@ -174,9 +184,13 @@ class MqttIngest:
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
         """Keep both connections up until cancelled (then disconnect them cleanly)."""
-        async with asyncio.TaskGroup() as group:
-            for connection in self.connections:
-                group.create_task(connection.run(), name=f"mqtt-{connection.name}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for connection in self.connections:
+                    group.create_task(connection.run(), name=f"mqtt-{connection.name}")
+        finally:
+            if self._recheck is not None:
+                self._recheck.cancel()
 
     def _connection_changed(self) -> None:
         if all(c.connected.is_set() for c in self.connections):
@@ -209,10 +223,15 @@ class MqttIngest:
 
     def _drain(self) -> None:
         self._drain_scheduled = False
+        self._recheck = None
         pending = self._pending
         deadline = time.perf_counter() + SLICE_S
         popleft = pending.popleft
+        hold = self._hold
         while pending:
+            if hold is not None and hold():
+                self._wait_for_store()
+                return
             n = min(BATCH, len(pending))
             batch = [popleft() for _ in range(n)]
             try:
@@ -227,6 +246,14 @@ class MqttIngest:
             # let other work (HTTP, ticks, control messages) run between slices
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
+
+    def _wait_for_store(self) -> None:
+        """The owner's store is behind: read nothing more (the broker keeps the backlog)
+        and look again shortly."""
+        self.holds += 1
+        self.reports.pause()
+        self._drain_scheduled = True
+        self._recheck = asyncio.get_running_loop().call_later(HOLD_RECHECK_S, self._drain)
 
 
 def mqtt_version(embedded: bool) -> int:

@@ -102,6 +102,10 @@ def _quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+HOLD_INGEST_AT = 20_000
+"""reports waiting for a working write: the collector takes no more until fewer wait"""
+
+
 class SqliteStore:
     """The always-on store: a Sink plus current state, history and the event log."""
 
@@ -228,6 +232,14 @@ class SqliteStore:
         }
 
     # ------------------------------------------------------------------ Sink writes
+    def behind(self) -> bool:
+        """Whether ingest should wait: `HOLD_INGEST_AT` reports (at most half of
+        `queue_max`) wait for writes that succeed. A failing file does not hold ingest: the
+        collector stays current and what does not fit is dropped and counted."""
+        waiting = len(self._reports) + self._inflight
+        return (waiting >= min(HOLD_INGEST_AT, self.queue_max // 2)
+                and self._failing_since is None)
+
     def write_report(self, report: AnyReport, received_at: float,
                      dsts: Sequence[str | None]) -> None:
         """Queue one report for the history (never blocks, never raises)."""

@@ -16,7 +16,8 @@ would do. Stepped answers share one time axis (`t`, every step of the window, nu
 series has no data); raw answers give each series its own `t`.
 
 `availability` is a node metric made from `up_s` (seconds up per report): the share of each
-step the node was up, 0 for a step without a report after its first one.
+step the node was up, 0 for a step without a report after its first one. A raw answer
+(every sample) gives it in 5-minute steps, with its own `t`.
 """
 
 from __future__ import annotations
@@ -282,6 +283,8 @@ def read(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
             for sid, key in series for mid in mids if mids[mid] in metrics
             for times, values in [found.get((sid, mid), ([], []))] if times
         ]
+        if AVAILABILITY in metrics:
+            out["series"] += _raw_availability(tables, open_buckets, series, mids, win, now)
         return out
     grid = win.grid
     grids = (_grids_from_raw(tables, open_buckets, sids, mids, win, grid)
@@ -312,6 +315,30 @@ def read(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
                 entry["max"] = g.highs()
             entries.append(entry)
     out["series"] = entries
+    return out
+
+
+def _raw_availability(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+                      series: Sequence[tuple[int, SeriesKey]], mids: Mapping[int, str],
+                      win: Window, now: float) -> list[dict[str, Any]]:
+    """Each node's availability over a raw window, in 5-minute steps (a step finer than a
+    node's report interval would show the gaps between its reports as down time)."""
+    up = {mid: name for mid, name in mids.items() if name == UP_S}
+    nodes = [(sid, key) for sid, key in series if key.kind == "node"]
+    if not up or not nodes:
+        return []
+    steps = Window(win.start, win.end, BUCKET_S, None)
+    grid = steps.grid
+    grids = _grids_from_raw(tables, open_buckets, [sid for sid, _ in nodes], up, steps, grid)
+    out: list[dict[str, Any]] = []
+    for sid, key in nodes:
+        g = grids.get((sid, next(iter(up))))
+        if g is None:
+            continue
+        before = tables.first_start(sid)
+        out.append({**_key_json(key), "metric": AVAILABILITY, "t": grid,
+                    "mean": availability(g, grid, BUCKET_S, now,
+                                         before is not None and before < grid[0])})
     return out
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 
 from meshmon.history.export import csv_text
 from meshmon.history.query import BadRequest, auto_step, metric_names, stat_names, window
+from meshmon.history.samples import SeriesKey
 from meshmon.history.tables import Retention
+from tests.history.helpers import T0, Recorder, node_report
 
 NOW = 1_800_000_000.0
 KEPT = Retention()
@@ -90,3 +93,23 @@ def test_csv_opens_as_a_table_with_a_header_and_one_row_per_step() -> None:
         ["2027-01-15T08:00:00Z", "1800000000", "-61.5", "-60", "0.5"],
         ["2027-01-15T08:05:00Z", "1800000300", "", "", "0.25"],
     ]
+
+
+def test_the_last_hour_has_an_availability_strip_in_five_minute_steps(tmp_path: Path) -> None:
+    """A raw answer (the 1 h range) gives availability too: up where the node reported,
+    down in the 20 minutes it was silent, in 5-minute steps with their own times."""
+    rec = Recorder(tmp_path / "raw.sqlite")
+    start = T0 - 3600
+    silent = range(int(start) + 1200, int(start) + 2400)  # 20 minutes without a report
+    times = [start + 30 * i for i in range(120) if int(start + 30 * i) not in silent]
+    rec.feed([(ts, node_report("a", ts, i), [None]) for i, ts in enumerate(times)], T0)
+    answer = rec.answer(SeriesKey("node", "a"), ["availability", "clients"],
+                        {"range": "1h"}, T0)
+    assert answer["step"] == 0 and answer["source"] == "raw"
+    clients = next(s for s in answer["series"] if s["metric"] == "clients")
+    assert len(clients["t"]) == len(times)
+    strip = next(s for s in answer["series"] if s["metric"] == "availability")
+    assert strip["t"] == list(range(int(start), int(T0), 300))
+    # reporting every 30 s, silent from the 20th to the 40th minute, reporting again
+    assert strip["mean"] == [1.0] * 4 + [0.0] * 4 + [1.0] * 4
+    rec.close()

@@ -285,6 +285,9 @@ async def test_node_and_link_pages_show_every_range(fed: Fed) -> None:
                 assert sorted(got) == want, (range_, peer)
             traffic = await chart_points(page, ".chart[data-metric='rx_bps']")
             assert len(traffic) == 2 and min(traffic) > 0, range_  # in and out of wlan0
+            if range_ == "1h":  # every sample; the strip in 5-minute steps, reporting
+                assert await page.locator(".availability .cell.up").count() >= 10
+                assert await page.locator(".availability .cell.down").count() == 0
             if range_ == "7d":  # six hours down on day 3, up the rest of the week
                 down = await page.locator(".availability .cell.down").count()
                 assert 5 <= down <= 7, down

@@ -164,7 +164,9 @@
     share.forEach((v, i) => {
       const cls = v == null ? "none" : v >= 0.999 ? "up" : v > 0 ? "partly" : "down";
       const text = v == null ? "no data" : `${(v * 100).toFixed(1)} % up`;
-      strip.append(el("span", { class: `cell ${cls}`, title: `${when(doc.t[i])}: ${text}` }));
+      // a raw answer (every sample) gives the strip its own steps
+      const t = series.t || doc.t;
+      strip.append(el("span", { class: `cell ${cls}`, title: `${when(t[i])}: ${text}` }));
     });
     box.append(strip);
     return box;

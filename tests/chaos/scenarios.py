@@ -186,11 +186,16 @@ async def influx_down(work: Path, *, agents_n: int = 10, rate: float = 2.0,
         await asyncio.sleep(after_s)
         await finish(agents, collector)
 
-        def sink_idle() -> bool:
+        def settled() -> bool:
+            # the agents' nodes go offline (stopped reporting) shortly after they stop: those
+            # are the last events, and each is an InfluxDB point too; then both stores idle
+            if nodes_offline(collector) < agents_n:
+                return False
             text = collector.metrics()
-            return metric(text, "meshmon_sink_queue_depth", sink=SINK) == 0
+            return all(metric(text, "meshmon_sink_queue_depth", sink=sink) == 0
+                       for sink in (SINK, "sqlite"))
 
-        waited = await wait_until(sink_idle, 90, "the InfluxDB sink empties its buffer")
+        waited = await wait_until(settled, 90, "every node offline, the sinks' buffers empty")
         text = collector.metrics()
         dropped = int(metric(text, "meshmon_sink_dropped_total", sink=SINK))
         written = int(metric(text, "meshmon_sink_written_total", sink=SINK))
@@ -208,12 +213,26 @@ async def influx_down(work: Path, *, agents_n: int = 10, rate: float = 2.0,
                       expected_points - in_influx - dropped, unit="points")
     outcome.notes.append(
         f"{agents_n} agents × {rate:g}/s, {POINTS_PER_REPORT} points a report; down "
-        f"{down_for:.0f} s; buffer {buffer_max_points:,} points; the buffer emptied "
-        f"{waited:.0f} s after the agents stopped; {reports.stored:,} of {agents.total:,} reports "
+        f"{down_for:.0f} s; buffer {buffer_max_points:,} points; every node offline and the "
+        f"buffers empty {waited:.0f} s after the agents stopped; {reports.stored:,} of "
+        f"{agents.total:,} reports "
         f"whole in InfluxDB (node points); the sink counted {written:,} written")
     outcome.reports_published = agents.total  # type: ignore[attr-defined]
     outcome.reports_in_sqlite = in_sqlite.stored  # type: ignore[attr-defined]
     return outcome
+
+
+def nodes_offline(collector: CollectorProcess) -> int:
+    """Nodes whose latest event (in SQLite) says they went offline."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{collector.sqlite_path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute(
+            "SELECT count(*) FROM events e WHERE kind = 'offline' AND id = "
+            "(SELECT max(id) FROM events WHERE node = e.node)").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def collector_events(collector: CollectorProcess) -> int:

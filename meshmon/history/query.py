@@ -299,10 +299,8 @@ def read(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
                 continue
             if name == UP_S:
                 if AVAILABILITY in metrics and key.kind == "node":
-                    before = tables.first_start(sid)
-                    entries.append({**_key_json(key), "metric": AVAILABILITY,
-                                    "mean": availability(g, grid, win.step, now,
-                                                         before is not None and before < grid[0])})
+                    entries.append(_availability_entry(tables, sid, key, g, grid, win.step,
+                                                       now))
                 if UP_S not in metrics:
                     continue
             digits = _digits(tables.scales[mid])
@@ -323,23 +321,24 @@ def _raw_availability(tables: HistoryTables, open_buckets: Mapping[int, RawBucke
                       win: Window, now: float) -> list[dict[str, Any]]:
     """Each node's availability over a raw window, in 5-minute steps (a step finer than a
     node's report interval would show the gaps between its reports as down time)."""
-    up = {mid: name for mid, name in mids.items() if name == UP_S}
+    up = next((mid for mid, name in mids.items() if name == UP_S), None)
     nodes = [(sid, key) for sid, key in series if key.kind == "node"]
-    if not up or not nodes:
+    if up is None or not nodes:
         return []
     steps = Window(win.start, win.end, BUCKET_S, None)
     grid = steps.grid
-    grids = _grids_from_raw(tables, open_buckets, [sid for sid, _ in nodes], up, steps, grid)
-    out: list[dict[str, Any]] = []
-    for sid, key in nodes:
-        g = grids.get((sid, next(iter(up))))
-        if g is None:
-            continue
-        before = tables.first_start(sid)
-        out.append({**_key_json(key), "metric": AVAILABILITY, "t": grid,
-                    "mean": availability(g, grid, BUCKET_S, now,
-                                         before is not None and before < grid[0])})
-    return out
+    grids = _grids_from_raw(tables, open_buckets, [sid for sid, _ in nodes], {up: UP_S},
+                            steps, grid)
+    return [{**_availability_entry(tables, sid, key, g, grid, BUCKET_S, now), "t": grid}
+            for sid, key in nodes if (g := grids.get((sid, up))) is not None]
+
+
+def _availability_entry(tables: HistoryTables, sid: int, key: SeriesKey, g: Grid,
+                        grid: Sequence[int], step: int, now: float) -> dict[str, Any]:
+    """A node's `availability` series from its `up_s` over the grid's steps."""
+    before = tables.first_start(sid)
+    return {**_key_json(key), "metric": AVAILABILITY,
+            "mean": availability(g, grid, step, now, before is not None and before < grid[0])}
 
 
 def availability(g: Grid, grid: Sequence[int], step: int, now: float,

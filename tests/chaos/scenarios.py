@@ -186,23 +186,31 @@ async def influx_down(work: Path, *, agents_n: int = 10, rate: float = 2.0,
         await asyncio.sleep(after_s)
         await finish(agents, collector)
 
+        snapshot: dict[str, Any] = {}
+
         def settled() -> bool:
-            # the agents' nodes go offline (stopped reporting) shortly after they stop: those
-            # are the last events, and each is an InfluxDB point too; then both stores idle
+            # one consistent reading once every agent's node is offline: both stores idle,
+            # and the sink's counts and SQLite's events the same before and after InfluxDB
+            # is read (after the agents stop come events: offline, then an outage alert;
+            # each is an InfluxDB point too)
             if nodes_offline(collector) < agents_n:
                 return False
-            text = collector.metrics()
-            return all(metric(text, "meshmon_sink_queue_depth", sink=sink) == 0
-                       for sink in (SINK, "sqlite"))
+            events = collector_events(collector)
+            counts = sink_counts(collector)
+            if counts is None:
+                return False
+            in_influx = influx_points(influx.url, db)
+            reports = influx_tally(influx.url, db, agents)
+            if sink_counts(collector) != counts or collector_events(collector) != events:
+                return False
+            snapshot.update(events=events, written=counts[0], dropped=counts[1],
+                            in_influx=in_influx, reports=reports)
+            return True
 
         waited = await wait_until(settled, 90, "every node offline, the sinks' buffers empty")
-        text = collector.metrics()
-        dropped = int(metric(text, "meshmon_sink_dropped_total", sink=SINK))
-        written = int(metric(text, "meshmon_sink_written_total", sink=SINK))
+        written, dropped, events = snapshot["written"], snapshot["dropped"], snapshot["events"]
+        in_influx, reports = snapshot["in_influx"], snapshot["reports"]
         in_sqlite = sqlite_tally(collector.sqlite_path, agents)
-        events = int(collector_events(collector))
-        in_influx = influx_points(influx.url, db)
-        reports = influx_tally(influx.url, db, agents)
     finally:
         agents.close()
         collector.stop()
@@ -220,6 +228,15 @@ async def influx_down(work: Path, *, agents_n: int = 10, rate: float = 2.0,
     outcome.reports_published = agents.total  # type: ignore[attr-defined]
     outcome.reports_in_sqlite = in_sqlite.stored  # type: ignore[attr-defined]
     return outcome
+
+
+def sink_counts(collector: CollectorProcess) -> tuple[int, int] | None:
+    """The InfluxDB sink's (written, dropped) points while both stores are idle, else None."""
+    text = collector.metrics()
+    if any(metric(text, "meshmon_sink_queue_depth", sink=sink) for sink in (SINK, "sqlite")):
+        return None
+    return (int(metric(text, "meshmon_sink_written_total", sink=SINK)),
+            int(metric(text, "meshmon_sink_dropped_total", sink=SINK)))
 
 
 def nodes_offline(collector: CollectorProcess) -> int:

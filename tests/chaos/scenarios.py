@@ -240,14 +240,15 @@ def sink_counts(collector: CollectorProcess) -> tuple[int, int] | None:
 
 
 def nodes_offline(collector: CollectorProcess) -> int:
-    """Nodes whose latest event (in SQLite) says they went offline."""
+    """Nodes whose latest online/offline event (in SQLite) says they went offline."""
     import sqlite3
 
     conn = sqlite3.connect(f"file:{collector.sqlite_path}?mode=ro", uri=True)
     try:
         return int(conn.execute(
             "SELECT count(*) FROM events e WHERE kind = 'offline' AND id = "
-            "(SELECT max(id) FROM events WHERE node = e.node)").fetchone()[0])
+            "(SELECT max(id) FROM events WHERE node = e.node AND kind IN ('online', "
+            "'offline'))").fetchone()[0])
     finally:
         conn.close()
 

@@ -1,7 +1,8 @@
 """Batching, bounded buffering and retry shared by the InfluxDB sinks.
 
-`write_*` turn data into line-protocol strings and append them to a bounded deque (the
-oldest are dropped and counted beyond `buffer_max_points`). A background task sends
+`write_*` turn data into line protocol, one bytes chunk of newline-joined lines per report
+or event, and append it to a bounded deque (the oldest are dropped and counted beyond
+`buffer_max_points`). A background task sends
 them as a group commit: as soon as something is queued and the previous write has
 ended, but no sooner than `flush_interval_s` after the previous write started (at once
 when a batch of `batch_size` lines is full), everything queued meanwhile in batches of up
@@ -26,7 +27,7 @@ from typing import TypedDict
 from meshmon.model.fastwire import AnyReport
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
-from meshmon.sinks.lineprotocol import event_line, report_lines
+from meshmon.sinks.lineprotocol import event_line, report_chunk
 from meshmon.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,10 @@ class BufferedLineSink:
         self.max_clock_skew_s = max_clock_skew_s
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self._buffer: deque[str] = deque()
+        self._buffer: deque[tuple[bytes, int]] = deque()
+        """(newline-joined lines, how many), one per report or event"""
+        self._queued_points = 0
+        """points in the buffer"""
         self._inflight = 0
         self._wake = asyncio.Event()
         """set when a full batch is queued"""
@@ -119,7 +123,7 @@ class BufferedLineSink:
     async def _close(self) -> None:
         """Release the connection."""
 
-    async def _send(self, body: str, points: int) -> None:
+    async def _send(self, body: bytes, points: int) -> None:
         """Write one batch; raise TransientWriteError or BadDataError."""
         raise NotImplementedError
 
@@ -141,14 +145,15 @@ class BufferedLineSink:
             t = sample_time(report.ts, received_at, self.max_clock_skew_s)
             if t != report.ts:
                 self.clock_fallbacks += 1
-            self._append(report_lines(report, received_at, dsts, t), report.ts)
+            chunk, points = report_chunk(report, received_at, dsts, t)
+            self._append(chunk, points, report.ts)
         except Exception:  # a bug must not reach ingest
             log.exception("%s: cannot encode report of %s", self.name, report.node)
 
     def write_event(self, event: Event) -> None:
         """Queue one event point (never blocks, never raises)."""
         try:
-            self._append([event_line(event)], None)
+            self._append(event_line(event).encode(), 1, None)
         except Exception:
             log.exception("%s: cannot encode event %r", self.name, event)
 
@@ -170,16 +175,18 @@ class BufferedLineSink:
             await self.flush()
         finally:
             if self._buffer:
-                log.warning("%s: %d points not written at shutdown", self.name, len(self._buffer))
-                self.dropped_points += len(self._buffer)
-                self.lag.settle(len(self._buffer), stored=False)
+                lost = self._queued_points
+                log.warning("%s: %d points not written at shutdown", self.name, lost)
+                self.dropped_points += lost
+                self.lag.settle(lost, stored=False)
                 self._buffer.clear()
+                self._queued_points = 0
             await self._close()
 
     def stats(self) -> dict[str, float]:
         """queued, written_points, dropped_points (incl. rejected), write_errors, last_write_ms…"""
         return {
-            "queued": float(len(self._buffer) + self._inflight),
+            "queued": float(self._queued_points + self._inflight),
             "written_points": float(self.written_points),
             "dropped_points": float(self.dropped_points),
             "rejected_points": float(self.rejected_points),
@@ -192,20 +199,26 @@ class BufferedLineSink:
         }
 
     # ------------------------------------------------------------------ internals
-    def _append(self, lines: list[str], report_ts: float | None) -> None:
-        buf = self._buffer
-        buf.extend(lines)
-        self.lag.mark(len(lines), report_ts)
-        over = len(buf) + self._inflight - self.buffer_max_points
+    def _append(self, chunk: bytes, points: int, report_ts: float | None) -> None:
+        self._buffer.append((chunk, points))
+        self._queued_points += points
+        self.lag.mark(points, report_ts)
+        over = self._queued_points + self._inflight - self.buffer_max_points
         if over > 0:
-            over = min(over, len(buf))
-            for _ in range(over):
-                buf.popleft()
-            self.dropped_points += over
-            self.lag.settle(over, stored=False)
+            self._drop_oldest(over)
         self._queued.set()
-        if len(buf) >= self.batch_size:
+        if self._queued_points >= self.batch_size:
             self._wake.set()
+
+    def _drop_oldest(self, over: int) -> None:
+        """Drop the oldest reports and events, at least `over` points of them (counted)."""
+        buf = self._buffer
+        dropped = 0
+        while buf and dropped < over:
+            dropped += buf.popleft()[1]
+        self._queued_points -= dropped
+        self.dropped_points += dropped
+        self.lag.settle(dropped, stored=False)
 
     async def _run(self) -> None:
         """The group commit: wait for something queued, for `flush_interval_s` since the
@@ -241,12 +254,18 @@ class BufferedLineSink:
     async def _send_one(self) -> bool:
         """Send the oldest batch; True when it left the buffer (written or rejected)."""
         buf = self._buffer
-        n = min(self.batch_size, len(buf))
-        batch = [buf.popleft() for _ in range(n)]
+        batch: list[tuple[bytes, int]] = []
+        n = 0
+        # whole reports, up to `batch_size` points (one report more than that alone)
+        while buf and (not batch or n + buf[0][1] <= self.batch_size):
+            chunk = buf.popleft()
+            batch.append(chunk)
+            n += chunk[1]
+        self._queued_points -= n
         self._inflight = n
         t0 = time.perf_counter()
         try:
-            await self._send("\n".join(batch), n)
+            await self._send(b"\n".join([chunk for chunk, _ in batch]), n)
         except BadDataError as exc:
             dropped = n if exc.dropped is None else min(exc.dropped, n)
             self.rejected_points += dropped
@@ -268,7 +287,7 @@ class BufferedLineSink:
             if not self._down_logged:
                 self._down_logged = True
                 log.warning("%s: write failed, keeping %d points and retrying: %s",
-                            self.name, len(buf), exc or type(exc).__name__)
+                            self.name, self._queued_points, exc or type(exc).__name__)
             return False
         except Exception as exc:  # unknown client error: treat as transient, but log it
             self._requeue(batch)
@@ -292,11 +311,8 @@ class BufferedLineSink:
         self._retry_delay = 0.0
         return True
 
-    def _requeue(self, batch: list[str]) -> None:
-        buf = self._buffer
-        buf.extendleft(reversed(batch))
-        over = len(buf) - self.buffer_max_points
-        for _ in range(max(0, over)):
-            buf.popleft()
-        self.dropped_points += max(0, over)
-        self.lag.settle(max(0, over), stored=False)
+    def _requeue(self, batch: list[tuple[bytes, int]]) -> None:
+        self._buffer.extendleft(reversed(batch))
+        self._queued_points += sum(points for _, points in batch)
+        if self._queued_points > self.buffer_max_points:
+            self._drop_oldest(self._queued_points - self.buffer_max_points)

@@ -73,7 +73,7 @@ class InfluxV1Sink(BufferedLineSink):
                 log.error("%s: CREATE DATABASE %r failed: %s", self.name, self.database, body[:300])
         self._db_ready = True
 
-    async def _send(self, body: str, points: int) -> None:
+    async def _send(self, body: bytes, points: int) -> None:
         if self._session is None:
             raise TransientWriteError("not started")
         try:
@@ -82,7 +82,7 @@ class InfluxV1Sink(BufferedLineSink):
             async with self._session.post(
                 f"{self.url}/write",
                 params={"db": self.database, "precision": "ns"},
-                data=body.encode(),
+                data=body,
                 headers={"Content-Type": "text/plain; charset=utf-8"},
             ) as resp:
                 if resp.status == 204:

@@ -60,7 +60,7 @@ class InfluxV2Sink(BufferedLineSink):
             await self._client.close()
             self._client = None
 
-    async def _send(self, body: str, points: int) -> None:
+    async def _send(self, body: bytes, points: int) -> None:
         if self._write_api is None:
             raise TransientWriteError("not started")
         try:

@@ -158,7 +158,7 @@ async def test_bad_data_4xx_is_dropped_counted_and_writing_goes_on(
 async def test_unparsable_batch_is_rejected_without_retry(influxdb1: servers.Server) -> None:
     sink = InfluxV1Sink(influxdb1.url, "t_parse", flush_interval_s=60)
     await sink.start()
-    sink._append(["this is not line protocol"], None)  # what a bug in the encoder would send
+    sink._append(b"this is not line protocol", 1, None)  # what a bug in the encoder would send
     await sink.flush()
     st = sink.stats()
     assert st["queued"] == 0 and st["rejected_points"] == 1 and st["written_points"] == 0

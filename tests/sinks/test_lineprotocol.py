@@ -9,7 +9,6 @@ from meshmon.sinks.lineprotocol import (
     escape_measurement,
     event_line,
     format_field,
-    link_fields,
     quote_string,
     report_lines,
     timestamp_ns,
@@ -120,5 +119,8 @@ def test_event_line() -> None:
 def test_a_link_metric_that_is_not_finite_is_left_out() -> None:
     """Validation refuses inf and nan; a link built without it must still give valid lines."""
     odd = Link.model_construct(peer="n2", iface="wlan0", kind="wifi", signal_dbm=float("nan"),
-                               snr_db=float("inf"), tx_rate_mbps=6.5, tq=200)
-    assert link_fields(odd) == ["tx_rate_mbps=6.5", "tq=200i"]
+                               snr_db=float("inf"), tx_rate_mbps=6.5, tq=200,
+                               chains_dbm=[float("-inf"), -60.0])
+    (_, link, *_) = report_lines(report(links=[]).model_copy(update={"links": [odd]}), NOW, [None])
+    assert link == ("link,dst=n2,iface=wlan0,kind=wifi,src=n1 tx_rate_mbps=6.5,tq=200i,"
+                    f"chain1_dbm=-60.0 {NS}")

@@ -48,6 +48,9 @@ COARSE = {"lat": 52.51, "lon": 13.42}
 """PRIVATE_LOC on the default 0.01° grid"""
 EXACT_FRAGMENTS = ("52.5123", "13.4187", "52.512", "13.418", "52.513", "13.419", "123.456")
 """the private position to 3+ decimals (~100 m, finer than the grid) and its altitude"""
+EXACT_NUMBERS_RE = re.compile("|".join(rf"(?<![0-9]){re.escape(f)}" for f in EXACT_FRAGMENTS))
+"""a fragment where a number starts: a timestamp such as 1765047613.4195 holds `13.419`
+and is not a position"""
 
 MACS = {
     "gw": ["02:a0:00:00:00:01", "02:a0:00:00:00:02"],
@@ -141,7 +144,7 @@ def secrets() -> list[str]:
     out = [f for m in macs for f in mac_forms(m)]
     out += [c.lower() for c in (*CONTACTS.values(), *CONTACT_PARTS)]
     out += [a.lower() for a in HIDDEN_ADDRESSES]
-    out += [ADMIN_TOKEN.lower(), *EXACT_FRAGMENTS]
+    out += [ADMIN_TOKEN.lower()]
     return out
 
 
@@ -151,6 +154,7 @@ def problems(where: str, body: bytes | str) -> list[str]:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     low = text.lower()
     found = [f"{where}: {s!r}" for s in secrets() if s in low]
+    found += [f"{where}: {m.group()!r}" for m in EXACT_NUMBERS_RE.finditer(text)]
     generic = INCIDENT_ID_RE.sub("incident-id", text)
     generic = TWELVE_DIGITS_RE.sub("number", PSEUDO_ELEMENT_RE.sub("", generic))
     docs: list[Any] = [generic]

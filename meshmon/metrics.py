@@ -15,6 +15,9 @@ class Metrics:
         self._help: dict[str, tuple[str, str]] = {}
         self._values: dict[str, dict[Labels, float]] = defaultdict(dict)
         self._callbacks: dict[str, Callable[[], float | dict[Labels, float]]] = {}
+        self.renders = 0
+        """how many times `render` ran: gauges that share a costly reading keep it for one
+        render (`per_render`)"""
 
     def describe(self, name: str, kind: str, help_text: str) -> None:
         self._help[name] = (kind, help_text)
@@ -36,6 +39,7 @@ class Metrics:
 
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
+        self.renders += 1
         series: dict[str, dict[Labels, float]] = {k: dict(v) for k, v in self._values.items()}
         for name, fn in self._callbacks.items():
             value = fn()

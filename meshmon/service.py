@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -43,6 +44,7 @@ from meshmon.ingest.mqtt import (
     mqtt_version,
     node_topics,
 )
+from meshmon.loopwatch import LoopWatch
 from meshmon.metrics import Metrics
 from meshmon.model.analysis import gateway_cuts
 from meshmon.model.changelog import Follower
@@ -145,6 +147,7 @@ class Service:
         """median age (agent ts to received) of the last batch of reports"""
         self.http_port = 0
         register_metrics(self)
+        self.loop_watch = LoopWatch(self.metrics, trace=bool(os.environ.get("MESHMON_LOOP_TRACE")))
 
     @property
     def topology(self) -> Topology:
@@ -209,6 +212,7 @@ class Service:
             spawn(self._every(STATE_SAVE_INTERVAL_S, self._save_state), "save-state"),
             spawn(self._every(SAVE_INTERVAL_S, self._save_alert_state), "save-alert-state"),
             spawn(self._every(ANALYSIS_INTERVAL_S, self._analyse), "analyse"),
+            spawn(self.loop_watch.run(), "loop-watch"),
         ]
 
     @property

@@ -40,7 +40,10 @@ RECONNECT_DELAY_S = 1.0
 SLICE_S = 0.008
 """work handed over per loop iteration while reports wait (HTTP answers in between)"""
 BATCH = 16
-"""reports per call of the owner's callback"""
+"""reports per call of the owner's callback, at most: fewer when the slice's time left
+holds fewer at the recent pace (`_drain`)"""
+PACE_WEIGHT = 0.2
+"""weight of the last batch in the running time per report"""
 PAUSE_AT = 20_000
 """reports waiting: stop reading the reports connection (the broker keeps the rest)"""
 RESUME_AT = 5_000
@@ -140,6 +143,8 @@ class MqttIngest:
         self.connected = asyncio.Event()
         """set while both connections are up"""
         self._pending: deque[RawMessage] = deque()
+        self._per_report_s = 0.0
+        """wall time the owner took per report lately (a running mean)"""
         self._drain_scheduled = False
         self._recheck: asyncio.TimerHandle | None = None
         self.dropped = 0
@@ -225,21 +230,34 @@ class MqttIngest:
         self._drain_scheduled = False
         self._recheck = None
         pending = self._pending
-        deadline = time.perf_counter() + SLICE_S
+        clock = time.perf_counter
+        now = clock()
+        deadline = now + SLICE_S
         popleft = pending.popleft
         hold = self._hold
+        per_report = self._per_report_s
         while pending:
             if hold is not None and hold():
+                self._per_report_s = per_report
                 self._wait_for_store()
                 return
-            n = min(BATCH, len(pending))
+            # a slice ends within about one report of its time, not one batch: when the
+            # CPU is scarce (other processes, another thread's GIL turns) a batch of 16
+            # took 20–50 ms and HTTP waited that long past the slice
+            fits = int((deadline - now) / per_report) if per_report > 0 else BATCH
+            n = max(1, min(BATCH, len(pending), fits))
             batch = [popleft() for _ in range(n)]
             try:
                 self._on_reports(batch)
             except Exception:  # a bug must not stop ingest
                 log.exception("handing over %d reports failed", n)
-            if time.perf_counter() >= deadline:
+            took = (end := clock()) - now
+            now = end
+            pace = took / n
+            per_report = per_report + PACE_WEIGHT * (pace - per_report) if per_report else pace
+            if now >= deadline:
                 break
+        self._per_report_s = per_report
         if len(pending) < RESUME_AT:
             self.reports.resume()
         if pending:

@@ -382,7 +382,9 @@ class Topology:
         while the loop goes on changing the topology."""
         started = time.perf_counter()  # measures our own duration; not the model's clock
         nodes = self.nodes
-        adj = {n: list(nbrs) for n, nbrs in self.graph.adj.items()}
+        # networkx's own dict: its `adj` view wraps every node's neighbours in a view
+        # object (42 ms instead of 24 at 35,000 nodes, on the event loop)
+        adj = {n: list(nbrs) for n, nbrs in self.graph._adj.items()}
         offline = [n for n, s in nodes.items() if not s.online]
         up = set(adj).difference(offline) if offline else None  # None: all of it
         gateways = sorted(n for n, s in nodes.items() if s.online and s.is_gateway)

@@ -1,7 +1,8 @@
 """How long the event loop is held: HTTP, ticks and last wills wait while it is.
 
 `LoopWatch.run` wakes every `BEAT_S`; how late it wakes is how long something else held
-the loop (a callback, a GC pause, the GIL held by another thread). Each stall longer than
+the loop (a callback, a GC pause, the GIL held by another thread, or no CPU for the
+process while other processes keep the machine busy). Each stall longer than
 `STALL_BOUNDS_S[0]` is counted (`meshmon_loop_stalls_total{le=…}`, cumulative like a
 Prometheus histogram) and the longest is kept, so an operator sees when the collector
 stops answering promptly. With `trace` set, a thread also samples the loop thread's

@@ -17,7 +17,7 @@ class Metrics:
         self._callbacks: dict[str, Callable[[], float | dict[Labels, float]]] = {}
         self.renders = 0
         """how many times `render` ran: gauges that share a costly reading keep it for one
-        render (`per_render`)"""
+        render (`service_metrics.SinkStats`)"""
 
     def describe(self, name: str, kind: str, help_text: str) -> None:
         self._help[name] = (kind, help_text)

@@ -78,7 +78,7 @@ class LagTracker:
         scrape sorted all 20,000 on the event loop, up to a second while it was busy)."""
         if not self._lags:
             return {}
-        step = len(self._lags) // QUANTILE_SAMPLE + 1
+        step = (len(self._lags) - 1) // QUANTILE_SAMPLE + 1
         ordered = sorted(itertools.islice(self._lags, 0, None, step))
         last = len(ordered) - 1
         return {

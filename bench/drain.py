@@ -1,7 +1,7 @@
 """Collector drain rate in one process, for profiling the hot path (a benchmark, not a test).
 
     python bench/drain.py [--nodes 2000] [--seconds 4] [--influx] [--default-gc] [--cold]
-                          [--profile]
+                          [--profile] [--profile-worker]
 
 Starts Mosquitto (and InfluxDB 1.x with --influx), runs the real `Service` in this
 process with a persistent MQTT session, hands it one report of every node (so its links
@@ -11,7 +11,9 @@ resumes from its SQLite state) and times how fast it drains them (graph + SQLite
 InfluxDB v1]); also the process's CPU time per report (steadier than the rate on a
 shared machine; the SQLite writer thread included) and the event loop thread's share.
 `--default-gc` keeps Python's default GC thresholds (the CLI tunes them); `--profile`
-prints the cProfile top 30 by own time and top 45 by cumulative time (the loop's thread).
+prints the cProfile top 30 by own time and top 45 by cumulative time (the loop's thread);
+`--profile-worker` the same of the SQLite store's worker thread (its batch writes while
+the backlog drains). It also prints the CPU time of the worker's batch writes per report.
 Last line: RESULT drain_per_s=… cpu_us=…
 """
 
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,6 +40,7 @@ from loadgen import Mesh, build_mesh, publish_infos, report_parts, run_publisher
 from meshmon.cli import _tune_gc  # noqa: E402
 from meshmon.config import Config  # noqa: E402
 from meshmon.service import Service  # noqa: E402
+from meshmon.sinks.sqlite import SqliteStore  # noqa: E402
 from tests import servers  # noqa: E402
 
 
@@ -96,15 +100,18 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         t0, cpu0, loop0 = time.perf_counter(), time.process_time(), time.thread_time()
         if args.profile:
             profile.enable()
+        WORKER.active = True
         while service.metrics.get(received) < sent:
             await asyncio.sleep(0.05)
         took, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         loop_us = (time.thread_time() - loop0) / sent * 1e6
         profile.disable()
+        WORKER.active = False
+        worker_us = WORKER.cpu_s / sent * 1e6
         cpu_us = cpu / sent * 1e6
         print(f"drained {sent} reports in {took:.1f}s: {sent / took:,.0f}/s, "
               f"{cpu_us:.0f} µs CPU per report, {loop_us:.0f} of them in the event loop's "
-              f"thread ({args.nodes} nodes, "
+              f"thread, {worker_us:.0f} in the SQLite worker's batch writes ({args.nodes} nodes, "
               f"influx={'on' if influx else 'off'}, "
               f"gc={'default' if args.default_gc else 'tuned'}"
               f"{', cold' if args.cold else ''})")
@@ -121,6 +128,35 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+class WorkerWatch:
+    """The SQLite store's worker thread while the backlog drains: its CPU time in batch
+    writes, and with `profile` a cProfile of them."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.cpu_s = 0.0
+        self.profile: cProfile.Profile | None = None
+        write_batch = SqliteStore._write_batch
+
+        def watched(store: SqliteStore, *args: Any) -> None:
+            if not self.active:
+                return write_batch(store, *args)
+            if self.profile is not None:
+                self.profile.enable()
+            cpu0 = time.thread_time()
+            try:
+                return write_batch(store, *args)
+            finally:
+                self.cpu_s += time.thread_time() - cpu0
+                if self.profile is not None:
+                    self.profile.disable()
+
+        SqliteStore._write_batch = watched  # type: ignore[method-assign,assignment]
+
+
+WORKER = WorkerWatch()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=2000)
@@ -130,12 +166,19 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true",
                     help="no report before the backlog: the drain creates every link")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile-worker", action="store_true",
+                    help="profile the SQLite store's worker thread")
     args = ap.parse_args()
     if not args.default_gc:
         _tune_gc()
     else:
         gc.set_threshold(700, 10, 10)
+    if args.profile_worker:
+        WORKER.profile = cProfile.Profile()
     rate, cpu_us = asyncio.run(drain(args))
+    if WORKER.profile is not None:
+        pstats.Stats(WORKER.profile).sort_stats("tottime").print_stats(30)
+        pstats.Stats(WORKER.profile).sort_stats("cumulative").print_stats(45)
     print(f"RESULT drain_per_s={rate:.0f} cpu_us={cpu_us:.0f}")
 
 

@@ -90,7 +90,8 @@ class HistoryRecorder:
                  ) -> None:
         self.retention = retention or Retention()
         self.max_waiting = max_waiting
-        self.extractor = Extractor()
+        self.extractor: Extractor[int] = Extractor(self._metric_id)
+        """samples by metric id (`open` gives it the file's)"""
         self.tables: HistoryTables | None = None
         self.open_buckets: OpenBuckets = {}
         self._unjournaled: list[JournalSample] = []
@@ -112,6 +113,7 @@ class HistoryRecorder:
         """Load the registries, roll up what a killed collector left open; the last stored
         `seq` of each node (its reports lost since then show as a gap)."""
         self.tables = tables = HistoryTables(conn)
+        self.extractor = Extractor(tables.metric_id)
         self._known_up_to = max(tables.keys, default=0)
         buckets = journal_buckets(conn)
         if buckets:
@@ -130,6 +132,10 @@ class HistoryRecorder:
             log.info("history: stored and rolled up %d buckets the last run left open",
                      len(buckets))
         return self._last_seqs(tables)
+
+    def _metric_id(self, name: str) -> int:
+        assert self.tables is not None, "the recorder is not open"
+        return self.tables.metric_id(name)
 
     def _last_seqs(self, tables: HistoryTables) -> dict[str, int]:
         seq = tables.metrics.get("seq")
@@ -158,7 +164,7 @@ class HistoryRecorder:
         tables = self.tables
         assert tables is not None
         extract = self.extractor.samples
-        series_id, metric_ids = tables.series_id, tables.metric_ids
+        series, series_id = tables.series, tables.series_id
         open_buckets, journal, closed = self.open_buckets, self._unjournaled, self._closed
         added = 0
         failing = self._waiting_samples > 0  # the last write did not get through
@@ -175,21 +181,22 @@ class HistoryRecorder:
             self._waiting_samples += len(samples)
             self._waiting_times.append(ts)
             start = bucket_of(ts)
-            for key, values in samples:
-                sid = series_id(key)
+            for key, sample in samples:
+                sid = series.get(key)
+                if sid is None:
+                    sid = series_id(key)
                 bucket = open_buckets.get(sid)
                 if bucket is None or bucket.start != start:
                     if start < (bucket.start if bucket is not None
                                 else self._last_closed.get(sid, -1) + 1):
                         late = RawBucket(start)
-                        late.add(ts, metric_ids(values))
+                        late.add(ts, sample)
                         closed.append((sid, late, True))
                         added += 1
                         continue
                     if bucket is not None:
                         self._close(sid, bucket)
                     bucket = open_buckets[sid] = self._first_bucket(sid, start)
-                sample = metric_ids(values)
                 bucket.add(ts, sample)
                 journal.append((sid, ts, sample))
                 added += 1

@@ -20,18 +20,21 @@ gives no rate rather than a negative one.
 from __future__ import annotations
 
 import math
+import operator
 import types
 import typing
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from sys import intern
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 import msgspec
 from pydantic import BaseModel
 
 from meshmon.model.fastwire import AnyReport
 from meshmon.model.wire import Iface, Link, Radio, Sys
+from meshmon.model.wire_structs import Link as StructLink
 
 SKIPPED = frozenset({"v", "ts", "seq", "interval_s", "handshake_ts", "inactive_ms"})
 """numbers that are not measurements: protocol fields, times, and `inactive_ms` (the age of
@@ -94,28 +97,103 @@ class SeriesKey(NamedTuple):
     link_kind: str = ""
 
 
-def fields_of(part: Any) -> dict[str, Any]:
-    """A report part's fields by name: a model's `__dict__` (getattr on a pydantic model
-    costs 3x as much), or a decoded Struct's fields (the ingest's reports)."""
-    fields = getattr(part, "__dict__", None)
-    return fields if fields is not None else msgspec.structs.asdict(part)
+PartReader = Callable[[Any], tuple[Any, ...]]
+"""reads some fields of a report part at once"""
 
 
-def numbers(fields: dict[str, Any]) -> Iterator[tuple[str, float]]:
-    """The numeric fields of a model's `__dict__` (booleans and lists are not numbers)."""
-    for name, value in fields.items():
-        if value is None or name in SKIPPED:
-            continue
-        kind = type(value)
-        if kind is float or kind is int:
-            yield name, value
+def _reader(names: tuple[str, ...], of_model: bool) -> PartReader:
+    """Reads these fields of a part as a tuple: a pydantic model's from its `__dict__`
+    (getattr on a model costs 3x as much), a Struct's with one attrgetter."""
+    if not names:
+        return lambda part: ()
+    get = (operator.itemgetter if of_model else operator.attrgetter)(*names)
+    if len(names) == 1:
+        return ((lambda part: (get(part.__dict__),)) if of_model else
+                (lambda part: (get(part),)))
+    return (lambda part: get(part.__dict__)) if of_model else get
 
+
+@dataclass(frozen=True, slots=True)
+class PartPlan:
+    """What one type of report part (Sys, Iface, Radio, Link; model or Struct) gives: its
+    numeric fields found once by annotation, as `numbers` finds them in each part."""
+
+    gauges: tuple[str, ...]
+    """numbers kept as they are, in the type's field order"""
+    counters: tuple[str, ...]
+    """numbers that become rates (COUNTERS)"""
+    read_gauges: PartReader
+    read_counters: PartReader
+    rate_names: tuple[str, ...]
+    """the rate kept for each counter"""
+    counter_specs: tuple[tuple[int, int, float, float], ...]
+    """per counter: its index, where its last reading is in a series' readings (slot),
+    the factor of its rate and the highest rate believed"""
+    no_counters: tuple[None, ...]
+    """what `read_counters` gives for a part without counters"""
+    of_model: bool
+    """a pydantic model (read from its `__dict__`), not a Struct"""
+
+
+def _fields_of_type(part_type: type) -> tuple[list[tuple[str, Any]], bool]:
+    """(name, annotation) of a part type's fields, and whether it is a pydantic model."""
+    if issubclass(part_type, BaseModel):
+        return [(n, f.annotation) for n, f in part_type.model_fields.items()], True
+    struct = typing.cast(type[msgspec.Struct], part_type)
+    return [(f.name, f.type) for f in msgspec.structs.fields(struct)], False
+
+
+def plan_for(part_type: type, skipped: frozenset[str] = SKIPPED) -> PartPlan:
+    """The plan of a part type (a pydantic model or a msgspec Struct), fields in
+    `skipped` left out. A field added to a model is in its plan: kept without a change
+    here."""
+    plan = _PLANS.get((part_type, skipped))
+    if plan is None:
+        plan = _PLANS[(part_type, skipped)] = _plan_of(part_type, skipped)
+    return plan
+
+
+def _plan_of(part_type: type, skipped: frozenset[str]) -> PartPlan:
+    fields, of_model = _fields_of_type(part_type)
+    numeric = [name for name, annotation in fields
+               if name not in skipped and _is_number(annotation)]
+    gauges = tuple(n for n in numeric if n not in COUNTERS)
+    counters = tuple(n for n in numeric if n in COUNTERS)
+    rate_names = tuple(COUNTERS[n][0] for n in counters)
+    specs = tuple((i, _COUNTER_SLOT[n], COUNTERS[n][1], MAX_RATE.get(rate, MAX_OTHER_RATE))
+                  for i, (n, rate) in enumerate(zip(counters, rate_names, strict=True)))
+    return PartPlan(gauges, counters, _reader(gauges, of_model), _reader(counters, of_model),
+                    rate_names, specs, (None,) * len(counters), of_model)
+
+
+_PLANS: dict[tuple[type, frozenset[str]], PartPlan] = {}
 
 _COUNTER_SLOT = {name: 2 * i for i, name in enumerate(
     ["tx_retries", "tx_failed", *(n for n in COUNTERS if n not in ("tx_retries", "tx_failed"))])}
 """counter → where its (time, value) is in a series' readings: a link's two counters
 first, so its readings take four doubles (an interface's take all)"""
 _NOT_SEEN = array("d", [math.nan, math.nan])
+
+
+def _rate(readings: array[float], at: int, factor: float, limit: float, ts: float,
+          value: int, reset: bool) -> float | None:
+    """The rate since the reading at `at` (None: first reading, reset, or not believable);
+    the reading is replaced by this one."""
+    t0, v0 = readings[at], readings[at + 1]
+    readings[at], readings[at + 1] = ts, value
+    if t0 != t0 or reset:
+        return None
+    dt = ts - t0
+    if not 0 < dt <= MAX_RATE_GAP_S:
+        return None
+    delta = value - v0
+    if delta < 0:
+        if v0 < WRAP_32 and v0 >= WRAP_32 // 2 and value < WRAP_32 // 2:
+            delta += WRAP_32  # a 32-bit counter wrapped
+        else:
+            return None  # reset: a re-association, a driver reload
+    rate = delta * factor / dt
+    return rate if rate <= limit else None
 
 
 class CounterRates:
@@ -130,32 +208,23 @@ class CounterRates:
     def __init__(self) -> None:
         self._last: dict[SeriesKey, array[float]] = {}
 
-    def rate(self, key: SeriesKey, counter: str, ts: float, value: int,
-             reset: bool) -> float | None:
-        """The rate since the previous reading (None: first reading, reset, or not
-        believable); `reset` says the device rebooted since."""
+    def readings(self, key: SeriesKey, at: int) -> array[float]:
+        """A series' readings, long enough to hold the counter at slot `at`."""
         readings = self._last.get(key)
-        at = _COUNTER_SLOT[counter]
         if readings is None:
             readings = self._last[key] = _NOT_SEEN * (at // 2 + 1)
         elif len(readings) <= at:
             readings.extend(_NOT_SEEN * ((at - len(readings)) // 2 + 1))
-        t0, v0 = readings[at], readings[at + 1]
-        readings[at], readings[at + 1] = ts, value
-        if t0 != t0 or reset:
-            return None
-        dt = ts - t0
-        if not 0 < dt <= MAX_RATE_GAP_S:
-            return None
-        delta = value - v0
-        if delta < 0:
-            if v0 < WRAP_32 and v0 >= WRAP_32 // 2 and value < WRAP_32 // 2:
-                delta += WRAP_32  # a 32-bit counter wrapped
-            else:
-                return None  # reset: a re-association, a driver reload
+        return readings
+
+    def rate(self, key: SeriesKey, counter: str, ts: float, value: int,
+             reset: bool) -> float | None:
+        """The rate since the previous reading (None: first reading, reset, or not
+        believable); `reset` says the device rebooted since."""
+        at = _COUNTER_SLOT[counter]
         name, factor = COUNTERS[counter]
-        rate = delta * factor / dt
-        return rate if rate <= MAX_RATE.get(name, MAX_OTHER_RATE) else None
+        return _rate(self.readings(key, at), at, factor, MAX_RATE.get(name, MAX_OTHER_RATE),
+                     ts, value, reset)
 
     def forget(self, keys: Iterable[SeriesKey]) -> None:
         """Drop the readings of these series."""
@@ -163,16 +232,82 @@ class CounterRates:
             self._last.pop(key, None)
 
 
-class Extractor:
-    """Turns reports into samples; keeps what rates and availability need from the last one."""
+K = TypeVar("K", bound=Hashable)
+"""how a sample names its metrics: by name, or by the store's metric id"""
+_NUMBER_TYPES = frozenset({int, float})
+"""a number: booleans (an int subclass) and lists are not"""
+_LOADS = ("load1", "load5", "load15")
+_SYS_SKIPPED = SKIPPED | {"uptime_s"}
+"""the node's uptime gives its `up_s`, it is not kept itself"""
 
-    def __init__(self) -> None:
+
+class _PlanState(Generic[K]):
+    """What one extractor knows of one plan: the gauges that had a number so far (hot:
+    read and keyed; a part has a few of its type's dozens) and each metric's key, found
+    when it first has a value (an id is given to a name only when a sample has it)."""
+
+    __slots__ = ("cold_nones", "hot", "hot_keys", "plan", "rate_keys", "read_cold",
+                 "read_hot")
+
+    def __init__(self, plan: PartPlan) -> None:
+        self.plan = plan
+        self.rate_keys: list[K | None] = [None] * len(plan.counters)
+        self.hot: dict[int, K] = {}
+        """index in `plan.gauges` → its key, in plan order"""
+        self.hot_keys: tuple[K, ...] = ()
+        self.read_hot: PartReader = _reader((), plan.of_model)
+        self.read_cold: PartReader = plan.read_gauges
+        self.cold_nones: tuple[None, ...] = (None,) * len(plan.gauges)
+
+    def heat(self, found: dict[int, K]) -> None:
+        """These gauges had a number: read them with the hot ones from now on."""
+        plan = self.plan
+        self.hot = dict(sorted({**self.hot, **found}.items()))
+        self.hot_keys = tuple(self.hot.values())
+        self.read_hot = _reader(tuple(plan.gauges[i] for i in self.hot), plan.of_model)
+        cold = tuple(n for i, n in enumerate(plan.gauges) if i not in self.hot)
+        self.read_cold = _reader(cold, plan.of_model)
+        self.cold_nones = (None,) * len(cold)
+
+
+class _NamedKeys(dict[str, Any]):
+    """Metric name → key, found by the extractor's `metric_key` when first asked."""
+
+    def __init__(self, metric_key: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.metric_key = metric_key
+
+    def __missing__(self, name: str) -> Any:
+        key = self[name] = self.metric_key(name)
+        return key
+
+
+class Extractor(Generic[K]):
+    """Turns reports into samples; keeps what rates and availability need from the last one.
+
+    A sample names its metrics by `metric_key(name)` (the name itself by default; the
+    history recorder gives the store's metric ids, found once per part type and metric).
+    """
+
+    @overload
+    def __init__(self: Extractor[str]) -> None: ...
+
+    @overload
+    def __init__(self, metric_key: Callable[[str], K]) -> None: ...
+
+    def __init__(self, metric_key: Callable[[str], Any] | None = None) -> None:
         self.rates = CounterRates()
         self._last: dict[str, tuple[float, float | None]] = {}
         """node → (ts, uptime_s) of its previous report"""
+        self._metric_key: Callable[[str], K] = metric_key or _same_name
+        self._named = _NamedKeys(self._metric_key)
+        self._plans: dict[type, _PlanState[K]] = {}
+        """part type → its plan (SKIPPED fields left out)"""
+        self._sys_plans: dict[type, _PlanState[K]] = {}
+        """the same for the node's `sys` (its uptime left out too)"""
 
     def samples(self, report: AnyReport, ts: float, dsts: Sequence[str | None]
-                ) -> list[tuple[SeriesKey, dict[str, float]]]:
+                ) -> list[tuple[SeriesKey, dict[K, float]]]:
         """(series, {metric: value}) of one report stored at `ts`; series without a
         number are left out. A key's strings are interned: the registries and the counter
         readings keep a key per series, and each decoded report brings its own copies."""
@@ -184,60 +319,106 @@ class Extractor:
             self._last[node] = (ts, uptime)
         rebooted = prev is not None and uptime is not None and prev[1] is not None and (
             uptime < prev[1])
-        out: list[tuple[SeriesKey, dict[str, float]]] = []
-        main: dict[str, float] = {"up_s": _up_seconds(prev, ts, report.interval_s),
-                                  "links": float(len(report.links)), "seq": report.seq}
+        named = self._named
+        main: dict[K, float] = {
+            named["up_s"]: _up_seconds(prev, ts, report.interval_s),
+            named["links"]: float(len(report.links)), named["seq"]: report.seq}
         if report.clients is not None:
-            main["clients"] = report.clients
+            main[named["clients"]] = report.clients
         if sys is not None:
-            load = sys.load or []
-            for name, value in zip(("load1", "load5", "load15"), load, strict=False):
-                main[name] = value
-            for name, value in numbers(fields_of(sys)):
-                if name != "uptime_s":
-                    main[name] = value
+            for name, value in zip(_LOADS, sys.load or (), strict=False):
+                main[named[name]] = value
+            main.update(self._gauges(
+                self._sys_plans.get(type(sys)) or self._state(sys, _SYS_SKIPPED), sys))
             if sys.mem_total_kb and sys.mem_avail_kb is not None:
-                main["mem_used_pct"] = 100.0 * (1 - sys.mem_avail_kb / sys.mem_total_kb)
-        out.append((SeriesKey("node", node), main))
+                main[named["mem_used_pct"]] = 100.0 * (
+                    1 - sys.mem_avail_kb / sys.mem_total_kb)
+        out: list[tuple[SeriesKey, dict[K, float]]] = [(SeriesKey("node", node), main)]
         for iface in report.ifaces:
             key = SeriesKey("iface", node, "", intern(iface.name))
-            values = self._values(key, fields_of(iface), ts, rebooted)
+            values = self._values(key, iface, ts, rebooted)
             if iface.up is not None:
-                values["up"] = 1.0 if iface.up else 0.0
+                values[named["up"]] = 1.0 if iface.up else 0.0
             if values:
                 out.append((key, values))
         for radio in report.radios:
             key = SeriesKey("radio", node, "", intern(radio.iface))
-            values = self._values(key, fields_of(radio), ts, rebooted)
+            values = self._values(key, radio, ts, rebooted)
             if values:
                 out.append((key, values))
-        for link, dst in zip(report.links, dsts, strict=True):
+        links: Sequence[Link | StructLink] = report.links
+        for link, dst in zip(links, dsts, strict=True):
             if dst is None:
                 continue
-            fields = fields_of(link)
-            key = SeriesKey("link", node, intern(dst), intern(fields["iface"]),
-                            intern(fields["kind"]))
-            values = self._values(key, fields, ts, rebooted)
+            key = SeriesKey("link", node, intern(dst), intern(link.iface), intern(link.kind))
+            values = self._values(key, link, ts, rebooted)
             if values:
                 out.append((key, values))
         return out
 
-    def _values(self, key: SeriesKey, fields: dict[str, Any], ts: float,
-                rebooted: bool) -> dict[str, float]:
-        values: dict[str, float] = {}
-        for name, value in numbers(fields):
-            counter = COUNTERS.get(name)
-            if counter is None:
-                values[name] = value
+    def _state(self, part: Any, skipped: frozenset[str] = SKIPPED) -> _PlanState[K]:
+        states = self._plans if skipped is SKIPPED else self._sys_plans
+        state = states.get(type(part))
+        if state is None:
+            state = states[type(part)] = _PlanState(plan_for(type(part), skipped))
+        return state
+
+    def _gauges(self, state: _PlanState[K], part: Any) -> dict[K, float]:
+        """The part's numbers kept as they are."""
+        if state.read_cold(part) != state.cold_nones:
+            return self._new_gauges(state, part)
+        out = {key: value for key, value in zip(state.hot_keys, state.read_hot(part),
+                                                strict=False) if value is not None}
+        if not _NUMBER_TYPES.issuperset(map(type, out.values())):
+            return self._new_gauges(state, part)
+        return out
+
+    def _new_gauges(self, state: _PlanState[K], part: Any) -> dict[K, float]:
+        """`_gauges` when a field not read so far has a value (a metric's first one), or
+        a field holds something that is not a number (left out)."""
+        out: dict[K, float] = {}
+        hot, new = state.hot, {}
+        names = state.plan.gauges
+        for i, value in enumerate(state.plan.read_gauges(part)):
+            if type(value) in _NUMBER_TYPES:
+                key = hot.get(i)
+                if key is None:
+                    key = new[i] = self._named[names[i]]
+                out[key] = value
+        if new:
+            state.heat(new)
+        return out
+
+    def _values(self, series: SeriesKey, part: Any, ts: float, rebooted: bool
+                ) -> dict[K, float]:
+        """The part's numbers, its counters as rates."""
+        state = self._plans.get(type(part)) or self._state(part)
+        out = self._gauges(state, part)
+        plan = state.plan
+        counters = plan.read_counters(part)
+        if counters == plan.no_counters:
+            return out
+        readings = None
+        for (i, at, factor, limit), value in zip(plan.counter_specs, counters, strict=False):
+            if value is None or type(value) not in _NUMBER_TYPES:
                 continue
-            rate = self.rates.rate(key, name, ts, int(value), rebooted)
+            if readings is None or len(readings) <= at:
+                readings = self.rates.readings(series, at)
+            rate = _rate(readings, at, factor, limit, ts, int(value), rebooted)
             if rate is not None:
-                values[counter[0]] = rate
-        return values
+                key = state.rate_keys[i]
+                if key is None:
+                    key = state.rate_keys[i] = self._named[plan.rate_names[i]]
+                out[key] = rate
+        return out
 
     def forget_node(self, node: str) -> None:
         """Forget a node's previous report (its next one starts afresh)."""
         self._last.pop(node, None)
+
+
+def _same_name(name: str) -> Any:
+    return name
 
 
 def _up_seconds(prev: tuple[float, float | None] | None, ts: float, interval_s: float

@@ -118,16 +118,14 @@ class HistoryTables:
             self.unsaved.append((_INSERT_SERIES, (sid, *key)))
         return sid
 
+    def metric_id(self, name: str) -> int:
+        """The id of a metric name; a new name is registered (saved with the next write)."""
+        mid = self.metrics.get(name)
+        return self._register_metric(name) if mid is None else mid
+
     def metric_ids(self, values: Mapping[str, float]) -> dict[int, float]:
         """The sample with metric ids for names (new names registered)."""
-        ids = self.metrics
-        out: dict[int, float] = {}
-        for name, value in values.items():
-            mid = ids.get(name)
-            if mid is None:
-                mid = self._register_metric(name)
-            out[mid] = value
-        return out
+        return {self.metric_id(name): value for name, value in values.items()}
 
     def _register_metric(self, name: str) -> int:
         scale = scale_for(name)

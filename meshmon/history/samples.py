@@ -12,6 +12,8 @@ Pure: no clock, no I/O. A series is one thing measured over time:
 
 Every numeric field of the wire models is kept, found by type, so a metric added to the
 contract is kept without a change here (and without a migration: metric names are data).
+The fields are found once per part type (`plan_for`) and read at once; the store's worker
+gets samples keyed by its metric ids directly (`Extractor(tables.metric_id)`).
 Counters (bytes, packets, errors, retries) become rates per second; a counter that goes
 backwards was reset (a reboot, a re-association) unless it looks like a 32-bit wrap, and
 gives no rate rather than a negative one.
@@ -116,7 +118,8 @@ def _reader(names: tuple[str, ...], of_model: bool) -> PartReader:
 @dataclass(frozen=True, slots=True)
 class PartPlan:
     """What one type of report part (Sys, Iface, Radio, Link; model or Struct) gives: its
-    numeric fields found once by annotation, as `numbers` finds them in each part."""
+    numeric fields, found once by annotation. Each value read is still checked to be a
+    number (absent is None; an attribute can be set without validation)."""
 
     gauges: tuple[str, ...]
     """numbers kept as they are, in the type's field order"""

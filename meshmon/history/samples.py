@@ -100,19 +100,22 @@ class SeriesKey(NamedTuple):
 
 
 PartReader = Callable[[Any], tuple[Any, ...]]
-"""reads some fields of a report part at once"""
+"""reads some fields of a report part at once, from its `fields_of`"""
+
+
+def fields_of(part: Any, of_model: bool) -> Any:
+    """What a plan's readers read: a pydantic model's `__dict__` (getattr on a model costs
+    3x as much), a Struct itself."""
+    return part.__dict__ if of_model else part
 
 
 def _reader(names: tuple[str, ...], of_model: bool) -> PartReader:
-    """Reads these fields of a part as a tuple: a pydantic model's from its `__dict__`
-    (getattr on a model costs 3x as much), a Struct's with one attrgetter."""
+    """Reads these fields from a part's `fields_of` as a tuple: with one itemgetter (a
+    model's dict) or attrgetter (a Struct)."""
     if not names:
-        return lambda part: ()
+        return lambda fields: ()
     get = (operator.itemgetter if of_model else operator.attrgetter)(*names)
-    if len(names) == 1:
-        return ((lambda part: (get(part.__dict__),)) if of_model else
-                (lambda part: (get(part),)))
-    return (lambda part: get(part.__dict__)) if of_model else get
+    return (lambda fields: (get(fields),)) if len(names) == 1 else get
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,8 +334,8 @@ class Extractor(Generic[K]):
         if sys is not None:
             for name, value in zip(_LOADS, sys.load or (), strict=False):
                 main[named[name]] = value
-            main.update(self._gauges(
-                self._sys_plans.get(type(sys)) or self._state(sys, _SYS_SKIPPED), sys))
+            state = self._sys_plans.get(type(sys)) or self._state(sys, _SYS_SKIPPED)
+            main.update(self._gauges(state, fields_of(sys, state.plan.of_model)))
             if sys.mem_total_kb and sys.mem_avail_kb is not None:
                 main[named["mem_used_pct"]] = 100.0 * (
                     1 - sys.mem_avail_kb / sys.mem_total_kb)
@@ -366,23 +369,23 @@ class Extractor(Generic[K]):
             state = states[type(part)] = _PlanState(plan_for(type(part), skipped))
         return state
 
-    def _gauges(self, state: _PlanState[K], part: Any) -> dict[K, float]:
-        """The part's numbers kept as they are."""
-        if state.read_cold(part) != state.cold_nones:
-            return self._new_gauges(state, part)
-        out = {key: value for key, value in zip(state.hot_keys, state.read_hot(part),
+    def _gauges(self, state: _PlanState[K], fields: Any) -> dict[K, float]:
+        """The numbers kept as they are of a part (its `fields_of`)."""
+        if state.read_cold(fields) != state.cold_nones:
+            return self._new_gauges(state, fields)
+        out = {key: value for key, value in zip(state.hot_keys, state.read_hot(fields),
                                                 strict=False) if value is not None}
         if not _NUMBER_TYPES.issuperset(map(type, out.values())):
-            return self._new_gauges(state, part)
+            return self._new_gauges(state, fields)
         return out
 
-    def _new_gauges(self, state: _PlanState[K], part: Any) -> dict[K, float]:
+    def _new_gauges(self, state: _PlanState[K], fields: Any) -> dict[K, float]:
         """`_gauges` when a field not read so far has a value (a metric's first one), or
         a field holds something that is not a number (left out)."""
         out: dict[K, float] = {}
         hot, new = state.hot, {}
         names = state.plan.gauges
-        for i, value in enumerate(state.plan.read_gauges(part)):
+        for i, value in enumerate(state.plan.read_gauges(fields)):
             if type(value) in _NUMBER_TYPES:
                 key = hot.get(i)
                 if key is None:
@@ -396,9 +399,10 @@ class Extractor(Generic[K]):
                 ) -> dict[K, float]:
         """The part's numbers, its counters as rates."""
         state = self._plans.get(type(part)) or self._state(part)
-        out = self._gauges(state, part)
         plan = state.plan
-        counters = plan.read_counters(part)
+        fields = part.__dict__ if plan.of_model else part  # fields_of, inline (hot path)
+        out = self._gauges(state, fields)
+        counters = plan.read_counters(fields)
         if counters == plan.no_counters:
             return out
         readings = None

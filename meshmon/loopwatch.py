@@ -3,7 +3,7 @@
 `LoopWatch.run` wakes every `BEAT_S`; how late it wakes is how long something else held
 the loop (a callback, a GC pause, the GIL held by another thread, or no CPU for the
 process while other processes keep the machine busy). Each stall longer than
-`STALL_BOUNDS_S[0]` is counted (`meshmon_loop_stalls_total{le=…}`, cumulative like a
+`STALL_AFTER_S` is counted (`meshmon_loop_stalls_total{le=…}`, cumulative like a
 Prometheus histogram) and the longest is kept, so an operator sees when the collector
 stops answering promptly. With `trace` set, a thread also samples the loop thread's
 stack while a stall lasts and logs where it was (the code that held the loop): a tool to
@@ -27,8 +27,10 @@ from meshmon.metrics import Metrics
 log = logging.getLogger(__name__)
 
 BEAT_S = 0.01
-STALL_BOUNDS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-"""a stall counts when the loop woke more than the first bound late"""
+STALL_AFTER_S = 0.025
+"""a stall counts when the loop woke more than this late"""
+STALL_BOUNDS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""the `le` bounds stalls are counted by (and `+Inf`)"""
 TRACE_AFTER_S = 0.05
 TRACE_SAMPLE_S = 0.005
 
@@ -83,7 +85,7 @@ class LoopWatch:
                         info["generation"], took * 1000, info["collected"])
 
     def _count(self, late: float) -> None:
-        if late <= STALL_BOUNDS_S[0]:
+        if late <= STALL_AFTER_S:
             return
         self.longest = max(self.longest, late)
         inc = self.metrics.inc

@@ -407,7 +407,7 @@ def phase_lag(before: dict[str, dict[str, float]], after: dict[str, dict[str, fl
               q: float) -> dict[str, float]:
     """Each store's q-quantile (ms) of the reports it stored between two reads: the
     smallest lag bound that holds a q share of them (an upper bound; inf beyond the
-    largest)."""
+    largest, and inf for a store that stored nothing meanwhile: it was behind)."""
     out: dict[str, float] = {}
     for sink, counts in after.items():
         base = before.get(sink, {})
@@ -415,6 +415,7 @@ def phase_lag(before: dict[str, dict[str, float]], after: dict[str, dict[str, fl
                        if b not in WRITE_COUNTERS.values())
         total = delta[-1][1] if delta else 0.0
         if total <= 0:
+            out[sink] = float("inf")
             continue
         out[sink] = next((b * 1000 for b, n in delta if n >= q * total), float("inf"))
     return out
@@ -543,8 +544,8 @@ def steady_phases(setup: Setup, mq: servers.Server, mesh: Mesh, args: argparse.N
                              max(p99.values(), default=float("nan")))
             say(f"publish→stored at {rate:,.0f} reports/s for {seconds:.0f}s (reports stored "
                 "in this phase; a quantile is the lag bound that holds it): " + "; ".join(
-                f"{sink} p50 ≤ {p50[sink]:.0f} ms p99 ≤ {p99.get(sink, float('nan')):.0f} ms"
-                for sink in sorted(p50)) + f"; HTTP {steady_probe.summary()}")
+                lag_text(sink, p50[sink], p99.get(sink, float("nan"))) for sink in sorted(p50))
+                + f"; HTTP {steady_probe.summary()}")
             say(f"  writes in that phase: {phase_writes(before, after, phase_s)}")
             fig.http_p99_ms = max(fig.http_p99_ms, quantile(steady_probe.times_ms, 0.99))
             if cutter is not None:
@@ -588,6 +589,13 @@ def loop_stalls(m: dict[str, float]) -> str:
     return (f"loop held > 50 ms {over - held('0.05'):.0f} times, > 100 ms "
             f"{over - held('0.1'):.0f} times, longest "
             f"{m.get('meshmon_loop_stall_max_seconds', float('nan')) * 1000:.0f} ms")
+
+
+def lag_text(sink: str, p50_ms: float, p99_ms: float) -> str:
+    """One store's publish→stored quantiles of a phase, or that it stored nothing."""
+    if p50_ms == float("inf"):
+        return f"{sink} stored nothing in this phase (behind)"
+    return f"{sink} p50 ≤ {p50_ms:.0f} ms p99 ≤ {p99_ms:.0f} ms"
 
 
 def verdict(value: float, target: float, at_least: bool) -> str:

@@ -146,15 +146,6 @@ def timestamp_ns(ts: float) -> int:
     return round(ts * 1_000_000) * 1000
 
 
-def link_dst(link: wire.Link | fast.Link, dst: str | None) -> str:
-    """The `dst` tag: resolved node id, else the agent's peer id, else `mac:<peer_mac>`."""
-    if dst:
-        return dst
-    if link.peer:
-        return link.peer
-    return f"{UNRESOLVED_DST_PREFIX}{link.peer_mac}"
-
-
 def report_chunk(
     report: AnyReport, received_at: float, dsts: Sequence[str | None], t: float | None = None
 ) -> tuple[bytes, int]:

@@ -13,7 +13,12 @@ from meshmon.model import wire
 from meshmon.model import wire_structs as fast
 from meshmon.model.fastwire import AnyReport
 from meshmon.model.wire import LINK_METRICS
-from meshmon.sinks.lineprotocol import INT_LINK_METRICS, escape_key, format_float, link_dst
+from meshmon.sinks.lineprotocol import (
+    INT_LINK_METRICS,
+    UNRESOLVED_DST_PREFIX,
+    escape_key,
+    format_float,
+)
 
 _LINK_FIELDS: tuple[tuple[str, bool], ...] = tuple((m, m in INT_LINK_METRICS) for m in LINK_METRICS)
 _LINK_PARTS = tuple((f"{m}=", "i" if is_int else "") for m, is_int in _LINK_FIELDS)
@@ -25,6 +30,14 @@ _RADIO_FIELDS: tuple[tuple[str, bool], ...] = (
     ("txpower_dbm", False), ("busy_pct", False), ("clients", True),
 )  # fmt: skip
 
+
+def link_dst(link: wire.Link | fast.Link, dst: str | None) -> str:
+    """The `dst` tag: resolved node id, else the agent's peer id, else `mac:<peer_mac>`."""
+    if dst:
+        return dst
+    if link.peer:
+        return link.peer
+    return f"{UNRESOLVED_DST_PREFIX}{link.peer_mac}"
 
 def _numeric_fields(obj: object, spec: Sequence[tuple[str, bool]], out: list[str]) -> None:
     for name, is_int in spec:

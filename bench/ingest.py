@@ -2,7 +2,7 @@
 InfluxDB v1), as one process (`--role all`) and as a core with N writers.
 
     python bench/ingest.py [--nodes 35000] [--seconds 10] [--writers 2]
-                           [--phases bare,drain,steady]
+                           [--phases bare,drain,steady] [--across-boundary]
 
 `--phases drain` (with `--writers 0`) is the short probe of HTTP during the drain: the
 phases left out print no figure (nan).
@@ -15,6 +15,8 @@ Measured in the same run, for `all` and for `core` + N `writer` processes:
   reports/s) and at twice that: of the reports each store wrote during that phase only
   (`meshmon_stored_within_total` read before and after it), as the lag bound that holds
   the quantile (an upper bound: 0.1, 0.2, … 1, 1.25, 1.5, 2 s …);
+  with `--across-boundary` the 1,170/s phase spans a 5-minute boundary, after which every
+  history series closes a bucket (~245,000 at 35,000 nodes);
 * last will → webhook p99 while the double rate runs: nodes with a will are cut one by
   one (their socket closed, the broker publishes the will) and the collector's webhook is
   timed;
@@ -73,6 +75,9 @@ HTTP_TIMEOUT_S = 5.0
 LWT_NODES = 16
 LWT_SPACING_S = 0.6
 """between two cut nodes: more than the alert group wait (0.5 s), one outage each"""
+BUCKET_S = 300
+"""the history's bucket: every series closes one after each boundary (`--across-boundary`)"""
+BOUNDARY_LEAD_S = 3.0
 PHASE_REPORTS = 20_000
 """each steady phase publishes at least this many reports (as long as in earlier records)"""
 WRITE_COUNTERS = {"meshmon_sink_writes_total": "writes",
@@ -526,6 +531,14 @@ def steady_phases(setup: Setup, mq: servers.Server, mesh: Mesh, args: argparse.N
         wait_for(lambda: wills.known(setup.collector.url), 300, "the will nodes' reports")
         for rate in (GUIFI_RATE, 2 * GUIFI_RATE):
             seconds = max(args.seconds, PHASE_REPORTS / rate + 2)
+            if args.across_boundary and rate == GUIFI_RATE:
+                # every node reports once after the boundary: each series closes the
+                # 5-minute bucket it had open, within that phase
+                seconds = max(seconds, n / rate + BOUNDARY_LEAD_S + 5)
+                wait = -time.time() % BUCKET_S - BOUNDARY_LEAD_S
+                say(f"waiting {wait % BUCKET_S:.0f}s for the phase to start "
+                    f"{BOUNDARY_LEAD_S:g}s before a 5-minute boundary")
+                time.sleep(wait % BUCKET_S)
             cutter = None
             if rate > GUIFI_RATE:
                 cutter = threading.Thread(target=wills.cut_all, args=(LWT_SPACING_S,))
@@ -615,6 +628,9 @@ def main() -> None:
     ap.add_argument("--phases", default="bare,drain,steady",
                     help="what to run, of bare (the bare subscriber), drain (each setup's "
                     "backlog, always run) and steady (1,170 and 2,340 reports/s, last wills)")
+    ap.add_argument("--across-boundary", action="store_true",
+                    help="start the 1,170 reports/s phase just before a 5-minute boundary and "
+                    "run it until every node reported after it (each setup waits for one)")
     args = ap.parse_args()
     args.phases = set(args.phases.split(","))
     n = args.nodes

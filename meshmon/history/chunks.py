@@ -227,6 +227,11 @@ class RawBucket:
         return Record(len(self), stats)
 
 
+BucketsInMemory = Mapping[int, Sequence[RawBucket]]
+"""series → its buckets a collector holds in memory, in time order: closed ones waiting to
+be stored, then the open one; each is newer than a stored row of the same bucket"""
+
+
 @dataclass(slots=True)
 class Stat:
     """One metric over a bucket: how many samples had it, their min, mean and max."""

@@ -36,7 +36,7 @@ from meshmon.history.chunks import (
     BUCKET_S,
     DAY_S,
     HOUR_S,
-    RawBucket,
+    BucketsInMemory,
     RecordArrays,
     bucket_of,
 )
@@ -265,7 +265,7 @@ def _digits(scale: int) -> int:
     return max(0, len(str(scale)) - 1)
 
 
-def read(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+def read(tables: HistoryTables, in_memory: BucketsInMemory,
          series: Sequence[tuple[int, SeriesKey]], metrics: Sequence[str], win: Window,
          stats: Sequence[str], now: float) -> dict[str, Any]:
     """The answer: `{step, source, from, to, t?, series: [...]}` (see the module doc)."""
@@ -277,19 +277,19 @@ def read(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
     out: dict[str, Any] = {"from": win.start, "to": win.end, "step": win.step,
                            "source": win.source}
     if win.step == 0:
-        found = _raw_points(tables, open_buckets, sids, mids, win)
+        found = _raw_points(tables, in_memory, sids, mids, win)
         out["series"] = [
             {**_key_json(key), "metric": mids[mid], "t": times, "mean": values}
             for sid, key in series for mid in mids if mids[mid] in metrics
             for times, values in [found.get((sid, mid), ([], []))] if times
         ]
         if AVAILABILITY in metrics:
-            out["series"] += _raw_availability(tables, open_buckets, series, mids, win, now)
+            out["series"] += _raw_availability(tables, in_memory, series, mids, win, now)
         return out
     grid = win.grid
-    grids = (_grids_from_raw(tables, open_buckets, sids, mids, win, grid)
+    grids = (_grids_from_raw(tables, in_memory, sids, mids, win, grid)
              if win.level is None else
-             _grids_from_rollups(tables, open_buckets, sids, mids, win, grid))
+             _grids_from_rollups(tables, in_memory, sids, mids, win, grid))
     out["t"] = grid
     entries: list[dict[str, Any]] = []
     for sid, key in series:
@@ -316,7 +316,7 @@ def read(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
     return out
 
 
-def _raw_availability(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+def _raw_availability(tables: HistoryTables, in_memory: BucketsInMemory,
                       series: Sequence[tuple[int, SeriesKey]], mids: Mapping[int, str],
                       win: Window, now: float) -> list[dict[str, Any]]:
     """Each node's availability over a raw window, in 5-minute steps (a step finer than a
@@ -327,7 +327,7 @@ def _raw_availability(tables: HistoryTables, open_buckets: Mapping[int, RawBucke
         return []
     steps = Window(win.start, win.end, BUCKET_S, None)
     grid = steps.grid
-    grids = _grids_from_raw(tables, open_buckets, [sid for sid, _ in nodes], {up: UP_S},
+    grids = _grids_from_raw(tables, in_memory, [sid for sid, _ in nodes], {up: UP_S},
                             steps, grid)
     return [{**_availability_entry(tables, sid, key, g, grid, BUCKET_S, now), "t": grid}
             for sid, key in nodes if (g := grids.get((sid, up))) is not None]
@@ -391,17 +391,17 @@ def link_series(tables: HistoryTables, a: str, b: str) -> list[tuple[int, Series
                     if key.kind == "link" and (key.node, key.peer) in ends)
 
 
-def _raw_points(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+def _raw_points(tables: HistoryTables, in_memory: BucketsInMemory,
                 sids: Sequence[int], mids: Mapping[int, str], win: Window
                 ) -> dict[tuple[int, int], tuple[list[float], list[float]]]:
     stored = tables.raw(sids, win.start, win.end)
     found: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
     for sid in sids:
-        live = open_buckets.get(sid)
-        # the open bucket is stored as it fills: what is in memory is that row, or newer
-        buckets = [b for b in stored.get(sid, []) if live is None or b.start != live.start]
-        if live is not None and win.start - BUCKET_S < live.start < win.end:
-            buckets.append(live)
+        live = in_memory.get(sid, ())
+        # what is in memory is newer than a stored row of the same bucket
+        held = {b.start for b in live}
+        buckets = [b for b in stored.get(sid, []) if b.start not in held]
+        buckets += (b for b in live if win.start - BUCKET_S < b.start < win.end)
         for bucket in buckets:
             times = bucket.times
             for mid in mids:
@@ -421,10 +421,10 @@ def _raw_points(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
     return found
 
 
-def _grids_from_raw(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+def _grids_from_raw(tables: HistoryTables, in_memory: BucketsInMemory,
                     sids: Sequence[int], mids: Mapping[int, str], win: Window,
                     grid: Sequence[int]) -> dict[tuple[int, int], Grid]:
-    points = _raw_points(tables, open_buckets, sids, mids, win)
+    points = _raw_points(tables, in_memory, sids, mids, win)
     grids: dict[tuple[int, int], Grid] = {}
     for slot, (times, values) in points.items():
         g = grids[slot] = Grid(len(grid))
@@ -434,7 +434,7 @@ def _grids_from_raw(tables: HistoryTables, open_buckets: Mapping[int, RawBucket]
     return grids
 
 
-def _grids_from_rollups(tables: HistoryTables, open_buckets: Mapping[int, RawBucket],
+def _grids_from_rollups(tables: HistoryTables, in_memory: BucketsInMemory,
                         sids: Sequence[int], mids: Mapping[int, str], win: Window,
                         grid: Sequence[int]) -> dict[tuple[int, int], Grid]:
     level = win.level
@@ -444,9 +444,9 @@ def _grids_from_rollups(tables: HistoryTables, open_buckets: Mapping[int, RawBuc
     grids: dict[tuple[int, int], Grid] = {}
     for sid in sids:
         per_metric = stored.get(sid, {})
-        live = open_buckets.get(sid)
-        live_record = live.rollup() if live is not None and first <= live.start < (
-            grid[-1] + step) else None
+        # buckets in memory have no record stored yet (closed ones wait to be stored)
+        live = [(b.start, b.rollup()) for b in in_memory.get(sid, ())
+                if first <= b.start < grid[-1] + step]
         # the newest hour (day) of the series is merged into history_1h (history_1d) when
         # the series moves on: until then it comes from the level below
         newest = [(start, rec) for start, rec in (
@@ -454,9 +454,8 @@ def _grids_from_rollups(tables: HistoryTables, open_buckets: Mapping[int, RawBuc
             if first <= start < grid[-1] + step]
         for mid in mids:
             records = per_metric.get(mid)
-            stat = live_record.stats.get(mid) if live_record is not None else None
-            if records is None and stat is None and not any(
-                    mid in rec.stats for _, rec in newest):
+            if records is None and not any(
+                    mid in rec.stats for _, rec in (*newest, *live)):
                 continue
             g = grids[(sid, mid)] = Grid(len(grid))
             if records is not None:
@@ -467,27 +466,25 @@ def _grids_from_rollups(tables: HistoryTables, open_buckets: Mapping[int, RawBuc
                 got = rec.stats.get(mid)
                 if got is not None:
                     g.add(int((start - first) // step), got.n, got.lo, got.mean * got.n, got.hi)
-            if stat is not None and live is not None:
-                g.add(int((live.start - first) // step), stat.n, stat.lo, stat.mean * stat.n,
-                      stat.hi)
+            for start, rec in live:
+                got = rec.stats.get(mid)
+                if got is not None:
+                    g.add(int((start - first) // step), got.n, got.lo, got.mean * got.n, got.hi)
     return grids
 
 
-def samples(tables: HistoryTables, open_buckets: Mapping[int, RawBucket], key: SeriesKey,
+def samples(tables: HistoryTables, in_memory: BucketsInMemory, key: SeriesKey,
             start: float = 0.0, end: float = math.inf) -> list[dict[str, float]]:
     """Every stored sample of one series with start ≤ ts < end, oldest first, as
     `{"ts": …, metric: value, …}` (the metrics it had)."""
     sid = tables.series.get(key)
     if sid is None:
         return []
-    buckets = tables.raw([sid], start, end).get(sid, [])
-    live = open_buckets.get(sid)
-    if live is not None and not any(b.start == live.start for b in buckets):
-        buckets.append(live)
+    live = in_memory.get(sid, ())
+    held = {b.start for b in live}  # what is in memory is newer than a stored row
+    buckets = [b for b in tables.raw([sid], start, end).get(sid, []) if b.start not in held]
     rows: dict[float, dict[str, float]] = {}
-    for bucket in buckets:
-        if live is not None and bucket.start == live.start:
-            bucket = live  # what is in memory is newer than the stored row
+    for bucket in (*buckets, *live):
         for i, ts in enumerate(bucket.times):
             if start <= ts < end:
                 row = rows.setdefault(ts, {"ts": ts})

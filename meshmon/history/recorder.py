@@ -5,12 +5,18 @@ Runs in the store's worker thread, next to its batch writes (`meshmon.sinks.sqli
 - `add` turns queued reports into samples (`meshmon.history.samples`) and adds each to the
   open 5-minute bucket of its series, in memory. A sample of a later bucket closes the
   open one; a sample of an earlier bucket is late and is merged into the stored row.
-- `write`, inside the store's batch transaction, stores the buckets that closed (their raw
-  row, written once, and their 5-minute, hourly and daily records) and appends the
-  samples added since the last write to `history_journal`, all in one row: a kill loses
-  at most one flush interval, and an open bucket is not re-encoded at every flush. Journal
-  rows go once every bucket they hold is stored; a collector that was killed stores and
-  rolls up what they hold when it starts again (`open`).
+- `write`, inside the store's batch transaction, appends the samples added since the last
+  write to `history_journal`, all in one row (a kill loses at most one flush interval, and
+  an open bucket is not re-encoded at every flush), and stores buckets that closed: their
+  raw row, written once, and their 5-minute, hourly and daily records. Journal rows go
+  once every bucket they hold is stored; a collector that was killed stores and rolls up
+  what they hold when it starts again (`open`).
+- Closed buckets are stored a slice at a time (`write(conn, close_budget_s)`). Every
+  series closes its bucket within one report interval after each 5-minute boundary:
+  ~245,000 closes at guifi.net's size, ~150 µs each, ~37 s of work that stored in one
+  write held the reports behind it for as long. A closed bucket waits in memory, where
+  reads find it (`in_memory`), and is stored at the latest `CLOSE_SPREAD_S` after it
+  closed; a sample that comes late for it is added to it there.
 - When the transaction fails (disk full), nothing is forgotten: `write` changes no memory
   and the next batch writes it all again. What waits is bounded: while writes fail, once
   `max_waiting` samples wait, further reports are dropped whole and counted
@@ -20,14 +26,17 @@ Runs in the store's worker thread, next to its batch writes (`meshmon.sinks.sqli
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
+import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import NamedTuple, TypeVar
 
 import msgspec
 
-from meshmon.history.chunks import BUCKET_S, RawBucket, bucket_of, stored_time
+from meshmon.history.chunks import BUCKET_S, BucketsInMemory, RawBucket, bucket_of, stored_time
 from meshmon.history.samples import Extractor
 from meshmon.history.tables import HistoryTables, Retention
 from meshmon.model.fastwire import AnyReport
@@ -38,10 +47,17 @@ T = TypeVar("T")
 CLOSE_AFTER_S = 60.0
 """a bucket without a later sample of its series is rolled up this long after its end"""
 
+CLOSE_SPREAD_S = 150.0
+"""a closed bucket is stored at the latest this long after it closed (sooner while
+`write`'s slices have time for it)"""
+
+CLOSE_SLICE_S = 0.1
+"""how long one write of the running store may spend storing closed buckets that are not
+due yet (the reports written with it wait for it)"""
+
 Queued = tuple[float, AnyReport, Sequence[str | None]]
 """(sample time, report, resolved peer of each link)"""
-OpenBuckets = dict[int, RawBucket]
-Reader = Callable[[HistoryTables, OpenBuckets], T]
+Reader = Callable[[HistoryTables, BucketsInMemory], T]
 JournalSample = tuple[int, float, dict[int, float]]
 """(series, time, {metric id: value}): what a journal row holds a list of"""
 _journal_encoder = msgspec.msgpack.Encoder()
@@ -68,19 +84,50 @@ def journal_buckets(conn: sqlite3.Connection) -> dict[tuple[int, int], RawBucket
     return buckets
 
 
-def pending_buckets(tables: HistoryTables) -> OpenBuckets:
-    """The buckets a running (or killed) collector has open, read from its file: each
-    series' newest bucket in the journal with what is stored of it (for a reader in
-    another process; `query.samples(tables, pending_buckets(tables), key)`). Older buckets
-    in the journal are stored already: a bucket is stored when a newer one starts."""
-    out: OpenBuckets = {}
+def pending_buckets(tables: HistoryTables) -> dict[int, list[RawBucket]]:
+    """What a running (or killed) collector holds in memory, read from its file: every
+    bucket in the journal, with what is stored of it (for a reader in another process;
+    `query.samples(tables, pending_buckets(tables), key)`)."""
+    out: dict[int, list[RawBucket]] = {}
     for (sid, start), bucket in sorted(journal_buckets(tables.conn).items()):
         stored = tables.stored_raw(sid, start)
         if stored is not None:
             stored.merge(bucket)
             bucket = stored
-        out[sid] = bucket  # in time order: the newest stays
+        out.setdefault(sid, []).append(bucket)
     return out
+
+
+class _Closed(NamedTuple):
+    sid: int
+    bucket: RawBucket
+    late: bool
+    """samples of a bucket stored already (merged into its row)"""
+    due: float
+    """monotonic time by which it is stored"""
+
+
+class _BucketsInMemory(Mapping[int, Sequence[RawBucket]]):
+    """The recorder's `BucketsInMemory`: closed buckets not stored yet, then the open one."""
+
+    def __init__(self, unstored: dict[int, list[RawBucket]], open_buckets: dict[int, RawBucket]
+                 ) -> None:
+        self._unstored, self._open = unstored, open_buckets
+
+    def __getitem__(self, sid: int) -> Sequence[RawBucket]:
+        waiting, live = self._unstored.get(sid), self._open.get(sid)
+        if waiting is None:
+            if live is None:
+                raise KeyError(sid)
+            return (live,)
+        return (*waiting, live) if live is not None else tuple(waiting)
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self._open
+        yield from (sid for sid in self._unstored if sid not in self._open)
+
+    def __len__(self) -> int:
+        return len(self._open.keys() | self._unstored.keys())
 
 
 class HistoryRecorder:
@@ -93,11 +140,18 @@ class HistoryRecorder:
         self.extractor: Extractor[int] = Extractor(self._metric_id)
         """samples by metric id (`open` gives it the file's)"""
         self.tables: HistoryTables | None = None
-        self.open_buckets: OpenBuckets = {}
+        self.open_buckets: dict[int, RawBucket] = {}
         self._unjournaled: list[JournalSample] = []
         """samples of open buckets added since the last write"""
-        self._closed: list[tuple[int, RawBucket, bool]] = []
-        """(series, bucket, late) to store and roll up"""
+        self._closing: deque[_Closed] = deque()
+        """closed buckets to store and roll up, in the order they closed"""
+        self._unstored: dict[int, list[RawBucket]] = {}
+        """series → its closed buckets (not late ones) waiting in `_closing`"""
+        self._unstored_starts: Counter[int] = Counter()
+        """bucket start → how many of `_unstored` have it (journal rows wait for them)"""
+        self._writing = 0
+        """how many of `_closing` the last write stored (gone once it commits)"""
+        self.in_memory: BucketsInMemory = _BucketsInMemory(self._unstored, self.open_buckets)
         self._last_closed: dict[int, int] = {}
         """series → start of its newest closed bucket (a sample up to it is late)"""
         self._known_up_to = 0
@@ -165,7 +219,7 @@ class HistoryRecorder:
         assert tables is not None
         extract = self.extractor.samples
         series, series_id = tables.series, tables.series_id
-        open_buckets, journal, closed = self.open_buckets, self._unjournaled, self._closed
+        open_buckets, journal = self.open_buckets, self._unjournaled
         added = 0
         failing = self._waiting_samples > 0  # the last write did not get through
         for ts, report, dsts in queued:
@@ -189,9 +243,7 @@ class HistoryRecorder:
                 if bucket is None or bucket.start != start:
                     if start < (bucket.start if bucket is not None
                                 else self._last_closed.get(sid, -1) + 1):
-                        late = RawBucket(start)
-                        late.add(ts, sample)
-                        closed.append((sid, late, True))
+                        self._late(sid, start, ts, sample)
                         added += 1
                         continue
                     if bucket is not None:
@@ -202,6 +254,19 @@ class HistoryRecorder:
                 added += 1
         self.samples += added
         return added
+
+    def _late(self, sid: int, start: int, ts: float, sample: dict[int, float]) -> None:
+        """A sample of a bucket that closed: added to it while it waits to be stored,
+        merged into its stored row otherwise."""
+        waiting = self._unstored.get(sid, ())
+        closed = next((b for b in waiting if b.start == start), None)
+        if closed is not None:
+            closed.add(ts, sample)
+            self._unjournaled.append((sid, ts, sample))
+            return
+        late = RawBucket(start)
+        late.add(ts, sample)
+        self._closing.append(_Closed(sid, late, True, time.monotonic() + CLOSE_SPREAD_S))
 
     def _first_bucket(self, sid: int, start: int) -> RawBucket:
         """A new open bucket; a series' first one since start continues what the last run
@@ -217,13 +282,21 @@ class HistoryRecorder:
         return stored if stored is not None else RawBucket(start)
 
     def _close(self, sid: int, bucket: RawBucket) -> None:
-        self._closed.append((sid, bucket, False))
+        self._closing.append(_Closed(sid, bucket, False, time.monotonic() + CLOSE_SPREAD_S))
+        self._unstored.setdefault(sid, []).append(bucket)
+        self._unstored_starts[bucket.start] += 1
         self._last_closed[sid] = bucket.start
 
     @property
     def busy(self) -> bool:
-        """Whether a write has something to do (open buckets wait to be closed)."""
-        return bool(self.open_buckets or self._closed or self._unjournaled)
+        """Whether a write has something to do (open buckets wait to be closed, closed
+        ones to be stored)."""
+        return bool(self.open_buckets or self._closing or self._unjournaled)
+
+    @property
+    def closed_waiting(self) -> int:
+        """Closed buckets not stored yet."""
+        return len(self._closing)
 
     def close_idle(self, now: float, close_all: bool = False) -> None:
         """Close the buckets that ended more than CLOSE_AFTER_S ago (all of them at stop)."""
@@ -232,33 +305,46 @@ class HistoryRecorder:
         for sid in idle:
             self._close(sid, self.open_buckets.pop(sid))
 
-    def write(self, conn: sqlite3.Connection) -> int:
+    def write(self, conn: sqlite3.Connection, close_budget_s: float | None = None) -> int:
         """Store what changed, in the caller's transaction (no memory changes until
-        `committed`); how many raw rows it wrote."""
+        `committed`): the journal row, and the closed buckets, in the order they closed;
+        with `close_budget_s`, those that are due and then others for that long. How many
+        raw rows it wrote."""
         tables = self.tables
         assert tables is not None and tables.conn is conn
         tables.begin()
         tables.save_registry()
-        rows = 0
-        for sid, closed, late in self._closed:
-            if late or closed.unknown_stored:
-                closed = tables.merge_raw(sid, closed)
-            else:
-                tables.store_raw(sid, closed)
-            tables.roll_up(sid, closed)
-            rows += 1
         journal = self._unjournaled
         if journal:
             conn.execute("INSERT INTO history_journal (last_start, data) VALUES (?, ?)",
                          (bucket_of(max(ts for _, ts, _ in journal)),
                           zlib.compress(_journal_encoder.encode(journal), 1)))
-        if self._closed:
-            # rows whose buckets are all stored now (every open bucket starts later) go;
-            # only a bucket that closed moves the oldest open start on, so a write without
-            # one skips this pass over every open bucket (210,000 at guifi.net's size)
-            oldest_open = min((b.start for b in self.open_buckets.values()),
-                              default=_NO_OPEN_BUCKET)
-            conn.execute("DELETE FROM history_journal WHERE last_start < ?", (oldest_open,))
+        rows = 0
+        now = time.monotonic()
+        clock = time.perf_counter
+        deadline = math.inf if close_budget_s is None else clock() + close_budget_s
+        stored_starts: Counter[int] = Counter()
+        for sid, closed, late, due in self._closing:
+            if due > now and clock() > deadline:
+                break
+            if late or closed.unknown_stored:
+                closed = tables.merge_raw(sid, closed)
+            else:
+                tables.store_raw(sid, closed)
+                stored_starts[closed.start] += 1
+            tables.roll_up(sid, closed)
+            rows += 1
+        self._writing = rows
+        if rows:
+            # rows whose buckets are all stored now (every open or waiting bucket starts
+            # later) go; only a stored bucket moves the oldest start on, so a write
+            # without one skips this pass over every open bucket (210,000 at guifi.net's
+            # size)
+            waiting = self._unstored_starts - stored_starts
+            oldest = min((b.start for b in self.open_buckets.values()),
+                         default=_NO_OPEN_BUCKET)
+            oldest = min(oldest, min(waiting, default=_NO_OPEN_BUCKET))
+            conn.execute("DELETE FROM history_journal WHERE last_start < ?", (oldest,))
         return rows
 
     def committed(self) -> list[float]:
@@ -266,7 +352,19 @@ class HistoryRecorder:
         durable."""
         assert self.tables is not None
         self.tables.committed()
-        self._closed.clear()
+        closing, unstored, starts = self._closing, self._unstored, self._unstored_starts
+        for _ in range(self._writing):
+            sid, bucket, late, _due = closing.popleft()
+            if late:
+                continue
+            waiting = unstored[sid]
+            del waiting[0]  # a series' buckets close, and are stored, in time order
+            if not waiting:
+                del unstored[sid]
+            starts[bucket.start] -= 1
+            if not starts[bucket.start]:
+                del starts[bucket.start]
+        self._writing = 0
         self._unjournaled.clear()
         self._waiting_samples = 0
         durable, self._waiting_times = self._waiting_times, []
@@ -279,6 +377,6 @@ class HistoryRecorder:
 
     # ------------------------------------------------------------------ reading
     def read(self, fn: Reader[T]) -> T:
-        """`fn(tables, open buckets)` (worker thread)."""
+        """`fn(tables, the buckets in memory)` (worker thread)."""
         assert self.tables is not None
-        return fn(self.tables, self.open_buckets)
+        return fn(self.tables, self.in_memory)

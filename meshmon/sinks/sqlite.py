@@ -11,7 +11,9 @@ keeps up). The reports go through the history recorder (`meshmon.history.recorde
 samples in 5-minute buckets, 5-minute and hourly roll-ups), the events and state with
 `executemany`. With nothing queued the store still writes every `HOUSEKEEPING_S` while
 history buckets are open (idle ones are rolled up); history past its retention is pruned
-once an hour. After a failed write it waits `max(flush_interval_s, HOUSEKEEPING_S)`.
+once an hour. Closed history buckets are stored `CLOSE_SLICE_S` at a time with each write
+(after a 5-minute boundary every series closes one), or at once by `flush`. After a
+failed write it waits `max(flush_interval_s, HOUSEKEEPING_S)`.
 
 `save_state` snapshots references to the (immutable once built) Info/Report models and
 LinkSamples; serialising them to JSON happens in the worker thread.
@@ -35,7 +37,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from meshmon.history import query
-from meshmon.history.recorder import HistoryRecorder, Queued, Reader
+from meshmon.history.recorder import CLOSE_SLICE_S, HistoryRecorder, Queued, Reader
 from meshmon.history.samples import SeriesKey
 from meshmon.history.tables import HistoryTables, Retention
 from meshmon.model import wire
@@ -130,6 +132,8 @@ class SqliteStore:
                       coarse=history_1h_days * 86_400.0),
             max_waiting=queue_max)
         self.flush_interval_s = flush_interval_s
+        self.close_slice_s = CLOSE_SLICE_S
+        """how long a write spends storing closed history buckets before they are due"""
         self.queue_max = queue_max
         self.max_clock_skew_s = max_clock_skew_s
         self._executor: ThreadPoolExecutor | None = None
@@ -187,9 +191,9 @@ class SqliteStore:
         self._task = spawn(self._run(), "sink-sqlite")
 
     async def flush(self) -> None:
-        """Write everything queued so far."""
+        """Write everything queued so far, every closed history bucket included."""
         async with self._lock:
-            await self._write_queued()
+            await self._write_queued(all_closed=True)
 
     async def close(self) -> None:
         """Write what is queued, then close the database."""
@@ -295,7 +299,7 @@ class SqliteStore:
         return self.history.retention
 
     async def read_history(self, fn: Reader[T]) -> T:
-        """`fn(tables, open buckets)` in the worker thread, after everything queued so far
+        """`fn(tables, the buckets in memory)` in the worker thread, after everything queued so far
         is written (`meshmon.history.query` reads with it)."""
         async with self._lock:
             await self._write_queued()
@@ -305,13 +309,13 @@ class SqliteStore:
         """The stored samples of one series with ts ≥ since, oldest first (`{"ts", metric:
         value, …}`), everything queued so far included."""
         return await self.read_history(
-            lambda tables, open_buckets: query.samples(tables, open_buckets, key, since))
+            lambda tables, in_memory: query.samples(tables, in_memory, key, since))
 
     async def write_history(self, fn: Callable[[HistoryTables], None]) -> None:
         """`fn(tables)` in one transaction of the worker thread, after everything queued is
         written (the demo's back-fill writes whole spans of history this way)."""
         async with self._lock:
-            await self._write_queued()
+            await self._write_queued(all_closed=True)
             await self._call(self._write_history, fn)
 
     async def events(self, since: float, limit: int = 10_000) -> list[dict[str, Any]]:
@@ -382,9 +386,11 @@ class SqliteStore:
                 log.exception("sqlite: writer error")
 
     async def _write_queued(self, auto_prune: bool = True, close_all: bool = False,
-                            close_idle: bool = True) -> None:
+                            close_idle: bool = True, all_closed: bool = False) -> None:
         """Write everything queued in one transaction (`close_idle`: roll up the history
-        buckets that ended long enough ago; looking costs a pass over every open one)."""
+        buckets that ended long enough ago; looking costs a pass over every open one).
+        Closed history buckets are stored for up to `close_slice_s` beyond those due, or
+        all of them (`all_closed`, `close_all`; `HistoryRecorder.write`)."""
         self._queued.clear()
         reports, self._reports = self._reports, deque()
         event_rows, self._event_rows = self._event_rows, []
@@ -397,7 +403,7 @@ class SqliteStore:
             self._last_prune = now
         n = len(reports) + len(event_rows)
         if not (n or state_nodes or state_links or removed or prune
-                or (close_idle and self.history.busy)):
+                or self.history.closed_waiting or (close_idle and self.history.busy)):
             return
         self._inflight = len(reports)
         t0 = time.perf_counter()
@@ -406,6 +412,7 @@ class SqliteStore:
                 self._write_batch, reports, event_rows,
                 list(state_nodes.values()), list(state_links.values()), list(removed),
                 now, prune, close_all, close_idle,
+                None if all_closed or close_all else self.close_slice_s,
             )  # fmt: skip
         except sqlite3.OperationalError as exc:  # locked, disk full, I/O: keep and retry
             self.write_errors += 1
@@ -489,6 +496,7 @@ class SqliteStore:
         prune: bool,
         close_all: bool,
         close_idle: bool,
+        close_budget_s: float | None,
     ) -> None:
         conn = self._conn
         assert conn is not None
@@ -509,7 +517,7 @@ class SqliteStore:
         ]
         conn.execute("BEGIN")
         try:
-            history.write(conn)
+            history.write(conn, close_budget_s)
             conn.executemany(_INSERT_EVENT, event_rows)
             conn.executemany(_UPSERT_NODE, node_state)
             conn.executemany(_UPSERT_LINK, link_state)

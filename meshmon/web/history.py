@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from meshmon import __version__
+from meshmon.history.chunks import BucketsInMemory
 from meshmon.history.export import csv_text
 from meshmon.history.query import (
     RANGES,
@@ -34,7 +35,6 @@ from meshmon.history.query import (
     stat_names,
     window,
 )
-from meshmon.history.recorder import OpenBuckets
 from meshmon.history.tables import HistoryTables
 from meshmon.model.addresses import safe_text
 from meshmon.model.wire import NODE_ID_RE
@@ -75,12 +75,12 @@ def _reader(ctx: WebContext, query: dict[str, str], series_of: Any, default: Any
     win = window(query, now, store.history_retention)
     stats = stat_names(query.get("stats"))
 
-    def run(tables: HistoryTables, open_buckets: OpenBuckets) -> dict[str, Any] | None:
+    def run(tables: HistoryTables, in_memory: BucketsInMemory) -> dict[str, Any] | None:
         series = series_of(tables)
         if series is None:
             return None
         metrics = metric_names(query.get("metrics"), default(tables), tables.metrics)
-        return read(tables, open_buckets, series, metrics, win, stats, now)
+        return read(tables, in_memory, series, metrics, win, stats, now)
 
     return run
 

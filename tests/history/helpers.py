@@ -43,12 +43,14 @@ class Recorder:
         self.rec = HistoryRecorder(retention)
         self.rec.open(self.conn)
 
-    def feed(self, queued: Iterable[Queued], now: float, close_all: bool = False) -> None:
-        """One batch: add the reports, close idle buckets, write in one transaction."""
+    def feed(self, queued: Iterable[Queued], now: float, close_all: bool = False,
+             close_budget_s: float | None = None) -> None:
+        """One batch: add the reports, close idle buckets, write in one transaction
+        (storing closed buckets for `close_budget_s` beyond those due; None: all)."""
         self.rec.add(queued)
         self.rec.close_idle(now, close_all)
         self.conn.execute("BEGIN")
-        self.rec.write(self.conn)
+        self.rec.write(self.conn, close_budget_s)
         self.conn.execute("COMMIT")
         self.rec.committed()
 
@@ -58,7 +60,7 @@ class Recorder:
         assert self.rec.tables is not None
         win = query.window(q, now, self.rec.retention)
         sid = self.rec.tables.series[key]
-        return query.read(self.rec.tables, self.rec.open_buckets, [(sid, key)], metrics, win,
+        return query.read(self.rec.tables, self.rec.in_memory, [(sid, key)], metrics, win,
                           query.STATS, now)
 
     def close(self) -> None:

@@ -33,6 +33,12 @@ def register_metrics(service: Service) -> None:
                "received by a collector that was killed before it wrote them)")
     m.gauge_fn("meshmon_reports_missed_total",
                lambda: float(service.store.missed_reports) if service.store is not None else 0.0)
+    m.describe("meshmon_history_buckets_waiting", "gauge",
+               "closed 5-minute history buckets not stored yet (stored a slice per write "
+               "after each 5-minute boundary; their samples are in the journal)")
+    m.gauge_fn("meshmon_history_buckets_waiting",
+               lambda: float(service.store.history.closed_waiting)
+               if service.store is not None else 0.0)
     m.describe("meshmon_analysis_duration_ms", "gauge", "last topology analysis, ms")
     m.describe("meshmon_components", "gauge", "connected components of online nodes")
     m.describe("meshmon_nodes_reaching_gateway", "gauge",

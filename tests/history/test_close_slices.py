@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from meshmon.history import query, recorder
+from meshmon.history import recorder
 from meshmon.history.samples import SeriesKey
 from meshmon.sinks.sqlite import SqliteStore
 from tests.history.helpers import T0, Recorder, node_report
@@ -92,6 +92,7 @@ def test_later_writes_store_them_in_the_order_they_closed(tmp_path: Path) -> Non
     assert sliced.rec.closed_waiting == waiting  # still no time for them
     at_once.feed(batch(11), T0 + 330)
     expected = answers(at_once, T0 + 360)
+    assert answers(sliced, T0 + 360) == expected
     sliced.feed(batch(12), T0 + 360, close_budget_s=10.0)  # time for all of them
     assert sliced.rec.closed_waiting == 0
     at_once.feed(batch(12), T0 + 360)

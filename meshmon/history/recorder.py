@@ -147,8 +147,9 @@ class HistoryRecorder:
         """closed buckets to store and roll up, in the order they closed"""
         self._unstored: dict[int, list[RawBucket]] = {}
         """series → its closed buckets (not late ones) waiting in `_closing`"""
-        self._unstored_starts: Counter[int] = Counter()
-        """bucket start → how many of `_unstored` have it (journal rows wait for them)"""
+        self._held_starts: Counter[int] = Counter()
+        """bucket start → how many buckets with it are held, open or waiting to be stored
+        (journal rows with their samples stay)"""
         self._writing = 0
         """how many of `_closing` the last write stored (gone once it commits)"""
         self.in_memory: BucketsInMemory = _BucketsInMemory(self._unstored, self.open_buckets)
@@ -249,6 +250,7 @@ class HistoryRecorder:
                     if bucket is not None:
                         self._close(sid, bucket)
                     bucket = open_buckets[sid] = self._first_bucket(sid, start)
+                    self._held_starts[start] += 1
                 bucket.add(ts, sample)
                 journal.append((sid, ts, sample))
                 added += 1
@@ -284,7 +286,6 @@ class HistoryRecorder:
     def _close(self, sid: int, bucket: RawBucket) -> None:
         self._closing.append(_Closed(sid, bucket, False, time.monotonic() + CLOSE_SPREAD_S))
         self._unstored.setdefault(sid, []).append(bucket)
-        self._unstored_starts[bucket.start] += 1
         self._last_closed[sid] = bucket.start
 
     @property
@@ -331,19 +332,15 @@ class HistoryRecorder:
                 closed = tables.merge_raw(sid, closed)
             else:
                 tables.store_raw(sid, closed)
+            if not late:
                 stored_starts[closed.start] += 1
             tables.roll_up(sid, closed)
             rows += 1
         self._writing = rows
         if rows:
             # rows whose buckets are all stored now (every open or waiting bucket starts
-            # later) go; only a stored bucket moves the oldest start on, so a write
-            # without one skips this pass over every open bucket (210,000 at guifi.net's
-            # size)
-            waiting = self._unstored_starts - stored_starts
-            oldest = min((b.start for b in self.open_buckets.values()),
-                         default=_NO_OPEN_BUCKET)
-            oldest = min(oldest, min(waiting, default=_NO_OPEN_BUCKET))
+            # later) go; only a stored bucket moves the oldest start on
+            oldest = min(self._held_starts - stored_starts, default=_NO_OPEN_BUCKET)
             conn.execute("DELETE FROM history_journal WHERE last_start < ?", (oldest,))
         return rows
 
@@ -352,7 +349,7 @@ class HistoryRecorder:
         durable."""
         assert self.tables is not None
         self.tables.committed()
-        closing, unstored, starts = self._closing, self._unstored, self._unstored_starts
+        closing, unstored, starts = self._closing, self._unstored, self._held_starts
         for _ in range(self._writing):
             sid, bucket, late, _due = closing.popleft()
             if late:

@@ -47,11 +47,11 @@ T = TypeVar("T")
 CLOSE_AFTER_S = 60.0
 """a bucket without a later sample of its series is rolled up this long after its end"""
 
-CLOSE_SPREAD_S = 150.0
+CLOSE_SPREAD_S = 240.0
 """a closed bucket is stored at the latest this long after it closed (sooner while
 `write`'s slices have time for it)"""
 
-CLOSE_SLICE_S = 0.1
+CLOSE_SLICE_S = 0.04
 """how long one write of the running store may spend storing closed buckets that are not
 due yet (the reports written with it wait for it)"""
 

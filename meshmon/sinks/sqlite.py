@@ -370,9 +370,10 @@ class SqliteStore:
                 pause = max(pause, started + HOUSEKEEPING_S - loop.time())
             if pause > 0:
                 await asyncio.sleep(pause)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HOUSEKEEPING_S):
-                    await self._queued.wait()
+            if not self.history.closed_waiting:  # (closed buckets: a slice each write)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HOUSEKEEPING_S):
+                        await self._queued.wait()
             started = loop.time()
             idle_check = started - self._last_idle_check >= HOUSEKEEPING_S
             if idle_check:

@@ -35,7 +35,7 @@ async def test_closed_buckets_wait_on_metrics_and_the_api_reads_them(
 ) -> None:
     service = await started(collector_config(tmp_path, mosquitto.port))
     assert service.store is not None
-    service.store.close_slice_s = 0.0  # no time for them: they wait until due (150 s)
+    service.store.close_slice_s = 0.0  # no time for them: they wait until due (240 s)
     pub = Publisher(mosquitto.port)
     # in the last 5-minute bucket, then at the start of this one (both less than the
     # 600 s of clock skew the store accepts): the second report closes the first bucket

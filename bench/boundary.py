@@ -82,7 +82,7 @@ async def run(path: Path, nodes: int, links: int, rate: float, slice_s: float | 
              for i, n in enumerate(names)]
     sim_now = [T0 + 100.0]
     store = SqliteStore(path, queue_max=10**7, clock=lambda: sim_now[0])
-    store.close_slice_s = slice_s  # type: ignore[assignment]
+    store.close_slice_s = slice_s
     settled = Settled()
     store.lag = settled  # type: ignore[assignment]
     await store.start()

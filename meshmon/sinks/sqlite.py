@@ -132,8 +132,9 @@ class SqliteStore:
                       coarse=history_1h_days * 86_400.0),
             max_waiting=queue_max)
         self.flush_interval_s = flush_interval_s
-        self.close_slice_s = CLOSE_SLICE_S
-        """how long a write spends storing closed history buckets before they are due"""
+        self.close_slice_s: float | None = CLOSE_SLICE_S
+        """how long a write spends storing closed history buckets before they are due
+        (None: all of them in the write that closed them)"""
         self.queue_max = queue_max
         self.max_clock_skew_s = max_clock_skew_s
         self._executor: ThreadPoolExecutor | None = None

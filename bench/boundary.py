@@ -52,9 +52,6 @@ class Settled:
         for ts in times:
             self.at[ts] = stamp
 
-    def quantiles_ms(self) -> dict[str, float]:
-        return {}
-
 
 def report(node: str, seq: int, ts: float, peers: list[str], rng: random.Random) -> Report:
     return Report.model_validate({

@@ -535,10 +535,10 @@ def steady_phases(setup: Setup, mq: servers.Server, mesh: Mesh, args: argparse.N
                 # every node reports once after the boundary: each series closes the
                 # 5-minute bucket it had open, within that phase
                 seconds = max(seconds, n / rate + BOUNDARY_LEAD_S + 5)
-                wait = -time.time() % BUCKET_S - BOUNDARY_LEAD_S
-                say(f"waiting {wait % BUCKET_S:.0f}s for the phase to start "
+                wait = (-time.time() - BOUNDARY_LEAD_S) % BUCKET_S
+                say(f"waiting {wait:.0f}s for the phase to start "
                     f"{BOUNDARY_LEAD_S:g}s before a 5-minute boundary")
-                time.sleep(wait % BUCKET_S)
+                time.sleep(wait)
             cutter = None
             if rate > GUIFI_RATE:
                 cutter = threading.Thread(target=wills.cut_all, args=(LWT_SPACING_S,))

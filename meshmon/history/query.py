@@ -452,21 +452,17 @@ def _grids_from_rollups(tables: HistoryTables, in_memory: BucketsInMemory,
         newest = [(start, rec) for start, rec in (
             tables.newest_records(level, sid) if level in (COARSE, DAILY) else [])
             if first <= start < grid[-1] + step]
+        not_stored = (*newest, *live)
         for mid in mids:
             records = per_metric.get(mid)
-            if records is None and not any(
-                    mid in rec.stats for _, rec in (*newest, *live)):
+            if records is None and not any(mid in rec.stats for _, rec in not_stored):
                 continue
             g = grids[(sid, mid)] = Grid(len(grid))
             if records is not None:
                 for start, _ in newest:  # history_1h or _1d may hold an older record
                     records = records.without(start)
                 g.add_records(records, first, step)
-            for start, rec in newest:
-                got = rec.stats.get(mid)
-                if got is not None:
-                    g.add(int((start - first) // step), got.n, got.lo, got.mean * got.n, got.hi)
-            for start, rec in live:
+            for start, rec in not_stored:
                 got = rec.stats.get(mid)
                 if got is not None:
                     g.add(int((start - first) // step), got.n, got.lo, got.mean * got.n, got.hi)

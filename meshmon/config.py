@@ -114,6 +114,10 @@ class RolesConfig(Section):
 
     share_group: str = Field(default="meshmon-writers", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     """the writers' group: they subscribe to `$share/GROUP/PREFIX/v1/node/+/report`"""
+    stand_in: bool = True
+    """a writer takes over the session of a writer of its group that died (its last will
+    on `PREFIX/v1/writer/ID/status`), so the dead one's share is written without waiting
+    for its restart; off, that share waits in the broker until it is back"""
 
 
 class HttpConfig(Section):

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -41,11 +42,16 @@ from meshmon.sinks.feed import SinkFeed
 from meshmon.tasks import TaskGroupOwner, owned_by
 from meshmon.web.app import make_runner
 from meshmon.web.ops import PROMETHEUS_CONTENT_TYPE
+from meshmon.writer_standin import ONLINE, STOPPED, StandIns, status_filter
 
 log = logging.getLogger(__name__)
 
 ACK_INTERVAL_S = 0.1
 """how often written reports are acknowledged to the broker"""
+LEAVE_QUIET_S = 0.3
+LEAVE_LIMIT_S = 10.0
+"""a clean stop: after leaving the share group, read until nothing came for LEAVE_QUIET_S
+(at most LEAVE_LIMIT_S)"""
 
 
 def share_filter(config: Config) -> str:
@@ -68,6 +74,10 @@ def check_writer_config(config: Config) -> None:
         raise StartupError(
             "each writer keeps a persistent MQTT session of its own: give it a unique "
             "[mqtt] client_id (e.g. \"meshmon-writer-1\")")
+    if any(c in config.mqtt.client_id for c in "/+#"):
+        raise StartupError(
+            f"[mqtt] client_id {config.mqtt.client_id!r}: a writer's client id names its "
+            "status topic, so it cannot hold '/', '+' or '#'")
 
 
 class Writer:
@@ -82,22 +92,40 @@ class Writer:
         self.sink = build_influx_sink(config.influxdb, config.storage.max_clock_skew_s)
         self.feed = SinkFeed([self.sink], event_sinks=[], ack_sinks=[self.sink])
         self.macs = MacOwners()
+        prefix = config.mqtt.topic_prefix
         self.ingest = MqttIngest(
             config.mqtt, BrokerAddress(config.mqtt.host, config.mqtt.port), self.on_batch,
             self.on_control,
-            Subscriptions(share_filter(config), node_topics(config.mqtt.topic_prefix, "info")),
+            Subscriptions(share_filter(config), [*node_topics(prefix, "info"),
+                                                 status_filter(prefix)]),
             version=MQTT_5, fallback_to_311=False, clock=clock)
         for connection in self.ingest.connections:
             # stopped cleanly (everything taken written and acknowledged), a writer leaves
             # the group: its share goes to the others until it is back. Killed, its session
-            # stays and the broker keeps its share for it (docs/scaling.md).
+            # stays, the broker keeps its share for it, and another writer stands in for
+            # it (`writer_standin`, docs/scaling.md).
             connection.end_session_on_stop = True
-        register_ingest_metrics(self.metrics, lambda: self.ingest, self.feed)
-        register_sink_metrics(self.metrics, [self.sink])
-        self.http_port = 0
-        self._runner: web.AppRunner | None = None
         self.tasks = TaskGroupOwner("writer", log)
         """the TaskGroup every task of the writer runs in (the sink's flusher too)"""
+        reports = self.ingest.reports
+        self.stand_ins = StandIns(self.ingest, reports.request.client_id,
+                                  config.roles.share_group, prefix, self.tasks.spawn,
+                                  enabled=config.roles.stand_in)
+        reports.request = replace(reports.request,
+                                  will=self.stand_ins.will(reports.request.client_id))
+        reports.announce = self.stand_ins.announce(ONLINE)
+        register_ingest_metrics(self.metrics, lambda: self.ingest, self.feed)
+        register_sink_metrics(self.metrics, [self.sink])
+        self.metrics.describe("meshmon_writer_standing_in", "gauge",
+                              "dead writers of the group whose session this writer holds")
+        self.metrics.gauge_fn("meshmon_writer_standing_in",
+                              lambda: float(len(self.stand_ins.active)))
+        self.metrics.describe("meshmon_writer_stand_ins_total", "counter",
+                              "times this writer took over a dead writer's session")
+        self.metrics.gauge_fn("meshmon_writer_stand_ins_total",
+                              lambda: float(self.stand_ins.started))
+        self.http_port = 0
+        self._runner: web.AppRunner | None = None
         self._own: list[asyncio.Task[None]] = []
         """ingest and the acknowledgements (stopped first)"""
         self._sink_started = False
@@ -121,13 +149,24 @@ class Writer:
             raise
 
     async def stop(self) -> None:
-        """Write and acknowledge what was taken, then disconnect and close."""
+        """Write and acknowledge what was taken, say `stopped` (and hand the sessions held
+        for dead writers on), then disconnect and close."""
         own, self._own = self._own, []
         if own:
-            self.ingest.reports.pause()
+            self.ingest.pause_reading()
+            # leave the group before the session ends: what the broker handed us already
+            # is taken and written (ending the session would drop it)
+            if not await self.ingest.leave_reports(LEAVE_QUIET_S, LEAVE_LIMIT_S):
+                log.warning("stopping: the broker went on sending reports for %.0f s after "
+                            "this writer left its share group; stopping anyway (what was "
+                            "not acknowledged may be lost with the session)", LEAVE_LIMIT_S)
+            self.ingest.pause_reading()
             with contextlib.suppress(Exception):
                 await self.sink.flush()
             self.ingest.ack(self.feed.settled_tokens())
+            topic, payload = self.stand_ins.announce(STOPPED)
+            self.ingest.reports.publish(topic, payload, qos=1, retain=True)
+            await self.stand_ins.stop()
             for task in own:
                 task.cancel()
             await asyncio.wait(own)
@@ -159,8 +198,10 @@ class Writer:
             feed.hold(token)
 
     def on_control(self, batch: list[RawMessage]) -> None:
-        """Retained info: the MACs each node announces."""
+        """Retained info: the MACs each node announces; the group's writers' status."""
         for topic, payload, received_at, _, _ in batch:
+            if self.stand_ins.on_message(topic, payload):
+                continue
             message = self.decoder.decode(topic, payload, received_at)
             if isinstance(message, Info):
                 self.macs.announce(message.node, message.macs)
@@ -191,6 +232,7 @@ class Writer:
             "mqtt_connected": self.ingest.connected.is_set(),
             "reports": self.metrics.get("meshmon_reports_received_total"),
             "acks_held": self.feed.held,
+            "standing_in_for": sorted(self.stand_ins.active),
         }
         if self.tasks.failure:
             body["failure"] = self.tasks.failure

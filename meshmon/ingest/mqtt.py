@@ -22,7 +22,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from meshmon.config import MqttConfig
 from meshmon.ingest.mqtt_client import (
@@ -32,7 +32,7 @@ from meshmon.ingest.mqtt_client import (
     Trouble,
     tls_context,
 )
-from meshmon.ingest.mqtt_packets import MQTT_5, MQTT_311, ConnectRequest
+from meshmon.ingest.mqtt_packets import MQTT_5, MQTT_311, ConnectRequest, Will
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ PAUSE_AT = 20_000
 RESUME_AT = 5_000
 HOLD_RECHECK_S = 0.05
 """while the owner's store is behind (`hold`), look again this often"""
+
+TAG_SHIFT = 40
+"""an ack token's bits above this say which connection it came from (0: `reports`; a
+connection that stands in for another client: `stand_in`)"""
 
 RawMessage = Incoming
 """(topic, payload, received_at, ack token, redelivered) — the only thing that leaves
@@ -111,9 +115,10 @@ class MqttIngest:
         base_id = (client_id or config.client_id
                    or f"meshmon-collector-{socket.gethostname()}")[:56]
 
-        def request(suffix: str, user: str, password: str) -> ConnectRequest:
+        def request(suffix: str, user: str, password: str, base: str = base_id
+                    ) -> ConnectRequest:
             return ConnectRequest(
-                client_id=base_id + suffix, version=version,
+                client_id=base + suffix, version=version,
                 clean_start=not config.persistent_session, keepalive_s=config.keepalive_s,
                 username=user, password=password,
                 session_expiry_s=config.session_expiry_s if config.persistent_session else 0)
@@ -124,6 +129,7 @@ class MqttIngest:
             return f" (as user {user!r}: check mqtt.{prefix}username and mqtt.{prefix}password)"
 
         trouble = Trouble()
+        self._endpoint, self._request, self._trouble = endpoint, request, trouble
         control_user = config.control_username or config.username
         control_password = (config.control_password if config.control_username
                             else config.password)
@@ -147,6 +153,9 @@ class MqttIngest:
         """wall time the owner took per report lately (a running mean)"""
         self._drain_scheduled = False
         self._recheck: asyncio.TimerHandle | None = None
+        self._stand_ins: dict[int, MqttConnection] = {}
+        """tag → a connection holding another client's session (`stand_in`)"""
+        self._next_tag = 1
         self.dropped = 0
         self.holds = 0
         """times the reports waited for the owner's store (`hold`)"""
@@ -205,8 +214,67 @@ class MqttIngest:
 
     # ------------------------------------------------------------------ use
     def ack(self, tokens: list[int]) -> None:
-        """Acknowledge reports (tokens from their `RawMessage`) once they are stored."""
-        self.reports.ack(tokens)
+        """Acknowledge reports (tokens from their `RawMessage`) once they are stored, each
+        on the connection it came from."""
+        if not self._stand_ins:
+            self.reports.ack(tokens)
+            return
+        mask = (1 << TAG_SHIFT) - 1
+        by_tag: dict[int, list[int]] = {}
+        for token in tokens:
+            by_tag.setdefault(token >> TAG_SHIFT, []).append(token & mask)
+        for tag, ids in by_tag.items():
+            connection = self.reports if tag == 0 else self._stand_ins.get(tag)
+            if connection is not None:  # gone: the broker sends those messages again
+                connection.ack(ids)
+
+    async def leave_reports(self, quiet_s: float, limit_s: float) -> bool:
+        """Unsubscribe the reports connection and hand over everything the broker had sent
+        it: read until nothing came for `quiet_s` and nothing waits here (at most
+        `limit_s`). Stand-in connections stay paused. True when it got that far."""
+        connection = self.reports
+        confirmed = await connection.unsubscribe([self.subscriptions.reports], limit_s)
+        connection.resume()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        seen, quiet_since = connection.received, loop.time()
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if connection.received != seen or self._pending:
+                seen, quiet_since = connection.received, loop.time()
+            elif loop.time() - quiet_since >= quiet_s:
+                return confirmed
+        return False
+
+    def stand_in(self, client_id: str, will: Will | None) -> MqttConnection:
+        """A connection that takes over another client's persistent session (same reports
+        subscription, same credentials) and hands its reports over with ours, until the
+        session is taken back or the connection ends (`run()` then returns; `leave`)."""
+        tag = self._next_tag
+        self._next_tag += 1
+        config = self._config
+        request = replace(self._request("", config.username, config.password, client_id),
+                          clean_start=False, will=will)
+
+        def tagged(messages: list[RawMessage]) -> None:
+            high = tag << TAG_SHIFT
+            self._reports_in([(topic, payload, at, high | token if token else 0, dup)
+                              for topic, payload, at, token, dup in messages])
+
+        connection = MqttConnection(
+            f"stand-in for {client_id}", self._endpoint, request,
+            [(self.subscriptions.reports, 1)], tagged, auto_ack=False,
+            clock=self._clock, trouble=self._trouble, reconnect=False)
+        if self.reports.paused:
+            connection.pause()
+        self._stand_ins[tag] = connection
+        return connection
+
+    def leave(self, connection: MqttConnection) -> None:
+        """Forget a stand-in connection that has ended."""
+        for tag, known in list(self._stand_ins.items()):
+            if known is connection:
+                del self._stand_ins[tag]
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Publish from the collector (e.g. the `fast` command to an agent)."""
@@ -221,7 +289,7 @@ class MqttIngest:
             messages = messages[: max(room, 0)]
         pending.extend(messages)
         if len(pending) >= PAUSE_AT:
-            self.reports.pause()
+            self.pause_reading()
         if not self._drain_scheduled and pending:
             self._drain_scheduled = True
             asyncio.get_running_loop().call_soon(self._drain)
@@ -259,7 +327,7 @@ class MqttIngest:
                 break
         self._per_report_s = per_report
         if len(pending) < RESUME_AT:
-            self.reports.resume()
+            self.resume_reading()
         if pending:
             # let other work (HTTP, ticks, control messages) run between slices
             self._drain_scheduled = True
@@ -269,9 +337,20 @@ class MqttIngest:
         """The owner's store is behind: read nothing more (the broker keeps the backlog)
         and look again shortly."""
         self.holds += 1
-        self.reports.pause()
+        self.pause_reading()
         self._drain_scheduled = True
         self._recheck = asyncio.get_running_loop().call_later(HOLD_RECHECK_S, self._drain)
+
+    def pause_reading(self) -> None:
+        """Read no more reports (on any connection): the broker keeps them."""
+        self.reports.pause()
+        for connection in self._stand_ins.values():
+            connection.pause()
+
+    def resume_reading(self) -> None:
+        self.reports.resume()
+        for connection in self._stand_ins.values():
+            connection.resume()
 
 
 def mqtt_version(embedded: bool) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from meshmon.ingest.mqtt_packets import (
     PINGRESP,
     PUBACK,
     SUBACK,
+    UNSUBACK,
     UNSUPPORTED_VERSION,
     Connack,
     ConnectRequest,
@@ -47,11 +49,14 @@ from meshmon.ingest.mqtt_packets import (
     publish_packet,
     reason_text,
     subscribe_packet,
+    unsubscribe_packet,
 )
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+CLOSE_WAIT_S = 2.0
+"""a clean stop waits this long at most for the DISCONNECT to leave"""
 REFUSED_LOG_INTERVAL_S = 60.0
 """a broker that keeps refusing us is logged this often, not on every retry"""
 CREDENTIAL_REASONS = ("Not authorized", "Bad user name or password")
@@ -110,6 +115,7 @@ class MqttConnection:
         credential_hint: str = "",
         on_state: Callable[[], None] | None = None,
         trouble: Trouble | None = None,
+        reconnect: bool = True,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
@@ -123,6 +129,15 @@ class MqttConnection:
         self.credential_hint = credential_hint
         self.on_state = on_state
         """called when the connection comes up or goes down"""
+        self.reconnect = reconnect
+        """False: `run()` ends with the first connection (or the first failed attempt)"""
+        self.announce: tuple[str, bytes] | None = None
+        """(topic, payload) published retained at every connect: what the will, sent when
+        the connection dies, says the opposite of"""
+        self.lost_at = -math.inf
+        """when (time.monotonic) an accepted connection was last lost"""
+        self._unsubacks: dict[int, asyncio.Future[None]] = {}
+
         self.connected = asyncio.Event()
         self.connects = 0
         self.refused = 0
@@ -160,16 +175,24 @@ class MqttConnection:
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
         """Connect, subscribe, receive; reconnect after `reconnect_delay_s` when the
-        connection is refused or lost. Runs until cancelled (then disconnects cleanly)."""
+        connection is refused or lost (unless `reconnect` is False: then it returns). Runs
+        until cancelled (then disconnects cleanly)."""
         try:
             while True:
                 lost = await self._session()
                 if lost is not None:
                     await lost
                 self._down()
+                if not self.reconnect:
+                    return
                 await asyncio.sleep(self.reconnect_delay_s)
         finally:
-            self._close(clean=True)
+            closed = self._close(clean=True)
+            if closed is not None:
+                # a process that ends right after must not cut the DISCONNECT off: the
+                # broker would keep a session meant to end, and send a last will
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(closed), CLOSE_WAIT_S)
 
     async def _session(self) -> asyncio.Future[None] | None:
         """One connection: the future that ends with it, or None when it failed."""
@@ -243,6 +266,9 @@ class MqttConnection:
             for packet_id, (topic, payload, retain) in self._unacked.items():
                 protocol.send(publish_packet(topic, payload, 1, retain, packet_id,
                                              self.version, dup=True))
+        if self.announce is not None:
+            topic, payload = self.announce
+            self.publish(topic, payload, qos=1, retain=True)
         if self._paused:
             protocol.pause()
         self._set_connected(True)
@@ -259,18 +285,23 @@ class MqttConnection:
 
     def _down(self) -> None:
         if self.connected.is_set():
+            self.lost_at = time.monotonic()
             log.warning("%s: MQTT connection to %s:%s lost; reconnecting", self.name,
                         self.endpoint.host, self.endpoint.port)
         self._set_connected(False)
         self._protocol = None
 
-    def _close(self, clean: bool) -> None:
+    def _close(self, clean: bool) -> asyncio.Future[None] | None:
+        """Close the connection (`clean`: say DISCONNECT first); the future that is done
+        once the socket is closed, everything written before sent."""
         protocol, self._protocol = self._protocol, None
         self._set_connected(False)
-        if protocol is not None:
-            if clean and protocol.accepted:
-                protocol.send(disconnect_packet(self.version, self.end_session_on_stop))
-            protocol.close()
+        if protocol is None:
+            return None
+        if clean and protocol.accepted:
+            protocol.send(disconnect_packet(self.version, self.end_session_on_stop))
+        protocol.close()
+        return protocol.lost
 
     def _log_refused(self, reason: str) -> None:
         self.refused += 1
@@ -328,9 +359,36 @@ class MqttConnection:
         protocol.send(publish_packet(topic, payload, 1, retain, packet_id, self.version))
         return True
 
+    async def unsubscribe(self, topics: list[str], timeout_s: float) -> bool:
+        """Unsubscribe (not again after a reconnect); True once the broker confirmed it
+        within `timeout_s`: from then on it sends nothing more for those topics."""
+        self.subscriptions = [(t, q) for t, q in self.subscriptions if t not in topics]
+        protocol = self._protocol
+        if protocol is None or not protocol.accepted:
+            return False
+        packet_id = self._packet_id()
+        answered = self._unsubacks[packet_id] = asyncio.get_running_loop().create_future()
+        protocol.send(unsubscribe_packet(packet_id, topics, self.version))
+        try:
+            await asyncio.wait_for(answered, timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._unsubacks.pop(packet_id, None)
+
+    def _unsubscribed(self, packet_id: int) -> None:
+        answered = self._unsubacks.get(packet_id)
+        if answered is not None and not answered.done():
+            answered.set_result(None)
+
     def _published(self, packet_id: int) -> None:
         """The broker acknowledged our QoS 1 message."""
         self._unacked.pop(packet_id, None)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     def pause(self) -> None:
         """Stop reading (the backlog stays in the broker)."""
@@ -438,6 +496,9 @@ class _Protocol(asyncio.Protocol):
         elif kind == PUBACK:
             if len(packet.body) >= 2:
                 self.owner._published(int.from_bytes(packet.body[:2], "big"))
+        elif kind == UNSUBACK:
+            if len(packet.body) >= 2:
+                self.owner._unsubscribed(int.from_bytes(packet.body[:2], "big"))
         elif kind == PINGRESP:
             self.owner.pings += 1
         elif kind == DISCONNECT:

@@ -1,10 +1,10 @@
 """MQTT 3.1.1 and 5 packets a subscribing client sends and receives, encoded and parsed.
 
 Pure: bytes in, bytes out. Only what the collector needs: CONNECT/CONNACK, SUBSCRIBE/
-SUBACK, PUBLISH both ways (QoS 0 and 1), PUBACK, PINGREQ/PINGRESP, DISCONNECT. Incoming
-PUBLISH packets are parsed many at a time from one buffer (`parse_packets`): the hot path
-of ingest, kept to a few slicing operations per message (paho's per-packet Python
-machinery cost ~45 µs a message, this ~2 µs; bench/README.md).
+SUBACK, UNSUBSCRIBE/UNSUBACK, PUBLISH both ways (QoS 0 and 1), PUBACK, PINGREQ/PINGRESP,
+DISCONNECT. Incoming PUBLISH packets are parsed many at a time from one buffer
+(`parse_packets`): the hot path of ingest, kept to a few slicing operations per message
+(paho's per-packet Python machinery cost ~45 µs a message, this ~2 µs; bench/README.md).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ MQTT_5 = 5
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 0x10, 0x20, 0x30, 0x40
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 0x82, 0x90, 0xC0, 0xD0, 0xE0
+UNSUBSCRIBE, UNSUBACK = 0xA2, 0xB0
 PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"
 
@@ -77,6 +78,16 @@ def _packet(first: int, body: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class Will:
+    """What the broker publishes for us when our connection ends without a DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+    qos: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectRequest:
     """What one CONNECT asks for."""
 
@@ -90,11 +101,15 @@ class ConnectRequest:
     """MQTT 5: how long the broker keeps the session after a disconnect (0: not at all)"""
     receive_maximum: int = 65535
     """MQTT 5: QoS 1 messages the broker may send before we acknowledge them"""
+    will: Will | None = None
 
 
 def connect_packet(req: ConnectRequest) -> bytes:
     """A CONNECT packet (3.1.1 or 5)."""
     flags = 0x02 if req.clean_start else 0
+    will = req.will
+    if will is not None:
+        flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
     if req.username:
         flags |= 0x80
         if req.password:
@@ -106,6 +121,10 @@ def connect_packet(req: ConnectRequest) -> bytes:
                             SESSION_EXPIRY_INTERVAL, req.session_expiry_s)
         body += varint(len(props)) + props
     body += _string(req.client_id)
+    if will is not None:
+        if req.version == MQTT_5:
+            body += b"\x00"  # no will properties
+        body += _string(will.topic) + _string(will.payload)
     if req.username:
         body += _string(req.username)
         if req.password:
@@ -124,6 +143,16 @@ def subscribe_packet(packet_id: int, filters: list[tuple[str, int]], version: in
     for topic, qos in filters:
         body += _string(topic) + bytes((qos | options,))
     return _packet(SUBSCRIBE, bytes(body))
+
+
+def unsubscribe_packet(packet_id: int, filters: list[str], version: int) -> bytes:
+    """An UNSUBSCRIBE packet for these topic filters."""
+    body = bytearray(struct.pack("!H", packet_id))
+    if version == MQTT_5:
+        body += b"\x00"  # no properties
+    for topic in filters:
+        body += _string(topic)
+    return _packet(UNSUBSCRIBE, bytes(body))
 
 
 def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, packet_id: int,

@@ -15,6 +15,7 @@ import logging
 import re
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,8 @@ from meshmon.config import ConfigError
 from meshmon.service import Service
 from tests import servers
 from tests.agent_process import start_agent, stop
+from tests.collector_process import CollectorProcess, serve_config
+from tests.integration import report_counting
 from tests.integration.harness import (
     collector_config,
     eventually,
@@ -38,12 +41,28 @@ from tests.integration.harness import (
     metric,
     started,
 )
+from tests.integration.report_counting import ReportPublisher, standing_in_for, subscribed, until
 
 NODE = "sec-node"  # an agent's MQTT user name is its node id (the ACL's %u)
 ATTACKER = "other-node"
 BRIDGE = "snmp-west"  # the docs' example bridge, allowed to publish for ap-3
 PASSWORDS = {"collector": "collector-pw", "collector-control": "control-pw", NODE: "node-pw",
-             ATTACKER: "other-pw", BRIDGE: "bridge-pw"}
+             ATTACKER: "other-pw", BRIDGE: "bridge-pw", "test-publisher": "pub-pw",
+             **{f"{user}{part}": f"{user}{part}-pw" for user in ("writer-1", "writer-2",
+                                                            "writer-old")
+                for part in ("", "-control")}}
+TEST_ACL = """
+user test-publisher
+topic write meshmon/v1/node/+/report
+
+user writer-old
+topic read meshmon/v1/node/+/report
+
+user writer-old-control
+topic read meshmon/v1/node/+/info
+"""
+"""beside the docs' ACL: a program publishing reports for the writers' tests, and a writer
+login from before the writers' status topic"""
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -83,6 +102,13 @@ def make_server_cert(directory: Path, ca: tuple[Path, Path]) -> tuple[Path, Path
     return crt, key
 
 
+def second_writer(acl: str) -> str:
+    """The docs' blocks of writer-1 (and its control login) for writer-2."""
+    blocks = [block for block in acl.split("\n\n") if block.startswith("user writer-1")]
+    assert len(blocks) == 2, blocks
+    return "\n\n" + "\n\n".join(b.replace("writer-1", "writer-2") for b in blocks) + "\n"
+
+
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("pki")
@@ -100,7 +126,7 @@ def secure_mosquitto(pki: dict[str, Path]) -> Iterator[servers.Server]:
     passwd.touch(mode=0o600)
     for user, password in PASSWORDS.items():
         subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
-    acl.write_text(docs_acl())
+    acl.write_text(docs_acl() + TEST_ACL + second_writer(docs_acl()))
     # no `listener` line: the TLS settings apply to start_mosquitto's own listener, so
     # nothing on this broker speaks plain MQTT; the later allow_anonymous wins
     server = servers.start_mosquitto(extra_conf=(
@@ -611,3 +637,108 @@ async def test_embedded_broker_holds_each_user_to_its_own_topics(
         "6 user(s) from " + passwd + " (1 collector, 4 nodes, 1 bridge), each held to its "
         "own topics (per-node ACL); anonymous clients refused")
     assert not errors(caplog)
+
+
+# --------------------------------------------------------------------- Mosquitto, writers
+
+WRITERS_DB = "secure_writers"
+
+
+def secure_writer(tmp: Path, port: int, ca: Path, login: str,
+                  influx: servers.Server) -> CollectorProcess:
+    """`meshmon serve --role writer` on the TLS broker with its two logins (the docs')."""
+    config = serve_config(
+        tmp / login, port, servers.free_port(),
+        influxdb={"enabled": True, "api": "v1", "url": influx.url, "database": WRITERS_DB,
+                  "flush_interval_s": 0.2},
+        mqtt={"tls": True, "ca_file": str(ca), "client_id": login, "username": login,
+              "password": PASSWORDS[login], "control_username": f"{login}-control",
+              "control_password": PASSWORDS[f"{login}-control"]})
+    return CollectorProcess(tmp / login, config, role="writer")
+
+
+def secure_publisher(port: int, ca: Path, t0: float) -> ReportPublisher:
+    def setup(client: paho.Client) -> None:
+        client.username_pw_set("test-publisher", PASSWORDS["test-publisher"])
+        client.tls_set(ca_certs=str(ca))
+    return ReportPublisher(port, t0, "test-publisher", setup)
+
+
+async def test_writers_on_the_docs_broker_notice_they_cannot_stand_in_and_lose_nothing(
+        tmp_path: Path, pki: dict[str, Path], secure_mosquitto: servers.Server,
+        influxdb1: servers.Server) -> None:
+    """use_username_as_clientid: a stand-in's client id becomes its own login, so it takes
+    its own writer's session over. The writer notices once, stops trying, and goes on
+    writing its share; the killed writer's share is stored when it is back."""
+    servers.influx_query(influxdb1, WRITERS_DB, f"DROP DATABASE {WRITERS_DB}")
+    servers.influx_query(influxdb1, WRITERS_DB, f"CREATE DATABASE {WRITERS_DB}")
+    t0 = float(int(time.time()))
+    port = secure_mosquitto.port
+    w1, w2 = (secure_writer(tmp_path, port, pki["ca"], login, influxdb1)
+              for login in ("writer-1", "writer-2"))
+    publisher: ReportPublisher | None = None
+
+    def stored() -> list[tuple[str, int]]:
+        return report_counting.stored(influxdb1, WRITERS_DB, t0)
+
+    try:
+        await asyncio.gather(*(asyncio.to_thread(w.start) for w in (w1, w2)))
+        await until(lambda: subscribed([w1, w2]), 15, "writers subscribed")
+        publisher = await asyncio.to_thread(secure_publisher, port, pki["ca"], t0)
+        await asyncio.to_thread(publisher.publish, 20)
+        await until(lambda: len(stored()) >= 400, 30, "the first 400 points")
+
+        stream = threading.Thread(target=publisher.publish, args=(60, 300.0))
+        stream.start()
+        await asyncio.sleep(1.0)
+        w2.kill()
+        await asyncio.to_thread(stream.join)
+        notice = "took this writer's own MQTT session over"
+        await until(lambda: notice in w1.log(), 20, "writer-1 noticing")
+        assert standing_in_for(w1) == []
+        await until(lambda: json.loads(w1.get("/healthz")[1])["mqtt_connected"], 10,
+                    "writer-1 connected again")
+        await asyncio.sleep(4.0)  # it does not try again (one attempt, counted)
+        assert "meshmon_writer_stand_ins_total 1" in w1.metrics()
+        assert w1.log().count(notice) == 1
+
+        await asyncio.to_thread(w2.start)
+        await until(lambda: len(stored()) >= 1600, 30, "all 1,600 points")
+        await asyncio.sleep(1.0)
+        assert sorted(stored()) == sorted(publisher.sent), "each report exactly once"
+        for writer in (w1, w2):
+            assert not writer.problems(), writer.problems()
+    finally:
+        if publisher is not None:
+            publisher.close()
+        for writer in (w1, w2):
+            await asyncio.to_thread(writer.stop)
+
+
+async def test_a_writer_whose_login_may_not_publish_its_status_works_without_it(
+        tmp_path: Path, pki: dict[str, Path], secure_mosquitto: servers.Server,
+        influxdb1: servers.Server) -> None:
+    """An ACL from before the writers' status topic: Mosquitto takes the writer's last
+    will and its subscription to the writers' status (and never delivers either); the
+    writer stores every report as before."""
+    servers.influx_query(influxdb1, WRITERS_DB, f"DROP DATABASE {WRITERS_DB}")
+    servers.influx_query(influxdb1, WRITERS_DB, f"CREATE DATABASE {WRITERS_DB}")
+    t0 = float(int(time.time()))
+    port = secure_mosquitto.port
+    writer = secure_writer(tmp_path, port, pki["ca"], "writer-old", influxdb1)
+    publisher: ReportPublisher | None = None
+    try:
+        await asyncio.to_thread(writer.start)
+        await until(lambda: subscribed([writer]), 15, "writers subscribed")
+        publisher = await asyncio.to_thread(secure_publisher, port, pki["ca"], t0)
+        await asyncio.to_thread(publisher.publish, 5)
+        await until(lambda: len(report_counting.stored(influxdb1, WRITERS_DB, t0)) >= 100, 30,
+                    "100 points")
+        assert sorted(report_counting.stored(influxdb1, WRITERS_DB, t0)) == sorted(
+            publisher.sent)
+        assert standing_in_for(writer) == []
+        assert not writer.problems(), writer.problems()
+    finally:
+        if publisher is not None:
+            publisher.close()
+        await asyncio.to_thread(writer.stop)

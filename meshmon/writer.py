@@ -101,9 +101,10 @@ class Writer:
             version=MQTT_5, fallback_to_311=False, clock=clock)
         for connection in self.ingest.connections:
             # stopped cleanly (everything taken written and acknowledged), a writer leaves
-            # the group: its share goes to the others until it is back. Killed, its session
-            # stays, the broker keeps its share for it, and another writer stands in for
-            # it (`writer_standin`, docs/scaling.md).
+            # the group: its share goes to the others until it is back (`stop`: the last
+            # one keeps its session). Killed, its session stays, the broker keeps its share
+            # for it, and another writer stands in for it (`writer_standin`,
+            # docs/scaling.md).
             connection.end_session_on_stop = True
         self.tasks = TaskGroupOwner("writer", log)
         """the TaskGroup every task of the writer runs in (the sink's flusher too)"""
@@ -149,18 +150,26 @@ class Writer:
             raise
 
     async def stop(self) -> None:
-        """Write and acknowledge what was taken, say `stopped` (and hand the sessions held
-        for dead writers on), then disconnect and close."""
+        """Leave the share group if another writer of it is online (else keep the session:
+        the broker queues the reports until a writer is back), write and acknowledge what
+        was taken, say `stopped` (and let go of the sessions held for dead writers), then
+        disconnect and close."""
         own, self._own = self._own, []
         if own:
             self.ingest.pause_reading()
-            # leave the group before the session ends: what the broker handed us already
-            # is taken and written (ending the session would drop it)
-            if not await self.ingest.leave_reports(LEAVE_QUIET_S, LEAVE_LIMIT_S):
-                log.warning("stopping: the broker went on sending reports for %.0f s after "
-                            "this writer left its share group; stopping anyway (what was "
-                            "not acknowledged may be lost with the session)", LEAVE_LIMIT_S)
-            self.ingest.pause_reading()
+            if self.stand_ins.others_online():
+                # leave the group before the session ends: what the broker handed us
+                # already is taken and written (ending the session would drop it)
+                if not await self.ingest.leave_reports(LEAVE_QUIET_S, LEAVE_LIMIT_S):
+                    log.warning("stopping: the broker went on sending reports for %.0f s "
+                                "after this writer left its share group; stopping anyway "
+                                "(what was not acknowledged may be lost with the session)",
+                                LEAVE_LIMIT_S)
+                self.ingest.pause_reading()
+            else:
+                # the last writer of the group: keep the session, so the broker queues the
+                # reports until a writer is back (a restart loses nothing)
+                self.ingest.reports.end_session_on_stop = False
             with contextlib.suppress(Exception):
                 await self.sink.flush()
             self.ingest.ack(self.feed.settled_tokens())

@@ -145,6 +145,11 @@ class StandIns:
                     self._look_again(cid)
         return True
 
+    def others_online(self) -> bool:
+        """Whether another writer of the group says it is online."""
+        return any(status.state == ONLINE and status.group == self.group and cid != self.me
+                   for cid, status in self.statuses.items())
+
     def _look_again(self, client_id: str) -> None:
         if self._stopping:
             return

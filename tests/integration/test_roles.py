@@ -3,8 +3,9 @@
 project publishes is stored exactly once (counted by series and timestamp); a writer
 SIGKILLed mid-stream: the other carries on and, once the killed one's last will says it
 is gone, stands in for it, so every report published meanwhile is stored without a
-restart; back, the killed writer takes its session back and its share again; only the
-core alerts."""
+restart; back, the killed writer takes its session back and its share again; stopped
+cleanly, a writer leaves the group, and the last one keeps its session so nothing
+published while no writer runs is lost; only the core alerts."""
 
 from __future__ import annotations
 
@@ -116,6 +117,19 @@ async def test_core_and_two_writers_store_every_report_once_and_survive_a_killed
               f"{b_since_restart}; points {len(points)}")
         assert b_since_restart > 0, "B has its turn again"
         assert standing_in_for(writer_a) == []
+
+        # 5. clean stops: A leaves the group (B is online), then B, the last one, keeps
+        # its session: what is published while no writer runs waits for B's restart
+        await asyncio.to_thread(writer_a.stop)
+        await asyncio.to_thread(writer_b.stop)
+        await asyncio.to_thread(publisher.publish, 20)
+        await asyncio.to_thread(writer_b.start)
+        await until(lambda: len(stored(influxdb1)) >= 5400, 30, "all 5,400 points")
+        await asyncio.sleep(1.0)
+        assert sorted(stored(influxdb1)) == sorted(publisher.sent), "each report exactly once"
+        # all 400 went to B's session (A had left the group; had it not, its share would
+        # wait for A), plus what B had taken but not acknowledged before its stop, again
+        assert received(writer_b) >= 400
         await asyncio.sleep(1.0)
         assert len(hook.received) == 1, [a.get("summary") for a in hook.received]
         for proc in procs:

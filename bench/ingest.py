@@ -591,6 +591,12 @@ def finish(setup: Setup, fig: Figures) -> Figures:
     dropped = sum(v for p in setup.processes for k, v in scrape(p.url).items()
                   if k.startswith(("meshmon_sink_dropped_total", "meshmon_ingest_dropped_total")))
     say(f"dropped (ingest queue, sinks): {dropped:.0f}")
+    if setup.writers:
+        # the backlog is made by killing the writers: one back 3 s before the other stands
+        # in for it until it is back (docs/scaling.md)
+        stand_ins = sum(scrape(w.url).get("meshmon_writer_stand_ins_total", 0)
+                        for w in setup.writers)
+        say(f"writers' stand-ins for a killed writer: {stand_ins:.0f}")
     return fig
 
 

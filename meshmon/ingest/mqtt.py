@@ -233,8 +233,8 @@ class MqttIngest:
         it: read until nothing came for `quiet_s` and nothing waits here (at most
         `limit_s`). Stand-in connections stay paused. True when it got that far."""
         connection = self.reports
+        connection.resume()  # paused, it would not read the broker's UNSUBACK
         confirmed = await connection.unsubscribe([self.subscriptions.reports], limit_s)
-        connection.resume()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit_s
         seen, quiet_since = connection.received, loop.time()

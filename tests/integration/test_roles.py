@@ -121,6 +121,7 @@ async def test_core_and_two_writers_store_every_report_once_and_survive_a_killed
         # 5. clean stops: A leaves the group (B is online), then B, the last one, keeps
         # its session: what is published while no writer runs waits for B's restart
         await asyncio.to_thread(writer_a.stop)
+        assert "went on sending reports" not in writer_a.log()  # it left the group at once
         await asyncio.to_thread(writer_b.stop)
         await asyncio.to_thread(publisher.publish, 20)
         await asyncio.to_thread(writer_b.start)

@@ -66,6 +66,7 @@ async def test_a_killed_writer_is_stood_in_for_and_handed_on_when_its_stand_in_s
         assert sorted(stored(influxdb1)) == sorted(publisher.sent), "each report exactly once"
         log_a = a.log()
         assert "standing in for it" in log_a and "standin-c" in log_a
+        assert "went on sending reports" not in log_a  # it left the group at once
         assert "meshmon_writer_stand_ins_total 1" in b.metrics()
         for writer in (a, b):
             assert not writer.problems(), writer.problems()

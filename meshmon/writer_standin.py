@@ -116,7 +116,9 @@ class StandIns:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._short: dict[str, int] = {}
-        """client id → stand-ins for it in a row that ended within SHORT_HOLD_S"""
+        """client id → stand-ins for it in a row that ended within SHORT_HOLD_S, with no
+        `online` from it in between (two stand-ins fighting over it, a broker that hands
+        the session elsewhere)"""
         self._stopping = False
 
     def will(self, client_id: str) -> Will:
@@ -136,7 +138,9 @@ class StandIns:
             self.statuses.pop(client_id, None)
             return True
         self.statuses[client_id] = status
-        if status.group == self.group and status.state != ONLINE:
+        if status.state == ONLINE:
+            self._short.pop(client_id, None)  # it was back: a stand-in cut short was right
+        elif status.group == self.group:
             # one gone more (perhaps the one that was to stand in): look at every writer
             # of the group that is gone and not held here
             for cid, known in self.statuses.items():

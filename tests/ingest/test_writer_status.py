@@ -139,3 +139,32 @@ async def test_no_stand_in_for_a_writer_back_within_the_grace_nor_by_a_writer_no
     await asyncio.sleep(0.2)
     assert [h.client_id for h in ingest.held] == ["w-3"]
     await mine.stop()
+
+
+async def test_a_stand_in_lost_at_once_again_and_again_is_given_up_unless_its_writer_was_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_standin, "ADOPT_AFTER_S", 0.02)
+    ingest = _Ingest()
+    mine = _stand_ins("w-1", ingest)
+    _say(mine, "w-1", ONLINE)
+    _say(mine, "w-2", OFFLINE)
+
+    async def lose_the_session(count: int) -> None:
+        for _ in range(count):
+            await asyncio.sleep(0.1)
+            ingest.held[-1].ended.set()  # lost at once (no `online` from w-2)
+        await asyncio.sleep(0.1)
+
+    # w-2 crash-looping: back (online) between the stand-ins, which keep coming
+    for _ in range(4):
+        await lose_the_session(1)
+        _say(mine, "w-2", ONLINE)
+        _say(mine, "w-2", OFFLINE)
+    await asyncio.sleep(0.1)
+    assert len(ingest.held) == 5 and set(mine.active) == {"w-2"}
+    # lost again and again with w-2 never back: given up after SHORT_HOLDS_MAX
+    await lose_the_session(writer_standin.SHORT_HOLDS_MAX)
+    await asyncio.sleep(0.2)
+    assert len(ingest.held) == 5 + writer_standin.SHORT_HOLDS_MAX - 1
+    assert not mine.active
+    await mine.stop()

@@ -42,7 +42,7 @@ from meshmon.sinks.feed import SinkFeed
 from meshmon.tasks import TaskGroupOwner, owned_by
 from meshmon.web.app import make_runner
 from meshmon.web.ops import PROMETHEUS_CONTENT_TYPE
-from meshmon.writer_standin import ONLINE, STOPPED, StandIns, status_filter
+from meshmon.writer_standin import OFFLINE, ONLINE, STOPPED, StandIns, status_filter
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +150,16 @@ class Writer:
             raise
 
     async def stop(self) -> None:
-        """Leave the share group if another writer of it is online (else keep the session:
-        the broker queues the reports until a writer is back), write and acknowledge what
-        was taken, say `stopped` (and let go of the sessions held for dead writers), then
+        """Leave the share group and say `stopped` if another writer of it is online (else
+        keep the session, where the broker queues the reports until a writer is back, and
+        say `offline`, so that any writer of the group stands in for it); write and
+        acknowledge what was taken, let go of the sessions held for dead writers, then
         disconnect and close."""
         own, self._own = self._own, []
         if own:
             self.ingest.pause_reading()
-            if self.stand_ins.others_online():
+            leaving = self.stand_ins.others_online()
+            if leaving:
                 # leave the group before the session ends: what the broker handed us
                 # already is taken and written (ending the session would drop it)
                 if not await self.ingest.leave_reports(LEAVE_QUIET_S, LEAVE_LIMIT_S):
@@ -168,12 +170,13 @@ class Writer:
                 self.ingest.pause_reading()
             else:
                 # the last writer of the group: keep the session, so the broker queues the
-                # reports until a writer is back (a restart loses nothing)
+                # reports until a writer is back (a restart loses nothing), and say
+                # `offline`: a writer that starts with another client id stands in for it
                 self.ingest.reports.end_session_on_stop = False
             with contextlib.suppress(Exception):
                 await self.sink.flush()
             self.ingest.ack(self.feed.settled_tokens())
-            topic, payload = self.stand_ins.announce(STOPPED)
+            topic, payload = self.stand_ins.announce(STOPPED if leaving else OFFLINE)
             self.ingest.reports.publish(topic, payload, qos=1, retain=True)
             await self.stand_ins.stop()
             for task in own:

@@ -5,8 +5,10 @@ OOM, power cut), it leaves that session behind, and Mosquitto 2.0 keeps giving t
 member its turn: its share of new reports queues in the session, unstored, until it is
 back. So every writer says on `PREFIX/v1/writer/CLIENT_ID/status` (retained, JSON
 `{"state", "group"}`) that it is `online` when it connects and `stopped` when it stops
-cleanly (its session ends with it), and its last will says `offline` when its connection
-dies without a goodbye.
+cleanly and leaves the group; its last will says `offline` when its connection dies
+without a goodbye, and so does the last writer of a group online when it stops cleanly
+(it keeps its session, where the broker queues the group's reports, so that a writer
+started later, under any client id, stands in for it).
 
 When a writer of our group is `offline` and still is `ADOPT_AFTER_S` later (a writer that
 only lost its connection is back by then and says `online` again), the writer with the
@@ -16,9 +18,9 @@ the dead writer's turn from then on, come to the stand-in, and are written and
 acknowledged like its own reports. The stand-in connection carries the dead writer's will,
 so if the stand-in dies too, the next writer takes over. When the dead writer comes back
 with its client id it takes its session back (the broker ends the stand-in's connection)
-and the stand-in ends. Whenever a writer of the group goes
-`offline` or `stopped` (perhaps the one that stood in), the others look again at every
-writer that is gone, so a stand-in that stops hands the sessions it held on.
+and the stand-in ends. Whenever a writer of the group goes `offline` or `stopped`
+(perhaps the one that stood in), the others look again at every writer that is gone, so
+a stand-in that stops hands the sessions it held on.
 """
 
 from __future__ import annotations
@@ -169,9 +171,9 @@ class StandIns:
         if (not self.enabled or self._stopping or status is None or status.state != OFFLINE
                 or client_id in self.active or adopter(self.statuses, self.group) != self.me):
             return
-        log.warning("writer %s is gone (its last will); standing in for it: its share of the "
-                    "reports and what queued in its session are written here until it is "
-                    "back", client_id)
+        log.warning("writer %s is offline (its last will, or it stopped as the last of its "
+                    "group); standing in for it: its share of the reports and what queued in "
+                    "its session are written here until it is back", client_id)
         connection = self.ingest.stand_in(client_id, self.will(client_id))
         self.active[client_id] = connection
         self.started += 1

@@ -645,10 +645,13 @@ WRITERS_DB = "secure_writers"
 
 
 def secure_writer(tmp: Path, port: int, ca: Path, login: str,
-                  influx: servers.Server) -> CollectorProcess:
-    """`meshmon serve --role writer` on the TLS broker with its two logins (the docs')."""
+                  influx: servers.Server, group: str) -> CollectorProcess:
+    """`meshmon serve --role writer` on the TLS broker with its two logins (the docs'), in
+    share group `group` (each test its own: a session the last writer kept on this
+    module's broker would take its turns)."""
     config = serve_config(
         tmp / login, port, servers.free_port(),
+        roles={"share_group": group},
         influxdb={"enabled": True, "api": "v1", "url": influx.url, "database": WRITERS_DB,
                   "flush_interval_s": 0.2},
         mqtt={"tls": True, "ca_file": str(ca), "client_id": login, "username": login,
@@ -674,7 +677,7 @@ async def test_writers_on_the_docs_broker_notice_they_cannot_stand_in_and_lose_n
     servers.influx_query(influxdb1, WRITERS_DB, f"CREATE DATABASE {WRITERS_DB}")
     t0 = float(int(time.time()))
     port = secure_mosquitto.port
-    w1, w2 = (secure_writer(tmp_path, port, pki["ca"], login, influxdb1)
+    w1, w2 = (secure_writer(tmp_path, port, pki["ca"], login, influxdb1, "secure-writers")
               for login in ("writer-1", "writer-2"))
     publisher: ReportPublisher | None = None
 
@@ -725,7 +728,7 @@ async def test_a_writer_whose_login_may_not_publish_its_status_works_without_it(
     servers.influx_query(influxdb1, WRITERS_DB, f"CREATE DATABASE {WRITERS_DB}")
     t0 = float(int(time.time()))
     port = secure_mosquitto.port
-    writer = secure_writer(tmp_path, port, pki["ca"], "writer-old", influxdb1)
+    writer = secure_writer(tmp_path, port, pki["ca"], "writer-old", influxdb1, "old-writers")
     publisher: ReportPublisher | None = None
     try:
         await asyncio.to_thread(writer.start)

@@ -5,7 +5,8 @@ SIGKILLed mid-stream: the other carries on and, once the killed one's last will 
 is gone, stands in for it, so every report published meanwhile is stored without a
 restart; back, the killed writer takes its session back and its share again; stopped
 cleanly, a writer leaves the group, and the last one keeps its session so nothing
-published while no writer runs is lost; only the core alerts."""
+published while no writer runs is lost, whether it comes back or a writer with another
+client id replaces it; only the core alerts."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ async def test_core_and_two_writers_store_every_report_once_and_survive_a_killed
         assert sorted(points) == sorted(publisher.sent), "each report exactly once"
         assert standing_in_for(writer_a) == ["roles-writer-b"]
         assert "meshmon_writer_standing_in 1" in writer_a.metrics()
-        assert "writer roles-writer-b is gone" in writer_a.log()
+        assert "writer roles-writer-b is offline" in writer_a.log()
 
         # 4. B back with its client id: it takes its session back from A, and its share
         await asyncio.to_thread(writer_b.start)
@@ -131,6 +132,20 @@ async def test_core_and_two_writers_store_every_report_once_and_survive_a_killed
         # all 400 went to B's session (A had left the group; had it not, its share would
         # wait for A), plus what B had taken but not acknowledged before its stop, again
         assert received(writer_b) >= 400
+
+        # 6. B stops again as the last one (its session kept, its status `offline`); a
+        # writer with a new client id replaces it and stands in for B's session
+        await asyncio.to_thread(writer_b.stop)
+        await asyncio.to_thread(publisher.publish, 20)
+        writer_c = CollectorProcess(
+            tmp_path / "writer-c", _config(tmp_path, port, "writer-c", hook, influxdb1),
+            role="writer")
+        procs.append(writer_c)
+        await asyncio.to_thread(writer_c.start)
+        await until(lambda: len(stored(influxdb1)) >= 5800, 30, "all 5,800 points")
+        await asyncio.sleep(1.0)
+        assert sorted(stored(influxdb1)) == sorted(publisher.sent), "each report exactly once"
+        assert standing_in_for(writer_c) == ["roles-writer-b"]
         await asyncio.sleep(1.0)
         assert len(hook.received) == 1, [a.get("summary") for a in hook.received]
         for proc in procs:

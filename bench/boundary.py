@@ -33,8 +33,10 @@ from pathlib import Path
 from meshmon.cli import _run_freezing_survivors, _tune_gc
 from meshmon.history.chunks import BUCKET_S
 from meshmon.history.recorder import CLOSE_SLICE_S, CLOSE_SPREAD_S
-from meshmon.model.wire import Report
 from meshmon.sinks.sqlite import SqliteStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from history import make_report  # bench/history.py: the same report shape
 
 T0 = 1_800_000_000 - 1_800_000_000 % BUCKET_S
 LAG_TARGET_S = 1.0
@@ -53,20 +55,6 @@ class Settled:
             self.at[ts] = stamp
 
 
-def report(node: str, seq: int, ts: float, peers: list[str], rng: random.Random) -> Report:
-    return Report.model_validate({
-        "v": 1, "node": node, "ts": ts, "seq": seq, "interval_s": 30,
-        "clients": rng.randint(0, 9),
-        "sys": {"uptime_s": 1000 + 30 * seq, "load": [rng.random(), 0.3, 0.2],
-                "mem_total_kb": 60_000, "mem_avail_kb": rng.randint(20_000, 40_000)},
-        "ifaces": [{"name": "wlan0", "up": True, "rx_bytes": 10_000 * seq,
-                    "tx_bytes": 5_000 * seq}],
-        "links": [{"peer": p, "iface": "wlan0", "kind": "wifi",
-                   "signal_dbm": -60 - rng.randint(0, 5), "tx_rate_mbps": 130.0,
-                   "expected_tput_mbps": 60.0 + rng.randint(0, 3)} for p in peers],
-    })
-
-
 async def run(path: Path, nodes: int, links: int, rate: float, slice_s: float | None
               ) -> dict[str, float]:
     rng = random.Random(7)
@@ -74,8 +62,8 @@ async def run(path: Path, nodes: int, links: int, rate: float, slice_s: float | 
     peers = {n: [names[(i + d) % nodes] for d in range(1, links + 1)]
              for i, n in enumerate(names)}
     spacing = 30.0 / nodes
-    before = [report(n, 1, T0 + 100 + i * spacing, peers[n], rng) for i, n in enumerate(names)]
-    after = [report(n, 2, T0 + BUCKET_S + i * spacing, peers[n], rng)
+    before = [make_report(n, 1, T0 + 100 + i * spacing, peers[n], rng) for i, n in enumerate(names)]
+    after = [make_report(n, 2, T0 + BUCKET_S + i * spacing, peers[n], rng)
              for i, n in enumerate(names)]
     sim_now = [T0 + 100.0]
     store = SqliteStore(path, queue_max=10**7, clock=lambda: sim_now[0])

@@ -111,6 +111,7 @@ class StandIns:
         """False (`[roles] stand_in = false`, or the broker gave a stand-in our own
         session): this writer stands in for nobody"""
         self.statuses: dict[str, WriterStatus] = {}
+        """client id → status, of this writer's group only"""
         self.active: dict[str, MqttConnection] = {}
         """client id → the connection holding its session"""
         self.started = 0
@@ -136,24 +137,23 @@ class StandIns:
         if parsed is None:
             return False
         client_id, status = parsed
-        if status is None:
+        if status is None or status.group != self.group:  # cleared, or another group's
             self.statuses.pop(client_id, None)
             return True
         self.statuses[client_id] = status
         if status.state == ONLINE:
             self._short.pop(client_id, None)  # it was back: a stand-in cut short was right
-        elif status.group == self.group:
-            # one gone more (perhaps the one that was to stand in): look at every writer
-            # of the group that is gone and not held here
-            for cid, known in self.statuses.items():
-                if (known.state == OFFLINE and known.group == self.group and cid != self.me
-                        and cid not in self.active):
-                    self._look_again(cid)
+            return True
+        # one gone more (perhaps the one that was to stand in): look at every writer of
+        # the group that is gone and not held here
+        for cid, known in self.statuses.items():
+            if known.state == OFFLINE and cid != self.me and cid not in self.active:
+                self._look_again(cid)
         return True
 
     def others_online(self) -> bool:
         """Whether another writer of the group says it is online."""
-        return any(status.state == ONLINE and status.group == self.group and cid != self.me
+        return any(status.state == ONLINE and cid != self.me
                    for cid, status in self.statuses.items())
 
     def _look_again(self, client_id: str) -> None:

@@ -82,15 +82,21 @@ def _stand_ins(me: str, ingest: _Ingest) -> StandIns:
     return StandIns(ingest, me, GROUP, PREFIX, spawn)  # type: ignore[arg-type]
 
 
+def _group_of(me: str, monkeypatch: pytest.MonkeyPatch, adopt_after_s: float = 0.05
+              ) -> tuple[_Ingest, StandIns]:
+    """A writer `me` on a recording ingest, standing in after `adopt_after_s`."""
+    monkeypatch.setattr(writer_standin, "ADOPT_AFTER_S", adopt_after_s)
+    ingest = _Ingest()
+    return ingest, _stand_ins(me, ingest)
+
+
 def _say(stand_ins: StandIns, client_id: str, state: str, group: str = GROUP) -> None:
     assert stand_ins.on_message(status_topic(PREFIX, client_id), status_payload(state, group))
 
 
 async def test_a_writer_gone_for_the_grace_is_stood_in_for_once_and_let_go_at_stop(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_standin, "ADOPT_AFTER_S", 0.05)
-    ingest = _Ingest()
-    mine = _stand_ins("w-1", ingest)
+    ingest, mine = _group_of("w-1", monkeypatch)
     _say(mine, "w-1", ONLINE)
     _say(mine, "w-2", ONLINE)
     _say(mine, "w-3", OFFLINE)
@@ -120,9 +126,7 @@ async def test_a_writer_gone_for_the_grace_is_stood_in_for_once_and_let_go_at_st
 
 async def test_no_stand_in_for_a_writer_back_within_the_grace_nor_by_a_writer_not_chosen(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_standin, "ADOPT_AFTER_S", 0.05)
-    ingest = _Ingest()
-    mine = _stand_ins("w-2", ingest)
+    ingest, mine = _group_of("w-2", monkeypatch)
     for cid in ("w-1", "w-2", "w-3"):
         _say(mine, cid, ONLINE)
     _say(mine, "w-3", OFFLINE)  # w-1 is online and lower: it stands in, not us
@@ -143,9 +147,7 @@ async def test_no_stand_in_for_a_writer_back_within_the_grace_nor_by_a_writer_no
 
 async def test_a_stand_in_lost_at_once_again_and_again_is_given_up_unless_its_writer_was_back(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_standin, "ADOPT_AFTER_S", 0.02)
-    ingest = _Ingest()
-    mine = _stand_ins("w-1", ingest)
+    ingest, mine = _group_of("w-1", monkeypatch, 0.02)
     _say(mine, "w-1", ONLINE)
     _say(mine, "w-2", OFFLINE)
 

@@ -10,7 +10,9 @@
    both ways): `query.read` as the page asks it (target ≤ 50 ms), and a year.
 3. Size of a year: `--size-nodes` nodes' year of hourly records, 30 days of 5-minute
    records and 48 h of raw samples (a report every 30 s) written to a file by the roll-up
-   code from random walks, then scaled to 1,000 nodes (target: a few GB): every number
+   code from random walks, packed as the running collector packs finished spans
+   (`meshmon.history.packing`, with its CPU cost per packed row), then scaled to 1,000
+   nodes (target: a few GB): every number
    moving at every sample at the resolution devices report it with (the worst case of
    real data), and every number to 0.01 (an upper bound no device reaches).
 """
@@ -26,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from meshmon.history import query
+from meshmon.history import packing, query
 from meshmon.history.chunks import (
     BUCKET_S,
     DAY_S,
@@ -37,7 +39,7 @@ from meshmon.history.chunks import (
     Stat,
 )
 from meshmon.history.samples import SeriesKey
-from meshmon.history.tables import HistoryTables
+from meshmon.history.tables import PACKED_LEVELS, HistoryTables
 from meshmon.model.wire import Report
 from meshmon.sinks.sqlite import SqliteStore
 from meshmon.storage.database import open_database
@@ -153,6 +155,21 @@ def write_rollups(tables: HistoryTables, keys: list[SeriesKey], rng: random.Rand
         tables.rebuild_daily(sid)
 
 
+def pack_history(tables: HistoryTables, now: float) -> dict[str, tuple[float, int]]:
+    """Pack what a running collector has packed by `now` (`meshmon.history.packing`), a
+    level at a time: per packed table, (CPU seconds, packed rows written)."""
+    out = {}
+    every = packing.cutoffs(now)
+    for i, level in enumerate(PACKED_LEVELS):
+        only = tuple(c if j == i else -(2**62) for j, c in enumerate(every))
+        tables.conn.execute("BEGIN")
+        c0 = time.process_time()
+        rows = sum(packing.pack_series(tables, sid, only) for sid in sorted(tables.keys))
+        out[level.packed] = (time.process_time() - c0, rows)
+        tables.conn.execute("COMMIT")
+    return out
+
+
 def bench_query(tmp: Path) -> dict[str, float]:
     """30 days and a year of a node with 10 links, as its page asks (ms): the first query
     on a connection opened afresh (no decoded chunk in memory; the OS may cache the
@@ -166,6 +183,7 @@ def bench_query(tmp: Path) -> dict[str, float]:
     tables.save_registry()
     conn.execute("COMMIT")
     tables.committed()
+    pack_history(tables, T0 + packing.PACK_AFTER_S)  # as a running collector keeps it
     conn.close()
     out = {}
     for range_ in ("30d", "1y"):
@@ -202,13 +220,18 @@ def bench_size(tmp: Path, nodes: int, device: bool) -> dict[str, float]:
     tables.save_registry()
     conn.execute("COMMIT")
     tables.committed()
+    packed = pack_history(tables, T0 + packing.PACK_AFTER_S)
     conn.execute("VACUUM")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     per_table = dict(conn.execute(
         "SELECT name, sum(pgsize) FROM dbstat WHERE name LIKE 'history%' GROUP BY name"))
     conn.close()
     total = path.stat().st_size
     return {"bytes_per_node": total / nodes,
-            **{f"{name}_per_node": size / nodes for name, size in per_table.items()}}
+            **{f"{name}_per_node": size / nodes for name, size in per_table.items()
+               if size / nodes >= 5_000},
+            **{f"pack_ms_{name}": cpu * 1000 / rows for name, (cpu, rows) in packed.items()
+               if rows}}
 
 
 def make_report(node: str, i: int, ts: float, peers: list[str], rng: random.Random) -> Report:
@@ -292,12 +315,24 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             gb = sizes["bytes_per_node"] * 1000 / 1e9
             tables = ", ".join(f"{k.removesuffix('_per_node')} {v / 1e6:.2f} MB"
-                               for k, v in sorted(sizes.items()) if k != "bytes_per_node")
+                               for k, v in sorted(sizes.items()) if k.endswith("_per_node")
+                               and k != "bytes_per_node")
             print(f"size per node (node, interface, 5 links), {what}: "
                   f"{sizes['bytes_per_node'] / 1e6:.2f} MB for a year of hourly and daily, "
                   f"30 days of 5-minute, 48 h of raw ({tables}); a 1,000-node network: "
                   f"{gb:.2f} GB (target: a few GB, ≤ {SIZE_TARGET_GB:g}: "
                   f"{'met' if gb <= SIZE_TARGET_GB else 'MISSED'})")
+        if s:
+            # a series packs 6 raw rows (4 hours each), one 5-minute row (a day) and 1/16 of
+            # an hourly row (16 days) a day; a node here has 7 series
+            cost = {k.removeprefix("pack_ms_"): v for k, v in s.items() if k.startswith("pack_ms")}
+            day_ms = (6 * cost.get("history_raw_packed", 0) + cost.get("history_5min_packed", 0)
+                      + cost.get("history_1h_packed", 0) / 16)
+            print("packing, CPU per packed row: " + ", ".join(
+                f"{name} {ms:.2f} ms" for name, ms in cost.items()) +
+                f"; per series and day {day_ms:.1f} ms: a 1,000-node network (7 series a "
+                f"node) {day_ms * 7:.0f} s of CPU a day, 35,000 nodes "
+                f"{day_ms * 7 * 35:.0f} s a day ({day_ms * 7 * 35 / 864:.1f} % of a core)")
         print("RESULT " + " ".join(f"{k}={v:.{d}f}" for k, v, d in (
             ("query_30d_ms", q.get("30d"), 1), ("query_1y_ms", q.get("1y"), 1),
             ("us_per_report", r.get("us_per_report"), 0),

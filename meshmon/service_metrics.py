@@ -39,6 +39,14 @@ def register_metrics(service: Service) -> None:
     m.gauge_fn("meshmon_history_buckets_waiting",
                lambda: float(service.store.history.closed_waiting)
                if service.store is not None else 0.0)
+    m.describe("meshmon_history_packed_rows_total", "counter",
+               "finished history spans packed into long rows (4 hours of raw samples, a day "
+               "of 5-minute records, 16 days of hourly ones)")
+    m.gauge_fn("meshmon_history_packed_rows_total", lambda: _packer_figure(service, "rows"))
+    m.describe("meshmon_history_packing_seconds_total", "counter",
+               "time the SQLite store's writes spent packing history spans")
+    m.gauge_fn("meshmon_history_packing_seconds_total",
+               lambda: _packer_figure(service, "seconds"))
     m.describe("meshmon_analysis_duration_ms", "gauge", "last topology analysis, ms")
     m.describe("meshmon_components", "gauge", "connected components of online nodes")
     m.describe("meshmon_nodes_reaching_gateway", "gauge",
@@ -200,3 +208,10 @@ def stored_within(sinks: Sequence[Sink]) -> Series:
             for bound, count in lag.stored_within().items():
                 out[(("le", bound), ("sink", sink.name))] = count
     return out
+
+
+def _packer_figure(service: Service, what: str) -> float:
+    packer = service.store.history.packer if service.store is not None else None
+    if packer is None:
+        return 0.0
+    return float(packer.packed_rows if what == "rows" else packer.busy_s)

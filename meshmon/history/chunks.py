@@ -21,6 +21,7 @@ are numbers given by the store's metric registry.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import operator
 from array import array
@@ -31,7 +32,15 @@ from itertools import repeat
 import numpy as np
 import numpy.typing as npt
 
-from meshmon.history.codec import MISSING, Chunk, ChunkError, inflate, pack, values_of
+from meshmon.history.codec import (
+    MISSING,
+    Chunk,
+    ChunkError,
+    decode_all,
+    inflate,
+    pack,
+    values_of,
+)
 from meshmon.history.resolution import EXACT, Rounding
 
 BUCKET_S = 300
@@ -215,6 +224,53 @@ class RawBucket:
             values[mid] = [NAN if q == MISSING else q / scale for q in chunk.column(i)]
         return cls(start, times, values)
 
+    @classmethod
+    def joined(cls, start: int, buckets: Iterable[RawBucket]) -> RawBucket:
+        """One bucket starting at `start` with every sample of `buckets` (a packed row of
+        several 5-minute buckets; a later bucket's sample at the same time wins)."""
+        out = cls(start)
+        parts = list(buckets)
+        layout = parts[0]._layout if parts else _NO_METRICS
+        if all(b._layout is layout and b._rows for b in parts) and all(
+                a._rows[-layout.width] < b._rows[0] for a, b in itertools.pairwise(parts)):
+            # the usual case, buckets in time order with the same metrics: rows as they are
+            out._layout = layout
+            for bucket in parts:
+                out._rows.extend(bucket._rows)
+            return out
+        for bucket in parts:
+            out.merge(bucket)
+        return out
+
+    @staticmethod
+    def joined_stored(start: int, rows: Sequence[tuple[int, bytes]]) -> bytes | None:
+        """What `joined` of the stored buckets (start, data) in time order encodes to, from
+        their stored numbers (decoded with numpy, nothing made a float); None when they do
+        not all hold the same metrics (`joined` then)."""
+        decoded = decode_all([data for _, data in rows])
+        mids = decoded[0][0][2:]
+        if any(header[0] != RAW or header[2:] != mids for header, _ in decoded):
+            return None
+        times = np.concatenate([columns[0] + (at - start) * 1000
+                                for (at, _), (_, columns) in zip(rows, decoded, strict=True)])
+        values = [np.concatenate([columns[i] for _, columns in decoded]).tolist()
+                  for i in range(1, len(mids) + 1)]
+        return pack([RAW, len(times), *mids], [times.tolist(), *values])
+
+    def split(self, step: int = BUCKET_S) -> list[RawBucket]:
+        """The samples as buckets of `step` seconds, in time order (a packed row back)."""
+        rows, width = self._rows, self._layout.width
+        parts: dict[int, list[int]] = {}
+        for i in range(len(self)):
+            parts.setdefault(bucket_of(rows[i * width], step), []).append(i)
+        out = []
+        for start, picked in parts.items():
+            bucket = RawBucket(start)
+            bucket._layout = self._layout
+            bucket._rows = array("d", [v for i in picked for v in rows[i * width:(i + 1) * width]])
+            out.append(bucket)
+        return out
+
     def rollup(self) -> Record:
         """The bucket's record: samples, and per metric n, min, mean, max."""
         stats: dict[int, Stat] = {}
@@ -342,6 +398,90 @@ class RollupChunk:
                 columns += (missing, means, below, above)
                 as_is += (True, False, True, True)
         return pack(header, columns, as_is)
+
+    @classmethod
+    def joined(cls, start: int, step: int, chunks: Iterable[RollupChunk]) -> RollupChunk:
+        """One chunk starting at `start` with the rows of `chunks` (same step, each within
+        the span from `start`): the stored columns are moved as they are, nothing is
+        rounded again; a later chunk's row for the same slot wins."""
+        parts = list(chunks)
+        if parts and all(c.step == step and c.slots and c.metrics.keys() == parts[0].metrics.keys()
+                         for c in parts) and all(
+                a.start + a.slots[-1] * step < b.start + b.slots[0] * step
+                for a, b in itertools.pairwise(parts)):
+            # the usual case, spans in time order with the same metrics: columns as they are
+            out = cls(start, step)
+            for chunk in parts:
+                offset = (chunk.start - start) // step
+                out.slots += (slot + offset for slot in chunk.slots)
+                out.samples += chunk.samples
+            out.metrics = {mid: [[v for c in parts for v in c.metrics[mid][k]] for k in range(4)]
+                           for mid in parts[0].metrics}
+            return out
+        rows: dict[int, tuple[int, dict[int, tuple[int, int, int, int]]]] = {}
+        for chunk in parts:
+            offset = (chunk.start - start) // step
+            for pos, slot in enumerate(chunk.slots):
+                rows[slot + offset] = (chunk.samples[pos], {
+                    mid: (c[0][pos], c[1][pos], c[2][pos], c[3][pos])
+                    for mid, c in chunk.metrics.items()})
+        out = cls(start, step)
+        mids = sorted({mid for _, stats in rows.values() for mid in stats})
+        out.metrics = {mid: [[], [], [], []] for mid in mids}
+        for slot in sorted(rows):
+            samples, stats = rows[slot]
+            out.slots.append(slot)
+            out.samples.append(samples)
+            for mid, columns in out.metrics.items():
+                # a row without the metric: every sample misses it (as `put` leaves it)
+                for column, value in zip(columns, stats.get(mid, (samples, MISSING, 0, 0)),
+                                         strict=True):
+                    column.append(value)
+        return out
+
+    @classmethod
+    def joined_stored(cls, start: int, step: int, rows: Sequence[tuple[int, bytes]]
+                      ) -> RollupChunk | None:
+        """`joined` of the stored chunks (start, data) in time order, decoded with numpy;
+        None when they do not all hold the same metrics (`joined` of each decoded then)."""
+        decoded = decode_all([data for _, data in rows])
+        metrics = [_metrics_of(header[0], header[2:]) if header[0] in (ROLLUP, ROLLUP_EITHER)
+                   else None for header, _ in decoded]
+        mids = [mid for mid, _ in metrics[0] or []]
+        if any(m is None or [mid for mid, _ in m] != mids for m in metrics):
+            return None
+        lengths = [columns.shape[1] for _, columns in decoded]
+        every = np.concatenate([columns for _, columns in decoded], axis=1)
+        offsets = np.repeat([(at - start) // step for at, _ in rows], lengths)
+        out = cls(start, step, (every[0] + offsets).tolist(), every[1].tolist())
+        for i, mid in enumerate(mids):
+            missing, means, low, high = every[2 + 4 * i:6 + 4 * i]
+            # min and max stored as they are (per chunk): back to below and above the mean
+            as_is = np.repeat([bool(m and m[i][1]) for m in metrics], lengths)
+            if as_is.any():
+                absent = means == MISSING
+                low = np.where(as_is, np.where(absent, 0, means - low), low)
+                high = np.where(as_is, np.where(absent, 0, high - means), high)
+            out.metrics[mid] = [missing.tolist(), means.tolist(), low.tolist(), high.tolist()]
+        return out
+
+    def split(self, span: int) -> list[RollupChunk]:
+        """The rows as chunks of `span` seconds each (a packed row back), in time order;
+        the stored columns as they are."""
+        parts: dict[int, list[int]] = {}
+        for pos, slot in enumerate(self.slots):
+            parts.setdefault(bucket_of(self.start + slot * self.step, span), []).append(pos)
+        out = []
+        for start, picked in parts.items():
+            offset = (start - self.start) // self.step
+            part = RollupChunk(start, self.step, [self.slots[p] - offset for p in picked],
+                               [self.samples[p] for p in picked])
+            for mid, columns in self.metrics.items():
+                kept = [[column[p] for p in picked] for column in columns]
+                if any(m != MISSING for m in kept[1]):
+                    part.metrics[mid] = kept
+            out.append(part)
+        return out
 
     @classmethod
     def decode(cls, blob: bytes, start: int, step: int) -> RollupChunk:

@@ -190,6 +190,40 @@ def values_of(bodies: Sequence[bytes], width: int, rows: int, coded: bool = Fals
     return out
 
 
+def decode_all(blobs: Sequence[bytes], rows_at: int = 1
+               ) -> list[tuple[list[int], npt.NDArray[np.int64]]]:
+    """Each chunk's header and its columns (an array column × row), the chunks of one
+    layout decoded together (`values_of`); `rows_at`: the index in the header that holds
+    the column length. Raises ChunkError when one of them cannot be read."""
+    groups: dict[tuple[int, ...], list[tuple[int, Inflated]]] = {}
+    for i, blob in enumerate(blobs):
+        inflated = inflate(blob)
+        header = inflated.header
+        rows = header[rows_at] if len(header) > rows_at else -1
+        if rows <= 0:
+            raise ChunkError("damaged history chunk: column length")
+        if inflated.coded:
+            columns = inflated.columns(rows)
+        else:
+            count, rest = divmod(len(inflated.planes) // inflated.width, rows)
+            columns = -1 if rest else count
+        if columns < 0:
+            raise ChunkError("damaged history chunk: column length")
+        key = (int(inflated.coded), inflated.zeros, columns, *header)
+        groups.setdefault(key, []).append((i, inflated))
+    out: list[tuple[list[int], npt.NDArray[np.int64]]] = [([], np.empty(0, np.int64))] * len(blobs)
+    for (coded, zeros, columns, *header), found in groups.items():
+        width = max(f.width for _, f in found)
+        # planes above a chunk's own are zero: chunks of fewer planes get them added
+        bodies = [f.planes if f.width == width else
+                  f.planes + bytes(len(f.planes) // f.width * (width - f.width))
+                  for _, f in found]
+        values = values_of(bodies, width, header[rows_at], bool(coded), zeros, columns)
+        for (i, _), columns_of_one in zip(found, values, strict=True):
+            out[i] = (header, columns_of_one)
+    return out
+
+
 @functools.lru_cache(maxsize=256)
 def _kept(columns: int, zeros: int) -> list[int]:
     """The columns stored (not in the mask of columns of zeros)."""

@@ -37,6 +37,7 @@ from typing import NamedTuple, TypeVar
 import msgspec
 
 from meshmon.history.chunks import BUCKET_S, BucketsInMemory, RawBucket, bucket_of, stored_time
+from meshmon.history.packing import PACK_SLICE_S, Packer
 from meshmon.history.samples import Extractor
 from meshmon.history.tables import HistoryTables, Retention
 from meshmon.model.fastwire import AnyReport
@@ -140,6 +141,8 @@ class HistoryRecorder:
         self.extractor: Extractor[int] = Extractor(self._metric_id)
         """samples by metric id (`open` gives it the file's)"""
         self.tables: HistoryTables | None = None
+        self.packer: Packer | None = None
+        """packs the rows of finished spans (`meshmon.history.packing`)"""
         self.open_buckets: dict[int, RawBucket] = {}
         self._unjournaled: list[JournalSample] = []
         """samples of open buckets added since the last write"""
@@ -168,6 +171,7 @@ class HistoryRecorder:
         """Load the registries, roll up what a killed collector left open; the last stored
         `seq` of each node (its reports lost since then show as a gap)."""
         self.tables = tables = HistoryTables(conn)
+        self.packer = Packer(tables)
         self.extractor = Extractor(tables.metric_id)
         self._known_up_to = max(tables.keys, default=0)
         buckets = journal_buckets(conn)
@@ -200,10 +204,7 @@ class HistoryRecorder:
         for sid, key in tables.keys.items():
             if key.kind != "node":
                 continue
-            row = tables.conn.execute(
-                "SELECT start FROM history_raw WHERE series = ? ORDER BY start DESC LIMIT 1",
-                (sid,)).fetchone()
-            bucket = None if row is None else tables.stored_raw(sid, row[0])
+            bucket = tables.newest_raw(sid)
             if bucket is None or seq not in bucket.values:
                 continue
             column = bucket.values[seq]
@@ -314,6 +315,8 @@ class HistoryRecorder:
         tables = self.tables
         assert tables is not None and tables.conn is conn
         tables.begin()
+        assert self.packer is not None
+        self.packer.begin()
         tables.save_registry()
         journal = self._unjournaled
         if journal:
@@ -347,8 +350,9 @@ class HistoryRecorder:
     def committed(self) -> list[float]:
         """The write's transaction committed; the sample times of the reports it made
         durable."""
-        assert self.tables is not None
+        assert self.tables is not None and self.packer is not None
         self.tables.committed()
+        self.packer.committed()
         closing, unstored, starts = self._closing, self._unstored, self._held_starts
         for _ in range(self._writing):
             sid, bucket, late, _due = closing.popleft()
@@ -366,6 +370,18 @@ class HistoryRecorder:
         self._waiting_samples = 0
         durable, self._waiting_times = self._waiting_times, []
         return durable
+
+    def packing_due(self, now: float) -> bool:
+        """Whether finished spans wait to be packed (`pack`)."""
+        return self.packer is not None and self.packer.due(now)
+
+    def pack(self, now: float, budget_s: float = PACK_SLICE_S) -> int:
+        """After `write`, in its transaction: pack finished spans for up to `budget_s`,
+        unless closed buckets still wait to be stored (they go first); packed rows
+        written."""
+        if self.packer is None or len(self._closing) > self._writing:
+            return 0
+        return self.packer.pack(now, budget_s)
 
     def prune(self, conn: sqlite3.Connection, now: float) -> int:
         """Delete rows past their retention (in the caller's transaction); how many."""

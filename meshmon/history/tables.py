@@ -51,19 +51,24 @@ _INSERT_METRIC = "INSERT OR IGNORE INTO history_metrics (id, name, scale) VALUES
 
 @dataclass(frozen=True, slots=True)
 class Level:
-    """One table of records: its bucket length (step) and how much one row spans."""
+    """One table of records: its bucket length (step) and how much one row spans; rows of
+    a finished span of `pack_span` move into one row of the `packed` table
+    (`meshmon.history.packing`)."""
 
     table: str
     step: int
     span: int
+    packed: str = ""
+    pack_span: int = 0
 
 
-RAW_LEVEL = Level("history_raw", 0, BUCKET_S)
-FINE = Level("history_5min", BUCKET_S, HOUR_S)
-COARSE = Level("history_1h", HOUR_S, DAY_S)
+RAW_LEVEL = Level("history_raw", 0, BUCKET_S, "history_raw_packed", 4 * HOUR_S)
+FINE = Level("history_5min", BUCKET_S, HOUR_S, "history_5min_packed", DAY_S)
+COARSE = Level("history_1h", HOUR_S, DAY_S, "history_1h_packed", 16 * DAY_S)
 DAILY = Level("history_1d", DAY_S, 16 * DAY_S)
 """each day's record merged from its hours: a year is 23 rows per series, not 365"""
 ROLLUP_LEVELS = (FINE, COARSE, DAILY)
+PACKED_LEVELS = (RAW_LEVEL, FINE, COARSE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,15 @@ class HistoryTables:
         """per level, series → start of its newest row (the level above holds every older
         one: `_span_written`)"""
         self._newest_unsaved: dict[str, dict[int, int]] = {FINE.table: {}, COARSE.table: {}}
+        self.packed_until: dict[str, int] = {}
+        """per level, the end of its newest packed row (of any series): a write of an older
+        bucket first looks for the packed row that holds it (`_unpack`)"""
+        for level in PACKED_LEVELS:
+            try:
+                newest = conn.execute(f"SELECT max(start) FROM {level.packed}").fetchone()[0]
+            except sqlite3.OperationalError:  # an older schema's migration (before 6)
+                newest = None
+            self.packed_until[level.packed] = -1 if newest is None else newest + level.pack_span
 
     # ------------------------------------------------------------------ registries
     def series_id(self, key: SeriesKey) -> int:
@@ -163,6 +177,7 @@ class HistoryTables:
     # ------------------------------------------------------------------ writes
     def store_raw(self, sid: int, bucket: RawBucket) -> None:
         """Write a bucket's raw row as it is (it holds every sample of its bucket)."""
+        self._unpack(RAW_LEVEL, sid, bucket.start)
         self.conn.execute(
             "INSERT OR REPLACE INTO history_raw (series, start, data) VALUES (?, ?, ?)",
             (sid, bucket.start, bucket.encode(self.scales)))
@@ -174,6 +189,7 @@ class HistoryTables:
     def merge_raw(self, sid: int, bucket: RawBucket) -> RawBucket:
         """Write samples that came after their bucket was stored (late, or a bucket cut by
         a restart) into its raw row; the bucket as stored now."""
+        self._unpack(RAW_LEVEL, sid, bucket.start)
         stored = self._raw(sid, bucket.start)
         if stored is not None:
             stored.merge(bucket)
@@ -217,9 +233,7 @@ class HistoryTables:
         """Write history_1d of a series from its history_1h (a migration, a back-fill);
         how many days."""
         days: dict[int, RollupChunk] = {}
-        rows = self.conn.execute(
-            "SELECT start, data FROM history_1h WHERE series = ? ORDER BY start", (sid,))
-        for start, data in rows.fetchall():
+        for start, data in self._day_rows(sid):
             try:
                 record = RollupChunk.decode(data, start, HOUR_S).merged(self.scales)
             except ChunkError as exc:
@@ -233,6 +247,22 @@ class HistoryTables:
         for chunk in days.values():
             self._write_chunk(DAILY, sid, chunk)
         return sum(len(c.slots) for c in days.values())
+
+    def _day_rows(self, sid: int) -> list[tuple[int, bytes]]:
+        """Every history_1h row of a series, packed ones split into their days."""
+        rows = self.conn.execute(
+            "SELECT start, data FROM history_1h WHERE series = ?", (sid,)).fetchall()
+        if self.packed_until[COARSE.packed] < 0:  # none (and before schema 6, no table)
+            return sorted(rows)
+        for start, data in self.conn.execute(
+                f"SELECT start, data FROM {COARSE.packed} WHERE series = ?", (sid,)).fetchall():
+            try:
+                packed = RollupChunk.decode(data, start, HOUR_S)
+            except ChunkError as exc:
+                self._damaged(COARSE.packed, sid, start, exc)
+                continue
+            rows += [(day.start, day.encode()) for day in packed.split(DAY_S)]
+        return sorted(rows)
 
     def newest_records(self, level: Level, sid: int) -> list[tuple[int, Record]]:
         """The records of `level` that a series' newest rows below give and `level` may
@@ -290,6 +320,7 @@ class HistoryTables:
             hour = bucket_of(bucket.start, HOUR_S)
             chunk = hours.get(hour)
             if chunk is None:
+                self._unpack(FINE, sid, hour)
                 chunk = hours[hour] = self._rollup(FINE, sid, hour) or RollupChunk(hour, BUCKET_S)
             chunk.put(bucket.start, bucket.rollup(), self.scales, self.roundings)
         days: dict[int, RollupChunk] = {}
@@ -299,6 +330,7 @@ class HistoryTables:
             day = bucket_of(hour, DAY_S)
             coarse = days.get(day)
             if coarse is None:
+                self._unpack(COARSE, sid, day)
                 coarse = days[day] = self._rollup(COARSE, sid, day) or RollupChunk(day, HOUR_S)
             coarse.put(hour, chunk.merged(self.scales), self.scales, self.roundings)
         for chunk in days.values():
@@ -313,6 +345,7 @@ class HistoryTables:
     def _put_record(self, level: Level, sid: int, bucket_start: int,
                     record: Record | None) -> RollupChunk:
         start = bucket_of(bucket_start, level.span)
+        self._unpack(level, sid, start)
         chunk = self._rollup(level, sid, start) or RollupChunk(start, level.step)
         chunk.put(bucket_start, record, self.scales, self.roundings)
         self._write_chunk(level, sid, chunk)
@@ -323,12 +356,63 @@ class HistoryTables:
             "SELECT data FROM history_raw WHERE series = ? AND start = ?", (sid, start)
         ).fetchone()
         if row is None:
+            if start < self.packed_until[RAW_LEVEL.packed]:  # read from its packed row
+                packed = self._packed_raw(sid, bucket_of(start, RAW_LEVEL.pack_span))
+                return next((b for b in packed if b.start == start), None)
             return None
         try:
             return RawBucket.decode(row[0], start, self.scales)
         except ChunkError as exc:
             self._damaged("history_raw", sid, start, exc)
             return None
+
+    def _packed_raw(self, sid: int, start: int) -> list[RawBucket]:
+        """The buckets of a packed raw row ([] when there is none, or it is unreadable)."""
+        row = self.conn.execute(f"SELECT data FROM {RAW_LEVEL.packed} WHERE series = ? AND "
+                                "start = ?", (sid, start)).fetchone()
+        if row is None:
+            return []
+        try:
+            return RawBucket.decode(row[0], start, self.scales).split()
+        except ChunkError as exc:
+            self._damaged(RAW_LEVEL.packed, sid, start, exc)
+            return []
+
+    def newest_raw(self, sid: int) -> RawBucket | None:
+        """The newest stored raw bucket of a series (None: none, or unreadable)."""
+        row = self.conn.execute("SELECT max(start) FROM history_raw WHERE series = ?",
+                                (sid,)).fetchone()
+        if row[0] is not None or self.packed_until[RAW_LEVEL.packed] < 0:
+            return None if row[0] is None else self._raw(sid, row[0])
+        row = self.conn.execute(f"SELECT max(start) FROM {RAW_LEVEL.packed} WHERE series = ?",
+                                (sid,)).fetchone()
+        buckets = [] if row[0] is None else self._packed_raw(sid, row[0])
+        return buckets[-1] if buckets else None
+
+    def _unpack(self, level: Level, sid: int, start: int) -> None:
+        """Before a write at `start` (a late sample, a back-fill): the packed row that holds
+        it, if any, goes back into rows of `level.table` (packing takes them again)."""
+        if not level.packed or start >= self.packed_until[level.packed]:
+            return  # (every write of the running collector: nothing that new is packed)
+        span = bucket_of(start, level.pack_span)
+        row = self.conn.execute(f"SELECT data FROM {level.packed} WHERE series = ? AND "
+                                "start = ?", (sid, span)).fetchone()
+        if row is None:
+            return
+        try:
+            rows = ([(b.start, b.encode(self.scales))
+                     for b in RawBucket.decode(row[0], span, self.scales).split()]
+                    if level is RAW_LEVEL else
+                    [(c.start, c.encode())
+                     for c in RollupChunk.decode(row[0], span, level.step).split(level.span)])
+        except ChunkError as exc:  # unreadable: it goes (a write replaces a damaged row)
+            self._damaged(level.packed, sid, span, exc)
+            rows = []
+        # a row of the level that is there already is newer than the packed one
+        self.conn.executemany(f"INSERT OR IGNORE INTO {level.table} (series, start, data) "
+                              "VALUES (?, ?, ?)", [(sid, s, data) for s, data in rows])
+        self.conn.execute(f"DELETE FROM {level.packed} WHERE series = ? AND start = ?",
+                          (sid, span))
 
     def _rollup(self, level: Level, sid: int, start: int) -> RollupChunk | None:
         row = self.conn.execute(
@@ -367,7 +451,10 @@ class HistoryTables:
         for table, keep, span in (("history_raw", retention.raw, BUCKET_S),
                                   ("history_5min", retention.fine, HOUR_S),
                                   ("history_1h", retention.coarse, DAY_S),
-                                  ("history_1d", retention.coarse, DAILY.span)):
+                                  ("history_1d", retention.coarse, DAILY.span),
+                                  (RAW_LEVEL.packed, retention.raw, RAW_LEVEL.pack_span),
+                                  (FINE.packed, retention.fine, FINE.pack_span),
+                                  (COARSE.packed, retention.coarse, COARSE.pack_span)):
             # a row goes when all of its span is past the retention
             before = int(now - keep) - span
             before_rows = self.conn.total_changes
@@ -381,6 +468,8 @@ class HistoryTables:
         """Stored raw buckets of the series that overlap [start, end), in time order."""
         out: dict[int, list[RawBucket]] = {}
         first = bucket_of(start)
+        packed = RAW_LEVEL.packed
+        first_packed = bucket_of(start, RAW_LEVEL.pack_span)
         for sid in sids:
             found = []
             for bucket_start, data in self.conn.execute(
@@ -390,15 +479,37 @@ class HistoryTables:
                     found.append(RawBucket.decode(data, bucket_start, self.scales))
                 except ChunkError as exc:
                     self._damaged("history_raw", sid, bucket_start, exc)
+            if first_packed < self.packed_until[packed]:
+                for span, data in self.conn.execute(
+                        f"SELECT start, data FROM {packed} WHERE series = ? AND start >= ? "
+                        "AND start < ?", (sid, first_packed, end)).fetchall():
+                    try:
+                        found += (b for b in RawBucket.decode(data, span, self.scales).split()
+                                  if first <= b.start < end)
+                    except ChunkError as exc:
+                        self._damaged(packed, sid, span, exc)
+                found.sort(key=lambda b: b.start)
             if found:
                 out[sid] = found
         return out
 
     def first_start(self, sid: int) -> int | None:
         """The start of the oldest hourly chunk of a series (when its history begins)."""
-        row = self.conn.execute("SELECT min(start) FROM history_1h WHERE series = ?",
-                                (sid,)).fetchone()
-        return None if row is None else row[0]
+        found = self.conn.execute("SELECT min(start) FROM history_1h WHERE series = ?",
+                                  (sid,)).fetchone()[0]
+        row = None if self.packed_until[COARSE.packed] < 0 else self.conn.execute(
+            f"SELECT start, data FROM {COARSE.packed} WHERE series = ? ORDER BY start LIMIT 1",
+            (sid,)).fetchone()
+        if row is not None:
+            try:
+                chunk = RollupChunk.decode(row[1], row[0], HOUR_S)
+            except ChunkError as exc:
+                self._damaged(COARSE.packed, sid, row[0], exc)
+            else:
+                if chunk.slots:
+                    first = chunk.start + chunk.slots[0] * HOUR_S
+                    found = first if found is None else min(found, first)
+        return found
 
     def rollups(self, level: Level, sids: Iterable[int], mids: Iterable[int], start: float,
                 end: float) -> dict[int, dict[int, RecordArrays]]:
@@ -406,10 +517,16 @@ class HistoryTables:
         wanted = list(mids)
         out: dict[int, dict[int, RecordArrays]] = {}
         first = bucket_of(start, level.span)
+        first_packed = bucket_of(start, level.pack_span) if level.packed else 0
+        with_packed = bool(level.packed) and first_packed < self.packed_until[level.packed]
         for sid in sids:
             rows = self.conn.execute(
                 f"SELECT start, data FROM {level.table} WHERE series = ? AND start >= ? "
                 "AND start < ? ORDER BY start", (sid, first, end)).fetchall()
+            if with_packed:  # packed rows hold whole spans before any row of the level
+                rows[:0] = self.conn.execute(
+                    f"SELECT start, data FROM {level.packed} WHERE series = ? AND start >= ? "
+                    "AND start < ? ORDER BY start", (sid, first_packed, end)).fetchall()
 
             def damaged(chunk_start: int, exc: ChunkError, sid: int = sid) -> None:
                 self._damaged(level.table, sid, chunk_start, exc)

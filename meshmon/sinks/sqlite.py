@@ -405,7 +405,8 @@ class SqliteStore:
             self._last_prune = now
         n = len(reports) + len(event_rows)
         if not (n or state_nodes or state_links or removed or prune
-                or self.history.closed_waiting or (close_idle and self.history.busy)):
+                or self.history.closed_waiting or (close_idle and self.history.busy)
+                or self.history.packing_due(now)):
             return
         self._inflight = len(reports)
         t0 = time.perf_counter()
@@ -520,6 +521,8 @@ class SqliteStore:
         conn.execute("BEGIN")
         try:
             history.write(conn, close_budget_s)
+            if close_budget_s is not None:  # the running store: a slice of packing
+                history.pack(now)
             conn.executemany(_INSERT_EVENT, event_rows)
             conn.executemany(_UPSERT_NODE, node_state)
             conn.executemany(_UPSERT_LINK, link_state)

@@ -139,6 +139,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         lambda conn: _history_5(conn),
         "DROP TABLE history_open",
     )),
+    Migration(6, "history: finished spans packed into long rows (meshmon.history.packing)", (
+        # rowid tables: a row of several kB fills its overflow pages (a WITHOUT ROWID
+        # table leaves most of one empty); the rows are packed by the running collector
+        *(f"""CREATE TABLE {table} (
+    series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (series, start)
+)""" for table in ("history_raw_packed", "history_5min_packed", "history_1h_packed")),
+    )),
 )  # fmt: skip
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """the schema version this code writes (and the newest it can read)"""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 from meshmon.history.samples import SeriesKey
@@ -129,7 +131,9 @@ async def test_old_samples_are_pruned_and_their_rollups_kept(tmp_path: Path) -> 
         tmp_path / "m.sqlite", sample_retention_h=24, flush_interval_s=60, clock=lambda: NOW
     )
     await store.start()
-    for hours_ago in (30, 25, 23, 1):
+    # (a row of raw samples goes once all of it is past the retention: the store packs
+    # finished spans into rows of 4 hours, `meshmon.history.packing`)
+    for hours_ago in (40, 30, 23, 1):
         t = NOW - hours_ago * 3600
         store.write_report(report(ts=t), t, DSTS)
     # 2 reports' buckets × (node, iface, radio and 2 resolved links)
@@ -225,3 +229,33 @@ async def test_link_sample_json_stays_a_wire_link(tmp_path: Path) -> None:
     _, loaded = await store.load_state()
     await store.close()
     assert sorted(loaded, key=lambda ls: ls.key) == sorted(states, key=lambda ls: ls.key)
+
+
+async def test_the_running_store_packs_finished_spans_by_itself(tmp_path: Path) -> None:
+    """No call asks for it: the store's own loop packs what is finished (a slice per write,
+    also while no report comes), and the samples read the same."""
+    clock = [NOW]
+    store = SqliteStore(tmp_path / "m.sqlite", flush_interval_s=0.05, clock=lambda: clock[0])
+    await store.start()
+    for i in range(60):  # 10 hours, a report every 10 minutes
+        clock[0] = t = NOW + i * 600
+        store.write_report(report(ts=t, seq=i + 1), t, DSTS)
+    await store.flush()
+    before = await store.samples(NODE)
+    assert len(before) == 60
+
+    def packed(tables, _open) -> int:
+        return int(tables.conn.execute(
+            "SELECT count(*) FROM history_raw_packed").fetchone()[0])
+
+    # (while the clock ran through the reports, the first spans may have been packed)
+    already = await store.read_history(packed)
+    clock[0] = NOW + 16 * 3600  # every 4-hour span of the reports ended an hour ago
+    deadline = time.monotonic() + 20
+    while await store.read_history(packed) < 3 * 3 + already:  # 3 series, 3 more spans
+        assert time.monotonic() < deadline, "the store never packed"
+        await asyncio.sleep(0.05)
+    # (the last one was in its open bucket, unrounded: it is stored at the metric's scale)
+    assert (await store.samples(NODE))[:-1] == before[:-1]
+    assert store.history.packer is not None and store.history.packer.packed_rows > 0
+    await store.close()

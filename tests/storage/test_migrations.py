@@ -44,7 +44,8 @@ def test_a_new_file_gets_the_latest_schema(tmp_path: Path) -> None:
     schema = schema_of(path)
     assert {"nodes", "links", "events", "engine_state", "alert_log", "silences", "deliveries",
             "admin_sessions", "history_series", "history_metrics", "history_raw",
-            "history_5min", "history_1h", "history_1d", "history_journal"} <= set(schema)
+            "history_5min", "history_1h", "history_1d", "history_journal", "history_raw_packed",
+            "history_5min_packed", "history_1h_packed"} <= set(schema)
     # samples went to the history tables, where metric names are rows: a new metric needs
     # no migration
     assert not {"node_samples", "link_samples"} & set(schema)

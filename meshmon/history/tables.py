@@ -38,7 +38,7 @@ from meshmon.history.chunks import (
     rollup_arrays,
     scale_for,
 )
-from meshmon.history.codec import ChunkError
+from meshmon.history.codec import ChunkError, decode_all
 from meshmon.history.resolution import Rounding, rounding_for
 from meshmon.history.samples import SeriesKey
 
@@ -502,13 +502,12 @@ class HistoryTables:
             (sid,)).fetchone()
         if row is not None:
             try:
-                chunk = RollupChunk.decode(row[1], row[0], HOUR_S)
+                ((_, columns),) = decode_all([row[1]])  # (its slots: the first column)
             except ChunkError as exc:
                 self._damaged(COARSE.packed, sid, row[0], exc)
             else:
-                if chunk.slots:
-                    first = chunk.start + chunk.slots[0] * HOUR_S
-                    found = first if found is None else min(found, first)
+                first = row[0] + int(columns[0][0]) * HOUR_S
+                found = first if found is None else min(found, first)
         return found
 
     def rollups(self, level: Level, sids: Iterable[int], mids: Iterable[int], start: float,

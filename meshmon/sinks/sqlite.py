@@ -518,7 +518,10 @@ class SqliteStore:
             (*key, dst, mac, _sample_json(key, mac, sample), first, last, rts)
             for key, dst, mac, sample, first, last, rts in state_links
         ]
-        conn.execute("BEGIN")
+        # IMMEDIATE: the write lock at the start (waiting for another connection's
+        # write, the busy timeout), not at the first write after reads, where SQLite
+        # fails at once when another connection wrote meanwhile ("database is locked")
+        conn.execute("BEGIN IMMEDIATE")
         try:
             history.write(conn, close_budget_s)
             if close_budget_s is not None:  # the running store: a slice of packing
@@ -550,7 +553,7 @@ class SqliteStore:
         conn = self._conn
         tables = self.history.tables
         assert conn is not None and tables is not None
-        conn.execute("BEGIN")
+        conn.execute("BEGIN IMMEDIATE")  # (see _write_batch)
         try:
             fn(tables)
             tables.save_registry()
@@ -562,7 +565,7 @@ class SqliteStore:
 
     def _prune_now(self, now: float) -> int:
         assert self._conn is not None
-        self._conn.execute("BEGIN")
+        self._conn.execute("BEGIN IMMEDIATE")  # (see _write_batch)
         try:
             n = self.history.prune(self._conn, now)
             self._conn.execute("COMMIT")

@@ -259,3 +259,44 @@ async def test_the_running_store_packs_finished_spans_by_itself(tmp_path: Path) 
     assert (await store.samples(NODE))[:-1] == before[:-1]
     assert store.history.packer is not None and store.history.packer.packed_rows > 0
     await store.close()
+
+
+async def test_a_history_write_is_not_failed_by_another_connections_write(
+        tmp_path: Path) -> None:
+    """The store's transactions take the write lock when they begin: a write that first
+    reads is not failed at once ("database is locked") because another connection of the
+    collector (the alert log's) wrote after the read; that one waits instead."""
+    import threading
+
+    store = store_at(tmp_path)
+    await store.start()
+    other_wrote = threading.Event()
+    errors: list[Exception] = []
+
+    def other_write() -> None:
+        conn = sqlite3.connect(tmp_path / "m.sqlite", timeout=10)
+        try:
+            conn.execute("INSERT INTO events (ts, kind, node, summary, fields) "
+                         "VALUES (1, 'x', 'n', 'other connection', '{}')")
+            conn.commit()
+            other_wrote.set()
+        except sqlite3.Error as exc:
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    def read_then_write(tables) -> None:
+        tables.conn.execute("SELECT count(*) FROM history_series").fetchone()
+        thread = threading.Thread(target=other_write)
+        thread.start()
+        other_wrote.wait(0.5)  # (it cannot while this transaction holds the lock)
+        tables.series_id(SeriesKey("node", "late"))
+        tables.save_registry()
+        threads.append(thread)
+
+    threads: list[threading.Thread] = []
+    await store.write_history(read_then_write)
+    threads[0].join(10)
+    assert other_wrote.is_set() and not errors
+    assert await store.read_history(lambda t, _o: SeriesKey("node", "late") in t.series)
+    await store.close()

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
+import msgspec
 
 from meshmon.history import query
 from meshmon.history.recorder import CLOSE_SLICE_S, HistoryRecorder, Queued, Reader
@@ -66,7 +66,8 @@ _UPSERT_LINK = (
 )
 _DELETE_LINK = "DELETE FROM links WHERE src = ? AND peer = ? AND iface = ? AND kind = ?"
 
-_SAMPLE_JSON = TypeAdapter(LinkSample)
+_encode = msgspec.json.Encoder().encode
+"""a LinkSample's metrics present, as JSON (a Struct that omits its None defaults)"""
 PRUNE_INTERVAL_S = 3600.0
 HOUSEKEEPING_S = 1.0
 """with nothing queued, open history buckets are looked at (idle ones rolled up) this often;
@@ -95,7 +96,7 @@ def _sample_json(key: LinkKey, mac: str | None, sample: LinkSample) -> str:
     peer = "" if key.peer.startswith("mac:") else f'"peer":{_quoted(key.peer)},'
     peer_mac = "" if mac is None else f'"peer_mac":{_quoted(mac)},'
     head = f'{{{peer}{peer_mac}"iface":{_quoted(key.iface)},"kind":{_quoted(key.kind)}'
-    metrics = _SAMPLE_JSON.dump_json(sample, exclude_none=True).decode()
+    metrics = _encode(sample).decode()
     return head + "}" if metrics == "{}" else head + "," + metrics[1:]
 
 

@@ -45,7 +45,7 @@ from meshmon.model import wire_structs as fast
 from meshmon.model.fastwire import AnyReport, to_json
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import Info
-from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
+from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event
 from meshmon.sinks.lag import LagTracker
 from meshmon.storage.database import open_database, rollback
 from meshmon.tasks import spawn
@@ -250,13 +250,16 @@ class SqliteStore:
                      dsts: Sequence[str | None]) -> None:
         """Queue one report for the history (never blocks, never raises)."""
         try:
-            ts = sample_time(report.ts, received_at, self.max_clock_skew_s)
-            if ts != report.ts:
+            ts = report.ts
+            if abs(ts - received_at) > self.max_clock_skew_s:  # `sample_time`, inline
+                ts = received_at
                 self.clock_fallbacks += 1
-            self._reports.append((ts, report, dsts))
+            reports = self._reports
+            reports.append((ts, report, dsts))
             self._queued.set()
             self._count_missed(report.node, report.seq)
-            self._bound()
+            if len(reports) + self._inflight > self.queue_max:
+                self._bound()
         except Exception:
             log.exception("sqlite: cannot queue report of %s", report.node)
 

@@ -317,23 +317,28 @@ class Service:
         decode, apply, inc = self.decoder.decode, self.core.apply, self.metrics.inc
         write, hold = self.feed.write, self.feed.hold
         lags: list[float] = []
-        for topic, payload, received_at, token, redelivered in batch:
-            message = decode(topic, payload, received_at)
-            if message is None:
+        try:
+            for topic, payload, received_at, token, redelivered in batch:
+                message = decode(topic, payload, received_at)
+                if message is None:
+                    hold(token)
+                    continue
+                try:
+                    effects = apply(message, received_at, redelivered)
+                except Exception:  # a bug must not stop ingest; count it and go on
+                    log.exception("applying %s failed", topic)
+                    inc("meshmon_rejected_total", reason="internal")
+                    hold(token)
+                    continue
+                write(effects, message)
                 hold(token)
-                continue
-            try:
-                effects = apply(message, received_at, redelivered)
-            except Exception:  # a bug must not stop ingest; count it and go on
-                log.exception("applying %s failed", topic)
-                inc("meshmon_rejected_total", reason="internal")
-                hold(token)
-                continue
-            write(effects, message)
-            hold(token)
-            inc(_RECEIVED[type(message)])
-            if isinstance(message, Report):
-                lags.append(received_at - message.ts)
+                if type(message) is Report:  # counted once a batch (below)
+                    lags.append(received_at - message.ts)
+                else:
+                    inc(_RECEIVED[type(message)])
+        finally:
+            if lags:
+                inc(_RECEIVED[Report], float(len(lags)))
         if lags:
             lags.sort()
             self._delivery_lag = lags[len(lags) // 2]

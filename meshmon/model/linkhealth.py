@@ -107,12 +107,19 @@ class LinkTracker:
             self.recent = signal if recent is None else recent + RECENT_WEIGHT * (
                 signal - recent)
         if not self.degraded:
-            reasons = bad_reasons(sample, base, cfg, 0.0)
-            self.streak = self.streak + 1 if reasons else 0
-            if not reasons and not self.was_good:
-                # clearly good: within every threshold by the hysteresis margin, so a link
-                # hovering at a threshold is not reported as degrading
-                self.was_good = not bad_reasons(sample, base, cfg, 1.0)
+            # most samples cross nothing: asked without building the reasons' texts
+            if is_bad(sample, base, cfg, 0.0):
+                reasons = bad_reasons(sample, base, cfg, 0.0)
+                self.streak += 1
+            else:
+                self.streak = 0
+                if not self.was_good:
+                    # clearly good: within every threshold by the hysteresis margin, so a
+                    # link hovering at a threshold is not reported as degrading
+                    self.was_good = not is_bad(sample, base, cfg, 1.0)
+                if cfg.samples_to_change > 0:
+                    return False
+                reasons = []
             if self.streak >= cfg.samples_to_change:
                 self.degraded, self.streak = True, 0
                 self.reasons, self.since = reasons, now
@@ -126,6 +133,30 @@ class LinkTracker:
             self.degraded, self.streak = False, 0
             return True
         return False
+
+
+def is_bad(s: LinkSample, base: float | None, cfg: LinkThresholds, slack: float) -> bool:
+    """Whether `bad_reasons(s, base, cfg, slack)` names any reason (the same comparisons,
+    no texts built: the hot path asks this of every sample)."""
+    signal = s.signal_avg_dbm
+    if signal is None:
+        signal = s.signal_dbm
+    if signal is not None:
+        if signal < cfg.signal_dbm + slack * cfg.hysteresis_db:
+            return True
+        if (
+            base is not None and cfg.baseline_drop_db > 0
+            and signal < base - cfg.baseline_drop_db + slack * cfg.hysteresis_db
+        ):  # fmt: skip
+            return True
+    snr = s.snr_db
+    if snr is not None and snr < cfg.snr_db + slack * cfg.hysteresis_db:
+        return True
+    tq = s.tq
+    if tq is not None and tq < cfg.tq + slack * cfg.hysteresis_tq:
+        return True
+    etx = s.etx
+    return etx is not None and etx > cfg.etx - slack * cfg.hysteresis_etx
 
 
 def bad_reasons(s: LinkSample, base: float | None, cfg: LinkThresholds, slack: float) -> list[str]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
+import msgspec
+
 from meshmon.model import wire
 from meshmon.model import wire_structs as fastwire_structs
 from meshmon.model.fastwire import AnyReport
@@ -72,15 +74,19 @@ class LinkKey(NamedTuple):
     kind: str
 
 
-@dataclass(slots=True)
-class LinkSample:
+class LinkSample(msgspec.Struct, gc=False, omit_defaults=True):
     """The metrics of one link reading: `wire.Link` without its identity, in a fraction of
     the memory (the collector holds one per directed link).
 
     Treated as immutable: the topology builds a new one per report and the renderers tell
     fresh data by identity. Not `frozen=True` because a frozen dataclass sets each field
     through `object.__setattr__`, which made construction ~9x slower (4.6 vs 0.5 µs) on
-    the ingest hot path.
+    the ingest hot path. A Struct, not a dataclass: built in C (~0.5 instead of ~0.8 µs),
+    and untracked by the garbage collector (`gc=False`: it holds numbers and a tuple of
+    numbers, never a cycle) — five are made per report and each lives until its link's
+    next report, so as a tracked object each was scanned by two collections on its way to
+    the oldest generation. Encoded to JSON with `msgspec.json.encode` (None fields left
+    out: `omit_defaults`).
     """
 
     signal_dbm: float | None = None

@@ -33,6 +33,8 @@ from meshmon.model.topology import Topology
 from meshmon.sinks.base import Event, Sink
 from meshmon.sinks.sqlite import SqliteStore
 
+_REPORT_TYPES = (Report, wire.Report)
+
 _SUMMARY = {
     ("report", True): "{} is reporting",
     ("status", True): "{} is online",
@@ -66,9 +68,9 @@ class SinkFeed:
     def write(self, effects: Effects, message: Message | wire.Report | None = None) -> None:
         """Queue what one `apply(message)` or `tick` changed (never blocks)."""
         for entry in effects.entries:
-            if isinstance(entry, Reported) and isinstance(message, Report | wire.Report):
+            if type(entry) is Reported and isinstance(message, _REPORT_TYPES):
                 self.write_report(message, entry.at, entry.dsts)
-            elif isinstance(entry, Presence):
+            elif type(entry) is Presence:
                 for node in entry.nodes:
                     self.emit(presence_event(entry.at, node, entry.online, entry.why))
 

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
+import msgspec
 
 from meshmon.history import query
 from meshmon.history.recorder import CLOSE_SLICE_S, HistoryRecorder, Queued, Reader
@@ -45,7 +45,7 @@ from meshmon.model import wire_structs as fast
 from meshmon.model.fastwire import AnyReport, to_json
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import Info
-from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
+from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event
 from meshmon.sinks.lag import LagTracker
 from meshmon.storage.database import open_database, rollback
 from meshmon.tasks import spawn
@@ -66,7 +66,8 @@ _UPSERT_LINK = (
 )
 _DELETE_LINK = "DELETE FROM links WHERE src = ? AND peer = ? AND iface = ? AND kind = ?"
 
-_SAMPLE_JSON = TypeAdapter(LinkSample)
+_encode = msgspec.json.Encoder().encode
+"""a LinkSample's metrics present, as JSON (a Struct that omits its None defaults)"""
 PRUNE_INTERVAL_S = 3600.0
 HOUSEKEEPING_S = 1.0
 """with nothing queued, open history buckets are looked at (idle ones rolled up) this often;
@@ -95,7 +96,7 @@ def _sample_json(key: LinkKey, mac: str | None, sample: LinkSample) -> str:
     peer = "" if key.peer.startswith("mac:") else f'"peer":{_quoted(key.peer)},'
     peer_mac = "" if mac is None else f'"peer_mac":{_quoted(mac)},'
     head = f'{{{peer}{peer_mac}"iface":{_quoted(key.iface)},"kind":{_quoted(key.kind)}'
-    metrics = _SAMPLE_JSON.dump_json(sample, exclude_none=True).decode()
+    metrics = _encode(sample).decode()
     return head + "}" if metrics == "{}" else head + "," + metrics[1:]
 
 
@@ -249,13 +250,16 @@ class SqliteStore:
                      dsts: Sequence[str | None]) -> None:
         """Queue one report for the history (never blocks, never raises)."""
         try:
-            ts = sample_time(report.ts, received_at, self.max_clock_skew_s)
-            if ts != report.ts:
+            ts = report.ts
+            if abs(ts - received_at) > self.max_clock_skew_s:  # `sample_time`, inline
+                ts = received_at
                 self.clock_fallbacks += 1
-            self._reports.append((ts, report, dsts))
+            reports = self._reports
+            reports.append((ts, report, dsts))
             self._queued.set()
             self._count_missed(report.node, report.seq)
-            self._bound()
+            if len(reports) + self._inflight > self.queue_max:
+                self._bound()
         except Exception:
             log.exception("sqlite: cannot queue report of %s", report.node)
 

@@ -51,22 +51,25 @@ class DegradedDetector(Detector):
         changed: set[Link] = set()
         seen: set[int] = set()
         deadline = time.perf_counter() + SLICE_S if len(sampled) < BACKLOG_MAX else math.inf
-        for i, state in enumerate(sampled):
-            if not i % CHECK_EVERY and i and time.perf_counter() > deadline:
+        observe = LinkTracker.observe
+        for start in range(0, len(sampled), CHECK_EVERY):
+            if start and time.perf_counter() > deadline:
                 # the rest waits for the next tick (each link once: a link seen here
                 # already gave its latest sample), so a tick never holds the loop long
-                self._sampled = [s for s in sampled[i:] if id(s) not in seen]
+                self._sampled = [s for s in sampled[start:] if id(s) not in seen]
                 break
-            # each link once, with its latest sample (a node may have reported twice)
-            if id(state) in seen or state.dst is None:
-                continue
-            seen.add(id(state))
-            key = state.key
-            tracker = trackers.get(key)
-            if tracker is None:
-                tracker = trackers[key] = LinkTracker()
-            if tracker.observe(state.sample, now, cfg):
-                changed.add(pair_of(key))
+            for state in sampled[start:start + CHECK_EVERY]:
+                # each link once, with its latest sample (a node may have reported twice)
+                sid = id(state)
+                if sid in seen or state.dst is None:
+                    continue
+                seen.add(sid)
+                key = state.key
+                tracker = trackers.get(key)
+                if tracker is None:
+                    tracker = trackers[key] = LinkTracker()
+                if observe(tracker, state.sample, now, cfg):
+                    changed.add(pair_of(key))
         for link in sorted(changed):
             self._update(link, now)
 

@@ -36,10 +36,11 @@ from meshmon.history.codec import (
     MISSING,
     Chunk,
     ChunkError,
+    Inflated,
     decode_all,
     inflate,
+    layout_values,
     pack,
-    values_of,
 )
 from meshmon.history.resolution import EXACT, Rounding
 
@@ -555,9 +556,9 @@ def rollup_arrays(rows: Iterable[tuple[int, bytes]], step: int, scales: Scales,
     """The records of a series' stored roll-up chunks (start, data) that have each metric
     of `mids`. Chunks of one layout (the same metrics and rows: every full day or hour)
     are decoded together; `damaged(start, error)` is told of a chunk that cannot be read."""
-    layouts: dict[tuple[int, ...], list[tuple[int, int, bytes]]] = {}
-    """(format 4, columns of zeros, kind, rows, metrics…) → start, plane count and planes
-    of the chunks of that layout"""
+    layouts: dict[tuple[int, ...], list[tuple[int, Inflated]]] = {}
+    """(format 4, columns of zeros, kind, rows, metrics…) → start and body of the chunks
+    of that layout"""
     for start, blob in rows:
         try:
             inflated = inflate(blob)
@@ -574,16 +575,12 @@ def rollup_arrays(rows: Iterable[tuple[int, bytes]], step: int, scales: Scales,
             continue
         if header[1]:
             layouts.setdefault((inflated.coded, inflated.zeros, *header), []).append(
-                (start, inflated.width, inflated.planes))
+                (start, inflated))
     wanted = list(mids)
     parts: dict[int, list[RecordArrays]] = {}
-    for (coded, zeros, kind, count, *stored), found in layouts.items():
-        width = max(w for _, w, _ in found)
-        starts = [start for start, _, _ in found]
-        # planes above a chunk's own are zero: chunks of fewer planes get them added
-        bodies = [planes if w == width else planes + bytes(len(planes) // w * (width - w))
-                  for _, w, planes in found]
-        values = values_of(bodies, width, count, bool(coded), zeros, 2 + 4 * len(stored))
+    for (_, _, kind, count, *stored), found in layouts.items():
+        starts = [start for start, _ in found]
+        values = layout_values([body for _, body in found], count, 2 + 4 * len(stored))
         times = np.asarray(starts, np.int64)[:, None] + values[:, 0] * step
         index = {mid: (i, as_is) for i, (mid, as_is) in enumerate(_metrics_of(kind, stored))}
         for mid in wanted:

@@ -124,9 +124,15 @@ class Inflated(NamedTuple):
     """format 4: bit mask of the columns of zeros, not stored"""
 
     def columns(self, rows: int) -> int:
-        """How many columns a format 4 chunk of `rows` rows holds (codes for all, values
+        """How many columns a chunk of `rows` rows holds (format 4: codes for all, values
         for those not all zero; -1: the body does not fit)."""
         values = len(self.planes) // self.width
+        if rows < 0:
+            return -1
+        if not self.coded:
+            if not rows:
+                return 0
+            return -1 if values % rows else values // rows
         zeros = bin(self.zeros).count("1")
         total, rest = divmod(values + zeros * rows, rows + 1)
         return -1 if rest or total < zeros or self.zeros >> total else total
@@ -200,28 +206,29 @@ def decode_all(blobs: Sequence[bytes], rows_at: int = 1
         inflated = inflate(blob)
         header = inflated.header
         rows = header[rows_at] if len(header) > rows_at else -1
-        if rows <= 0:
-            raise ChunkError("damaged history chunk: column length")
-        if inflated.coded:
-            columns = inflated.columns(rows)
-        else:
-            count, rest = divmod(len(inflated.planes) // inflated.width, rows)
-            columns = -1 if rest else count
-        if columns < 0:
+        columns = inflated.columns(rows)
+        if rows <= 0 or columns < 0:
             raise ChunkError("damaged history chunk: column length")
         key = (int(inflated.coded), inflated.zeros, columns, *header)
         groups.setdefault(key, []).append((i, inflated))
     out: list[tuple[list[int], npt.NDArray[np.int64]]] = [([], np.empty(0, np.int64))] * len(blobs)
-    for (coded, zeros, columns, *header), found in groups.items():
-        width = max(f.width for _, f in found)
-        # planes above a chunk's own are zero: chunks of fewer planes get them added
-        bodies = [f.planes if f.width == width else
-                  f.planes + bytes(len(f.planes) // f.width * (width - f.width))
-                  for _, f in found]
-        values = values_of(bodies, width, header[rows_at], bool(coded), zeros, columns)
+    for (_, _, columns, *header), found in groups.items():
+        values = layout_values([f for _, f in found], header[rows_at], columns)
         for (i, _), columns_of_one in zip(found, values, strict=True):
             out[i] = (header, columns_of_one)
     return out
+
+
+def layout_values(chunks: Sequence[Inflated], rows: int, columns: int
+                  ) -> npt.NDArray[np.int64]:
+    """`values_of` the chunks of one layout (the same format, columns of zeros and rows)
+    whatever their plane counts: planes above a chunk's own are zero, so chunks of fewer
+    planes get them added."""
+    width = max(c.width for c in chunks)
+    bodies = [c.planes if c.width == width else c.planes + bytes(len(c.planes) // c.width
+                                                                 * (width - c.width))
+              for c in chunks]
+    return values_of(bodies, width, rows, chunks[0].coded, chunks[0].zeros, columns)
 
 
 @functools.lru_cache(maxsize=256)
@@ -240,13 +247,7 @@ class Chunk:
         inflated = inflate(blob)
         self.header = header = inflated.header
         self.rows = rows = header[rows_at] if len(header) > rows_at else -1
-        values = len(inflated.planes) // inflated.width
-        if inflated.coded:
-            columns = inflated.columns(rows) if rows >= 0 else -1
-        elif rows > 0:
-            columns = -1 if values % rows else values // rows
-        else:
-            columns = -1 if rows else 0
+        columns = inflated.columns(rows)
         if columns < 0:
             raise ChunkError("damaged history chunk: column length")
         if not rows:

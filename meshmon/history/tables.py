@@ -233,12 +233,8 @@ class HistoryTables:
         """Write history_1d of a series from its history_1h (a migration, a back-fill);
         how many days."""
         days: dict[int, RollupChunk] = {}
-        for start, data in self._day_rows(sid):
-            try:
-                record = RollupChunk.decode(data, start, HOUR_S).merged(self.scales)
-            except ChunkError as exc:
-                self._damaged(COARSE.table, sid, start, exc)
-                continue
+        for day in self._day_chunks(sid):
+            start, record = day.start, day.merged(self.scales)
             span = bucket_of(start, DAILY.span)
             chunk = days.get(span)
             if chunk is None:
@@ -248,21 +244,23 @@ class HistoryTables:
             self._write_chunk(DAILY, sid, chunk)
         return sum(len(c.slots) for c in days.values())
 
-    def _day_rows(self, sid: int) -> list[tuple[int, bytes]]:
-        """Every history_1h row of a series, packed ones split into their days."""
-        rows = self.conn.execute(
-            "SELECT start, data FROM history_1h WHERE series = ?", (sid,)).fetchall()
-        if self.packed_until[COARSE.packed] < 0:  # none (and before schema 6, no table)
-            return sorted(rows)
-        for start, data in self.conn.execute(
-                f"SELECT start, data FROM {COARSE.packed} WHERE series = ?", (sid,)).fetchall():
-            try:
-                packed = RollupChunk.decode(data, start, HOUR_S)
-            except ChunkError as exc:
-                self._damaged(COARSE.packed, sid, start, exc)
-                continue
-            rows += [(day.start, day.encode()) for day in packed.split(DAY_S)]
-        return sorted(rows)
+    def _day_chunks(self, sid: int) -> list[RollupChunk]:
+        """Every day of history_1h of a series (packed rows split into their days), in
+        time order; unreadable rows left out."""
+        days = []
+        tables = [(COARSE.table, DAY_S)]
+        if self.packed_until[COARSE.packed] >= 0:  # (before schema 6 there is no table)
+            tables.append((COARSE.packed, COARSE.pack_span))
+        for table, span in tables:
+            for start, data in self.conn.execute(
+                    f"SELECT start, data FROM {table} WHERE series = ?", (sid,)).fetchall():
+                try:
+                    chunk = RollupChunk.decode(data, start, HOUR_S)
+                except ChunkError as exc:
+                    self._damaged(table, sid, start, exc)
+                    continue
+                days += chunk.split(DAY_S) if span != DAY_S else [chunk]
+        return sorted(days, key=lambda day: day.start)
 
     def newest_records(self, level: Level, sid: int) -> list[tuple[int, Record]]:
         """The records of `level` that a series' newest rows below give and `level` may
@@ -380,13 +378,15 @@ class HistoryTables:
 
     def newest_raw(self, sid: int) -> RawBucket | None:
         """The newest stored raw bucket of a series (None: none, or unreadable)."""
-        row = self.conn.execute("SELECT max(start) FROM history_raw WHERE series = ?",
-                                (sid,)).fetchone()
-        if row[0] is not None or self.packed_until[RAW_LEVEL.packed] < 0:
-            return None if row[0] is None else self._raw(sid, row[0])
-        row = self.conn.execute(f"SELECT max(start) FROM {RAW_LEVEL.packed} WHERE series = ?",
-                                (sid,)).fetchone()
-        buckets = [] if row[0] is None else self._packed_raw(sid, row[0])
+        newest = self.conn.execute("SELECT max(start) FROM history_raw WHERE series = ?",
+                                   (sid,)).fetchone()[0]
+        if newest is not None:
+            return self._raw(sid, newest)
+        if self.packed_until[RAW_LEVEL.packed] < 0:
+            return None
+        newest = self.conn.execute(f"SELECT max(start) FROM {RAW_LEVEL.packed} WHERE "
+                                   "series = ?", (sid,)).fetchone()[0]
+        buckets = [] if newest is None else self._packed_raw(sid, newest)
         return buckets[-1] if buckets else None
 
     def _unpack(self, level: Level, sid: int, start: int) -> None:

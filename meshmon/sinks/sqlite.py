@@ -45,7 +45,7 @@ from meshmon.model import wire_structs as fast
 from meshmon.model.fastwire import AnyReport, to_json
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import Info
-from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event
+from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
 from meshmon.storage.database import open_database, rollback
 from meshmon.tasks import spawn
@@ -250,9 +250,8 @@ class SqliteStore:
                      dsts: Sequence[str | None]) -> None:
         """Queue one report for the history (never blocks, never raises)."""
         try:
-            ts = report.ts
-            if abs(ts - received_at) > self.max_clock_skew_s:  # `sample_time`, inline
-                ts = received_at
+            ts = sample_time(report.ts, received_at, self.max_clock_skew_s)
+            if ts != report.ts:
                 self.clock_fallbacks += 1
             reports = self._reports
             reports.append((ts, report, dsts))

@@ -158,6 +158,9 @@ class HistoryRecorder:
         self.in_memory: BucketsInMemory = _BucketsInMemory(self._unstored, self.open_buckets)
         self._last_closed: dict[int, int] = {}
         """series → start of its newest closed bucket (a sample up to it is late)"""
+        self._oldest_open = _NO_OPEN_BUCKET
+        """no open bucket starts before this (it may be older than the oldest: then the
+        next `close_idle` looks at every open bucket and finds it again)"""
         self._known_up_to = 0
         """series ids up to this one were in the file at start (newer ones have no rows)"""
         self._waiting_samples = 0
@@ -252,6 +255,8 @@ class HistoryRecorder:
                         self._close(sid, bucket)
                     bucket = open_buckets[sid] = self._first_bucket(sid, start)
                     self._held_starts[start] += 1
+                    if start < self._oldest_open:
+                        self._oldest_open = start
                 bucket.add(ts, sample)
                 journal.append((sid, ts, sample))
                 added += 1
@@ -303,9 +308,13 @@ class HistoryRecorder:
     def close_idle(self, now: float, close_all: bool = False) -> None:
         """Close the buckets that ended more than CLOSE_AFTER_S ago (all of them at stop)."""
         limit = now - BUCKET_S - CLOSE_AFTER_S
+        if not close_all and self._oldest_open > limit:
+            return  # every write asks: looking at 210,000 open buckets took ~10 ms
         idle = [sid for sid, b in self.open_buckets.items() if close_all or b.start <= limit]
         for sid in idle:
             self._close(sid, self.open_buckets.pop(sid))
+        self._oldest_open = min((b.start for b in self.open_buckets.values()),
+                                default=_NO_OPEN_BUCKET)
 
     def write(self, conn: sqlite3.Connection, close_budget_s: float | None = None) -> int:
         """Store what changed, in the caller's transaction (no memory changes until

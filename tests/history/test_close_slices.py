@@ -187,3 +187,28 @@ async def test_the_running_store_acknowledges_reports_while_closed_buckets_wait(
     assert conn.execute("SELECT count(*) FROM history_raw WHERE start = ?",
                         (int(T0),)).fetchone()[0] == len(NODES) * 3
     conn.close()
+
+
+def test_a_series_that_stops_reporting_closes_its_bucket_after_the_idle_time(
+        tmp_path: Path) -> None:
+    """A write does not look at every open bucket while none can be idle; a series that
+    stops reporting is still closed (stored) once its bucket ended CLOSE_AFTER_S ago, and
+    one that moved on to a later bucket is not closed early."""
+    rec = Recorder(tmp_path / "idle.sqlite")
+    quiet, busy = NODES[:3], NODES[3:]
+    rec.feed(batch(0), T0)
+    bucket_end = T0 + 300.0
+    for i in range(1, 12):  # 5.5 minutes: the busy nodes move on to the next bucket
+        rec.feed(batch(i, busy), T0 + 30.0 * i)
+    per_node = 3  # series: the node, its interface, its link
+    assert raw_rows(rec, T0) == per_node * len(busy)  # closed by a sample of the next one
+    rec.feed([], bucket_end + recorder.CLOSE_AFTER_S - 1)
+    assert raw_rows(rec, T0) == per_node * len(busy)  # the quiet ones not idle long enough
+    rec.feed([], bucket_end + recorder.CLOSE_AFTER_S)
+    assert raw_rows(rec, T0) == per_node * len(NODES)
+    assert raw_rows(rec, bucket_end) == 0  # the busy nodes' open buckets stay open
+    for node in quiet:
+        key = SeriesKey("node", node)
+        assert rec.rec.tables is not None
+        assert rec.rec.tables.series[key] not in rec.rec.open_buckets
+    rec.close()

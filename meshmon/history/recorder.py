@@ -329,8 +329,9 @@ class HistoryRecorder:
         tables.save_registry()
         journal = self._unjournaled
         if journal:
+            # every journal sample is of a report added since the last commit, at its time
             conn.execute("INSERT INTO history_journal (last_start, data) VALUES (?, ?)",
-                         (bucket_of(max(ts for _, ts, _ in journal)),
+                         (bucket_of(max(self._waiting_times)),
                           zlib.compress(_journal_encoder.encode(journal), 1)))
         rows = 0
         now = time.monotonic()

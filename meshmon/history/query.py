@@ -444,22 +444,27 @@ def _grids_from_rollups(tables: HistoryTables, in_memory: BucketsInMemory,
     grids: dict[tuple[int, int], Grid] = {}
     for sid in sids:
         per_metric = stored.get(sid, {})
-        # buckets in memory have no record stored yet (closed ones wait to be stored)
-        live = [(b.start, b.rollup()) for b in in_memory.get(sid, ())
-                if first <= b.start < grid[-1] + step]
+        # buckets in memory have no record stored yet (closed ones wait to be stored),
+        # or one they hold every sample of: a bucket the collector continued after a
+        # restart within it (its record of the samples before counts once, from memory)
+        in_window = [b for b in in_memory.get(sid, ()) if first <= b.start < grid[-1] + step]
+        live = [(b.start, b.rollup()) for b in in_window]
+        continued = [b.start for b in in_window if not b.unknown_stored]
         # the newest hour (day) of the series is merged into history_1h (history_1d) when
         # the series moves on: until then it comes from the level below
         newest = [(start, rec) for start, rec in (
-            tables.newest_records(level, sid) if level in (COARSE, DAILY) else [])
+            tables.newest_records(level, sid, continued) if level in (COARSE, DAILY) else [])
             if first <= start < grid[-1] + step]
         not_stored = (*newest, *live)
+        # history_1h or _1d may hold an older record of the newest hour or day
+        superseded = [start for start, _ in newest] if level is not FINE else continued
         for mid in mids:
             records = per_metric.get(mid)
             if records is None and not any(mid in rec.stats for _, rec in not_stored):
                 continue
             g = grids[(sid, mid)] = Grid(len(grid))
             if records is not None:
-                for start, _ in newest:  # history_1h or _1d may hold an older record
+                for start in superseded:
                     records = records.without(start)
                 g.add_records(records, first, step)
             for start, rec in not_stored:

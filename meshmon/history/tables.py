@@ -262,11 +262,17 @@ class HistoryTables:
                 days += chunk.split(DAY_S) if span != DAY_S else [chunk]
         return sorted(days, key=lambda day: day.start)
 
-    def newest_records(self, level: Level, sid: int) -> list[tuple[int, Record]]:
+    def newest_records(self, level: Level, sid: int, in_memory: Iterable[int] = ()
+                       ) -> list[tuple[int, Record]]:
         """The records of `level` that a series' newest rows below give and `level` may
         not hold yet (`_span_written`): its newest hour; for days, the newest day of
-        history_1h (with that hour) and the newest hour's day."""
+        history_1h (with that hour) and the newest hour's day. The 5-minute records of
+        buckets `in_memory` (starts) are left out: the caller has them from memory."""
         hour = self._newest_row(FINE, sid)
+        if hour is not None:
+            for start in in_memory:
+                if hour.start <= start < hour.start + HOUR_S:
+                    hour.put(start, None, self.scales, self.roundings)
         hour_record = None if hour is None else hour.merged(self.scales)
         if level is COARSE:
             return ([] if hour is None or hour_record is None else

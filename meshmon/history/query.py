@@ -37,6 +37,7 @@ from meshmon.history.chunks import (
     DAY_S,
     HOUR_S,
     BucketsInMemory,
+    RawBucket,
     RecordArrays,
     bucket_of,
 )
@@ -391,13 +392,33 @@ def link_series(tables: HistoryTables, a: str, b: str) -> list[tuple[int, Series
                     if key.kind == "link" and (key.node, key.peer) in ends)
 
 
+def _held(tables: HistoryTables, in_memory: BucketsInMemory, sid: int
+          ) -> Sequence[RawBucket]:
+    """A series' buckets in memory, each with every sample of its bucket. A bucket the
+    collector continued after a restart within it (`unknown_stored`: the recorder merges
+    what the last run stored of it only when it stores the bucket) is read merged with
+    that row here (a copy)."""
+    live = in_memory.get(sid, ())
+    if not any(b.unknown_stored for b in live):
+        return live
+    out = []
+    for bucket in live:
+        if bucket.unknown_stored:
+            stored = tables.stored_raw(sid, bucket.start)
+            if stored is not None:
+                stored.merge(bucket)
+                bucket = stored
+        out.append(bucket)
+    return out
+
+
 def _raw_points(tables: HistoryTables, in_memory: BucketsInMemory,
                 sids: Sequence[int], mids: Mapping[int, str], win: Window
                 ) -> dict[tuple[int, int], tuple[list[float], list[float]]]:
     stored = tables.raw(sids, win.start, win.end)
     found: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
     for sid in sids:
-        live = in_memory.get(sid, ())
+        live = _held(tables, in_memory, sid)
         # what is in memory is newer than a stored row of the same bucket
         held = {b.start for b in live}
         buckets = [b for b in stored.get(sid, []) if b.start not in held]
@@ -447,9 +468,9 @@ def _grids_from_rollups(tables: HistoryTables, in_memory: BucketsInMemory,
         # buckets in memory have no record stored yet (closed ones wait to be stored),
         # or one they hold every sample of: a bucket the collector continued after a
         # restart within it (its record of the samples before counts once, from memory)
-        in_window = [b for b in in_memory.get(sid, ()) if first <= b.start < grid[-1] + step]
-        live = [(b.start, b.rollup()) for b in in_window]
-        continued = [b.start for b in in_window if not b.unknown_stored]
+        live = [(b.start, b.rollup()) for b in _held(tables, in_memory, sid)
+                if first <= b.start < grid[-1] + step]
+        continued = [start for start, _ in live]
         # the newest hour (day) of the series is merged into history_1h (history_1d) when
         # the series moves on: until then it comes from the level below
         newest = [(start, rec) for start, rec in (
@@ -481,7 +502,7 @@ def samples(tables: HistoryTables, in_memory: BucketsInMemory, key: SeriesKey,
     sid = tables.series.get(key)
     if sid is None:
         return []
-    live = in_memory.get(sid, ())
+    live = _held(tables, in_memory, sid)
     held = {b.start for b in live}  # what is in memory is newer than a stored row
     buckets = [b for b in tables.raw([sid], start, end).get(sid, []) if b.start not in held]
     rows: dict[float, dict[str, float]] = {}

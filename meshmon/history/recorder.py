@@ -277,17 +277,14 @@ class HistoryRecorder:
         self._closing.append(_Closed(sid, late, True, time.monotonic() + CLOSE_SPREAD_S))
 
     def _first_bucket(self, sid: int, start: int) -> RawBucket:
-        """A new open bucket; a series' first one since start continues what the last run
-        stored of it (a restart within the bucket)."""
+        """A new open bucket. A series' first one since start may continue what the last
+        run stored of it (a restart within the bucket): it is merged with that row when
+        it is stored, and by reads meanwhile (`query`). Reading the row here, for every
+        series, took ~20 s of the worker's time while the backlog after a restart drained
+        at 35,000 nodes (bench/README.md, 2026-12-07)."""
         if sid in self._last_closed or sid > self._known_up_to:
             return RawBucket(start)
-        assert self.tables is not None
-        try:
-            stored = self.tables.stored_raw(sid, start)
-        except sqlite3.Error as exc:  # its samples are merged when the bucket is written
-            log.warning("history: cannot read the stored bucket of series %d: %s", sid, exc)
-            return RawBucket(start, unknown_stored=True)
-        return stored if stored is not None else RawBucket(start)
+        return RawBucket(start, unknown_stored=True)
 
     def _close(self, sid: int, bucket: RawBucket) -> None:
         self._closing.append(_Closed(sid, bucket, False, time.monotonic() + CLOSE_SPREAD_S))

@@ -87,3 +87,23 @@ def test_merging_two_buckets_is_adding_the_second_ones_samples(
             assert all(v != v for v in col)
             continue
         assert same(list(got), col)
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, st.booleans())
+def test_a_sample_in_the_layouts_order_is_stored_as_one_in_any_other_order(
+        added: list[tuple[float, dict[int, float]]], shuffled_first: bool) -> None:
+    """`add` appends a sample whose metrics are the bucket's, in its order, without
+    looking each one up: the bucket is the one the general path (the same sample in
+    reverse order) makes, byte for byte — its times, columns and stored form."""
+    fast, general = RawBucket(START), RawBucket(START)
+    for k, (ts, sample) in enumerate(added):
+        in_order = dict(sorted(sample.items()))
+        backwards = dict(reversed(in_order.items()))
+        fast.add(ts, backwards if shuffled_first and k == 0 else in_order)
+        general.add(ts, backwards)
+    assert fast.times == general.times
+    assert fast.values.keys() == general.values.keys()
+    assert all(same(list(fast.values[mid]), list(col)) for mid, col in general.values.items())
+    if added:
+        assert fast.encode(SCALES) == general.encode(SCALES)

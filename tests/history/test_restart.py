@@ -39,9 +39,9 @@ def test_answers_after_a_restart_within_a_bucket_are_those_of_a_run_without(
     """Reports every 30 s; one collector runs through, the other stops (closing every
     bucket, as a clean stop does) after report `restart_at` and starts again on its
     file, where the broker hands it the last report again. Both answer the same at every
-    report that follows (the continued bucket still open), and after its bucket closed. restart_at 3: the hour's first bucket; 12: a
-    later one of the hour (the hour's 5-minute records are stored); 130: the second
-    hour."""
+    report that follows (the continued bucket still open), and after its bucket closed.
+    restart_at 3: the hour's first bucket; 12: a later one of the hour (the hour's
+    5-minute records are stored); 130: the second hour."""
     through = Recorder(tmp_path / "through.sqlite")
     restarted = Recorder(tmp_path / "restarted.sqlite")
     last = restart_at + 14  # the continued bucket closes within these

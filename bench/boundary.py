@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from meshmon.cli import _run_freezing_survivors, _tune_gc
+from meshmon.cli import _run_freezing_survivors, _tune_runtime
 from meshmon.history.chunks import BUCKET_S
 from meshmon.history.recorder import CLOSE_SLICE_S, CLOSE_SPREAD_S
 from meshmon.sinks.sqlite import SqliteStore
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=1170.0)
     ap.add_argument("--links", type=int, default=5)
     args = ap.parse_args(argv)
-    _tune_gc()
+    _tune_runtime()
     series = args.nodes * (2 + args.links)
     print(f"{args.nodes} nodes × {args.links} links: {series:,} series close a bucket "
           f"while {args.nodes:,} reports come at {args.rate:,.0f}/s")

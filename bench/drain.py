@@ -10,7 +10,8 @@ them), stops it, queues a backlog of reports for its session, starts it again (i
 resumes from its SQLite state) and times how fast it drains them (graph + SQLite [+
 InfluxDB v1]); also the process's CPU time per report (steadier than the rate on a
 shared machine; the SQLite writer thread included) and the event loop thread's share.
-`--default-gc` keeps Python's default GC thresholds (the CLI tunes them); `--profile`
+`--default-gc` keeps Python's default GC thresholds and GIL switch interval (the CLI
+tunes them); `--profile`
 prints the cProfile top 30 by own time and top 45 by cumulative time (the loop's thread);
 `--profile-worker` the same of the SQLite store's worker thread (its batch writes while
 the backlog drains). It also prints the CPU time of the worker's batch writes per report.
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from loadgen import Mesh, build_mesh, publish_infos, report_parts, run_publishers  # noqa: E402
 
-from meshmon.cli import _tune_gc  # noqa: E402
+from meshmon.cli import _tune_runtime  # noqa: E402
 from meshmon.config import Config  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from meshmon.sinks.sqlite import SqliteStore  # noqa: E402
@@ -162,7 +163,8 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=4.0, help="publishing time of the backlog")
     ap.add_argument("--influx", action="store_true", help="add the InfluxDB v1 sink")
-    ap.add_argument("--default-gc", action="store_true", help="do not tune the GC")
+    ap.add_argument("--default-gc", action="store_true",
+                    help="do not tune the GC nor the GIL switch interval")
     ap.add_argument("--cold", action="store_true",
                     help="no report before the backlog: the drain creates every link")
     ap.add_argument("--profile", action="store_true")
@@ -170,7 +172,7 @@ def main() -> None:
                     help="profile the SQLite store's worker thread")
     args = ap.parse_args()
     if not args.default_gc:
-        _tune_gc()
+        _tune_runtime()
     else:
         gc.set_threshold(700, 10, 10)
     if args.profile_worker:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from drain import collector_config, report_once  # noqa: E402
 from loadgen import build_mesh, publish_infos, run_publishers  # noqa: E402
 
-from meshmon.cli import _tune_gc, trim_memory  # noqa: E402
+from meshmon.cli import _tune_runtime, trim_memory  # noqa: E402
 from meshmon.ingest import mqtt  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from tests import servers  # noqa: E402
@@ -219,7 +219,7 @@ def main() -> None:
                     help="the MQTT 5 receive window the collector asks for (an experiment: "
                          "0 keeps meshmon's; it bounds the reports waiting for SQLite)")
     args = ap.parse_args()
-    _tune_gc()
+    _tune_runtime()
     if args.receive_maximum:
         mqtt.ConnectRequest = functools.partial(  # type: ignore[misc]
             mqtt.ConnectRequest, receive_maximum=args.receive_maximum)

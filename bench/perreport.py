@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from loadgen import Mesh, build_mesh, info_payload, report_parts  # noqa: E402
 
-from meshmon.cli import _tune_gc  # noqa: E402
+from meshmon.cli import _tune_runtime  # noqa: E402
 from meshmon.config import Config  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from meshmon.sinks.sqlite import SqliteStore  # noqa: E402
@@ -216,7 +216,7 @@ def main() -> None:
                     help="end without stopping the collector (its final writes: faster "
                          "under valgrind)")
     args = ap.parse_args()
-    _tune_gc()
+    _tune_runtime()
     asyncio.run(run(args))
 
 

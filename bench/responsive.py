@@ -44,7 +44,7 @@ from loadgen import (  # noqa: E402
     run_publishers,
 )
 
-from meshmon.cli import _run_freezing_survivors, _tune_gc  # noqa: E402
+from meshmon.cli import _run_freezing_survivors, _tune_runtime  # noqa: E402
 from meshmon.config import Config  # noqa: E402
 from meshmon.model.health import Health  # noqa: E402
 from meshmon.model.health.incidents import Change  # noqa: E402
@@ -406,7 +406,7 @@ def main() -> None:
     ap.add_argument("--switch-interval-ms", type=float, default=0.0,
                     help="sys.setswitchinterval for this process (0: the collector's)")
     args = ap.parse_args()
-    _tune_gc()
+    _tune_runtime()
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
     print(f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms", flush=True)

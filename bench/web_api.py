@@ -21,7 +21,7 @@ import time
 
 from aiohttp import ClientSession, web
 
-from meshmon.cli import _tune_gc
+from meshmon.cli import _tune_runtime
 from meshmon.config import Config
 from meshmon.metrics import Metrics
 from meshmon.model.core import Core, CoreSettings
@@ -121,6 +121,6 @@ async def measure(n: int) -> None:
 
 
 if __name__ == "__main__":
-    _tune_gc()  # as `meshmon serve` runs the collector
+    _tune_runtime()  # as `meshmon serve` runs the collector
     for arg in sys.argv[1:] or ["2000"]:
         asyncio.run(measure(int(arg)))

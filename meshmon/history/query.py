@@ -401,15 +401,7 @@ def _held(tables: HistoryTables, in_memory: BucketsInMemory, sid: int
     live = in_memory.get(sid, ())
     if not any(b.unknown_stored for b in live):
         return live
-    out = []
-    for bucket in live:
-        if bucket.unknown_stored:
-            stored = tables.stored_raw(sid, bucket.start)
-            if stored is not None:
-                stored.merge(bucket)
-                bucket = stored
-        out.append(bucket)
-    return out
+    return [tables.with_stored(sid, b) if b.unknown_stored else b for b in live]
 
 
 def _raw_points(tables: HistoryTables, in_memory: BucketsInMemory,

@@ -90,12 +90,8 @@ def pending_buckets(tables: HistoryTables) -> dict[int, list[RawBucket]]:
     bucket in the journal, with what is stored of it (for a reader in another process;
     `query.samples(tables, pending_buckets(tables), key)`)."""
     out: dict[int, list[RawBucket]] = {}
-    for (sid, start), bucket in sorted(journal_buckets(tables.conn).items()):
-        stored = tables.stored_raw(sid, start)
-        if stored is not None:
-            stored.merge(bucket)
-            bucket = stored
-        out.setdefault(sid, []).append(bucket)
+    for (sid, _), bucket in sorted(journal_buckets(tables.conn).items()):
+        out.setdefault(sid, []).append(tables.with_stored(sid, bucket))
     return out
 
 

@@ -190,12 +190,18 @@ class HistoryTables:
         """Write samples that came after their bucket was stored (late, or a bucket cut by
         a restart) into its raw row; the bucket as stored now."""
         self._unpack(RAW_LEVEL, sid, bucket.start)
-        stored = self._raw(sid, bucket.start)
-        if stored is not None:
-            stored.merge(bucket)
-            bucket = stored
+        bucket = self.with_stored(sid, bucket)
         self.store_raw(sid, bucket)
         return bucket
+
+    def with_stored(self, sid: int, bucket: RawBucket) -> RawBucket:
+        """`bucket`'s samples merged into what is stored of its bucket (a new bucket;
+        `bucket` itself when nothing is stored, or the row is unreadable)."""
+        stored = self._raw(sid, bucket.start)
+        if stored is None:
+            return bucket
+        stored.merge(bucket)
+        return stored
 
     def roll_up(self, sid: int, bucket: RawBucket) -> None:
         """Recompute the 5-minute record of a stored bucket (and the records above it, when

@@ -15,7 +15,7 @@ max of the reports after the boundary (from `write_report` to the commit of the 
 that made them durable; target p99 ≤ 1 s, issue 14), the writes, and how long after the
 last report the last closed bucket was stored.
 
-The store is the real one (`SqliteStore`, its worker thread and group commit), under the
+The store is the real one (`SqliteStore`, its worker process and group commit), under the
 collector's garbage collection regime (`meshmon.cli`); the sample times are simulated (the
 boundary is crossed at once), the pacing is real time.
 """
@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from meshmon.cli import _run_freezing_survivors, _tune_runtime
 from meshmon.history.chunks import BUCKET_S
 from meshmon.history.recorder import CLOSE_SLICE_S, CLOSE_SPREAD_S
+from meshmon.runtime import run_freezing_survivors, tune_runtime
 from meshmon.sinks.sqlite import SqliteStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,7 +71,7 @@ async def run(path: Path, nodes: int, links: int, rate: float, slice_s: float | 
     settled = Settled()
     store.lag = settled  # type: ignore[assignment]
     await store.start()
-    freezer = asyncio.create_task(_run_freezing_survivors())  # the collector's GC regime
+    freezer = asyncio.create_task(run_freezing_survivors())  # the collector's GC regime
     try:
         for r in before:
             store.write_report(r, r.ts, peers[r.node])
@@ -90,7 +90,7 @@ async def run(path: Path, nodes: int, links: int, rate: float, slice_s: float | 
         last_published = time.perf_counter()
         while len(settled.at) < len(before) + len(after):
             await asyncio.sleep(0.01)
-        while store.history.closed_waiting:  # the running store's own writes
+        while store.worker_status.closed_waiting:  # the running store's own writes
             await asyncio.sleep(0.05)
         all_closed = time.perf_counter() - last_published
         lags = sorted(settled.at[ts] - t for ts, t in published.items())
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=1170.0)
     ap.add_argument("--links", type=int, default=5)
     args = ap.parse_args(argv)
-    _tune_runtime()
+    tune_runtime()
     series = args.nodes * (2 + args.links)
     print(f"{args.nodes} nodes × {args.links} links: {series:,} series close a bucket "
           f"while {args.nodes:,} reports come at {args.rate:,.0f}/s")

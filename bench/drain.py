@@ -8,13 +8,14 @@ process with a persistent MQTT session, hands it one report of every node (so it
 exist, as in a collector that has been running; `--cold`: not, the drain then creates
 them), stops it, queues a backlog of reports for its session, starts it again (it
 resumes from its SQLite state) and times how fast it drains them (graph + SQLite [+
-InfluxDB v1]); also the process's CPU time per report (steadier than the rate on a
-shared machine; the SQLite writer thread included) and the event loop thread's share.
+InfluxDB v1]); also the collector's CPU time per report (steadier than the rate on a
+shared machine; its SQLite worker process included) and the event loop thread's share.
 `--default-gc` keeps Python's default GC thresholds and GIL switch interval (the CLI
 tunes them); `--profile`
 prints the cProfile top 30 by own time and top 45 by cumulative time (the loop's thread);
-`--profile-worker` the same of the SQLite store's worker thread (its batch writes while
-the backlog drains). It also prints the CPU time of the worker's batch writes per report.
+`--profile-worker` the same of the SQLite store's batch writes while the backlog drains
+(the store then runs them in a thread, `[storage] worker = "thread"`, as `--thread`
+does). It also prints the CPU time of the worker's batch writes per report.
 Last line: RESULT drain_per_s=… cpu_us=…
 """
 
@@ -37,11 +38,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from loadgen import Mesh, build_mesh, publish_infos, report_parts, run_publishers  # noqa: E402
+from procstat import cpu_s  # noqa: E402
 
-from meshmon.cli import _tune_runtime  # noqa: E402
 from meshmon.config import Config  # noqa: E402
+from meshmon.runtime import tune_runtime  # noqa: E402
 from meshmon.service import Service  # noqa: E402
-from meshmon.sinks.sqlite import SqliteStore  # noqa: E402
+from meshmon.sinks.sqlite_worker import StoreWorker  # noqa: E402
 from tests import servers  # noqa: E402
 
 
@@ -60,15 +62,15 @@ async def report_once(service: Service, mesh: Mesh) -> None:
             await asyncio.sleep(0)
 
 
-def collector_config(port: int, path: str, client_id: str, influx_url: str | None = None
-                     ) -> Config:
+def collector_config(port: int, path: str, client_id: str, influx_url: str | None = None,
+                     worker: str = "process") -> Config:
     """A collector on the broker at `port` with its SQLite file at `path` (and InfluxDB
     v1 at `influx_url`), HTTP on a free port."""
     return Config.model_validate({
         "log_level": "warning",
         "mqtt": {"broker": "external", "port": port, "client_id": client_id},
         "http": {"port": 0},
-        "storage": {"path": path},
+        "storage": {"path": path, "worker": worker},
         "influxdb": {"enabled": influx_url is not None, "api": "v1",
                      "url": influx_url or "http://127.0.0.1:1"},
     })
@@ -82,8 +84,10 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
     tmp = tempfile.mkdtemp(prefix="bench-drain-")
     try:
         publish_infos(mq.port, mesh, "meshmon")
+        in_thread = args.thread or args.profile_worker
         config = collector_config(mq.port, f"{tmp}/drain.sqlite", "bench-drain",
-                                  influx.url if influx else None)
+                                  influx.url if influx else None,
+                                  "thread" if in_thread else "process")
         service = Service(config)
         await service.start()
         while len(service.topology.nodes) < args.nodes:
@@ -98,6 +102,9 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         received = "meshmon_reports_received_total"
         while not service.metrics.get(received):
             await asyncio.sleep(0.001)
+        assert service.store is not None
+        worker = None if in_thread else service.store.worker_pid
+        worker0 = 0.0 if worker is None else cpu_s(worker)
         t0, cpu0, loop0 = time.perf_counter(), time.process_time(), time.thread_time()
         if args.profile:
             profile.enable()
@@ -108,11 +115,18 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         loop_us = (time.thread_time() - loop0) / sent * 1e6
         profile.disable()
         WORKER.active = False
-        worker_us = WORKER.cpu_s / sent * 1e6
+        if worker is None:
+            worker_us = WORKER.cpu_s / sent * 1e6
+            where = "the SQLite worker thread's batch writes"
+        else:
+            worker_cpu = cpu_s(worker) - worker0
+            cpu += worker_cpu
+            worker_us = worker_cpu / sent * 1e6
+            where = "the SQLite worker process"
         cpu_us = cpu / sent * 1e6
         print(f"drained {sent} reports in {took:.1f}s: {sent / took:,.0f}/s, "
               f"{cpu_us:.0f} µs CPU per report, {loop_us:.0f} of them in the event loop's "
-              f"thread, {worker_us:.0f} in the SQLite worker's batch writes ({args.nodes} nodes, "
+              f"thread, {worker_us:.0f} in {where} ({args.nodes} nodes, "
               f"influx={'on' if influx else 'off'}, "
               f"gc={'default' if args.default_gc else 'tuned'}"
               f"{', cold' if args.cold else ''})")
@@ -130,16 +144,16 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
 
 
 class WorkerWatch:
-    """The SQLite store's worker thread while the backlog drains: its CPU time in batch
-    writes, and with `profile` a cProfile of them."""
+    """The SQLite store's worker thread (`--thread`) while the backlog drains: its CPU
+    time in batch writes, and with `profile` a cProfile of them."""
 
     def __init__(self) -> None:
         self.active = False
         self.cpu_s = 0.0
         self.profile: cProfile.Profile | None = None
-        write_batch = SqliteStore._write_batch
+        write_batch = StoreWorker.write_batch
 
-        def watched(store: SqliteStore, *args: Any) -> None:
+        def watched(store: StoreWorker, *args: Any) -> Any:
             if not self.active:
                 return write_batch(store, *args)
             if self.profile is not None:
@@ -152,7 +166,7 @@ class WorkerWatch:
                 if self.profile is not None:
                     self.profile.disable()
 
-        SqliteStore._write_batch = watched  # type: ignore[method-assign,assignment]
+        StoreWorker.write_batch = watched  # type: ignore[method-assign,assignment]
 
 
 WORKER = WorkerWatch()
@@ -169,10 +183,12 @@ def main() -> None:
                     help="no report before the backlog: the drain creates every link")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--profile-worker", action="store_true",
-                    help="profile the SQLite store's worker thread")
+                    help="profile the SQLite store's batch writes (in a thread)")
+    ap.add_argument("--thread", action="store_true",
+                    help="the store's SQLite work in a thread of the collector's process")
     args = ap.parse_args()
     if not args.default_gc:
-        _tune_runtime()
+        tune_runtime()
     else:
         gc.set_threshold(700, 10, 10)
     if args.profile_worker:

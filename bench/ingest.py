@@ -62,6 +62,7 @@ from loadgen import (  # noqa: E402
     run_publishers,
     subscribe_session,
 )
+from procstat import descendants, rss_mb, tree_rss_mb  # noqa: E402
 
 from tests import servers  # noqa: E402
 
@@ -111,14 +112,6 @@ def scrape(url: str, timeout: float = 10) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
-
-
-def rss_mb(pid: int, field_name: str = "VmHWM") -> float:
-    """Peak (VmHWM) or current (VmRSS) resident memory of a process, MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> float:
@@ -587,10 +580,13 @@ def finish(setup: Setup, fig: Figures) -> Figures:
     m = scrape(setup.collector.url)
     fig.analysis_ms = m["meshmon_analysis_duration_ms"]
     assert setup.collector.proc is not None
-    fig.rss_mb = rss_mb(setup.collector.proc.pid)
-    writers_rss = [rss_mb(w.proc.pid) for w in setup.writers if w.proc is not None]
-    say(f"{setup.collector.role} RSS now {rss_mb(setup.collector.proc.pid, 'VmRSS'):.0f} MB, "
-        f"peak {fig.rss_mb:.0f} MB with {m.get('meshmon_nodes', 0):.0f} nodes / "
+    pid = setup.collector.proc.pid
+    fig.rss_mb = tree_rss_mb(pid)  # with its SQLite worker process and the fork server
+    writers_rss = [tree_rss_mb(w.proc.pid) for w in setup.writers if w.proc is not None]
+    parts = ", ".join(f"{rss_mb(p):.0f}" for p in [pid, *descendants(pid)])
+    say(f"{setup.collector.role} RSS now {tree_rss_mb(pid, 'VmRSS'):.0f} MB, "
+        f"peak {fig.rss_mb:.0f} MB (the sum of its processes' peaks: {parts}) with "
+        f"{m.get('meshmon_nodes', 0):.0f} nodes / "
         f"{m.get('meshmon_links', 0):.0f} directed links; analysis {fig.analysis_ms:.0f} ms"
         + (f"; writers' peak RSS {', '.join(f'{r:.0f}' for r in writers_rss)} MB"
            if writers_rss else ""))

@@ -11,7 +11,7 @@ sampled every 100 ms from the first start to the end, with the reports waiting f
 SQLite store (where the peak is: while the backlog drains, or after). Then, after the
 store's flush and a full GC, each part's size: `sys.getsizeof` summed over its objects,
 each object counted once (parts listed first claim shared objects), and the RSS after
-`meshmon.cli.trim_memory`. `--receive-maximum N` (an experiment) sets the MQTT 5 receive
+`meshmon.runtime.trim_memory`. `--receive-maximum N` (an experiment) sets the MQTT 5 receive
 window the collector asks for. Stops its servers, also after `--timeout` seconds.
 Last line: RESULT rss_mb=… peak_mb=… objects_mb=…
 """
@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from drain import collector_config, report_once  # noqa: E402
 from loadgen import build_mesh, publish_infos, run_publishers  # noqa: E402
 
-from meshmon.cli import _tune_runtime, trim_memory  # noqa: E402
 from meshmon.ingest import mqtt  # noqa: E402
+from meshmon.runtime import trim_memory, tune_runtime  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from tests import servers  # noqa: E402
 
@@ -129,8 +129,8 @@ def _slots_of(cls: type) -> list[str]:
 
 def parts_of(service: Service) -> list[tuple[str, Any]]:
     """The parts to size, in the order they claim shared objects."""
-    history = service.store.history
-    assert history is not None
+    assert service.store is not None
+    history = service.store.worker_object().history
     tables = history.tables
     return [
         ("history: open 5-minute buckets", history.open_buckets),
@@ -158,7 +158,8 @@ async def measure(args: argparse.Namespace, trace: RssTrace) -> tuple[float, flo
     tmp = tempfile.mkdtemp(prefix="bench-memory-")
     try:
         publish_infos(mq.port, mesh, "meshmon")
-        config = collector_config(mq.port, f"{tmp}/memory.sqlite", "bench-memory")
+        config = collector_config(mq.port, f"{tmp}/memory.sqlite", "bench-memory",
+                                  worker="thread")  # (its objects sized in this process)
         trace.phase = "infos"
         service = Service(config)
         await service.start()
@@ -200,7 +201,7 @@ async def measure(args: argparse.Namespace, trace: RssTrace) -> tuple[float, flo
         before, t0 = rss_mb(), time.perf_counter()
         trim_memory()
         print(f"RSS {now:.0f} MB; {before:.0f} MB after the sizing, {rss_mb():.0f} MB after "
-              f"`meshmon.cli.trim_memory` ({(time.perf_counter() - t0) * 1000:.0f} ms)")
+              f"`meshmon.runtime.trim_memory` ({(time.perf_counter() - t0) * 1000:.0f} ms)")
         return now, total
     finally:
         if service is not None:
@@ -219,7 +220,7 @@ def main() -> None:
                     help="the MQTT 5 receive window the collector asks for (an experiment: "
                          "0 keeps meshmon's; it bounds the reports waiting for SQLite)")
     args = ap.parse_args()
-    _tune_runtime()
+    tune_runtime()
     if args.receive_maximum:
         mqtt.ConnectRequest = functools.partial(  # type: ignore[misc]
             mqtt.ConnectRequest, receive_maximum=args.receive_maximum)

@@ -17,7 +17,10 @@ rounds stay within one 5-minute history bucket (no close) for up to 8 rounds.
 The work of the rounds alone is the difference between two runs, `--rounds R` and
 `--rounds 0` (start-up, warm-up and stop are the same in both): valgrind's instruction
 count, divided by R × nodes. Without valgrind it prints the process's CPU time per report
-over the rounds (the SQLite worker thread included) — noisy on a shared machine.
+over the rounds (the SQLite worker thread included) — noisy on a shared machine. The
+store does its SQLite work in a thread here (`[storage] worker = "thread"`), so this
+process does all of a report's work: the hand-over to the worker (one MessagePack batch a
+write) is counted, the copy between processes that `meshmon serve` adds is not.
 `--profile`: cProfile of the rounds (the loop's thread), top 35 by own time;
 `--profile-worker`: the same of the SQLite worker's batch writes.
 Last line: RESULT reports=… cpu_us=… loop_us=…
@@ -44,10 +47,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from loadgen import Mesh, build_mesh, info_payload, report_parts  # noqa: E402
 
-from meshmon.cli import _tune_runtime  # noqa: E402
 from meshmon.config import Config  # noqa: E402
+from meshmon.runtime import tune_runtime  # noqa: E402
 from meshmon.service import Service  # noqa: E402
-from meshmon.sinks.sqlite import SqliteStore  # noqa: E402
+from meshmon.sinks.sqlite_worker import StoreWorker  # noqa: E402
 from tests import servers  # noqa: E402
 
 BATCH = 250
@@ -128,7 +131,8 @@ async def run(args: argparse.Namespace) -> float:
             "log_level": "warning",
             "mqtt": {"broker": "external", "port": mq.port, "client_id": "bench-perreport"},
             "http": {"port": 0},
-            "storage": {"path": f"{tmp}/perreport.sqlite", "flush_interval_s": 60},
+            "storage": {"path": f"{tmp}/perreport.sqlite", "flush_interval_s": 60,
+                        "worker": "thread"},  # (one process: callgrind counts it)
         })
         service = Service(config, clock=clock)
         await service.start()
@@ -188,9 +192,9 @@ class WorkerProfile:
 
     def __init__(self) -> None:
         self.profile: cProfile.Profile | None = None
-        write_batch = SqliteStore._write_batch
+        write_batch = StoreWorker.write_batch
 
-        def watched(store: SqliteStore, *args: Any) -> None:
+        def watched(store: StoreWorker, *args: Any) -> Any:
             profile = self.profile
             if profile is None:
                 return write_batch(store, *args)
@@ -200,7 +204,7 @@ class WorkerProfile:
             finally:
                 profile.disable()
 
-        SqliteStore._write_batch = watched  # type: ignore[method-assign,assignment]
+        StoreWorker.write_batch = watched  # type: ignore[method-assign,assignment]
 
 
 WORKER = WorkerProfile()
@@ -216,7 +220,7 @@ def main() -> None:
                     help="end without stopping the collector (its final writes: faster "
                          "under valgrind)")
     args = ap.parse_args()
-    _tune_runtime()
+    tune_runtime()
     asyncio.run(run(args))
 
 

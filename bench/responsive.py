@@ -44,11 +44,11 @@ from loadgen import (  # noqa: E402
     run_publishers,
 )
 
-from meshmon.cli import _run_freezing_survivors, _tune_runtime  # noqa: E402
 from meshmon.config import Config  # noqa: E402
 from meshmon.model.health import Health  # noqa: E402
 from meshmon.model.health.incidents import Change  # noqa: E402
 from meshmon.model.health.outage import OutageDetector  # noqa: E402
+from meshmon.runtime import run_freezing_survivors, tune_runtime  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from tests import servers  # noqa: E402
 
@@ -300,7 +300,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     hook_url = conn.recv()
     trace = Trace()
     service: Service | None = None
-    gc_task = asyncio.create_task(_run_freezing_survivors())
+    gc_task = asyncio.create_task(run_freezing_survivors())
     try:
         await asyncio.to_thread(publish_infos, mq.port, mesh, "meshmon")
         tmp = tempfile.mkdtemp(prefix="bench-responsive-")
@@ -406,7 +406,7 @@ def main() -> None:
     ap.add_argument("--switch-interval-ms", type=float, default=0.0,
                     help="sys.setswitchinterval for this process (0: the collector's)")
     args = ap.parse_args()
-    _tune_runtime()
+    tune_runtime()
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
     print(f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms", flush=True)

@@ -61,10 +61,10 @@ import aiohttp  # noqa: E402
 import paho.mqtt.client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from meshmon.cli import _tune_runtime  # noqa: E402
 from meshmon.demo.network import DemoLink, DemoNetwork, DemoNode  # noqa: E402
 from meshmon.demo.simulator import Simulator  # noqa: E402
 from meshmon.model.changelog import Changes, Read  # noqa: E402
+from meshmon.runtime import tune_runtime  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from meshmon.web.context import CTX, WebContext  # noqa: E402
 from tests import servers  # noqa: E402
@@ -690,7 +690,7 @@ def main() -> None:
     if args.build_data:
         build_data(args.build_data)
         return
-    _tune_runtime()  # as `meshmon serve` runs the collector
+    tune_runtime()  # as `meshmon serve` runs the collector
     asyncio.run(run(args))
 
 

@@ -21,11 +21,11 @@ import time
 
 from aiohttp import ClientSession, web
 
-from meshmon.cli import _tune_runtime
 from meshmon.config import Config
 from meshmon.metrics import Metrics
 from meshmon.model.core import Core, CoreSettings
 from meshmon.model.wire import Info, Report, Status
+from meshmon.runtime import tune_runtime
 from meshmon.web.app import create_app
 from meshmon.web.context import WebContext
 
@@ -121,6 +121,6 @@ async def measure(n: int) -> None:
 
 
 if __name__ == "__main__":
-    _tune_runtime()  # as `meshmon serve` runs the collector
+    tune_runtime()  # as `meshmon serve` runs the collector
     for arg in sys.argv[1:] or ["2000"]:
         asyncio.run(measure(int(arg)))

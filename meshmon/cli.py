@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 from meshmon import __version__
 from meshmon.config import Config, ConfigError, load
 from meshmon.errors import ServiceFailed, StartupError
+from meshmon.runtime import run_freezing_survivors, tune_runtime
 
 log = logging.getLogger("meshmon")
 
@@ -36,85 +36,6 @@ config:
   exists, for the collector's URL ([http] host, port, public_url) and token.
 
 `meshmon COMMAND --help` shows a command's options."""
-
-
-SWITCH_INTERVAL_S = 0.001
-"""how long a thread that wants the GIL waits before the running one must hand it over
-(Python's default: 5 ms)"""
-
-
-def _tune_runtime() -> None:
-    """The interpreter settings the collector runs with: the GC's (`_tune_gc`), and a
-    1 ms GIL switch interval. The event loop gives the GIL up at every socket call and
-    `select`; while the SQLite worker thread runs, taking it back took up to the whole
-    switch interval each time, and ingest slices meant to last 8 ms took ~20. At 35,000
-    nodes during a backlog's drain, HTTP p99 went 265–282 → 198 ms and loop stalls over
-    100 ms 46–56 → 6–10, the drain no slower (bench/README.md, 2026-12-07)."""
-    _tune_gc()
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-
-def _tune_gc() -> None:
-    """Collect less often than Python's default: the collector keeps hundreds of thousands
-    of long-lived objects (nodes, links, their latest reports) and the default thresholds
-    rescan them many times a second under load. Not too seldom either: a young generation
-    of 50,000 objects took ~50 ms to collect and its older generation over a second at
-    35,000 nodes, holding the loop (bench/README.md); what survives is frozen instead
-    (`_run_freezing_survivors`). The middle generation is collected every second young
-    collection: every tenth, it held up to 100,000 objects, a pause of 70–150 ms while a
-    backlog drained (`MESHMON_LOOP_TRACE`, bench/README.md); every second one is a fifth
-    of that, and every survivor is still scanned once there."""
-    gc.set_threshold(10_000, 2, 1000)
-
-
-TRIM_EVERY = 12
-"""freezes between two hand-backs of malloc's free memory to the system (a minute)"""
-
-
-def _glibc() -> Any | None:
-    """The C library when it is glibc (it has malloc_trim), else None."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-def trim_memory() -> bool:
-    """Hand malloc's free pages back to the system (`malloc_trim`; it runs without the
-    GIL, so call it from a thread): after a backlog they stayed in the RSS
-    (bench/README.md, "memory"). Whether any memory was released."""
-    libc = _glibc()
-    return libc is not None and bool(libc.malloc_trim(0))
-
-
-GC_FREEZE_INTERVAL_S = 5.0
-GC_FULL_EVERY = 720
-"""freezes between two full collections of everything (hourly)"""
-
-
-async def _run_freezing_survivors() -> None:
-    """Run until cancelled, moving what survived into the GC's permanent generation every
-    `GC_FREEZE_INTERVAL_S` (after collecting the young generations): a collection then
-    scans only what was made since, instead of every node and link of a large network —
-    at 35,000 nodes one held the loop for 1–1.6 s (bench/README.md). Frozen objects are
-    still freed by reference counting; reference cycles among them wait for the hourly
-    full collection (everything unfrozen and collected once)."""
-    freezes = 0
-    while True:
-        await asyncio.sleep(GC_FREEZE_INTERVAL_S)
-        freezes += 1
-        if freezes % GC_FULL_EVERY == 0:
-            gc.unfreeze()
-            gc.collect()
-        else:
-            gc.collect(1)
-        gc.freeze()
-        if freezes % TRIM_EVERY == 0:
-            await asyncio.to_thread(trim_memory)
 
 
 def _setup_logging(level: str) -> None:
@@ -191,7 +112,7 @@ async def _serve(config: Config, role: str) -> None:
 
 async def _until_failed(failed: asyncio.Event) -> None:
     """Run the GC's survivor freezing until a task of the process failed (or cancelled)."""
-    freezer = asyncio.create_task(_run_freezing_survivors())
+    freezer = asyncio.create_task(run_freezing_survivors())
     waiter = asyncio.create_task(failed.wait())
     try:
         await asyncio.wait({freezer, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -223,7 +144,7 @@ def _run_main(job: Coroutine[Any, Any, None]) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load_or_exit(args.config)
     _setup_logging(config.log_level)
-    _tune_runtime()
+    tune_runtime()
     return _run_main(_serve(config, args.role))
 
 
@@ -232,7 +153,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = _load_or_exit(args.config)
     _setup_logging(config.log_level)
-    _tune_runtime()
+    tune_runtime()
     if args.config is None:
         config.storage.path = args.storage
 

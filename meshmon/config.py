@@ -150,6 +150,9 @@ class StorageConfig(Section):
     max_clock_skew_s: float = Field(default=600, gt=0)
     """a sample whose agent `ts` is further than this from its arrival is stored at arrival
     time (SQLite and InfluxDB); such reports are counted as `clock_fallbacks`"""
+    worker: Literal["process", "thread"] = "process"
+    """where the store's SQLite work runs: a process of its own (the collector then uses a
+    second core), or a thread of the collector (one process, ~40 MB less)"""
 
 
 class InfluxConfig(Section):

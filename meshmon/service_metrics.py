@@ -37,8 +37,13 @@ def register_metrics(service: Service) -> None:
                "closed 5-minute history buckets not stored yet (stored a slice per write "
                "after each 5-minute boundary; their samples are in the journal)")
     m.gauge_fn("meshmon_history_buckets_waiting",
-               lambda: float(service.store.history.closed_waiting)
+               lambda: float(service.store.worker_status.closed_waiting)
                if service.store is not None else 0.0)
+    m.describe("meshmon_sqlite_worker_deaths_total", "counter",
+               "SQLite worker processes that died (each replaced at the next write; the "
+               "reports one held unstored are in meshmon_sink_dropped_total)")
+    m.gauge_fn("meshmon_sqlite_worker_deaths_total",
+               lambda: float(service.store.worker_deaths) if service.store is not None else 0.0)
     m.describe("meshmon_history_packed_rows_total", "counter",
                "finished history spans packed into long rows (4 hours of raw samples, a day "
                "of 5-minute records, 16 days of hourly ones)")
@@ -211,7 +216,7 @@ def stored_within(sinks: Sequence[Sink]) -> Series:
 
 
 def _packer_figure(service: Service, what: str) -> float:
-    packer = service.store.history.packer if service.store is not None else None
-    if packer is None:
+    if service.store is None:
         return 0.0
-    return float(packer.packed_rows if what == "rows" else packer.busy_s)
+    status = service.store.worker_status
+    return float(status.packed_rows if what == "rows" else status.pack_busy_s)

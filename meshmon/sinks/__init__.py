@@ -56,7 +56,7 @@ def build_sinks(config: Config, clock: Callable[[], float] = time.time) -> list[
             st.path, sample_retention_h=st.sample_retention_h,
             history_5min_days=st.history_5min_days, history_1h_days=st.history_1h_days,
             flush_interval_s=st.flush_interval_s, queue_max=st.queue_max,
-            max_clock_skew_s=st.max_clock_skew_s, clock=clock,
+            max_clock_skew_s=st.max_clock_skew_s, clock=clock, worker=st.worker,
         )
     ]
     if config.influxdb.enabled:

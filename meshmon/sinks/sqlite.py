@@ -1,22 +1,24 @@
 """SQLite store (always on): current state, the history of every node and link, the
 event log.
 
-One connection lives in one worker thread (a single-thread executor); the event loop only
-appends reports, events and state to bounded in-memory queues. They go to the worker as
-a group commit: a write starts as soon as something is queued and the previous write has
-ended, but no sooner than `flush_interval_s` after the previous write started, and takes
+The connection and the history recorder's memory live in a worker process of their own
+(`meshmon.sinks.sqlite_worker`, started with `meshmon.worker_process`): as a thread, that
+work shared the interpreter lock with the event loop. The event loop only appends
+reports, events and state to bounded in-memory queues. They go to the worker as a group
+commit: a write starts as soon as something is queued and the previous write has ended,
+but no sooner than `flush_interval_s` after the previous write started, and takes
 everything queued meanwhile in one transaction (so batches grow with the load by
 themselves, and a report waits at most `flush_interval_s` plus one write while the store
-keeps up). The reports go through the history recorder (`meshmon.history.recorder`: raw
-samples in 5-minute buckets, 5-minute and hourly roll-ups), the events and state with
-`executemany`. With nothing queued the store still writes every `HOUSEKEEPING_S` while
-history buckets are open (idle ones are rolled up); history past its retention is pruned
-once an hour. Closed history buckets are stored `CLOSE_SLICE_S` at a time with each write
-(after a 5-minute boundary every series closes one), or at once by `flush`. After a
-failed write it waits `max(flush_interval_s, HOUSEKEEPING_S)`.
-
-`save_state` snapshots references to the (immutable once built) Info/Report models and
-LinkSamples; serialising them to JSON happens in the worker thread.
+keeps up). A write is one MessagePack blob (`sqlite_worker.Batch`). The reports go
+through the history recorder (`meshmon.history.recorder`: raw samples in 5-minute
+buckets, 5-minute and hourly roll-ups), the events and state with `executemany`. With
+nothing queued the store still writes every `HOUSEKEEPING_S` while history buckets are
+open (idle ones are rolled up); history past its retention is pruned once an hour.
+Closed history buckets are stored `CLOSE_SLICE_S` at a time with each write (after a
+5-minute boundary every series closes one), or at once by `flush`. After a failed write
+it waits `max(flush_interval_s, HOUSEKEEPING_S)`. When the worker process dies (killed,
+out of memory), the reports it held and had not stored are counted as dropped and the
+next write starts a new one.
 """
 
 from __future__ import annotations
@@ -30,44 +32,31 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
-
 from meshmon.history import query
-from meshmon.history.recorder import CLOSE_SLICE_S, HistoryRecorder, Queued, Reader
+from meshmon.history.chunks import BucketsInMemory
+from meshmon.history.recorder import CLOSE_SLICE_S, Reader
 from meshmon.history.samples import SeriesKey
 from meshmon.history.tables import HistoryTables, Retention
 from meshmon.model import wire
 from meshmon.model import wire_structs as fast
-from meshmon.model.fastwire import AnyReport, to_json
+from meshmon.model.fastwire import AnyReport, to_struct
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import Info
+from meshmon.sinks import sqlite_worker
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
-from meshmon.storage.database import open_database, rollback
+from meshmon.sinks.sqlite_worker import Batch, LinkRow, NodeRow, WorkerStatus, encode_batch
 from meshmon.tasks import spawn
+from meshmon.worker_process import WORKERS, WorkerDied
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # the tables are made and changed by meshmon.storage.migrations
 
-_INSERT_EVENT = "INSERT INTO events (ts, kind, node, summary, fields) VALUES (?, ?, ?, ?, ?)"
-_UPSERT_NODE = (
-    "INSERT OR REPLACE INTO nodes (id, info, online, first_seen, last_seen, interval_s, "
-    "last_report) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_UPSERT_LINK = (
-    "INSERT OR REPLACE INTO links (src, peer, iface, kind, dst, peer_mac, sample, first_seen, "
-    "last_seen, report_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_DELETE_LINK = "DELETE FROM links WHERE src = ? AND peer = ? AND iface = ? AND kind = ?"
-
-_encode = msgspec.json.Encoder().encode
-"""a LinkSample's metrics present, as JSON (a Struct that omits its None defaults)"""
 PRUNE_INTERVAL_S = 3600.0
 HOUSEKEEPING_S = 1.0
 """with nothing queued, open history buckets are looked at (idle ones rolled up) this often;
@@ -76,7 +65,7 @@ FAILURE_LOG_INTERVAL_S = 60.0
 """while writes keep failing (disk full), a reminder is logged this often"""
 
 NodeSnapshot = tuple[str, Info | None, bool, float | None, float | None, float, AnyReport | None]
-LinkSnapshot = tuple[LinkKey, str | None, str | None, LinkSample, float, float, float]
+LinkSnapshot = LinkRow
 
 
 def link_peer(link: wire.Link | fast.Link, dst: str | None) -> str:
@@ -86,23 +75,6 @@ def link_peer(link: wire.Link | fast.Link, dst: str | None) -> str:
     if link.peer_mac:
         return f"mac:{link.peer_mac}"
     return link.peer or "unknown"
-
-
-def _sample_json(key: LinkKey, mac: str | None, sample: LinkSample) -> str:
-    """The stored JSON of a link sample, shaped like the dumped `wire.Link` it replaced
-    (identity, then the metrics present), so older collectors can still read it."""
-    # a full state save writes every link: pydantic-core encodes the metrics and the
-    # strings are quoted once each (json.dumps of a dict costs 3x as much)
-    peer = "" if key.peer.startswith("mac:") else f'"peer":{_quoted(key.peer)},'
-    peer_mac = "" if mac is None else f'"peer_mac":{_quoted(mac)},'
-    head = f'{{{peer}{peer_mac}"iface":{_quoted(key.iface)},"kind":{_quoted(key.kind)}'
-    metrics = _encode(sample).decode()
-    return head + "}" if metrics == "{}" else head + "," + metrics[1:]
-
-
-@functools.lru_cache(maxsize=65536)
-def _quoted(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
 
 
 HOLD_INGEST_AT = 20_000
@@ -125,48 +97,55 @@ class SqliteStore:
         queue_max: int = 200_000,
         max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
         clock: Callable[[], float] = time.time,
+        worker: str = "process",
     ) -> None:
         self.path = str(path)
         self.clock = clock
-        self.history = HistoryRecorder(
-            Retention(raw=sample_retention_h * 3600.0, fine=history_5min_days * 86_400.0,
-                      coarse=history_1h_days * 86_400.0),
-            max_waiting=queue_max)
+        self.retention = Retention(
+            raw=sample_retention_h * 3600.0, fine=history_5min_days * 86_400.0,
+            coarse=history_1h_days * 86_400.0)
+        self._worker = WORKERS[worker](
+            "sqlite", sqlite_worker.__name__, sqlite_worker.StoreWorker,
+            (self.path, self.retention, queue_max))
+        self.worker_status = WorkerStatus([], False, 0, 0, 0, 0, 0.0)
+        """the worker's answer to its last call (history buckets waiting, drops, packing)"""
         self.flush_interval_s = flush_interval_s
         self.close_slice_s: float | None = CLOSE_SLICE_S
         """how long a write spends storing closed history buckets before they are due
         (None: all of them in the write that closed them)"""
         self.queue_max = queue_max
         self.max_clock_skew_s = max_clock_skew_s
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._queued = asyncio.Event()
         """set when something is queued for the next write"""
         self._last_idle_check = 0.0
         """monotonic time the writer last looked for idle history buckets"""
-        self._reports: deque[Queued] = deque()
+        self._reports: deque[tuple[float, fast.Report, Sequence[str | None]]] = deque()
         self._event_rows: list[tuple[Any, ...]] = []
         self._state_nodes: dict[str, NodeSnapshot] = {}
         self._state_links: dict[LinkKey, LinkSnapshot] = {}
         self._state_removed: set[LinkKey] = set()
         self._inflight = 0
-        self._durable: list[float] = []
-        """sample times of the reports the last batch made durable (worker → loop)"""
+        self._held = 0
+        """reports handed to the worker and neither stored nor dropped by it yet (lost
+        with it if it dies)"""
+        self._started = False
         self._last_prune = 0.0
         self._last_seq: dict[str, int] = {}
         """the seq of each node's latest report (restored from the file at start)"""
         self._info_json: dict[str, tuple[Info, str]] = {}
-        """node → its info and that info's JSON as saved last (worker thread): an info is
-        replaced, never changed, and most state saves carry the same one again"""
+        """node → its info and that info's JSON as saved last: an info is replaced, never
+        changed, and most state saves carry the same one again"""
         self.missed_reports = 0
         self._failing_since: float | None = None
         """monotonic time of the first failed write of the current stretch"""
         self._failure_logged_at = 0.0
         self._dropped_before_failing = 0
         self.written_rows = 0
-        self._history_dropped_settled = 0
+        self.worker_losses = 0
+        """reports lost with a worker process that died"""
+        self.worker_deaths = 0
         self.reports_settled = 0
         """reports stored in a committed batch or dropped and counted (the collector
         acknowledges a report to the broker once every ack sink settled it)"""
@@ -183,14 +162,31 @@ class SqliteStore:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Open the database (migrating its schema) and start the batch writer."""
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        try:
-            await self._call(self._open)
-        except BaseException:  # e.g. a file from a newer meshmon: nothing to flush or close
-            self._executor.shutdown(wait=True)
-            self._executor = None
-            raise
+        # e.g. a file from a newer meshmon raises here, and the worker ends again
+        last_seqs = await self._start_worker()
+        # the last stored seq of each node: a report lost by a collector killed before it
+        # wrote them shows as a gap after the restart
+        self._last_seq.update(last_seqs)
+        self._started = True
         self._task = spawn(self._run(), "sink-sqlite")
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's pid (None while there is none)."""
+        return self._worker.pid if self._worker.running else None
+
+    def worker_object(self) -> sqlite_worker.StoreWorker:
+        """The worker itself, when it runs in a thread (`worker="thread"`: benchmarks
+        look into its memory)."""
+        found = getattr(self._worker, "object", None)
+        if found is None:
+            raise RuntimeError("the store's worker is not in this process")
+        return found
+
+    async def _start_worker(self) -> dict[str, int]:
+        await self._worker.start()
+        last_seqs, self.worker_status = await self._worker.call("opened")
+        return last_seqs
 
     async def flush(self) -> None:
         """Write everything queued so far, every closed history bucket included."""
@@ -204,21 +200,23 @@ class SqliteStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._executor is None:
+        if not self._started:
             return
+        self._started = False
         try:
             async with self._lock:  # every open bucket of the history is rolled up
                 await self._write_queued(close_all=True)
         finally:
-            await self._call(self._close_conn)
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            if self._worker.running:
+                with contextlib.suppress(WorkerDied):
+                    await self._worker.call("close")
+            await self._worker.stop()
 
     @property
     def dropped(self) -> int:
         """Reports (and events) dropped: beyond the queue, or while the file could not be
         written for long."""
-        return self.dropped_rows + self.history.dropped_reports
+        return self.dropped_rows + self.worker_status.dropped_reports
 
     def stats(self) -> dict[str, float]:
         """queued, written_points (reports and events stored), dropped_points, write_errors,
@@ -234,6 +232,7 @@ class SqliteStore:
             "pruned_rows": float(self.pruned_rows),
             "missed_reports": float(self.missed_reports),
             "clock_fallbacks": float(self.clock_fallbacks),
+            "worker_losses": float(self.worker_losses),
             **self.lag.quantiles_ms(),
         }
 
@@ -254,7 +253,8 @@ class SqliteStore:
             if ts != report.ts:
                 self.clock_fallbacks += 1
             reports = self._reports
-            reports.append((ts, report, dsts))
+            reports.append((ts, report if type(report) is fast.Report else to_struct(report),
+                            dsts))
             self._queued.set()
             self._count_missed(report.node, report.seq)
             if len(reports) + self._inflight > self.queue_max:
@@ -295,37 +295,39 @@ class SqliteStore:
         """The nodes and links saved last (so a restarted collector resumes at once)."""
         async with self._lock:
             await self._write_queued()
-        return await self._call(self._load_state)
+        nodes, links = await self._call("state_rows")
+        return _node_states(nodes), _link_states(links)
 
     @property
     def history_retention(self) -> Retention:
         """How long each level of the history is kept."""
-        return self.history.retention
+        return self.retention
 
     async def read_history(self, fn: Reader[T]) -> T:
-        """`fn(tables, the buckets in memory)` in the worker thread, after everything queued so far
-        is written (`meshmon.history.query` reads with it)."""
+        """`fn(tables, the buckets in memory)` in the worker process, after everything
+        queued so far is written (`meshmon.history.query` reads with it). `fn` and its
+        answer are pickled: a module-level function or a `functools.partial` of one."""
         async with self._lock:
             await self._write_queued()
-        return await self._call(self.history.read, fn)
+        return await self._call("read", fn)
 
     async def samples(self, key: SeriesKey, since: float = 0.0) -> list[dict[str, float]]:
         """The stored samples of one series with ts ≥ since, oldest first (`{"ts", metric:
         value, …}`), everything queued so far included."""
-        return await self.read_history(
-            lambda tables, in_memory: query.samples(tables, in_memory, key, since))
+        return await self.read_history(functools.partial(_samples_of, key, since))
 
     async def write_history(self, fn: Callable[[HistoryTables], None]) -> None:
-        """`fn(tables)` in one transaction of the worker thread, after everything queued is
-        written (the demo's back-fill writes whole spans of history this way)."""
+        """`fn(tables)` in one transaction of the worker process, after everything queued
+        is written (the demo's back-fill writes whole spans of history this way; `fn` is
+        pickled, as by `read_history`)."""
         async with self._lock:
             await self._write_queued(all_closed=True)
-            await self._call(self._write_history, fn)
+            self.worker_status = await self._call("write_history", fn)
 
     async def events(self, since: float, limit: int = 10_000) -> list[dict[str, Any]]:
         """Events with ts ≥ since, oldest first (at most `limit`, the newest of them)."""
-        rows = await self._call(
-            self._query,
+        rows: list[dict[str, Any]] = await self._call(
+            "query",
             "SELECT * FROM (SELECT ts, kind, node, summary, fields FROM events WHERE ts >= ? "
             "ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts",
             (since, limit),
@@ -338,7 +340,10 @@ class SqliteStore:
         """Delete history past its retention now (also done once an hour); rows deleted."""
         async with self._lock:
             await self._write_queued(auto_prune=False)
-            return await self._call(self._prune_now, self.clock() if now is None else now)
+            n, self.worker_status = await self._call(
+                "prune_now", self.clock() if now is None else now)
+            self.pruned_rows = self.worker_status.pruned_rows
+            return n
 
     # ------------------------------------------------------------------ internals (loop)
     def _count_missed(self, node: str, seq: int) -> None:
@@ -358,10 +363,8 @@ class SqliteStore:
             self.dropped_rows += 1
             self.reports_settled += 1
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            raise RuntimeError("SqliteStore is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    async def _call(self, method: str, *args: Any) -> Any:
+        return await self._worker.call(method, *args)
 
     async def _run(self) -> None:
         """The group commit: wait for something queued (or the housekeeping time), for
@@ -374,7 +377,7 @@ class SqliteStore:
                 pause = max(pause, started + HOUSEKEEPING_S - loop.time())
             if pause > 0:
                 await asyncio.sleep(pause)
-            if not self.history.closed_waiting:  # (closed buckets: a slice each write)
+            if not self.worker_status.closed_waiting:  # (closed: a slice each write)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(HOUSEKEEPING_S):
                         await self._queued.wait()
@@ -407,23 +410,39 @@ class SqliteStore:
         if prune:
             self._last_prune = now
         n = len(reports) + len(event_rows)
-        if not (n or state_nodes or state_links or removed or prune
-                or self.history.closed_waiting or (close_idle and self.history.busy)
-                or self.history.packing_due(now)):
+        # (close_idle: the worker also looks whether finished spans wait to be packed)
+        if not (n or state_nodes or state_links or removed or prune or close_idle
+                or self.worker_status.closed_waiting or not self._worker.running):
             return
         self._inflight = len(reports)
         t0 = time.perf_counter()
+        sent = False
         try:
-            await self._call(
-                self._write_batch, reports, event_rows,
-                list(state_nodes.values()), list(state_links.values()), list(removed),
-                now, prune, close_all, close_idle,
-                None if all_closed or close_all else self.close_slice_s,
-            )  # fmt: skip
-        except sqlite3.OperationalError as exc:  # locked, disk full, I/O: keep and retry
+            if not self._worker.running:  # it died: a new one (raises as a write would)
+                if not self._started:
+                    raise RuntimeError("SqliteStore is not started")
+                await self._start_worker()
+            blob = encode_batch(Batch(
+                list(reports), event_rows,
+                [self._node_row(node) for node in state_nodes.values()],
+                list(state_links.values()), list(removed)))
+            sent = True
+            status: WorkerStatus = await self._call(
+                "write_batch", blob, now, prune, close_all, close_idle,
+                None if all_closed or close_all else self.close_slice_s)
+        except (sqlite3.OperationalError, WorkerDied) as exc:
+            # locked, disk full, I/O: keep and retry (the reports are in the history
+            # recorder's memory: it writes them next time); or the worker died
             self.write_errors += 1
-            self._log_failure(exc)
-            # the reports are in the history recorder's memory: it writes them next time
+            if isinstance(exc, WorkerDied):
+                self._lost_with_worker(exc)
+            else:
+                self._log_failure(exc)
+            if sent and not isinstance(exc, WorkerDied):
+                self._held += len(reports)
+            else:  # written again (a report a dead worker stored already is not stored
+                # twice: the history keeps one sample per series and time)
+                self._reports.extendleft(reversed(reports))
             self._event_rows[:0] = event_rows
             for k, v in state_nodes.items():
                 self._state_nodes.setdefault(k, v)
@@ -438,17 +457,25 @@ class SqliteStore:
         except Exception:  # a bug: the events are lost; the history retries its part
             self.write_errors += 1
             self.dropped_rows += len(event_rows)
+            if sent:
+                self._held += len(reports)
+            else:  # (not handed over: dropped and counted)
+                self.dropped_rows += len(reports)
+                self.reports_settled += len(reports)
             log.exception("sqlite: batch failed, %d events dropped", len(event_rows))
             return
         finally:
             self._inflight = 0
-        durable, self._durable = self._durable, []
+        durable = status.durable
         self.written_rows += len(durable) + len(event_rows)
         # settled: the reports this batch made durable, and those the history dropped while
         # the file could not be written (a report waiting in its memory settles later)
-        dropped = self.history.dropped_reports
-        self.reports_settled += len(durable) + dropped - self._history_dropped_settled
-        self._history_dropped_settled = dropped
+        dropped = status.dropped_reports
+        newly_dropped = dropped - self.worker_status.dropped_reports
+        self.reports_settled += len(durable) + newly_dropped
+        self._held += len(reports) - len(durable) - newly_dropped
+        self.worker_status = status
+        self.pruned_rows = status.pruned_rows
         took = time.perf_counter() - t0
         self.last_write_ms = took * 1000
         self.writes += 1
@@ -459,6 +486,37 @@ class SqliteStore:
                         self.dropped - self._dropped_before_failing)
             self._failing_since = None
         self.lag.stored(durable, time.time())
+
+    def _node_row(self, node: NodeSnapshot) -> NodeRow:
+        nid, info, online, first, last, interval, rep = node
+        return (nid, self._info_as_json(nid, info), online, first, last, interval,
+                None if rep is None else to_struct(rep))
+
+    def _info_as_json(self, node: str, info: Info | None) -> str | None:
+        """The stored JSON of a node's info (serialised again only when it was replaced)."""
+        if info is None:
+            return None
+        saved = self._info_json.get(node)
+        if saved is not None and saved[0] is info:
+            return saved[1]
+        text = info.model_dump_json(exclude_none=True)
+        self._info_json[node] = (info, text)
+        return text
+
+    def _lost_with_worker(self, exc: WorkerDied) -> None:
+        """The worker process died: the reports it held and had not stored are gone
+        (counted as dropped and settled); the next write starts a new one."""
+        lost, self._held = self._held, 0
+        self.worker_losses += lost
+        self.dropped_rows += lost
+        self.reports_settled += lost
+        # a new worker counts its history's drops from 0 (those of this one settled)
+        self.dropped_rows += self.worker_status.dropped_reports
+        self.worker_status = self.worker_status._replace(dropped_reports=0)
+        self.worker_deaths += 1
+        log.error("%s; %d reports it held and had not stored are lost (counted in "
+                  "meshmon_sink_dropped_total{sink=\"sqlite\"}). A new worker process "
+                  "starts with the next write.", exc, lost)
 
     def _log_failure(self, exc: sqlite3.OperationalError) -> None:
         """A failed write: logged when a stretch of them starts and once a minute while it
@@ -479,140 +537,37 @@ class SqliteStore:
                         "dropped so far", self.path, now - self._failing_since, exc,
                         self.dropped - self._dropped_before_failing)
 
-    # ------------------------------------------------------------------ internals (worker thread)
-    def _open(self) -> None:
-        self._conn = open_database(self.path)
-        # the last stored seq of each node: a report lost by a collector killed before it
-        # wrote them shows as a gap after the restart
-        self._last_seq.update(self.history.open(self._conn))
 
-    def _close_conn(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+def _samples_of(key: SeriesKey, since: float, tables: HistoryTables,
+                in_memory: BucketsInMemory) -> list[dict[str, float]]:
+    return query.samples(tables, in_memory, key, since)
 
-    def _write_batch(
-        self,
-        reports: Iterable[Queued],
-        event_rows: list[tuple[Any, ...]],
-        state_nodes: list[NodeSnapshot],
-        state_links: list[LinkSnapshot],
-        removed: list[LinkKey],
-        now: float,
-        prune: bool,
-        close_all: bool,
-        close_idle: bool,
-        close_budget_s: float | None,
-    ) -> None:
-        conn = self._conn
-        assert conn is not None
-        history = self.history
-        history.add(reports)  # in memory: kept there if the transaction fails
-        if close_idle or close_all:
-            history.close_idle(now, close_all)
-        node_state = [
-            (
-                nid, self._info_as_json(nid, info), int(online), first, last, interval,
-                None if rep is None else to_json(rep).decode(),
-            )
-            for nid, info, online, first, last, interval, rep in state_nodes
-        ]  # fmt: skip
-        link_state = [
-            (*key, dst, mac, _sample_json(key, mac, sample), first, last, rts)
-            for key, dst, mac, sample, first, last, rts in state_links
-        ]
-        # IMMEDIATE: the write lock at the start (waiting for another connection's
-        # write, the busy timeout), not at the first write after reads, where SQLite
-        # fails at once when another connection wrote meanwhile ("database is locked")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            history.write(conn, close_budget_s)
-            if close_budget_s is not None:  # the running store: a slice of packing
-                history.pack(now)
-            conn.executemany(_INSERT_EVENT, event_rows)
-            conn.executemany(_UPSERT_NODE, node_state)
-            conn.executemany(_UPSERT_LINK, link_state)
-            conn.executemany(_DELETE_LINK, removed)
-            pruned = history.prune(conn, now) if prune else 0
-            conn.execute("COMMIT")
-        except BaseException:
-            rollback(conn)
-            raise
-        self._durable = history.committed()
-        self.pruned_rows += pruned
 
-    def _info_as_json(self, node: str, info: Info | None) -> str | None:
-        """The stored JSON of a node's info (serialised again only when it was replaced)."""
-        if info is None:
-            return None
-        saved = self._info_json.get(node)
-        if saved is not None and saved[0] is info:
-            return saved[1]
-        text = info.model_dump_json(exclude_none=True)
-        self._info_json[node] = (info, text)
-        return text
+def _node_states(rows: list[tuple[Any, ...]]) -> list[NodeState]:
+    return [
+        NodeState(
+            id=nid,
+            info=None if info is None else Info.model_validate_json(info),
+            online=bool(online),
+            first_seen=first,
+            last_seen=last,
+            last_report=None if rep is None else wire.Report.model_validate_json(rep),
+            interval_s=interval,
+        )
+        for nid, info, online, first, last, interval, rep in rows
+    ]
 
-    def _write_history(self, fn: Callable[[HistoryTables], None]) -> None:
-        conn = self._conn
-        tables = self.history.tables
-        assert conn is not None and tables is not None
-        conn.execute("BEGIN IMMEDIATE")  # (see _write_batch)
-        try:
-            fn(tables)
-            tables.save_registry()
-            conn.execute("COMMIT")
-        except BaseException:
-            rollback(conn)
-            raise
-        tables.committed()
 
-    def _prune_now(self, now: float) -> int:
-        assert self._conn is not None
-        self._conn.execute("BEGIN IMMEDIATE")  # (see _write_batch)
-        try:
-            n = self.history.prune(self._conn, now)
-            self._conn.execute("COMMIT")
-        except BaseException:
-            rollback(self._conn)
-            raise
-        self.pruned_rows += n
-        return n
-
-    def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        assert self._conn is not None
-        cur = self._conn.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    def _load_state(self) -> tuple[list[NodeState], list[LinkState]]:
-        assert self._conn is not None
-        nodes = [
-            NodeState(
-                id=nid,
-                info=None if info is None else Info.model_validate_json(info),
-                online=bool(online),
-                first_seen=first,
-                last_seen=last,
-                last_report=None if rep is None else wire.Report.model_validate_json(rep),
-                interval_s=interval,
-            )
-            for nid, info, online, first, last, interval, rep in self._conn.execute(
-                "SELECT id, info, online, first_seen, last_seen, interval_s, last_report FROM nodes"
-            )
-        ]
-        links = [
-            LinkState(
-                key=LinkKey(src, peer, iface, kind),
-                dst=dst,
-                peer_mac=mac,
-                sample=LinkSample.from_dict(json.loads(sample)),
-                first_seen=first,
-                last_seen=last,
-                report_ts=rts,
-            )
-            for src, peer, iface, kind, dst, mac, sample, first, last, rts in self._conn.execute(
-                "SELECT src, peer, iface, kind, dst, peer_mac, sample, first_seen, last_seen, "
-                "report_ts FROM links"
-            )
-        ]
-        return nodes, links
+def _link_states(rows: list[tuple[Any, ...]]) -> list[LinkState]:
+    return [
+        LinkState(
+            key=LinkKey(src, peer, iface, kind),
+            dst=dst,
+            peer_mac=mac,
+            sample=LinkSample.from_dict(json.loads(sample)),
+            first_seen=first,
+            last_seen=last,
+            report_ts=rts,
+        )
+        for src, peer, iface, kind, dst, mac, sample, first, last, rts in rows
+    ]

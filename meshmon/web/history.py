@@ -16,6 +16,7 @@ the script.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from typing import Any
@@ -67,22 +68,37 @@ def _query(request: web.Request) -> tuple[dict[str, str], str]:
     return query, fmt
 
 
-def _reader(ctx: WebContext, query: dict[str, str], series_of: Any, default: Any,
-            now: float) -> Any:
-    """What a request reads in the store's worker thread: window, metrics, answer."""
+def _reader(ctx: WebContext, query: dict[str, str], kind: str, ids: tuple[str, ...],
+            known: bool, now: float) -> Any:
+    """What a request reads in the store's worker process (a `functools.partial` of
+    `_answer`: it is pickled there); a bad window or stat raises BadRequest here."""
     store = ctx.store
     assert store is not None
     win = window(query, now, store.history_retention)
     stats = stat_names(query.get("stats"))
+    return functools.partial(_answer, kind, ids, known, query, win, stats, now)
 
-    def run(tables: HistoryTables, in_memory: BucketsInMemory) -> dict[str, Any] | None:
-        series = series_of(tables)
-        if series is None:
-            return None
-        metrics = metric_names(query.get("metrics"), default(tables), tables.metrics)
-        return read(tables, in_memory, series, metrics, win, stats, now)
 
-    return run
+def _series_of(tables: HistoryTables, kind: str, ids: tuple[str, ...]) -> Any:
+    """The series of a node (`kind` "node", its id) or of the links between two nodes."""
+    return node_series(tables, *ids) if kind == "node" else link_series(tables, *ids)
+
+
+def _answer(kind: str, ids: tuple[str, ...], known: bool, query: dict[str, str], win: Any,
+            stats: Any, now: float, tables: HistoryTables, in_memory: BucketsInMemory
+            ) -> dict[str, Any] | None:
+    """The answer (None: neither the history nor the topology knows the node or link)."""
+    series = _series_of(tables, kind, ids)
+    if not series and not known:
+        return None
+    default = NODE_METRICS if kind == "node" else sorted(tables.metrics)
+    metrics = metric_names(query.get("metrics"), default, tables.metrics)
+    return read(tables, in_memory, series, metrics, win, stats, now)
+
+
+def _exists(kind: str, ids: tuple[str, ...], tables: HistoryTables,
+            _in_memory: BucketsInMemory) -> bool:
+    return bool(_series_of(tables, kind, ids))
 
 
 async def _respond(request: web.Request, name: str, answer: dict[str, Any], fmt: str
@@ -106,13 +122,8 @@ async def node_history(request: web.Request) -> web.StreamResponse:
     try:
         query, fmt = _query(request)
         known = node in ctx.topology.nodes
-
-        def series_of(tables: HistoryTables) -> Any:
-            found = node_series(tables, node)
-            return found if found or known else None
-
-        run = _reader(ctx, query, series_of, lambda _tables: NODE_METRICS, now)
-        answer = await ctx.store.read_history(run)
+        answer = await ctx.store.read_history(_reader(ctx, query, "node", (node,), known,
+                                                      now))
     except BadRequest as exc:
         return json_error(400, str(exc))
     if answer is None:
@@ -136,15 +147,7 @@ async def link_history(request: web.Request) -> web.StreamResponse:
     try:
         query, fmt = _query(request)
         known = _linked_now(ctx, a, b)
-
-        def series_of(tables: HistoryTables) -> Any:
-            found = link_series(tables, a, b)
-            return found if found or known else None
-
-        def every_metric(tables: HistoryTables) -> list[str]:
-            return sorted(tables.metrics)
-
-        answer = await ctx.store.read_history(_reader(ctx, query, series_of, every_metric,
+        answer = await ctx.store.read_history(_reader(ctx, query, "link", (a, b), known,
                                                       now))
     except BadRequest as exc:
         return json_error(400, str(exc))
@@ -222,10 +225,10 @@ def _not_found(text: str) -> web.Response:
     return web.Response(status=404, text=text + "\n", content_type="text/plain")
 
 
-async def _has_series(ctx: WebContext, find: Any) -> bool:
+async def _has_series(ctx: WebContext, kind: str, ids: tuple[str, ...]) -> bool:
     if ctx.store is None:
         return False
-    return bool(await ctx.store.read_history(lambda tables, _open: find(tables)))
+    return await ctx.store.read_history(functools.partial(_exists, kind, ids))
 
 
 async def node_page(request: web.Request) -> web.Response:
@@ -235,8 +238,7 @@ async def node_page(request: web.Request) -> web.Response:
     chosen = _range(request)
     if not _NODE_RE.fullmatch(node):
         return _not_found("No such node.")
-    if node not in ctx.topology.nodes and not await _has_series(
-            ctx, lambda tables: node_series(tables, node)):
+    if node not in ctx.topology.nodes and not await _has_series(ctx, "node", (node,)):
         return _not_found("This collector knows no node of that id.")
     esc = html.escape
     name, state = _name(ctx, node), _state(ctx, node)
@@ -258,8 +260,7 @@ async def link_page(request: web.Request) -> web.Response:
     chosen = _range(request)
     if not (_NODE_RE.fullmatch(a) and _NODE_RE.fullmatch(b)) or a == b:
         return _not_found("No such link.")
-    if not _linked_now(ctx, a, b) and not await _has_series(
-            ctx, lambda tables: link_series(tables, a, b)):
+    if not _linked_now(ctx, a, b) and not await _has_series(ctx, "link", (a, b)):
         return _not_found("This collector knows no link between these nodes.")
     esc = html.escape
     names = (_name(ctx, a), _name(ctx, b))

@@ -173,13 +173,13 @@ async def test_the_running_store_acknowledges_reports_while_closed_buckets_wait(
             async with asyncio.timeout(10):  # the writer task's own writes
                 while store.reports_settled < published:
                     await asyncio.sleep(0.01)
-        waiting = store.history.closed_waiting
+        waiting = store.worker_status.closed_waiting
         assert waiting == len(NODES) * 3
         seen = await store.samples(SeriesKey("node", "n05"))
         assert [s["seq"] for s in seen] == list(range(1, 12))
-        assert store.history.closed_waiting == waiting  # a read does not store them
+        assert store.worker_status.closed_waiting == waiting  # a read does not store them
         await store.flush()
-        assert store.history.closed_waiting == 0
+        assert store.worker_status.closed_waiting == 0
         assert await store.samples(SeriesKey("node", "n05")) == seen
     finally:
         await store.close()

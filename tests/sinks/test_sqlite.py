@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from pathlib import Path
@@ -108,7 +109,7 @@ async def test_samples_are_written_and_read_back(tmp_path: Path) -> None:
                                                               "batman"))] == [230] * 3
     # a link known only by its MAC is not kept: a MAC must never reach a public page
     assert not any(key.peer.startswith("mac:") or (key.peer == "" and key.kind == "link")
-                   for key in await store.read_history(lambda t, _o: list(t.series)))
+                   for key in await store.read_history(every_series))
     nodes = await store.samples(NODE)
     assert [n["ts"] for n in nodes] == [NOW, NOW + 30, NOW + 60]
     assert (nodes[0]["load15"], nodes[0]["mem_avail_kb"], nodes[0]["links"]) == (0.125, 32000, 3)
@@ -141,10 +142,6 @@ async def test_old_samples_are_pruned_and_their_rollups_kept(tmp_path: Path) -> 
     assert [round((NOW - n["ts"]) / 3600) for n in await store.samples(NODE)] == [23, 1]
     assert len(await store.samples(WIFI)) == 2
     assert store.stats()["pruned_rows"] == 10
-
-    def hourly(tables, _open):
-        return [r for r in tables.conn.execute("SELECT count(*) FROM history_1h")]
-
     assert (await store.read_history(hourly))[0][0] >= 5  # the roll-ups stay
     await store.close()
 
@@ -244,10 +241,6 @@ async def test_the_running_store_packs_finished_spans_by_itself(tmp_path: Path) 
     before = await store.samples(NODE)
     assert len(before) == 60
 
-    def packed(tables, _open) -> int:
-        return int(tables.conn.execute(
-            "SELECT count(*) FROM history_raw_packed").fetchone()[0])
-
     # (while the clock ran through the reports, the first spans may have been packed)
     already = await store.read_history(packed)
     clock[0] = NOW + 16 * 3600  # every 4-hour span of the reports ended an hour ago
@@ -257,7 +250,7 @@ async def test_the_running_store_packs_finished_spans_by_itself(tmp_path: Path) 
         await asyncio.sleep(0.05)
     # (the last one was in its open bucket, unrounded: it is stored at the metric's scale)
     assert (await store.samples(NODE))[:-1] == before[:-1]
-    assert store.history.packer is not None and store.history.packer.packed_rows > 0
+    assert store.worker_status.packed_rows > 0
     await store.close()
 
 
@@ -270,10 +263,13 @@ async def test_a_history_write_is_not_failed_by_another_connections_write(
 
     store = store_at(tmp_path)
     await store.start()
+    read = tmp_path / "read"  # made by the store's transaction once it read
     other_wrote = threading.Event()
     errors: list[Exception] = []
 
     def other_write() -> None:
+        while not read.exists():  # (the write must come while the transaction runs)
+            time.sleep(0.01)
         conn = sqlite3.connect(tmp_path / "m.sqlite", timeout=10)
         try:
             conn.execute("INSERT INTO events (ts, kind, node, summary, fields) "
@@ -285,18 +281,37 @@ async def test_a_history_write_is_not_failed_by_another_connections_write(
         finally:
             conn.close()
 
-    def read_then_write(tables) -> None:
-        tables.conn.execute("SELECT count(*) FROM history_series").fetchone()
-        thread = threading.Thread(target=other_write)
-        thread.start()
-        other_wrote.wait(0.5)  # (it cannot while this transaction holds the lock)
-        tables.series_id(SeriesKey("node", "late"))
-        tables.save_registry()
-        threads.append(thread)
-
-    threads: list[threading.Thread] = []
-    await store.write_history(read_then_write)
-    threads[0].join(10)
+    thread = threading.Thread(target=other_write)
+    thread.start()
+    await store.write_history(functools.partial(read_then_write, read))
+    thread.join(10)
     assert other_wrote.is_set() and not errors
-    assert await store.read_history(lambda t, _o: SeriesKey("node", "late") in t.series)
+    assert await store.read_history(has_late_series)
     await store.close()
+
+
+def read_then_write(read: Path, tables) -> None:
+    """(in the store's worker process) Read, let the other connection try to write for
+    half a second (it cannot while this transaction holds the lock), then write."""
+    tables.conn.execute("SELECT count(*) FROM history_series").fetchone()
+    read.touch()
+    time.sleep(0.5)
+    tables.series_id(SeriesKey("node", "late"))
+    tables.save_registry()
+
+
+# readers of the history: run in the store's worker process (pickled: module-level)
+def every_series(tables, _in_memory) -> list[SeriesKey]:
+    return list(tables.series)
+
+
+def hourly(tables, _in_memory) -> list[tuple[int]]:
+    return list(tables.conn.execute("SELECT count(*) FROM history_1h"))
+
+
+def packed(tables, _in_memory) -> int:
+    return int(tables.conn.execute("SELECT count(*) FROM history_raw_packed").fetchone()[0])
+
+
+def has_late_series(tables, _in_memory) -> bool:
+    return SeriesKey("node", "late") in tables.series

@@ -1,0 +1,53 @@
+"""CPU time and resident memory of a process and of the processes it started (the
+collector's SQLite worker and multiprocessing's fork server), from /proc."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """The process's children, their children, … (those alive now)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in task.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of one process so far (s; 0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def rss_mb(pid: int, field_name: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident memory of one process, MB."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_rss_mb(pid: int, field_name: str = "VmHWM") -> float:
+    """`rss_mb` of the process and of every process it started, summed (of peaks: an
+    upper bound of the peak of the whole)."""
+    return sum(rss_mb(p, field_name) for p in [pid, *descendants(pid)])

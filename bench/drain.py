@@ -43,7 +43,7 @@ from procstat import cpu_s  # noqa: E402
 from meshmon.config import Config  # noqa: E402
 from meshmon.runtime import tune_runtime  # noqa: E402
 from meshmon.service import Service  # noqa: E402
-from meshmon.sinks.sqlite_worker import StoreWorker  # noqa: E402
+from meshmon.storage.store_worker import StoreWorker  # noqa: E402
 from tests import servers  # noqa: E402
 
 

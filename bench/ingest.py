@@ -62,7 +62,7 @@ from loadgen import (  # noqa: E402
     run_publishers,
     subscribe_session,
 )
-from procstat import descendants, rss_mb, tree_rss_mb  # noqa: E402
+from procstat import descendants, pss_mb, rss_mb, tree_pss_mb, tree_rss_mb  # noqa: E402
 
 from tests import servers  # noqa: E402
 
@@ -309,7 +309,7 @@ class Process:
 
 
 def process_config(role: str, work: Path, name: str, mq_port: int, influx_port: int,
-                   database: str, hook_url: str) -> Process:
+                   database: str, hook_url: str, worker: str = "process") -> Process:
     http_port = servers.free_port()
     text = f"""
 log_level = "warning"
@@ -323,6 +323,7 @@ port = {http_port}
 [storage]
 path = "{work}/{name}.sqlite"
 queue_max = 5000000
+worker = "{worker}"
 [influxdb]
 enabled = true
 api = "v1"
@@ -583,8 +584,10 @@ def finish(setup: Setup, fig: Figures) -> Figures:
     pid = setup.collector.proc.pid
     fig.rss_mb = tree_rss_mb(pid)  # with its SQLite worker process and the fork server
     writers_rss = [tree_rss_mb(w.proc.pid) for w in setup.writers if w.proc is not None]
-    parts = ", ".join(f"{rss_mb(p):.0f}" for p in [pid, *descendants(pid)])
-    say(f"{setup.collector.role} RSS now {tree_rss_mb(pid, 'VmRSS'):.0f} MB, "
+    procs = [pid, *descendants(pid)]
+    parts = ", ".join(f"{rss_mb(p):.0f}" for p in procs)
+    say(f"{setup.collector.role} RSS now {tree_rss_mb(pid, 'VmRSS'):.0f} MB "
+        f"(PSS {tree_pss_mb(pid):.0f} MB: {', '.join(f'{pss_mb(p):.0f}' for p in procs)}), "
         f"peak {fig.rss_mb:.0f} MB (the sum of its processes' peaks: {parts}) with "
         f"{m.get('meshmon_nodes', 0):.0f} nodes / "
         f"{m.get('meshmon_links', 0):.0f} directed links; analysis {fig.analysis_ms:.0f} ms"
@@ -639,6 +642,8 @@ def main() -> None:
     ap.add_argument("--across-boundary", action="store_true",
                     help="start the 1,170 reports/s phase just before a 5-minute boundary and "
                     "run it until every node reported after it (each setup waits for one)")
+    ap.add_argument("--storage-worker", choices=("process", "thread"), default="process",
+                    help="where the collector does its SQLite work (`[storage] worker`)")
     args = ap.parse_args()
     args.phases = set(args.phases.split(","))
     n = args.nodes
@@ -666,7 +671,8 @@ def main() -> None:
                 f"{bare_per_s:,.0f}/s")
 
         def make(role: str, name: str, database: str) -> Process:
-            return process_config(role, work, name, mq.port, influx.port, database, hook.url)
+            return process_config(role, work, name, mq.port, influx.port, database, hook.url,
+                                  args.storage_worker)
 
         setups.append(Setup("all", make("all", "all", "bench_all")))
         if args.writers:

@@ -50,7 +50,7 @@ from loadgen import Mesh, build_mesh, info_payload, report_parts  # noqa: E402
 from meshmon.config import Config  # noqa: E402
 from meshmon.runtime import tune_runtime  # noqa: E402
 from meshmon.service import Service  # noqa: E402
-from meshmon.sinks.sqlite_worker import StoreWorker  # noqa: E402
+from meshmon.storage.store_worker import StoreWorker  # noqa: E402
 from tests import servers  # noqa: E402
 
 BATCH = 250

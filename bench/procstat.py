@@ -51,3 +51,22 @@ def tree_rss_mb(pid: int, field_name: str = "VmHWM") -> float:
     """`rss_mb` of the process and of every process it started, summed (of peaks: an
     upper bound of the peak of the whole)."""
     return sum(rss_mb(p, field_name) for p in [pid, *descendants(pid)])
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of one process now, MB: its private pages plus its share of
+    the pages it shares (with the fork server its worker was forked from)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_pss_mb(pid: int) -> float:
+    """`pss_mb` of the process and of every process it started, summed: the memory they
+    hold together now."""
+    return sum(pss_mb(p) for p in [pid, *descendants(pid)])

@@ -117,6 +117,7 @@ class Service:
         self.store = next((s for s in self.sinks if isinstance(s, SqliteStore)), None)
         # the core leaves the time series to its writers; events are its alone
         report_sinks = self.sinks if role == "all" else [self.store] if self.store else []
+        self._report_sinks = report_sinks
         self.feed = SinkFeed(report_sinks, event_sinks=self.sinks,
                              ack_sinks=[self.store] if self.store else [])
         self.saver = (StateSaver(self.core.log.follow(), self.core.topology, self.store)
@@ -204,7 +205,7 @@ class Service:
             cfg.mqtt, self.mqtt_address, self.on_batch, self.on_control,
             Subscriptions(node_topics(prefix, "report")[0], control_topics(prefix)),
             version=mqtt_version(self.broker is not None), clock=self.clock,
-            hold=self.store.behind if self.store is not None else None)
+            hold=self._sinks_behind)
         spawn = self.spawn
         self._own = [
             spawn(self.ingest.run(), "mqtt"),
@@ -311,6 +312,11 @@ class Service:
             self.ingest.publish(f"{prefix}/v1/node/{node}/cmd", payload)
 
     # ------------------------------------------------------------------ sources in
+    def _sinks_behind(self) -> bool:
+        """Whether a sink of every report is behind (`Sink.behind`): ingest waits, and
+        the backlog stays in the broker."""
+        return any(sink.behind() for sink in self._report_sinks)
+
     def on_batch(self, batch: list[RawMessage]) -> None:
         """Decode and apply a batch of reports (MQTT messages), then let the followers
         catch up; each one's acknowledgement waits until SQLite has stored it."""

@@ -1,6 +1,6 @@
 """The history side of the SQLite store: reports in, raw buckets and roll-ups out.
 
-Runs in the store's worker thread, next to its batch writes (`meshmon.sinks.sqlite`):
+Runs in the store's worker process, next to its batch writes (`meshmon.sinks.sqlite`):
 
 - `add` turns queued reports into samples (`meshmon.history.samples`) and adds each to the
   open 5-minute bucket of its series, in memory. A sample of a later bucket closes the
@@ -393,6 +393,6 @@ class HistoryRecorder:
 
     # ------------------------------------------------------------------ reading
     def read(self, fn: Reader[T]) -> T:
-        """`fn(tables, the buckets in memory)` (worker thread)."""
+        """`fn(tables, the buckets in memory)` (in the store's worker)."""
         assert self.tables is not None
         return fn(self.tables, self.in_memory)

@@ -34,6 +34,12 @@ class Sink(Protocol):
     async def start(self) -> None:
         """Open connections and start the background flusher."""
 
+    def behind(self) -> bool:
+        """Whether ingest should wait: so many reports wait for writes that succeed that
+        the backlog had better stay in the broker (never while the sink fails: then it
+        drops and counts what does not fit)."""
+        ...
+
     def write_report(self, report: AnyReport, received_at: float,
                      dsts: Sequence[str | None]) -> None:
         """Queue one report; `dsts[i]` is the resolved peer node id of `report.links[i]`."""

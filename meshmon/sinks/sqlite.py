@@ -2,14 +2,14 @@
 event log.
 
 The connection and the history recorder's memory live in a worker process of their own
-(`meshmon.sinks.sqlite_worker`, started with `meshmon.worker_process`): as a thread, that
+(`meshmon.storage.store_worker`, started with `meshmon.worker_process`): as a thread, that
 work shared the interpreter lock with the event loop. The event loop only appends
 reports, events and state to bounded in-memory queues. They go to the worker as a group
 commit: a write starts as soon as something is queued and the previous write has ended,
 but no sooner than `flush_interval_s` after the previous write started, and takes
 everything queued meanwhile in one transaction (so batches grow with the load by
 themselves, and a report waits at most `flush_interval_s` plus one write while the store
-keeps up). A write is one MessagePack blob (`sqlite_worker.Batch`). The reports go
+keeps up). A write is one MessagePack blob (`store_worker.Batch`). The reports go
 through the history recorder (`meshmon.history.recorder`: raw samples in 5-minute
 buckets, 5-minute and hourly roll-ups), the events and state with `executemany`. With
 nothing queued the store still writes every `HOUSEKEEPING_S` while history buckets are
@@ -45,10 +45,10 @@ from meshmon.model import wire_structs as fast
 from meshmon.model.fastwire import AnyReport, to_struct
 from meshmon.model.state import LinkKey, LinkSample, LinkState, NodeState
 from meshmon.model.wire import Info
-from meshmon.sinks import sqlite_worker
 from meshmon.sinks.base import MAX_CLOCK_SKEW_S, Event, sample_time
 from meshmon.sinks.lag import LagTracker
-from meshmon.sinks.sqlite_worker import Batch, LinkRow, NodeRow, WorkerStatus, encode_batch
+from meshmon.storage import store_worker
+from meshmon.storage.store_worker import Batch, LinkRow, NodeRow, WorkerStatus, encode_batch
 from meshmon.tasks import spawn
 from meshmon.worker_process import WORKERS, WorkerDied
 
@@ -105,7 +105,7 @@ class SqliteStore:
             raw=sample_retention_h * 3600.0, fine=history_5min_days * 86_400.0,
             coarse=history_1h_days * 86_400.0)
         self._worker = WORKERS[worker](
-            "sqlite", sqlite_worker.__name__, sqlite_worker.StoreWorker,
+            "sqlite", store_worker.__name__, store_worker.StoreWorker,
             (self.path, self.retention, queue_max))
         self.worker_status = WorkerStatus([], False, 0, 0, 0, 0, 0.0)
         """the worker's answer to its last call (history buckets waiting, drops, packing)"""
@@ -175,7 +175,7 @@ class SqliteStore:
         """The worker process's pid (None while there is none)."""
         return self._worker.pid if self._worker.running else None
 
-    def worker_object(self) -> sqlite_worker.StoreWorker:
+    def worker_object(self) -> store_worker.StoreWorker:
         """The worker itself, when it runs in a thread (`worker="thread"`: benchmarks
         look into its memory)."""
         found = getattr(self._worker, "object", None)

@@ -14,8 +14,8 @@ shared machine; its SQLite worker process included) and the event loop thread's 
 tunes them); `--profile`
 prints the cProfile top 30 by own time and top 45 by cumulative time (the loop's thread);
 `--profile-worker` the same of the SQLite store's batch writes while the backlog drains
-(the store then runs them in a thread, `[storage] worker = "thread"`, as `--thread`
-does). It also prints the CPU time of the worker's batch writes per report.
+(in a thread, `--worker thread`, the default; `--worker process`: in a process of its
+own). It also prints the CPU time of the worker's batch writes per report.
 Last line: RESULT drain_per_s=… cpu_us=…
 """
 
@@ -63,7 +63,7 @@ async def report_once(service: Service, mesh: Mesh) -> None:
 
 
 def collector_config(port: int, path: str, client_id: str, influx_url: str | None = None,
-                     worker: str = "process") -> Config:
+                     worker: str = "thread") -> Config:
     """A collector on the broker at `port` with its SQLite file at `path` (and InfluxDB
     v1 at `influx_url`), HTTP on a free port."""
     return Config.model_validate({
@@ -84,7 +84,7 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
     tmp = tempfile.mkdtemp(prefix="bench-drain-")
     try:
         publish_infos(mq.port, mesh, "meshmon")
-        in_thread = args.thread or args.profile_worker
+        in_thread = args.worker == "thread" or args.profile_worker
         config = collector_config(mq.port, f"{tmp}/drain.sqlite", "bench-drain",
                                   influx.url if influx else None,
                                   "thread" if in_thread else "process")
@@ -184,8 +184,8 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--profile-worker", action="store_true",
                     help="profile the SQLite store's batch writes (in a thread)")
-    ap.add_argument("--thread", action="store_true",
-                    help="the store's SQLite work in a thread of the collector's process")
+    ap.add_argument("--worker", choices=("thread", "process"), default="thread",
+                    help="where the store does its SQLite work (`[storage] worker`)")
     args = ap.parse_args()
     if not args.default_gc:
         tune_runtime()

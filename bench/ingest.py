@@ -309,7 +309,7 @@ class Process:
 
 
 def process_config(role: str, work: Path, name: str, mq_port: int, influx_port: int,
-                   database: str, hook_url: str, worker: str = "process") -> Process:
+                   database: str, hook_url: str, worker: str = "thread") -> Process:
     http_port = servers.free_port()
     text = f"""
 log_level = "warning"
@@ -642,7 +642,7 @@ def main() -> None:
     ap.add_argument("--across-boundary", action="store_true",
                     help="start the 1,170 reports/s phase just before a 5-minute boundary and "
                     "run it until every node reported after it (each setup waits for one)")
-    ap.add_argument("--storage-worker", choices=("process", "thread"), default="process",
+    ap.add_argument("--storage-worker", choices=("thread", "process"), default="thread",
                     help="where the collector does its SQLite work (`[storage] worker`)")
     args = ap.parse_args()
     args.phases = set(args.phases.split(","))

@@ -150,9 +150,10 @@ class StorageConfig(Section):
     max_clock_skew_s: float = Field(default=600, gt=0)
     """a sample whose agent `ts` is further than this from its arrival is stored at arrival
     time (SQLite and InfluxDB); such reports are counted as `clock_fallbacks`"""
-    worker: Literal["process", "thread"] = "process"
-    """where the store's SQLite work runs: a process of its own (the collector then uses a
-    second core), or a thread of the collector (one process, ~40 MB less)"""
+    worker: Literal["thread", "process"] = "thread"
+    """where the store's SQLite work runs: a thread of the collector (one process), or a
+    process of its own (the collector then uses a second core: faster under heavy load,
+    ~100 MB more; docs/scaling.md)"""
 
 
 class InfluxConfig(Section):

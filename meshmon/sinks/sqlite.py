@@ -1,9 +1,10 @@
 """SQLite store (always on): current state, the history of every node and link, the
 event log.
 
-The connection and the history recorder's memory live in a worker process of their own
-(`meshmon.storage.store_worker`, started with `meshmon.worker_process`): as a thread, that
-work shared the interpreter lock with the event loop. The event loop only appends
+The connection and the history recorder's memory live in a worker
+(`meshmon.storage.store_worker`): a thread of the collector (`worker="thread"`, the
+default), or a process of its own (`worker="process"`, `meshmon.worker_process`): as a
+thread that work shares the interpreter lock with the event loop. The event loop only appends
 reports, events and state to bounded in-memory queues. They go to the worker as a group
 commit: a write starts as soon as something is queued and the previous write has ended,
 but no sooner than `flush_interval_s` after the previous write started, and takes
@@ -16,7 +17,7 @@ nothing queued the store still writes every `HOUSEKEEPING_S` while history bucke
 open (idle ones are rolled up); history past its retention is pruned once an hour.
 Closed history buckets are stored `CLOSE_SLICE_S` at a time with each write (after a
 5-minute boundary every series closes one), or at once by `flush`. After a failed write
-it waits `max(flush_interval_s, HOUSEKEEPING_S)`. When the worker process dies (killed,
+it waits `max(flush_interval_s, HOUSEKEEPING_S)`. When a worker process dies (killed,
 out of memory), the reports it held and had not stored are counted as dropped and the
 next write starts a new one.
 """
@@ -97,7 +98,7 @@ class SqliteStore:
         queue_max: int = 200_000,
         max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
         clock: Callable[[], float] = time.time,
-        worker: str = "process",
+        worker: str = "thread",
     ) -> None:
         self.path = str(path)
         self.clock = clock

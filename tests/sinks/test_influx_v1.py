@@ -221,3 +221,35 @@ async def test_write_only_user_writes_to_a_database_an_admin_made() -> None:
         assert result["series"][0]["values"][0][1] == 1
     finally:
         server.stop()
+
+
+async def test_ingest_waits_while_points_wait_for_a_server_that_answers(
+        influxdb1: servers.Server) -> None:
+    """`behind`: half the buffer (here 50 points) waits for a server that answers; ingest
+    then holds and the backlog stays in the broker. A server that is down holds nothing:
+    the buffer rides it out, and drops and counts what does not fit."""
+    sink = InfluxV1Sink(influxdb1.url, "t_behind", buffer_max_points=100, flush_interval_s=60)
+    await sink.start()
+    try:
+        for i in range(8):  # 8 reports × 6 points, queued before the flusher can run
+            sink.write_report(report(ts=NOW + i, seq=i), NOW + i, DSTS)
+        assert sink.stats()["queued"] == 48 and not sink.behind()
+        sink.write_report(report(ts=NOW + 8, seq=8), NOW + 8, DSTS)
+        assert sink.behind()
+        await sink.flush()
+        assert sink.stats()["written_points"] == 54 and not sink.behind()
+    finally:
+        await sink.close()
+
+    down = InfluxV1Sink(f"http://127.0.0.1:{servers.free_port()}", "t_behind",
+                        buffer_max_points=100, flush_interval_s=0.05, retry_initial_s=60,
+                        timeout_s=2)
+    await down.start()
+    try:
+        for i in range(9):
+            down.write_report(report(ts=NOW + i, seq=i), NOW + i, DSTS)
+        assert down.behind()  # (nothing failed yet)
+        await wait_until(lambda: down.stats()["write_errors"] >= 1)
+        assert down.stats()["queued"] == 54 and not down.behind()
+    finally:
+        await down.close()

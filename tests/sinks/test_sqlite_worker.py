@@ -1,4 +1,4 @@
-"""The SQLite store's worker process: it survives the signals a stop sends to the whole
+"""The SQLite store's worker process (`[storage] worker = "process"`): it survives the signals a stop sends to the whole
 process group, a new one takes over when it is killed (nothing stored is lost, what was
 queued is stored), it ends with the collector, its log records reach the collector's
 logging, and the thread variant stores the same."""
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def store_at(tmp_path: Path, **kw) -> SqliteStore:
+    kw.setdefault("worker", "process")
     return SqliteStore(tmp_path / "m.sqlite", flush_interval_s=60, clock=lambda: NOW + 100,
                        **kw)
 
@@ -94,7 +95,7 @@ def test_the_worker_ends_when_the_collector_is_killed(tmp_path: Path) -> None:
         from meshmon.sinks.sqlite import SqliteStore
 
         async def main():
-            store = SqliteStore({str(tmp_path / "m.sqlite")!r})
+            store = SqliteStore({str(tmp_path / "m.sqlite")!r}, worker="process")
             await store.start()
             print(store.worker_pid, flush=True)
             await asyncio.sleep(60)

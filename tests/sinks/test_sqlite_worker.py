@@ -1,7 +1,7 @@
-"""The SQLite store's worker process (`[storage] worker = "process"`): it survives the signals a stop sends to the whole
-process group, a new one takes over when it is killed (nothing stored is lost, what was
-queued is stored), it ends with the collector, its log records reach the collector's
-logging, and the thread variant stores the same."""
+"""The SQLite store's worker process (`[storage] worker = "process"`): it survives the
+signals a stop sends to the whole process group, a new one takes over when it is killed
+(nothing stored is lost, what was queued is stored), it ends with the collector, its log
+records reach the collector's logging, and the thread variant stores the same."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ commit: a write starts as soon as something is queued and the previous write has
 but no sooner than `flush_interval_s` after the previous write started, and takes
 everything queued meanwhile in one transaction (so batches grow with the load by
 themselves, and a report waits at most `flush_interval_s` plus one write while the store
-keeps up). A write is one MessagePack blob (`store_worker.Batch`). The reports go
+keeps up). A write is one `store_worker.Batch` (to a process, as one MessagePack blob).
+The reports go
 through the history recorder (`meshmon.history.recorder`: raw samples in 5-minute
 buckets, 5-minute and hourly roll-ups), the events and state with `executemany`. With
 nothing queued the store still writes every `HOUSEKEEPING_S` while history buckets are
@@ -51,7 +52,7 @@ from meshmon.sinks.lag import LagTracker
 from meshmon.storage import store_worker
 from meshmon.storage.store_worker import Batch, LinkRow, NodeRow, WorkerStatus, encode_batch
 from meshmon.tasks import spawn
-from meshmon.worker_process import WORKERS, WorkerDied
+from meshmon.worker_process import WORKERS, WorkerDied, WorkerThread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -423,10 +424,12 @@ class SqliteStore:
                 if not self._started:
                     raise RuntimeError("SqliteStore is not started")
                 await self._start_worker()
-            blob = encode_batch(Batch(
+            batch = Batch(
                 list(reports), event_rows,
                 [self._node_row(node) for node in state_nodes.values()],
-                list(state_links.values()), list(removed)))
+                list(state_links.values()), list(removed))
+            # (a thread takes the batch as it is; a process gets it as one blob)
+            blob = batch if isinstance(self._worker, WorkerThread) else encode_batch(batch)
             sent = True
             status: WorkerStatus = await self._call(
                 "write_batch", blob, now, prune, close_all, close_idle,

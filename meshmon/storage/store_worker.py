@@ -107,11 +107,12 @@ class StoreWorker:
     def close(self) -> None:
         self.conn.close()
 
-    def write_batch(self, blob: bytes, now: float, prune: bool, close_all: bool,
+    def write_batch(self, blob: bytes | Batch, now: float, prune: bool, close_all: bool,
                     close_idle: bool, close_budget_s: float | None) -> WorkerStatus:
-        """Store one batch (`SqliteStore._write_queued` says what the flags do). With
-        nothing to do it touches nothing."""
-        batch = _decode_batch(blob)
+        """Store one batch, encoded (from another process) or as it is (from a thread of
+        the same one); `SqliteStore._write_queued` says what the flags do. With nothing
+        to do it touches nothing."""
+        batch = blob if isinstance(blob, Batch) else _decode_batch(blob)
         history = self.history
         history.add(batch.reports)  # in memory: kept there if the transaction fails
         if close_idle or close_all:

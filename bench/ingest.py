@@ -3,6 +3,7 @@ InfluxDB v1), as one process (`--role all`) and as a core with N writers.
 
     python bench/ingest.py [--nodes 35000] [--seconds 10] [--writers 2]
                            [--phases bare,drain,steady] [--across-boundary]
+                           [--storage-worker thread|process]
 
 `--phases drain` (with `--writers 0`) is the short probe of HTTP during the drain: the
 phases left out print no figure (nan).
@@ -23,7 +24,8 @@ Measured in the same run, for `all` and for `core` + N `writer` processes:
 * HTTP p99 of /healthz, /metrics, the API and a page while ingest runs (the drain: the
   collector saturated); a request that times out counts as its timeout and is reported —
   a slow scrape never ends the benchmark;
-* the collector's peak RSS and its topology analysis time.
+* the collector's peak RSS (with `--storage-worker process`, the sum of its processes'
+  peaks, and their PSS after the phases) and its topology analysis time.
 
 Last line: RESULT reports_per_s=… bare_per_s=… ratio=… p99_ms=… rss_mb=… analysis_ms=…
 http_p99_ms=… lwt_p99_ms=…  (the `all` role; p99_ms at 1,170 reports/s)

@@ -9,9 +9,6 @@ import sys
 import time
 from typing import Any
 
-GC_THRESHOLDS = (10_000, 2, 1000)
-"""`gc.set_threshold` of the collector and of its SQLite worker process (`tune_gc`)"""
-
 SWITCH_INTERVAL_S = 0.001
 """how long a thread that wants the GIL waits before the running one must hand it over
 (Python's default: 5 ms)"""
@@ -38,7 +35,7 @@ def tune_gc() -> None:
     collection: every tenth, it held up to 100,000 objects, a pause of 70–150 ms while a
     backlog drained (`MESHMON_LOOP_TRACE`, bench/README.md); every second one is a fifth
     of that, and every survivor is still scanned once there."""
-    gc.set_threshold(*GC_THRESHOLDS)
+    gc.set_threshold(10_000, 2, 1000)
 
 
 TRIM_EVERY = 12
@@ -81,14 +78,21 @@ async def run_freezing_survivors() -> None:
     while True:
         await asyncio.sleep(GC_FREEZE_INTERVAL_S)
         freezes += 1
-        if freezes % GC_FULL_EVERY == 0:
-            gc.unfreeze()
-            gc.collect()
-        else:
-            gc.collect(1)
-        gc.freeze()
-        if freezes % TRIM_EVERY == 0:
+        if freeze_survivors(freezes):
             await asyncio.to_thread(trim_memory)
+
+
+def freeze_survivors(freezes: int) -> bool:
+    """The `freezes`-th step of the regime: collect the young generations (every
+    `GC_FULL_EVERY`-th: unfreeze and collect everything) and freeze what survived; whether
+    malloc's free memory is due to be handed back (`trim_memory`)."""
+    if freezes % GC_FULL_EVERY == 0:
+        gc.unfreeze()
+        gc.collect()
+    else:
+        gc.collect(1)
+    gc.freeze()
+    return freezes % TRIM_EVERY == 0
 
 
 class Freezer:
@@ -105,11 +109,5 @@ class Freezer:
             return
         self._next = now + GC_FREEZE_INTERVAL_S
         self._freezes += 1
-        if self._freezes % GC_FULL_EVERY == 0:
-            gc.unfreeze()
-            gc.collect()
-        else:
-            gc.collect(1)
-        gc.freeze()
-        if self._freezes % TRIM_EVERY == 0:
+        if freeze_survivors(self._freezes):
             trim_memory()

@@ -1,8 +1,9 @@
 """One object living in a process of its own, called from the event loop.
 
-The collector's SQLite store does its CPU work (history extraction, bucket rows, JSON of
-the state) in such a process: as a thread it shared the interpreter lock with the event
-loop, which then got the CPU for about a third of its time under load (bench/README.md).
+The collector's SQLite store can do its CPU work (history extraction, bucket rows, JSON
+of the state) in such a process (`[storage] worker = "process"`): as a thread it shares
+the interpreter lock with the event loop, which then got the CPU for about a third of its
+time under load (bench/README.md).
 
 The process comes from multiprocessing's fork server (forked from a clean process that
 imported the worker's module once: ~20 ms, and none of the collector's threads or locks
@@ -16,7 +17,7 @@ the process dies (killed, out of memory), the call raises `WorkerDied` and the n
 `start` makes a new one.
 
 `WorkerThread` has the same interface and keeps the object in a thread of this process
-(`[storage] worker = "thread"`: one process less, ~40 MB, on a small machine; and the
+(`[storage] worker = "thread"`, the default: one process, ~100 MB less; and the
 benchmarks that count a report's instructions or memory in one process).
 """
 
@@ -34,8 +35,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 PARENT_CHECK_S = 1.0
 """how often the process looks whether the collector still runs"""
@@ -71,10 +70,8 @@ def _exit_without(parent: int) -> None:
         time.sleep(PARENT_CHECK_S)
         try:
             os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:  # (a pid taken again by another user's process)
-            os._exit(1)
+        except (ProcessLookupError, PermissionError):  # (or a pid taken again by another
+            os._exit(1)  # user's process)
 
 
 def _create(factory: Callable[..., Any], args: tuple[Any, ...]) -> int:

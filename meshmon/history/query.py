@@ -1,5 +1,5 @@
 """What a history request asks for, and the answer from the stored levels: pure functions
-of the tables and the open buckets (they run in the store's worker process).
+of the tables and the open buckets (they run in the store's worker).
 
 A request names a time window (`from`, `to`, or a `range` up to now), a `step` and the
 metrics. The step decides where the numbers come from:

@@ -1,6 +1,7 @@
 """The history side of the SQLite store: reports in, raw buckets and roll-ups out.
 
-Runs in the store's worker process, next to its batch writes (`meshmon.sinks.sqlite`):
+Runs in the store's worker (a thread or a process), next to its batch writes
+(`meshmon.sinks.sqlite`):
 
 - `add` turns queued reports into samples (`meshmon.history.samples`) and adds each to the
   open 5-minute bucket of its series, in memory. A sample of a later bucket closes the

@@ -18,7 +18,7 @@ Counters (bytes, packets, errors, retries) become rates per second; a counter th
 backwards was reset (a reboot, a re-association) unless it looks like a 32-bit wrap, and
 gives no rate rather than a negative one.
 
-This runs for every report in the SQLite store's worker process (the history recorder), so
+This runs for every report in the SQLite store's worker (the history recorder), so
 the per-part paths count instructions: `zip` without `strict=` there (the keyword alone is
 ~1,500 instructions a call, its argument parsing), keys made without the NamedTuple's
 Python-level `__new__` (`_series_key`).

@@ -255,8 +255,7 @@ class SqliteStore:
             if ts != report.ts:
                 self.clock_fallbacks += 1
             reports = self._reports
-            reports.append((ts, report if type(report) is fast.Report else to_struct(report),
-                            dsts))
+            reports.append((ts, to_struct(report), dsts))
             self._queued.set()
             self._count_missed(report.node, report.seq)
             if len(reports) + self._inflight > self.queue_max:
@@ -306,9 +305,10 @@ class SqliteStore:
         return self.retention
 
     async def read_history(self, fn: Reader[T]) -> T:
-        """`fn(tables, the buckets in memory)` in the worker process, after everything
+        """`fn(tables, the buckets in memory)` in the worker, after everything
         queued so far is written (`meshmon.history.query` reads with it). `fn` and its
-        answer are pickled: a module-level function or a `functools.partial` of one."""
+        answer are pickled for a worker process: a module-level function or a
+        `functools.partial` of one."""
         async with self._lock:
             await self._write_queued()
         return await self._call("read", fn)
@@ -319,9 +319,9 @@ class SqliteStore:
         return await self.read_history(functools.partial(_samples_of, key, since))
 
     async def write_history(self, fn: Callable[[HistoryTables], None]) -> None:
-        """`fn(tables)` in one transaction of the worker process, after everything queued
+        """`fn(tables)` in one transaction of the worker, after everything queued
         is written (the demo's back-fill writes whole spans of history this way; `fn` is
-        pickled, as by `read_history`)."""
+        pickled for a worker process, as by `read_history`)."""
         async with self._lock:
             await self._write_queued(all_closed=True)
             self.worker_status = await self._call("write_history", fn)

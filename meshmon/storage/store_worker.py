@@ -1,19 +1,17 @@
 """The SQLite store's worker: the one connection to the file and the history recorder's
-memory, in a process of its own (`meshmon.worker_process`; `meshmon.sinks.sqlite` is
-the collector's side).
+memory, in a thread of the collector or a process of its own (`meshmon.worker_process`,
+`[storage] worker`; `meshmon.sinks.sqlite` is the collector's side).
 
-Each write comes as one `Batch`, encoded by the collector with msgspec (MessagePack) and
-decoded here into the same Structs: reports, events, the nodes and links whose state
-changed. It answers with a `WorkerStatus`: the sample times the write made durable and
-what the collector needs to know of the history without asking.
+Each write comes as one `Batch` (to a process, encoded by the collector with msgspec as
+MessagePack and decoded here into the same Structs): reports, events, the nodes and
+links whose state changed. It answers with a `WorkerStatus`: the sample times the write
+made durable and what the collector needs to know of the history without asking.
 """
 
 from __future__ import annotations
 
 import functools
-import gc
 import json
-import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -24,10 +22,9 @@ from meshmon.history.tables import Retention
 from meshmon.model import wire_structs as fast
 from meshmon.model.fastwire import to_json
 from meshmon.model.state import LinkKey, LinkSample
-from meshmon.runtime import GC_THRESHOLDS, Freezer
+from meshmon.runtime import Freezer, tune_gc
 from meshmon.storage.database import open_database, rollback
 
-log = logging.getLogger("meshmon.sinks.sqlite")
 T = TypeVar("T")
 
 _INSERT_EVENT = "INSERT INTO events (ts, kind, node, summary, fields) VALUES (?, ?, ?, ?, ?)"
@@ -82,10 +79,10 @@ class WorkerStatus(NamedTuple):
 
 
 class StoreWorker:
-    """The connection and the history recorder (in the worker process)."""
+    """The connection and the history recorder (in the worker's thread or process)."""
 
     def __init__(self, path: str, retention: Retention, max_waiting: int) -> None:
-        gc.set_threshold(*GC_THRESHOLDS)
+        tune_gc()  # (a worker process's own GC; a thread's is the collector's already)
         self.history = HistoryRecorder(retention, max_waiting=max_waiting)
         self.conn = open_database(path)
         self.last_seqs = self.history.open(self.conn)

@@ -70,7 +70,7 @@ def _query(request: web.Request) -> tuple[dict[str, str], str]:
 
 def _reader(ctx: WebContext, query: dict[str, str], kind: str, ids: tuple[str, ...],
             known: bool, now: float) -> Any:
-    """What a request reads in the store's worker process (a `functools.partial` of
+    """What a request reads in the store's worker (a `functools.partial` of
     `_answer`: it is pickled there); a bad window or stat raises BadRequest here."""
     store = ctx.store
     assert store is not None

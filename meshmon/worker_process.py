@@ -76,12 +76,22 @@ def _exit_without(parent: int) -> None:
 
 def _create(factory: Callable[..., Any], args: tuple[Any, ...]) -> int:
     global _object
-    _object = factory(*args)
+    _object = _answering(factory, *args)
     return os.getpid()
 
 
 def _call(method: str, args: tuple[Any, ...]) -> Any:
-    return getattr(_object, method)(*args)
+    return _answering(getattr(_object, method), *args)
+
+
+def _answering(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)`, with a StopIteration it lets out raised as a RuntimeError: asyncio
+    cannot set a StopIteration on the caller's future, which would never be done."""
+    try:
+        return fn(*args)
+    except StopIteration as exc:
+        raise RuntimeError(f"{getattr(fn, '__qualname__', fn)!s} raised StopIteration"
+                           ) from exc
 
 
 class _ForwardRecords(logging.Handler):
@@ -191,7 +201,8 @@ class WorkerThread:
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._pool is None:
             raise RuntimeError(f"{self.name}: the worker thread is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _answering,
+                                                                fn, *args)
 
     async def stop(self) -> None:
         pool, self._pool = self._pool, None

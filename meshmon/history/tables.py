@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,11 @@ class Level:
     packed: str = ""
     pack_span: int = 0
 
+    def __reduce__(self) -> tuple[Callable[[str], Level], tuple[str]]:
+        # the levels are this module's constants, told apart by identity (`level is
+        # COARSE`): a window pickled for the store's worker process must find them there
+        return level_of, (self.table,)
+
 
 RAW_LEVEL = Level("history_raw", 0, BUCKET_S, "history_raw_packed", 4 * HOUR_S)
 FINE = Level("history_5min", BUCKET_S, HOUR_S, "history_5min_packed", DAY_S)
@@ -69,6 +74,12 @@ DAILY = Level("history_1d", DAY_S, 16 * DAY_S)
 """each day's record merged from its hours: a year is 23 rows per series, not 365"""
 ROLLUP_LEVELS = (FINE, COARSE, DAILY)
 PACKED_LEVELS = (RAW_LEVEL, FINE, COARSE)
+_LEVELS = {level.table: level for level in (RAW_LEVEL, *ROLLUP_LEVELS)}
+
+
+def level_of(table: str) -> Level:
+    """The level whose rows `table` holds."""
+    return _LEVELS[table]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import pickle
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from meshmon.history.export import csv_text
 from meshmon.history.query import BadRequest, auto_step, metric_names, stat_names, window
 from meshmon.history.samples import SeriesKey
-from meshmon.history.tables import Retention
+from meshmon.history.tables import COARSE, RAW_LEVEL, ROLLUP_LEVELS, Retention
 from tests.history.helpers import T0, Recorder, node_report
 
 NOW = 1_800_000_000.0
@@ -113,3 +114,11 @@ def test_the_last_hour_has_an_availability_strip_in_five_minute_steps(tmp_path: 
     # reporting every 30 s, silent from the 20th to the 40th minute, reporting again
     assert strip["mean"] == [1.0] * 4 + [0.0] * 4 + [1.0] * 4
     rec.close()
+
+
+def test_a_window_pickled_for_the_worker_process_keeps_its_level() -> None:
+    # the store's worker tells the levels apart by identity (`level is COARSE`)
+    for level in (RAW_LEVEL, *ROLLUP_LEVELS):
+        assert pickle.loads(pickle.dumps(level)) is level
+    win = window({"range": "7d"}, NOW, Retention())
+    assert pickle.loads(pickle.dumps(win)).level is win.level is COARSE

@@ -5,6 +5,8 @@ records reach the collector's logging, and the thread variant stores the same.""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
 import signal
@@ -13,10 +15,14 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from meshmon.history.chunks import BucketsInMemory, bucket_of
+from meshmon.history.query import Window, node_series, read, window
 from meshmon.history.samples import SeriesKey
+from meshmon.history.tables import COARSE, HistoryTables, Retention
 from meshmon.sinks.sqlite import SqliteStore
 from tests.sinks.reports import DSTS, NOW, report
 
@@ -150,3 +156,55 @@ async def test_both_workers_store_the_same(tmp_path: Path, worker: str) -> None:
     assert [s["seq"] for s in got] == [0, 1, 2, 3]
     assert got[0]["load1"] == 0.5
     await store.close()
+
+
+def hourly_load(win: Window, now: float, tables: HistoryTables, in_memory: BucketsInMemory
+                ) -> dict[str, Any]:
+    """(in the worker) n1's load over a window the collector made (pickled to a process)."""
+    return read(tables, in_memory, node_series(tables, "n1"), ["load1"], win, ("mean",), now)
+
+
+async def test_both_workers_answer_a_history_read_the_same(tmp_path: Path) -> None:
+    # three hours every 5 minutes, then the first bucket of the next hour: the hour
+    # before it is read from history_5min (it goes up into history_1h when the series
+    # stores a bucket of the next one), the older ones from history_1h. The worker
+    # tells the levels apart by identity: the window's is pickled to a process
+    first = bucket_of(NOW, 3600) + 3600
+    times = [first + 300 * i for i in range(37)]
+    now = times[-1] + 60
+    win = window({"range": "7d"}, now, Retention())
+    assert win.level is COARSE
+    answers = {}
+    for worker in ("thread", "process"):
+        (tmp_path / worker).mkdir()
+        store = store_at(tmp_path / worker, worker=worker)
+        await store.start()
+        for i, ts in enumerate(times):
+            store.write_report(report(ts=ts, seq=i), ts, DSTS)
+        await store.flush()
+        answers[worker] = await store.read_history(functools.partial(hourly_load, win, now))
+        await store.close()
+    assert answers["process"] == answers["thread"]
+    (series,) = answers["process"]["series"]
+    shown = {t for t, mean in zip(answers["process"]["t"], series["mean"], strict=True)
+             if mean is not None}
+    assert shown == {bucket_of(ts, 3600) for ts in times} == {first + 3600 * h
+                                                               for h in range(4)}
+
+
+def stops(_tables: HistoryTables, _in_memory: BucketsInMemory) -> None:
+    """(in the worker) a reader with a bug that lets a StopIteration out"""
+    next(iter(()))
+
+
+@pytest.mark.parametrize("worker", ["process", "thread"])
+async def test_a_call_that_raises_stop_iteration_fails_instead_of_hanging(
+        tmp_path: Path, worker: str) -> None:
+    store = store_at(tmp_path, worker=worker)
+    await store.start()
+    async with asyncio.timeout(10):  # (asyncio cannot set a StopIteration on a future)
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            await store.read_history(stops)
+        assert await store.samples(NODE) == []  # the worker still answers
+    await store.close()
+

@@ -152,8 +152,8 @@ class StorageConfig(Section):
     time (SQLite and InfluxDB); such reports are counted as `clock_fallbacks`"""
     worker: Literal["thread", "process"] = "thread"
     """where the store's SQLite work runs: a thread of the collector (one process), or a
-    process of its own (the collector then uses a second core: faster under heavy load,
-    ~100 MB more; docs/scaling.md)"""
+    process of its own (the collector then uses a second core: for a machine with one to
+    spare, ~100 MB more; docs/scaling.md)"""
 
 
 class InfluxConfig(Section):

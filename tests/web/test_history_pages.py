@@ -152,14 +152,17 @@ class Fed:
     clock: Clock
 
 
-@pytest.fixture
-async def fed(mosquitto: Server, tmp_path: Path) -> AsyncIterator[Fed]:
+@pytest.fixture(params=["thread", "process"])
+async def fed(mosquitto: Server, tmp_path: Path, request: pytest.FixtureRequest
+              ) -> AsyncIterator[Fed]:
+    """(both places the SQLite store's worker runs: the pages' reads run there)"""
     start = bucket_of(time.time(), 86_400) - PAST_DAYS * 86_400
     clock = Clock(start)
     # the collector's clock runs ahead of a report by up to a few dozen rounds while it
     # catches up (hours of replayed time): its own ts is stored, not the arrival time
     config = collector_config(tmp_path, mosquitto.port, map={"tile_url": ""},
-                              storage={"max_clock_skew_s": 2 * PAST_DAYS * 86_400})
+                              storage={"max_clock_skew_s": 2 * PAST_DAYS * 86_400,
+                                       "worker": request.param})
     service = Service(config, clock)
     await service.start()
     assert service.ingest is not None

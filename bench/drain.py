@@ -94,11 +94,17 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
             await asyncio.sleep(0.1)
         if not args.cold:
             await report_once(service, mesh)
+        stopping = time.perf_counter()
         await service.stop()  # the broker keeps the session and queues reports
+        print(f"stopped in {time.perf_counter() - stopping:.1f} s (the history's open "
+              "buckets stay in its journal)", flush=True)
         sent = await asyncio.to_thread(run_publishers, mq.port, args.nodes, 0, args.seconds)
         profile = cProfile.Profile()
         service = Service(config)
+        starting = time.perf_counter()
         await service.start()
+        print(f"started in {time.perf_counter() - starting:.1f} s (the history's journal "
+              "back in memory)", flush=True)
         received = "meshmon_reports_received_total"
         while not service.metrics.get(received):
             await asyncio.sleep(0.001)

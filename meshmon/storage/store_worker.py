@@ -104,16 +104,16 @@ class StoreWorker:
     def close(self) -> None:
         self.conn.close()
 
-    def write_batch(self, blob: bytes | Batch, now: float, prune: bool, close_all: bool,
-                    close_idle: bool, close_budget_s: float | None) -> WorkerStatus:
+    def write_batch(self, blob: bytes | Batch, now: float, prune: bool, close_idle: bool,
+                    close_budget_s: float | None) -> WorkerStatus:
         """Store one batch, encoded (from another process) or as it is (from a thread of
         the same one); `SqliteStore._write_queued` says what the flags do. With nothing
         to do it touches nothing."""
         batch = blob if isinstance(blob, Batch) else _decode_batch(blob)
         history = self.history
         history.add(batch.reports)  # in memory: kept there if the transaction fails
-        if close_idle or close_all:
-            history.close_idle(now, close_all)
+        if close_idle:
+            history.close_idle(now)
         if not (batch.reports or batch.events or batch.nodes or batch.links
                 or batch.removed or prune or history.closed_waiting
                 or (close_idle and history.busy) or history.packing_due(now)):

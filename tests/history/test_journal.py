@@ -41,15 +41,16 @@ def test_a_write_within_a_bucket_is_one_journal_row_and_a_kill_loses_nothing(
     other.close()
     rec.close()  # killed: the buckets are open, their samples only in the journal
 
-    rec = Recorder(tmp_path / "h.sqlite")
-    assert rec.conn.execute("SELECT count(*) FROM history_journal").fetchone()[0] == 0
+    rec = Recorder(tmp_path / "h.sqlite")  # its buckets are back in memory, open: their
+    # journal rows stay until they are stored
+    assert rec.conn.execute("SELECT count(*) FROM history_journal").fetchone()[0] == 3
     link = SeriesKey("link", "b", "peer", "wlan0", "wifi")
     answer = rec.answer(link, ["signal_dbm"], {"from": str(T0), "to": str(T0 + 300),
                                                 "step": "raw"}, T0 + 90)
     assert answer["series"][0]["mean"] == [-60.0, -61.0, -62.0]
     # the bucket goes on after the restart; once it is stored, no journal row is left
     rec.feed(batch(3), T0 + 90)
-    assert rec.conn.execute("SELECT count(*) FROM history_journal").fetchone()[0] == 1
+    assert rec.conn.execute("SELECT count(*) FROM history_journal").fetchone()[0] == 4
     rec.feed(batch(10), T0 + 300)  # the next bucket: the first one is stored
     rec.feed([], T0 + 1000, close_all=True)
     assert rec.conn.execute("SELECT count(*) FROM history_journal").fetchone()[0] == 0

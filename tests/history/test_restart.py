@@ -33,13 +33,15 @@ def answers(rec: Recorder, now: float) -> list[dict[str, Any]]:
             for key, metrics in KEYS for step in STEPS]
 
 
+@pytest.mark.parametrize("closed_at_stop", [False, True])
 @pytest.mark.parametrize("restart_at", [3, 12, 130])
 def test_answers_after_a_restart_within_a_bucket_are_those_of_a_run_without(
-        tmp_path: Path, restart_at: int) -> None:
-    """Reports every 30 s; one collector runs through, the other stops (closing every
-    bucket, as a clean stop does) after report `restart_at` and starts again on its
-    file, where the broker hands it the last report again. Both answer the same at every
-    report that follows (the continued bucket still open), and after its bucket closed.
+        tmp_path: Path, restart_at: int, closed_at_stop: bool) -> None:
+    """Reports every 30 s; one collector runs through, the other stops after report
+    `restart_at` and starts again on its file, where the broker hands it the last report
+    again. Both answer the same at every report that follows (the continued bucket still
+    open), and after its bucket closed. The stop leaves its open buckets in the journal
+    (as a stop or a kill does), or stores them (`closed_at_stop`: as a stop did before).
     restart_at 3: the hour's first bucket; 12: a later one of the hour (the hour's
     5-minute records are stored); 130: the second hour."""
     through = Recorder(tmp_path / "through.sqlite")
@@ -49,7 +51,7 @@ def test_answers_after_a_restart_within_a_bucket_are_those_of_a_run_without(
         for rec in (through, restarted):
             rec.feed(report(i), T0 + 30.0 * i)
     stop_at = T0 + 30.0 * restart_at + 1
-    restarted.feed([], stop_at, close_all=True)
+    restarted.feed([], stop_at, close_all=closed_at_stop)
     restarted.close()
     restarted = Recorder(tmp_path / "restarted.sqlite")
     # the broker hands the last report before the stop over again (its acknowledgement

@@ -66,3 +66,29 @@ def test_answers_after_a_restart_within_a_bucket_are_those_of_a_run_without(
         assert answers(restarted, now + 1) == answers(through, now + 1), f"report {i}"
     through.close()
     restarted.close()
+
+
+def test_buckets_left_in_the_journal_are_stored_after_a_long_downtime(
+        tmp_path: Path) -> None:
+    """A collector stops mid-bucket (its buckets stay in the journal) and starts again six
+    hours later: the buckets it takes back close at its first write and are stored, and
+    it answers what a collector that ran through the gap answers."""
+    through = Recorder(tmp_path / "through.sqlite")
+    restarted = Recorder(tmp_path / "restarted.sqlite")
+    for i in range(25):  # into the third 5-minute bucket
+        for rec in (through, restarted):
+            rec.feed(report(i), T0 + 30.0 * i)
+    restarted.close()
+    restarted = Recorder(tmp_path / "restarted.sqlite")
+    assert restarted.rec.open_buckets  # back in memory, not stored
+    later = 6 * 3600 // 30  # the report six hours on
+    for rec in (through, restarted):
+        rec.feed(report(later), T0 + 30.0 * later)
+    assert restarted.rec.closed_waiting == 0
+    assert answers(restarted, T0 + 30.0 * later + 1) == answers(through,
+                                                                T0 + 30.0 * later + 1)
+    # the journal keeps only the rows of the bucket still open
+    first = restarted.conn.execute("SELECT min(last_start) FROM history_journal").fetchone()
+    assert first[0] >= T0 + 30.0 * later - 300
+    through.close()
+    restarted.close()

@@ -190,10 +190,12 @@ class SqliteStore:
         last_seqs, self.worker_status = await self._worker.call("opened")
         return last_seqs
 
-    async def flush(self) -> None:
-        """Write everything queued so far, every closed history bucket included."""
+    async def flush(self, closed_buckets: bool = True) -> None:
+        """Write everything queued so far (its history samples durable in the journal),
+        and store every closed history bucket with it (`closed_buckets`: a stop leaves
+        them in the journal, where the next start finds them)."""
         async with self._lock:
-            await self._write_queued(all_closed=True)
+            await self._write_queued(all_closed=closed_buckets)
 
     async def close(self) -> None:
         """Write what is queued, then close the database."""

@@ -3,24 +3,24 @@ event log.
 
 The connection and the history recorder's memory live in a worker
 (`meshmon.storage.store_worker`): a thread of the collector (`worker="thread"`, the
-default), or a process of its own (`worker="process"`, `meshmon.worker_process`): as a
-thread that work shares the interpreter lock with the event loop. The event loop only appends
-reports, events and state to bounded in-memory queues. They go to the worker as a group
-commit: a write starts as soon as something is queued and the previous write has ended,
-but no sooner than `flush_interval_s` after the previous write started, and takes
+default), or a process of its own (`worker="process"`, `meshmon.worker_process`), where
+that work does not share the interpreter lock with the event loop. The event loop only
+appends reports, events and state to bounded in-memory queues. They go to the worker as a
+group commit: a write starts as soon as something is queued and the previous write has
+ended, but no sooner than `flush_interval_s` after the previous write started, and takes
 everything queued meanwhile in one transaction (so batches grow with the load by
 themselves, and a report waits at most `flush_interval_s` plus one write while the store
 keeps up). A write is one `store_worker.Batch` (to a process, as one MessagePack blob).
-The reports go
-through the history recorder (`meshmon.history.recorder`: raw samples in 5-minute
-buckets, 5-minute and hourly roll-ups), the events and state with `executemany`. With
-nothing queued the store still writes every `HOUSEKEEPING_S` while history buckets are
-open (idle ones are rolled up); history past its retention is pruned once an hour.
-Closed history buckets are stored `CLOSE_SLICE_S` at a time with each write (after a
-5-minute boundary every series closes one), or at once by `flush`. After a failed write
-it waits `max(flush_interval_s, HOUSEKEEPING_S)`. When a worker process dies (killed,
-out of memory), the reports it held and had not stored are counted as dropped and the
-next write starts a new one.
+The reports go through the history recorder (`meshmon.history.recorder`: raw samples in
+5-minute buckets, 5-minute and hourly roll-ups), the events and state with
+`executemany`. With nothing queued the store still writes every `HOUSEKEEPING_S` while
+history buckets are open (idle ones are rolled up); history past its retention is pruned
+once an hour. Closed history buckets are stored `CLOSE_SLICE_S` at a time with each write
+(after a 5-minute boundary every series closes one), or at once by `flush`; a stop leaves
+them, and the open ones, in the history's journal for the next start. After a failed
+write it waits `max(flush_interval_s, HOUSEKEEPING_S)`. When a worker process dies
+(killed, out of memory), the reports it held and had not stored are counted as dropped
+and the next write starts a new one.
 """
 
 from __future__ import annotations

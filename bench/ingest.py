@@ -2,7 +2,7 @@
 InfluxDB v1), as one process (`--role all`) and as a core with N writers.
 
     python bench/ingest.py [--nodes 35000] [--seconds 10] [--writers 2]
-                           [--phases bare,drain,steady] [--across-boundary]
+                           [--phases bare,influx,drain,steady] [--across-boundary]
                            [--storage-worker thread|process]
 
 `--phases drain` (with `--writers 0`) is the short probe of HTTP during the drain: the
@@ -11,7 +11,9 @@ phases left out print no figure (nan).
 Measured in the same run, for `all` and for `core` + N `writer` processes:
 * sustained reports/s: a backlog the broker queued for the collector's persistent session,
   drained (the core's and the writers' rates apart) — next to a bare paho subscriber
-  draining the same kind of backlog (phase A) and the ratio;
+  draining the same kind of backlog (phase A) and the ratio, and to InfluxDB storing as
+  many reports' lines with nothing else running (`influxalone`): the most `all` can
+  drain while it keeps every point;
 * publish→stored p50/p99 (every store: SQLite, InfluxDB) at guifi.net's rate (1,170
   reports/s) and at twice that: of the reports each store wrote during that phase only
   (`meshmon_stored_within_total` read before and after it), as the lag bound that holds
@@ -55,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from influxalone import store_alone  # noqa: E402
 from loadgen import (  # noqa: E402
     Mesh,
     bare_drain,
@@ -75,6 +78,8 @@ TARGETS = {"all": 4000.0, "core": 5000.0, "ratio_core": 0.5, "p99_ms": 1000.0,
            "analysis_ms": 500.0}
 HTTP_PATHS = ("/healthz", "/metrics", "/api/v1/outages", "/api/v1/nodes/n00001", "/")
 HTTP_TIMEOUT_S = 5.0
+INFLUX_ALONE_ROUNDS = 4
+"""InfluxDB alone stores this many reports per node (about a drain's backlog)"""
 LWT_NODES = 16
 LWT_SPACING_S = 0.6
 """between two cut nodes: more than the alert group wait (0.5 s), one outage each"""
@@ -638,9 +643,10 @@ def main() -> None:
                     help="publishing time of each backlog (and the least of each steady phase)")
     ap.add_argument("--writers", type=int, default=2, help="writers beside the core (0: "
                     "only `all`)")
-    ap.add_argument("--phases", default="bare,drain,steady",
-                    help="what to run, of bare (the bare subscriber), drain (each setup's "
-                    "backlog, always run) and steady (1,170 and 2,340 reports/s, last wills)")
+    ap.add_argument("--phases", default="bare,influx,drain,steady",
+                    help="what to run, of bare (the bare subscriber), influx (InfluxDB "
+                    "alone), drain (each setup's backlog, always run) and steady (1,170 "
+                    "and 2,340 reports/s, last wills)")
     ap.add_argument("--across-boundary", action="store_true",
                     help="start the 1,170 reports/s phase just before a 5-minute boundary and "
                     "run it until every node reported after it (each setup waits for one)")
@@ -671,6 +677,14 @@ def main() -> None:
             forget_session(mq.port, "bench-bare")
             say(f"bare paho subscriber: {count}/{sent} reports drained in {took:.1f}s → "
                 f"{bare_per_s:,.0f}/s")
+        # the limit of `all` with InfluxDB: InfluxDB storing a drain's worth of reports
+        influx_per_s = float("nan")
+        if "influx" in args.phases:
+            alone = store_alone(influx.port, "bench_alone", mesh, INFLUX_ALONE_ROUNDS * n)
+            influx_per_s = alone.reports_per_s
+            say(f"InfluxDB alone: {alone.reports} reports ({alone.points} points) stored in "
+                f"{alone.seconds:.1f}s → {alone.reports_per_s:,.0f} reports/s "
+                f"({alone.points_per_s:,.0f} points/s)")
 
         def make(role: str, name: str, database: str) -> Process:
             return process_config(role, work, name, mq.port, influx.port, database, hook.url,
@@ -692,7 +706,10 @@ def main() -> None:
             target = TARGETS["core" if name != "all" else "all"]
             say(f"{name:22s} drain {fig.drain_per_s:7,.0f}/s ({fig.drain_per_s / bare_per_s:.2f}"
                 f" of bare)  target ≥ {target:,.0f}  {verdict(fig.drain_per_s, target, True)}")
-            if name != "all":
+            if name == "all":
+                say(f"{'':22s} InfluxDB alone stores {influx_per_s:7,.0f}/s here: all drains "
+                    f"{fig.drain_per_s / influx_per_s:.2f} of it")
+            else:
                 say(f"{'':22s} time series {fig.series_per_s:7,.0f}/s by the writers")
             for rate, (p50, p99) in fig.lag.items():
                 say(f"{'':22s} publish→stored at {rate:,.0f}/s p50 ≤ {p50:.0f} ms "

@@ -2,8 +2,8 @@
 
 The collector's SQLite store can do its CPU work (history extraction, bucket rows, JSON
 of the state) in such a process (`[storage] worker = "process"`): as a thread it shares
-the interpreter lock with the event loop, which then got the CPU for about a third of its
-time under load (bench/README.md).
+the interpreter lock with the event loop, which then slept 15–20 % of its stalls under
+load (bench/README.md).
 
 The process comes from multiprocessing's fork server (forked from a clean process that
 imported the worker's module once: ~20 ms, and none of the collector's threads or locks

@@ -19,7 +19,9 @@ restart) is merged.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -169,8 +171,8 @@ class HistoryTables:
     def save_registry(self) -> None:
         """Write the series and metrics given out since the last commit (in the caller's
         transaction; `committed` forgets them once it is done)."""
-        for sql, row in self.unsaved:
-            self.conn.execute(sql, row)
+        for sql, rows in itertools.groupby(self.unsaved, key=operator.itemgetter(0)):
+            self.conn.executemany(sql, [row for _, row in rows])
 
     def begin(self) -> None:
         """A write starts: what a failed one did not commit is forgotten (it does it

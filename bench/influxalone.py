@@ -22,6 +22,10 @@ from meshmon.model.fastwire import decode_report
 from meshmon.sinks.lineprotocol import report_chunk
 
 BATCH_POINTS = InfluxConfig.model_fields["batch_size"].default
+TUNED_DATA_CONF = 'cache-snapshot-memory-size = "256m"'
+"""InfluxDB 1.x's `[data]` as docs/scaling.md advises for meshmon (the default snapshot of
+25 MB holds about one point per series; InfluxDB then spends its CPU writing and
+compacting many small files)"""
 
 
 @dataclass

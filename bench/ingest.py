@@ -3,8 +3,10 @@ InfluxDB v1), as one process (`--role all`) and as a core with N writers.
 
     python bench/ingest.py [--nodes 35000] [--seconds 10] [--writers 2]
                            [--phases bare,influx,drain,steady] [--across-boundary]
-                           [--storage-worker thread|process]
+                           [--storage-worker thread|process] [--influxdb-defaults]
 
+InfluxDB runs as docs/scaling.md advises for meshmon (`influxalone.TUNED_DATA_CONF`: a
+larger cache snapshot); `--influxdb-defaults` runs it with its own defaults.
 `--phases drain` (with `--writers 0`) is the short probe of HTTP during the drain: the
 phases left out print no figure (nan).
 
@@ -57,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from influxalone import store_alone  # noqa: E402
+from influxalone import TUNED_DATA_CONF, store_alone  # noqa: E402
 from loadgen import (  # noqa: E402
     Mesh,
     bare_drain,
@@ -652,15 +654,19 @@ def main() -> None:
                     "run it until every node reported after it (each setup waits for one)")
     ap.add_argument("--storage-worker", choices=("thread", "process"), default="thread",
                     help="where the collector does its SQLite work (`[storage] worker`)")
+    ap.add_argument("--influxdb-defaults", action="store_true",
+                    help="InfluxDB with its own defaults, not as docs/scaling.md advises")
     args = ap.parse_args()
     args.phases = set(args.phases.split(","))
     n = args.nodes
     mesh = build_mesh(n)
-    say(f"mesh: {n} nodes, {n * 5} directed links, {mesh.undirected_links} node pairs")
+    say(f"mesh: {n} nodes, {n * 5} directed links, {mesh.undirected_links} node pairs; "
+        f"InfluxDB {'defaults' if args.influxdb_defaults else TUNED_DATA_CONF}")
 
     mq = servers.start_mosquitto(
         extra_conf="max_inflight_messages 1000\nmax_queued_messages 5000000")
-    influx = servers.start_influxdb1()
+    influx = servers.start_influxdb1(data_conf="" if args.influxdb_defaults
+                                     else TUNED_DATA_CONF)
     hook = Webhook()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     setups: list[Setup] = []

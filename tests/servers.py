@@ -248,14 +248,15 @@ def resume(server: Server) -> Server:
     return server
 
 
-def start_influxdb1(port: int | None = None, auth: bool = False) -> Server:
+def start_influxdb1(port: int | None = None, auth: bool = False, data_conf: str = "") -> Server:
     """InfluxDB 1.6.7 (`influxd`), answering /write and InfluxQL /query (on `port` if given);
-    `auth` turns on authentication (create the first admin user with a /query)."""
-    return _retry_on_taken_port(lambda: _start_influxdb1(port or free_port(), auth),
+    `auth` turns on authentication (create the first admin user with a /query);
+    `data_conf`: more lines of its `[data]` section (its defaults otherwise)."""
+    return _retry_on_taken_port(lambda: _start_influxdb1(port or free_port(), auth, data_conf),
                                 port is not None)
 
 
-def _start_influxdb1(port: int, auth: bool) -> Server:
+def _start_influxdb1(port: int, auth: bool, data_conf: str) -> Server:
     workdir = Path(tempfile.mkdtemp(prefix="influxdb-"))
     conf = workdir / "influxdb.conf"
     conf.write_text(
@@ -267,6 +268,7 @@ bind-address = "127.0.0.1:{free_port()}"
   dir = "{workdir}/data"
   wal-dir = "{workdir}/wal"
   query-log-enabled = false
+{data_conf}
 [http]
   bind-address = "127.0.0.1:{port}"
   log-enabled = false

@@ -195,7 +195,7 @@ class SqliteStore:
         and store every closed history bucket with it (`closed_buckets`: a stop leaves
         them in the journal, where the next start finds them)."""
         async with self._lock:
-            await self._write_queued(all_closed=closed_buckets)
+            await self._write_queued(closed_buckets=closed_buckets)
 
     async def close(self) -> None:
         """Write what is queued, then close the database."""
@@ -328,7 +328,7 @@ class SqliteStore:
         is written (the demo's back-fill writes whole spans of history this way; `fn` is
         pickled for a worker process, as by `read_history`)."""
         async with self._lock:
-            await self._write_queued(all_closed=True)
+            await self._write_queued(closed_buckets=True)
             self.worker_status = await self._call("write_history", fn)
 
     async def events(self, since: float, limit: int = 10_000) -> list[dict[str, Any]]:
@@ -401,11 +401,11 @@ class SqliteStore:
                 log.exception("sqlite: writer error")
 
     async def _write_queued(self, auto_prune: bool = True, close_idle: bool = True,
-                            all_closed: bool = False) -> None:
+                            closed_buckets: bool = False) -> None:
         """Write everything queued in one transaction (`close_idle`: roll up the history
         buckets that ended long enough ago; looking costs a pass over every open one).
         Closed history buckets are stored for up to `close_slice_s` beyond those due, or
-        all of them (`all_closed`; `HistoryRecorder.write`)."""
+        all of them (`closed_buckets`; `HistoryRecorder.write`)."""
         self._queued.clear()
         reports, self._reports = self._reports, deque()
         event_rows, self._event_rows = self._event_rows, []
@@ -438,7 +438,7 @@ class SqliteStore:
             sent = True
             status: WorkerStatus = await self._call(
                 "write_batch", blob, now, prune, close_idle,
-                None if all_closed else self.close_slice_s)
+                None if closed_buckets else self.close_slice_s)
         except (sqlite3.OperationalError, WorkerDied) as exc:
             # locked, disk full, I/O: keep and retry (the reports are in the history
             # recorder's memory: it writes them next time); or the worker died

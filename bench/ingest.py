@@ -139,6 +139,7 @@ class HttpProbe:
     def __init__(self, url: str) -> None:
         self.url = url
         self.times_ms: list[float] = []
+        self.by_path: dict[str, list[float]] = {path: [] for path in HTTP_PATHS}
         self.timeouts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -163,15 +164,20 @@ class HttpProbe:
             except OSError:
                 self.timeouts += 1  # counted as its timeout below
                 self.times_ms.append(HTTP_TIMEOUT_S * 1000)
+                self.by_path[path].append(HTTP_TIMEOUT_S * 1000)
                 continue
-            self.times_ms.append((time.perf_counter() - t0) * 1000)
+            took_ms = (time.perf_counter() - t0) * 1000
+            self.times_ms.append(took_ms)
+            self.by_path[path].append(took_ms)
             self._stop.wait(0.05)
 
     def summary(self) -> str:
         return (f"{len(self.times_ms)} requests ({', '.join(HTTP_PATHS)}): p50 "
                 f"{quantile(self.times_ms, 0.5):.0f} ms, p99 {quantile(self.times_ms, 0.99):.0f}"
                 f" ms, max {max(self.times_ms, default=float('nan')):.0f} ms, "
-                f"{self.timeouts} over {HTTP_TIMEOUT_S:.0f} s")
+                f"{self.timeouts} over {HTTP_TIMEOUT_S:.0f} s; p50/p99 by path: "
+                + ", ".join(f"{path} {quantile(times, 0.5):.0f}/{quantile(times, 0.99):.0f}"
+                            for path, times in self.by_path.items()))
 
 
 class Webhook:

@@ -62,6 +62,8 @@ from meshmon.storage.sessions import SessionStore
 from meshmon.tasks import TaskGroupOwner, owned_by
 from meshmon.web.app import create_app, make_runner
 from meshmon.web.context import WebContext
+from meshmon.web.http_first import HttpFirst, HttpFirstSite
+from meshmon.web.http_first import install as install_http_first
 from meshmon.web.live import LiveHub
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,8 @@ class Service:
         """median age (agent ts to received) of the last batch of reports"""
         self.http_port = 0
         register_metrics(self)
+        self.http_first = HttpFirst()
+        """HTTP requests go before the next slice of reports (`MqttIngest` asks it)"""
         self.loop_watch = LoopWatch(self.metrics, trace=bool(os.environ.get("MESHMON_LOOP_TRACE")))
 
     @property
@@ -205,7 +209,8 @@ class Service:
             cfg.mqtt, self.mqtt_address, self.on_batch, self.on_control,
             Subscriptions(node_topics(prefix, "report")[0], control_topics(prefix)),
             version=mqtt_version(self.broker is not None), clock=self.clock,
-            hold=self._sinks_behind)
+            hold=self._sinks_behind, yield_to=self.http_first.holds,
+            knocking=self.http_first.knocking)
         spawn = self.spawn
         self._own = [
             spawn(self.ingest.run(), "mqtt"),
@@ -291,10 +296,12 @@ class Service:
         )
         self.web = ctx
         self.followers.append(ctx)
-        self._runner = make_runner(create_app(ctx))
+        app = create_app(ctx)
+        install_http_first(app, self.http_first)
+        self._runner = make_runner(app)
         await self._runner.setup()
         http = self.config.http
-        site = web.TCPSite(self._runner, http.host, http.port)
+        site = HttpFirstSite(self._runner, http.host, http.port, self.http_first)
         try:
             await site.start()
         except OSError as exc:
@@ -302,8 +309,7 @@ class Service:
                 f"HTTP cannot listen on {http.host}:{http.port} ({exc.strerror}); "
                 "choose another [http] port."
             ) from None
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
+        sockets = site.sockets
         self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http.port
         log.info("HTTP on %s", self.http_url)
 

@@ -21,6 +21,9 @@ def register_metrics(service: Service) -> None:
     """Describe every metric of the collector and attach the gauges read on scrape."""
     m = service.metrics
     register_ingest_metrics(m, lambda: service.ingest, service.feed)
+    m.describe("meshmon_ingest_http_waits_total", "counter",
+               "times ingest's next slice of reports waited for HTTP requests under way")
+    m.gauge_fn("meshmon_ingest_http_waits_total", lambda: float(service.http_first.waits))
     m.describe("meshmon_status_received_total", "counter", "valid status messages applied")
     m.describe("meshmon_bridge_status_received_total", "counter",
                "valid meshmon-bridge status messages applied")

@@ -49,6 +49,9 @@ PAUSE_AT = 20_000
 RESUME_AT = 5_000
 HOLD_RECHECK_S = 0.05
 """while the owner's store is behind (`hold`), look again this often"""
+YIELD_RECHECK_S = 0.002
+"""while something goes first (`yield_to`: an HTTP request under way), look again this
+often"""
 
 TAG_SHIFT = 40
 """an ack token's bits above this say which connection it came from (0: `reports`; a
@@ -101,11 +104,17 @@ class MqttIngest:
         client_id: str = "",
         clock: Callable[[], float] = time.time,
         hold: Callable[[], bool] | None = None,
+        yield_to: Callable[[], bool] | None = None,
+        knocking: Callable[[], bool] | None = None,
     ) -> None:
         self._config = config
         self._on_reports = on_reports
         self._hold = hold
         """True while the owner's store is behind: hand nothing over, read nothing more"""
+        self._yield_to = yield_to
+        """True while other work goes first (HTTP under way): the next slice waits"""
+        self._knocking = knocking
+        """asked between the batches of a slice: True ends the slice (a request came)"""
         self._clock = clock
         subs = subscriptions or Subscriptions(
             node_topics(config.topic_prefix, "report")[0], control_topics(config.topic_prefix))
@@ -297,12 +306,18 @@ class MqttIngest:
     def _drain(self) -> None:
         self._drain_scheduled = False
         self._recheck = None
+        if self._yield_to is not None and self._yield_to():
+            self._drain_scheduled = True
+            self._recheck = asyncio.get_running_loop().call_later(
+                YIELD_RECHECK_S, self._drain)
+            return
         pending = self._pending
         clock = time.perf_counter
         now = clock()
         deadline = now + SLICE_S
         popleft = pending.popleft
         hold = self._hold
+        knocking = self._knocking
         per_report = self._per_report_s
         while pending:
             if hold is not None and hold():
@@ -323,7 +338,7 @@ class MqttIngest:
             now = end
             pace = took / n
             per_report = per_report + PACE_WEIGHT * (pace - per_report) if per_report else pace
-            if now >= deadline:
+            if now >= deadline or (knocking is not None and knocking()):
                 break
         self._per_report_s = per_report
         if len(pending) < RESUME_AT:

@@ -24,6 +24,11 @@ def register_metrics(service: Service) -> None:
     m.describe("meshmon_ingest_http_waits_total", "counter",
                "times ingest's next slice of reports waited for HTTP requests under way")
     m.gauge_fn("meshmon_ingest_http_waits_total", lambda: float(service.http_first.waits))
+    m.describe("meshmon_ingest_http_waits_refused_total", "counter",
+               "times HTTP was under way but ingest went on: it had waited for HTTP half "
+               "of the last second")
+    m.gauge_fn("meshmon_ingest_http_waits_refused_total",
+               lambda: float(service.http_first.refused))
     m.describe("meshmon_status_received_total", "counter", "valid status messages applied")
     m.describe("meshmon_bridge_status_received_total", "counter",
                "valid meshmon-bridge status messages applied")

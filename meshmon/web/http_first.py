@@ -9,11 +9,12 @@ under way — from the moment its connection waits to be accepted (the listening
 is readable) until its handler has answered — and the turns in between run at once. A
 slice under way ends within about 2 ms when a connection comes (`knocking`).
 
-Two bounds keep ingest going whatever HTTP does: the drain waits at most `HOLD_MAX_S`
-at a time (then one slice runs), and a connection that sends no request holds it at
-most `NEW_CONNECTION_S`. A streamed answer (the installer's live view) stops holding
-when its headers are sent. A request on a kept-alive connection is seen from its
-handler on (its first two turns still run a slice each).
+Bounds keep ingest going whatever HTTP does: the drain waits at most `HOLD_MAX_S` at a
+time (then one slice runs), at most `SHARE_MAX` of each second, and a connection that
+sends no request holds it at most `NEW_CONNECTION_S`. A streamed answer (the
+installer's live view) stops holding when its headers are sent. A request on a
+kept-alive connection is seen from its handler on (its first two turns still run a
+slice each).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ than this: the look is a system call, and the loop's thread gives up the GIL for
 NEW_CONNECTION_S = 0.05
 """a connection accepted (or waiting to be) holds the drain at most this long before
 its request reaches a handler"""
+SHARE_MAX = 0.5
+"""the drain waits for HTTP at most this share of each `WINDOW_S`: a flood of requests
+(a busy public map, or someone hammering it) cannot stop ingest"""
+WINDOW_S = 1.0
 
 
 class HttpFirst:
@@ -44,10 +49,17 @@ class HttpFirst:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *,
                  hold_max_s: float = HOLD_MAX_S,
-                 new_connection_s: float = NEW_CONNECTION_S) -> None:
+                 new_connection_s: float = NEW_CONNECTION_S,
+                 share_max: float = SHARE_MAX) -> None:
         self._clock = clock
         self._hold_max_s = hold_max_s
         self._new_connection_s = new_connection_s
+        self._share_max_s = share_max * WINDOW_S
+        self._window_start = 0.0
+        self._held_in_window = 0.0
+        """time the drain waited for HTTP since `_window_start`"""
+        self._held_at: float | None = None
+        """the last `holds` said wait, at this time (its wait counts up to the next)"""
         self._answering: set[int] = set()
         """requests (ids) whose handler runs and has not answered"""
         self._connection_until = 0.0
@@ -62,6 +74,8 @@ class HttpFirst:
         self._listening_fds: list[int] = []
         self.waits = 0
         """times the drain waited for HTTP (a wait of several re-checks counts once)"""
+        self.refused = 0
+        """times HTTP was under way but the drain went on: it had waited its share"""
 
     def listen(self, sockets: Iterable[socket.socket]) -> None:
         """Watch these listening sockets: one readable has a connection to accept."""
@@ -94,9 +108,19 @@ class HttpFirst:
         now = self._clock()
         self._forced = False
         self._next_look = now + KNOCK_CHECK_S  # (it looks now)
+        if now - self._window_start >= WINDOW_S:
+            self._window_start, self._held_in_window = now, 0.0
+        if self._held_at is not None:
+            self._held_in_window += now - self._held_at
+            self._held_at = None
         busy = bool(self._answering) or now < self._connection_until or self._knocked(now)
         if not busy:
             self._since = None
+            return False
+        if self._held_in_window >= self._share_max_s:
+            self._since = None
+            self._forced = True  # this slice runs whole
+            self.refused += 1
             return False
         if self._since is None:
             self._since = now
@@ -105,6 +129,7 @@ class HttpFirst:
             self._since = None  # one slice now; HTTP may hold again after it
             self._forced = True
             return False
+        self._held_at = now
         return True
 
     def knocking(self) -> bool:

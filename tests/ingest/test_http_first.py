@@ -53,6 +53,24 @@ def test_a_request_under_way_holds_the_drain_but_lets_a_slice_through_every_hold
     assert not gate.holds()
 
 
+def test_a_flood_of_requests_holds_the_drain_at_most_half_of_each_second() -> None:
+    clock = Clock()
+    gate = HttpFirst(clock)
+    gate.started(object())  # one request after another: always one under way
+    waited = sliced = 0.0
+    end = clock.now + 3.0
+    while clock.now < end:
+        if gate.holds():
+            clock.now += 0.002  # the drain looks again in 2 ms
+            waited += 0.002
+        else:
+            clock.now += 0.008  # a slice of reports
+            sliced += 0.008
+    # without the share, a slice would run once per 50 ms wait: 14 % of the time
+    assert 0.45 <= sliced / (waited + sliced) <= 0.6, (waited, sliced)
+    assert gate.refused > 0
+
+
 def test_a_connection_waiting_to_be_accepted_holds_the_drain_for_a_while() -> None:
     clock = Clock()
     gate = HttpFirst(clock, hold_max_s=10, new_connection_s=0.05)
@@ -73,7 +91,7 @@ def test_a_connection_waiting_to_be_accepted_holds_the_drain_for_a_while() -> No
                 gate.opened()  # the site saw the same connection (another one, here)
                 assert gate.holds()
                 gate.started(object())  # its request reached a handler
-                clock.now += 1
+                clock.now += 0.3
                 assert gate.holds()
 
 

@@ -29,8 +29,6 @@ class Disposer:
         self._queue: SimpleQueue[list[Container]] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.emptied = 0
-        """containers emptied so far"""
 
     def dispose(self, *containers: Container) -> None:
         """Empty `containers` in the thread, freeing what they held. They must be the
@@ -49,7 +47,6 @@ class Disposer:
             containers = get()
             while containers:
                 empty(containers.pop())
-                self.emptied += 1
 
 
 def empty(container: Container) -> None:

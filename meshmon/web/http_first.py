@@ -24,9 +24,10 @@ import select
 import socket
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from aiohttp import web
+
+from meshmon.web.app import Handler
 
 HOLD_MAX_S = 0.05
 """the drain waits for HTTP at most this long in a row; then a slice runs"""
@@ -155,15 +156,12 @@ HTTP_FIRST: web.AppKey[HttpFirst] = web.AppKey("http_first", HttpFirst)
 
 
 @web.middleware
-async def http_first_middleware(
-        request: web.Request,
-        handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+async def http_first_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Mark the request under way while its handler runs (the drain waits)."""
     gate = request.app[HTTP_FIRST]
     gate.started(request)
     try:
-        response: web.StreamResponse = await handler(request)
-        return response
+        return await handler(request)
     finally:
         gate.answered(request)
 

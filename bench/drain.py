@@ -29,6 +29,7 @@ import pstats
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from loadgen import Mesh, build_mesh, publish_infos, report_parts, run_publisher
 from procstat import cpu_s  # noqa: E402
 
 from meshmon.config import Config  # noqa: E402
-from meshmon.runtime import tune_runtime  # noqa: E402
+from meshmon.runtime import run_freezing_survivors, tune_runtime  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from meshmon.storage.store_worker import StoreWorker  # noqa: E402
 from tests import servers  # noqa: E402
@@ -103,6 +104,7 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         service = Service(config)
         starting = time.perf_counter()
         await service.start()
+        freezer = asyncio.create_task(run_freezing_survivors())  # the collector's GC regime
         print(f"started in {time.perf_counter() - starting:.1f} s (the history's journal "
               "back in memory)", flush=True)
         received = "meshmon_reports_received_total"
@@ -114,13 +116,14 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         t0, cpu0, loop0 = time.perf_counter(), time.process_time(), time.thread_time()
         if args.profile:
             profile.enable()
-        WORKER.active = True
+        WORKER.active = GC.active = True
         while service.metrics.get(received) < sent:
             await asyncio.sleep(0.05)
         took, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         loop_us = (time.thread_time() - loop0) / sent * 1e6
         profile.disable()
-        WORKER.active = False
+        WORKER.active = GC.active = False
+        freezer.cancel()
         if worker is None:
             worker_us = WORKER.cpu_s / sent * 1e6
             where = "the SQLite worker thread's batch writes"
@@ -136,6 +139,7 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
               f"influx={'on' if influx else 'off'}, "
               f"gc={'default' if args.default_gc else 'tuned'}"
               f"{', cold' if args.cold else ''})")
+        print(GC.summary(sent))
         if args.profile:
             pstats.Stats(profile).sort_stats("tottime").print_stats(30)
             pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
@@ -176,6 +180,42 @@ class WorkerWatch:
 
 
 WORKER = WorkerWatch()
+
+
+class GcWatch:
+    """The garbage collections while the backlog drains: their CPU time per generation and
+    thread (a collection holds the GIL: the loop waits meanwhile)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.started: dict[str, float] = {}
+        self.spent: dict[tuple[int, str], list[float]] = {}
+        gc.callbacks.append(self._observe)
+
+    def _observe(self, phase: str, info: dict[str, int]) -> None:
+        thread = threading.current_thread().name
+        if phase == "start":
+            self.started[thread] = time.thread_time()
+            return
+        began = self.started.pop(thread, None)
+        if began is None or not self.active:
+            return
+        took = time.thread_time() - began
+        spent = self.spent.setdefault((info["generation"], thread), [0, 0.0, 0.0])
+        spent[0] += 1
+        spent[1] += took
+        spent[2] = max(spent[2], took)
+
+    def summary(self, reports: int) -> str:
+        total = sum(s[1] for s in self.spent.values())
+        lines = [f"GC during the drain: {total / reports * 1e6:.1f} µs CPU per report"]
+        for (generation, thread), (n, cpu, longest) in sorted(self.spent.items()):
+            lines.append(f"  generation {generation} in {thread}: {n:.0f} collections, "
+                         f"{cpu * 1000:.0f} ms CPU, longest {longest * 1000:.1f} ms")
+        return "\n".join(lines)
+
+
+GC = GcWatch()
 
 
 def main() -> None:

@@ -113,7 +113,7 @@ def without_links(report: AnyReport) -> AnyReport:
     if not report.links:
         return report
     if isinstance(report, Report):
-        return msgspec.structs.replace(report, links=[])
+        return msgspec.structs.replace(report, links=())
     return report.model_copy(update={"links": []})
 
 

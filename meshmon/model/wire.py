@@ -283,7 +283,9 @@ class Report(WireModel):
     def _drop_anonymous_links(self) -> Report:
         # a link whose only peer id was an IP address has nothing public left to name it
         if any(link.peer is None and link.peer_mac is None for link in self.links):
-            self.links = [ln for ln in self.links if ln.peer is not None or ln.peer_mac]
+            # the container it had: a list in this model, a tuple in fastwire's Struct
+            kept = (ln for ln in self.links if ln.peer is not None or ln.peer_mac)
+            self.links = type(self.links)(kept)
         return self
 
 

@@ -21,12 +21,12 @@ class Link(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     quality_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
     capacity_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
     rssi: Annotated[float, Meta(ge=-150, le=150)] | None = None
-    chains_rssi: Annotated[list[Annotated[float, Meta(ge=-150, le=150)]], Meta(max_length=8)] | None = None
+    chains_rssi: Annotated[tuple[Annotated[float, Meta(ge=-150, le=150)], ...], Meta(max_length=8)] | None = None
     tx_capacity_mbps: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     rx_capacity_mbps: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     distance_m: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     remote_signal_dbm: Annotated[float, Meta(ge=-150, le=40)] | None = None
-    remote_chains_dbm: Annotated[list[Annotated[float, Meta(ge=-150, le=40)]], Meta(max_length=8)] | None = None
+    remote_chains_dbm: Annotated[tuple[Annotated[float, Meta(ge=-150, le=40)], ...], Meta(max_length=8)] | None = None
     remote_rssi: Annotated[float, Meta(ge=-150, le=150)] | None = None
     remote_snr_db: Annotated[float, Meta(ge=-50, le=150)] | None = None
     mcs: Annotated[int, Meta(ge=0, le=64)] | None = None
@@ -36,7 +36,7 @@ class Link(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     kind: Literal['wifi', 'batman', 'olsr', 'babel', 'bmx7', 'ethernet', 'vpn', 'other']
     signal_dbm: Annotated[float, Meta(ge=-150, le=40)] | None = None
     signal_avg_dbm: Annotated[float, Meta(ge=-150, le=40)] | None = None
-    chains_dbm: Annotated[list[Annotated[float, Meta(ge=-150, le=40)]], Meta(max_length=8)] | None = None
+    chains_dbm: Annotated[tuple[Annotated[float, Meta(ge=-150, le=40)], ...], Meta(max_length=8)] | None = None
     noise_dbm: Annotated[float, Meta(ge=-150, le=40)] | None = None
     snr_db: Annotated[float, Meta(ge=-50, le=150)] | None = None
     tx_rate_mbps: Annotated[float, Meta(ge=0, le=1000000)] | None = None
@@ -52,8 +52,8 @@ class Link(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     cost: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     rxcost: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     txcost: Annotated[float, Meta(ge=0, le=1000000)] | None = None
-    ideal_chains_dbm: Annotated[list[Annotated[float, Meta(ge=-150, le=40)]], Meta(max_length=8)] | None = None
-    chain_levels_pct: Annotated[list[Annotated[float, Meta(ge=0, le=100)]], Meta(max_length=8)] | None = None
+    ideal_chains_dbm: Annotated[tuple[Annotated[float, Meta(ge=-150, le=40)], ...], Meta(max_length=8)] | None = None
+    chain_levels_pct: Annotated[tuple[Annotated[float, Meta(ge=0, le=100)], ...], Meta(max_length=8)] | None = None
     freq_mhz: Annotated[float, Meta(gt=0, le=100000)] | None = None
     width_mhz: Annotated[float, Meta(gt=0, le=2000)] | None = None
     rx_bytes: Annotated[int, Meta(ge=0, le=9223372036854775807)] | None = None
@@ -72,12 +72,12 @@ class Radio(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     quality_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
     capacity_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
     rssi: Annotated[float, Meta(ge=-150, le=150)] | None = None
-    chains_rssi: Annotated[list[Annotated[float, Meta(ge=-150, le=150)]], Meta(max_length=8)] | None = None
+    chains_rssi: Annotated[tuple[Annotated[float, Meta(ge=-150, le=150)], ...], Meta(max_length=8)] | None = None
     tx_capacity_mbps: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     rx_capacity_mbps: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     distance_m: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     remote_signal_dbm: Annotated[float, Meta(ge=-150, le=40)] | None = None
-    remote_chains_dbm: Annotated[list[Annotated[float, Meta(ge=-150, le=40)]], Meta(max_length=8)] | None = None
+    remote_chains_dbm: Annotated[tuple[Annotated[float, Meta(ge=-150, le=40)], ...], Meta(max_length=8)] | None = None
     remote_rssi: Annotated[float, Meta(ge=-150, le=150)] | None = None
     remote_snr_db: Annotated[float, Meta(ge=-50, le=150)] | None = None
     mcs: Annotated[int, Meta(ge=0, le=64)] | None = None
@@ -92,10 +92,10 @@ class Radio(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     ssid: Annotated[str, Meta(max_length=128)] | None = None
     rx_freq_mhz: Annotated[float, Meta(gt=0, le=100000)] | None = None
     signal_dbm: Annotated[float, Meta(ge=-150, le=40)] | None = None
-    chains_dbm: Annotated[list[Annotated[float, Meta(ge=-150, le=40)]], Meta(max_length=8)] | None = None
-    chains_snr_db: Annotated[list[Annotated[float, Meta(ge=-150, le=150)]], Meta(max_length=8)] | None = None
-    chains_noise_dbm: Annotated[list[Annotated[float, Meta(ge=-150, le=40)]], Meta(max_length=8)] | None = None
-    chains_freq_mhz: Annotated[list[Annotated[float, Meta(gt=0, le=100000)]], Meta(max_length=8)] | None = None
+    chains_dbm: Annotated[tuple[Annotated[float, Meta(ge=-150, le=40)], ...], Meta(max_length=8)] | None = None
+    chains_snr_db: Annotated[tuple[Annotated[float, Meta(ge=-150, le=150)], ...], Meta(max_length=8)] | None = None
+    chains_noise_dbm: Annotated[tuple[Annotated[float, Meta(ge=-150, le=40)], ...], Meta(max_length=8)] | None = None
+    chains_freq_mhz: Annotated[tuple[Annotated[float, Meta(gt=0, le=100000)], ...], Meta(max_length=8)] | None = None
     snr_db: Annotated[float, Meta(ge=-50, le=150)] | None = None
     snr_min_db: Annotated[float, Meta(ge=-50, le=150)] | None = None
     snr_max_db: Annotated[float, Meta(ge=-50, le=150)] | None = None
@@ -105,8 +105,8 @@ class Radio(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     tx_rate_max_mbps: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     rx_rate_min_mbps: Annotated[float, Meta(ge=0, le=1000000)] | None = None
     rx_rate_max_mbps: Annotated[float, Meta(ge=0, le=1000000)] | None = None
-    streams_tx_mbps: Annotated[list[Annotated[float, Meta(ge=0, le=1000000)]], Meta(max_length=16)] | None = None
-    streams_rx_mbps: Annotated[list[Annotated[float, Meta(ge=0, le=1000000)]], Meta(max_length=16)] | None = None
+    streams_tx_mbps: Annotated[tuple[Annotated[float, Meta(ge=0, le=1000000)], ...], Meta(max_length=16)] | None = None
+    streams_rx_mbps: Annotated[tuple[Annotated[float, Meta(ge=0, le=1000000)], ...], Meta(max_length=16)] | None = None
     rx_util_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
     tx_util_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
     other_bss_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
@@ -134,7 +134,7 @@ class Sys(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """`wire.Sys`."""
 
     uptime_s: Annotated[float, Meta(ge=0, le=1.7976931348623157e+308)] | None = None
-    load: Annotated[list[Annotated[float, Meta(ge=0, le=10000)]], Meta(max_length=3)] | None = None
+    load: Annotated[tuple[Annotated[float, Meta(ge=0, le=10000)], ...], Meta(max_length=3)] | None = None
     mem_total_kb: Annotated[int, Meta(ge=0, le=9223372036854775807)] | None = None
     mem_avail_kb: Annotated[int, Meta(ge=0, le=9223372036854775807)] | None = None
     rootfs_used_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
@@ -149,10 +149,10 @@ class Report(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     seq: Annotated[int, Meta(ge=0, le=9223372036854775807)]
     interval_s: Annotated[float, Meta(gt=0, le=86400)]
     sys: Sys | None = None
-    ifaces: Annotated[list[Iface], Meta(max_length=128)] = msgspec.field(default_factory=list)
-    radios: Annotated[list[Radio], Meta(max_length=32)] = msgspec.field(default_factory=list)
+    ifaces: Annotated[tuple[Iface, ...], Meta(max_length=128)] = msgspec.field(default_factory=tuple)
+    radios: Annotated[tuple[Radio, ...], Meta(max_length=32)] = msgspec.field(default_factory=tuple)
     clients: Annotated[int, Meta(ge=0, le=9223372036854775807)] | None = None
-    links: Annotated[list[Link], Meta(max_length=512)] = msgspec.field(default_factory=list)
+    links: Annotated[tuple[Link, ...], Meta(max_length=512)] = msgspec.field(default_factory=tuple)
 
 
 LOWERCASE_FIELDS = (

@@ -4,6 +4,7 @@ go through both (`fastwire.decode` and the contract's `wire.decode`)."""
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,36 @@ def test_a_struct_saved_as_json_reads_back_the_same() -> None:
     assert fastwire.decode_report(fastwire.to_json(report)) == report
     model = wire.Report.model_validate_json(payload)
     assert plain(fastwire.to_struct(model)) == plain(report)
+
+
+def _containers(value: Any) -> list[Any]:
+    """Every Struct, list, tuple and dict inside a decoded report."""
+    found = [value] if isinstance(value, msgspec.Struct | list | tuple | dict) else []
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            found += _containers(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found += _containers(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            found += _containers(item)
+    return found
+
+
+@pytest.mark.parametrize("payload", real_reports())
+def test_a_decoded_report_leaves_the_garbage_collector_at_its_first_collection(
+        payload: bytes) -> None:
+    """A node keeps its latest report until its next one: whatever the collector tracks in
+    it is scanned by the young collections and kept with the survivors. The Structs are
+    untracked (gc=False) and their sequences are tuples, untracked by the first collection
+    (a list stays tracked for good)."""
+    report = fastwire.decode_report(payload)
+    kept = fastwire.without_links(report)
+    gc.collect()
+    inside = _containers(report) + _containers(kept)
+    assert len(inside) >= 8  # the report, its sys, load, interfaces, radios, links, chains
+    assert [type(c).__name__ for c in inside if gc.is_tracked(c)] == []
 
 
 @pytest.mark.parametrize("depth", [150, 199, 200, 201, 202, 500, 993, 994, 2000])

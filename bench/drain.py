@@ -15,7 +15,9 @@ tunes them); `--profile`
 prints the cProfile top 30 by own time and top 45 by cumulative time (the loop's thread);
 `--profile-worker` the same of the SQLite store's batch writes while the backlog drains
 (in a thread, `--worker thread`, the default; `--worker process`: in a process of its
-own). It also prints the CPU time of the worker's batch writes per report.
+own). It also prints the CPU time of the worker's batch writes per report, and the
+garbage collections' CPU time during the drain by generation and thread (the collector's
+GC regime runs, survivors frozen every 5 s, as in `meshmon serve`).
 Last line: RESULT drain_per_s=… cpu_us=…
 """
 

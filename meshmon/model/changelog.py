@@ -39,7 +39,7 @@ class Reported(NamedTuple):
 
     at: float
     node: str
-    dsts: list[str | None]
+    dsts: tuple[str | None, ...]
     """the resolved peer node of each `report.links[i]` (None: MAC not known yet, or a
     link back to the node itself)"""
     keys: list[LinkKey]

@@ -91,9 +91,9 @@ class Effects:
         return [k for e in self.entries if isinstance(e, LinksRemoved) for k in e.keys]
 
     @property
-    def dsts(self) -> list[str | None]:
+    def dsts(self) -> tuple[str | None, ...]:
         """The resolved peer of each link of the report applied (empty for other calls)."""
-        return next((e.dsts for e in self.entries if isinstance(e, Reported)), [])
+        return next((e.dsts for e in self.entries if isinstance(e, Reported)), ())
 
 
 class Core:

@@ -57,9 +57,11 @@ _identity = attrgetter("peer", "peer_mac", "iface", "kind")
 class ReportLinks(NamedTuple):
     """What apply_report() did with the report's links."""
 
-    dsts: list[str | None]
+    dsts: tuple[str | None, ...]
     """`dsts[i]` is the node `report.links[i]` points at, or None when its MAC is not
-    known yet or it points back at the reporting node (ignored)"""
+    known yet or it points back at the reporting node (ignored). A tuple: the SQLite store
+    queues it with each report, and a queued entry holding a list stays tracked by the
+    garbage collector (scanned by the young and middle collections) until written."""
     keys: list[LinkKey]
     """the links upserted, in report order"""
     states: list[LinkState]
@@ -254,7 +256,7 @@ class Topology:
             states.append(state)
             all_states.append(state)
             dsts.append(dst)
-        return ReportLinks(dsts, keys, states, all_states)
+        return ReportLinks(tuple(dsts), keys, states, all_states)
 
     def apply_bridge_status(self, status: BridgeStatus, now: float) -> BridgeChange | None:
         """Note a bridge's status (or last will): its nodes are held while it is offline."""

@@ -61,8 +61,8 @@ def test_apply_returns_what_it_appended() -> None:
     assert kinds(first.entries) == ["Reported", "Presence"]
     reported = first.entries[0]
     assert isinstance(reported, Reported)
-    assert reported.dsts == ["b", None] and reported.new_links == 2
-    assert first.presence == [("a", True, "report")] and first.dsts == ["b", None]
+    assert reported.dsts == ("b", None) and reported.new_links == 2
+    assert first.presence == [("a", True, "report")] and first.dsts == ("b", None)
     again = core.apply(report("a", link(peer="b"), link(mac=MAC_C)), T0 + 1)
     assert kinds(again.entries) == ["Reported"]  # online already, no new links
     assert isinstance(again.entries[0], Reported) and again.entries[0].new_links == 0

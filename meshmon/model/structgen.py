@@ -21,7 +21,7 @@ node keeps its latest report until the next one, and a list is always tracked by
 garbage collector: every list of every report (links, interfaces, radios, load, chains)
 was scanned by the young collections and then frozen with the survivors. A tuple of
 numbers or of untracked Structs leaves the collector at its first collection. During a
-drain that halved the collector's time (15 → 7 µs a report, bench/README.md, stop 31).
+drain that halved the collector's time (bench/README.md, In-process drain, stop 31).
 """
 
 from __future__ import annotations

@@ -138,8 +138,8 @@ class HttpProbe:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.times_ms: list[float] = []
         self.by_path: dict[str, list[float]] = {path: [] for path in HTTP_PATHS}
+        """each path's answer times, ms (a timeout counts as HTTP_TIMEOUT_S)"""
         self.timeouts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -163,18 +163,21 @@ class HttpProbe:
                     r.read()
             except OSError:
                 self.timeouts += 1  # counted as its timeout below
-                self.times_ms.append(HTTP_TIMEOUT_S * 1000)
                 self.by_path[path].append(HTTP_TIMEOUT_S * 1000)
                 continue
-            took_ms = (time.perf_counter() - t0) * 1000
-            self.times_ms.append(took_ms)
-            self.by_path[path].append(took_ms)
+            self.by_path[path].append((time.perf_counter() - t0) * 1000)
             self._stop.wait(0.05)
 
+    @property
+    def times_ms(self) -> list[float]:
+        """Every answer time, ms, whatever the path."""
+        return [ms for times in self.by_path.values() for ms in times]
+
     def summary(self) -> str:
-        return (f"{len(self.times_ms)} requests ({', '.join(HTTP_PATHS)}): p50 "
-                f"{quantile(self.times_ms, 0.5):.0f} ms, p99 {quantile(self.times_ms, 0.99):.0f}"
-                f" ms, max {max(self.times_ms, default=float('nan')):.0f} ms, "
+        times_ms = self.times_ms
+        return (f"{len(times_ms)} requests ({', '.join(HTTP_PATHS)}): p50 "
+                f"{quantile(times_ms, 0.5):.0f} ms, p99 {quantile(times_ms, 0.99):.0f}"
+                f" ms, max {max(times_ms, default=float('nan')):.0f} ms, "
                 f"{self.timeouts} over {HTTP_TIMEOUT_S:.0f} s; p50/p99 by path: "
                 + ", ".join(f"{path} {quantile(times, 0.5):.0f}/{quantile(times, 0.99):.0f}"
                             for path, times in self.by_path.items()))

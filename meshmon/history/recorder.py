@@ -38,11 +38,13 @@ from typing import NamedTuple, TypeVar
 
 import msgspec
 
+from meshmon.disposal import empty
 from meshmon.history.chunks import BUCKET_S, BucketsInMemory, RawBucket, bucket_of, stored_time
 from meshmon.history.packing import PACK_SLICE_S, Packer
 from meshmon.history.samples import Extractor
 from meshmon.history.tables import HistoryTables, Retention
 from meshmon.model.fastwire import AnyReport
+from meshmon.msgpack_slices import encoded_slices
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,6 +68,17 @@ JournalSample = tuple[int, float, dict[int, float]]
 _journal_encoder = msgspec.msgpack.Encoder()
 _journal_decoder = msgspec.msgpack.Decoder(list[JournalSample])
 _NO_OPEN_BUCKET = 2**62
+
+
+def _journal_row(samples: Sequence[JournalSample]) -> bytes:
+    """What a journal row holds: the samples as MessagePack, compressed. Encoded and
+    compressed a slice at a time: a write after a drain journals tens of thousands of
+    samples, and the event loop, in another thread, takes the GIL between the slices
+    (`meshmon.msgpack_slices`)."""
+    compressor = zlib.compressobj(1)
+    parts = [compressor.compress(piece) for piece in encoded_slices(_journal_encoder, samples)]
+    parts.append(compressor.flush())
+    return b"".join(parts)
 
 
 def journal_buckets(conn: sqlite3.Connection) -> dict[tuple[int, int], RawBucket]:
@@ -326,7 +339,7 @@ class HistoryRecorder:
             # every journal sample is of a report added since the last commit, at its time
             conn.execute("INSERT INTO history_journal (last_start, data) VALUES (?, ?)",
                          (bucket_of(max(self._waiting_times)),
-                          zlib.compress(_journal_encoder.encode(journal), 1)))
+                          _journal_row(journal)))
         rows = 0
         now = time.monotonic()
         clock = time.perf_counter
@@ -370,7 +383,7 @@ class HistoryRecorder:
             if not starts[bucket.start]:
                 del starts[bucket.start]
         self._writing = 0
-        self._unjournaled.clear()
+        empty(self._unjournaled)  # a slice at a time, as `_journal_row` encodes them
         self._waiting_samples = 0
         durable, self._waiting_times = self._waiting_times, []
         return durable

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from meshmon.disposal import empty
 from meshmon.history.chunks import (
     BUCKET_S,
     DAY_S,
@@ -182,7 +183,7 @@ class HistoryTables:
 
     def committed(self) -> None:
         """The caller's transaction committed: the registry rows are saved."""
-        self.unsaved.clear()
+        empty(self.unsaved)  # a slice at a time: ~210,000 rows after a first start
         for table, unsaved in self._newest_unsaved.items():
             self._newest[table].update(unsaved)
             unsaved.clear()

@@ -11,6 +11,7 @@ from meshmon.history import query
 from meshmon.history.recorder import pending_buckets
 from meshmon.history.samples import SeriesKey
 from meshmon.history.tables import HistoryTables
+from meshmon.msgpack_slices import SLICE
 from tests.history.helpers import T0, Recorder, node_report
 
 NODES = ("a", "b", "c")
@@ -57,4 +58,26 @@ def test_a_write_within_a_bucket_is_one_journal_row_and_a_kill_loses_nothing(
     answer = rec.answer(link, ["signal_dbm"], {"from": str(T0), "to": str(T0 + 600),
                                                 "step": "raw"}, T0 + 1000)
     assert answer["series"][0]["mean"] == [-60.0, -61.0, -62.0, -63.0, -70.0]
+    rec.close()
+
+
+def test_a_journal_row_of_many_slices_comes_back_whole_after_a_kill(tmp_path: Path) -> None:
+    # one write after a drain journals more samples than one slice of its encoding
+    # (`meshmon.msgpack_slices`): three samples a report, node, interface and link
+    nodes = [f"n{i:04d}" for i in range(SLICE)]
+    rec = Recorder(tmp_path / "h.sqlite")
+    rec.feed([(T0 + i / 100, node_report(n, T0 + i / 100, 1, signal=-50.0 - i % 40),
+               ["peer"]) for i, n in enumerate(nodes)], T0 + 30)
+    (journaled,) = rec.conn.execute("SELECT count(*) FROM history_journal").fetchone()
+    assert journaled == 1
+    assert rec.rec._unjournaled == []  # freed once the write committed
+    rec.close()  # killed: every bucket open
+
+    rec = Recorder(tmp_path / "h.sqlite")
+    for i in (0, 1, SLICE // 3 + 1, SLICE - 1):
+        link = SeriesKey("link", nodes[i], "peer", "wlan0", "wifi")
+        answer = rec.answer(link, ["signal_dbm"], {"from": str(T0), "to": str(T0 + 300),
+                                                    "step": "raw"}, T0 + 60)
+        assert answer["series"][0]["mean"] == [-50.0 - i % 40], nodes[i]
+    assert len(rec.rec.open_buckets) == 3 * SLICE
     rec.close()

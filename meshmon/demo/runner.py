@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from meshmon.config import Config
 from meshmon.demo.network import DemoNetwork, DemoNode, load_network
 from meshmon.demo.simulator import Simulator
+from meshmon.runtime import run_freezing_survivors
 
 if TYPE_CHECKING:
     from meshmon.sinks.sqlite import SqliteStore
@@ -89,6 +90,7 @@ async def run_demo(
     network = demo_network(nodes, snapshot)
     service = Service(cfg)
     await service.start()
+    freezer = asyncio.create_task(run_freezing_survivors(), name="gc-freezer")  # as serve
     try:
         address = service.mqtt_address
         external = cfg.mqtt.broker == "external"
@@ -122,4 +124,5 @@ async def run_demo(
             # let the broker take the agents' last `online: false` before it goes away
             await asyncio.sleep(0.3)
     finally:
+        freezer.cancel()
         await service.stop()

@@ -109,7 +109,7 @@ class SqliteStore:
             coarse=history_1h_days * 86_400.0)
         self._worker = WORKERS[worker](
             "sqlite", store_worker.__name__, store_worker.StoreWorker,
-            (self.path, self.retention, queue_max))
+            (self.path, self.retention, queue_max, worker == "process"))
         self.worker_status = WorkerStatus([], False, 0, 0, 0, 0, 0.0)
         """the worker's answer to its last call (history buckets waiting, drops, packing)"""
         self.flush_interval_s = flush_interval_s

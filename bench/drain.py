@@ -1,7 +1,7 @@
 """Collector drain rate in one process, for profiling the hot path (a benchmark, not a test).
 
     python bench/drain.py [--nodes 2000] [--seconds 4] [--influx] [--default-gc] [--cold]
-                          [--profile] [--profile-worker]
+                          [--profile] [--profile-worker] [--long-calls MS]
 
 Starts Mosquitto (and InfluxDB 1.x with --influx), runs the real `Service` in this
 process with a persistent MQTT session, hands it one report of every node (so its links
@@ -17,7 +17,9 @@ prints the cProfile top 30 by own time and top 45 by cumulative time (the loop's
 (in a thread, `--worker thread`, the default; `--worker process`: in a process of its
 own). It also prints the CPU time of the worker's batch writes per report, and the
 garbage collections' CPU time during the drain by generation and thread (the collector's
-GC regime runs, survivors frozen every 5 s, as in `meshmon serve`).
+GC regime runs, survivors frozen every 5 s, as in `meshmon serve`). `--long-calls MS`
+lists the C calls of the collector's other threads over MS (one that keeps the GIL holds
+the event loop as long).
 Last line: RESULT drain_per_s=… cpu_us=…
 """
 
@@ -118,13 +120,13 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         t0, cpu0, loop0 = time.perf_counter(), time.process_time(), time.thread_time()
         if args.profile:
             profile.enable()
-        WORKER.active = GC.active = True
+        WORKER.active = GC.active = LONG_CALLS.active = True
         while service.metrics.get(received) < sent:
             await asyncio.sleep(0.05)
         took, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         loop_us = (time.thread_time() - loop0) / sent * 1e6
         profile.disable()
-        WORKER.active = GC.active = False
+        WORKER.active = GC.active = LONG_CALLS.active = False
         freezer.cancel()
         if worker is None:
             worker_us = WORKER.cpu_s / sent * 1e6
@@ -142,6 +144,8 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
               f"gc={'default' if args.default_gc else 'tuned'}"
               f"{', cold' if args.cold else ''})")
         print(GC.summary(sent))
+        if LONG_CALLS.limit_s:
+            print(LONG_CALLS.summary())
         if args.profile:
             pstats.Stats(profile).sort_stats("tottime").print_stats(30)
             pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
@@ -220,6 +224,60 @@ class GcWatch:
 GC = GcWatch()
 
 
+class LongCallWatch:
+    """`--long-calls MS`: the C calls of the collector's other threads (the SQLite worker,
+    the disposal thread; started after `install`) that took longer than MS while the
+    backlog drained, by thread, call and the function that made it. One that keeps the
+    GIL (an encode, a free, a collection) holds the event loop as long; some give the GIL
+    away while they wait (SQLite's steps, a queue's `get`), and their time is not the
+    loop's. The hook slows those threads: that run's rate and CPU are not comparable."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.limit_s = 0.0
+        self.found: dict[tuple[str, str, str], list[float]] = {}
+
+    def install(self, limit_ms: float) -> None:
+        self.limit_s = limit_ms / 1000
+        threading.setprofile(self._first_event)
+
+    def _first_event(self, frame: Any, event: str, arg: Any) -> Any:
+        hook = self._hook(threading.current_thread().name)
+        sys.setprofile(hook)
+        return hook(frame, event, arg)
+
+    def _hook(self, thread: str) -> Any:
+        started: list[float] = []
+        clock = time.perf_counter
+
+        def hook(frame: Any, event: str, arg: Any) -> None:
+            if event == "c_call":
+                started.append(clock())
+            elif event != "call" and event != "return" and started:  # c_return, c_exception
+                took = clock() - started.pop()
+                if took > self.limit_s and self.active:
+                    key = (thread, getattr(arg, "__qualname__", repr(arg)),
+                           frame.f_code.co_name)
+                    found = self.found.setdefault(key, [0, 0.0, 0.0])
+                    found[0] += 1
+                    found[1] += took
+                    found[2] = max(found[2], took)
+
+        return hook
+
+    def summary(self) -> str:
+        lines = [f"C calls over {self.limit_s * 1000:.0f} ms in the other threads during the "
+                 "drain (thread, call, in function: count, total ms, longest ms):"]
+        for (thread, call, caller), (n, total, longest) in sorted(
+                self.found.items(), key=lambda item: -item[1][2])[:20]:
+            lines.append(f"  {thread:18s} {call} in {caller}: {n:.0f}, {total * 1000:.0f}, "
+                         f"{longest * 1000:.1f}")
+        return "\n".join(lines)
+
+
+LONG_CALLS = LongCallWatch()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=2000)
@@ -232,6 +290,8 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--profile-worker", action="store_true",
                     help="profile the SQLite store's batch writes (in a thread)")
+    ap.add_argument("--long-calls", type=float, default=0.0, metavar="MS",
+                    help="list the other threads' C calls over MS during the drain")
     ap.add_argument("--worker", choices=("thread", "process"), default="thread",
                     help="where the store does its SQLite work (`[storage] worker`)")
     args = ap.parse_args()
@@ -241,6 +301,8 @@ def main() -> None:
         gc.set_threshold(700, 10, 10)
     if args.profile_worker:
         WORKER.profile = cProfile.Profile()
+    if args.long_calls:
+        LONG_CALLS.install(args.long_calls)
     rate, cpu_us = asyncio.run(drain(args))
     if WORKER.profile is not None:
         pstats.Stats(WORKER.profile).sort_stats("tottime").print_stats(30)

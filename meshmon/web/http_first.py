@@ -14,7 +14,7 @@ time (then one slice runs), at most `SHARE_MAX` of each second, and a connection
 sends no request holds it at most `NEW_CONNECTION_S`. A streamed answer (the
 installer's live view) stops holding when its headers are sent. A request on a
 kept-alive connection is seen from its handler on (its first two turns still run a
-slice each).
+slice each). The collector's tick waits too, at most `HOLD_MAX_S` (`after_answers`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ than this: the look is a system call, and the loop's thread gives up the GIL for
 NEW_CONNECTION_S = 0.05
 """a connection accepted (or waiting to be) holds the drain at most this long before
 its request reaches a handler"""
+ANSWER_RECHECK_S = 0.002
+"""`after_answers` looks again this often"""
 SHARE_MAX = 0.5
 """the drain waits for HTTP at most this share of each `WINDOW_S`: a flood of requests
 (a busy public map, or someone hammering it) cannot stop ingest"""
@@ -103,6 +105,22 @@ class HttpFirst:
     def answered(self, request: object) -> None:
         """Its answer is on its way (sent, or its headers for a streamed one)."""
         self._answering.discard(id(request))
+
+    def answering(self) -> bool:
+        """Whether a request is under way: its handler runs, or a connection accepted has
+        not reached one yet (read only: the drain's waits are `holds`')."""
+        return bool(self._answering) or self._clock() < self._connection_until
+
+    async def after_answers(self, max_wait_s: float = HOLD_MAX_S) -> float:
+        """Wait while a request is under way, at most `max_wait_s`; how long it waited.
+        The collector's tick waits so: its work (the degraded-link detector judges up to
+        20 ms of samples) would otherwise stretch the answers under way."""
+        start = time.monotonic()
+        waited = 0.0
+        while waited < max_wait_s and self.answering():
+            await asyncio.sleep(ANSWER_RECHECK_S)
+            waited = time.monotonic() - start
+        return waited
 
     def holds(self) -> bool:
         """True: HTTP is under way, the next slice should wait (ask again shortly)."""

@@ -53,6 +53,22 @@ def test_a_request_under_way_holds_the_drain_but_lets_a_slice_through_every_hold
     assert not gate.holds()
 
 
+async def test_a_tick_waits_for_the_answers_under_way_and_at_most_hold_max() -> None:
+    gate = HttpFirst()
+    assert await gate.after_answers() == 0.0  # nothing under way: no wait at all
+    request = object()
+    gate.started(request)
+    assert gate.answering()
+    waited = await gate.after_answers(0.05)  # the request goes on: the tick goes anyway
+    assert 0.05 <= waited < 1.0, waited
+    asyncio.get_running_loop().call_later(0.03, gate.answered, request)
+    waited = await gate.after_answers(5.0)  # answered after 30 ms: the tick goes then
+    assert 0.03 <= waited < 2.0, waited
+    assert not gate.answering()
+    gate.opened()  # a connection accepted, its request not read yet: it counts too
+    assert gate.answering()
+
+
 def test_a_flood_of_requests_holds_the_drain_at_most_half_of_each_second() -> None:
     clock = Clock()
     gate = HttpFirst(clock)

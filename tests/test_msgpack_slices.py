@@ -6,11 +6,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from typing import Any
 
 import msgspec
 import pytest
 
-from meshmon.msgpack_slices import SLICE, array_header, encode_in_slices
+from meshmon.msgpack_slices import SLICE, array_header, encoded_slices
 
 ENCODER = msgspec.msgpack.Encoder()
 
@@ -25,7 +26,7 @@ def journal(n: int) -> list[tuple[int, float, dict[int, float]]]:
                                SLICE + 16, 3 * SLICE + 7, 65_535, 65_536, 70_001])
 def test_the_bytes_are_those_of_one_call(n: int) -> None:
     items = journal(n)
-    encoded = encode_in_slices(ENCODER, items)
+    encoded = b"".join(encoded_slices(ENCODER, items))
     assert encoded == ENCODER.encode(items)
     decoded = msgspec.msgpack.decode(encoded, type=list[tuple[int, float, dict[int, float]]])
     assert decoded == items
@@ -34,6 +35,11 @@ def test_the_bytes_are_those_of_one_call(n: int) -> None:
 @pytest.mark.parametrize("n", [0, 15, 16, 65_535, 65_536, 2**20])
 def test_the_header_is_msgpacks_own(n: int) -> None:
     assert array_header(n) == ENCODER.encode([None] * n)[:len(array_header(n))]
+
+
+def consume_in_slices(items: list[Any]) -> int:
+    """The pieces taken one by one, as the history journal compresses them."""
+    return sum(len(piece) for piece in encoded_slices(ENCODER, items))
 
 
 def longest_pause_of_another_thread(work: threading.Thread) -> float:
@@ -58,7 +64,7 @@ def test_another_thread_runs_between_the_slices() -> None:
         at_once = longest_pause_of_another_thread(
             threading.Thread(target=ENCODER.encode, args=(items,)))
         sliced = longest_pause_of_another_thread(
-            threading.Thread(target=encode_in_slices, args=(ENCODER, items)))
+            threading.Thread(target=consume_in_slices, args=(items,)))
     finally:
         sys.setswitchinterval(interval)
     # in one call the spinning thread waits for the whole encoding; sliced, for about a

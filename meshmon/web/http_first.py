@@ -109,7 +109,10 @@ class HttpFirst:
     def answering(self) -> bool:
         """Whether a request is under way: its handler runs, or a connection accepted has
         not reached one yet (read only: the drain's waits are `holds`')."""
-        return bool(self._answering) or self._clock() < self._connection_until
+        return self._under_way(self._clock())
+
+    def _under_way(self, now: float) -> bool:
+        return bool(self._answering) or now < self._connection_until
 
     async def after_answers(self, max_wait_s: float = HOLD_MAX_S) -> float:
         """Wait while a request is under way, at most `max_wait_s`; how long it waited.
@@ -132,7 +135,7 @@ class HttpFirst:
         if self._held_at is not None:
             self._held_in_window += now - self._held_at
             self._held_at = None
-        busy = bool(self._answering) or now < self._connection_until or self._knocked(now)
+        busy = self._under_way(now) or self._knocked(now)
         if not busy:
             self._since = None
             return False

@@ -15,7 +15,9 @@ tunes them); `--profile`
 prints the cProfile top 30 by own time and top 45 by cumulative time (the loop's thread);
 `--profile-worker` the same of the SQLite store's batch writes while the backlog drains
 (in a thread, `--worker thread`, the default; `--worker process`: in a process of its
-own). It also prints the CPU time of the worker's batch writes per report, and the
+own). It also prints the CPU time of the worker's batch writes per report, the history
+recorder's share of it and the collector's CPU per report without it (in a thread: the
+work of a collector without the history, comparable with one from before it), and the
 garbage collections' CPU time during the drain by generation and thread (the collector's
 GC regime runs, survivors frozen every 5 s, as in `meshmon serve`). `--long-calls MS`
 lists the C calls of the collector's other threads over MS (one that keeps the GIL holds
@@ -46,6 +48,7 @@ from loadgen import Mesh, build_mesh, publish_infos, report_parts, run_publisher
 from procstat import cpu_s  # noqa: E402
 
 from meshmon.config import Config  # noqa: E402
+from meshmon.history.recorder import HistoryRecorder  # noqa: E402
 from meshmon.runtime import run_freezing_survivors, tune_runtime  # noqa: E402
 from meshmon.service import Service  # noqa: E402
 from meshmon.storage.store_worker import StoreWorker  # noqa: E402
@@ -120,13 +123,13 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         t0, cpu0, loop0 = time.perf_counter(), time.process_time(), time.thread_time()
         if args.profile:
             profile.enable()
-        WORKER.active = GC.active = LONG_CALLS.active = True
+        WORKER.active = HISTORY.active = GC.active = LONG_CALLS.active = True
         while service.metrics.get(received) < sent:
             await asyncio.sleep(0.05)
         took, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         loop_us = (time.thread_time() - loop0) / sent * 1e6
         profile.disable()
-        WORKER.active = GC.active = LONG_CALLS.active = False
+        WORKER.active = HISTORY.active = GC.active = LONG_CALLS.active = False
         freezer.cancel()
         if worker is None:
             worker_us = WORKER.cpu_s / sent * 1e6
@@ -143,6 +146,11 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
               f"influx={'on' if influx else 'off'}, "
               f"gc={'default' if args.default_gc else 'tuned'}"
               f"{', cold' if args.cold else ''})")
+        if worker is None:
+            history_us = HISTORY.cpu_s / sent * 1e6
+            print(f"the history recorder: {history_us:.0f} µs CPU per report "
+                  f"(of the {worker_us:.0f} in the worker's batch writes); the rest of the "
+                  f"collector: {cpu_us - history_us:.0f} µs per report")
         print(GC.summary(sent))
         if LONG_CALLS.limit_s:
             print(LONG_CALLS.summary())
@@ -186,6 +194,36 @@ class WorkerWatch:
 
 
 WORKER = WorkerWatch()
+
+
+class HistoryWatch:
+    """The CPU time of the history recorder's part of the batch writes (samples taken,
+    buckets closed, stored and packed, the journal) while the backlog drains, in the
+    worker's thread: the collector's CPU per report without the history is comparable
+    with a collector that had none."""
+
+    STEPS = ("add", "close_idle", "write", "committed", "pack")
+
+    def __init__(self) -> None:
+        self.active = False
+        self.cpu_s = 0.0
+        for name in self.STEPS:
+            setattr(HistoryRecorder, name, self._watched(getattr(HistoryRecorder, name)))
+
+    def _watched(self, step: Any) -> Any:
+        def watched(recorder: HistoryRecorder, *args: Any, **kwargs: Any) -> Any:
+            if not self.active:
+                return step(recorder, *args, **kwargs)
+            cpu0 = time.thread_time()
+            try:
+                return step(recorder, *args, **kwargs)
+            finally:
+                self.cpu_s += time.thread_time() - cpu0
+
+        return watched
+
+
+HISTORY = HistoryWatch()
 
 
 class GcWatch:

@@ -15,7 +15,7 @@ from typing import Any
 from meshmon import __version__
 from meshmon.config import Config, ConfigError, load
 from meshmon.errors import ServiceFailed, StartupError
-from meshmon.runtime import run_freezing_survivors, tune_runtime
+from meshmon.runtime import lower_cpu_priority, run_freezing_survivors, tune_runtime
 
 log = logging.getLogger("meshmon")
 
@@ -78,12 +78,13 @@ async def _serve(config: Config, role: str) -> None:
             "(Mosquitto 2, EMQX, VerneMQ, HiveMQ; [mqtt] broker = \"external\"): the "
             "embedded broker (amqtt, MQTT 3.1.1) runs only --role all")
     if role == "writer":
+        niceness = lower_cpu_priority(config.roles.writer_nice)
         writer = Writer(config)
         await writer.start()
         print(f"meshmon {__version__} writer: {share_filter(config)} from MQTT broker "
               f"{config.mqtt.host}:{config.mqtt.port} to InfluxDB {config.influxdb.url} "
-              f"({config.influxdb.api}); /healthz and /metrics on {writer.http_url}",
-              flush=True)
+              f"({config.influxdb.api}); /healthz and /metrics on {writer.http_url}; "
+              f"CPU priority nice {niceness} ([roles] writer_nice)", flush=True)
         try:
             await _until_failed(writer.tasks.failed)
         finally:

@@ -118,6 +118,10 @@ class RolesConfig(Section):
     """a writer takes over the session of a writer of its group that died (its last will
     on `PREFIX/v1/writer/ID/status`), so the dead one's share is written without waiting
     for its restart; off, that share waits in the broker until it is back"""
+    writer_nice: int = Field(default=10, ge=0, le=19)
+    """how much a writer lowers its CPU priority at start (`nice`; 0 keeps it): on a host
+    it shares with the core, the core's alerts and pages go first when the cores are
+    busy, and a writer's backlog waits in the broker meanwhile (docs/scaling.md)"""
 
 
 class HttpConfig(Section):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import os
 import sys
 import time
 from typing import Any
@@ -24,6 +25,13 @@ def tune_runtime() -> None:
     100 ms 46–56 → 6–10, the drain no slower (bench/README.md, 2026-12-07)."""
     tune_gc()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
+def lower_cpu_priority(by: int) -> int:
+    """Lower this process's CPU priority by `by` (`nice`, added to what it was started
+    with); its niceness now. A writer does it so that the core beside it goes first when
+    the cores are busy (docs/scaling.md)."""
+    return os.nice(by)
 
 
 def tune_gc() -> None:

@@ -6,11 +6,13 @@ is gone, stands in for it, so every report published meanwhile is stored without
 restart; back, the killed writer takes its session back and its share again; stopped
 cleanly, a writer leaves the group, and the last one keeps its session so nothing
 published while no writer runs is lost, whether it comes back or a writer with another
-client id replaces it; only the core alerts."""
+client id replaces it; only the core alerts; the writers run at a lower CPU priority
+than the core (`[roles] writer_nice`)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -36,6 +38,12 @@ clock off by more than storage.max_clock_skew_s is replaced by the receiving tim
 
 def stored(influx: servers.Server) -> list[tuple[str, int]]:
     return report_counting.stored(influx, DB, T0)
+
+
+def niceness(process: CollectorProcess) -> int:
+    """A running process's CPU niceness (`nice`)."""
+    assert process.proc is not None
+    return os.getpriority(os.PRIO_PROCESS, process.proc.pid)
 
 
 def _config(work: Path, mqtt: int, name: str, hook: WebhookReceiver,
@@ -69,6 +77,11 @@ async def test_core_and_two_writers_store_every_report_once_and_survive_a_killed
         await asyncio.gather(*(asyncio.to_thread(p.start) for p in procs))
         await until(lambda: subscribed(writers), 15, "writers subscribed")
         publisher = await asyncio.to_thread(ReportPublisher, port, T0)
+        # the writers yield the CPU to the core ([roles] writer_nice, default 10)
+        started_at = os.getpriority(os.PRIO_PROCESS, 0)
+        assert niceness(core) == started_at
+        assert [niceness(w) for w in writers] == [min(started_at + 10, 19)] * 2
+        assert "CPU priority nice" in writers[0].log()
 
         # 1. 2,000 reports: each stored once, the writers share them
         await asyncio.to_thread(publisher.publish, 100)
@@ -137,11 +150,12 @@ async def test_core_and_two_writers_store_every_report_once_and_survive_a_killed
         # writer with a new client id replaces it and stands in for B's session
         await asyncio.to_thread(writer_b.stop)
         await asyncio.to_thread(publisher.publish, 20)
-        writer_c = CollectorProcess(
-            tmp_path / "writer-c", _config(tmp_path, port, "writer-c", hook, influxdb1),
-            role="writer")
+        c_config = _config(tmp_path, port, "writer-c", hook, influxdb1)
+        c_config["roles"] = {"writer_nice": 0}  # keeps the priority it was started with
+        writer_c = CollectorProcess(tmp_path / "writer-c", c_config, role="writer")
         procs.append(writer_c)
         await asyncio.to_thread(writer_c.start)
+        assert niceness(writer_c) == started_at
         await until(lambda: len(stored(influxdb1)) >= 5800, 30, "all 5,800 points")
         await asyncio.sleep(1.0)
         assert sorted(stored(influxdb1)) == sorted(publisher.sent), "each report exactly once"

@@ -15,7 +15,8 @@ Measured in the same run, for `all` and for `core` + N `writer` processes:
   drained (the core's and the writers' rates apart) — next to a bare paho subscriber
   draining the same kind of backlog (phase A) and the ratio, and to InfluxDB storing as
   many reports' lines with nothing else running (`influxalone`): the most `all` can
-  drain while it keeps every point;
+  drain while it keeps every point; and the CPU each process used meanwhile (the
+  collector, the writers, Mosquitto, InfluxDB, the benchmark), in cores;
 * publish→stored p50/p99 (every store: SQLite, InfluxDB) at guifi.net's rate (1,170
   reports/s) and at twice that: of the reports each store wrote during that phase only
   (`meshmon_stored_within_total` read before and after it), as the lag bound that holds
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -69,7 +71,15 @@ from loadgen import (  # noqa: E402
     run_publishers,
     subscribe_session,
 )
-from procstat import descendants, pss_mb, rss_mb, tree_pss_mb, tree_rss_mb  # noqa: E402
+from procstat import (  # noqa: E402
+    cpu_s,
+    descendants,
+    pss_mb,
+    rss_mb,
+    tree_cpu_s,
+    tree_pss_mb,
+    tree_rss_mb,
+)
 
 from tests import servers  # noqa: E402
 
@@ -467,13 +477,42 @@ class Figures:
     analysis_ms: float = float("nan")
 
 
-def drain(setup: Setup, sent: int, started: float) -> tuple[float, float, HttpProbe]:
-    """Time the backlog's drain: (collector's reports/s, writers' reports/s, HTTP probe).
+class CpuShares:
+    """The CPU each process of the machine's set-up used between two marks, in cores:
+    what the collector's drain shared the machine's cores with."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.pids = pids
+        self.marks: list[tuple[float, dict[str, float]]] = []
+
+    def mark(self) -> None:
+        self.marks.append((time.monotonic(), {
+            name: sum(cpu_s(pid) if pid == os.getpid() else tree_cpu_s(pid)  # its own alone
+                      for pid in pids) for name, pids in self.pids.items()}))
+
+    def summary(self) -> str:
+        (t0, first), (t1, last) = self.marks[0], self.marks[-1]
+        cores = {name: (last[name] - first[name]) / (t1 - t0) for name in first}
+        return (", ".join(f"{name} {used:.2f}" for name, used in cores.items())
+                + f"; {sum(cores.values()):.2f} of {os.cpu_count()} cores in all")
+
+
+def drain(setup: Setup, sent: int, started: float, others: dict[str, int]
+          ) -> tuple[float, float, HttpProbe]:
+    """Time the backlog's drain: (collector's reports/s, writers' reports/s, HTTP probe);
+    say the CPU each process used meanwhile (`others`: the broker's, InfluxDB's pids).
 
     Each rate is taken between 5 % and 95 % of the backlog so start-up and the tail do
     not blur it."""
     groups = {"collector": [setup.collector], "writers": setup.writers or [setup.collector]}
     marks: dict[tuple[str, float], float] = {}
+    procs = {setup.name.split()[0]: [setup.collector]}
+    if setup.writers:
+        procs["writers"] = setup.writers
+    shares = CpuShares({**{name: [p.proc.pid for p in ps if p.proc is not None]
+                           for name, ps in procs.items()},
+                        **{name: [pid] for name, pid in others.items()},
+                        "this benchmark": [os.getpid()]})
     done = dict.fromkeys(groups, 0.0)
     with HttpProbe(setup.collector.url) as probe:
         while time.monotonic() - started < 900:
@@ -482,13 +521,17 @@ def drain(setup: Setup, sent: int, started: float) -> tuple[float, float, HttpPr
                 done[name] = max(done[name], got)
                 now = time.monotonic()
                 for frac in (0.05, 0.95):
-                    if done[name] >= frac * sent:
-                        marks.setdefault((name, frac), now)
+                    if done[name] >= frac * sent and (name, frac) not in marks:
+                        marks[(name, frac)] = now
+                        if name == "collector":
+                            shares.mark()
             if all(v >= sent for v in done.values()):
                 break
             time.sleep(0.2)
         else:
             raise SystemExit(f"bench: drained only {done} of {sent} reports")
+    say(f"CPU while {setup.name.split()[0]} drained 5–95 % of the backlog (cores): "
+        f"{shares.summary()}")
     rates = []
     for name in groups:
         span = marks[(name, 0.95)] - marks[(name, 0.05)]
@@ -496,8 +539,8 @@ def drain(setup: Setup, sent: int, started: float) -> tuple[float, float, HttpPr
     return rates[0], rates[1], probe
 
 
-def run_setup(setup: Setup, mq: servers.Server, mesh: Mesh, args: argparse.Namespace,
-              hook: Webhook) -> Figures:
+def run_setup(setup: Setup, mq: servers.Server, influx: servers.Server, mesh: Mesh,
+              args: argparse.Namespace, hook: Webhook) -> Figures:
     n = len(mesh.ids)
     fig = Figures()
     say(f"--- {setup.name}")
@@ -508,7 +551,8 @@ def run_setup(setup: Setup, mq: servers.Server, mesh: Mesh, args: argparse.Names
     sent = run_publishers(mq.port, n, 0, args.seconds)
     started = time.monotonic()
     setup.start()
-    fig.drain_per_s, fig.series_per_s, probe = drain(setup, sent, started)
+    fig.drain_per_s, fig.series_per_s, probe = drain(
+        setup, sent, started, {"Mosquitto": mq.proc.pid, "InfluxDB": influx.proc.pid})
     fig.http_p99_ms = quantile(probe.times_ms, 0.99)
     m = scrape(setup.collector.url)
     if setup.writers:
@@ -712,7 +756,7 @@ def main() -> None:
                                 [make("writer", f"writer-{i}", "bench_roles")
                                  for i in range(args.writers)]))
         for setup in setups:
-            results[setup.name] = run_setup(setup, mq, mesh, args, hook)
+            results[setup.name] = run_setup(setup, mq, influx, mesh, args, hook)
             setup.stop()
             setup.forget_sessions(mq.port)
 

@@ -35,6 +35,11 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU time so far of a process and of its descendants alive now (s)."""
+    return sum(cpu_s(p) for p in (pid, *descendants(pid)))
+
+
 def rss_mb(pid: int, field_name: str = "VmHWM") -> float:
     """Peak (VmHWM) or current (VmRSS) resident memory of one process, MB."""
     try:

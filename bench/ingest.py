@@ -557,7 +557,9 @@ def run_setup(setup: Setup, mq: servers.Server, influx: servers.Server, mesh: Me
     m = scrape(setup.collector.url)
     if setup.writers:
         say(f"core: {sent} reports drained at {fig.drain_per_s:,.0f}/s; {len(setup.writers)} "
-            f"writers together at {fig.series_per_s:,.0f}/s (each drains its share while "
+            f"writers read their shares at {fig.series_per_s:,.0f}/s together (from the "
+            "broker; what InfluxDB has not taken yet waits in their memory; each drains its "
+            "share while "
             "the core drains all; they share this machine's two cores)")
     else:
         say(f"all: {sent} reports drained at {fig.drain_per_s:,.0f}/s "
@@ -769,7 +771,7 @@ def main() -> None:
                 say(f"{'':22s} InfluxDB alone stores {influx_per_s:7,.0f}/s here: all drains "
                     f"{fig.drain_per_s / influx_per_s:.2f} of it")
             else:
-                say(f"{'':22s} time series {fig.series_per_s:7,.0f}/s by the writers")
+                say(f"{'':22s} writers read {fig.series_per_s:7,.0f}/s from the broker")
             for rate, (p50, p99) in fig.lag.items():
                 say(f"{'':22s} publish→stored at {rate:,.0f}/s p50 ≤ {p50:.0f} ms "
                     f"p99 ≤ {p99:.0f} ms"

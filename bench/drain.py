@@ -167,63 +167,41 @@ async def drain(args: argparse.Namespace) -> tuple[float, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class WorkerWatch:
-    """The SQLite store's worker thread (`--thread`) while the backlog drains: its CPU
-    time in batch writes, and with `profile` a cProfile of them."""
+class ThreadCpuWatch:
+    """The CPU time spent in some methods of a class while the backlog drains, in the
+    thread that calls them (the SQLite store's worker thread, `--worker thread`), and
+    with `profile` a cProfile of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, cls: type, steps: tuple[str, ...]) -> None:
         self.active = False
         self.cpu_s = 0.0
         self.profile: cProfile.Profile | None = None
-        write_batch = StoreWorker.write_batch
+        for name in steps:
+            setattr(cls, name, self._watched(getattr(cls, name)))
 
-        def watched(store: StoreWorker, *args: Any) -> Any:
+    def _watched(self, step: Any) -> Any:
+        def watched(obj: Any, *args: Any, **kwargs: Any) -> Any:
             if not self.active:
-                return write_batch(store, *args)
+                return step(obj, *args, **kwargs)
             if self.profile is not None:
                 self.profile.enable()
             cpu0 = time.thread_time()
             try:
-                return write_batch(store, *args)
+                return step(obj, *args, **kwargs)
             finally:
                 self.cpu_s += time.thread_time() - cpu0
                 if self.profile is not None:
                     self.profile.disable()
 
-        StoreWorker.write_batch = watched  # type: ignore[method-assign,assignment]
-
-
-WORKER = WorkerWatch()
-
-
-class HistoryWatch:
-    """The CPU time of the history recorder's part of the batch writes (samples taken,
-    buckets closed, stored and packed, the journal) while the backlog drains, in the
-    worker's thread: the collector's CPU per report without the history is comparable
-    with a collector that had none."""
-
-    STEPS = ("add", "close_idle", "write", "committed", "pack")
-
-    def __init__(self) -> None:
-        self.active = False
-        self.cpu_s = 0.0
-        for name in self.STEPS:
-            setattr(HistoryRecorder, name, self._watched(getattr(HistoryRecorder, name)))
-
-    def _watched(self, step: Any) -> Any:
-        def watched(recorder: HistoryRecorder, *args: Any, **kwargs: Any) -> Any:
-            if not self.active:
-                return step(recorder, *args, **kwargs)
-            cpu0 = time.thread_time()
-            try:
-                return step(recorder, *args, **kwargs)
-            finally:
-                self.cpu_s += time.thread_time() - cpu0
-
         return watched
 
 
-HISTORY = HistoryWatch()
+WORKER = ThreadCpuWatch(StoreWorker, ("write_batch",))
+"""the SQLite worker's batch writes"""
+HISTORY = ThreadCpuWatch(HistoryRecorder, ("add", "close_idle", "write", "committed", "pack"))
+"""the history recorder's part of them (samples taken, buckets closed, stored and packed,
+the journal): the collector's CPU per report without it is comparable with a collector
+that had no history"""
 
 
 class GcWatch:

@@ -72,7 +72,6 @@ from loadgen import (  # noqa: E402
     subscribe_session,
 )
 from procstat import (  # noqa: E402
-    cpu_s,
     descendants,
     pss_mb,
     rss_mb,
@@ -481,20 +480,25 @@ class CpuShares:
     """The CPU each process of the machine's set-up used between two marks, in cores:
     what the collector's drain shared the machine's cores with."""
 
-    def __init__(self, pids: dict[str, list[int]]) -> None:
-        self.pids = pids
+    def __init__(self, cpu_of: dict[str, Callable[[], float]]) -> None:
+        self.cpu_of = cpu_of
+        """name → its CPU time so far (s)"""
         self.marks: list[tuple[float, dict[str, float]]] = []
 
     def mark(self) -> None:
-        self.marks.append((time.monotonic(), {
-            name: sum(cpu_s(pid) if pid == os.getpid() else tree_cpu_s(pid)  # its own alone
-                      for pid in pids) for name, pids in self.pids.items()}))
+        self.marks.append((time.monotonic(),
+                           {name: cpu() for name, cpu in self.cpu_of.items()}))
 
     def summary(self) -> str:
         (t0, first), (t1, last) = self.marks[0], self.marks[-1]
         cores = {name: (last[name] - first[name]) / (t1 - t0) for name in first}
         return (", ".join(f"{name} {used:.2f}" for name, used in cores.items())
                 + f"; {sum(cores.values()):.2f} of {os.cpu_count()} cores in all")
+
+
+def trees_cpu_s(pids: list[int]) -> Callable[[], float]:
+    """The CPU time so far of these processes and their descendants."""
+    return lambda: sum(tree_cpu_s(pid) for pid in pids)
 
 
 def drain(setup: Setup, sent: int, started: float, others: dict[str, int]
@@ -506,13 +510,13 @@ def drain(setup: Setup, sent: int, started: float, others: dict[str, int]
     not blur it."""
     groups = {"collector": [setup.collector], "writers": setup.writers or [setup.collector]}
     marks: dict[tuple[str, float], float] = {}
-    procs = {setup.name.split()[0]: [setup.collector]}
+    roles = {setup.name.split()[0]: [setup.collector]}
     if setup.writers:
-        procs["writers"] = setup.writers
-    shares = CpuShares({**{name: [p.proc.pid for p in ps if p.proc is not None]
-                           for name, ps in procs.items()},
-                        **{name: [pid] for name, pid in others.items()},
-                        "this benchmark": [os.getpid()]})
+        roles["writers"] = setup.writers
+    shares = CpuShares({**{name: trees_cpu_s([p.proc.pid for p in ps if p.proc is not None])
+                           for name, ps in roles.items()},
+                        **{name: trees_cpu_s([pid]) for name, pid in others.items()},
+                        "this benchmark": time.process_time})  # its own: not its children
     done = dict.fromkeys(groups, 0.0)
     with HttpProbe(setup.collector.url) as probe:
         while time.monotonic() - started < 900:
@@ -559,8 +563,7 @@ def run_setup(setup: Setup, mq: servers.Server, influx: servers.Server, mesh: Me
         say(f"core: {sent} reports drained at {fig.drain_per_s:,.0f}/s; {len(setup.writers)} "
             f"writers read their shares at {fig.series_per_s:,.0f}/s together (from the "
             "broker; what InfluxDB has not taken yet waits in their memory; each drains its "
-            "share while "
-            "the core drains all; they share this machine's two cores)")
+            "share while the core drains all; they share this machine's two cores)")
     else:
         say(f"all: {sent} reports drained at {fig.drain_per_s:,.0f}/s "
             f"(rejected {m.get('meshmon_rejected_total', 0):.0f})")
